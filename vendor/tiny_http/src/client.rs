@@ -6,11 +6,24 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
+use crate::request::BodyLeftover;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
+
+/// Largest request head (request line and header fields, with line endings) accepted.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Most header fields accepted in one request.
+const MAX_HEADERS: usize = 100;
+
+/// Size of the buffer through which unread request bodies are discarded.
+const DISCARD_BUFFER: usize = 64 * 1024;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -34,6 +47,13 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // what the previous request left of its body (see `request::Body`)
+    leftover: Arc<BodyLeftover>,
+
+    // time allowed to receive a request head once it has started, and to discard the unread
+    // rest of a body (each read on the socket is also limited by the socket's read timeout)
+    read_timeout: Option<Duration>,
 }
 
 /// Error that can happen when reading a request.
@@ -43,7 +63,16 @@ enum ReadError {
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
+    /// the request head exceeds `MAX_HEAD_BYTES` or `MAX_HEADERS`
+    HeadTooLarge,
+    /// the client started a request but did not send its head in time
+    TimedOut,
     ReadIoError(IoError),
+}
+
+fn is_timeout(err: &IoError) -> bool {
+    // a socket read timeout is `WouldBlock` on Unix, `TimedOut` on Windows
+    matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
 impl ClientConnection {
@@ -51,6 +80,7 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        read_timeout: Option<Duration>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -65,6 +95,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            leftover: Arc::new(BodyLeftover::default()),
+            read_timeout,
         }
     }
 
@@ -73,11 +105,50 @@ impl ClientConnection {
         self.secure
     }
 
+    /// Waits until the previous request is done with the stream, then reads and throws away
+    /// what it left unread of its body. Fails if the connection must be closed instead.
+    fn finish_previous_body(&mut self) -> IoResult<()> {
+        self.next_header_source.wait_turn();
+
+        if self.leftover.close.load(Ordering::SeqCst) {
+            let msg = "request body left unread";
+            return Err(IoError::new(ErrorKind::ConnectionAborted, msg));
+        }
+
+        // at most `request::MAX_DISCARD`
+        let mut left = self.leftover.discard.swap(0, Ordering::SeqCst);
+        if left == 0 {
+            return Ok(());
+        }
+
+        let started = Instant::now();
+        let mut buf = vec![0u8; DISCARD_BUFFER];
+        while left > 0 {
+            let want = (buf.len() as u64).min(left) as usize;
+            let n = self.next_header_source.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(IoError::new(ErrorKind::UnexpectedEof, "body cut short"));
+            }
+            left -= n as u64;
+            if self.read_timeout.map_or(false, |t| started.elapsed() > t) {
+                return Err(IoError::new(ErrorKind::TimedOut, "body too slow"));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the next line from self.next_header_source.
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// `head_left` is how many more bytes the request head may have, and `started` when its
+    /// first byte was received: the whole head must arrive within `read_timeout`.
+    fn read_next_line(
+        &mut self,
+        head_left: &mut usize,
+        started: &mut Option<Instant>,
+    ) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,14 +156,32 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(Ok(b)) => b,
+                Some(Err(e)) if started.is_some() && is_timeout(&e) => {
+                    return Err(ReadError::TimedOut)
+                }
+                Some(Err(e)) => return Err(ReadError::ReadIoError(e)),
+                None => {
+                    let err = IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF");
+                    return Err(ReadError::ReadIoError(err));
+                }
             };
+
+            let started = *started.get_or_insert_with(Instant::now);
+            if self.read_timeout.map_or(false, |t| started.elapsed() > t) {
+                return Err(ReadError::TimedOut);
+            }
+            if *head_left == 0 {
+                return Err(ReadError::HeadTooLarge);
+            }
+            *head_left -= 1;
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    let err = IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII");
+                    ReadError::ReadIoError(err)
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -104,10 +193,16 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        self.finish_previous_body()
+            .map_err(ReadError::ReadIoError)?;
+
+        let mut head_left = MAX_HEAD_BYTES;
+        let mut started = None;
+
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line(&mut head_left, &mut started)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,11 +213,14 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line(&mut head_left, &mut started)?;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::HeadTooLarge);
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -150,9 +248,11 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            // `None` if the peer was already gone when the connection was accepted
+            self.remote_addr.as_ref().ok().and_then(|addr| *addr),
             data_source,
             writer,
+            self.leftover.clone(),
         )
         .map_err(|e| {
             use crate::request;
@@ -160,6 +260,9 @@ impl ClientConnection {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
+                }
+                request::RequestCreationError::InvalidContentLength => {
+                    ReadError::WrongHeader(version)
                 }
             }
         })?;
@@ -183,85 +286,98 @@ impl Iterator for ClientConnection {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
+        let rq = match self.read() {
+            Err(ReadError::WrongRequestLine) => {
                 let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
+                let response = Response::new_empty(StatusCode(400));
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
-                continue;
+                return None; // we don't know where the next request would start,
+                             // se we have to close
             }
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
+            Err(ReadError::WrongHeader(ver)) => {
+                let writer = self.sink.next().unwrap();
+                let response = Response::new_empty(StatusCode(400));
+                response.raw_print(writer, ver, &[], false, None).ok();
+                return None; // we don't know where the next request would start,
+                             // se we have to close
+            }
 
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+            Err(ReadError::TimedOut) => {
+                // request timeout (an idle connection is closed without a response)
+                let writer = self.sink.next().unwrap();
+                let response = Response::new_empty(StatusCode(408));
+                response
+                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                    .ok();
+                return None; // closing the connection
+            }
 
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
+            Err(ReadError::HeadTooLarge) => {
+                let writer = self.sink.next().unwrap();
+                let response = Response::new_empty(StatusCode(431));
+                response
+                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                    .ok();
+                return None; // closing the connection
+            }
 
-            // returning the request
-            return Some(rq);
+            Err(ReadError::ExpectationFailed(ver)) => {
+                let writer = self.sink.next().unwrap();
+                let response = Response::new_empty(StatusCode(417));
+                response.raw_print(writer, ver, &[], true, None).ok();
+                return None; // TODO: should be recoverable, but needs handling in case of body
+            }
+
+            Err(ReadError::ReadIoError(err)) => {
+                log::debug!("Closing client connection: {}", err);
+                return None;
+            }
+
+            Ok(rq) => rq,
+        };
+
+        // checking HTTP version
+        if *rq.http_version() > (1, 1) {
+            // answered through the request's own writer: a writer taken from `self.sink`
+            // would wait for this request's writer to be dropped, forever
+            let writer = rq.into_writer();
+            let response = Response::from_string(
+                "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
+            )
+            .with_status_code(StatusCode(505))
+            .with_connection_close();
+            response
+                .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                .ok();
+            return None; // we don't know how the client frames further requests
         }
+
+        // updating the status of the connection
+        let connection_header = rq
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Connection"))
+            .map(|h| h.value.as_str());
+
+        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+
+        match lowercase {
+            Some(ref val) if val.contains("close") => self.no_more_requests = true,
+            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+            Some(ref val)
+                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
+            {
+                self.no_more_requests = true
+            }
+            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
+            _ => (),
+        };
+
+        // returning the request
+        Some(rq)
     }
 }
 

@@ -99,8 +99,8 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -140,6 +140,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // number of client connections currently open
+    num_connections: Arc<AtomicUsize>,
 }
 
 enum Message {
@@ -179,6 +182,37 @@ pub struct ServerConfig {
     pub ssl: Option<SslConfig>,
 }
 
+/// Limits applied to every client connection. See [`Server::http_with_limits`].
+///
+/// The defaults are a 30 s read timeout, a 30 s write timeout and 512 connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Timeout of each read on an accepted socket; also the longest time a client may take to
+    /// send a request's head (request line and headers) once it has started sending it.
+    /// When it expires the connection is closed, after a `408` response if a request had
+    /// started. `None` waits forever.
+    pub read_timeout: Option<Duration>,
+
+    /// Timeout of each write on an accepted socket. `None` waits forever.
+    pub write_timeout: Option<Duration>,
+
+    /// Most client connections served at the same time, each by its own thread (0 counts as
+    /// 1). When this many are open, the server stops accepting: new connections wait in the
+    /// listen backlog of the operating system, and are accepted as soon as another
+    /// connection closes. Requests on the open connections keep being served meanwhile.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            read_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(30)),
+            max_connections: 512,
+        }
+    }
+}
+
 /// Configuration of the server for SSL.
 #[derive(Debug, Clone)]
 pub struct SslConfig {
@@ -189,16 +223,31 @@ pub struct SslConfig {
 }
 
 impl Server {
-    /// Shortcut for a simple server on a specific address.
+    /// Shortcut for a simple server on a specific address, with the default
+    /// [`ConnectionLimits`].
     #[inline]
     pub fn http<A>(addr: A) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
     where
         A: ToSocketAddrs,
     {
-        Server::new(ServerConfig {
+        Server::http_with_limits(addr, ConnectionLimits::default())
+    }
+
+    /// Shortcut for a simple server on a specific address, with the given limits on its
+    /// client connections.
+    pub fn http_with_limits<A>(
+        addr: A,
+        limits: ConnectionLimits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
+    where
+        A: ToSocketAddrs,
+    {
+        let config = ServerConfig {
             addr: ConfigListenAddr::from_socket_addrs(addr)?,
             ssl: None,
-        })
+        };
+        let listener = config.addr.bind()?;
+        Self::from_listener_with_limits(listener, None, limits)
     }
 
     /// Shortcut for an HTTPS server on a specific address.
@@ -243,6 +292,20 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, ConnectionLimits::default())
+    }
+
+    /// Same as `from_listener()`, with the given limits on the client connections.
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: ConnectionLimits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        if limits.read_timeout == Some(Duration::ZERO)
+            || limits.write_timeout == Some(Duration::ZERO)
+        {
+            return Err("a connection timeout must be longer than zero (or None)".into());
+        }
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -283,16 +346,34 @@ impl Server {
         // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
 
+        let num_connections = Arc::new(AtomicUsize::new(0));
+
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
+        let inside_num_connections = num_connections.clone();
         thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+            // a tasks pool is used to dispatch the connections into threads, at most
+            // `max_connections` at a time
+            let tasks_pool = util::TaskPool::new(limits.max_connections);
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
+                // at the bound, stop accepting (new clients wait in the listen backlog)
+                // until a connection closes
+                if !tasks_pool.wait_for_slot(&inside_close_trigger) {
+                    break;
+                }
+
                 let new_client = match server.accept() {
+                    Ok(_) if inside_close_trigger.load(Relaxed) => break,
                     Ok((sock, _)) => {
+                        // bounds the time a client can hold its connection thread
+                        if let Err(e) = sock.set_timeouts(limits.read_timeout, limits.write_timeout)
+                        {
+                            log::error!("Could not set timeouts on a new client: {}", e);
+                            continue;
+                        }
+
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
@@ -311,7 +392,11 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            limits.read_timeout,
+                        ))
                     }
                     Err(e) => Err(e),
                 };
@@ -319,23 +404,29 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
-                        let mut client = Some(client);
+                        let connection_count = ConnectionCount::new(&inside_num_connections);
                         tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
+                            let _connection_count = connection_count;
+                            // Synchronization is needed for HTTPS requests to avoid a deadlock
+                            if client.secure() {
+                                let (sender, receiver) = mpsc::channel();
+                                for rq in client {
+                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    receiver.recv().unwrap();
+                                }
+                            } else {
+                                for rq in client {
+                                    messages.push(rq.into());
                                 }
                             }
                         }));
+                    }
+
+                    Err(e) if accept_error_is_transient(&e) => {
+                        // e.g. out of file descriptors: the listener still works, try again
+                        // later rather than stop serving for good
+                        log::error!("Error accepting new client: {}", e);
+                        thread::sleep(Duration::from_millis(100));
                     }
 
                     Err(e) => {
@@ -353,6 +444,7 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            num_connections,
         })
     }
 
@@ -372,8 +464,7 @@ impl Server {
 
     /// Returns the number of clients currently connected to the server.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.num_connections.load(Relaxed)
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -408,6 +499,32 @@ impl Server {
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
         self.messages.unblock();
+    }
+}
+
+/// Whether the listener may accept again after this error from `accept()`.
+fn accept_error_is_transient(e: &IoError) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM have no stable `ErrorKind`: they are `Uncategorized`
+    // (or `OutOfMemory`), like most errors of a listener that stays usable
+    !matches!(
+        e.kind(),
+        IoErrorKind::InvalidInput | IoErrorKind::NotFound | IoErrorKind::Unsupported
+    )
+}
+
+/// Counts an open client connection for `Server::num_connections` while it lives.
+struct ConnectionCount(Arc<AtomicUsize>);
+
+impl ConnectionCount {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Relaxed);
+        ConnectionCount(count.clone())
+    }
+}
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 

@@ -5,11 +5,16 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{ChunkedReader, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
+
+/// Largest unread request body (in bytes) that the connection discards so that it can read
+/// the next request. If more than this is left unread, the connection is closed instead.
+pub(crate) const MAX_DISCARD: u64 = 1024 * 1024;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -49,7 +54,7 @@ use chunked_transfer::Decoder;
 /// If you want to build fake requests to test your server, use [`TestRequest`](crate::test::TestRequest).
 pub struct Request {
     // where to read the body from
-    data_reader: Option<Box<dyn Read + Send + 'static>>,
+    data_reader: Option<Body>,
 
     // if this writer is empty, then the request has been answered
     response_writer: Option<Box<dyn Write + Send + 'static>>,
@@ -68,9 +73,6 @@ pub struct Request {
     headers: Vec<Header>,
 
     body_length: Option<usize>,
-
-    // true if a `100 Continue` response must be sent when `as_reader()` is called
-    must_send_continue: bool,
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
@@ -100,6 +102,84 @@ impl<R> Drop for NotifyOnDrop<R> {
     }
 }
 
+/// What a request leaves behind on its connection, for the connection to act on before it
+/// reads the next request. Written by the request's [`Body`] when it is dropped, which is
+/// just before it hands the stream back to the connection.
+#[derive(Debug, Default)]
+pub(crate) struct BodyLeftover {
+    /// Unread body bytes (at most `MAX_DISCARD`) to read and throw away.
+    pub(crate) discard: AtomicU64,
+    /// The rest of the body cannot be skipped: close the connection.
+    pub(crate) close: AtomicBool,
+}
+
+/// The body of a request, as read by the handler.
+///
+/// Keeps track of how much of the body the client has still to send, so that when the
+/// request is answered the connection can either discard that rest (if it is small) or be
+/// closed (if it is large, unknown, or the client is still waiting for `100 Continue`).
+/// Nothing is ever read or allocated according to the size the client declared.
+struct Body {
+    reader: Box<dyn Read + Send + 'static>,
+
+    // bytes of the body not read yet: `None` if unknown (chunked, until its end is read)
+    unread: Option<u64>,
+
+    // the client sent `Expect: 100-continue` and we have not answered `100 Continue` yet
+    awaiting_continue: bool,
+
+    // `Some` if the body is read from the connection (rather than from a buffer)
+    leftover: Option<Arc<BodyLeftover>>,
+}
+
+impl Body {
+    fn buffered<R: Read + Send + 'static>(reader: R) -> Body {
+        Body {
+            reader: Box::new(reader),
+            unread: Some(0),
+            awaiting_continue: false,
+            leftover: None,
+        }
+    }
+
+    /// True if the connection can go on with the next request once this one is answered.
+    fn connection_reusable(&self) -> bool {
+        if self.leftover.is_none() {
+            return true;
+        }
+        match self.unread {
+            Some(0) => true,
+            Some(n) => n <= MAX_DISCARD && !self.awaiting_continue,
+            None => false,
+        }
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        match self.unread {
+            Some(ref mut unread) => *unread = unread.saturating_sub(n as u64),
+            None if n == 0 && !buf.is_empty() => self.unread = Some(0),
+            None => (),
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        // Runs before `reader` (and the connection's stream in it) is dropped.
+        if let Some(ref leftover) = self.leftover {
+            if !self.connection_reusable() {
+                leftover.close.store(true, Ordering::SeqCst);
+            } else if let Some(n @ 1..) = self.unread {
+                leftover.discard.store(n, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
 /// Error that can happen when building a `Request` object.
 #[derive(Debug)]
 pub enum RequestCreationError {
@@ -108,6 +188,9 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// The `Content-Length` header is not a number.
+    InvalidContentLength,
 }
 
 impl From<IoError> for RequestCreationError {
@@ -125,8 +208,11 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// `leftover` is where the request tells its connection what to do with the part of the body
+/// it did not read (see [`BodyLeftover`]).
 #[allow(clippy::too_many_arguments)]
-pub fn new_request<R, W>(
+pub(crate) fn new_request<R, W>(
     secure: bool,
     method: Method,
     path: String,
@@ -135,6 +221,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    leftover: Arc<BodyLeftover>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -147,15 +234,23 @@ where
         .map(|h| h.value.clone());
 
     // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
+    let content_length: Option<usize> = if transfer_encoding.is_some() {
         // if transfer-encoding is specified, the Content-Length
         // header must be ignored (RFC2616 #4.4)
         None
     } else {
-        headers
+        match headers
             .iter()
             .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+        {
+            // an unparsable length must not be read as "no body": the body would then be
+            // parsed as the next request
+            Some(h) => Some(
+                FromStr::from_str(h.value.as_str().trim())
+                    .map_err(|_| RequestCreationError::InvalidContentLength)?,
+            ),
+            None => None,
+        }
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -187,10 +282,11 @@ where
     // content-length headers
     let reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
+        // (the connection reads no further request after this one)
+        Body::buffered(source_data)
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+            Body::buffered(io::empty())
         } else if content_length <= 1024 && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
 
@@ -210,20 +306,31 @@ where
                 offset += read;
             }
 
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+            Body::buffered(Cursor::new(buffer))
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
+            // the body is streamed from the connection; nothing is allocated for it
+            let data_reader = EqualReader::new(source_data, content_length as u64);
+            Body {
+                reader: Box::new(FusedReader::new(data_reader)),
+                unread: Some(content_length as u64),
+                awaiting_continue: expects_continue,
+                leftover: Some(leftover),
+            }
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        Body {
+            reader: Box::new(FusedReader::new(ChunkedReader::new(source_data))),
+            unread: None,
+            awaiting_continue: expects_continue,
+            leftover: Some(leftover),
+        }
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
         // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+        Body::buffered(io::empty())
     };
 
     Ok(Request {
@@ -236,7 +343,6 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        must_send_continue: expects_continue,
         notify_when_responded: None,
     })
 }
@@ -338,28 +444,28 @@ impl Request {
     /// # Example
     ///
     /// ```no_run
-    /// # extern crate rustc_serialize;
-    /// # extern crate tiny_http;
-    /// # use rustc_serialize::json::Json;
     /// # use std::io::Read;
     /// # fn get_content_type(_: &tiny_http::Request) -> &'static str { "" }
-    /// # fn main() {
     /// # let server = tiny_http::Server::http("0.0.0.0:0").unwrap();
     /// let mut request = server.recv().unwrap();
     ///
     /// if get_content_type(&request) == "application/json" {
     ///     let mut content = String::new();
     ///     request.as_reader().read_to_string(&mut content).unwrap();
-    ///     let json: Json = content.parse().unwrap();
     /// }
-    /// # }
     /// ```
     ///
     /// If the client sent a `Expect: 100-continue` header with the request, calling this
     ///  function will send back a `100 Continue` response.
+    ///
+    /// The part of the body left unread when the request is answered is read and thrown away
+    /// if it is at most 1 MiB; otherwise (or if its size is unknown, or the client still waits
+    /// for `100 Continue`) the response gets a `Connection: close` header and the connection
+    /// is closed after it.
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
-        if self.must_send_continue {
+        let body = self.data_reader.as_mut().unwrap();
+        if body.awaiting_continue {
             let msg = Response::new_empty(StatusCode(100));
             msg.raw_print(
                 self.response_writer.as_mut().unwrap().by_ref(),
@@ -370,10 +476,10 @@ impl Request {
             )
             .ok();
             self.response_writer.as_mut().unwrap().flush().ok();
-            self.must_send_continue = false;
+            body.awaiting_continue = false;
         }
 
-        self.data_reader.as_mut().unwrap()
+        body
     }
 
     /// Turns the `Request` into a writer.
@@ -424,7 +530,7 @@ impl Request {
 
         let mut reader = None;
         mem::swap(&mut self.data_reader, &mut reader);
-        reader.unwrap()
+        Box::new(reader.unwrap())
     }
 
     /// Sends a response to this request.
@@ -447,6 +553,13 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+
+        // if the unread rest of the body cannot be skipped, the connection is closed after
+        // this response (see `Body`): tell the client
+        let response = match self.data_reader {
+            Some(ref body) if !body.connection_reusable() => response.with_connection_close(),
+            _ => response,
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),

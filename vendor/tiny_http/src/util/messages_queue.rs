@@ -70,27 +70,23 @@ where
     /// or unblock() was issued
     pub fn pop_timeout(&self, timeout: Duration) -> Option<T> {
         let mut queue = self.queue.lock().unwrap();
-        let mut duration = timeout;
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             match queue.pop_front() {
                 Some(Control::Elem(value)) => return Some(value),
                 Some(Control::Unblock) => return None,
                 None => (),
             }
-            let now = Instant::now();
-            let (_queue, result) = self.condvar.wait_timeout(queue, timeout).unwrap();
-            queue = _queue;
-            let sleep_time = now.elapsed();
-            duration = if duration > sleep_time {
-                duration - sleep_time
-            } else {
-                Duration::from_millis(0)
+            // wait only for what is left of `timeout`, also after a wake-up that found
+            // nothing (another thread took the element)
+            let left = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => timeout, // too far away to be represented: wait in steps
             };
-            if result.timed_out()
-                || (duration.as_secs() == 0 && duration.subsec_nanos() < 1_000_000)
-            {
+            if left.is_zero() {
                 return None;
             }
+            queue = self.condvar.wait_timeout(queue, left).unwrap().0;
         }
     }
 }

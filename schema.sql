@@ -1,0 +1,118 @@
+-- modelreg metadata schema, version 1.
+--
+-- Applied by src/store/db.rs when `PRAGMA user_version` is below 1. A later
+-- schema change adds a migration step there and bumps the version; this file
+-- always describes the newest shape for a fresh data directory.
+--
+-- Invariants:
+-- * every row belongs to a team (directly, or through its parent row);
+-- * times are RFC 3339 UTC strings with millisecond precision and a `Z`, so
+--   that they sort as text;
+-- * a blob row exists for every digest any table references, and the blob's
+--   file was fsynced before the row committed.
+
+CREATE TABLE teams (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    id          TEXT PRIMARY KEY,
+    team_id     TEXT NOT NULL REFERENCES teams(id),
+    username    TEXT NOT NULL UNIQUE,
+    email       TEXT,
+    first_name  TEXT,
+    last_name   TEXT,
+    is_admin    INTEGER NOT NULL DEFAULT 0,
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX users_team ON users(team_id, created_at, id);
+
+-- API keys are stored as the sha256 of the secret; the secret itself is shown
+-- once, when the key is created.
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users(id),
+    secret_hash TEXT NOT NULL UNIQUE,
+    label       TEXT NOT NULL DEFAULT '',
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+CREATE INDEX api_keys_user ON api_keys(user_id);
+
+CREATE TABLE blobs (
+    sha256      TEXT PRIMARY KEY,
+    size        INTEGER NOT NULL,
+    created_at  TEXT NOT NULL
+);
+
+-- A model is shared by every dialect. Fields that only one dialect knows live
+-- in `attrs` (a JSON object); the common ones are columns.
+CREATE TABLE models (
+    id          TEXT PRIMARY KEY,
+    team_id     TEXT NOT NULL REFERENCES teams(id),
+    -- '' when the dialect that created it has no name (Octomil).
+    name        TEXT NOT NULL DEFAULT '',
+    description TEXT,
+    created_by  TEXT NOT NULL REFERENCES users(id),
+    created_at  TEXT NOT NULL,
+    modified_at TEXT NOT NULL,
+    attrs       TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX models_team_created ON models(team_id, created_at, id);
+CREATE INDEX models_team_modified ON models(team_id, modified_at, id);
+CREATE INDEX models_team_name ON models(team_id, name, id);
+
+-- A version is immutable once created: an ordered set of (path -> blob).
+-- `number` counts 1, 2, 3... per model with no gaps; it is assigned inside the
+-- write transaction that inserts the row.
+CREATE TABLE model_versions (
+    id          TEXT PRIMARY KEY,
+    model_id    TEXT NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+    number      INTEGER NOT NULL,
+    description TEXT,
+    created_by  TEXT NOT NULL REFERENCES users(id),
+    created_at  TEXT NOT NULL,
+    attrs       TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (model_id, number)
+);
+
+CREATE TABLE version_files (
+    id          TEXT PRIMARY KEY,
+    version_id  TEXT NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    sha256      TEXT NOT NULL REFERENCES blobs(sha256),
+    size        INTEGER NOT NULL,
+    created_at  TEXT NOT NULL,
+    UNIQUE (version_id, path)
+);
+CREATE INDEX version_files_blob ON version_files(sha256);
+
+-- Long-running work (environment builds, machine lifecycles, tests...). The
+-- state lives here so that it survives a restart and every dialect can report
+-- it. `kind` names the worker that runs it; `input` and `result` are JSON.
+CREATE TABLE jobs (
+    id          TEXT PRIMARY KEY,
+    team_id     TEXT NOT NULL REFERENCES teams(id),
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    subject_id  TEXT,
+    input       TEXT NOT NULL DEFAULT '{}',
+    result      TEXT,
+    error       TEXT,
+    log         TEXT NOT NULL DEFAULT '',
+    run_after   TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT
+);
+CREATE INDEX jobs_pending ON jobs(state, run_after);
+CREATE INDEX jobs_subject ON jobs(subject_id);
+
+-- Every column that holds a blob digest is listed here, so that gc and verify
+-- have one place to ask "is this blob referenced?". A table added later that
+-- references blobs must be added to this view in the same migration.
+CREATE VIEW blob_references AS
+    SELECT sha256 FROM version_files;

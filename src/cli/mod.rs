@@ -1,0 +1,166 @@
+//! The command line: `modelreg serve`, administration of the data
+//! directory, and the registry operations, offline on the data directory or
+//! against a server with `--server`.
+
+mod admin;
+mod models;
+mod remote;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::http::{RateLimit, ServerOptions};
+use crate::registry::{Error, Registry};
+
+/// The port `modelreg serve` listens on unless told otherwise.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8420";
+
+#[derive(Parser)]
+#[command(name = "modelreg", version, about = "A self-hosted model registry that speaks the Octomil, Paperspace and DataRobot APIs")]
+pub struct Cli {
+    /// The data directory (database and blobs). Default: the platform's data directory for modelreg.
+    #[arg(long, global = true, env = "MODELREG_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Talk to a running server at this URL instead of the data directory.
+    #[arg(long, global = true, env = "MODELREG_SERVER")]
+    server: Option<String>,
+    /// API key for --server (default: the data directory's admin.key).
+    #[arg(long, global = true, env = "MODELREG_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Create the data directory, its first team, user and API key.
+    Init,
+    /// Manage teams.
+    #[command(subcommand)]
+    Teams(admin::TeamsCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(admin::UsersCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Re-hash every blob, check that referenced blobs exist, and check the database.
+    Verify,
+    /// Remove blobs no version references, and temp files left by crashes.
+    Gc {
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave alone anything younger than this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+    },
+    /// Models in the registry.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Versions of a model (their weight files).
+    #[command(subcommand)]
+    Versions(models::VersionsCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_BIND)]
+    bind: String,
+    /// Request worker threads (default: 4 per core, at least 8).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Largest accepted upload, in bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024 * 1024)]
+    max_upload_bytes: u64,
+    /// Largest accepted JSON body, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_json_bytes: u64,
+    /// Per-key rate limit: REQUESTS_PER_SECOND or REQUESTS_PER_SECOND/BURST. Off by default.
+    #[arg(long)]
+    rate_limit: Option<RateLimit>,
+    /// How long an emulated Paperspace machine takes to change state, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    machine_delay_ms: u64,
+    /// Build execution environment images with this engine (`docker`); default: validate only.
+    #[arg(long)]
+    image_builder: Option<String>,
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn default_data_dir() -> Result<PathBuf, Error> {
+    directories::ProjectDirs::from("", "", "modelreg")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .ok_or_else(|| Error::Internal("no home directory to put the data in; pass --data-dir".into()))
+}
+
+fn run(cli: Cli) -> Result<i32, Error> {
+    let data_dir = match &cli.data_dir {
+        Some(dir) => dir.clone(),
+        None => default_data_dir()?,
+    };
+    match cli.command {
+        Command::Serve(args) => serve(data_dir, args),
+        Command::Init => {
+            let registry = Registry::open(&data_dir)?;
+            admin::announce_bootstrap(&registry)?;
+            Ok(0)
+        }
+        Command::Teams(cmd) => admin::teams(&Registry::open(&data_dir)?, cmd, cli.json),
+        Command::Users(cmd) => admin::users(&Registry::open(&data_dir)?, cmd, cli.json),
+        Command::Keys(cmd) => admin::keys(&Registry::open(&data_dir)?, cmd, cli.json),
+        Command::Verify => admin::verify(&Registry::open(&data_dir)?, cli.json),
+        Command::Gc { dry_run, grace_secs } => {
+            admin::gc(&Registry::open(&data_dir)?, Duration::from_secs(grace_secs), dry_run, cli.json)
+        }
+        Command::Models(cmd) => {
+            let backend = models::backend(&data_dir, cli.server.as_deref(), cli.token.as_deref())?;
+            models::models(backend.as_ref(), cmd, cli.json)
+        }
+        Command::Versions(cmd) => {
+            let backend = models::backend(&data_dir, cli.server.as_deref(), cli.token.as_deref())?;
+            models::versions(backend.as_ref(), cmd, cli.json)
+        }
+    }
+}
+
+fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
+    let registry = Registry::open(&data_dir)?;
+    admin::announce_bootstrap(&registry)?;
+    drop(registry);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let options = ServerOptions {
+        data_dir: data_dir.clone(),
+        bind: args.bind,
+        workers: args.workers.unwrap_or((cores * 4).max(8)),
+        json_limit: args.max_json_bytes,
+        upload_limit: args.max_upload_bytes,
+        rate_limit: args.rate_limit,
+        machine_delay: Duration::from_millis(args.machine_delay_ms),
+        image_builder: args.image_builder,
+    };
+    crate::jobs::start(&options, 2)?;
+    crate::http::serve(options, crate::api::router(), |addr| {
+        // Tests and scripts wait for this line to know the port.
+        eprintln!("modelreg: listening on http://{addr} (data directory {})", data_dir.display());
+    })?;
+    Ok(0)
+}

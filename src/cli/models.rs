@@ -1,0 +1,344 @@
+//! `modelreg models …` and `modelreg versions …`: offline on the data
+//! directory, or over HTTP with `--server`. Both paths produce the same JSON
+//! (the Octomil dialect's model and version shapes), because the local path
+//! calls the same functions the Octomil routes do.
+
+use std::fs::{self, File};
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+
+use super::remote::{Download, Remote};
+use crate::api::octomil;
+use crate::registry::{Error, Principal, Registry, FIRST_KEY_FILE};
+use crate::store::blobs::hex;
+
+#[derive(Subcommand)]
+pub enum ModelsCommand {
+    /// Register a model.
+    Create {
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// pytorch, tensorflow, xgboost or sklearn.
+        #[arg(long)]
+        framework: Option<String>,
+        #[arg(long)]
+        framework_version: Option<String>,
+        #[arg(long)]
+        baseline: bool,
+    },
+    /// List models, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long)]
+        framework: Option<String>,
+    },
+    /// Show a model and its versions.
+    Show { model: String },
+    /// Delete a model and its versions.
+    Delete { model: String },
+}
+
+#[derive(Subcommand)]
+pub enum VersionsCommand {
+    /// Upload a weights file as the model's next version.
+    Upload {
+        model: String,
+        file: PathBuf,
+        /// pytorch, tensorflow, onnx, sklearn or xgboost (default: from the file extension).
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List a model's versions.
+    List { model: String },
+    /// Download a version's file, verifying its sha256 as it is written.
+    Download {
+        model: String,
+        version: i64,
+        /// Where to write it (default: model_v<N>.<ext> in the current directory).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+pub trait Backend {
+    fn create_model(&self, body: Value) -> Result<Value, Error>;
+    fn list_models(&self, limit: i64, offset: i64, framework: Option<&str>) -> Result<Value, Error>;
+    fn show_model(&self, id: &str) -> Result<Value, Error>;
+    fn delete_model(&self, id: &str) -> Result<(), Error>;
+    fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error>;
+    fn download(&self, model: &str, version: i64) -> Result<Download, Error>;
+}
+
+pub fn backend(data_dir: &Path, server: Option<&str>, token: Option<&str>) -> Result<Box<dyn Backend>, Error> {
+    match server {
+        Some(url) => {
+            let token = match token {
+                Some(t) => t.to_string(),
+                None => fs::read_to_string(data_dir.join(FIRST_KEY_FILE))
+                    .map(|t| t.trim().to_string())
+                    .map_err(|_| Error::Unauthorized("--server needs --token (or MODELREG_TOKEN)".into()))?,
+            };
+            Ok(Box::new(Remote::new(url, &token)))
+        }
+        None => {
+            let registry = Registry::open(data_dir)?;
+            registry.bootstrap()?;
+            let who = registry.operator()?;
+            Ok(Box::new(Local { registry, who }))
+        }
+    }
+}
+
+struct Local {
+    registry: Registry,
+    who: Principal,
+}
+
+impl Backend for Local {
+    fn create_model(&self, body: Value) -> Result<Value, Error> {
+        let body = body.as_object().cloned().unwrap_or_default();
+        let model = self.registry.create_model(&self.who, octomil::new_model_from_json(&body)?)?;
+        octomil::model_detail(&self.registry, &self.who, &model.id)
+    }
+
+    fn list_models(&self, limit: i64, offset: i64, framework: Option<&str>) -> Result<Value, Error> {
+        octomil::list_body(&self.registry, &self.who, limit, offset, framework, None)
+    }
+
+    fn show_model(&self, id: &str) -> Result<Value, Error> {
+        octomil::model_detail(&self.registry, &self.who, id)
+    }
+
+    fn delete_model(&self, id: &str) -> Result<(), Error> {
+        self.registry.delete_model(&self.who, id)
+    }
+
+    fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error> {
+        self.registry.get_model(&self.who, model)?;
+        let (mut reader, _) = open_with_progress(file)?;
+        let guard = self.registry.upload_guard()?;
+        let digest = self.registry.put_blob(&mut reader, None)?;
+        let filename = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let body = octomil::commit_upload(&self.registry, &self.who, model, filename, digest, format, description)?;
+        drop(guard);
+        Ok(body)
+    }
+
+    fn download(&self, model: &str, version: i64) -> Result<Download, Error> {
+        let version = self.registry.get_version(&self.who, model, version)?;
+        let file = version.files.first().ok_or_else(|| Error::Internal(format!("version {} has no file", version.id)))?;
+        Ok(Download {
+            reader: Box::new(self.registry.open_blob(&file.sha256)?),
+            len: Some(file.size),
+            sha256: Some(file.sha256.clone()),
+        })
+    }
+}
+
+impl Backend for Remote {
+    fn create_model(&self, body: Value) -> Result<Value, Error> {
+        self.post_json("/api/v1/models", &body)
+    }
+
+    fn list_models(&self, limit: i64, offset: i64, framework: Option<&str>) -> Result<Value, Error> {
+        let mut path = format!("/api/v1/models?limit={limit}&offset={offset}");
+        if let Some(f) = framework {
+            path.push_str(&format!("&framework={f}"));
+        }
+        self.get_json(&path)
+    }
+
+    fn show_model(&self, id: &str) -> Result<Value, Error> {
+        self.get_json(&format!("/api/v1/models/{id}"))
+    }
+
+    fn delete_model(&self, id: &str) -> Result<(), Error> {
+        self.delete(&format!("/api/v1/models/{id}")).map(|_| ())
+    }
+
+    fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error> {
+        let (mut reader, len) = open_with_progress(file)?;
+        let mut fields = Vec::new();
+        if let Some(f) = format {
+            fields.push(("format", f));
+        }
+        if let Some(d) = description {
+            fields.push(("description", d));
+        }
+        let filename = file.file_name().and_then(|n| n.to_str()).unwrap_or("model.bin");
+        Remote::upload(self, &format!("/api/v1/models/{model}/versions/upload"), &fields, "file", filename, &mut reader, len)
+    }
+
+    fn download(&self, model: &str, version: i64) -> Result<Download, Error> {
+        Remote::download(self, &format!("/api/v1/models/{model}/versions/{version}/download"))
+    }
+}
+
+/// Opens a file for upload, wrapped in a progress bar when stderr is a
+/// terminal.
+fn open_with_progress(path: &Path) -> Result<(Box<dyn Read>, u64), Error> {
+    let file = File::open(path).map_err(|e| Error::invalid("file", format!("cannot open {}: {e}", path.display())))?;
+    let len = file.metadata()?.len();
+    Ok((progress(Box::new(file), Some(len)), len))
+}
+
+fn progress(reader: Box<dyn Read>, len: Option<u64>) -> Box<dyn Read> {
+    if !io::stderr().is_terminal() {
+        return reader;
+    }
+    let bar = indicatif::ProgressBar::new(len.unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Box::new(bar.wrap_read(reader))
+}
+
+fn print(value: &Value, as_json: bool, human: impl FnOnce(&Value)) {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        human(value);
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn models(backend: &dyn Backend, cmd: ModelsCommand, as_json: bool) -> Result<i32, Error> {
+    match cmd {
+        ModelsCommand::Create { name, description, framework, framework_version, baseline } => {
+            let body = json!({
+                "name": name,
+                "description": description,
+                "framework": framework,
+                "framework_version": framework_version,
+                "is_baseline": baseline,
+            });
+            let model = backend.create_model(body)?;
+            print(&model, as_json, |m| println!("created model {}", text(&m["id"])));
+        }
+        ModelsCommand::List { limit, offset, framework } => {
+            let page = backend.list_models(limit, offset, framework.as_deref())?;
+            print(&page, as_json, |p| {
+                for m in p["models"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  {}  {:<10}  {}  {}",
+                        text(&m["id"]),
+                        text(&m["created_at"]),
+                        text(&m["framework"]),
+                        text(&m["name"]),
+                        text(&m["description"])
+                    );
+                }
+                println!("{} of {} model(s)", p["models"].as_array().map_or(0, Vec::len), text(&p["total"]));
+            });
+        }
+        ModelsCommand::Show { model } => {
+            let m = backend.show_model(&model)?;
+            print(&m, as_json, |m| {
+                for key in ["id", "name", "description", "framework", "framework_version", "is_baseline", "created_at"] {
+                    println!("{key:<18} {}", text(&m[key]));
+                }
+                print_versions(m);
+            });
+        }
+        ModelsCommand::Delete { model } => {
+            backend.delete_model(&model)?;
+            print(&json!({"id": model, "deleted": true}), as_json, |_| println!("deleted model {model}"));
+        }
+    }
+    Ok(0)
+}
+
+fn print_versions(model: &Value) {
+    for v in model["versions"].as_array().into_iter().flatten() {
+        println!(
+            "v{:<4} {:<10} {:>12} bytes  {}  {}",
+            text(&v["version"]),
+            text(&v["format"]),
+            text(&v["model_size_bytes"]),
+            text(&v["model_hash"]),
+            text(&v["uploaded_at"])
+        );
+    }
+}
+
+pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> Result<i32, Error> {
+    match cmd {
+        VersionsCommand::Upload { model, file, format, description } => {
+            let v = backend.upload(&model, &file, format, description)?;
+            print(&v, as_json, |v| {
+                println!("uploaded version {} ({} bytes, {})", text(&v["version"]), text(&v["model_size_bytes"]), text(&v["model_hash"]))
+            });
+        }
+        VersionsCommand::List { model } => {
+            let m = backend.show_model(&model)?;
+            print(&m["versions"], as_json, |_| print_versions(&m));
+        }
+        VersionsCommand::Download { model, version, output } => {
+            let download = backend.download(&model, version)?;
+            let output = output.unwrap_or_else(|| PathBuf::from(format!("model_v{version}.bin")));
+            let (size, sha256) = write_verified(download, &output)?;
+            print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
+                println!("wrote {} ({size} bytes, sha256 {sha256})", output.display())
+            });
+        }
+    }
+    Ok(0)
+}
+
+/// Writes a download next to `output`, hashing as it goes, and renames it
+/// into place only when the hash matches the one the source announced: a
+/// corrupt or cut-short download never takes the output's name.
+fn write_verified(download: Download, output: &Path) -> Result<(u64, String), Error> {
+    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::invalid("output", format!("cannot write in {}: {e}", dir.display())))?;
+    let mut reader = progress(download.reader, download.len);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Internal(format!("the download was interrupted: {e}"))),
+        };
+        hasher.update(&buf[..n]);
+        temp.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    let sha256 = hex(&hasher.finalize());
+    if let Some(expected) = &download.sha256 {
+        if *expected != sha256 {
+            return Err(Error::Internal(format!("the download is corrupt: sha256 {sha256}, expected {expected}; nothing was written")));
+        }
+    }
+    if let Some(len) = download.len {
+        if len != size {
+            return Err(Error::Internal(format!("the download was cut short: {size} of {len} bytes; nothing was written")));
+        }
+    }
+    temp.as_file().sync_all()?;
+    temp.persist(output).map_err(|e| Error::Internal(format!("cannot write {}: {}", output.display(), e.error)))?;
+    Ok((size, sha256))
+}

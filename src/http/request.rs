@@ -1,0 +1,182 @@
+//! The request a handler sees: path parameters, query, headers, the caller,
+//! and capped readers for JSON and multipart bodies.
+
+use std::io::Read;
+
+use serde_json::Value;
+
+use super::multipart::{self, Multipart};
+use crate::registry::{Error, Principal, Result};
+
+pub struct Request {
+    pub(super) inner: tiny_http::Request,
+    pub(super) method: String,
+    pub(super) path: String,
+    pub(super) query: Vec<(String, String)>,
+    pub(super) params: Vec<(&'static str, String)>,
+    pub(super) principal: Option<Principal>,
+    pub(super) json_limit: u64,
+    pub(super) upload_limit: u64,
+}
+
+impl Request {
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// A `{name}` segment of the route's pattern.
+    pub fn param(&self, name: &str) -> &str {
+        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    /// The first value of a query parameter.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        &self.query
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+    }
+
+    /// The authenticated caller. Routes marked public have none.
+    pub fn who(&self) -> Result<&Principal> {
+        self.principal.as_ref().ok_or_else(|| Error::Unauthorized("this route needs an API key".into()))
+    }
+
+    /// `http://host[:port]` as the client addressed us, for absolute URLs in
+    /// Location headers and pagination links.
+    pub fn base_url(&self) -> String {
+        let host = self.header("Host").filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
+        let host = host.map(str::to_string).unwrap_or_else(|| {
+            self.inner.remote_addr().map(|_| "127.0.0.1".to_string()).unwrap_or_else(|| "localhost".into())
+        });
+        format!("http://{host}")
+    }
+
+    fn declared_length(&self) -> Option<u64> {
+        self.header("Content-Length").and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Reads the whole body as JSON, refusing more than the JSON limit.
+    /// An empty body reads as `null`.
+    pub fn json_value(&mut self) -> Result<Value> {
+        let limit = self.json_limit;
+        if self.declared_length().is_some_and(|n| n > limit) {
+            return Err(Error::TooLarge(format!("JSON bodies are limited to {limit} bytes")));
+        }
+        let mut body = Vec::new();
+        self.inner
+            .as_reader()
+            .take(limit + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| Error::invalid("body", format!("could not be read: {e}")))?;
+        if body.len() as u64 > limit {
+            return Err(Error::TooLarge(format!("JSON bodies are limited to {limit} bytes")));
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::invalid("body", format!("is not valid JSON: {e}")))
+    }
+
+    /// Reads the body as a JSON object (an empty body is an empty object).
+    pub fn json_object(&mut self) -> Result<serde_json::Map<String, Value>> {
+        match self.json_value()? {
+            Value::Object(map) => Ok(map),
+            Value::Null => Ok(serde_json::Map::new()),
+            _ => Err(Error::invalid("body", "must be a JSON object")),
+        }
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.header("Content-Type")
+    }
+
+    pub fn is_multipart(&self) -> bool {
+        self.content_type().is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+    }
+
+    /// The largest upload the server accepts, in bytes.
+    pub fn upload_limit(&self) -> u64 {
+        self.upload_limit
+    }
+
+    /// Opens the body as multipart/form-data. Fails with 413 before reading
+    /// anything when the declared length is over the upload limit.
+    pub fn multipart(&mut self) -> Result<Multipart<&mut dyn Read>> {
+        let content_type = self.content_type().unwrap_or("").to_string();
+        let boundary = multipart::boundary_from_content_type(&content_type)
+            .map_err(|e| Error::invalid("Content-Type", format!("must be multipart/form-data with a boundary ({e})")))?;
+        let limit = self.upload_limit;
+        if self.declared_length().is_some_and(|n| n > limit) {
+            return Err(Error::TooLarge(format!("uploads are limited to {limit} bytes")));
+        }
+        Ok(Multipart::new(self.inner.as_reader(), &boundary))
+    }
+}
+
+/// Splits `a=1&b=two%20words` into decoded pairs.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// Decodes %XX escapes and `+` (as a space, per form encoding). Invalid
+/// escapes are kept as they are; invalid UTF-8 is replaced.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        assert_eq!(
+            parse_query("a=1&b=two%20words&c=x+y&d&e=%zz&f=%4"),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "two words".into()),
+                ("c".into(), "x y".into()),
+                ("d".into(), "".into()),
+                ("e".into(), "%zz".into()),
+                ("f".into(), "%4".into()),
+            ]
+        );
+    }
+}

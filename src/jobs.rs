@@ -1,0 +1,115 @@
+//! The background runner for long work. A job's state lives in the `jobs`
+//! table (see `registry::jobs`); this module only takes due jobs and runs the
+//! function registered for their kind, on a few threads of its own, each
+//! with its own registry handle.
+//!
+//! Adding a kind of job: write `fn(&JobContext, &Job) -> Result<Value, String>`
+//! next to the domain code it belongs to and add it to `HANDLERS`.
+
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::http::ServerOptions;
+use crate::registry::{Job, Registry};
+
+pub struct JobContext<'a> {
+    pub registry: &'a Registry,
+    pub options: &'a ServerOptions,
+}
+
+pub type JobFn = fn(&JobContext, &Job) -> Result<Value, String>;
+
+/// Every kind of job and the function that runs it.
+const HANDLERS: &[(&str, JobFn)] = &[];
+
+/// How long an idle runner sleeps at most before looking again. Enqueuers
+/// call `wake`, so this only bounds the delay for jobs queued by another
+/// process (the offline CLI).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+fn bell() -> &'static (Mutex<u64>, Condvar) {
+    static BELL: OnceLock<(Mutex<u64>, Condvar)> = OnceLock::new();
+    BELL.get_or_init(|| (Mutex::new(0), Condvar::new()))
+}
+
+/// Tells the runners that a job was queued.
+pub fn wake() {
+    let (count, condvar) = bell();
+    *count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+    condvar.notify_all();
+}
+
+/// Starts `threads` runner threads. Jobs left `running` by a previous
+/// process are queued again first.
+pub fn start(options: &ServerOptions, threads: usize) -> crate::registry::Result<()> {
+    let registry = Registry::open(&options.data_dir)?;
+    let requeued = registry.requeue_interrupted_jobs()?;
+    if requeued > 0 {
+        eprintln!("modelreg: {requeued} interrupted job(s) queued again");
+    }
+    if HANDLERS.is_empty() {
+        return Ok(());
+    }
+    for n in 0..threads.max(1) {
+        let registry = Registry::open(&options.data_dir)?;
+        let options = options.clone();
+        std::thread::Builder::new()
+            .name(format!("jobs-{n}"))
+            .spawn(move || run_forever(&JobContext { registry: &registry, options: &options }))
+            .map_err(|e| crate::registry::Error::Internal(format!("cannot start job thread: {e}")))?;
+    }
+    Ok(())
+}
+
+fn run_forever(ctx: &JobContext) {
+    let kinds: Vec<&str> = HANDLERS.iter().map(|(kind, _)| *kind).collect();
+    loop {
+        let (count, condvar) = bell();
+        let seen = *count.lock().unwrap_or_else(|p| p.into_inner());
+        match ctx.registry.claim_job(&kinds) {
+            Ok(Some(job)) => {
+                run_one(ctx, &job);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("modelreg: claiming a job failed: {e}"),
+        }
+        let wait = match ctx.registry.next_job_due(&kinds) {
+            Ok(Some(due)) => until(&due).min(IDLE_POLL),
+            _ => IDLE_POLL,
+        };
+        let guard = count.lock().unwrap_or_else(|p| p.into_inner());
+        if *guard == seen {
+            let _ = condvar.wait_timeout(guard, wait);
+        }
+    }
+}
+
+fn run_one(ctx: &JobContext, job: &Job) {
+    let handler = HANDLERS.iter().find(|(kind, _)| *kind == job.kind).map(|(_, f)| *f);
+    let outcome = match handler {
+        Some(run) => run(ctx, job),
+        None => Err(format!("no worker for jobs of kind {}", job.kind)),
+    };
+    if let Err(e) = ctx.registry.finish_job(&job.id, outcome) {
+        eprintln!("modelreg: recording the end of job {} failed: {e}", job.id);
+    }
+}
+
+/// Time from now until an RFC 3339 instant (zero if it is past).
+fn until(rfc3339: &str) -> Duration {
+    let format = time::format_description::well_known::Rfc3339;
+    match time::OffsetDateTime::parse(rfc3339, &format) {
+        Ok(t) => {
+            let delta = t - time::OffsetDateTime::now_utc();
+            if delta.is_negative() {
+                Duration::ZERO
+            } else {
+                delta.unsigned_abs()
+            }
+        }
+        Err(_) => Duration::ZERO,
+    }
+}

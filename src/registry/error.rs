@@ -1,0 +1,80 @@
+//! The one error type of the registry. Each dialect maps it to its own
+//! status codes and error body; the CLI prints it.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// The thing does not exist, or belongs to another team (the two are
+    /// indistinguishable on purpose).
+    NotFound(String),
+    /// The request is valid but conflicts with the current state.
+    Conflict(String),
+    /// A field of the request is missing or malformed. `field` names it.
+    Invalid { field: String, message: String },
+    /// The caller is known but lacks the right for this operation.
+    Forbidden(String),
+    /// The request body exceeds a limit.
+    TooLarge(String),
+    /// No credentials, or unknown or revoked ones.
+    Unauthorized(String),
+    /// The caller's rate limit is exhausted; try again after this many seconds.
+    RateLimited { retry_after_secs: u64 },
+    /// The path exists but not with this method. Raised by the router.
+    MethodNotAllowed { allowed: Vec<String> },
+    /// No route for this path. Raised by the router.
+    NoRoute(String),
+    /// The request is well-formed but cannot be processed (DataRobot's 422).
+    Unprocessable { message: String, details: serde_json::Value },
+    /// Our fault: storage failed, or an invariant broke.
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Error {
+        Error::Invalid { field: field.to_string(), message: message.into() }
+    }
+
+    pub fn not_found(what: &str, id: &str) -> Error {
+        Error::NotFound(format!("{what} {id} not found"))
+    }
+
+    /// The message a person should see.
+    pub fn message(&self) -> String {
+        match self {
+            Error::NotFound(m)
+            | Error::Conflict(m)
+            | Error::Forbidden(m)
+            | Error::TooLarge(m)
+            | Error::Unauthorized(m)
+            | Error::NoRoute(m)
+            | Error::Internal(m) => m.clone(),
+            Error::Invalid { field, message } => format!("{field}: {message}"),
+            Error::RateLimited { retry_after_secs } => format!("rate limit exceeded; retry after {retry_after_secs} s"),
+            Error::MethodNotAllowed { allowed } => format!("method not allowed; this path accepts {}", allowed.join(", ")),
+            Error::Unprocessable { message, .. } => message.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Internal(format!("i/o: {e}"))
+    }
+}

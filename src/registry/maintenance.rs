@@ -1,0 +1,61 @@
+//! `verify` and `gc`: the checks and the sweep that keep the database and
+//! the blob directory in agreement.
+
+use std::time::Duration;
+
+use rusqlite::OptionalExtension;
+
+use super::{Registry, Result};
+use crate::store::blobs::GcReport;
+use crate::store::db;
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub blobs_checked: usize,
+    pub bytes_checked: u64,
+    /// Human-readable problems; empty when everything is sound.
+    pub problems: Vec<String>,
+}
+
+impl Registry {
+    /// Re-hashes every blob, checks that every referenced blob exists, and
+    /// runs SQLite's integrity check.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport::default();
+        for line in db::integrity_problems(&self.conn)? {
+            report.problems.push(format!("database: {line}"));
+        }
+        for blob in self.blobs.list()? {
+            report.blobs_checked += 1;
+            report.bytes_checked += blob.size;
+            if !self.blobs.verify(&blob.sha256)? {
+                report.problems.push(format!("blob {} is corrupt: its content no longer hashes to its name", blob.sha256));
+            }
+        }
+        let mut stmt = self.conn.prepare("SELECT DISTINCT sha256 FROM blob_references")?;
+        let referenced = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        for sha in referenced {
+            let sha = sha?;
+            if !self.blobs.exists(&sha) {
+                report.problems.push(format!("blob {sha} is referenced but missing from the blob directory"));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes unreferenced blobs older than `grace` and stale temp files.
+    pub fn gc(&self, grace: Duration, dry_run: bool) -> Result<GcReport> {
+        let mut stmt = self.conn.prepare("SELECT 1 FROM blob_references WHERE sha256 = ?1 LIMIT 1")?;
+        let report = self.blobs.gc(
+            &mut |sha| stmt.query_row([sha], |_| Ok(())).optional().map(|r| r.is_some()).map_err(std::io::Error::other),
+            grace,
+            dry_run,
+        )?;
+        if !dry_run {
+            for (sha, _) in &report.removed_blobs {
+                self.conn.execute("DELETE FROM blobs WHERE sha256 = ?1", [sha])?;
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,110 @@
+//! The registry: every operation modelreg offers, typed in and typed out.
+//!
+//! Both the HTTP dialects and the CLI call these functions; nothing here knows
+//! about HTTP. A `Registry` owns one SQLite connection and a handle on the
+//! blob store, so each thread that needs one opens its own (`Registry::open`
+//! is cheap: the schema is applied once per data directory).
+
+mod auth;
+mod error;
+pub mod jobs;
+mod maintenance;
+mod models;
+mod page;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::store::blobs::{BlobStore, PutError, UploadGuard};
+pub use crate::store::blobs::Digest;
+use crate::store::db;
+
+pub use auth::{ApiKey, Bootstrap, NewUser, Principal, Team, User, FIRST_KEY_FILE};
+pub use error::{Error, Result};
+pub use jobs::{Job, JobState};
+pub use maintenance::VerifyReport;
+pub use models::{Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Version, VersionFile};
+pub use page::{Cursor, Page, PageRequest};
+
+pub struct Registry {
+    conn: Connection,
+    blobs: BlobStore,
+    data_dir: PathBuf,
+}
+
+impl Registry {
+    /// Opens the registry in `data_dir`, creating the directory, the database
+    /// and the blob store on first use.
+    pub fn open(data_dir: &Path) -> Result<Registry> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let conn = db::open(&data_dir.join("modelreg.db"))?;
+        let blobs = BlobStore::open(&data_dir.join("blobs"))?;
+        Ok(Registry { conn, blobs, data_dir: data_dir.to_path_buf() })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A write transaction that takes the database's write lock up front, so
+    /// that read-then-write sequences (next version number, state
+    /// transitions) cannot interleave with another writer.
+    fn write(&self) -> Result<Transaction<'_>> {
+        Ok(Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?)
+    }
+
+    /// Held by an upload from before its first blob is written until the row
+    /// that references the blobs commits: gc waits for it.
+    pub fn upload_guard(&self) -> Result<UploadGuard> {
+        Ok(self.blobs.upload_guard()?)
+    }
+
+    /// Streams `source` into the blob store. The caller must hold an
+    /// `upload_guard` until the referencing row commits.
+    pub fn put_blob(&self, source: &mut dyn std::io::Read, limit: Option<u64>) -> Result<Digest> {
+        self.blobs.put(source, limit).map_err(|e| match e {
+            PutError::TooLarge { limit } => Error::TooLarge(format!("the upload is larger than the limit of {limit} bytes")),
+            PutError::Read(e) => Error::Invalid { field: "body".into(), message: format!("the upload could not be read: {e}") },
+            PutError::Write(e) => Error::Internal(format!("storing the upload failed: {e}")),
+        })
+    }
+
+    /// Opens a stored blob for reading.
+    pub fn open_blob(&self, sha256: &str) -> Result<std::fs::File> {
+        self.blobs
+            .open_blob(sha256)
+            .map_err(|e| Error::Internal(format!("blob {sha256} is referenced but cannot be opened: {e}")))
+    }
+}
+
+/// Now, as the RFC 3339 UTC text every table stores (millisecond precision,
+/// so that text order is time order).
+pub fn now() -> String {
+    format_time(time::OffsetDateTime::now_utc())
+}
+
+pub fn format_time(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Parses a JSON object column; a corrupt value is an internal error rather
+/// than a panic.
+fn parse_attrs(text: &str) -> rusqlite::Result<serde_json::Map<String, serde_json::Value>> {
+    serde_json::from_str(text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}

@@ -1,0 +1,522 @@
+//! Models and their versions, shared by every dialect.
+//!
+//! A model has common columns and a JSON `attrs` object for the fields only
+//! one dialect knows. A version is an immutable, ordered set of files
+//! (path -> blob), numbered 1, 2, 3... per model.
+
+use rusqlite::{params, params_from_iter, OptionalExtension};
+use serde_json::{Map, Value};
+
+use super::page::{Cursor, Page, PageRequest};
+use super::{new_id, now, parse_attrs, Error, Principal, Registry, Result};
+use crate::store::blobs::Digest;
+
+pub type Attrs = Map<String, Value>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Model {
+    pub id: String,
+    pub team_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub modified_at: String,
+    pub attrs: Attrs,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NewModel {
+    pub name: String,
+    pub description: Option<String>,
+    pub attrs: Attrs,
+}
+
+/// A partial update: `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ModelPatch {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    /// Keys set here replace the stored ones; a `null` value removes the key.
+    pub attrs: Attrs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelOrder {
+    Created,
+    Modified,
+    Name,
+}
+
+impl ModelOrder {
+    fn column(self) -> &'static str {
+        match self {
+            ModelOrder::Created => "created_at",
+            ModelOrder::Modified => "modified_at",
+            ModelOrder::Name => "name",
+        }
+    }
+
+    fn key_of(self, m: &Model) -> String {
+        match self {
+            ModelOrder::Created => m.created_at.clone(),
+            ModelOrder::Modified => m.modified_at.clone(),
+            ModelOrder::Name => m.name.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelQuery {
+    pub order: ModelOrder,
+    pub descending: bool,
+    pub page: PageRequest,
+    /// Keep models whose `attrs[key]` equals the value.
+    pub attr_equals: Vec<(String, Value)>,
+    /// Keep models whose name or description contains this text
+    /// (case-insensitive).
+    pub search: Option<String>,
+    /// Keep only these ids (an access-control filter a dialect computed).
+    pub only_ids: Option<Vec<String>>,
+    /// Count all matches (`Page::total`).
+    pub count_total: bool,
+}
+
+impl ModelQuery {
+    pub fn newest_first(page: PageRequest) -> ModelQuery {
+        ModelQuery {
+            order: ModelOrder::Created,
+            descending: true,
+            page,
+            attr_equals: Vec::new(),
+            search: None,
+            only_ids: None,
+            count_total: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VersionFile {
+    pub id: String,
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Version {
+    pub id: String,
+    pub model_id: String,
+    pub number: i64,
+    pub description: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub attrs: Attrs,
+    pub files: Vec<VersionFile>,
+}
+
+impl Version {
+    pub fn total_size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// A file of a version being created. Every version's files get fresh ids,
+/// also when they are carried over from the version it derives from.
+#[derive(Clone, Debug)]
+pub struct NewFile {
+    pub path: String,
+    pub digest: Digest,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NewVersion {
+    pub description: Option<String>,
+    pub attrs: Attrs,
+    pub files: Vec<NewFile>,
+}
+
+const MODEL_COLUMNS: &str = "id, team_id, name, description, created_by, created_at, modified_at, attrs";
+
+fn model_from_row(r: &rusqlite::Row) -> rusqlite::Result<Model> {
+    Ok(Model {
+        id: r.get(0)?,
+        team_id: r.get(1)?,
+        name: r.get(2)?,
+        description: r.get(3)?,
+        created_by: r.get(4)?,
+        created_at: r.get(5)?,
+        modified_at: r.get(6)?,
+        attrs: parse_attrs(&r.get::<_, String>(7)?)?,
+    })
+}
+
+/// Rejects paths that could escape a folder when a version is written out:
+/// absolute paths, `..`, empty segments, backslashes and control characters.
+pub fn validate_file_path(path: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::invalid("filePath", format!("{path:?} {why}")));
+    if path.is_empty() || path.len() > 1024 {
+        return bad("must be 1 to 1024 characters");
+    }
+    if path.starts_with('/') {
+        return bad("must be relative");
+    }
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return bad("contains a control character or a backslash");
+    }
+    if path.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+        return bad("has an empty, '.' or '..' segment");
+    }
+    Ok(())
+}
+
+impl Registry {
+    pub fn create_model(&self, who: &Principal, new: NewModel) -> Result<Model> {
+        let at = now();
+        let model = Model {
+            id: new_id(),
+            team_id: who.team_id.clone(),
+            name: new.name,
+            description: new.description,
+            created_by: who.user_id.clone(),
+            created_at: at.clone(),
+            modified_at: at,
+            attrs: new.attrs,
+        };
+        self.conn.execute(
+            &format!("INSERT INTO models ({MODEL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                model.id,
+                model.team_id,
+                model.name,
+                model.description,
+                model.created_by,
+                model.created_at,
+                model.modified_at,
+                Value::Object(model.attrs.clone()).to_string()
+            ],
+        )?;
+        Ok(model)
+    }
+
+    /// A model of the caller's team; another team's model is NotFound.
+    pub fn get_model(&self, who: &Principal, id: &str) -> Result<Model> {
+        self.conn
+            .prepare_cached(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = ?1 AND team_id = ?2"))?
+            .query_row([id, &who.team_id], model_from_row)
+            .optional()?
+            .ok_or_else(|| Error::not_found("model", id))
+    }
+
+    pub fn update_model(&self, who: &Principal, id: &str, patch: ModelPatch) -> Result<Model> {
+        let tx = self.write()?;
+        let mut model = tx
+            .prepare_cached(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = ?1 AND team_id = ?2"))?
+            .query_row([id, &who.team_id], model_from_row)
+            .optional()?
+            .ok_or_else(|| Error::not_found("model", id))?;
+        if let Some(name) = patch.name {
+            model.name = name;
+        }
+        if let Some(description) = patch.description {
+            model.description = description;
+        }
+        for (key, value) in patch.attrs {
+            if value.is_null() {
+                model.attrs.remove(&key);
+            } else {
+                model.attrs.insert(key, value);
+            }
+        }
+        model.modified_at = now();
+        tx.execute(
+            "UPDATE models SET name = ?2, description = ?3, modified_at = ?4, attrs = ?5 WHERE id = ?1",
+            params![model.id, model.name, model.description, model.modified_at, Value::Object(model.attrs.clone()).to_string()],
+        )?;
+        tx.commit()?;
+        Ok(model)
+    }
+
+    /// Deletes a model and its versions. Their blobs stay until gc finds
+    /// them unreferenced.
+    pub fn delete_model(&self, who: &Principal, id: &str) -> Result<()> {
+        let changed = self.conn.execute("DELETE FROM models WHERE id = ?1 AND team_id = ?2", [id, &who.team_id])?;
+        if changed == 0 {
+            return Err(Error::not_found("model", id));
+        }
+        Ok(())
+    }
+
+    pub fn list_models(&self, who: &Principal, q: &ModelQuery) -> Result<Page<Model>> {
+        let mut filter = String::from("team_id = ?");
+        let mut args: Vec<Value> = vec![Value::String(who.team_id.clone())];
+        for (key, value) in &q.attr_equals {
+            // json_extract returns SQL values: booleans as 0/1, strings as text.
+            filter.push_str(" AND json_extract(attrs, ?) IS ?");
+            args.push(Value::String(format!("$.\"{}\"", key.replace('"', ""))));
+            args.push(match value {
+                Value::Bool(b) => Value::from(*b as i64),
+                other => other.clone(),
+            });
+        }
+        if let Some(text) = &q.search {
+            filter.push_str(" AND (instr(lower(name), lower(?)) > 0 OR instr(lower(coalesce(description, '')), lower(?)) > 0)");
+            args.push(Value::String(text.clone()));
+            args.push(Value::String(text.clone()));
+        }
+        if let Some(ids) = &q.only_ids {
+            filter.push_str(" AND id IN (SELECT value FROM json_each(?))");
+            args.push(Value::String(Value::from(ids.clone()).to_string()));
+        }
+        let total = if q.count_total {
+            let sql = format!("SELECT COUNT(*) FROM models WHERE {filter}");
+            Some(self.conn.prepare_cached(&sql)?.query_row(params_from_iter(args.iter().map(sql_value)), |r| r.get::<_, i64>(0))? as u64)
+        } else {
+            None
+        };
+        let column = q.order.column();
+        let dir = if q.descending { "DESC" } else { "ASC" };
+        let mut sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE {filter}");
+        let limit = q.page.limit();
+        match &q.page {
+            PageRequest::After { after: Some(cursor), .. } => {
+                let cmp = if q.descending { "<" } else { ">" };
+                sql.push_str(&format!(" AND ({column}, id) {cmp} (?, ?)"));
+                args.push(Value::String(cursor.key.clone()));
+                args.push(Value::String(cursor.id.clone()));
+                sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir} LIMIT ?"));
+                args.push(Value::from(limit + 1));
+            }
+            PageRequest::After { after: None, .. } => {
+                sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir} LIMIT ?"));
+                args.push(Value::from(limit + 1));
+            }
+            PageRequest::Offset { offset, .. } => {
+                sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir} LIMIT ? OFFSET ?"));
+                args.push(Value::from(limit + 1));
+                args.push(Value::from(*offset));
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut items = stmt
+            .query_map(params_from_iter(args.iter().map(sql_value)), model_from_row)?
+            .collect::<rusqlite::Result<Vec<Model>>>()?;
+        let has_more = items.len() as u64 > limit;
+        items.truncate(limit as usize);
+        let next = if has_more { items.last().map(|m| Cursor { key: q.order.key_of(m), id: m.id.clone() }) } else { None };
+        Ok(Page { items, total, has_more, next })
+    }
+
+    /// Creates the next version of a model. `build` receives the files of the
+    /// latest version (None for the first) and returns the new version; it
+    /// runs inside the write transaction, so the number it gets and the base
+    /// it derives from cannot change under it. Every blob named must already
+    /// be stored (written by `put_blob` under an `upload_guard`).
+    pub fn create_version_with(
+        &self,
+        who: &Principal,
+        model_id: &str,
+        build: impl FnOnce(Option<&Version>) -> Result<NewVersion>,
+    ) -> Result<Version> {
+        let tx = self.write()?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM models WHERE id = ?1 AND team_id = ?2)",
+            [model_id, &who.team_id],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Err(Error::not_found("model", model_id));
+        }
+        let latest = latest_version_in(&tx, model_id)?;
+        let new = build(latest.as_ref())?;
+        let mut seen = std::collections::HashSet::new();
+        for file in &new.files {
+            validate_file_path(&file.path)?;
+            if !seen.insert(file.path.as_str()) {
+                return Err(Error::invalid("filePath", format!("{:?} appears twice in one version", file.path)));
+            }
+        }
+        let at = now();
+        let version = Version {
+            id: new_id(),
+            model_id: model_id.to_string(),
+            number: latest.as_ref().map_or(1, |v| v.number + 1),
+            description: new.description,
+            created_by: who.user_id.clone(),
+            created_at: at.clone(),
+            attrs: new.attrs,
+            files: new
+                .files
+                .into_iter()
+                .map(|f| VersionFile {
+                    id: new_id(),
+                    path: f.path,
+                    sha256: f.digest.sha256,
+                    size: f.digest.size,
+                    created_at: at.clone(),
+                })
+                .collect(),
+        };
+        tx.execute(
+            "INSERT INTO model_versions (id, model_id, number, description, created_by, created_at, attrs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                version.id,
+                version.model_id,
+                version.number,
+                version.description,
+                version.created_by,
+                version.created_at,
+                Value::Object(version.attrs.clone()).to_string()
+            ],
+        )?;
+        for (position, file) in version.files.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO blobs (sha256, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![file.sha256, file.size, at],
+            )?;
+            tx.execute(
+                "INSERT INTO version_files (id, version_id, position, path, sha256, size, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![file.id, version.id, position as i64, file.path, file.sha256, file.size, file.created_at],
+            )?;
+        }
+        tx.execute("UPDATE models SET modified_at = ?2 WHERE id = ?1", params![model_id, at])?;
+        tx.commit()?;
+        self.get_version_by_id(who, model_id, &version.id)
+    }
+
+    pub fn create_version(&self, who: &Principal, model_id: &str, new: NewVersion) -> Result<Version> {
+        self.create_version_with(who, model_id, |_| Ok(new))
+    }
+
+    /// All versions of a model, oldest first.
+    pub fn list_versions(&self, who: &Principal, model_id: &str) -> Result<Vec<Version>> {
+        self.get_model(who, model_id)?;
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM model_versions WHERE model_id = ?1 ORDER BY number")?
+            .query_map([model_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        ids.iter().map(|id| load_version(&self.conn, id)).collect()
+    }
+
+    pub fn latest_version(&self, who: &Principal, model_id: &str) -> Result<Option<Version>> {
+        self.get_model(who, model_id)?;
+        latest_version_in(&self.conn, model_id)
+    }
+
+    pub fn get_version(&self, who: &Principal, model_id: &str, number: i64) -> Result<Version> {
+        self.get_model(who, model_id)?;
+        let id: String = self
+            .conn
+            .prepare_cached("SELECT id FROM model_versions WHERE model_id = ?1 AND number = ?2")?
+            .query_row(params![model_id, number], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| Error::NotFound(format!("model {model_id} has no version {number}")))?;
+        load_version(&self.conn, &id)
+    }
+
+    pub fn get_version_by_id(&self, who: &Principal, model_id: &str, version_id: &str) -> Result<Version> {
+        self.get_model(who, model_id)?;
+        let found: Option<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM model_versions WHERE model_id = ?1 AND id = ?2")?
+            .query_row([model_id, version_id], |r| r.get(0))
+            .optional()?;
+        match found {
+            Some(id) => load_version(&self.conn, &id),
+            None => Err(Error::not_found("version", version_id)),
+        }
+    }
+
+    /// Replaces a version's description and merges attrs; its files never
+    /// change.
+    pub fn update_version(
+        &self,
+        who: &Principal,
+        model_id: &str,
+        version_id: &str,
+        description: Option<Option<String>>,
+        attrs: Attrs,
+    ) -> Result<Version> {
+        let mut version = self.get_version_by_id(who, model_id, version_id)?;
+        if let Some(d) = description {
+            version.description = d;
+        }
+        for (key, value) in attrs {
+            if value.is_null() {
+                version.attrs.remove(&key);
+            } else {
+                version.attrs.insert(key, value);
+            }
+        }
+        self.conn.execute(
+            "UPDATE model_versions SET description = ?2, attrs = ?3 WHERE id = ?1",
+            params![version.id, version.description, Value::Object(version.attrs.clone()).to_string()],
+        )?;
+        Ok(version)
+    }
+}
+
+fn sql_value(v: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match v {
+        Value::Null => Sql::Null,
+        Value::Bool(b) => Sql::Integer(*b as i64),
+        Value::Number(n) => n.as_i64().map(Sql::Integer).unwrap_or_else(|| Sql::Real(n.as_f64().unwrap_or(0.0))),
+        Value::String(s) => Sql::Text(s.clone()),
+        other => Sql::Text(other.to_string()),
+    }
+}
+
+fn latest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Option<Version>> {
+    let id: Option<String> = conn
+        .prepare_cached("SELECT id FROM model_versions WHERE model_id = ?1 ORDER BY number DESC LIMIT 1")?
+        .query_row([model_id], |r| r.get(0))
+        .optional()?;
+    id.map(|id| load_version(conn, &id)).transpose()
+}
+
+fn load_version(conn: &rusqlite::Connection, id: &str) -> Result<Version> {
+    let mut version = conn
+        .prepare_cached(
+            "SELECT id, model_id, number, description, created_by, created_at, attrs FROM model_versions WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(Version {
+                id: r.get(0)?,
+                model_id: r.get(1)?,
+                number: r.get(2)?,
+                description: r.get(3)?,
+                created_by: r.get(4)?,
+                created_at: r.get(5)?,
+                attrs: parse_attrs(&r.get::<_, String>(6)?)?,
+                files: Vec::new(),
+            })
+        })?;
+    version.files = conn
+        .prepare_cached("SELECT id, path, sha256, size, created_at FROM version_files WHERE version_id = ?1 ORDER BY position")?
+        .query_map([id], |r| {
+            Ok(VersionFile { id: r.get(0)?, path: r.get(1)?, sha256: r.get(2)?, size: r.get::<_, i64>(3)? as u64, created_at: r.get(4)? })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_file_path;
+
+    #[test]
+    fn file_paths_cannot_escape() {
+        for ok in ["model.pt", "a/b/c.txt", "custom.py"] {
+            assert!(validate_file_path(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a\\b", "a\0b", "./a"] {
+            assert!(validate_file_path(bad).is_err(), "{bad:?}");
+        }
+    }
+}

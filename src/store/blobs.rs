@@ -1,0 +1,353 @@
+//! The content-addressed blob store: `blobs/sha256/ab/cdef…` under the data
+//! directory, one file per distinct content.
+//!
+//! Invariants:
+//! * A blob file is complete and fsynced before `put` returns: it is written
+//!   to `blobs/tmp/`, fsynced, renamed into place, and the directory fsynced.
+//!   Callers commit the row that references a blob only after `put` returns,
+//!   so an acknowledged upload survives a crash.
+//! * A blob's file name is the sha256 of its bytes; the same content is
+//!   stored once.
+//! * gc only removes a blob that no row references *and* whose file is older
+//!   than the grace period, while holding the gc lock exclusively. Writers
+//!   hold the same lock shared from `put` until their row commits (see
+//!   `UploadGuard`), so gc never sweeps a blob between its write and its row,
+//!   even when the writer is another process.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest as _, Sha256};
+
+/// Reads and writes move this much at a time: large enough to keep the disk
+/// and the hash busy, small enough that memory stays flat.
+const CHUNK: usize = 256 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digest {
+    /// Lower-case hex sha256 of the content.
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug)]
+pub enum PutError {
+    /// The source had more bytes than the caller allowed.
+    TooLarge { limit: u64 },
+    /// Reading the source failed: the client's body was cut short or
+    /// malformed. Nothing was stored.
+    Read(io::Error),
+    /// Writing failed on our side (disk full, permissions). Nothing was stored.
+    Write(io::Error),
+}
+
+impl std::fmt::Display for PutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PutError::TooLarge { limit } => write!(f, "content is larger than the limit of {limit} bytes"),
+            PutError::Read(e) => write!(f, "reading the upload failed: {e}"),
+            PutError::Write(e) => write!(f, "writing the blob failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PutError {}
+
+/// Held by a writer from before `put` until the row referencing the blob has
+/// committed. While any guard is alive (in any process), gc waits.
+pub struct UploadGuard {
+    _lock: File,
+}
+
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub removed_blobs: Vec<(String, u64)>,
+    pub removed_temp_files: Vec<(PathBuf, u64)>,
+}
+
+impl GcReport {
+    pub fn bytes(&self) -> u64 {
+        self.removed_blobs.iter().map(|(_, n)| n).sum::<u64>()
+            + self.removed_temp_files.iter().map(|(_, n)| n).sum::<u64>()
+    }
+}
+
+/// A blob file found on disk by `list`.
+pub struct StoredBlob {
+    pub sha256: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) the store rooted at `root` (`<data>/blobs`).
+    pub fn open(root: &Path) -> io::Result<BlobStore> {
+        fs::create_dir_all(root.join("sha256"))?;
+        fs::create_dir_all(root.join("tmp"))?;
+        Ok(BlobStore { root: root.to_path_buf() })
+    }
+
+    pub fn path_of(&self, sha256: &str) -> PathBuf {
+        let (prefix, rest) = sha256.split_at(2.min(sha256.len()));
+        self.root.join("sha256").join(prefix).join(rest)
+    }
+
+    fn lock_file(&self) -> io::Result<File> {
+        OpenOptions::new().create(true).truncate(false).write(true).open(self.root.join("gc.lock"))
+    }
+
+    /// Takes the gc lock shared: see `UploadGuard`.
+    pub fn upload_guard(&self) -> io::Result<UploadGuard> {
+        let lock = self.lock_file()?;
+        lock.lock_shared()?;
+        Ok(UploadGuard { _lock: lock })
+    }
+
+    /// Streams `source` into the store, hashing as it writes. At most `limit`
+    /// bytes are accepted. On any error the temp file is removed and nothing
+    /// is stored.
+    pub fn put(&self, source: &mut dyn Read, limit: Option<u64>) -> Result<Digest, PutError> {
+        let temp_path = self.root.join("tmp").join(format!("{}.part", uuid::Uuid::new_v4()));
+        let result = self.write_temp(source, limit, &temp_path);
+        let digest = match result {
+            Ok(digest) => digest,
+            Err(e) => {
+                let _ = fs::remove_file(&temp_path);
+                return Err(e);
+            }
+        };
+        self.install(&temp_path, &digest.sha256).map_err(|e| {
+            let _ = fs::remove_file(&temp_path);
+            PutError::Write(e)
+        })?;
+        Ok(digest)
+    }
+
+    fn write_temp(&self, source: &mut dyn Read, limit: Option<u64>, temp_path: &Path) -> Result<Digest, PutError> {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(temp_path).map_err(PutError::Write)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut size: u64 = 0;
+        loop {
+            let n = match source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(PutError::Read(e)),
+            };
+            size += n as u64;
+            if let Some(limit) = limit {
+                if size > limit {
+                    return Err(PutError::TooLarge { limit });
+                }
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n]).map_err(PutError::Write)?;
+        }
+        file.sync_all().map_err(PutError::Write)?;
+        Ok(Digest { sha256: hex(&hasher.finalize()), size })
+    }
+
+    /// Moves a complete, fsynced temp file to its content address.
+    fn install(&self, temp_path: &Path, sha256: &str) -> io::Result<()> {
+        let final_path = self.path_of(sha256);
+        let dir = final_path.parent().expect("blob paths have a parent");
+        if final_path.exists() {
+            // Same content already stored. Refresh its mtime so that a gc that
+            // saw it as old and unreferenced a moment ago treats it as new.
+            fs::remove_file(temp_path)?;
+            File::options().write(true).open(&final_path)?.set_modified(SystemTime::now())?;
+            return Ok(());
+        }
+        if !dir.exists() {
+            fs::create_dir_all(dir)?;
+            sync_dir(dir.parent().expect("shard dirs have a parent"))?;
+        }
+        fs::rename(temp_path, &final_path)?;
+        sync_dir(dir)
+    }
+
+    pub fn open_blob(&self, sha256: &str) -> io::Result<File> {
+        if !is_sha256_hex(sha256) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256 digest"));
+        }
+        File::open(self.path_of(sha256))
+    }
+
+    pub fn exists(&self, sha256: &str) -> bool {
+        is_sha256_hex(sha256) && self.path_of(sha256).is_file()
+    }
+
+    /// Re-hashes a stored blob: Ok(true) when its bytes still match its name.
+    pub fn verify(&self, sha256: &str) -> io::Result<bool> {
+        let mut file = self.open_blob(sha256)?;
+        Ok(hash_reader(&mut file)?.sha256 == sha256)
+    }
+
+    /// Every blob file on disk, in no particular order.
+    pub fn list(&self) -> io::Result<Vec<StoredBlob>> {
+        let mut blobs = Vec::new();
+        for entry in walkdir::WalkDir::new(self.root.join("sha256")).min_depth(2).max_depth(2) {
+            let entry = entry.map_err(io::Error::other)?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let shard = entry.path().parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+            let rest = entry.file_name().to_str().unwrap_or("");
+            let meta = entry.metadata().map_err(io::Error::other)?;
+            blobs.push(StoredBlob {
+                sha256: format!("{shard}{rest}"),
+                path: entry.path().to_path_buf(),
+                size: meta.len(),
+                modified: meta.modified()?,
+            });
+        }
+        Ok(blobs)
+    }
+
+    /// Removes blobs that `is_referenced` says nothing uses and that are older
+    /// than `grace`, and temp files older than `grace` (left by a crash or a
+    /// cancelled upload). Holds the gc lock exclusively throughout.
+    pub fn gc(&self, is_referenced: &mut dyn FnMut(&str) -> io::Result<bool>, grace: Duration, dry_run: bool) -> io::Result<GcReport> {
+        let lock = self.lock_file()?;
+        lock.lock()?;
+        let now = SystemTime::now();
+        let is_old = |t: SystemTime| now.duration_since(t).map(|age| age >= grace).unwrap_or(false);
+        let mut report = GcReport::default();
+        for blob in self.list()? {
+            if !is_old(blob.modified) || is_referenced(&blob.sha256)? {
+                continue;
+            }
+            if !dry_run {
+                fs::remove_file(&blob.path)?;
+            }
+            report.removed_blobs.push((blob.sha256, blob.size));
+        }
+        for entry in fs::read_dir(self.root.join("tmp"))? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() && is_old(meta.modified()?) {
+                if !dry_run {
+                    fs::remove_file(entry.path())?;
+                }
+                report.removed_temp_files.push((entry.path(), meta.len()));
+            }
+        }
+        Ok(report)
+    }
+}
+
+pub fn hash_reader(reader: &mut dyn Read) -> io::Result<Digest> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(Digest { sha256: hex(&hasher.finalize()), size })
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("blobs")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn put_is_content_addressed_and_deduplicated() {
+        let (_dir, store) = store();
+        let a = store.put(&mut &b"hello"[..], None).unwrap();
+        let b = store.put(&mut &b"hello"[..], None).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(store.list().unwrap().len(), 1);
+        assert!(store.verify(&a.sha256).unwrap());
+    }
+
+    #[test]
+    fn empty_content_round_trips() {
+        let (_dir, store) = store();
+        let d = store.put(&mut io::empty(), None).unwrap();
+        assert_eq!(d.size, 0);
+        let mut back = Vec::new();
+        store.open_blob(&d.sha256).unwrap().read_to_end(&mut back).unwrap();
+        assert!(back.is_empty());
+    }
+
+    #[test]
+    fn over_limit_and_failed_reads_leave_nothing_behind() {
+        let (dir, store) = store();
+        let err = store.put(&mut &[7u8; 100][..], Some(99)).unwrap_err();
+        assert!(matches!(err, PutError::TooLarge { limit: 99 }));
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "cut"));
+                }
+                self.0 -= 1;
+                buf[0] = 1;
+                Ok(1)
+            }
+        }
+        assert!(matches!(store.put(&mut Failing(10), None), Err(PutError::Read(_))));
+        assert!(store.list().unwrap().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn gc_respects_references_and_grace() {
+        let (_dir, store) = store();
+        let kept = store.put(&mut &b"kept"[..], None).unwrap();
+        let swept = store.put(&mut &b"swept"[..], None).unwrap();
+        let young = store.put(&mut &b"young"[..], None).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        for d in [&kept, &swept] {
+            File::options().write(true).open(store.path_of(&d.sha256)).unwrap().set_modified(old).unwrap();
+        }
+        let report = store
+            .gc(&mut |sha| Ok(sha == kept.sha256), Duration::from_secs(600), false)
+            .unwrap();
+        assert_eq!(report.removed_blobs, vec![(swept.sha256.clone(), 5)]);
+        assert!(store.exists(&kept.sha256));
+        assert!(store.exists(&young.sha256));
+        assert!(!store.exists(&swept.sha256));
+    }
+}

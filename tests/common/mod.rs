@@ -1,0 +1,249 @@
+//! Test harness: starts the real `modelreg` binary on an ephemeral port with
+//! a temporary data directory, and speaks HTTP to it as a client would.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_modelreg");
+
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub key: String,
+    pub data: tempfile::TempDir,
+    /// Everything the server printed to stderr so far (access log included).
+    pub log: Arc<Mutex<String>>,
+    agent: ureq::Agent,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        Server::start_in(data, args)
+    }
+
+    /// Starts a server on an existing data directory (for restart tests).
+    pub fn start_in(data: tempfile::TempDir, args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--machine-delay-ms", "0", "--data-dir"])
+            .arg(data.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start modelreg");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                    }
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        let key = std::fs::read_to_string(data.path().join("admin.key")).unwrap().trim().to_string();
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+        Server { child, addr, key, data, log, agent }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Runs the CLI against this server's data directory (offline mode).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).arg("--data-dir").arg(self.data_dir()).args(args).output().unwrap()
+    }
+
+    fn finish(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let response = result.expect("request failed at the transport level");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let mut body = Vec::new();
+        response.into_body().into_reader().read_to_end(&mut body).unwrap();
+        Reply { status, headers, body }
+    }
+
+    pub fn auth(&self) -> String {
+        format!("Bearer {}", self.key)
+    }
+
+    /// A request with the admin key; `headers` are added as given.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+        let mut builder = ureq::http::Request::builder().method(method).uri(self.url(path));
+        let has_auth = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        if !has_auth {
+            builder = builder.header("Authorization", self.auth());
+        }
+        for (k, v) in headers {
+            if !v.is_empty() {
+                builder = builder.header(*k, *v);
+            }
+        }
+        let request = builder.body(body.unwrap_or_default()).unwrap();
+        self.finish(self.agent.run(request))
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], None)
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        self.request("DELETE", path, &[], None)
+    }
+
+    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> Reply {
+        self.request(method, path, &[("Content-Type", "application/json")], Some(body.to_string().into_bytes()))
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.send_json("POST", path, body)
+    }
+
+    /// Posts multipart/form-data built from `parts`.
+    pub fn post_multipart(&self, path: &str, parts: &[Part]) -> Reply {
+        let (content_type, body) = multipart_body(parts);
+        self.request("POST", path, &[("Content-Type", &content_type)], Some(body))
+    }
+
+    /// Sends raw bytes on a fresh connection and returns what came back
+    /// before the server closed it or `timeout` passed.
+    pub fn raw(&self, bytes: &[u8], timeout: Duration) -> String {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(timeout)).unwrap();
+        stream.write_all(bytes).unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory of the server so far, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args(["-s", signal, &self.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Kills the server at once and returns its data directory for a restart.
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data, data)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub enum Part<'a> {
+    Field(&'a str, &'a str),
+    File { name: &'a str, filename: &'a str, bytes: &'a [u8] },
+}
+
+pub const BOUNDARY: &str = "----modelregtestboundary7MA4YWxkTrZu0gW";
+
+pub fn multipart_body(parts: &[Part]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match part {
+            Part::Field(name, value) => {
+                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+            }
+            Part::File { name, filename, bytes } => {
+                body.extend_from_slice(
+                    format!(
+                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
+                         Content-Type: application/octet-stream\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                body.extend_from_slice(bytes);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Files under `dir` (recursively), for checking what the blob store holds.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
