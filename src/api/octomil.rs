@@ -101,7 +101,14 @@ fn check_framework(framework: &str) -> Result<()> {
 
 fn create_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let body = req.json_object()?;
-    let model = ctx.registry.create_model(req.who()?, new_model_from_json(&body)?)?;
+    let new = new_model_from_json(&body)?;
+    let who = req.who()?;
+    // Seed 004's 409 "resource already exists": the Octomil SDK resolves
+    // models by name, so two models of one name would be ambiguous to it.
+    if !new.name.is_empty() && ctx.registry.model_name_taken(who, &new.name)? {
+        return Err(Error::Conflict(format!("a model named {:?} already exists", new.name)));
+    }
+    let model = ctx.registry.create_model(who, new)?;
     Ok(Response::json(201, &render_model(&model, None)))
 }
 

@@ -84,6 +84,12 @@ struct ServeArgs {
     /// Largest accepted JSON body, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_json_bytes: u64,
+    /// Close a connection whose client sends or reads nothing for this long, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    io_timeout_ms: u64,
+    /// Most client connections served at once; further ones wait to be accepted.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
     /// Per-key rate limit: REQUESTS_PER_SECOND or REQUESTS_PER_SECOND/BURST. Off by default.
     #[arg(long)]
     rate_limit: Option<RateLimit>,
@@ -153,6 +159,8 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         workers: args.workers.unwrap_or((cores * 4).max(8)),
         json_limit: args.max_json_bytes,
         upload_limit: args.max_upload_bytes,
+        io_timeout: Duration::from_millis(args.io_timeout_ms.max(1)),
+        max_connections: args.max_connections,
         rate_limit: args.rate_limit,
         machine_delay: Duration::from_millis(args.machine_delay_ms),
         image_builder: args.image_builder,

@@ -29,6 +29,11 @@ pub struct ServerOptions {
     pub workers: usize,
     pub json_limit: u64,
     pub upload_limit: u64,
+    /// How long the server waits on a silent client (per read and write)
+    /// before closing the connection.
+    pub io_timeout: Duration,
+    /// Most connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
     pub rate_limit: Option<RateLimit>,
     /// How long an emulated machine takes to change state.
     pub machine_delay: Duration,
@@ -45,7 +50,11 @@ pub struct Ctx<'a> {
 
 /// Runs the server until SIGINT or SIGTERM; requests in flight finish first.
 pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)) -> Result<(), Error> {
-    let limits = tiny_http::ConnectionLimits::default();
+    let limits = tiny_http::ConnectionLimits {
+        read_timeout: Some(options.io_timeout),
+        write_timeout: Some(options.io_timeout),
+        max_connections: options.max_connections,
+    };
     let server = tiny_http::Server::http_with_limits(options.bind.as_str(), limits)
         .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", options.bind)))?;
     let addr = server.server_addr().to_ip().map(|a| a.to_string()).unwrap_or_else(|| options.bind.clone());
@@ -77,6 +86,10 @@ pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)
         workers.push(worker.map_err(|e| Error::Internal(format!("cannot start worker thread: {e}")))?);
     }
     on_ready(&addr);
+    while !stopping.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("modelreg: stop signal received; finishing requests in flight");
     for worker in workers {
         let _ = worker.join();
     }

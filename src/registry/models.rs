@@ -210,6 +210,14 @@ impl Registry {
             .ok_or_else(|| Error::not_found("model", id))
     }
 
+    /// Whether the caller's team already has a model with this name.
+    pub fn model_name_taken(&self, who: &Principal, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM models WHERE team_id = ?1 AND name = ?2)")?
+            .query_row([&who.team_id, name], |r| r.get(0))?)
+    }
+
     pub fn update_model(&self, who: &Principal, id: &str, patch: ModelPatch) -> Result<Model> {
         let tx = self.write()?;
         let mut model = tx

@@ -187,7 +187,7 @@ impl Worker<'_> {
                 state.idle -= 1;
                 return Some(task);
             }
-            if state.closed || timed_out && state.threads > MIN_THREADS {
+            if state.closed || (timed_out && state.threads > MIN_THREADS) {
                 state.idle -= 1;
                 state.threads -= 1;
                 return None;
