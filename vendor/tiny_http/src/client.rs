@@ -253,10 +253,17 @@ impl ClientConnection {
             data_source,
             writer,
             self.leftover.clone(),
+            // a small body is read with the head, within the same time
+            started
+                .zip(self.read_timeout)
+                .and_then(|(started, timeout)| started.checked_add(timeout)),
         )
         .map_err(|e| {
             use crate::request;
             match e {
+                request::RequestCreationError::CreationIoError(e) if is_timeout(&e) => {
+                    ReadError::TimedOut
+                }
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)

@@ -187,10 +187,11 @@ pub struct ServerConfig {
 /// The defaults are a 30 s read timeout, a 30 s write timeout and 512 connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// Timeout of each read on an accepted socket; also the longest time a client may take to
-    /// send a request's head (request line and headers) once it has started sending it.
-    /// When it expires the connection is closed, after a `408` response if a request had
-    /// started. `None` waits forever.
+    /// Timeout of each read on an accepted socket. Also the longest time a client may take
+    /// to send a request's head (request line, headers and a body of up to 1 KiB, which is
+    /// read with them) once it has started, and to send the unread rest of a body that the
+    /// server discards. When it expires the connection is closed, after a `408` response if
+    /// a request had started. `None` waits forever.
     pub read_timeout: Option<Duration>,
 
     /// Timeout of each write on an accepted socket. `None` waits forever.

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::util::{ChunkedReader, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -133,7 +134,9 @@ struct Body {
 }
 
 impl Body {
-    fn buffered<R: Read + Send + 'static>(reader: R) -> Body {
+    /// A body whose rest the connection need not deal with: buffered, empty, or the whole
+    /// stream of a `Connection: upgrade` request (after which the connection ends).
+    fn untracked<R: Read + Send + 'static>(reader: R) -> Body {
         Body {
             reader: Box::new(reader),
             unread: Some(0),
@@ -210,7 +213,8 @@ impl From<IoError> for RequestCreationError {
 /// The `Write` object will be used by the `Request` to write the response.
 ///
 /// `leftover` is where the request tells its connection what to do with the part of the body
-/// it did not read (see [`BodyLeftover`]).
+/// it did not read (see [`BodyLeftover`]). A small body is read here at once, and must have
+/// arrived by `deadline`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn new_request<R, W>(
     secure: bool,
@@ -222,6 +226,7 @@ pub(crate) fn new_request<R, W>(
     mut source_data: R,
     writer: W,
     leftover: Arc<BodyLeftover>,
+    deadline: Option<Instant>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -280,13 +285,13 @@ where
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
-    let reader = if connection_upgrade {
+    let mut reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
         // (the connection reads no further request after this one)
-        Body::buffered(source_data)
+        Body::untracked(source_data)
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
-            Body::buffered(io::empty())
+            Body::untracked(io::empty())
         } else if content_length <= 1024 && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
 
@@ -304,16 +309,21 @@ where
                 }
 
                 offset += read;
+
+                if offset != content_length && deadline.map_or(false, |d| Instant::now() > d) {
+                    let err = IoError::new(ErrorKind::TimedOut, "request body too slow");
+                    return Err(RequestCreationError::CreationIoError(err));
+                }
             }
 
-            Body::buffered(Cursor::new(buffer))
+            Body::untracked(Cursor::new(buffer))
         } else {
             // the body is streamed from the connection; nothing is allocated for it
             let data_reader = EqualReader::new(source_data, content_length as u64);
             Body {
                 reader: Box::new(FusedReader::new(data_reader)),
                 unread: Some(content_length as u64),
-                awaiting_continue: expects_continue,
+                awaiting_continue: false,
                 leftover: Some(leftover),
             }
         }
@@ -323,15 +333,16 @@ where
         Body {
             reader: Box::new(FusedReader::new(ChunkedReader::new(source_data))),
             unread: None,
-            awaiting_continue: expects_continue,
+            awaiting_continue: false,
             leftover: Some(leftover),
         }
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
         // TODO: could also be multipart/byteranges
-        Body::buffered(io::empty())
+        Body::untracked(io::empty())
     };
+    reader.awaiting_continue = expects_continue;
 
     Ok(Request {
         data_reader: Some(reader),

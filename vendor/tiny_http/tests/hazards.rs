@@ -105,7 +105,11 @@ fn huge_content_length_is_not_drained() {
         let started = Instant::now();
         let response = read_to_close(&mut stream);
         assert!(response.starts_with("HTTP/1.1 413"), "{}", response);
-        assert!(response.contains("\r\nConnection: close\r\n"), "{}", response);
+        assert!(
+            response.contains("\r\nConnection: close\r\n"),
+            "{}",
+            response
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
@@ -123,7 +127,11 @@ fn huge_content_length_with_dropped_request() {
         .unwrap();
     let response = read_to_close(&mut stream);
     assert!(response.starts_with("HTTP/1.1 500"), "{}", response);
-    assert!(response.contains("\r\nConnection: close\r\n"), "{}", response);
+    assert!(
+        response.contains("\r\nConnection: close\r\n"),
+        "{}",
+        response
+    );
     assert!(get(addr).starts_with("HTTP/1.1 500"));
 }
 
@@ -157,7 +165,11 @@ fn unread_chunked_body_closes_the_connection() {
         .unwrap();
     let response = read_to_close(&mut stream);
     assert!(response.starts_with("HTTP/1.1 200"), "{}", response);
-    assert!(response.contains("\r\nConnection: close\r\n"), "{}", response);
+    assert!(
+        response.contains("\r\nConnection: close\r\n"),
+        "{}",
+        response
+    );
 }
 
 #[test]
@@ -231,7 +243,11 @@ fn trickling_client_is_disconnected() {
         }
     }
     let response = read_to_close(&mut stream);
-    assert!(closed || response.starts_with("HTTP/1.1 408"), "{}", response);
+    assert!(
+        closed || response.starts_with("HTTP/1.1 408"),
+        "{}",
+        response
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -279,7 +295,9 @@ fn connections_over_the_bound_wait_for_a_free_slot() {
 
     // a slot frees up: the third is served
     drop(first);
-    third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let response = read_to_close(&mut third);
     assert!(response.ends_with("GET /third"), "{}", response);
     drop(second);
@@ -294,7 +312,11 @@ fn unknown_methods_reach_the_handler() {
         stream.write_all(request.as_bytes()).unwrap();
         let response = read_to_close(&mut stream);
         assert!(response.starts_with("HTTP/1.1 405"), "{}", response);
-        assert!(response.ends_with(&format!("{} /m", method)), "{}", response);
+        assert!(
+            response.ends_with(&format!("{} /m", method)),
+            "{}",
+            response
+        );
     }
 }
 
@@ -361,4 +383,27 @@ fn zero_timeouts_are_refused() {
         ..ConnectionLimits::default()
     };
     assert!(Server::http_with_limits("127.0.0.1:0", limits).is_err());
+}
+
+#[test]
+fn trickled_small_body_is_cut_off() {
+    // a small body is read together with the head, within the same read timeout
+    let (_server, addr) = start(short_timeouts(), echo_method);
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nContent-Length: 500\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..100 {
+        if stream.write_all(b"x").is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+        if started.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+    }
+    let response = read_to_close(&mut stream);
+    assert!(response.starts_with("HTTP/1.1 408"), "{}", response);
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
