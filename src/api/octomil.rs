@@ -102,14 +102,23 @@ fn check_framework(framework: &str) -> Result<()> {
 fn create_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let body = req.json_object()?;
     let new = new_model_from_json(&body)?;
-    let who = req.who()?;
-    // Seed 004's 409 "resource already exists": the Octomil SDK resolves
-    // models by name, so two models of one name would be ambiguous to it.
-    if !new.name.is_empty() && ctx.registry.model_name_taken(who, &new.name)? {
+    let model = create_unique(ctx.registry, req.who()?, new)?;
+    Ok(Response::json(201, &render_model(&model, None)))
+}
+
+/// Serialises "is the name free? then insert" across this process's
+/// workers, so that concurrent creates of one name make one model.
+static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Creates a model, refusing a name the team already uses: seed 004's 409
+/// "resource already exists". The Octomil SDK resolves models by name, so
+/// two models of one name would be ambiguous to it. The CLI shares this.
+pub(crate) fn create_unique(registry: &Registry, who: &Principal, new: NewModel) -> Result<Model> {
+    let _serialised = CREATE_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !new.name.is_empty() && registry.model_name_taken(who, &new.name)? {
         return Err(Error::Conflict(format!("a model named {:?} already exists", new.name)));
     }
-    let model = ctx.registry.create_model(who, new)?;
-    Ok(Response::json(201, &render_model(&model, None)))
+    registry.create_model(who, new)
 }
 
 /// Validates a create body (seed 004's fields, plus what the Octomil SDK
@@ -200,6 +209,18 @@ fn upload_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     Ok(Response::json(201, &body))
 }
 
+/// The format a version is stored as: the one given, or else the one the
+/// file name's extension implies. The CLI calls it before sending any bytes.
+pub(crate) fn resolve_format(filename: &str, format: Option<&str>) -> Result<String> {
+    match format.filter(|f| !f.is_empty()) {
+        Some(f) if FORMATS.contains(&f) => Ok(f.to_string()),
+        Some(f) => Err(Error::invalid("format", format!("must be one of {}, got {f:?}", FORMATS.join(", ")))),
+        None => infer_format(filename).ok_or_else(|| {
+            Error::invalid("format", format!("is required: it cannot be inferred from the file name {filename:?}"))
+        }),
+    }
+}
+
 /// Records an uploaded file as the model's next version. The blob must be
 /// stored already, under an upload guard the caller still holds.
 pub(crate) fn commit_upload(
@@ -211,13 +232,7 @@ pub(crate) fn commit_upload(
     format: Option<String>,
     description: Option<String>,
 ) -> Result<Value> {
-    let format = match format.filter(|f| !f.is_empty()) {
-        Some(f) if FORMATS.contains(&f.as_str()) => f,
-        Some(f) => return Err(Error::invalid("format", format!("must be one of {}, got {f:?}", FORMATS.join(", ")))),
-        None => infer_format(filename).ok_or_else(|| {
-            Error::invalid("format", format!("is required: it cannot be inferred from the file name {filename:?}"))
-        })?,
-    };
+    let format = resolve_format(filename, format.as_deref())?;
     check_description(description.as_deref())?;
     let path = stored_file_name(filename, &format);
     let mut attrs = Map::new();
@@ -258,7 +273,6 @@ fn download_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         )));
     }
     let file = version.files.first().ok_or_else(|| Error::Internal(format!("version {} has no file", version.id)))?;
-    let ext = file.path.rsplit_once('.').map(|(_, e)| e.to_string()).unwrap_or_else(|| default_extension(&stored).into());
     let response = crate::http::response::file_response(
         req.header("If-None-Match"),
         req.header("Range"),
@@ -271,7 +285,7 @@ fn download_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         },
     );
     Ok(response
-        .with_header("Content-Disposition", format!("attachment; filename=\"model_v{number}.{ext}\""))
+        .with_header("Content-Disposition", format!("attachment; filename=\"{}\"", download_file_name(&version)))
         .with_header("X-Model-Hash", file.sha256.clone()))
 }
 
@@ -316,6 +330,17 @@ fn stored_file_name(filename: &str, format: &str) -> String {
     } else {
         format!("model.{}", default_extension(format))
     }
+}
+
+/// `model_v{N}.{ext}`: the name a download is offered under (the
+/// extension of the uploaded file, else the format's usual one). The CLI
+/// writes downloads under the same name by default.
+pub(crate) fn download_file_name(version: &Version) -> String {
+    let ext = match version.files.first().and_then(|f| f.path.rsplit_once('.')) {
+        Some((_, ext)) if !ext.is_empty() => ext.to_string(),
+        _ => default_extension(&version_format(version)).to_string(),
+    };
+    format!("model_v{}.{ext}", version.number)
 }
 
 fn version_format(version: &Version) -> String {

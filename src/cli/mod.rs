@@ -149,6 +149,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
 }
 
 fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
+    raise_open_file_limit();
     let registry = Registry::open(&data_dir)?;
     admin::announce_bootstrap(&registry)?;
     drop(registry);
@@ -171,4 +172,18 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         eprintln!("modelreg: listening on http://{addr} (data directory {})", data_dir.display());
     })?;
     Ok(0)
+}
+
+/// Each connection takes two file descriptors, and the common soft limit of
+/// 1024 would cap the server below `--max-connections`: raise the soft limit
+/// to the hard one, as servers usually do.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }

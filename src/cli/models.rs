@@ -108,7 +108,7 @@ struct Local {
 impl Backend for Local {
     fn create_model(&self, body: Value) -> Result<Value, Error> {
         let body = body.as_object().cloned().unwrap_or_default();
-        let model = self.registry.create_model(&self.who, octomil::new_model_from_json(&body)?)?;
+        let model = octomil::create_unique(&self.registry, &self.who, octomil::new_model_from_json(&body)?)?;
         octomil::model_detail(&self.registry, &self.who, &model.id)
     }
 
@@ -126,10 +126,11 @@ impl Backend for Local {
 
     fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error> {
         self.registry.get_model(&self.who, model)?;
+        let filename = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        octomil::resolve_format(filename, format.as_deref())?;
         let (mut reader, _) = open_with_progress(file)?;
         let guard = self.registry.upload_guard()?;
         let digest = self.registry.put_blob(&mut reader, None)?;
-        let filename = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let body = octomil::commit_upload(&self.registry, &self.who, model, filename, digest, format, description)?;
         drop(guard);
         Ok(body)
@@ -142,6 +143,7 @@ impl Backend for Local {
             reader: Box::new(self.registry.open_blob(&file.sha256)?),
             len: Some(file.size),
             sha256: Some(file.sha256.clone()),
+            file_name: Some(octomil::download_file_name(&version)),
         })
     }
 }
@@ -168,6 +170,11 @@ impl Backend for Remote {
     }
 
     fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error> {
+        let filename = file.file_name().and_then(|n| n.to_str()).unwrap_or("model.bin");
+        // Fail before sending any bytes when the server would refuse them
+        // anyway: an unknown model (or key), or a format it cannot tell.
+        octomil::resolve_format(filename, format.as_deref())?;
+        self.show_model(model)?;
         let (mut reader, len) = open_with_progress(file)?;
         let mut fields = Vec::new();
         if let Some(f) = format {
@@ -176,7 +183,6 @@ impl Backend for Remote {
         if let Some(d) = description {
             fields.push(("description", d));
         }
-        let filename = file.file_name().and_then(|n| n.to_str()).unwrap_or("model.bin");
         Remote::upload(self, &format!("/api/v1/models/{model}/versions/upload"), &fields, "file", filename, &mut reader, len)
     }
 
@@ -295,7 +301,9 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
         }
         VersionsCommand::Download { model, version, output } => {
             let download = backend.download(&model, version)?;
-            let output = output.unwrap_or_else(|| PathBuf::from(format!("model_v{version}.bin")));
+            let output = output.unwrap_or_else(|| {
+                PathBuf::from(download.file_name.clone().unwrap_or_else(|| format!("model_v{version}.bin")))
+            });
             let (size, sha256) = write_verified(download, &output)?;
             print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
                 println!("wrote {} ({size} bytes, sha256 {sha256})", output.display())

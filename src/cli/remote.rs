@@ -17,6 +17,8 @@ pub struct Download {
     pub reader: Box<dyn Read>,
     pub len: Option<u64>,
     pub sha256: Option<String>,
+    /// The file name the source suggests (a bare name, never a path).
+    pub file_name: Option<String>,
 }
 
 impl Remote {
@@ -88,14 +90,26 @@ impl Remote {
         let tail = format!("\r\n--{boundary}--\r\n");
         let len = head.len() as u64 + file_len + tail.len() as u64;
         let mut body = head.as_bytes().chain(file).chain(tail.as_bytes());
-        self.finish(
-            self.agent
-                .post(self.url(path))
-                .header("Authorization", self.auth())
-                .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
-                .header("Content-Length", len.to_string())
-                .send(ureq::SendBody::from_reader(&mut body)),
-        )
+        let sent = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", self.auth())
+            .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
+            .header("Content-Length", len.to_string())
+            .send(ureq::SendBody::from_reader(&mut body));
+        match sent {
+            // A server that refuses an upload early (over its size limit, say)
+            // answers and closes without reading the rest; all we see is the
+            // closed connection.
+            Err(ureq::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) => {
+                Err(Error::Internal(format!(
+                    "{} closed the connection while the file was being sent ({e}); it may have refused the upload, \
+                     for instance because it is larger than the server accepts",
+                    self.base
+                )))
+            }
+            sent => self.finish(sent),
+        }
     }
 
     pub fn download(&self, path: &str) -> Result<Download, Error> {
@@ -112,9 +126,23 @@ impl Remote {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let len = header("Content-Length").and_then(|v| v.parse().ok());
         let sha256 = header("X-Model-Hash").map(|h| h.trim_start_matches("sha256:").to_string());
+        let file_name = header("Content-Disposition").and_then(|v| disposition_file_name(&v));
         let reader = Box::new(response.into_body().into_reader());
-        Ok(Download { reader, len, sha256 })
+        Ok(Download { reader, len, sha256, file_name })
     }
+}
+
+/// The `filename` of a Content-Disposition header, if it is a plain file
+/// name: a server must not be able to make the CLI write outside the
+/// current directory.
+fn disposition_file_name(header: &str) -> Option<String> {
+    let value = header.split(';').map(str::trim).find_map(|p| p.strip_prefix("filename="))?;
+    let name = value.trim().trim_matches('"');
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+    plain.then(|| name.to_string())
 }
 
 fn status_error(status: u16, body: &Value) -> Error {
