@@ -64,6 +64,20 @@ CREATE INDEX models_team_created ON models(team_id, created_at, id);
 CREATE INDEX models_team_modified ON models(team_id, modified_at, id);
 CREATE INDEX models_team_name ON models(team_id, name, id);
 
+-- How many models each team has, kept by triggers, so that an unfiltered
+-- list's total is one row read rather than a count over a million.
+CREATE TABLE team_model_counts (
+    team_id     TEXT PRIMARY KEY REFERENCES teams(id),
+    models      INTEGER NOT NULL
+);
+CREATE TRIGGER models_count_insert AFTER INSERT ON models BEGIN
+    INSERT INTO team_model_counts (team_id, models) VALUES (NEW.team_id, 1)
+        ON CONFLICT (team_id) DO UPDATE SET models = models + 1;
+END;
+CREATE TRIGGER models_count_delete AFTER DELETE ON models BEGIN
+    UPDATE team_model_counts SET models = models - 1 WHERE team_id = OLD.team_id;
+END;
+
 -- A version is immutable once created: an ordered set of (path -> blob).
 -- `number` counts 1, 2, 3... per model with no gaps; it is assigned inside the
 -- write transaction that inserts the row.

@@ -278,7 +278,15 @@ impl Registry {
             filter.push_str(" AND id IN (SELECT value FROM json_each(?))");
             args.push(Value::String(Value::from(ids.clone()).to_string()));
         }
-        let total = if q.count_total {
+        let unfiltered = q.attr_equals.is_empty() && q.search.is_none() && q.only_ids.is_none();
+        let total = if q.count_total && unfiltered {
+            let counted: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT models FROM team_model_counts WHERE team_id = ?1")?
+                .query_row([&who.team_id], |r| r.get(0))
+                .optional()?;
+            Some(counted.unwrap_or(0) as u64)
+        } else if q.count_total {
             let sql = format!("SELECT COUNT(*) FROM models WHERE {filter}");
             Some(self.conn.prepare_cached(&sql)?.query_row(params_from_iter(args.iter().map(sql_value)), |r| r.get::<_, i64>(0))? as u64)
         } else {
