@@ -54,11 +54,10 @@ impl Request {
     /// `http://host[:port]` as the client addressed us, for absolute URLs in
     /// Location headers and pagination links.
     pub fn base_url(&self) -> String {
+        // HTTP/1.1 requires Host; an HTTP/1.0 client without one gets
+        // links relative to localhost.
         let host = self.header("Host").filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
-        let host = host.map(str::to_string).unwrap_or_else(|| {
-            self.inner.remote_addr().map(|_| "127.0.0.1".to_string()).unwrap_or_else(|| "localhost".into())
-        });
-        format!("http://{host}")
+        format!("http://{}", host.unwrap_or("localhost"))
     }
 
     fn declared_length(&self) -> Option<u64> {
