@@ -74,6 +74,13 @@ pub(crate) fn list_body(
     framework: Option<&str>,
     is_baseline: Option<bool>,
 ) -> Result<Value> {
+    // The route checked these already; the CLI passes its flags unchecked.
+    if !(1..=100).contains(&limit) {
+        return Err(Error::invalid("limit", format!("must be an integer from 1 to 100, got {limit}")));
+    }
+    if offset < 0 {
+        return Err(Error::invalid("offset", format!("must be 0 or more, got {offset}")));
+    }
     let mut query = ModelQuery::newest_first(PageRequest::Offset { offset: offset as u64, limit: limit as u64 });
     query.count_total = true;
     if let Some(framework) = framework {
@@ -102,23 +109,10 @@ fn check_framework(framework: &str) -> Result<()> {
 fn create_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let body = req.json_object()?;
     let new = new_model_from_json(&body)?;
-    let model = create_unique(ctx.registry, req.who()?, new)?;
+    // Seed 004's 409 "resource already exists": the Octomil SDK resolves
+    // models by name, so two models of one name would be ambiguous to it.
+    let model = ctx.registry.create_model_with_unique_name(req.who()?, new)?;
     Ok(Response::json(201, &render_model(&model, None)))
-}
-
-/// Serialises "is the name free? then insert" across this process's
-/// workers, so that concurrent creates of one name make one model.
-static CREATE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Creates a model, refusing a name the team already uses: seed 004's 409
-/// "resource already exists". The Octomil SDK resolves models by name, so
-/// two models of one name would be ambiguous to it. The CLI shares this.
-pub(crate) fn create_unique(registry: &Registry, who: &Principal, new: NewModel) -> Result<Model> {
-    let _serialised = CREATE_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !new.name.is_empty() && registry.model_name_taken(who, &new.name)? {
-        return Err(Error::Conflict(format!("a model named {:?} already exists", new.name)));
-    }
-    registry.create_model(who, new)
 }
 
 /// Validates a create body (seed 004's fields, plus what the Octomil SDK

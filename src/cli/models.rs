@@ -108,7 +108,7 @@ struct Local {
 impl Backend for Local {
     fn create_model(&self, body: Value) -> Result<Value, Error> {
         let body = body.as_object().cloned().unwrap_or_default();
-        let model = octomil::create_unique(&self.registry, &self.who, octomil::new_model_from_json(&body)?)?;
+        let model = self.registry.create_model_with_unique_name(&self.who, octomil::new_model_from_json(&body)?)?;
         octomil::model_detail(&self.registry, &self.who, &model.id)
     }
 

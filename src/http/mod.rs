@@ -160,8 +160,10 @@ fn dispatch(
             Err(e) => return (Err(e), route.dialect),
         }
         if let Some(limiter) = limiter {
-            let who = request.principal.as_ref().map(|p| p.user_id.as_str()).unwrap_or("");
-            if let Err(retry_after_secs) = limiter.check(who) {
+            // One bucket per API key, as presented (a user's two keys are
+            // limited separately).
+            let key = request.header("Authorization").unwrap_or("").to_string();
+            if let Err(retry_after_secs) = limiter.check(&key) {
                 let error = Error::RateLimited { retry_after_secs };
                 let response = (route.dialect.render_error)(&error).with_header("Retry-After", retry_after_secs.to_string());
                 return (Ok(response), route.dialect);

@@ -174,6 +174,28 @@ pub fn validate_file_path(path: &str) -> Result<()> {
 
 impl Registry {
     pub fn create_model(&self, who: &Principal, new: NewModel) -> Result<Model> {
+        self.insert_model(&self.conn, who, new)
+    }
+
+    /// Creates a model unless the team already has one of the same
+    /// (non-empty) name: the check and the insert share one write
+    /// transaction, so concurrent creates, from any process, make one model.
+    pub fn create_model_with_unique_name(&self, who: &Principal, new: NewModel) -> Result<Model> {
+        let tx = self.write()?;
+        if !new.name.is_empty() {
+            let taken: bool = tx
+                .prepare_cached("SELECT EXISTS(SELECT 1 FROM models WHERE team_id = ?1 AND name = ?2)")?
+                .query_row([&who.team_id, &new.name], |r| r.get(0))?;
+            if taken {
+                return Err(Error::Conflict(format!("a model named {:?} already exists", new.name)));
+            }
+        }
+        let model = self.insert_model(&tx, who, new)?;
+        tx.commit()?;
+        Ok(model)
+    }
+
+    fn insert_model(&self, conn: &rusqlite::Connection, who: &Principal, new: NewModel) -> Result<Model> {
         let at = now();
         let model = Model {
             id: new_id(),
@@ -185,7 +207,7 @@ impl Registry {
             modified_at: at,
             attrs: new.attrs,
         };
-        self.conn.execute(
+        conn.execute(
             &format!("INSERT INTO models ({MODEL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
             params![
                 model.id,
@@ -208,14 +230,6 @@ impl Registry {
             .query_row([id, &who.team_id], model_from_row)
             .optional()?
             .ok_or_else(|| Error::not_found("model", id))
-    }
-
-    /// Whether the caller's team already has a model with this name.
-    pub fn model_name_taken(&self, who: &Principal, name: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT EXISTS(SELECT 1 FROM models WHERE team_id = ?1 AND name = ?2)")?
-            .query_row([&who.team_id, name], |r| r.get(0))?)
     }
 
     pub fn update_model(&self, who: &Principal, id: &str, patch: ModelPatch) -> Result<Model> {
@@ -292,10 +306,12 @@ impl Registry {
         } else {
             None
         };
+        // Callers validate their dialect's bounds; these keep SQLite's
+        // integers from overflowing whatever a caller passes.
+        let limit = q.page.limit().min(10_000);
         let column = q.order.column();
         let dir = if q.descending { "DESC" } else { "ASC" };
         let mut sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE {filter}");
-        let limit = q.page.limit();
         match &q.page {
             PageRequest::After { after: Some(cursor), .. } => {
                 let cmp = if q.descending { "<" } else { ">" };
@@ -312,7 +328,7 @@ impl Registry {
             PageRequest::Offset { offset, .. } => {
                 sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir} LIMIT ? OFFSET ?"));
                 args.push(Value::from(limit + 1));
-                args.push(Value::from(*offset));
+                args.push(Value::from((*offset).min(i64::MAX as u64)));
             }
         }
         let mut stmt = self.conn.prepare_cached(&sql)?;
