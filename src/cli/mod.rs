@@ -3,6 +3,7 @@
 //! against a server with `--server`.
 
 mod admin;
+mod machines;
 mod models;
 mod remote;
 
@@ -68,6 +69,12 @@ enum Command {
     /// Versions of a model (their weight files).
     #[command(subcommand)]
     Versions(models::VersionsCommand),
+    /// Paperspace machines: records with an emulated lifecycle (no hardware is provisioned).
+    #[command(subcommand)]
+    Machines(machines::MachinesCommand),
+    /// Paperspace machine templates: the built-in OS templates and the team's custom ones.
+    #[command(subcommand)]
+    Templates(machines::TemplatesCommand),
 }
 
 #[derive(clap::Args)]
@@ -139,6 +146,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let backend = models::backend(&data_dir, cli.server.as_deref(), cli.token.as_deref())?;
             models::versions(backend.as_ref(), cmd, cli.json)
         }
+        Command::Machines(cmd) => machines::machines(&data_dir, cli.server.as_deref(), cmd, cli.json),
+        Command::Templates(cmd) => machines::templates(&data_dir, cli.server.as_deref(), cmd, cli.json),
     }
 }
 
