@@ -95,7 +95,8 @@ struct ServeArgs {
     #[arg(long)]
     rate_limit: Option<RateLimit>,
     /// How long an emulated Paperspace machine takes to change state, in milliseconds.
-    #[arg(long, default_value_t = 3000)]
+    /// Given twice, the last wins (the test harness passes 0 before a test's own value).
+    #[arg(long, default_value_t = 3000, overrides_with = "machine_delay_ms")]
     machine_delay_ms: u64,
     /// Build execution environment images with this engine (`docker`); default: validate only.
     #[arg(long)]

@@ -25,8 +25,8 @@ pub use auth::{ApiKey, Bootstrap, NewUser, Principal, Team, User, FIRST_KEY_FILE
 pub use error::{Error, Result};
 pub use jobs::{Job, JobState};
 pub use machines::{
-    machine_type, machine_types, os_templates, run_machine_job, Assignee, Machine, MachineAction, MachineEvent, MachineOrder,
-    MachinePatch, MachineType, NewMachine, NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
+    machine_type, run_machine_job, Assignee, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, NewMachine,
+    NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
 pub use maintenance::VerifyReport;
 pub use models::{Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Version, VersionFile};
