@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::{json, Value};
 
+use super::models::print;
 use crate::api::paperspace::{render_event, render_machine, render_template};
 use crate::registry::{
     Assignee, Error, MachineAction, MachineOrder, NewMachine, NewTemplate, Principal, Registry, TemplateSource, MACHINE_JOB,
@@ -103,14 +104,6 @@ fn settle(registry: &Registry) -> Result<(), Error> {
         registry.finish_job(&job.id, outcome)?;
     }
     Ok(())
-}
-
-fn print(value: &Value, as_json: bool, human: impl FnOnce(&Value)) {
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
-    } else {
-        human(value);
-    }
 }
 
 fn machine_line(m: &Value) {
