@@ -130,3 +130,65 @@ CREATE INDEX jobs_subject ON jobs(subject_id);
 -- references blobs must be added to this view in the same migration.
 CREATE VIEW blob_references AS
     SELECT sha256 FROM version_files;
+
+-- ---------------------------------------------------------------------------
+-- Paperspace machines and templates (issue 4). modelreg provisions no
+-- hardware: a machine is a record whose state changes are emulated by jobs
+-- of kind `machine-event`, so that scripts written against the hosted API can
+-- be developed offline. The built-in OS templates and the machine-type
+-- catalogue are static data in src/registry/machines.rs; only a team's custom
+-- templates are rows.
+
+CREATE TABLE templates (
+    id              TEXT PRIMARY KEY,
+    team_id         TEXT NOT NULL REFERENCES teams(id),
+    name            TEXT NOT NULL,
+    -- The OS a machine made from it runs, and its short label.
+    os              TEXT NOT NULL,
+    agent_type      TEXT NOT NULL,
+    os_label        TEXT NOT NULL,
+    region          TEXT,
+    default_size_gb INTEGER NOT NULL,
+    -- JSON array of machine-type labels the template can run on.
+    machine_types   TEXT NOT NULL DEFAULT '[]',
+    created_at      TEXT NOT NULL
+);
+CREATE INDEX templates_team_created ON templates(team_id, created_at, id);
+
+CREATE TABLE machines (
+    id                    TEXT PRIMARY KEY,
+    team_id               TEXT NOT NULL REFERENCES teams(id),
+    -- The user the machine is assigned to.
+    user_id               TEXT NOT NULL REFERENCES users(id),
+    name                  TEXT NOT NULL,
+    -- provisioning, ready, stopping, off, starting, restarting.
+    state                 TEXT NOT NULL,
+    machine_type          TEXT NOT NULL,
+    -- Not a foreign key: OS templates are not rows.
+    template_id           TEXT NOT NULL,
+    os                    TEXT NOT NULL,
+    agent_type            TEXT NOT NULL,
+    region                TEXT NOT NULL,
+    disk_size_gb          INTEGER NOT NULL,
+    auto_shutdown_enabled INTEGER NOT NULL DEFAULT 0,
+    auto_shutdown_timeout INTEGER,
+    public_ip_type        TEXT NOT NULL DEFAULT 'none',
+    created_at            TEXT NOT NULL,
+    modified_at           TEXT NOT NULL
+);
+CREATE INDEX machines_team_created ON machines(team_id, created_at, id);
+CREATE INDEX machines_team_name ON machines(team_id, name, id);
+
+-- One row per requested state change (create, stop, start, restart):
+-- new -> in progress -> done.
+CREATE TABLE machine_events (
+    id          TEXT PRIMARY KEY,
+    machine_id  TEXT NOT NULL REFERENCES machines(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    error       TEXT
+);
+CREATE INDEX machine_events_machine ON machine_events(machine_id, created_at, id);

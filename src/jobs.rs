@@ -22,7 +22,7 @@ pub struct JobContext<'a> {
 pub type JobFn = fn(&JobContext, &Job) -> Result<Value, String>;
 
 /// Every kind of job and the function that runs it.
-const HANDLERS: &[(&str, JobFn)] = &[];
+const HANDLERS: &[(&str, JobFn)] = &[(crate::registry::MACHINE_JOB, crate::registry::run_machine_job)];
 
 /// How long an idle runner sleeps at most before looking again. Enqueuers
 /// call `wake`, so this only bounds the delay for jobs queued by another

@@ -4,6 +4,7 @@
 //! `crate::registry`.
 
 pub mod octomil;
+pub mod paperspace;
 
 use serde_json::{json, Value};
 
@@ -34,6 +35,7 @@ pub fn router() -> Router {
     let mut router = Router::new(&GENERIC);
     router.add_public(&GENERIC, "GET", "/healthz", healthz);
     octomil::routes(&mut router);
+    paperspace::routes(&mut router);
     router
 }
 

@@ -211,7 +211,7 @@ fn progress(reader: Box<dyn Read>, len: Option<u64>) -> Box<dyn Read> {
     Box::new(bar.wrap_read(reader))
 }
 
-fn print(value: &Value, as_json: bool, human: impl FnOnce(&Value)) {
+pub(super) fn print(value: &Value, as_json: bool, human: impl FnOnce(&Value)) {
     if as_json {
         println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     } else {

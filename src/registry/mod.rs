@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 pub mod jobs;
+mod machines;
 mod maintenance;
 mod models;
 mod page;
@@ -23,6 +24,10 @@ use crate::store::db;
 pub use auth::{ApiKey, Bootstrap, NewUser, Principal, Team, User, FIRST_KEY_FILE};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobState};
+pub use machines::{
+    machine_type, run_machine_job, Assignee, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, NewMachine,
+    NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
+};
 pub use maintenance::VerifyReport;
 pub use models::{Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Version, VersionFile};
 pub use page::{Cursor, Page, PageRequest};

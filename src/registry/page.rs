@@ -67,6 +67,38 @@ impl<T> Page<T> {
     }
 }
 
+/// The SQL tail of a keyset page over `(column, id)`: the seek past `after`,
+/// the order, and `LIMIT limit + 1` (one extra row says whether more follow).
+/// It starts with " AND", so the query's WHERE must come first; its
+/// arguments are appended to `args`.
+pub(super) fn keyset_tail(
+    column: &str,
+    descending: bool,
+    after: Option<&Cursor>,
+    limit: u64,
+    args: &mut Vec<rusqlite::types::Value>,
+) -> String {
+    use rusqlite::types::Value as Sql;
+    let (cmp, dir) = if descending { ("<", "DESC") } else { (">", "ASC") };
+    let mut sql = String::new();
+    if let Some(cursor) = after {
+        sql.push_str(&format!(" AND ({column}, id) {cmp} (?, ?)"));
+        args.push(Sql::Text(cursor.key.clone()));
+        args.push(Sql::Text(cursor.id.clone()));
+    }
+    sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir} LIMIT ?"));
+    args.push(Sql::Integer(limit.saturating_add(1).min(i64::MAX as u64) as i64));
+    sql
+}
+
+/// Cuts the `limit + 1` rows a keyset query read down to a page.
+pub(super) fn keyset_page<T>(mut items: Vec<T>, limit: u64, key: impl Fn(&T) -> Cursor) -> Page<T> {
+    let has_more = items.len() as u64 > limit;
+    items.truncate(limit as usize);
+    let next = if has_more { items.last().map(key) } else { None };
+    Page { items, total: None, has_more, next }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
