@@ -258,11 +258,6 @@ impl Registry {
             .optional()?
             .ok_or_else(|| Error::NotFound("the data directory has no users yet; run `modelreg init`".into()))
     }
-
-    /// Acts as a given user (CLI `--as USER`).
-    pub fn principal_for(&self, user: &User) -> Principal {
-        Principal { team_id: user.team_id.clone(), user_id: user.id.clone(), username: user.username.clone(), is_admin: user.is_admin }
-    }
 }
 
 fn validate_name(field: &str, name: &str) -> Result<()> {

@@ -7,7 +7,7 @@
 use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::page::{Cursor, Page, PageRequest};
+use super::page::{keyset_page, keyset_tail, Cursor, Page, PageRequest};
 use super::{new_id, now, parse_attrs, Error, Principal, Registry, Result};
 use crate::store::blobs::Digest;
 
@@ -306,39 +306,29 @@ impl Registry {
         } else {
             None
         };
-        // Callers validate their dialect's bounds; these keep SQLite's
-        // integers from overflowing whatever a caller passes.
+        // Callers validate their dialect's bounds; this keeps a page's
+        // size sane whatever a caller passes.
         let limit = q.page.limit().min(10_000);
+        let mut args: Vec<rusqlite::types::Value> = args.iter().map(sql_value).collect();
         let column = q.order.column();
-        let dir = if q.descending { "DESC" } else { "ASC" };
-        let mut sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE {filter}");
-        match &q.page {
-            PageRequest::After { after: Some(cursor), .. } => {
-                let cmp = if q.descending { "<" } else { ">" };
-                sql.push_str(&format!(" AND ({column}, id) {cmp} (?, ?)"));
-                args.push(Value::String(cursor.key.clone()));
-                args.push(Value::String(cursor.id.clone()));
-                sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir} LIMIT ?"));
-                args.push(Value::from(limit + 1));
-            }
-            PageRequest::After { after: None, .. } => {
-                sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir} LIMIT ?"));
-                args.push(Value::from(limit + 1));
-            }
+        let tail = match &q.page {
+            PageRequest::After { after, .. } => keyset_tail(column, q.descending, after.as_ref(), limit, &mut args),
             PageRequest::Offset { offset, .. } => {
-                sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir} LIMIT ? OFFSET ?"));
-                args.push(Value::from(limit + 1));
-                args.push(Value::from((*offset).min(i64::MAX as u64)));
+                let mut tail = keyset_tail(column, q.descending, None, limit, &mut args);
+                tail.push_str(" OFFSET ?");
+                args.push(rusqlite::types::Value::Integer((*offset).min(i64::MAX as u64) as i64));
+                tail
             }
-        }
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut items = stmt
-            .query_map(params_from_iter(args.iter().map(sql_value)), model_from_row)?
+        };
+        let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE {filter}{tail}");
+        let items = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(params_from_iter(args.iter()), model_from_row)?
             .collect::<rusqlite::Result<Vec<Model>>>()?;
-        let has_more = items.len() as u64 > limit;
-        items.truncate(limit as usize);
-        let next = if has_more { items.last().map(|m| Cursor { key: q.order.key_of(m), id: m.id.clone() }) } else { None };
-        Ok(Page { items, total, has_more, next })
+        let mut page = keyset_page(items, limit, |m| Cursor { key: q.order.key_of(m), id: m.id.clone() });
+        page.total = total;
+        Ok(page)
     }
 
     /// Creates the next version of a model. `build` receives the files of the
