@@ -3,6 +3,7 @@
 //! never touch SQL or the blob directory: everything goes through
 //! `crate::registry`.
 
+pub mod datarobot;
 pub mod octomil;
 
 use serde_json::{json, Value};
@@ -34,6 +35,7 @@ pub fn router() -> Router {
     let mut router = Router::new(&GENERIC);
     router.add_public(&GENERIC, "GET", "/healthz", healthz);
     octomil::routes(&mut router);
+    datarobot::routes(&mut router);
     router
 }
 
