@@ -35,13 +35,6 @@ impl ArchiveFormat {
             ArchiveFormat::Zip => "zip",
         }
     }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ArchiveFormat::TarGz => "application/gzip",
-            ArchiveFormat::Zip => "application/zip",
-        }
-    }
 }
 
 /// Sniffs the magic bytes (never the file name).
