@@ -578,3 +578,37 @@ fn access_control_is_enforced() {
     // Only admins may make an environment public.
     assert_eq!(as_user(&s, &alice, "PATCH", &env_url, Some(&json!({"isPublic": true}))).status, 403);
 }
+
+#[test]
+fn cli_works_offline_on_the_data_directory() {
+    let s = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx.zip");
+    std::fs::write(&ctx, zip_of(&[("Dockerfile", b"FROM python:3.11\n")])).unwrap();
+    let run = |args: &[&str]| -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = s.cli(&all);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let env = run(&["environments", "create", "--name", "cli env", "--programming-language", "python"]);
+    let env_id = env["id"].as_str().unwrap().to_string();
+    let v = run(&["environments", "add-version", &env_id, ctx.to_str().unwrap(), "--label", "one"]);
+    assert_eq!(v["buildStatus"], "success");
+    let model = run(&["custom-models", "create", "--name", "cli model", "--target-type", "Regression", "--target-name", "y"]);
+    let model_id = model["id"].as_str().unwrap().to_string();
+    let folder = work.path().join("model");
+    std::fs::create_dir_all(folder.join("src")).unwrap();
+    std::fs::write(folder.join("custom.py"), b"print(1)\n").unwrap();
+    std::fs::write(folder.join("src/util.py"), b"x = 2\n").unwrap();
+    let version = run(&["custom-models", "versions", "create", &model_id, folder.to_str().unwrap(), "--base-environment-id", &env_id]);
+    assert_eq!(version["label"], "v1.0");
+    assert_eq!(run(&["custom-models", "versions", "list", &model_id]).as_array().unwrap().len(), 1);
+    let out = work.path().join("out");
+    run(&["custom-models", "versions", "download", &model_id, version["id"].as_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(out.join("src/util.py")).unwrap(), b"x = 2\n");
+    // The server sees what the CLI made.
+    assert_eq!(ok(&s.get(&format!("{API}/customModels/{model_id}/")), 200)["latestVersion"]["id"], version["id"]);
+    assert!(!s.cli(&["--server", "http://x", "environments", "list"]).status.success());
+}

@@ -3,6 +3,7 @@
 //! against a server with `--server`.
 
 mod admin;
+mod datarobot;
 mod models;
 mod remote;
 
@@ -68,6 +69,12 @@ enum Command {
     /// Versions of a model (their weight files).
     #[command(subcommand)]
     Versions(models::VersionsCommand),
+    /// DataRobot custom models and their versions (offline).
+    #[command(subcommand)]
+    CustomModels(datarobot::CustomModelsCommand),
+    /// DataRobot execution environments (offline).
+    #[command(subcommand)]
+    Environments(datarobot::EnvironmentsCommand),
 }
 
 #[derive(clap::Args)]
@@ -139,6 +146,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let backend = models::backend(&data_dir, cli.server.as_deref(), cli.token.as_deref())?;
             models::versions(backend.as_ref(), cmd, cli.json)
         }
+        Command::CustomModels(cmd) => datarobot::custom_models(&data_dir, cli.server.as_deref(), cmd, cli.json),
+        Command::Environments(cmd) => datarobot::environments(&data_dir, cli.server.as_deref(), cmd, cli.json),
     }
 }
 

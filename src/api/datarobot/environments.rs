@@ -56,7 +56,7 @@ fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         limit: paging.limit,
     };
     let page = ctx.registry.list_environments(&who, &query)?;
-    let data = page.items.iter().map(|e| render_environment(ctx.registry, req, e)).collect::<Result<Vec<_>>>()?;
+    let data = page.items.iter().map(|e| render_environment(ctx.registry, &req.base_url(), e)).collect::<Result<Vec<_>>>()?;
     Ok(Response::json(200, &page_body(req, paging, data, page.total.unwrap_or(0), page.has_more)))
 }
 
@@ -118,7 +118,7 @@ fn metadata_keys(body: &Map<String, Value>) -> Result<Option<Value>> {
 
 fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let env = ctx.registry.get_environment(req.who()?, req.param("id"))?;
-    Ok(Response::json(200, &render_environment(ctx.registry, req, &env)?))
+    Ok(Response::json(200, &render_environment(ctx.registry, &req.base_url(), &env)?))
 }
 
 fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
@@ -147,7 +147,7 @@ fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         required_metadata_keys: metadata_keys(&body)?,
     };
     let env = ctx.registry.update_environment(&who, &id, patch)?;
-    Ok(Response::json(200, &render_environment(ctx.registry, req, &env)?))
+    Ok(Response::json(200, &render_environment(ctx.registry, &req.base_url(), &env)?))
 }
 
 fn delete(ctx: &Ctx, req: &mut Request) -> Result<Response> {
@@ -198,7 +198,7 @@ fn list_versions(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         search.as_deref(),
         PageRequest::Offset { offset: paging.offset, limit: paging.limit },
     )?;
-    let data = page.items.iter().map(|v| render_version(req, v)).collect();
+    let data = page.items.iter().map(|v| render_version(&req.base_url(), v)).collect();
     Ok(Response::json(200, &page_body(req, paging, data, page.total.unwrap_or(0), page.has_more)))
 }
 
@@ -280,7 +280,7 @@ fn multipart_error(e: crate::http::multipart::MultipartError) -> Error {
 
 fn get_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let version = ctx.registry.get_env_version(req.who()?, req.param("id"), req.param("vid"))?;
-    Ok(Response::json(200, &render_version(req, &version)))
+    Ok(Response::json(200, &render_version(&req.base_url(), &version)))
 }
 
 fn build_log(ctx: &Ctx, req: &mut Request) -> Result<Response> {
@@ -323,7 +323,7 @@ fn download(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 }
 
 /// `ExecutionEnvironmentResponse`.
-fn render_environment(registry: &Registry, req: &Request, env: &Environment) -> Result<Value> {
+pub(crate) fn render_environment(registry: &Registry, base_url: &str, env: &Environment) -> Result<Value> {
     let latest = registry.latest_env_version(&env.id, false)?;
     let latest_ok = registry.latest_env_version(&env.id, true)?;
     Ok(json!({
@@ -337,15 +337,15 @@ fn render_environment(registry: &Registry, req: &Request, env: &Environment) -> 
         "useCases": env.use_cases,
         "deploymentsCount": 0,
         "requiredMetadataKeys": env.required_metadata_keys,
-        "latestVersion": latest.as_ref().map(|v| render_version(req, v)),
-        "latestSuccessfulVersion": latest_ok.as_ref().map(|v| render_version(req, v)),
+        "latestVersion": latest.as_ref().map(|v| render_version(base_url, v)),
+        "latestSuccessfulVersion": latest_ok.as_ref().map(|v| render_version(base_url, v)),
     }))
 }
 
 /// `ExecutionEnvironmentVersionResponse`. `imageId` must be non-blank for
 /// the client: until a build records one, it is the context's digest.
-fn render_version(req: &Request, v: &EnvVersion) -> Value {
-    let base = format!("{}/api/v2/executionEnvironments/{}/versions/{}/download/", req.base_url(), v.environment_id, v.id);
+pub(crate) fn render_version(base_url: &str, v: &EnvVersion) -> Value {
+    let base = format!("{base_url}/api/v2/executionEnvironments/{}/versions/{}/download/", v.environment_id, v.id);
     let image_id = v
         .image_id
         .clone()

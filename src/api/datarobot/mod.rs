@@ -6,9 +6,9 @@
 //! Every path ends in `/`, as the client sends them. Errors are
 //! `{"message", "errors"?}` with exactly `Content-Type: application/json`.
 
-mod environments;
-mod models;
-mod versions;
+pub(crate) mod environments;
+pub(crate) mod models;
+pub(crate) mod versions;
 
 use serde_json::{json, Map, Value};
 

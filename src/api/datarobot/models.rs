@@ -90,7 +90,7 @@ fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 }
 
 /// Validates `CustomModelCreate` (seed 002) into a shared model.
-fn new_model(body: &Map<String, Value>) -> Result<NewModel> {
+pub(crate) fn new_model(body: &Map<String, Value>) -> Result<NewModel> {
     let name = opt_str(body, "name", 255)?.filter(|n| !n.trim().is_empty()).ok_or_else(|| Error::invalid("name", "is required"))?;
     match opt_str(body, "customModelType", 20)?.as_deref() {
         None | Some("inference") => {}

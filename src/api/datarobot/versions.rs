@@ -113,11 +113,12 @@ fn create_from_previous(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 /// What a version upload sent, once its files are in the blob store.
 #[derive(Default)]
-struct Upload {
-    files: Vec<Digest>,
-    paths: Vec<String>,
-    delete: Vec<String>,
-    fields: Map<String, Value>,
+pub(crate) struct Upload {
+    pub files: Vec<Digest>,
+    pub paths: Vec<String>,
+    pub delete: Vec<String>,
+    /// Text fields (multipart) or JSON values, by name.
+    pub fields: Map<String, Value>,
 }
 
 fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
@@ -174,6 +175,18 @@ fn create(ctx: &Ctx, req: &mut Request, from_previous: bool) -> Result<Response>
     ctx.registry.require(&who, EntityKind::Model, &id, Access::Write).map_err(hide_forbidden)?;
     let guard = ctx.registry.upload_guard()?;
     let upload = read_upload(ctx, req)?;
+    let version = commit_version(ctx.registry, &who, &id, upload, from_previous)?;
+    drop(guard);
+    Ok(Response::json(201, &render_version(&version, true)))
+}
+
+/// Records an upload as the model's next version: a clean one, or one
+/// derived from the latest (`from_previous`). The blobs must be stored
+/// already, under an upload guard the caller still holds. Shared with the
+/// CLI.
+pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upload: Upload, from_previous: bool) -> Result<Version> {
+    registry.require(who, EntityKind::Model, id, Access::Write).map_err(hide_forbidden)?;
+    let who = who.clone();
     let fields = &upload.fields;
     if upload.files.len() != upload.paths.len() {
         return Err(Error::invalid(
@@ -188,7 +201,7 @@ fn create(ctx: &Ctx, req: &mut Request, from_previous: bool) -> Result<Response>
         None => true,
         Some(text) => parse_bool_text("isMajorUpdate", text)?,
     };
-    let latest = ctx.registry.latest_version(&who, &id)?;
+    let latest = registry.latest_version(&who, id)?;
     let mut attrs = Map::new();
     // Resource settings: a derived version inherits them unless re-sent.
     if from_previous {
@@ -209,12 +222,11 @@ fn create(ctx: &Ctx, req: &mut Request, from_previous: bool) -> Result<Response>
             return Err(Error::invalid(unsupported, "modelreg has no datasets, so training and holdout data cannot be assigned"));
         }
     }
-    let (env_id, env_version_id) = resolve_environment(ctx.registry, &who, fields, latest.as_ref(), from_previous)?;
+    let (env_id, env_version_id) = resolve_environment(registry, &who, fields, latest.as_ref(), from_previous)?;
     attrs.insert("baseEnvironmentId".into(), json!(env_id));
     attrs.insert("baseEnvironmentVersionId".into(), json!(env_version_id));
     let uploaded: BTreeMap<String, Digest> = upload.paths.iter().cloned().zip(upload.files.iter().cloned()).collect();
-    let registry = ctx.registry;
-    let version = registry.create_version_with(&who, &id, |latest| {
+    registry.create_version_with(&who, id, |latest| {
         // The basis: the latest version's files for PATCH, nothing for POST.
         let mut files: BTreeMap<String, Digest> = BTreeMap::new();
         if from_previous {
@@ -249,9 +261,7 @@ fn create(ctx: &Ctx, req: &mut Request, from_previous: bool) -> Result<Response>
         attrs.insert("dependencies".into(), dependencies(registry, files.get("requirements.txt"))?);
         let files = files.into_iter().map(|(path, digest)| NewFile { path, digest }).collect();
         Ok(NewVersion { description: Some(String::new()), attrs, files })
-    })?;
-    drop(guard);
-    Ok(Response::json(201, &render_version(&version, true)))
+    })
 }
 
 /// The version's parsed requirements.txt; an invalid line fails the upload
