@@ -70,8 +70,8 @@ fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     if query.only_ids.is_none() {
         query.only_ids = ctx.registry.visible_ids(&who, EntityKind::Model)?;
     }
-    // searchFor also matches `language` (seed): the shared query covers
-    // name and description, language is checked here on the page.
+    // searchFor matches name and description (the shared query's search);
+    // the seed also lists `language`, which is not searched (see notes).
     let page = ctx.registry.list_models(&who, &query)?;
     let mut data = Vec::with_capacity(page.items.len());
     for model in &page.items {
