@@ -458,6 +458,9 @@ fn environments_versions_builds_and_downloads() {
     // Lists: versions filtered by status, environments searchable; latest versions follow.
     let list = ok(&s.get(&format!("{API}/executionEnvironments/{env}/versions/?buildStatus=success")), 200);
     assert_eq!(list["totalCount"], 2);
+    let searched = ok(&s.get(&format!("{API}/executionEnvironments/{env}/versions/?search=URI")), 200);
+    assert_eq!(searched["totalCount"], 1);
+    assert_eq!(s.get(&format!("{API}/executionEnvironments/{env}/versions/?buildStatus=bogus")).status, 422);
     let envs = ok(&s.get(&format!("{API}/executionEnvironments/?searchFor=r%20env&isOwn=True")), 200);
     assert_eq!(envs["totalCount"], 1);
     assert_eq!(envs["data"][0]["latestSuccessfulVersion"]["id"], uri["id"]);

@@ -390,11 +390,10 @@ impl Registry {
         }
         if let Some(text) = search {
             filter.push_str(
-                " AND (instr(lower(id), lower(?1s)) > 0 OR instr(lower(coalesce(image_id, '')), lower(?1s)) > 0
-                  OR instr(lower(label), lower(?1s)) > 0 OR instr(lower(description), lower(?1s)) > 0)",
+                " AND (instr(lower(id), lower(?)) > 0 OR instr(lower(coalesce(image_id, '')), lower(?)) > 0
+                  OR instr(lower(label), lower(?)) > 0 OR instr(lower(description), lower(?)) > 0)",
             );
-            // Positional `?` only: repeat the argument for each use.
-            filter = filter.replace("?1s", "?");
+            // Positional parameters: one copy of the text per use.
             for _ in 0..4 {
                 args.push(text.to_string().into());
             }

@@ -340,7 +340,7 @@ fn resolve_environment(
             })?;
             Ok((env, built.id))
         }
-        (None, None) => unreachable!("handled above"),
+        (None, None) => Err(Error::invalid("baseEnvironmentId", "is required")),
     }
 }
 
