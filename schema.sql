@@ -129,7 +129,9 @@ CREATE INDEX jobs_subject ON jobs(subject_id);
 -- have one place to ask "is this blob referenced?". A table added later that
 -- references blobs must be added to this view in the same migration.
 CREATE VIEW blob_references AS
-    SELECT sha256 FROM version_files;
+    SELECT sha256 FROM version_files
+    UNION ALL SELECT context_sha256 FROM environment_versions WHERE context_sha256 IS NOT NULL
+    UNION ALL SELECT image_sha256 FROM environment_versions WHERE image_sha256 IS NOT NULL;
 
 -- ---------------------------------------------------------------------------
 -- Paperspace machines and templates (issue 4). modelreg provisions no
@@ -192,3 +194,72 @@ CREATE TABLE machine_events (
     error       TEXT
 );
 CREATE INDEX machine_events_machine ON machine_events(machine_id, created_at, id);
+
+-- ---------------------------------------------------------------------------
+-- DataRobot dialect: execution environments and access control (issue 5).
+-- ---------------------------------------------------------------------------
+
+-- An execution environment: a named series of docker contexts. Deleting one
+-- is soft (`deleted_at`), as DataRobot documents; a permanent delete removes
+-- the rows, and gc then sweeps the blobs.
+CREATE TABLE environments (
+    id                   TEXT PRIMARY KEY,
+    team_id              TEXT NOT NULL REFERENCES teams(id),
+    name                 TEXT NOT NULL,
+    description          TEXT NOT NULL DEFAULT '',
+    programming_language TEXT NOT NULL DEFAULT 'other',
+    is_public            INTEGER NOT NULL DEFAULT 0,
+    use_cases            TEXT NOT NULL DEFAULT '[]',
+    required_metadata_keys TEXT NOT NULL DEFAULT '[]',
+    created_by           TEXT NOT NULL REFERENCES users(id),
+    created_at           TEXT NOT NULL,
+    deleted_at           TEXT
+);
+CREATE INDEX environments_team_created ON environments(team_id, created_at, id);
+
+-- A version of an environment: an uploaded docker context (and/or image tar,
+-- and/or an image URI). `build_status` is submitted, processing, success or
+-- failed; the build is a job whose subject is the version id.
+CREATE TABLE environment_versions (
+    id                TEXT PRIMARY KEY,
+    environment_id    TEXT NOT NULL REFERENCES environments(id) ON DELETE CASCADE,
+    label             TEXT NOT NULL DEFAULT '',
+    description       TEXT NOT NULL DEFAULT '',
+    context_sha256    TEXT REFERENCES blobs(sha256),
+    context_size      INTEGER,
+    context_filename  TEXT,
+    image_sha256      TEXT REFERENCES blobs(sha256),
+    image_size        INTEGER,
+    docker_image_uri  TEXT,
+    build_status      TEXT NOT NULL CHECK (build_status IN ('submitted', 'processing', 'success', 'failed')),
+    image_id          TEXT,
+    base_image        TEXT,
+    created_by        TEXT NOT NULL REFERENCES users(id),
+    created_at        TEXT NOT NULL
+);
+CREATE INDEX environment_versions_env ON environment_versions(environment_id, created_at, id);
+CREATE INDEX environment_versions_context ON environment_versions(context_sha256);
+CREATE INDEX environment_versions_image ON environment_versions(image_sha256);
+
+-- Who may do what with a custom model or an environment. `kind` is 'model'
+-- or 'environment'. A model with no rows here (created by another dialect)
+-- is visible to its whole team, with its creator as the owner.
+CREATE TABLE access_roles (
+    kind        TEXT NOT NULL CHECK (kind IN ('model', 'environment')),
+    entity_id   TEXT NOT NULL,
+    user_id     TEXT NOT NULL REFERENCES users(id),
+    role        TEXT NOT NULL,
+    can_share   INTEGER NOT NULL DEFAULT 1,
+    can_use_data INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (kind, entity_id, user_id)
+);
+CREATE INDEX access_roles_user ON access_roles(user_id, kind);
+-- Roles go with their entity, whichever dialect deletes it.
+CREATE TRIGGER models_forget_roles AFTER DELETE ON models
+BEGIN
+    DELETE FROM access_roles WHERE kind = 'model' AND entity_id = OLD.id;
+END;
+CREATE TRIGGER environments_forget_roles AFTER DELETE ON environments
+BEGIN
+    DELETE FROM access_roles WHERE kind = 'environment' AND entity_id = OLD.id;
+END;

@@ -22,7 +22,14 @@ pub struct JobContext<'a> {
 pub type JobFn = fn(&JobContext, &Job) -> Result<Value, String>;
 
 /// Every kind of job and the function that runs it.
-const HANDLERS: &[(&str, JobFn)] = &[(crate::registry::MACHINE_JOB, crate::registry::run_machine_job)];
+const HANDLERS: &[(&str, JobFn)] = &[
+    (crate::registry::MACHINE_JOB, crate::registry::run_machine_job),
+    (crate::registry::environments::BUILD_JOB, build_environment),
+];
+
+fn build_environment(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::registry::envbuild::run_build(ctx.registry, ctx.options.image_builder.as_deref(), job)
+}
 
 /// How long an idle runner sleeps at most before looking again. Enqueuers
 /// call `wake`, so this only bounds the delay for jobs queued by another

@@ -3,6 +3,7 @@
 //! never touch SQL or the blob directory: everything goes through
 //! `crate::registry`.
 
+pub mod datarobot;
 pub mod octomil;
 pub mod paperspace;
 
@@ -36,6 +37,7 @@ pub fn router() -> Router {
     router.add_public(&GENERIC, "GET", "/healthz", healthz);
     octomil::routes(&mut router);
     paperspace::routes(&mut router);
+    datarobot::routes(&mut router);
     router
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod machines;
+mod datarobot;
 mod models;
 mod remote;
 
@@ -75,6 +76,12 @@ enum Command {
     /// Paperspace machine templates: the built-in OS templates and the team's custom ones.
     #[command(subcommand)]
     Templates(machines::TemplatesCommand),
+    /// DataRobot custom models and their versions (offline).
+    #[command(subcommand)]
+    CustomModels(datarobot::CustomModelsCommand),
+    /// DataRobot execution environments (offline).
+    #[command(subcommand)]
+    Environments(datarobot::EnvironmentsCommand),
 }
 
 #[derive(clap::Args)]
@@ -155,6 +162,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Machines(cmd) => machines::machines(&data_dir, cli.server.as_deref(), cmd, cli.json),
         Command::Templates(cmd) => machines::templates(&data_dir, cli.server.as_deref(), cmd, cli.json),
+        Command::CustomModels(cmd) => datarobot::custom_models(&data_dir, cli.server.as_deref(), cmd, cli.json),
+        Command::Environments(cmd) => datarobot::environments(&data_dir, cli.server.as_deref(), cmd, cli.json),
     }
 }
 

@@ -5,13 +5,18 @@
 //! blob store, so each thread that needs one opens its own (`Registry::open`
 //! is cheap: the schema is applied once per data directory).
 
+pub mod access;
 mod auth;
+mod bundles;
+pub mod envbuild;
+pub mod environments;
 mod error;
 pub mod jobs;
 mod machines;
 mod maintenance;
 mod models;
 mod page;
+pub mod requirements;
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +34,7 @@ pub use machines::{
     NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
 pub use maintenance::VerifyReport;
-pub use models::{Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Version, VersionFile};
+pub use models::{validate_file_path, Attrs, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Version, VersionFile};
 pub use page::{Cursor, Page, PageRequest};
 
 pub struct Registry {

@@ -1,0 +1,287 @@
+//! DataRobot's REST dialect (seed 002), under `/api/v2/`: custom models,
+//! their versions and execution environments, served so that the official
+//! `datarobot` Python client works unchanged. /work/notes/datarobot-spec.md
+//! (summarised in notes/datarobot.md) explains each wire choice.
+//!
+//! Every path ends in `/`, as the client sends them. Errors are
+//! `{"message", "errors"?}` with exactly `Content-Type: application/json`.
+
+pub(crate) mod environments;
+pub(crate) mod models;
+pub(crate) mod versions;
+
+use serde_json::{json, Map, Value};
+
+use crate::http::{Ctx, Dialect, Request, Response, Router};
+use crate::registry::{Error, JobState, Result};
+
+pub static DATAROBOT: Dialect = Dialect { name: "datarobot", prefix: "/api/v2/", render_error };
+
+pub fn routes(router: &mut Router) {
+    router.add(&DATAROBOT, "GET", "/api/v2/version/", version);
+    router.add(&DATAROBOT, "GET", "/api/v2/status/{status_id}/", status);
+    models::routes(router);
+    versions::routes(router);
+    environments::routes(router);
+}
+
+/// Query parameters whose bad values are the seed's "400 Query parameters
+/// are invalid"; every other invalid field is a 422.
+const QUERY_FIELDS: [&str; 5] = ["offset", "limit", "body", "Content-Type", "query"];
+
+fn render_error(error: &Error) -> Response {
+    let status = match error {
+        Error::NotFound(_) | Error::NoRoute(_) => 404,
+        Error::Conflict(_) => 409,
+        Error::Invalid { field, .. } if QUERY_FIELDS.contains(&field.as_str()) => 400,
+        Error::Invalid { .. } | Error::Unprocessable { .. } => 422,
+        Error::Forbidden(_) => 403,
+        Error::TooLarge(_) => 413,
+        Error::Unauthorized(_) => 401,
+        Error::RateLimited { .. } => 429,
+        Error::MethodNotAllowed { .. } => 405,
+        // 500, never 502/503/504: the client retries those ten times.
+        Error::Internal(_) => 500,
+    };
+    let mut body = json!({"message": error.message()});
+    match error {
+        Error::Invalid { field, message } => body["errors"] = json!({ field.clone(): message }),
+        Error::Unprocessable { details: Value::Object(extra), .. } => {
+            for (k, v) in extra {
+                body[k] = v.clone();
+            }
+        }
+        _ => {}
+    }
+    // Response::json sets exactly `application/json`, which the client needs.
+    Response::json(status, &body)
+}
+
+/// The start-up handshake of `dr.Client()` (not in the seed): the client
+/// needs `versionString`, refuses a major of 3+, and warns below 2.49.
+fn version(_: &Ctx, _: &mut Request) -> Result<Response> {
+    Ok(Response::json(200, &json!({"major": 2, "minor": 49, "versionString": "2.49.0"})))
+}
+
+/// `GET /api/v2/status/{id}/` over job records, the way the client's
+/// waiter reads it: 200 with `status` while pending or failed, 303 with an
+/// absolute Location to the finished resource when done.
+fn status(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let job = ctx.registry.get_job(req.who()?, req.param("status_id"))?;
+    let (state, message) = match job.state {
+        JobState::Queued => ("INITIALIZED", "The job is queued".to_string()),
+        JobState::Running => ("RUNNING", "The job is running".to_string()),
+        JobState::Succeeded => ("COMPLETED", "The job completed".to_string()),
+        JobState::Failed => ("ERROR", job.error.clone().unwrap_or_else(|| "The job failed".into())),
+        JobState::Cancelled => ("ABORTED", "The job was cancelled".to_string()),
+    };
+    let body = json!({
+        "statusId": job.id,
+        "status": state,
+        "message": message,
+        "code": 0,
+        "created": job.created_at,
+        "description": job.kind,
+        "statusType": job.kind,
+    });
+    let location = job.result.as_ref().and_then(|r| r.get("location")).and_then(Value::as_str);
+    match (job.state, location) {
+        (JobState::Succeeded, Some(path)) => {
+            Ok(Response::json(303, &body).with_header("Location", format!("{}{path}", req.base_url())))
+        }
+        _ => Ok(Response::json(200, &body)),
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Shared helpers of the DataRobot routes.
+
+/// offset/limit of a list. The client's first request carries neither.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Paging {
+    pub offset: u64,
+    pub limit: u64,
+}
+
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1000;
+
+pub(crate) fn paging(req: &Request) -> Result<Paging> {
+    let int = |name: &str| -> Result<Option<u64>> {
+        match req.query(name) {
+            None => Ok(None),
+            Some(text) => text
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| Error::invalid(name, format!("must be a non-negative integer, got {text:?}"))),
+        }
+    };
+    let offset = int("offset")?.unwrap_or(0);
+    let limit = match int("limit")? {
+        None | Some(0) => DEFAULT_LIMIT,
+        Some(n) => n.min(MAX_LIMIT),
+    };
+    Ok(Paging { offset, limit })
+}
+
+/// The seed's list envelope. `next` is an absolute URL that repeats every
+/// query parameter (the client fetches it verbatim), null on the last page.
+pub(crate) fn page_body(req: &Request, paging: Paging, data: Vec<Value>, total: u64, has_more: bool) -> Value {
+    let link = |offset: u64| {
+        let mut query: Vec<String> = req
+            .query_pairs()
+            .iter()
+            .filter(|(k, _)| k != "offset" && k != "limit")
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        query.push(format!("offset={offset}"));
+        query.push(format!("limit={}", paging.limit));
+        format!("{}{}?{}", req.base_url(), req.path(), query.join("&"))
+    };
+    let next = has_more.then(|| link(paging.offset + paging.limit));
+    let previous = (paging.offset > 0).then(|| link(paging.offset.saturating_sub(paging.limit)));
+    json!({"count": data.len(), "next": next, "previous": previous, "data": data, "totalCount": total})
+}
+
+/// Pages an in-memory list (short lists: versions, access entries).
+pub(crate) fn page_of(req: &Request, paging: Paging, all: Vec<Value>) -> Value {
+    let total = all.len() as u64;
+    let data: Vec<Value> = all.into_iter().skip(paging.offset as usize).take(paging.limit as usize).collect();
+    let has_more = paging.offset + (data.len() as u64) < total;
+    page_body(req, paging, data, total, has_more)
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A boolean in the seed's enum `false, False, true, True` (any case).
+pub(crate) fn parse_bool_text(field: &str, text: &str) -> Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::invalid(field, format!("must be true or false, got {text:?}"))),
+    }
+}
+
+pub(crate) fn query_bool(req: &Request, name: &str) -> Result<Option<bool>> {
+    req.query(name).map(|t| parse_bool_text(name, t)).transpose()
+}
+
+/// An optional string with a length cap; null and absent are None.
+pub(crate) fn opt_str(body: &Map<String, Value>, field: &str, max: usize) -> Result<Option<String>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(Error::invalid(field, format!("must be at most {max} characters"))),
+        Some(_) => Err(Error::invalid(field, "must be a string")),
+    }
+}
+
+pub(crate) fn opt_bool(body: &Map<String, Value>, field: &str) -> Result<Option<bool>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) => parse_bool_text(field, s).map(Some),
+        Some(_) => Err(Error::invalid(field, "must be true or false")),
+    }
+}
+
+pub(crate) fn opt_int(body: &Map<String, Value>, field: &str, min: i64, max: i64) -> Result<Option<i64>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(Error::invalid(field, format!("must be an integer from {min} to {max}"))),
+        },
+    }
+}
+
+pub(crate) fn opt_string_list(body: &Map<String, Value>, field: &str, max_items: usize) -> Result<Option<Vec<String>>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) if items.len() <= max_items => items
+            .iter()
+            .map(|v| match v.as_str() {
+                Some(s) if !s.is_empty() => Ok(s.to_string()),
+                _ => Err(Error::invalid(field, "must be a list of non-empty strings")),
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(Error::invalid(field, format!("must be a list of at most {max_items} strings"))),
+    }
+}
+
+/// `[{fieldName, displayName}]` or `[{fieldName, value}]`: the client's
+/// strict dicts, so exactly these two string keys are kept.
+pub(crate) fn pairs_list(field: &str, value: &Value, second: &str, max_value: usize) -> Result<Value> {
+    let Value::Array(items) = value else { return Err(Error::invalid(field, "must be a list")) };
+    if items.len() > 100 {
+        return Err(Error::invalid(field, "must have at most 100 items"));
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let name = item.get("fieldName").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let other = item.get(second).and_then(Value::as_str).filter(|s| s.chars().count() <= max_value);
+        match (name, other) {
+            (Some(n), Some(o)) => out.push(json!({"fieldName": n, second: o})),
+            _ => return Err(Error::invalid(field, format!("every item needs a fieldName and a {second} (at most {max_value} characters)"))),
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+/// `Error::Unprocessable` with the seed's message and no extra fields.
+pub(crate) fn unprocessable(message: impl Into<String>) -> Error {
+    Error::Unprocessable { message: message.into(), details: Value::Null }
+}
+
+/// Reads an access-control PATCH body `{data: [{username, role, canShare?, canUseData?}]}`.
+pub(crate) fn access_changes(body: &Map<String, Value>) -> Result<Vec<crate::registry::access::AccessChange>> {
+    let Some(Value::Array(items)) = body.get("data") else {
+        return Err(Error::invalid("data", "is required: a list of {username, role}"));
+    };
+    if items.len() > 100 {
+        return Err(Error::invalid("data", "must have at most 100 items"));
+    }
+    items
+        .iter()
+        .map(|item| {
+            let Some(obj) = item.as_object() else { return Err(Error::invalid("data", "items must be objects")) };
+            let username = opt_str(obj, "username", 255)?.ok_or_else(|| Error::invalid("username", "is required"))?;
+            if !obj.contains_key("role") {
+                return Err(Error::invalid("role", "is required (null revokes)"));
+            }
+            Ok(crate::registry::access::AccessChange {
+                username,
+                role: opt_str(obj, "role", 64)?,
+                can_share: opt_bool(obj, "canShare")?,
+                can_use_data: opt_bool(obj, "canUseData")?,
+            })
+        })
+        .collect()
+}
+
+/// `GET …/accessControl/`: paged entries, filterable by username or userId.
+pub(crate) fn access_list(req: &Request, entries: Vec<crate::registry::access::AccessEntry>) -> Result<Value> {
+    let paging = paging(req)?;
+    let (username, user_id) = (req.query("username"), req.query("userId"));
+    if username.is_some() && user_id.is_some() {
+        return Err(Error::invalid("query", "Both username and userId were specified"));
+    }
+    let all = entries
+        .into_iter()
+        .filter(|e| username.is_none_or(|u| u == e.username) && user_id.is_none_or(|u| u == e.user_id))
+        .map(|e| json!({"username": e.username, "userId": e.user_id, "role": e.role, "canShare": e.can_share, "canUseData": e.can_use_data}))
+        .collect();
+    Ok(page_of(req, paging, all))
+}

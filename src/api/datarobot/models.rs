@@ -1,0 +1,375 @@
+//! Custom models: `/customModels/…` (list, create, get, patch, delete,
+//! copy, template, limits, access control, latest-version download).
+//!
+//! A custom model is a shared registry model; the DataRobot-only fields
+//! (targetType, labels, resources…) live in its attrs under their wire
+//! names, so rendering is "attrs plus the seed's defaults".
+
+use serde_json::{json, Map, Value};
+
+use super::versions::{render_version, zip_response};
+use super::{access_changes, access_list, opt_bool, opt_int, opt_str, opt_string_list, page_body, paging, query_bool, unprocessable};
+use crate::http::{Ctx, Request, Response, Router};
+use crate::registry::access::{Access, EntityKind};
+use crate::registry::{Error, Model, ModelOrder, ModelPatch, ModelQuery, NewModel, PageRequest, Principal, Registry, Result};
+
+pub fn routes(router: &mut Router) {
+    let d = &super::DATAROBOT;
+    router.add(d, "GET", "/api/v2/customModels/", list);
+    router.add(d, "POST", "/api/v2/customModels/", create);
+    router.add(d, "POST", "/api/v2/customModels/fromCustomModel/", copy);
+    router.add(d, "POST", "/api/v2/customModels/fromModelTemplate/", from_template);
+    router.add(d, "GET", "/api/v2/customModelLimits/", limits);
+    router.add(d, "GET", "/api/v2/customModels/{id}/", get);
+    router.add(d, "PATCH", "/api/v2/customModels/{id}/", update);
+    router.add(d, "DELETE", "/api/v2/customModels/{id}/", delete);
+    router.add(d, "GET", "/api/v2/customModels/{id}/download/", download_latest);
+    router.add(d, "GET", "/api/v2/customModels/{id}/accessControl/", get_access);
+    router.add(d, "PATCH", "/api/v2/customModels/{id}/accessControl/", patch_access);
+}
+
+/// The seed's enum plus Multilabel, which client 3.20 sends.
+pub const TARGET_TYPES: [&str; 11] = [
+    "Binary", "Regression", "Multiclass", "Multilabel", "Anomaly", "Transform", "TextGeneration", "GeoPoint", "Unstructured",
+    "VectorDatabase", "AgenticWorkflow",
+];
+/// Types the client insists on a targetName for.
+const NEEDS_TARGET_NAME: [&str; 6] = ["Binary", "Multiclass", "Multilabel", "Regression", "TextGeneration", "AgenticWorkflow"];
+pub const MIN_MEMORY: i64 = 134_217_728;
+pub const MAX_MEMORY: i64 = 15_032_385_536;
+
+fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let paging = paging(req)?;
+    let mut query = ModelQuery::newest_first(PageRequest::Offset { offset: paging.offset, limit: paging.limit });
+    query.count_total = true;
+    match req.query("orderBy") {
+        None | Some("-created") => {}
+        Some("created") => query.descending = false,
+        Some("updated") => (query.order, query.descending) = (ModelOrder::Modified, false),
+        Some("-updated") => query.order = ModelOrder::Modified,
+        Some(other) => return Err(Error::invalid("orderBy", format!("must be created, -created, updated or -updated, got {other:?}"))),
+    }
+    match req.query("customModelType") {
+        None | Some("inference") => {}
+        // modelreg has only inference models.
+        Some("training") => query.only_ids = Some(Vec::new()),
+        Some(other) => return Err(Error::invalid("customModelType", format!("must be training or inference, got {other:?}"))),
+    }
+    if let Some(target) = req.query("targetType") {
+        if !TARGET_TYPES.contains(&target) {
+            return Err(Error::invalid("targetType", format!("must be one of {}", TARGET_TYPES.join(", "))));
+        }
+        query.attr_equals.push(("targetType".into(), json!(target)));
+    }
+    // No deployments exist in modelreg: "deployed" matches nothing.
+    if query_bool(req, "isDeployed")? == Some(true) {
+        query.only_ids = Some(Vec::new());
+    }
+    query.search = req.query("searchFor").filter(|s| !s.is_empty()).map(String::from);
+    if query.only_ids.is_none() {
+        query.only_ids = ctx.registry.visible_ids(&who, EntityKind::Model)?;
+    }
+    // searchFor matches name and description (the shared query's search);
+    // the seed also lists `language`, which is not searched (see notes).
+    let page = ctx.registry.list_models(&who, &query)?;
+    let mut data = Vec::with_capacity(page.items.len());
+    for model in &page.items {
+        data.push(render_model(ctx.registry, &who, model)?);
+    }
+    Ok(Response::json(200, &page_body(req, paging, data, page.total.unwrap_or(0), page.has_more)))
+}
+
+fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let body = req.json_object()?;
+    let new = new_model(&body)?;
+    let model = ctx.registry.create_model(&who, new)?;
+    ctx.registry.grant_owner(EntityKind::Model, &model.id, &who.user_id)?;
+    Ok(Response::json(201, &render_model(ctx.registry, &who, &model)?))
+}
+
+/// Validates `CustomModelCreate` (seed 002) into a shared model.
+pub(crate) fn new_model(body: &Map<String, Value>) -> Result<NewModel> {
+    let name = opt_str(body, "name", 255)?.filter(|n| !n.trim().is_empty()).ok_or_else(|| Error::invalid("name", "is required"))?;
+    match opt_str(body, "customModelType", 20)?.as_deref() {
+        None | Some("inference") => {}
+        Some("training") => return Err(Error::invalid("customModelType", "training custom models are not supported by modelreg")),
+        Some(other) => return Err(Error::invalid("customModelType", format!("must be inference, got {other:?}"))),
+    }
+    let binary = opt_bool(body, "supportsBinaryClassification")?.unwrap_or(false);
+    let regression = opt_bool(body, "supportsRegression")?.unwrap_or(false);
+    if binary && regression {
+        return Err(unprocessable("Custom inference models can only support a single target type"));
+    }
+    let legacy = if binary { Some("Binary") } else if regression { Some("Regression") } else { None };
+    let target_type = match (opt_str(body, "targetType", 50)?, legacy) {
+        (Some(t), Some(l)) if t != l => {
+            return Err(unprocessable(format!("targetType {t} contradicts the legacy flag for {l}; custom inference models can only support a single target type")))
+        }
+        (Some(t), _) => t,
+        (None, Some(l)) => l.to_string(),
+        (None, None) => return Err(unprocessable("All custom models must support at least one target type")),
+    };
+    if !TARGET_TYPES.contains(&target_type.as_str()) {
+        return Err(Error::invalid("targetType", format!("must be one of {}", TARGET_TYPES.join(", "))));
+    }
+    let mut attrs = Map::new();
+    attrs.insert("targetType".into(), json!(target_type));
+    let target_name = opt_str(body, "targetName", 500)?.filter(|s| !s.is_empty());
+    if target_name.is_none() && NEEDS_TARGET_NAME.contains(&target_type.as_str()) {
+        return Err(Error::invalid("targetName", format!("is required for {target_type} models")));
+    }
+    set(&mut attrs, "targetName", target_name.map(Value::from));
+    set(&mut attrs, "language", opt_str(body, "language", 500)?.map(Value::from));
+    apply_label_fields(body, &target_type, &mut attrs, true)?;
+    apply_resource_fields(body, &mut attrs)?;
+    if let Some(v) = opt_bool(body, "isTrainingDataForVersionsPermanentlyEnabled")? {
+        attrs.insert("isTrainingDataForVersionsPermanentlyEnabled".into(), json!(v));
+    }
+    set(&mut attrs, "calibratePredictions", opt_bool(body, "calibratePredictions")?.map(Value::from));
+    set(&mut attrs, "userProvidedId", opt_str(body, "userProvidedId", 100)?.map(Value::from));
+    set(&mut attrs, "playgroundId", opt_str(body, "playgroundId", 100)?.map(Value::from));
+    let description = opt_str(body, "description", 10_000)?;
+    Ok(NewModel { name, description, attrs })
+}
+
+fn set(attrs: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        attrs.insert(key.into(), v);
+    }
+}
+
+/// Labels, threshold and class labels, for create (`fresh`) and update.
+/// An explicit null label pair resets to the defaults (seed).
+fn apply_label_fields(body: &Map<String, Value>, target_type: &str, attrs: &mut Map<String, Value>, fresh: bool) -> Result<()> {
+    let pos_given = body.contains_key("positiveClassLabel");
+    let neg_given = body.contains_key("negativeClassLabel");
+    let pos = opt_str(body, "positiveClassLabel", 500)?.filter(|s| !s.is_empty());
+    let neg = opt_str(body, "negativeClassLabel", 500)?.filter(|s| !s.is_empty());
+    if pos.is_some() != neg.is_some() {
+        return Err(unprocessable("positiveClassLabel and negativeClassLabel must be given together"));
+    }
+    if let (Some(p), Some(n)) = (&pos, &neg) {
+        if p == n {
+            return Err(unprocessable("positiveClassLabel and negativeClassLabel must differ"));
+        }
+        attrs.insert("positiveClassLabel".into(), json!(p));
+        attrs.insert("negativeClassLabel".into(), json!(n));
+    } else if pos_given && neg_given && !fresh {
+        // null, null: back to the defaults, rendered as "1"/"0".
+        attrs.insert("positiveClassLabel".into(), Value::Null);
+        attrs.insert("negativeClassLabel".into(), Value::Null);
+    }
+    match body.get("predictionThreshold") {
+        None => {}
+        Some(Value::Null) if !fresh => {
+            attrs.insert("predictionThreshold".into(), Value::Null);
+        }
+        Some(Value::Null) => {}
+        Some(v) => match v.as_f64() {
+            Some(t) if (0.0..=1.0).contains(&t) => {
+                attrs.insert("predictionThreshold".into(), json!(t));
+            }
+            _ => return Err(Error::invalid("predictionThreshold", "must be a number from 0 to 1")),
+        },
+    }
+    if let Some(labels) = opt_string_list(body, "classLabels", 100)? {
+        attrs.insert("classLabels".into(), json!(labels));
+    } else if fresh && matches!(target_type, "Multiclass" | "Multilabel") {
+        return Err(Error::invalid("classLabels", format!("is required for {target_type} models")));
+    }
+    Ok(())
+}
+
+/// Memory, replicas and egress: shared by models and versions.
+pub(crate) fn apply_resource_fields(body: &Map<String, Value>, attrs: &mut Map<String, Value>) -> Result<()> {
+    match opt_str(body, "networkEgressPolicy", 20)?.as_deref() {
+        None => {}
+        Some(p @ ("NONE" | "PUBLIC")) => {
+            attrs.insert("networkEgressPolicy".into(), json!(p));
+        }
+        // The seed allows DR_API_ACCESS here, but client 3.20 crashes on
+        // reading it back; refusing it is the honest choice.
+        Some(other) => return Err(Error::invalid("networkEgressPolicy", format!("must be NONE or PUBLIC, got {other:?}"))),
+    }
+    set(attrs, "maximumMemory", opt_int(body, "maximumMemory", MIN_MEMORY, MAX_MEMORY)?.map(Value::from));
+    set(attrs, "desiredMemory", opt_int(body, "desiredMemory", MIN_MEMORY, MAX_MEMORY)?.map(Value::from));
+    set(attrs, "replicas", opt_int(body, "replicas", 1, 8)?.map(Value::from));
+    set(attrs, "requiresHa", opt_bool(body, "requiresHa")?.map(Value::from));
+    set(attrs, "resourceBundleId", opt_str(body, "resourceBundleId", 100)?.map(Value::from));
+    Ok(())
+}
+
+fn model_id(req: &Request) -> String {
+    req.param("id").to_string()
+}
+
+fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let id = model_id(req);
+    ctx.registry.access(&who, EntityKind::Model, &id)?;
+    let model = ctx.registry.get_model(&who, &id)?;
+    Ok(Response::json(200, &render_model(ctx.registry, &who, &model)?))
+}
+
+fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let id = model_id(req);
+    ctx.registry.require(&who, EntityKind::Model, &id, Access::Write)?;
+    let body = req.json_object()?;
+    let model = ctx.registry.get_model(&who, &id)?;
+    for fixed in ["targetType", "customModelType"] {
+        if body.contains_key(fixed) {
+            return Err(Error::invalid(fixed, "cannot be changed after the model is created"));
+        }
+    }
+    let target_type = model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("").to_string();
+    let mut attrs = Map::new();
+    apply_label_fields(&body, &target_type, &mut attrs, false)?;
+    apply_resource_fields(&body, &mut attrs)?;
+    if body.contains_key("targetName") {
+        attrs.insert("targetName".into(), opt_str(&body, "targetName", 500)?.filter(|s| !s.is_empty()).map(Value::from).unwrap_or(Value::Null));
+    }
+    if let Some(language) = opt_str(&body, "language", 500)? {
+        attrs.insert("language".into(), json!(language));
+    }
+    if let Some(enabled) = opt_bool(&body, "isTrainingDataForVersionsPermanentlyEnabled")? {
+        let was = model.attrs.get("isTrainingDataForVersionsPermanentlyEnabled").and_then(Value::as_bool).unwrap_or(false);
+        if was && !enabled {
+            return Err(Error::invalid("isTrainingDataForVersionsPermanentlyEnabled", "cannot be disabled once enabled"));
+        }
+        attrs.insert("isTrainingDataForVersionsPermanentlyEnabled".into(), json!(enabled));
+    }
+    let name = match opt_str(&body, "name", 255)? {
+        Some(n) if n.trim().is_empty() => return Err(Error::invalid("name", "must not be empty")),
+        other => other,
+    };
+    let description = opt_str(&body, "description", 10_000)?.map(Some);
+    let model = ctx.registry.update_model(&who, &id, ModelPatch { name, description, attrs })?;
+    // The seed documents 201 for this PATCH; the client re-reads the body.
+    Ok(Response::json(201, &render_model(ctx.registry, &who, &model)?))
+}
+
+fn delete(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let id = model_id(req);
+    ctx.registry.require(&who, EntityKind::Model, &id, Access::Own)?;
+    ctx.registry.delete_model(&who, &id)?;
+    Ok(Response::empty(204))
+}
+
+fn copy(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let body = req.json_object()?;
+    let source = opt_str(&body, "customModelId", 100)?.ok_or_else(|| Error::invalid("customModelId", "is required"))?;
+    ctx.registry.access(&who, EntityKind::Model, &source)?;
+    let copy = ctx.registry.copy_model(&who, &source)?;
+    Ok(Response::json(201, &render_model(ctx.registry, &who, &copy)?))
+}
+
+/// modelreg has no template catalogue, so no template id can be honoured:
+/// a clear 422 (the seed's "Invalid template data"), never a fake model.
+fn from_template(_: &Ctx, req: &mut Request) -> Result<Response> {
+    let body = req.json_object()?;
+    for field in ["templateId", "resourceBundleId", "secretConfigId"] {
+        if opt_str(&body, field, 1000)?.is_none() {
+            return Err(Error::invalid(field, "is required"));
+        }
+    }
+    Err(Error::Unprocessable {
+        message: "Invalid template data: modelreg has no model template catalogue, so no template can be instantiated".into(),
+        details: json!({"errors": {"templateId": "unknown template"}}),
+    })
+}
+
+fn limits(_: &Ctx, _: &mut Request) -> Result<Response> {
+    Ok(Response::json(
+        200,
+        &json!({
+            "maxCustomModelTestingParallelUsers": 1,
+            "maxCustomModelContainerSize": MAX_MEMORY,
+            "desiredCustomModelContainerSize": null,
+            "maxCustomModelReplicasPerDeployment": 8,
+        }),
+    ))
+}
+
+fn download_latest(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let id = model_id(req);
+    ctx.registry.access(&who, EntityKind::Model, &id)?;
+    query_bool(req, "pps")?; // accepted, ignored: no install script is generated
+    let version = ctx
+        .registry
+        .latest_version(&who, &id)?
+        .ok_or_else(|| Error::NotFound(format!("custom model {id} has no versions to download")))?;
+    zip_response(ctx.registry, &version)
+}
+
+fn get_access(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let entries = ctx.registry.list_access(&who, EntityKind::Model, &model_id(req))?;
+    Ok(Response::json(200, &access_list(req, entries)?))
+}
+
+fn patch_access(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let id = model_id(req);
+    ctx.registry.access(&who, EntityKind::Model, &id)?;
+    let body = req.json_object()?;
+    ctx.registry.update_access(&who, EntityKind::Model, &id, &access_changes(&body)?)?;
+    Ok(Response::empty(204))
+}
+
+/// `CustomModelResponse`: every key the client requires, nulls (not "")
+/// for unset optional strings.
+pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) -> Result<Value> {
+    let attr = |key: &str| model.attrs.get(key).cloned().unwrap_or(Value::Null);
+    let target_type = model.attrs.get("targetType").and_then(Value::as_str);
+    let binary = target_type == Some("Binary");
+    let created_by = registry.find_user(&who.team_id, &model.created_by).map(|u| u.username).unwrap_or_else(|_| model.created_by.clone());
+    let latest = registry.latest_version(who, &model.id)?;
+    let or_default = |key: &str, default: Value| {
+        let v = attr(key);
+        if v.is_null() && binary { default } else if binary { v } else { Value::Null }
+    };
+    let multiclass = matches!(target_type, Some("Multiclass" | "Multilabel"));
+    Ok(json!({
+        "id": model.id,
+        "name": if model.name.is_empty() { "unnamed".to_string() } else { model.name.clone() },
+        "description": model.description.clone().unwrap_or_default(),
+        "language": attr("language").as_str().unwrap_or(""),
+        "createdBy": created_by,
+        "created": model.created_at,
+        "updated": model.modified_at,
+        "customModelType": "inference",
+        "trainingDataAssignmentInProgress": false,
+        "targetType": target_type,
+        "targetName": attr("targetName"),
+        "supportsBinaryClassification": binary,
+        "supportsRegression": target_type == Some("Regression"),
+        "supportsAnomalyDetection": target_type == Some("Anomaly"),
+        "positiveClassLabel": or_default("positiveClassLabel", json!("1")),
+        "negativeClassLabel": or_default("negativeClassLabel", json!("0")),
+        "predictionThreshold": or_default("predictionThreshold", json!(0.5)),
+        "classLabels": if multiclass { attr("classLabels") } else { Value::Null },
+        "deploymentsCount": 0,
+        "latestVersion": latest.as_ref().map(|v| render_version(v, true)),
+        "template": null,
+        "networkEgressPolicy": attr("networkEgressPolicy"),
+        "maximumMemory": attr("maximumMemory"),
+        "desiredMemory": attr("desiredMemory"),
+        "replicas": attr("replicas"),
+        "requiresHa": attr("requiresHa"),
+        "resourceBundleId": attr("resourceBundleId"),
+        "userProvidedId": attr("userProvidedId"),
+        "playgroundId": attr("playgroundId"),
+        "calibratePredictions": attr("calibratePredictions").as_bool().unwrap_or(true),
+        "isTrainingDataForVersionsPermanentlyEnabled": attr("isTrainingDataForVersionsPermanentlyEnabled").as_bool().unwrap_or(false),
+        "trainingDatasetId": null,
+        "trainingDatasetVersionId": null,
+        "trainingDataFileName": null,
+        "trainingDataPartitionColumn": null,
+    }))
+}

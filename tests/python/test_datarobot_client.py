@@ -1,0 +1,139 @@
+"""Drives the official `datarobot` client (3.20.0) against a running modelreg.
+
+Run by tests/datarobot_client.rs, which starts the server and passes
+MODELREG_URL (http://host:port) and MODELREG_TOKEN. Every call below is an
+unpatched client call; any failure raises and fails the run.
+"""
+
+import filecmp
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+
+import datarobot as dr
+
+URL = os.environ["MODELREG_URL"]
+TOKEN = os.environ["MODELREG_TOKEN"]
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def main():
+    dr.Client(endpoint=URL + "/api/v2", token=TOKEN)
+    tmp = tempfile.mkdtemp(prefix="modelreg-dr-")
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("datarobot client: all calls succeeded")
+
+
+def run(tmp):
+    # An environment and a version from a Dockerfile folder; wait for the build.
+    env = dr.ExecutionEnvironment.create(name="Python 3.11", description="py", programming_language="python")
+    ctx = os.path.join(tmp, "ctx")
+    write(os.path.join(ctx, "Dockerfile"), b"FROM python:3.11-slim\nRUN pip install flask\n")
+    write(os.path.join(ctx, "start_server.sh"), b"#!/bin/sh\nexec python -m flask run\n")
+    env_version = dr.ExecutionEnvironmentVersion.create(env.id, ctx, label="v1", description="first", max_wait=60)
+    assert env_version.build_status == "success", env_version.build_status
+    log = env_version.get_build_log()
+    assert "python:3.11-slim" in log[0], log
+    assert env.id in [e.id for e in dr.ExecutionEnvironment.list(search_for="Python")]
+    assert [v.id for v in dr.ExecutionEnvironmentVersion.list(env.id)] == [env_version.id]
+    env.refresh()
+    assert env.latest_successful_version.id == env_version.id
+    env_version.download(os.path.join(tmp, "ctx-download.zip"))
+    env.update(description="updated")
+    assert env.description == "updated"
+
+    # Regression and binary custom models.
+    reg = dr.CustomInferenceModel.create(
+        name="House prices", target_type=dr.TARGET_TYPE.REGRESSION, target_name="price", language="python"
+    )
+    binary = dr.CustomInferenceModel.create(
+        name="Churn", target_type=dr.TARGET_TYPE.BINARY, target_name="churned",
+        positive_class_label="yes", negative_class_label="no",
+    )
+    assert binary.positive_class_label == "yes"
+
+    # A clean version from a folder with start_server.sh, a model file and requirements.txt.
+    folder = os.path.join(tmp, "model")
+    write(os.path.join(folder, "start_server.sh"), b"#!/bin/sh\necho start\n")
+    write(os.path.join(folder, "model.pkl"), bytes(range(256)) * 400)
+    write(os.path.join(folder, "requirements.txt"), b"pandas==1.5.3\nscikit-learn>=1.0,<2\n")
+    write(os.path.join(folder, "src", "helpers.py"), b"def f():\n    return 1\n")
+    v1 = dr.CustomModelVersion.create_clean(reg.id, base_environment_id=env.id, folder_path=folder)
+    assert (v1.version_major, v1.version_minor) == (1, 0)
+    assert sorted(i.file_path for i in v1.items) == ["model.pkl", "requirements.txt", "src/helpers.py", "start_server.sh"]
+    assert [d.package_name for d in v1.dependencies] == ["pandas", "scikit-learn"]
+
+    # Derive a version that adds and deletes files.
+    extra = os.path.join(tmp, "extra.py")
+    write(extra, b"X = 1\n")
+    helpers = next(i for i in v1.items if i.file_path == "src/helpers.py")
+    v2 = dr.CustomModelVersion.create_from_previous(
+        reg.id, base_environment_id=env.id, is_major_update=False,
+        files=[(extra, "src/extra.py")], files_to_delete=[helpers.id],
+    )
+    assert (v2.version_major, v2.version_minor) == (1, 1)
+    assert sorted(i.file_path for i in v2.items) == ["model.pkl", "requirements.txt", "src/extra.py", "start_server.sh"]
+
+    # List and get versions and their items.
+    versions = dr.CustomModelVersion.list(reg.id)
+    assert [v.id for v in versions] == [v2.id, v1.id]
+    got = dr.CustomModelVersion.get(reg.id, v1.id)
+    assert got.is_frozen and len(got.items) == 4
+
+    # Download and compare bytes.
+    zpath = os.path.join(tmp, "v1.zip")
+    got.download(zpath)
+    out = os.path.join(tmp, "unzipped")
+    with zipfile.ZipFile(zpath) as z:
+        z.extractall(out)
+    for rel in ["model.pkl", "requirements.txt", "src/helpers.py", "start_server.sh"]:
+        assert filecmp.cmp(os.path.join(folder, rel), os.path.join(out, rel), shallow=False), rel
+    reg.download_latest_version(os.path.join(tmp, "latest.zip"))
+    with zipfile.ZipFile(os.path.join(tmp, "latest.zip")) as z:
+        assert z.read("src/extra.py") == b"X = 1\n"
+
+    # Update the model and a version.
+    reg.update(description="predicts prices", name="Prices")
+    assert reg.name == "Prices"
+    got.update(description="the first one")
+    assert got.description == "the first one"
+    got.update()
+
+    # Copy, list, access, delete.
+    copy = dr.CustomInferenceModel.copy_custom_model(reg.id)
+    assert copy.id != reg.id and copy.latest_version.label == "v1.1"
+    listed = [m.id for m in dr.CustomInferenceModel.list()]
+    assert {reg.id, binary.id, copy.id} <= set(listed)
+    assert dr.CustomInferenceModel.get(reg.id).name == "Prices"
+    access = reg.get_access_list()
+    assert [(a.username, a.role) for a in access] == [("admin", "OWNER")], access
+    env_access = env.get_access_list()
+    assert env_access[0].role == "OWNER"
+    copy.delete()
+    binary.delete()
+    try:
+        dr.CustomInferenceModel.get(copy.id)
+        raise AssertionError("deleted model still readable")
+    except dr.errors.ClientError as e:
+        assert e.status_code == 404
+    env_version.refresh()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as exc:  # print the whole story for the Rust test's output
+        import traceback
+
+        traceback.print_exc()
+        sys.exit(1)
