@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{files_under, multipart_body, sha256_hex, Part, Server, BOUNDARY};
+use common::{files_under, hash_stream, multipart_body, sha256_hex, Generated, Part, Server, BOUNDARY};
 use serde_json::{json, Value};
 
 fn create_model(server: &Server) -> String {
@@ -415,42 +415,6 @@ fn gc_removes_only_old_unreferenced_blobs_and_stale_temp_files() {
     // The referenced version still downloads, and verify is clean.
     assert_eq!(server.get(&format!("/api/v1/models/{kept_model}/versions/1/download")).body, b"referenced");
     assert!(server.cli(&["verify"]).status.success());
-}
-
-/// Generates `len` pseudo-random bytes without holding them.
-struct Generated {
-    left: u64,
-    state: u64,
-}
-
-impl Read for Generated {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = (buf.len() as u64).min(self.left) as usize;
-        for chunk in buf[..n].chunks_mut(8) {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            chunk.copy_from_slice(&self.state.to_le_bytes()[..chunk.len()]);
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-fn hash_stream(mut reader: impl Read) -> (u64, String) {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = reader.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    (total, hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[test]

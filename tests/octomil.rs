@@ -14,7 +14,7 @@ use std::process::Output;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use common::{files_under, multipart_body, sha256_hex, Part, Reply, Server, BOUNDARY};
+use common::{files_under, hash_stream, multipart_body, sha256_hex, Part, Reply, Server, BOUNDARY};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -194,22 +194,6 @@ fn multipart_frame(filename: &str) -> (String, String) {
     );
     let tail = format!("\r\n--{BOUNDARY}--\r\n");
     (head, tail)
-}
-
-/// Reads a body to its end, returning its length and sha256.
-fn hash_stream(mut reader: impl Read) -> (u64, String) {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = reader.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    (size, hex(&hasher.finalize()))
 }
 
 /// Runs the CLI with `--server` pointing at this server and its admin key.

@@ -247,3 +247,67 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.path().to_path_buf())
         .collect()
 }
+
+/// `len` pseudo-random bytes, generated as they are read: large bodies
+/// without holding them in memory. The same seed gives the same bytes.
+pub struct Generated {
+    pub left: u64,
+    pub state: u64,
+}
+
+impl Generated {
+    pub fn new(len: u64, seed: u64) -> Generated {
+        Generated { left: len, state: seed | 1 }
+    }
+}
+
+impl Read for Generated {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        for chunk in buf[..n].chunks_mut(8) {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            chunk.copy_from_slice(&self.state.to_le_bytes()[..chunk.len()]);
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads a stream to its end: its length and sha256.
+pub fn hash_stream(mut reader: impl Read) -> (u64, String) {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    (total, hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Server {
+    /// POSTs a body streamed from `body` (`len` bytes) with the admin key.
+    pub fn post_stream(&self, path: &str, content_type: &str, body: &mut dyn Read, len: u64) -> Reply {
+        self.finish(
+            self.agent
+                .post(self.url(path))
+                .header("Authorization", self.auth())
+                .header("Content-Type", content_type)
+                .header("Content-Length", len.to_string())
+                .send(ureq::SendBody::from_reader(body)),
+        )
+    }
+
+    /// GETs `path` and returns the status and the body as a stream.
+    pub fn get_stream(&self, path: &str) -> (u16, Box<dyn Read + Send>) {
+        let response = self.agent.get(self.url(path)).header("Authorization", self.auth()).call().unwrap();
+        (response.status().as_u16(), Box::new(response.into_body().into_reader()))
+    }
+}
