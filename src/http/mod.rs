@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 pub use ratelimit::RateLimit;
 pub use request::Request;
 pub use response::{Body, FileToSend, Response};
-pub use router::{Dialect, Handler, Match, Router};
+pub use router::{Dialect, Match, Router};
 
 use crate::registry::{Error, Registry};
 
@@ -113,6 +113,7 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
         inner: raw,
     };
     let (response, dialect) = dispatch(ctx, router, limiter, &mut request);
+    let dialect_name = dialect.name;
     let response = match response {
         Ok(response) => response,
         Err(error) => {
@@ -129,7 +130,7 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
         eprintln!("modelreg: sending the response to {remote} failed: {e}");
     }
     eprintln!(
-        "{} {remote} \"{method} {}\" {status} {bytes} {:.1}ms",
+        "{} {remote} \"{method} {}\" {status} {bytes} {:.1}ms {dialect_name}",
         crate::registry::now(),
         request.path,
         started.elapsed().as_secs_f64() * 1000.0

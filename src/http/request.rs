@@ -20,10 +20,6 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn method(&self) -> &str {
-        &self.method
-    }
-
     pub fn path(&self) -> &str {
         &self.path
     }

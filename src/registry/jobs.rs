@@ -54,10 +54,8 @@ pub struct Job {
     pub result: Option<Value>,
     pub error: Option<String>,
     pub log: String,
-    pub run_after: String,
     pub created_at: String,
     pub started_at: Option<String>,
-    pub finished_at: Option<String>,
 }
 
 const JOB_COLUMNS: &str =
@@ -75,10 +73,8 @@ fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<Job> {
         result: json(r.get(6)?),
         error: r.get(7)?,
         log: r.get(8)?,
-        run_after: r.get(9)?,
         created_at: r.get(10)?,
         started_at: r.get(11)?,
-        finished_at: r.get(12)?,
     })
 }
 
@@ -176,19 +172,6 @@ impl Registry {
             params![id, state.as_str(), result, error, now()],
         )?;
         Ok(())
-    }
-
-    /// Cancels a job that has not finished; Conflict when it has.
-    pub fn cancel_job(&self, who: &Principal, id: &str) -> Result<Job> {
-        let job = self.get_job(who, id)?;
-        let changed = self.conn.execute(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ?2 WHERE id = ?1 AND state IN ('queued', 'running')",
-            params![id, now()],
-        )?;
-        if changed == 0 {
-            return Err(Error::Conflict(format!("job {id} has already finished ({})", job.state.as_str())));
-        }
-        self.job(id)
     }
 
     /// Jobs that were running when the process stopped go back to the queue.

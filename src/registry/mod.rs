@@ -26,15 +26,14 @@ use crate::store::blobs::{BlobStore, PutError, UploadGuard};
 pub use crate::store::blobs::Digest;
 use crate::store::db;
 
-pub use auth::{ApiKey, Bootstrap, NewUser, Principal, Team, User, FIRST_KEY_FILE};
+pub use auth::{NewUser, Principal, FIRST_KEY_FILE};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobState};
 pub use machines::{
     machine_type, run_machine_job, Assignee, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, NewMachine,
     NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
-pub use maintenance::VerifyReport;
-pub use models::{validate_file_path, Attrs, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Version, VersionFile};
+pub use models::{validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Version};
 pub use page::{Cursor, Page, PageRequest};
 
 pub struct Registry {

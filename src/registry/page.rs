@@ -61,12 +61,6 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
-impl<T> Page<T> {
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), total: self.total, has_more: self.has_more, next: self.next }
-    }
-}
-
 /// The SQL tail of a keyset page over `(column, id)`: the seek past `after`,
 /// the order, and `LIMIT limit + 1` (one extra row says whether more follow).
 /// It starts with " AND", so the query's WHERE must come first; its
