@@ -23,9 +23,13 @@ pub type JobFn = fn(&JobContext, &Job) -> Result<Value, String>;
 
 /// Every kind of job and the function that runs it.
 const HANDLERS: &[(&str, JobFn)] = &[
-    (crate::registry::MACHINE_JOB, crate::registry::run_machine_job),
+    (crate::registry::MACHINE_JOB, advance_machine),
     (crate::registry::environments::BUILD_JOB, build_environment),
 ];
+
+fn advance_machine(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    ctx.registry.advance_machine_event(job, ctx.options.machine_delay).map_err(|e| e.to_string())
+}
 
 fn build_environment(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::registry::envbuild::run_build(ctx.registry, ctx.options.image_builder.as_deref(), job)
@@ -97,7 +101,10 @@ fn run_forever(ctx: &JobContext) {
 fn run_one(ctx: &JobContext, job: &Job) {
     let handler = HANDLERS.iter().find(|(kind, _)| *kind == job.kind).map(|(_, f)| *f);
     let outcome = match handler {
-        Some(run) => run(ctx, job),
+        // A panicking job (a bug, or a library choking on hostile input)
+        // fails that job instead of killing the runner thread.
+        Some(run) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(ctx, job)))
+            .unwrap_or_else(|_| Err("the job failed unexpectedly (it panicked); see the server log".into())),
         None => Err(format!("no worker for jobs of kind {}", job.kind)),
     };
     if let Err(e) = ctx.registry.finish_job(&job.id, outcome) {

@@ -456,3 +456,46 @@ fn a_multi_gib_stream_round_trips_with_flat_memory() {
     let peak_mib = server.peak_rss_kib() / 1024;
     assert!(peak_mib < 64, "server peak RSS {peak_mib} MiB while moving 2 GiB");
 }
+
+#[test]
+fn rate_limits_are_per_key_whatever_the_header_spelling() {
+    let server = Server::start_with(&["--rate-limit", "0.001/2"]);
+    let out = server.cli(&["--json", "keys", "create", "--user", "admin", "--label", "second"]);
+    let second: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = second["secret"].as_str().unwrap().to_string();
+    let status = |auth: String| server.request("GET", "/api/v1/models", &[("Authorization", &auth)], None).status;
+    // Two requests of burst for the first key, however the header is spelt.
+    assert_eq!(status(format!("Bearer {}", server.key)), 200);
+    assert_eq!(status(format!("token  {}", server.key)), 200);
+    let refused = server.request("GET", "/api/v1/models", &[("Authorization", &format!("bearer {}", server.key))], None);
+    assert_eq!(refused.status, 429);
+    assert!(refused.header("Retry-After").is_some());
+    // The same user's other key has a bucket of its own.
+    assert_eq!(status(format!("Bearer {second}")), 200);
+}
+
+#[test]
+fn errors_the_transport_answers_itself_are_json() {
+    let server = Server::start();
+    let answer = server.raw(b"NOT A REQUEST LINE\r\n\r\n", Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("Content-Type: application/json"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(body["code"], "BAD_REQUEST");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+}
+
+#[test]
+fn if_range_needs_a_strong_etag_match() {
+    let server = Server::start();
+    let model = create_model(&server);
+    let bytes = vec![5u8; 100];
+    upload(&server, &model, &bytes);
+    let path = format!("/api/v1/models/{model}/versions/1/download");
+    let etag = format!("\"{}\"", sha256_hex(&bytes));
+    let strong = download(&server, &path, &[("Range", "bytes=0-9"), ("If-Range", &etag)]);
+    assert_eq!((strong.status, strong.body.len()), (206, 10));
+    let weak = download(&server, &path, &[("Range", "bytes=0-9"), ("If-Range", &format!("W/{etag}"))]);
+    assert_eq!((weak.status, weak.body.len()), (200, 100));
+}

@@ -361,7 +361,9 @@ pub(crate) fn render_event(e: &MachineEvent) -> Value {
     })
 }
 
-fn event_and_machine((event, machine): (MachineEvent, Machine)) -> Response {
+/// Answers a state change. The registry queued the change's job in the same
+/// transaction; the runner is told now so that it does not wait for its poll.
+fn queued_change_response((event, machine): (MachineEvent, Machine)) -> Response {
     crate::jobs::wake();
     Response::json(200, &json!({"event": render_event(&event), "data": render_machine(&machine)}))
 }
@@ -401,7 +403,7 @@ fn new_machine_from_json(body: &Map<String, Value>) -> Result<NewMachine> {
 fn create_machine(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let body = req.json_object()?;
     let new = new_machine_from_json(&body)?;
-    Ok(event_and_machine(ctx.registry.create_machine(req.who()?, new)?))
+    Ok(queued_change_response(ctx.registry.create_machine(req.who()?, new)?))
 }
 
 fn list_machines(ctx: &Ctx, req: &mut Request) -> Result<Response> {
@@ -438,7 +440,7 @@ fn delete_machine(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 }
 
 fn machine_action(ctx: &Ctx, req: &Request, action: MachineAction) -> Result<Response> {
-    Ok(event_and_machine(ctx.registry.machine_action(req.who()?, req.param("id"), action)?))
+    Ok(queued_change_response(ctx.registry.machine_action(req.who()?, req.param("id"), action)?))
 }
 
 fn stop_machine(ctx: &Ctx, req: &mut Request) -> Result<Response> {

@@ -112,7 +112,13 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
         upload_limit: ctx.options.upload_limit,
         inner: raw,
     };
-    let (response, dialect) = dispatch(ctx, router, limiter, &mut request);
+    // A panic is a bug, but it must cost one 500, not a worker thread.
+    let dispatched =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(ctx, router, limiter, &mut request)));
+    let (response, dialect) = dispatched.unwrap_or_else(|_| {
+        let error = Error::Internal("the handler panicked; see the server log".into());
+        (Err(error), router.dialect_for(&request.path))
+    });
     let dialect_name = dialect.name;
     let response = match response {
         Ok(response) => response,
@@ -161,10 +167,9 @@ fn dispatch(
             Err(e) => return (Err(e), route.dialect),
         }
         if let Some(limiter) = limiter {
-            // One bucket per API key, as presented (a user's two keys are
-            // limited separately).
-            let key = request.header("Authorization").unwrap_or("").to_string();
-            if let Err(retry_after_secs) = limiter.check(&key) {
+            // One bucket per API key: a user's two keys are limited apart.
+            let key = request.principal.as_ref().and_then(|p| p.key_id.as_deref()).unwrap_or("");
+            if let Err(retry_after_secs) = limiter.check(key) {
                 let error = Error::RateLimited { retry_after_secs };
                 let response = (route.dialect.render_error)(&error).with_header("Retry-After", retry_after_secs.to_string());
                 return (Ok(response), route.dialect);

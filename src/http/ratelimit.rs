@@ -26,6 +26,10 @@ impl std::str::FromStr for RateLimit {
     }
 }
 
+/// Buckets kept before idle ones are pruned; keys are API key ids, so this
+/// bounds memory, not the number of keys served.
+const MAX_BUCKETS: usize = 10_000;
+
 pub struct Limiter {
     limit: RateLimit,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -40,6 +44,12 @@ impl Limiter {
     pub fn check(&self, who: &str) -> Result<(), u64> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if buckets.len() >= MAX_BUCKETS {
+            // A bucket idle long enough to have refilled is the same as no
+            // bucket: forget those rather than grow without bound.
+            let refill = std::time::Duration::from_secs_f64(self.limit.burst / self.limit.per_second);
+            buckets.retain(|_, (_, last)| now.duration_since(*last) < refill);
+        }
         let (tokens, last) = buckets.entry(who.to_string()).or_insert((self.limit.burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.limit.per_second).min(self.limit.burst);
         *last = now;

@@ -130,17 +130,29 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Decodes %XX escapes and `+` (as a space, per form encoding). Invalid
-/// escapes are kept as they are; invalid UTF-8 is replaced.
+/// Decodes a query component: %XX escapes, and `+` as a space (form
+/// encoding).
 pub fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// Decodes a path segment: %XX escapes only (a `+` in a path is a plus).
+pub fn percent_decode_path(s: &str) -> String {
+    decode(s, false)
+}
+
+/// Invalid escapes are kept as they are; invalid UTF-8 is replaced.
+fn decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                let hex = &bytes[i + 1..i + 3];
+                let digits = hex.iter().all(u8::is_ascii_hexdigit).then(|| std::str::from_utf8(hex).ok()).flatten();
+                match digits.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);
                         i += 3;
@@ -173,5 +185,8 @@ mod tests {
                 ("f".into(), "%4".into()),
             ]
         );
+        // from_str_radix alone would read "+1" as 1.
+        assert_eq!(percent_decode_path("%+1"), "%+1");
+        assert_eq!(percent_decode_path("a+b%20c"), "a+b c");
     }
 }

@@ -70,8 +70,9 @@ pub fn file_response(if_none_match: Option<&str>, range: Option<&str>, if_range:
         }
     }
     let range = match (range, if_range) {
-        // If-Range with another validator means "the file changed: send all".
-        (Some(_), Some(validator)) if !etag_matches(validator, &f.sha256) => None,
+        // If-Range needs a strong match (RFC 9110 13.1.5); anything else
+        // means "the file may have changed: send all of it".
+        (Some(_), Some(validator)) if validator.trim() != etag => None,
         (range, _) => range,
     };
     let mut file = f.file;

@@ -109,7 +109,7 @@ impl Route {
                 Segment::Literal(lit) if *lit == part => {}
                 Segment::Literal(_) => return None,
                 Segment::Param(_) if part.is_empty() => return None,
-                Segment::Param(name) => params.push((*name, super::request::percent_decode(part))),
+                Segment::Param(name) => params.push((*name, super::request::percent_decode_path(part))),
             }
         }
         if parts.next().is_some() {

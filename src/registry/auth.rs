@@ -17,6 +17,8 @@ pub struct Principal {
     pub user_id: String,
     pub username: String,
     pub is_admin: bool,
+    /// The API key the request presented; None for the offline CLI.
+    pub key_id: Option<String>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -127,11 +129,17 @@ impl Registry {
         let found = self
             .conn
             .prepare_cached(
-                "SELECT u.team_id, u.id, u.username, u.is_admin FROM api_keys k JOIN users u ON u.id = k.user_id
+                "SELECT u.team_id, u.id, u.username, u.is_admin, k.id FROM api_keys k JOIN users u ON u.id = k.user_id
                  WHERE k.secret_hash = ?1 AND k.revoked_at IS NULL",
             )?
             .query_row([hash_secret(secret)], |r| {
-                Ok(Principal { team_id: r.get(0)?, user_id: r.get(1)?, username: r.get(2)?, is_admin: r.get(3)? })
+                Ok(Principal {
+                    team_id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    username: r.get(2)?,
+                    is_admin: r.get(3)?,
+                    key_id: Some(r.get(4)?),
+                })
             })
             .optional()?;
         found.ok_or_else(|| Error::Unauthorized("the API key is unknown or revoked".into()))
@@ -253,7 +261,9 @@ impl Registry {
             .query_row(
                 "SELECT team_id, id, username, is_admin FROM users ORDER BY is_admin DESC, created_at, id LIMIT 1",
                 [],
-                |r| Ok(Principal { team_id: r.get(0)?, user_id: r.get(1)?, username: r.get(2)?, is_admin: r.get(3)? }),
+                |r| {
+                    Ok(Principal { team_id: r.get(0)?, user_id: r.get(1)?, username: r.get(2)?, is_admin: r.get(3)?, key_id: None })
+                },
             )
             .optional()?
             .ok_or_else(|| Error::NotFound("the data directory has no users yet; run `modelreg init`".into()))

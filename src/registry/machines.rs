@@ -387,11 +387,6 @@ fn run_after(delay: Duration) -> String {
     format_time(time::OffsetDateTime::now_utc() + delay)
 }
 
-/// The job runner's entry point for `machine-event` jobs.
-pub fn run_machine_job(ctx: &crate::jobs::JobContext, job: &Job) -> std::result::Result<Value, String> {
-    ctx.registry.advance_machine_event(job, ctx.options.machine_delay).map_err(|e| e.to_string())
-}
-
 impl Registry {
     // ---- templates
 

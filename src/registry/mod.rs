@@ -30,7 +30,7 @@ pub use auth::{NewUser, Principal, FIRST_KEY_FILE};
 pub use error::{Error, Result};
 pub use jobs::{Job, JobState};
 pub use machines::{
-    machine_type, run_machine_job, Assignee, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, NewMachine,
+    machine_type, Assignee, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, NewMachine,
     NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
 pub use models::{validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Version};

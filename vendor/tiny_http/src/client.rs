@@ -296,7 +296,7 @@ impl Iterator for ClientConnection {
         let rq = match self.read() {
             Err(ReadError::WrongRequestLine) => {
                 let writer = self.sink.next().unwrap();
-                let response = Response::new_empty(StatusCode(400));
+                let response = transport_error(400, "BAD_REQUEST", "malformed request line");
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
@@ -306,7 +306,7 @@ impl Iterator for ClientConnection {
 
             Err(ReadError::WrongHeader(ver)) => {
                 let writer = self.sink.next().unwrap();
-                let response = Response::new_empty(StatusCode(400));
+                let response = transport_error(400, "BAD_REQUEST", "malformed request header");
                 response.raw_print(writer, ver, &[], false, None).ok();
                 return None; // we don't know where the next request would start,
                              // se we have to close
@@ -315,7 +315,7 @@ impl Iterator for ClientConnection {
             Err(ReadError::TimedOut) => {
                 // request timeout (an idle connection is closed without a response)
                 let writer = self.sink.next().unwrap();
-                let response = Response::new_empty(StatusCode(408));
+                let response = transport_error(408, "TIMEOUT", "the request was not received in time");
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
@@ -324,7 +324,7 @@ impl Iterator for ClientConnection {
 
             Err(ReadError::HeadTooLarge) => {
                 let writer = self.sink.next().unwrap();
-                let response = Response::new_empty(StatusCode(431));
+                let response = transport_error(431, "BAD_REQUEST", "the request head is too large");
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
@@ -333,7 +333,7 @@ impl Iterator for ClientConnection {
 
             Err(ReadError::ExpectationFailed(ver)) => {
                 let writer = self.sink.next().unwrap();
-                let response = Response::new_empty(StatusCode(417));
+                let response = transport_error(417, "PRECONDITION_FAILED", "unsupported Expect header");
                 response.raw_print(writer, ver, &[], true, None).ok();
                 return None; // TODO: should be recoverable, but needs handling in case of body
             }
@@ -351,10 +351,11 @@ impl Iterator for ClientConnection {
             // answered through the request's own writer: a writer taken from `self.sink`
             // would wait for this request's writer to be dropped, forever
             let writer = rq.into_writer();
-            let response = Response::from_string(
-                "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
+            let response = transport_error(
+                505,
+                "NOT_IMPLEMENTED",
+                "This server only supports HTTP versions 1.0 and 1.1",
             )
-            .with_status_code(StatusCode(505))
             .with_connection_close();
             response
                 .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
@@ -429,4 +430,19 @@ mod test {
         assert!(super::parse_request_line("GET /hello").is_err());
         assert!(super::parse_request_line("qsd qsd qsd").is_err());
     }
+}
+
+/// modelreg patch: errors the transport answers itself carry a JSON body with
+/// `Content-Type: application/json`, in a shape every front door's clients
+/// accept (`code` is a tRPC code for Paperspace's strict parser; DataRobot's
+/// client reads `message`, and needs the exact content type).
+fn transport_error(status: u16, code: &str, message: &str) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    let body = format!("{{\"code\":\"{code}\",\"message\":\"{message}\"}}");
+    crate::Response::from_data(body.into_bytes())
+        .with_status_code(crate::StatusCode(status))
+        .with_header(
+            "Content-Type: application/json"
+                .parse::<crate::Header>()
+                .expect("a valid header"),
+        )
 }
