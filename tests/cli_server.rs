@@ -184,7 +184,7 @@ fn machines_sequence(server: &Server, mode: Mode) -> Transcript {
     let shown = json_ok(server, mode, &["machines", "show", &id]);
     assert_eq!(shown["events"].as_array().unwrap().len(), 4, "{shown}");
     t.record("show after changes", &shown);
-    t.note("show (human)", without_ids(&stdout(&run(server, mode, &["machines", "show", &id])).lines().next().unwrap_or("").to_string(), &ids));
+    t.note("show (human)", without_ids(stdout(&run(server, mode, &["machines", "show", &id])).lines().next().unwrap_or(""), &ids));
 
     let template = json_ok(server, mode, &["templates", "create", "--name", "golden", "--machine", &id]);
     t.record("templates create --machine", &template);
@@ -493,4 +493,52 @@ fn a_downloaded_zip_cannot_write_outside_the_output_folder() {
     let out = server.cli(&["--server", &url, "--token", "k", "custom-models", "versions", "download", "m", "v", "-o", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(read_tree(&out_dir), vec![("a/b.txt".to_string(), b"b".to_vec()), ("c.txt".to_string(), b"c".to_vec())]);
+}
+
+/// A folder upload and a version download with --server stream: the CLI
+/// moves a 300 MiB file while its address space is capped far below that.
+#[test]
+fn remote_version_upload_and_download_stream_under_a_memory_cap() {
+    const SIZE: u64 = 300 * 1024 * 1024;
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let folder = work.path().join("model");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("custom.py"), b"print(1)\n").unwrap();
+    // Sparse: no disk for the source, real bytes on the wire.
+    std::fs::File::create(folder.join("weights.bin")).unwrap().set_len(SIZE).unwrap();
+    let ctx = work.path().join("ctx.zip");
+    std::fs::write(&ctx, zip_of(&[("Dockerfile", b"FROM python:3.11\n")])).unwrap();
+    let env = json_ok(&server, Mode::Remote, &["environments", "create", "--name", "e"]);
+    let env_id = str_of(&env, "id").to_string();
+    json_ok(&server, Mode::Remote, &["environments", "add-version", &env_id, ctx.to_str().unwrap()]);
+    let model = json_ok(&server, Mode::Remote, &["custom-models", "create", "--name", "big", "--target-type", "Anomaly"]);
+    let model_id = str_of(&model, "id").to_string();
+
+    // The CLI under `ulimit -v` (KiB): well under the file's size.
+    let capped = |args: &[&str]| -> Value {
+        let url = format!("http://{}", server.addr);
+        let mut command = format!(
+            "ulimit -v 160000; exec '{}' --data-dir '{}' --server '{url}' --token '{}' --json",
+            common::BIN,
+            server.data_dir().display(),
+            server.key
+        );
+        for a in args {
+            command.push_str(&format!(" '{a}'"));
+        }
+        let out = std::process::Command::new("sh").args(["-c", &command]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let version = capped(&["custom-models", "versions", "create", &model_id, folder.to_str().unwrap(), "--base-environment-id", &env_id]);
+    let items = version["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let (_, zeros_sha) = common::hash_stream(std::io::repeat(0).take(SIZE));
+    assert_eq!(items[1]["storagePath"], json!(format!("sha256:{zeros_sha}")));
+    let out = work.path().join("out");
+    let report = capped(&["custom-models", "versions", "download", &model_id, str_of(&version, "id"), "-o", out.to_str().unwrap()]);
+    assert_eq!(report["files"][1], json!({"path": "weights.bin", "size": SIZE}));
+    assert_eq!(common::hash_stream(std::fs::File::open(out.join("weights.bin")).unwrap()), (SIZE, zeros_sha));
+    assert_eq!(std::fs::read(out.join("custom.py")).unwrap(), b"print(1)\n");
 }
