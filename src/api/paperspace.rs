@@ -112,7 +112,7 @@ fn list_params(req: &Request, order_fields: &[&'static str]) -> Result<ListParam
     Ok(ListParams { after, limit, order_by, descending })
 }
 
-fn render_page<T>(page: Page<T>, render: impl Fn(&T) -> Value) -> Value {
+pub(crate) fn render_page<T>(page: Page<T>, render: impl Fn(&T) -> Value) -> Value {
     json!({
         "hasMore": page.has_more,
         "items": page.items.iter().map(render).collect::<Vec<_>>(),
@@ -371,7 +371,7 @@ fn queued_change_response((event, machine): (MachineEvent, Machine)) -> Response
 /// Seed 003's create body. The live API's other optional fields (networkId,
 /// startupScriptId, snapshots…) are accepted and ignored: the emulation
 /// cannot honour them.
-fn new_machine_from_json(body: &Map<String, Value>) -> Result<NewMachine> {
+pub(crate) fn new_machine_from_json(body: &Map<String, Value>) -> Result<NewMachine> {
     let assignee = match (opt_string(body, "userId")?, opt_string(body, "email")?) {
         (Some(_), Some(_)) => return Err(Error::invalid("userId", "give either userId or email, not both")),
         (Some(id), None) => Assignee::User(id),

@@ -1,19 +1,28 @@
 //! `modelreg custom-models …` and `modelreg environments …`: the DataRobot
-//! objects, offline on the data directory. The JSON printed is the
-//! DataRobot dialect's, because these commands call the same functions its
-//! routes do. (`--server` is not supported for these commands yet: the
-//! DataRobot client itself is the remote tool.)
+//! objects, offline on the data directory or against a server with
+//! `--server` (the `/api/v2/customModels/` and `/api/v2/executionEnvironments/`
+//! routes). Both paths print the DataRobot dialect's JSON: offline through
+//! the functions its routes call, remotely as the server answers it. Lists
+//! print the page's `data` (the envelope's `next`/`previous` are server
+//! URLs), and the links an environment version carries (`dockerContext`,
+//! `dockerImage`) are printed as paths, without the server's origin.
 
 use std::fs::{self, File};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
+use super::models::progress;
+use super::remote::{enc, FormPart, Remote};
+use super::Target;
 use crate::api::datarobot::{environments as env_api, models as model_api, versions as version_api};
-use crate::registry::access::EntityKind;
-use crate::registry::environments::{NewEnvVersion, NewEnvironment, BUILD_JOB};
-use crate::registry::{Error, ModelQuery, PageRequest, Principal, Registry};
+use crate::registry::access::{Access, EntityKind};
+use crate::registry::envbuild::sniff;
+use crate::registry::environments::{NewEnvVersion, NewEnvironment, BUILD_JOB, LANGUAGES};
+use crate::registry::{validate_file_path, Error, ModelQuery, PageRequest, Registry};
 
 #[derive(Subcommand)]
 pub enum CustomModelsCommand {
@@ -33,6 +42,7 @@ pub enum CustomModelsCommand {
     },
     /// List custom models, newest first.
     List {
+        /// Page size (0 means the default, 100; at most 1000).
         #[arg(long, default_value_t = 100)]
         limit: u64,
         #[arg(long, default_value_t = 0)]
@@ -50,6 +60,8 @@ pub enum CustomModelsCommand {
 #[derive(Subcommand)]
 pub enum VersionsCommand {
     /// Create a version from every file under a folder (paths relative to it).
+    ///
+    /// With --server the files are sent as multipart `file`/`filePath` pairs, streamed from disk.
     Create {
         model: String,
         folder: PathBuf,
@@ -67,6 +79,9 @@ pub enum VersionsCommand {
     /// List a custom model's versions, newest first.
     List { model: String },
     /// Write a version's files under a folder.
+    ///
+    /// With --server the version is downloaded as a zip and unpacked; an entry whose path
+    /// would leave the folder (absolute, `..`, backslashes) or that is a link is refused.
     Download {
         model: String,
         version: String,
@@ -87,13 +102,16 @@ pub enum EnvironmentsCommand {
         #[arg(long, default_value = "other")]
         programming_language: String,
     },
-    /// List execution environments, newest first.
+    /// List execution environments, newest first (the first 1000).
     List,
     /// Show an environment.
     Show { id: String },
     /// Soft-delete an environment.
     Delete { id: String },
     /// Add a version from a docker context (.tar.gz or .zip) and build it.
+    ///
+    /// Waits for the build (offline it runs in this process; with --server the command polls
+    /// the version until its build succeeds or fails). Exits 1 if the build failed.
     AddVersion {
         environment: String,
         context: PathBuf,
@@ -102,18 +120,8 @@ pub enum EnvironmentsCommand {
         #[arg(long, default_value = "")]
         description: String,
     },
-    /// Print a version's build log.
+    /// Print a version's build log (`{log, error}` with --json).
     BuildLog { environment: String, version: String },
-}
-
-fn open(data_dir: &Path, server: Option<&str>) -> Result<(Registry, Principal), Error> {
-    if server.is_some() {
-        return Err(Error::invalid("--server", "custom-models and environments work on the data directory only; drop --server"));
-    }
-    let registry = Registry::open(data_dir)?;
-    registry.bootstrap()?;
-    let who = registry.operator()?;
-    Ok((registry, who))
 }
 
 fn print(value: &Value, as_json: bool, line: impl Fn(&Value) -> String) {
@@ -137,8 +145,23 @@ fn version_line(v: &Value) -> String {
     format!("{}  {}  {} files", v["id"].as_str().unwrap_or(""), v["label"].as_str().unwrap_or(""), v["items"].as_array().map_or(0, Vec::len))
 }
 
-pub fn custom_models(data_dir: &Path, server: Option<&str>, cmd: CustomModelsCommand, as_json: bool) -> Result<i32, Error> {
-    let (registry, who) = open(data_dir, server)?;
+/// The DataRobot routes' `limit`: 0 is the default (100), at most 1000.
+fn dr_limit(limit: u64) -> u64 {
+    match limit {
+        0 => 100,
+        n => n.min(1000),
+    }
+}
+
+fn model_path(id: &str) -> String {
+    format!("/api/v2/customModels/{}/", enc(id))
+}
+
+fn env_path(id: &str) -> String {
+    format!("/api/v2/executionEnvironments/{}/", enc(id))
+}
+
+pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
         CustomModelsCommand::Create { name, target_type, target_name, description, language } => {
             let mut body = Map::new();
@@ -149,150 +172,425 @@ pub fn custom_models(data_dir: &Path, server: Option<&str>, cmd: CustomModelsCom
                     body.insert(key.into(), json!(v));
                 }
             }
-            let model = registry.create_model(&who, model_api::new_model(&body)?)?;
-            registry.grant_owner(EntityKind::Model, &model.id, &who.user_id)?;
-            print(&model_api::render_model(&registry, &who, &model)?, as_json, model_line);
+            let model = match target {
+                Target::Local { registry, who } => {
+                    let model = registry.create_model(who, model_api::new_model(&body)?)?;
+                    registry.grant_owner(EntityKind::Model, &model.id, &who.user_id)?;
+                    model_api::render_model(registry, who, &model)?
+                }
+                Target::Remote(remote) => remote.post_json("/api/v2/customModels/", &Value::Object(body))?,
+            };
+            print(&model, as_json, model_line);
         }
         CustomModelsCommand::List { limit, offset } => {
-            let mut query = ModelQuery::newest_first(PageRequest::Offset { offset, limit });
-            query.only_ids = registry.visible_ids(&who, EntityKind::Model)?;
-            let page = registry.list_models(&who, &query)?;
-            let items = page.items.iter().map(|m| model_api::render_model(&registry, &who, m)).collect::<Result<Vec<_>, _>>()?;
-            print(&Value::Array(items), as_json, model_line);
+            let limit = dr_limit(limit);
+            let items = match target {
+                Target::Local { registry, who } => {
+                    let mut query = ModelQuery::newest_first(PageRequest::Offset { offset, limit });
+                    query.only_ids = registry.visible_ids(who, EntityKind::Model)?;
+                    let page = registry.list_models(who, &query)?;
+                    let items = page.items.iter().map(|m| model_api::render_model(registry, who, m)).collect::<Result<Vec<_>, _>>()?;
+                    Value::Array(items)
+                }
+                Target::Remote(remote) => remote.get_json(&format!("/api/v2/customModels/?offset={offset}&limit={limit}"))?["data"].take(),
+            };
+            print(&items, as_json, model_line);
         }
         CustomModelsCommand::Show { id } => {
-            registry.access(&who, EntityKind::Model, &id)?;
-            let model = registry.get_model(&who, &id)?;
-            print(&model_api::render_model(&registry, &who, &model)?, as_json, model_line);
+            let model = match target {
+                Target::Local { registry, who } => {
+                    registry.access(who, EntityKind::Model, &id)?;
+                    model_api::render_model(registry, who, &registry.get_model(who, &id)?)?
+                }
+                Target::Remote(remote) => remote.get_json(&model_path(&id))?,
+            };
+            print(&model, as_json, model_line);
         }
         CustomModelsCommand::Delete { id } => {
-            registry.require(&who, EntityKind::Model, &id, crate::registry::access::Access::Own)?;
-            registry.delete_model(&who, &id)?;
-            eprintln!("deleted custom model {id}");
+            match target {
+                Target::Local { registry, who } => {
+                    registry.require(who, EntityKind::Model, &id, Access::Own)?;
+                    registry.delete_model(who, &id)?;
+                }
+                Target::Remote(remote) => {
+                    remote.delete(&model_path(&id))?;
+                }
+            }
+            deleted("custom model", &id, as_json);
         }
-        CustomModelsCommand::Versions(cmd) => return versions(&registry, &who, cmd, as_json),
+        CustomModelsCommand::Versions(cmd) => return versions(target, cmd, as_json),
     }
     Ok(0)
 }
 
-fn versions(registry: &Registry, who: &Principal, cmd: VersionsCommand, as_json: bool) -> Result<i32, Error> {
+fn deleted(what: &str, id: &str, as_json: bool) {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&json!({"id": id, "deleted": true})).unwrap_or_default());
+    } else {
+        eprintln!("deleted {what} {id}");
+    }
+}
+
+/// The regular files under `folder` with their paths relative to it (in
+/// file name order), each path checked as the server checks it.
+fn folder_files(folder: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(folder).sort_by_file_name() {
+        let entry = entry.map_err(|e| Error::invalid("folder", e.to_string()))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let relative = entry.path().strip_prefix(folder).map_err(|e| Error::Internal(e.to_string()))?;
+        let path = relative.to_str().ok_or_else(|| Error::invalid("folder", format!("{} is not UTF-8", relative.display())))?;
+        validate_file_path(path)?;
+        files.push((path.to_string(), entry.path().to_path_buf()));
+    }
+    Ok(files)
+}
+
+fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
         VersionsCommand::Create { model, folder, base_environment_id, base_environment_version_id, from_previous, minor } => {
-            let guard = registry.upload_guard()?;
-            let mut upload = version_api::Upload::default();
-            for entry in walkdir::WalkDir::new(&folder).sort_by_file_name() {
-                let entry = entry.map_err(|e| Error::invalid("folder", e.to_string()))?;
-                if !entry.file_type().is_file() {
-                    continue;
+            let files = folder_files(&folder)?;
+            let major = if minor { "False" } else { "True" };
+            let environment = [("baseEnvironmentId", base_environment_id), ("baseEnvironmentVersionId", base_environment_version_id)];
+            let version = match target {
+                Target::Local { registry, who } => {
+                    // Before storing any file, as the route does before reading the body.
+                    registry.access(who, EntityKind::Model, &model)?;
+                    let guard = registry.upload_guard()?;
+                    let mut upload = version_api::Upload::default();
+                    for (path, file) in &files {
+                        upload.files.push(registry.put_blob(&mut File::open(file)?, None)?);
+                        upload.paths.push(path.clone());
+                    }
+                    upload.fields.insert("isMajorUpdate".into(), json!(major));
+                    for (key, value) in environment {
+                        if let Some(v) = value {
+                            upload.fields.insert(key.into(), json!(v));
+                        }
+                    }
+                    let version = version_api::commit_version(registry, who, &model, upload, from_previous)?;
+                    drop(guard);
+                    version_api::render_version(&version, true)
                 }
-                let relative = entry.path().strip_prefix(&folder).map_err(|e| Error::Internal(e.to_string()))?;
-                let path = relative.to_str().ok_or_else(|| Error::invalid("folder", format!("{} is not UTF-8", relative.display())))?;
-                let mut file = File::open(entry.path())?;
-                upload.files.push(registry.put_blob(&mut file, None)?);
-                upload.paths.push(path.to_string());
-            }
-            upload.fields.insert("isMajorUpdate".into(), json!(if minor { "False" } else { "True" }));
-            for (key, value) in [("baseEnvironmentId", base_environment_id), ("baseEnvironmentVersionId", base_environment_version_id)] {
-                if let Some(v) = value {
-                    upload.fields.insert(key.into(), json!(v));
+                Target::Remote(remote) => {
+                    // Fail before sending any bytes when the model is unknown (or the key is).
+                    remote.get_json(&model_path(&model))?;
+                    let mut parts = vec![FormPart::text("isMajorUpdate", major)];
+                    for (key, value) in environment {
+                        if let Some(v) = value {
+                            parts.push(FormPart::text(key, v));
+                        }
+                    }
+                    for (path, file) in &files {
+                        parts.push(FormPart::file("file", file));
+                        parts.push(FormPart::text("filePath", path.as_str()));
+                    }
+                    let method = if from_previous { "PATCH" } else { "POST" };
+                    remote.send_form(method, &format!("{}versions/", model_path(&model)), &parts, |r, len| progress(r, Some(len)))?
                 }
-            }
-            let version = version_api::commit_version(registry, who, &model, upload, from_previous)?;
-            drop(guard);
-            print(&version_api::render_version(&version, true), as_json, version_line);
+            };
+            print(&version, as_json, version_line);
         }
         VersionsCommand::List { model } => {
-            registry.access(who, EntityKind::Model, &model)?;
-            let all = registry.list_versions(who, &model)?;
-            let latest = all.last().map(|v| v.id.clone());
-            let items: Vec<Value> = all.iter().rev().map(|v| version_api::render_version(v, Some(&v.id) == latest.as_ref())).collect();
-            print(&Value::Array(items), as_json, version_line);
+            let items = match target {
+                Target::Local { registry, who } => {
+                    registry.access(who, EntityKind::Model, &model)?;
+                    let all = registry.list_versions(who, &model)?;
+                    let latest = all.last().map(|v| v.id.clone());
+                    Value::Array(all.iter().rev().map(|v| version_api::render_version(v, Some(&v.id) == latest.as_ref())).collect())
+                }
+                Target::Remote(remote) => {
+                    // Every version, page by page.
+                    let mut items = Vec::new();
+                    loop {
+                        let path = format!("{}versions/?offset={}&limit=1000", model_path(&model), items.len());
+                        let mut page = remote.get_json(&path)?;
+                        let data = page["data"].take();
+                        let data = data.as_array().cloned().unwrap_or_default();
+                        let more = !page["next"].is_null() && !data.is_empty();
+                        items.extend(data);
+                        if !more {
+                            break;
+                        }
+                    }
+                    Value::Array(items)
+                }
+            };
+            print(&items, as_json, version_line);
         }
         VersionsCommand::Download { model, version, output } => {
-            registry.access(who, EntityKind::Model, &model)?;
-            let version = registry.get_version_by_id(who, &model, &version)?;
-            for f in &version.files {
-                // Paths were validated on upload; check again before writing.
-                crate::registry::validate_file_path(&f.path)?;
-                let target = output.join(&f.path);
-                if let Some(parent) = target.parent() {
-                    fs::create_dir_all(parent)?;
+            let mut written = match target {
+                Target::Local { registry, who } => {
+                    registry.access(who, EntityKind::Model, &model)?;
+                    let version = registry.get_version_by_id(who, &model, &version)?;
+                    fs::create_dir_all(&output)?;
+                    let mut written = Vec::new();
+                    for f in &version.files {
+                        let mut blob = registry.open_blob(&f.sha256)?;
+                        written.push(write_under(&output, &f.path, &mut blob)?);
+                    }
+                    written
                 }
-                let mut out = File::create(&target)?;
-                std::io::copy(&mut registry.open_blob(&f.sha256)?, &mut out)?;
+                Target::Remote(remote) => download_zip(remote, &model, &version, &output)?,
+            };
+            written.sort();
+            let files: Vec<Value> = written.iter().map(|(path, size)| json!({"path": path, "size": size})).collect();
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&json!({"path": output, "files": files})).unwrap_or_default());
+            } else {
+                eprintln!("wrote {} files under {}", files.len(), output.display());
             }
-            eprintln!("wrote {} files under {}", version.files.len(), output.display());
         }
     }
     Ok(0)
 }
 
-pub fn environments(data_dir: &Path, server: Option<&str>, cmd: EnvironmentsCommand, as_json: bool) -> Result<i32, Error> {
-    let (registry, who) = open(data_dir, server)?;
+/// Downloads a version's zip into an anonymous temp file under `output`
+/// (streamed, checked against its Content-Length) and unpacks it there.
+fn download_zip(remote: &Remote, model: &str, version: &str, output: &Path) -> Result<Vec<(String, u64)>, Error> {
+    let download = remote.download(&format!("{}versions/{}/download/", model_path(model), enc(version)))?;
+    fs::create_dir_all(output)?;
+    let mut zip = tempfile::tempfile_in(output)
+        .map_err(|e| Error::invalid("output", format!("cannot write in {}: {e}", output.display())))?;
+    let mut reader = progress(download.reader, download.len);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Internal(format!("the download was interrupted: {e}"))),
+        };
+        zip.write_all(&buf[..n])?;
+        size += n as u64;
+    }
+    if let Some(len) = download.len.filter(|len| *len != size) {
+        return Err(Error::Internal(format!("the download was cut short: {size} of {len} bytes; nothing was written")));
+    }
+    unpack(zip, output)
+}
+
+/// Unpacks a version zip under `output`. Every entry is checked before
+/// anything is written: a path the registry would not store (absolute,
+/// `..`, empty segments, backslashes, control characters) or a link ends
+/// the unpacking with an error and no file written.
+fn unpack(file: File, output: &Path) -> Result<Vec<(String, u64)>, Error> {
+    let bad = |e: zip::result::ZipError| Error::Internal(format!("the server's zip is unreadable: {e}"));
+    let mut archive = zip::ZipArchive::new(file).map_err(bad)?;
+    let mut names = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(bad)?;
+        let name = entry.name().to_string();
+        if entry.is_symlink() {
+            return Err(Error::Internal(format!("the server's zip holds a link ({name:?}); nothing was written")));
+        }
+        let path = if entry.is_dir() { name.trim_end_matches('/') } else { name.as_str() };
+        validate_file_path(path).map_err(|e| Error::Internal(format!("the server's zip holds an unsafe entry: {e}; nothing was written")))?;
+        names.push((!entry.is_dir()).then(|| path.to_string()));
+    }
+    let mut written = Vec::new();
+    for (i, name) in names.into_iter().enumerate() {
+        let Some(path) = name else { continue };
+        let mut entry = archive.by_index(i).map_err(bad)?;
+        written.push(write_under(output, &path, &mut entry)?);
+    }
+    Ok(written)
+}
+
+/// Writes `reader` to `output/path`. The path is checked again, and no
+/// existing link on the way is followed, so nothing lands outside `output`.
+fn write_under(output: &Path, path: &str, reader: &mut dyn Read) -> Result<(String, u64), Error> {
+    validate_file_path(path)?;
+    let mut target = output.to_path_buf();
+    for segment in path.split('/') {
+        target.push(segment);
+        if fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::invalid("output", format!("{} is a link; refusing to write through it", target.display())));
+        }
+    }
+    if let Some(parent) = target.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut out = File::create(&target)?;
+    let size = io::copy(reader, &mut out).map_err(|e| Error::Internal(format!("writing {} failed: {e}", target.display())))?;
+    Ok((path.to_string(), size))
+}
+
+/// Server links (`http://host:port/api/v2/…`) as paths, which is what the
+/// offline path renders.
+fn relative_links(value: &mut Value) {
+    for key in ["dockerContext", "dockerImage"] {
+        if let Some(Value::String(link)) = value.get_mut(key) {
+            if let Some(rest) = link.strip_prefix("http://").or_else(|| link.strip_prefix("https://")) {
+                *link = rest.find('/').map_or_else(String::new, |i| rest[i..].to_string());
+            }
+        }
+    }
+    for key in ["latestVersion", "latestSuccessfulVersion"] {
+        if let Some(v) = value.get_mut(key).filter(|v| v.is_object()) {
+            relative_links(v);
+        }
+    }
+}
+
+const BUILD_POLL: Duration = Duration::from_millis(250);
+/// How long `add-version --server` waits for a build to end.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
+
+pub fn environments(target: &Target, cmd: EnvironmentsCommand, as_json: bool) -> Result<i32, Error> {
     let env_line = |e: &Value| {
         let latest = e["latestVersion"]["buildStatus"].as_str().unwrap_or("no versions");
         format!("{}  {}  {}  {}", e["id"].as_str().unwrap_or(""), e["programmingLanguage"].as_str().unwrap_or(""), latest, e["name"].as_str().unwrap_or(""))
     };
+    let remote_env = |remote: &Remote, id: &str| -> Result<Value, Error> {
+        let mut env = remote.get_json(&env_path(id))?;
+        relative_links(&mut env);
+        Ok(env)
+    };
     match cmd {
         EnvironmentsCommand::Create { name, description, programming_language } => {
-            if !crate::registry::environments::LANGUAGES.contains(&programming_language.as_str()) {
+            if !LANGUAGES.contains(&programming_language.as_str()) {
                 return Err(Error::invalid("programming-language", "must be python, r, java, julia, legacy or other"));
             }
-            let env = registry.create_environment(
-                &who,
-                NewEnvironment {
-                    name,
-                    description,
-                    programming_language,
-                    use_cases: vec!["customModel".into()],
-                    required_metadata_keys: json!([]),
-                    ..Default::default()
-                },
-            )?;
-            print(&env_api::render_environment(&registry, "", &env)?, as_json, env_line);
+            let env = match target {
+                Target::Local { registry, who } => {
+                    let env = registry.create_environment(
+                        who,
+                        NewEnvironment {
+                            name,
+                            description,
+                            programming_language,
+                            use_cases: vec!["customModel".into()],
+                            required_metadata_keys: json!([]),
+                            ..Default::default()
+                        },
+                    )?;
+                    env_api::render_environment(registry, "", &env)?
+                }
+                Target::Remote(remote) => {
+                    // The route answers `{id}`; the environment is read back to print it whole.
+                    let body = json!({"name": name, "description": description, "programmingLanguage": programming_language});
+                    let created = remote.post_json("/api/v2/executionEnvironments/", &body)?;
+                    let id = created["id"].as_str().ok_or_else(|| Error::Internal(format!("the server answered no id: {created}")))?;
+                    remote_env(remote, id)?
+                }
+            };
+            print(&env, as_json, env_line);
         }
         EnvironmentsCommand::List => {
-            let query = crate::registry::environments::EnvironmentQuery { limit: 1000, ..Default::default() };
-            let page = registry.list_environments(&who, &query)?;
-            let items = page.items.iter().map(|e| env_api::render_environment(&registry, "", e)).collect::<Result<Vec<_>, _>>()?;
-            print(&Value::Array(items), as_json, env_line);
+            let items = match target {
+                Target::Local { registry, who } => {
+                    let query = crate::registry::environments::EnvironmentQuery { limit: 1000, ..Default::default() };
+                    let page = registry.list_environments(who, &query)?;
+                    let items = page.items.iter().map(|e| env_api::render_environment(registry, "", e)).collect::<Result<Vec<_>, _>>()?;
+                    Value::Array(items)
+                }
+                Target::Remote(remote) => {
+                    let mut data = remote.get_json("/api/v2/executionEnvironments/?offset=0&limit=1000")?["data"].take();
+                    data.as_array_mut().into_iter().flatten().for_each(relative_links);
+                    data
+                }
+            };
+            print(&items, as_json, env_line);
         }
         EnvironmentsCommand::Show { id } => {
-            let env = registry.get_environment(&who, &id)?;
-            print(&env_api::render_environment(&registry, "", &env)?, as_json, env_line);
+            let env = match target {
+                Target::Local { registry, who } => env_api::render_environment(registry, "", &registry.get_environment(who, &id)?)?,
+                Target::Remote(remote) => remote_env(remote, &id)?,
+            };
+            print(&env, as_json, env_line);
         }
         EnvironmentsCommand::Delete { id } => {
-            registry.soft_delete_environment(&who, &id)?;
-            eprintln!("deleted environment {id}");
+            match target {
+                Target::Local { registry, who } => registry.soft_delete_environment(who, &id)?,
+                Target::Remote(remote) => {
+                    remote.delete(&env_path(&id))?;
+                }
+            }
+            deleted("environment", &id, as_json);
         }
         EnvironmentsCommand::AddVersion { environment, context, label, description } => {
-            let guard = registry.upload_guard()?;
-            let digest = registry.put_blob(&mut File::open(&context)?, None)?;
-            let filename = context.file_name().and_then(|n| n.to_str()).unwrap_or("context").to_string();
-            let new = NewEnvVersion { label, description, context: Some((digest, filename)), ..Default::default() };
-            let version = registry.create_env_version(&who, &environment, new)?;
-            drop(guard);
-            let job = registry.enqueue_job(&who.team_id, BUILD_JOB, Some(&version.id), json!({"environmentId": environment}), None)?;
-            // Offline there is no runner: build here (validate only; images are
-            // built by `serve --image-builder`).
-            while !registry.get_job(&who, &job.id)?.state.is_finished() {
-                let Some(next) = registry.claim_job(&[BUILD_JOB])? else { break };
-                let outcome = crate::registry::envbuild::run_build(&registry, None, &next);
-                registry.finish_job(&next.id, outcome)?;
-            }
-            let version = registry.get_env_version(&who, &environment, &version.id)?;
-            print(&env_api::render_version("", &version), as_json, |v| {
+            fs::metadata(&context).map_err(|e| Error::invalid("context", format!("cannot read {}: {e}", context.display())))?;
+            let version = match target {
+                Target::Local { registry, who } => add_version_offline(registry, who, &environment, &context, label, description)?,
+                Target::Remote(remote) => {
+                    let parts = [FormPart::text("label", label), FormPart::text("description", description), FormPart::file("docker_context", &context)];
+                    let path = format!("{}versions/", env_path(&environment));
+                    let created = remote.send_form("POST", &path, &parts, |r, len| progress(r, Some(len)))?;
+                    let id = created["id"].as_str().ok_or_else(|| Error::Internal(format!("the server answered no id: {created}")))?;
+                    let deadline = Instant::now() + BUILD_TIMEOUT;
+                    loop {
+                        let mut version = remote.get_json(&format!("{path}{}/", enc(id)))?;
+                        if matches!(version["buildStatus"].as_str(), Some("success" | "failed")) {
+                            relative_links(&mut version);
+                            break version;
+                        }
+                        if Instant::now() > deadline {
+                            return Err(Error::Internal(format!("the build of version {id} did not end within an hour; see `environments build-log`")));
+                        }
+                        std::thread::sleep(BUILD_POLL);
+                    }
+                }
+            };
+            print(&version, as_json, |v| {
                 format!("{}  {}  {}", v["id"].as_str().unwrap_or(""), v["buildStatus"].as_str().unwrap_or(""), v["imageId"].as_str().unwrap_or(""))
             });
-            return Ok(if version.build_status == "success" { 0 } else { 1 });
+            return Ok(if version["buildStatus"] == "success" { 0 } else { 1 });
         }
         EnvironmentsCommand::BuildLog { environment, version } => {
-            let version = registry.get_env_version(&who, &environment, &version)?;
-            match registry.latest_job_for(&version.id)? {
-                Some(job) => print!("{}", job.log),
-                None => eprintln!("no build has run for this version"),
+            let body = match target {
+                Target::Local { registry, who } => env_api::build_log_body(registry, &registry.get_env_version(who, &environment, &version)?)?,
+                Target::Remote(remote) => {
+                    remote.get_json(&format!("{}versions/{}/buildLog/", env_path(&environment), enc(&version)))?
+                }
+            };
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+            } else {
+                let (log, error) = (body["log"].as_str().unwrap_or(""), body["error"].as_str().unwrap_or(""));
+                if log.is_empty() && error.is_empty() {
+                    eprintln!("no build log yet: the build has not finished");
+                }
+                print!("{log}");
+                if !error.is_empty() {
+                    eprintln!("the build failed: {error}");
+                }
             }
         }
     }
     Ok(0)
+}
+
+/// Stores the context, records the version and runs its build here (validate
+/// only; images are built by `serve --image-builder`). The context must be
+/// a zip or gzip by its magic bytes, as the route requires.
+fn add_version_offline(
+    registry: &Registry,
+    who: &crate::registry::Principal,
+    environment: &str,
+    context: &Path,
+    label: String,
+    description: String,
+) -> Result<Value, Error> {
+    registry.require(who, EntityKind::Environment, environment, Access::Write)?;
+    let guard = registry.upload_guard()?;
+    let digest = registry.put_blob(&mut File::open(context)?, None)?;
+    if sniff(&mut registry.open_blob(&digest.sha256)?)?.is_none() {
+        return Err(Error::invalid("dockerContext", "must be a .tar.gz or .zip archive"));
+    }
+    let filename = context.file_name().and_then(|n| n.to_str()).unwrap_or("context").to_string();
+    let new = NewEnvVersion { label, description, context: Some((digest, filename)), ..Default::default() };
+    let version = registry.create_env_version(who, environment, new)?;
+    drop(guard);
+    let job = registry.enqueue_job(&who.team_id, BUILD_JOB, Some(&version.id), json!({"environmentId": environment}), None)?;
+    while !registry.get_job(who, &job.id)?.state.is_finished() {
+        let Some(next) = registry.claim_job(&[BUILD_JOB])? else { break };
+        let outcome = crate::registry::envbuild::run_build(registry, None, &next);
+        registry.finish_job(&next.id, outcome)?;
+    }
+    let version = registry.get_env_version(who, environment, &version.id)?;
+    Ok(env_api::render_version("", &version))
 }

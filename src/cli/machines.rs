@@ -1,27 +1,42 @@
 //! `modelreg machines …` and `modelreg templates …`: the Paperspace
-//! machines and templates, offline on the data directory. The JSON output is
-//! the Paperspace dialect's shapes.
+//! machines and templates, offline on the data directory or against a server
+//! with `--server` (the `/v1/machines` and `/v1/templates` routes). Both
+//! paths print the Paperspace dialect's JSON: offline through the same
+//! render functions the routes use, remotely as the server answers it.
 //!
 //! Offline there is nobody to wait for, so a state change a command asks for
 //! completes before the command returns (the emulated delay is the server's
 //! `--machine-delay-ms`, and applies to jobs a running server picks up).
+//! With `--server` the command returns the server's answer: the machine in
+//! its transitional state.
 
-use std::path::Path;
 use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::models::print;
-use crate::api::paperspace::{render_event, render_machine, render_template};
+use super::remote::enc;
+use super::Target;
+use crate::api::paperspace::{new_machine_from_json, render_event, render_machine, render_page, render_template};
 use crate::registry::{
-    Assignee, Error, MachineAction, MachineOrder, NewMachine, NewTemplate, Principal, Registry, TemplateSource, MACHINE_JOB,
-    REGIONS,
+    Cursor, Error, MachineAction, MachineOrder, MachinePatch, NewTemplate, Registry, TemplateSource, MACHINE_JOB, REGIONS,
 };
+
+/// The Paperspace routes' page size limits (`limit` 1–120).
+fn page_limit(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if (1..=120).contains(&n) => Ok(n),
+        _ => Err("must be a whole number from 1 to 120".into()),
+    }
+}
 
 #[derive(Subcommand)]
 pub enum MachinesCommand {
     /// Record a new machine (no hardware is provisioned: see the README).
+    ///
+    /// Offline the machine is ready when the command returns; with --server it is
+    /// `provisioning` until the server has run the change.
     Create {
         #[arg(long)]
         name: String,
@@ -43,28 +58,55 @@ pub enum MachinesCommand {
         #[arg(long)]
         user: Option<String>,
     },
-    /// List machines, newest first.
+    /// List machines, newest first: one page (`hasMore`, `items`, `nextPage`).
     List {
-        #[arg(long, default_value_t = 20)]
+        /// Page size, 1 to 120.
+        #[arg(long, default_value_t = 20, value_parser = page_limit)]
         limit: u64,
+        /// The `nextPage` of the previous page.
+        #[arg(long)]
+        after: Option<String>,
     },
     /// Show a machine and its events.
     Show { id: String },
-    /// Start a machine that is off.
+    /// Rename a machine or change its auto-shutdown.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Shut down after this many idle hours (turns auto-shutdown on).
+        #[arg(long, conflicts_with = "no_auto_shutdown")]
+        auto_shutdown_timeout: Option<i64>,
+        /// Turn auto-shutdown off.
+        #[arg(long)]
+        no_auto_shutdown: bool,
+    },
+    /// Start a machine that is off (with --server: returns it `starting`).
     Start { id: String },
-    /// Stop a machine that is ready.
+    /// Stop a machine that is ready (with --server: returns it `stopping`).
     Stop { id: String },
+    /// Restart a machine that is ready (with --server: returns it `restarting`).
+    Restart { id: String },
     /// Delete a machine.
     Delete { id: String },
 }
 
 #[derive(Subcommand)]
 pub enum TemplatesCommand {
-    /// List the team's custom templates, or the built-in OS templates.
+    /// List the team's custom templates, or the built-in OS templates: one page
+    /// (`hasMore`, `items`, `nextPage`).
     List {
         #[arg(long)]
         public: bool,
+        /// Page size, 1 to 120.
+        #[arg(long, default_value_t = 120, value_parser = page_limit)]
+        limit: u64,
+        /// The `nextPage` of the previous page.
+        #[arg(long)]
+        after: Option<String>,
     },
+    /// Show a template (OS or custom).
+    Show { id: String },
     /// Create a custom template from a machine or from another template.
     Create {
         #[arg(long)]
@@ -83,20 +125,6 @@ pub enum TemplatesCommand {
     },
 }
 
-/// These commands work on the data directory only for now.
-fn offline(data_dir: &Path, server: Option<&str>) -> Result<(Registry, Principal), Error> {
-    if server.is_some() {
-        return Err(Error::invalid(
-            "--server",
-            "is not yet supported for `machines` and `templates`; run them on the server's data directory (--data-dir)",
-        ));
-    }
-    let registry = Registry::open(data_dir)?;
-    registry.bootstrap()?;
-    let who = registry.operator()?;
-    Ok((registry, who))
-}
-
 /// Runs the machine state changes that are due, with no delay.
 fn settle(registry: &Registry) -> Result<(), Error> {
     while let Some(job) = registry.claim_job(&[MACHINE_JOB])? {
@@ -111,40 +139,91 @@ fn machine_line(m: &Value) {
     println!("{}  {:<12} {:<10} {:<18} {}  {}", s("id"), s("state"), s("machineType"), s("region"), s("os"), s("name"));
 }
 
-pub fn machines(data_dir: &Path, server: Option<&str>, cmd: MachinesCommand, as_json: bool) -> Result<i32, Error> {
-    let (registry, who) = offline(data_dir, server)?;
+/// Prints a page's items, and how to get the next one.
+fn page_lines(page: &Value, line: impl Fn(&Value)) {
+    page["items"].as_array().into_iter().flatten().for_each(line);
+    if let Some(next) = page["nextPage"].as_str().filter(|_| page["hasMore"] == true) {
+        println!("more: --after {next}");
+    }
+}
+
+/// `?limit=N&after=C` of a Paperspace list.
+fn list_query(limit: u64, after: Option<&str>) -> String {
+    match after {
+        Some(a) => format!("?limit={limit}&after={}", enc(a)),
+        None => format!("?limit={limit}"),
+    }
+}
+
+fn cursor(after: Option<&str>) -> Result<Option<Cursor>, Error> {
+    after.filter(|a| !a.is_empty()).map(|a| Cursor::decode("after", a)).transpose()
+}
+
+pub fn machines(target: &Target, cmd: MachinesCommand, as_json: bool) -> Result<i32, Error> {
     let action = |id: &str, action: MachineAction| -> Result<Value, Error> {
-        let (event, _) = registry.machine_action(&who, id, action)?;
-        settle(&registry)?;
-        Ok(json!({"event": render_event(&event), "data": render_machine(&registry.get_machine(&who, id)?)}))
+        match target {
+            Target::Local { registry, who } => {
+                let (event, _) = registry.machine_action(who, id, action)?;
+                settle(registry)?;
+                Ok(json!({"event": render_event(&event), "data": render_machine(&registry.get_machine(who, id)?)}))
+            }
+            Target::Remote(remote) => remote.patch_json(&format!("/v1/machines/{}/{}", enc(id), action.name()), None),
+        }
     };
     match cmd {
         MachinesCommand::Create { name, machine_type, template, disk_size, region, auto_shutdown_timeout, user } => {
-            let new = NewMachine {
-                name,
-                machine_type,
-                template_id: template,
-                disk_size_gb: disk_size,
-                region,
-                auto_shutdown_enabled: auto_shutdown_timeout.is_some(),
-                auto_shutdown_timeout,
-                public_ip_type: "none".into(),
-                assignee: user.map_or(Assignee::Caller, Assignee::User),
+            // Seed 003's create body: offline it goes through the route's own parser.
+            let mut body = json!({
+                "name": name,
+                "machineType": machine_type,
+                "templateId": template,
+                "diskSize": disk_size,
+                "region": region,
+                "autoShutdownEnabled": auto_shutdown_timeout.is_some(),
+                "publicIpType": "none",
+            });
+            if let Some(hours) = auto_shutdown_timeout {
+                body["autoShutdownTimeout"] = json!(hours);
+            }
+            if let Some(user) = user {
+                body["userId"] = json!(user);
+            }
+            let body = match target {
+                Target::Local { registry, who } => {
+                    let new = new_machine_from_json(body.as_object().expect("an object"))?;
+                    let (event, machine) = registry.create_machine(who, new)?;
+                    settle(registry)?;
+                    json!({"event": render_event(&event), "data": render_machine(&registry.get_machine(who, &machine.id)?)})
+                }
+                Target::Remote(remote) => remote.post_json("/v1/machines", &body)?,
             };
-            let (event, machine) = registry.create_machine(&who, new)?;
-            settle(&registry)?;
-            let body = json!({"event": render_event(&event), "data": render_machine(&registry.get_machine(&who, &machine.id)?)});
             print(&body, as_json, |b| machine_line(&b["data"]));
         }
-        MachinesCommand::List { limit } => {
-            let page = registry.list_machines(&who, MachineOrder::Created, true, None, limit.clamp(1, 1000))?;
-            let items: Vec<Value> = page.items.iter().map(render_machine).collect();
-            print(&json!(items), as_json, |items| items.as_array().into_iter().flatten().for_each(machine_line));
+        MachinesCommand::List { limit, after } => {
+            let page = match target {
+                Target::Local { registry, who } => {
+                    let after = cursor(after.as_deref())?;
+                    render_page(registry.list_machines(who, MachineOrder::Created, true, after.as_ref(), limit)?, render_machine)
+                }
+                Target::Remote(remote) => remote.get_json(&format!("/v1/machines{}", list_query(limit, after.as_deref())))?,
+            };
+            print(&page, as_json, |p| page_lines(p, machine_line));
         }
         MachinesCommand::Show { id } => {
-            let mut body = render_machine(&registry.get_machine(&who, &id)?);
-            let events = registry.list_machine_events(&who, &id, None, 120)?;
-            body["events"] = events.items.iter().map(render_event).collect();
+            let body = match target {
+                Target::Local { registry, who } => {
+                    let mut body = render_machine(&registry.get_machine(who, &id)?);
+                    let events = registry.list_machine_events(who, &id, None, 120)?;
+                    body["events"] = events.items.iter().map(render_event).collect();
+                    body
+                }
+                Target::Remote(remote) => {
+                    let mut body = remote.get_json(&format!("/v1/machines/{}", enc(&id)))?;
+                    let events = remote.get_json(&format!("/v1/machines/{}/events?limit=120", enc(&id)))?;
+                    body["events"] = events["items"].clone();
+                    body
+                }
+            };
             print(&body, as_json, |m| {
                 machine_line(m);
                 for e in m["events"].as_array().into_iter().flatten() {
@@ -152,36 +231,71 @@ pub fn machines(data_dir: &Path, server: Option<&str>, cmd: MachinesCommand, as_
                 }
             });
         }
+        MachinesCommand::Update { id, name, auto_shutdown_timeout, no_auto_shutdown } => {
+            let patch = MachinePatch {
+                name,
+                auto_shutdown_enabled: if no_auto_shutdown { Some(false) } else { auto_shutdown_timeout.map(|_| true) },
+                auto_shutdown_timeout: if no_auto_shutdown { Some(None) } else { auto_shutdown_timeout.map(Some) },
+            };
+            let body = match target {
+                Target::Local { registry, who } => render_machine(&registry.update_machine(who, &id, patch)?),
+                Target::Remote(remote) => {
+                    let mut body = json!({});
+                    if let Some(name) = &patch.name {
+                        body["name"] = json!(name);
+                    }
+                    if let Some(enabled) = patch.auto_shutdown_enabled {
+                        body["autoShutdownEnabled"] = json!(enabled);
+                    }
+                    if let Some(timeout) = patch.auto_shutdown_timeout {
+                        body["autoShutdownTimeout"] = json!(timeout);
+                    }
+                    remote.put_json(&format!("/v1/machines/{}", enc(&id)), &body)?
+                }
+            };
+            print(&body, as_json, machine_line);
+        }
         MachinesCommand::Start { id } => print(&action(&id, MachineAction::Start)?, as_json, |b| machine_line(&b["data"])),
         MachinesCommand::Stop { id } => print(&action(&id, MachineAction::Stop)?, as_json, |b| machine_line(&b["data"])),
+        MachinesCommand::Restart { id } => print(&action(&id, MachineAction::Restart)?, as_json, |b| machine_line(&b["data"])),
         MachinesCommand::Delete { id } => {
-            let machine = registry.delete_machine(&who, &id)?;
-            print(&render_machine(&machine), as_json, |_| println!("deleted machine {id}"));
+            let body = match target {
+                Target::Local { registry, who } => render_machine(&registry.delete_machine(who, &id)?),
+                Target::Remote(remote) => remote.delete(&format!("/v1/machines/{}", enc(&id)))?,
+            };
+            print(&body, as_json, |_| println!("deleted machine {id}"));
         }
     }
     Ok(0)
 }
 
-pub fn templates(data_dir: &Path, server: Option<&str>, cmd: TemplatesCommand, as_json: bool) -> Result<i32, Error> {
-    let (registry, who) = offline(data_dir, server)?;
-    let line = |t: &Value| {
-        let s = |k: &str| t[k].as_str().unwrap_or("-").to_string();
-        let types = t["availableMachineTypes"].as_array().map_or(0, Vec::len);
-        println!("{}  {:<16} {:<24} {} machine types  {}", s("id"), s("agentType"), s("name"), types, s("region"));
-    };
+fn template_line(t: &Value) {
+    let s = |k: &str| t[k].as_str().unwrap_or("-").to_string();
+    let types = t["availableMachineTypes"].as_array().map_or(0, Vec::len);
+    println!("{}  {:<16} {:<24} {} machine types  {}", s("id"), s("agentType"), s("name"), types, s("region"));
+}
+
+pub fn templates(target: &Target, cmd: TemplatesCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
-        TemplatesCommand::List { public } => {
-            let mut items = Vec::new();
-            let mut after = None;
-            loop {
-                let page = registry.list_templates(&who, public, after.as_ref(), 120)?;
-                items.extend(page.items.iter().map(render_template));
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
+        TemplatesCommand::List { public, limit, after } => {
+            let page = match target {
+                Target::Local { registry, who } => {
+                    let after = cursor(after.as_deref())?;
+                    render_page(registry.list_templates(who, public, after.as_ref(), limit)?, render_template)
                 }
-            }
-            print(&json!(items), as_json, |items| items.as_array().into_iter().flatten().for_each(line));
+                Target::Remote(remote) => {
+                    let route = if public { "/v1/os-templates" } else { "/v1/custom-templates" };
+                    remote.get_json(&format!("{route}{}", list_query(limit, after.as_deref())))?
+                }
+            };
+            print(&page, as_json, |p| page_lines(p, template_line));
+        }
+        TemplatesCommand::Show { id } => {
+            let body = match target {
+                Target::Local { registry, who } => render_template(&registry.get_template(who, &id)?),
+                Target::Remote(remote) => remote.get_json(&format!("/v1/templates/{}", enc(&id)))?,
+            };
+            print(&body, as_json, template_line);
         }
         TemplatesCommand::Create { name, machine, from, region, size } => {
             let source = match (machine, from) {
@@ -189,8 +303,26 @@ pub fn templates(data_dir: &Path, server: Option<&str>, cmd: TemplatesCommand, a
                 (None, Some(t)) => TemplateSource::Template(t),
                 (None, None) => return Err(Error::invalid("--machine", "give --machine or --from")),
             };
-            let template = registry.create_template(&who, NewTemplate { name, source, region, default_size_gb: size })?;
-            print(&render_template(&template), as_json, line);
+            let body = match target {
+                Target::Local { registry, who } => {
+                    render_template(&registry.create_template(who, NewTemplate { name, source, region, default_size_gb: size })?)
+                }
+                Target::Remote(remote) => {
+                    let mut body = json!({"name": name});
+                    match source {
+                        TemplateSource::Machine(m) => body["machineId"] = json!(m),
+                        TemplateSource::Template(t) => body["templateId"] = json!(t),
+                    }
+                    if let Some(r) = region {
+                        body["region"] = json!(r);
+                    }
+                    if let Some(gb) = size {
+                        body["defaultSizeGb"] = json!(gb);
+                    }
+                    remote.post_json("/v1/templates", &body)?
+                }
+            };
+            print(&body, as_json, template_line);
         }
     }
     Ok(0)

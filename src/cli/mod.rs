@@ -14,7 +14,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::http::{RateLimit, ServerOptions};
-use crate::registry::{Error, Registry};
+use crate::registry::{Error, Principal, Registry};
 
 /// The port `modelreg serve` listens on unless told otherwise.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8420";
@@ -71,15 +71,20 @@ enum Command {
     #[command(subcommand)]
     Versions(models::VersionsCommand),
     /// Paperspace machines: records with an emulated lifecycle (no hardware is provisioned).
+    ///
+    /// Offline, a state change (create, start, stop, restart) completes before the command
+    /// returns. With --server the command returns what the server answers: the machine in its
+    /// transitional state (provisioning, starting, stopping, restarting); the server finishes
+    /// the change after its --machine-delay-ms.
     #[command(subcommand)]
     Machines(machines::MachinesCommand),
     /// Paperspace machine templates: the built-in OS templates and the team's custom ones.
     #[command(subcommand)]
     Templates(machines::TemplatesCommand),
-    /// DataRobot custom models and their versions (offline).
+    /// DataRobot custom models and their versions (with --server: the /api/v2/customModels/ routes).
     #[command(subcommand)]
     CustomModels(datarobot::CustomModelsCommand),
-    /// DataRobot execution environments (offline).
+    /// DataRobot execution environments (with --server: the /api/v2/executionEnvironments/ routes).
     #[command(subcommand)]
     Environments(datarobot::EnvironmentsCommand),
 }
@@ -160,10 +165,37 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let backend = models::backend(&data_dir, cli.server.as_deref(), cli.token.as_deref())?;
             models::versions(backend.as_ref(), cmd, cli.json)
         }
-        Command::Machines(cmd) => machines::machines(&data_dir, cli.server.as_deref(), cmd, cli.json),
-        Command::Templates(cmd) => machines::templates(&data_dir, cli.server.as_deref(), cmd, cli.json),
-        Command::CustomModels(cmd) => datarobot::custom_models(&data_dir, cli.server.as_deref(), cmd, cli.json),
-        Command::Environments(cmd) => datarobot::environments(&data_dir, cli.server.as_deref(), cmd, cli.json),
+        Command::Machines(cmd) => {
+            machines::machines(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
+        }
+        Command::Templates(cmd) => {
+            machines::templates(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
+        }
+        Command::CustomModels(cmd) => {
+            datarobot::custom_models(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
+        }
+        Command::Environments(cmd) => {
+            datarobot::environments(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
+        }
+    }
+}
+
+/// Where a registry command runs: on the data directory as its first admin
+/// user, or against a server with `--server`.
+pub(crate) enum Target {
+    Local { registry: Registry, who: Principal },
+    Remote(remote::Remote),
+}
+
+pub(crate) fn target(data_dir: &std::path::Path, server: Option<&str>, token: Option<&str>) -> Result<Target, Error> {
+    match server {
+        Some(url) => Ok(Target::Remote(remote::connect(data_dir, url, token)?)),
+        None => {
+            let registry = Registry::open(data_dir)?;
+            registry.bootstrap()?;
+            let who = registry.operator()?;
+            Ok(Target::Local { registry, who })
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! (the Octomil dialect's model and version shapes), because the local path
 //! calls the same functions the Octomil routes do.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::remote::{Download, Remote};
 use crate::api::octomil;
-use crate::registry::{Error, Principal, Registry, FIRST_KEY_FILE};
+use crate::registry::{Error, Principal, Registry};
 use crate::store::blobs::hex;
 
 #[derive(Subcommand)]
@@ -82,15 +82,7 @@ pub trait Backend {
 
 pub fn backend(data_dir: &Path, server: Option<&str>, token: Option<&str>) -> Result<Box<dyn Backend>, Error> {
     match server {
-        Some(url) => {
-            let token = match token {
-                Some(t) => t.to_string(),
-                None => fs::read_to_string(data_dir.join(FIRST_KEY_FILE))
-                    .map(|t| t.trim().to_string())
-                    .map_err(|_| Error::Unauthorized("--server needs --token (or MODELREG_TOKEN)".into()))?,
-            };
-            Ok(Box::new(Remote::new(url, &token)))
-        }
+        Some(url) => Ok(Box::new(super::remote::connect(data_dir, url, token)?)),
         None => {
             let registry = Registry::open(data_dir)?;
             registry.bootstrap()?;
@@ -199,7 +191,7 @@ fn open_with_progress(path: &Path) -> Result<(Box<dyn Read>, u64), Error> {
     Ok((progress(Box::new(file), Some(len)), len))
 }
 
-fn progress(reader: Box<dyn Read>, len: Option<u64>) -> Box<dyn Read> {
+pub(super) fn progress(reader: Box<dyn Read>, len: Option<u64>) -> Box<dyn Read> {
     if !io::stderr().is_terminal() {
         return reader;
     }

@@ -1,11 +1,20 @@
-//! A small HTTP client for `--server`: it speaks the Octomil routes, the
-//! dialect whose model and version operations match the CLI's one to one.
+//! A small blocking HTTP client for `--server`. `models`/`versions` speak the
+//! Octomil routes, `machines`/`templates` the Paperspace ones and
+//! `custom-models`/`environments` the DataRobot ones; each command family
+//! uses the dialect whose operations match it one to one.
+//!
+//! Uploads and downloads stream: a multipart body is read from the files as
+//! it is sent (one file open at a time), and a download is handed back as a
+//! reader.
 
-use std::io::Read;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::registry::Error;
+use crate::registry::{Error, FIRST_KEY_FILE};
 
 pub struct Remote {
     agent: ureq::Agent,
@@ -19,6 +28,41 @@ pub struct Download {
     pub sha256: Option<String>,
     /// The file name the source suggests (a bare name, never a path).
     pub file_name: Option<String>,
+}
+
+/// One part of a multipart/form-data body.
+pub struct FormPart {
+    pub name: String,
+    pub value: FormValue,
+}
+
+pub enum FormValue {
+    Text(String),
+    /// A file sent from disk as it is read, under this file name.
+    File { path: PathBuf, filename: String },
+}
+
+impl FormPart {
+    pub fn text(name: &str, value: impl Into<String>) -> FormPart {
+        FormPart { name: name.into(), value: FormValue::Text(value.into()) }
+    }
+
+    pub fn file(name: &str, path: &Path) -> FormPart {
+        let filename = path.file_name().and_then(|n| n.to_str()).unwrap_or("file").to_string();
+        FormPart { name: name.into(), value: FormValue::File { path: path.to_path_buf(), filename } }
+    }
+}
+
+/// The client for `--server URL`, with the key from `--token` /
+/// `MODELREG_TOKEN`, else the data directory's admin.key.
+pub fn connect(data_dir: &Path, url: &str, token: Option<&str>) -> Result<Remote, Error> {
+    let token = match token {
+        Some(t) => t.to_string(),
+        None => std::fs::read_to_string(data_dir.join(FIRST_KEY_FILE))
+            .map(|t| t.trim().to_string())
+            .map_err(|_| Error::Unauthorized("--server needs --token (or MODELREG_TOKEN)".into()))?,
+    };
+    Ok(Remote::new(url, &token))
 }
 
 impl Remote {
@@ -47,6 +91,77 @@ impl Remote {
             return Ok(body);
         }
         Err(status_error(status, &body))
+    }
+
+    /// Any method, with an optional JSON body; answers the server's JSON
+    /// (or `Value::String("")` for an empty answer such as a 204).
+    pub fn json_request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Error> {
+        let mut builder = ureq::http::Request::builder().method(method).uri(self.url(path)).header("Authorization", self.auth());
+        if body.is_some() {
+            builder = builder.header("Content-Type", "application/json");
+        }
+        let request = builder
+            .body(body.map(|b| b.to_string().into_bytes()).unwrap_or_default())
+            .map_err(|e| Error::Internal(format!("cannot build the request: {e}")))?;
+        self.finish(self.agent.run(request))
+    }
+
+    pub fn put_json(&self, path: &str, body: &Value) -> Result<Value, Error> {
+        self.json_request("PUT", path, Some(body))
+    }
+
+    pub fn patch_json(&self, path: &str, body: Option<&Value>) -> Result<Value, Error> {
+        self.json_request("PATCH", path, body)
+    }
+
+    /// Sends multipart/form-data with `method` (POST, PUT or PATCH). Files
+    /// are read as the body is sent, one at a time, so memory does not grow
+    /// with their size or number; `wrap` may wrap the whole body (a progress
+    /// bar) given its length.
+    pub fn send_form(
+        &self,
+        method: &str,
+        path: &str,
+        parts: &[FormPart],
+        wrap: impl FnOnce(Box<dyn Read>, u64) -> Box<dyn Read>,
+    ) -> Result<Value, Error> {
+        let (body, len, boundary) = FormBody::new(parts)?;
+        let mut body = wrap(Box::new(body), len);
+        let url = self.url(path);
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let send = ureq::SendBody::from_reader(&mut body);
+        let sent = match method {
+            "POST" => self.agent.post(url),
+            "PUT" => self.agent.put(url),
+            "PATCH" => self.agent.patch(url),
+            other => return Err(Error::Internal(format!("multipart bodies are sent with POST, PUT or PATCH, not {other}"))),
+        }
+        .header("Authorization", self.auth())
+        .header("Content-Type", content_type)
+        .header("Content-Length", len.to_string())
+        .send(send);
+        self.finish_upload(sent)
+    }
+
+    /// `finish` for a request whose body was streamed from files.
+    fn finish_upload(&self, sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, Error> {
+        match sent {
+            // A server that refuses an upload early (over its size limit, say)
+            // answers and closes without reading the rest; all we see is the
+            // closed connection.
+            Err(ureq::Error::Io(e)) if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) => {
+                Err(Error::Internal(format!(
+                    "{} closed the connection while the file was being sent ({e}); it may have refused the upload, \
+                     for instance because it is larger than the server accepts",
+                    self.base
+                )))
+            }
+            // Our own body failed (a file vanished or changed size).
+            Err(ureq::Error::Io(e)) if e.kind() != io::ErrorKind::ConnectionRefused => {
+                Err(Error::Internal(format!("sending the request to {} failed: {e}", self.base)))
+            }
+            sent => self.finish(sent),
+        }
     }
 
     pub fn get_json(&self, path: &str) -> Result<Value, Error> {
@@ -97,19 +212,7 @@ impl Remote {
             .header("Content-Type", format!("multipart/form-data; boundary={boundary}"))
             .header("Content-Length", len.to_string())
             .send(ureq::SendBody::from_reader(&mut body));
-        match sent {
-            // A server that refuses an upload early (over its size limit, say)
-            // answers and closes without reading the rest; all we see is the
-            // closed connection.
-            Err(ureq::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) => {
-                Err(Error::Internal(format!(
-                    "{} closed the connection while the file was being sent ({e}); it may have refused the upload, \
-                     for instance because it is larger than the server accepts",
-                    self.base
-                )))
-            }
-            sent => self.finish(sent),
-        }
+        self.finish_upload(sent)
     }
 
     pub fn download(&self, path: &str) -> Result<Download, Error> {
@@ -145,6 +248,20 @@ fn disposition_file_name(header: &str) -> Option<String> {
     plain.then(|| name.to_string())
 }
 
+/// Percent-encodes one path segment or query value (an id from the command
+/// line must not add path segments or query parameters).
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn status_error(status: u16, body: &Value) -> Error {
     let message = body
         .get("message")
@@ -152,12 +269,113 @@ fn status_error(status: u16, body: &Value) -> Error {
         .map(str::to_string)
         .unwrap_or_else(|| format!("the server answered {status}: {body}"));
     match status {
-        400 | 422 => Error::Invalid { field: "request".into(), message },
+        // The message already names the field ("name: is required"), as the
+        // offline command's error does.
+        400 | 422 => Error::Unprocessable { message, details: Value::Null },
         401 => Error::Unauthorized(message),
         403 => Error::Forbidden(message),
         404 => Error::NotFound(message),
         409 => Error::Conflict(message),
         413 => Error::TooLarge(message),
         _ => Error::Internal(message),
+    }
+}
+
+/// A multipart/form-data body read from its parts as it is sent: the
+/// boundaries and text parts are small buffers, each file is opened only
+/// when its turn comes and must still have the size it had when the
+/// Content-Length was computed.
+struct FormBody {
+    segments: VecDeque<Segment>,
+    current: Option<Box<dyn Read>>,
+}
+
+enum Segment {
+    Bytes(Vec<u8>),
+    File { path: PathBuf, len: u64 },
+}
+
+impl FormBody {
+    fn new(parts: &[FormPart]) -> Result<(FormBody, u64, String), Error> {
+        let boundary = format!("modelreg-{}", uuid::Uuid::new_v4().simple());
+        let quote = |s: &str| s.replace(['"', '\r', '\n'], "_");
+        let mut segments = VecDeque::new();
+        let mut len = 0u64;
+        fn bytes(segments: &mut VecDeque<Segment>, len: &mut u64, text: String) {
+            *len += text.len() as u64;
+            segments.push_back(Segment::Bytes(text.into_bytes()));
+        }
+        for part in parts {
+            let name = quote(&part.name);
+            match &part.value {
+                FormValue::Text(value) => bytes(
+                    &mut segments,
+                    &mut len,
+                    format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"),
+                ),
+                FormValue::File { path, filename } => {
+                    let file_len = std::fs::metadata(path)
+                        .map_err(|e| Error::invalid("file", format!("cannot read {}: {e}", path.display())))?
+                        .len();
+                    bytes(
+                        &mut segments,
+                        &mut len,
+                        format!(
+                            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{}\"\r\n\
+                             Content-Type: application/octet-stream\r\n\r\n",
+                            quote(filename)
+                        ),
+                    );
+                    segments.push_back(Segment::File { path: path.clone(), len: file_len });
+                    bytes(&mut segments, &mut len, "\r\n".to_string());
+                    len += file_len;
+                }
+            }
+        }
+        bytes(&mut segments, &mut len, format!("--{boundary}--\r\n"));
+        Ok((FormBody { segments, current: None }, len, boundary))
+    }
+}
+
+impl Read for FormBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(reader) = &mut self.current {
+                let n = reader.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.current = None;
+            }
+            match self.segments.pop_front() {
+                None => return Ok(0),
+                Some(Segment::Bytes(b)) => self.current = Some(Box::new(io::Cursor::new(b))),
+                Some(Segment::File { path, len }) => {
+                    let file = File::open(&path)?;
+                    if file.metadata()?.len() != len {
+                        return Err(io::Error::other(format!("{} changed size while it was being sent", path.display())));
+                    }
+                    self.current = Some(Box::new(Exact { inner: file.take(len), left: len, path }));
+                }
+            }
+        }
+    }
+}
+
+/// Reads exactly `left` bytes, failing if the file ends early.
+struct Exact {
+    inner: io::Take<File>,
+    left: u64,
+    path: PathBuf,
+}
+
+impl Read for Exact {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} shrank while it was being sent", self.path.display())));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }

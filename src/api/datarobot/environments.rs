@@ -285,7 +285,12 @@ fn get_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 fn build_log(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let version = ctx.registry.get_env_version(req.who()?, req.param("id"), req.param("vid"))?;
-    let job = ctx.registry.latest_job_for(&version.id)?;
+    Ok(Response::json(200, &build_log_body(ctx.registry, &version)?))
+}
+
+/// `{log, error}` of a version's build. Shared with the CLI.
+pub(crate) fn build_log_body(registry: &Registry, version: &EnvVersion) -> Result<Value> {
+    let job = registry.latest_job_for(&version.id)?;
     // The seed: `log` is empty until the build finishes; `error` is empty
     // on success.
     let (log, error) = match (&job, version.build_status.as_str()) {
@@ -293,7 +298,7 @@ fn build_log(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         (Some(job), "failed") => (job.log.clone(), job.error.clone().unwrap_or_else(|| "the build failed".into())),
         _ => (String::new(), String::new()),
     };
-    Ok(Response::json(200, &json!({"log": log, "error": error})))
+    Ok(json!({"log": log, "error": error}))
 }
 
 fn download(ctx: &Ctx, req: &mut Request) -> Result<Response> {
