@@ -4,17 +4,16 @@
 //! calls the same functions the Octomil routes do.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
 use super::remote::{Download, Remote};
 use crate::api::octomil;
 use crate::registry::{Error, Principal, Registry};
-use crate::store::blobs::hex;
+use crate::store::blobs::{copy_hashing, Digest, PutError};
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
@@ -293,10 +292,12 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
         }
         VersionsCommand::Download { model, version, output } => {
             let download = backend.download(&model, version)?;
+            // An explicit -o may replace a file; a name the server chose may not.
+            let may_replace = output.is_some();
             let output = output.unwrap_or_else(|| {
                 PathBuf::from(download.file_name.clone().unwrap_or_else(|| format!("model_v{version}.bin")))
             });
-            let (size, sha256) = write_verified(download, &output)?;
+            let (size, sha256) = write_verified(download, &output, may_replace)?;
             print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
                 println!("wrote {} ({size} bytes, sha256 {sha256})", output.display())
             });
@@ -308,26 +309,15 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
 /// Writes a download next to `output`, hashing as it goes, and renames it
 /// into place only when the hash matches the one the source announced: a
 /// corrupt or cut-short download never takes the output's name.
-fn write_verified(download: Download, output: &Path) -> Result<(u64, String), Error> {
+fn write_verified(download: Download, output: &Path, may_replace: bool) -> Result<(u64, String), Error> {
     let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut temp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| Error::invalid("output", format!("cannot write in {}: {e}", dir.display())))?;
     let mut reader = progress(download.reader, download.len);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Internal(format!("the download was interrupted: {e}"))),
-        };
-        hasher.update(&buf[..n]);
-        temp.write_all(&buf[..n])?;
-        size += n as u64;
-    }
-    let sha256 = hex(&hasher.finalize());
+    let Digest { sha256, size } = copy_hashing(&mut reader, temp.as_file_mut(), None).map_err(|e| match e {
+        PutError::Read(e) => Error::Internal(format!("the download was interrupted: {e}")),
+        other => Error::Internal(format!("cannot write the download: {other}")),
+    })?;
     if let Some(expected) = &download.sha256 {
         if *expected != sha256 {
             return Err(Error::Internal(format!("the download is corrupt: sha256 {sha256}, expected {expected}; nothing was written")));
@@ -339,6 +329,12 @@ fn write_verified(download: Download, output: &Path) -> Result<(u64, String), Er
         }
     }
     temp.as_file().sync_all()?;
-    temp.persist(output).map_err(|e| Error::Internal(format!("cannot write {}: {}", output.display(), e.error)))?;
+    let persisted = if may_replace { temp.persist(output) } else { temp.persist_noclobber(output) };
+    persisted.map_err(|e| match e.error.kind() {
+        io::ErrorKind::AlreadyExists => {
+            Error::Conflict(format!("{} already exists; pass -o {0} to replace it", output.display()))
+        }
+        _ => Error::Internal(format!("cannot write {}: {}", output.display(), e.error)),
+    })?;
     Ok((size, sha256))
 }

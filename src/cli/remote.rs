@@ -241,10 +241,9 @@ impl Remote {
 fn disposition_file_name(header: &str) -> Option<String> {
     let value = header.split(';').map(str::trim).find_map(|p| p.strip_prefix("filename="))?;
     let name = value.trim().trim_matches('"');
-    let plain = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+    // No hidden files either: a server must not be able to drop a
+    // `.bashrc` into the current directory.
+    let plain = !name.is_empty() && !name.starts_with('.') && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
     plain.then(|| name.to_string())
 }
 

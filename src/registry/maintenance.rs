@@ -44,18 +44,20 @@ impl Registry {
     }
 
     /// Removes unreferenced blobs older than `grace` and stale temp files.
+    /// A blob's row goes before its file, under the gc lock: if removing the
+    /// file then fails, the next gc finds an unreferenced file and retries.
     pub fn gc(&self, grace: Duration, dry_run: bool) -> Result<GcReport> {
-        let mut stmt = self.conn.prepare("SELECT 1 FROM blob_references WHERE sha256 = ?1 LIMIT 1")?;
-        let report = self.blobs.gc(
-            &mut |sha| stmt.query_row([sha], |_| Ok(())).optional().map(|r| r.is_some()).map_err(std::io::Error::other),
-            grace,
-            dry_run,
-        )?;
-        if !dry_run {
-            for (sha, _) in &report.removed_blobs {
-                self.conn.execute("DELETE FROM blobs WHERE sha256 = ?1", [sha])?;
+        let mut referenced = self.conn.prepare("SELECT 1 FROM blob_references WHERE sha256 = ?1 LIMIT 1")?;
+        let mut forget = self.conn.prepare("DELETE FROM blobs WHERE sha256 = ?1")?;
+        let mut release = |sha: &str| -> rusqlite::Result<bool> {
+            if referenced.query_row([sha], |_| Ok(())).optional()?.is_some() {
+                return Ok(false);
             }
-        }
-        Ok(report)
+            if !dry_run {
+                forget.execute([sha])?;
+            }
+            Ok(true)
+        };
+        Ok(self.blobs.gc(&mut |sha| release(sha).map_err(std::io::Error::other), grace, dry_run)?)
     }
 }

@@ -95,7 +95,7 @@ impl BlobStore {
         Ok(BlobStore { root: root.to_path_buf() })
     }
 
-    pub fn path_of(&self, sha256: &str) -> PathBuf {
+    fn path_of(&self, sha256: &str) -> PathBuf {
         let (prefix, rest) = sha256.split_at(2.min(sha256.len()));
         self.root.join("sha256").join(prefix).join(rest)
     }
@@ -133,27 +133,9 @@ impl BlobStore {
 
     fn write_temp(&self, source: &mut dyn Read, limit: Option<u64>, temp_path: &Path) -> Result<Digest, PutError> {
         let mut file = OpenOptions::new().write(true).create_new(true).open(temp_path).map_err(PutError::Write)?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut size: u64 = 0;
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(PutError::Read(e)),
-            };
-            size += n as u64;
-            if let Some(limit) = limit {
-                if size > limit {
-                    return Err(PutError::TooLarge { limit });
-                }
-            }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(PutError::Write)?;
-        }
+        let digest = copy_hashing(source, &mut file, limit)?;
         file.sync_all().map_err(PutError::Write)?;
-        Ok(Digest { sha256: hex(&hasher.finalize()), size })
+        Ok(digest)
     }
 
     /// Moves a complete, fsynced temp file to its content address.
@@ -213,17 +195,19 @@ impl BlobStore {
         Ok(blobs)
     }
 
-    /// Removes blobs that `is_referenced` says nothing uses and that are older
-    /// than `grace`, and temp files older than `grace` (left by a crash or a
-    /// cancelled upload). Holds the gc lock exclusively throughout.
-    pub fn gc(&self, is_referenced: &mut dyn FnMut(&str) -> io::Result<bool>, grace: Duration, dry_run: bool) -> io::Result<GcReport> {
+    /// Removes blobs older than `grace` that `release` lets go of, and temp
+    /// files older than `grace` (left by a crash or a cancelled upload).
+    /// `release` is asked under the gc lock, held exclusively throughout, so
+    /// it can check for references and forget the blob's row with no upload
+    /// able to add a reference in between.
+    pub fn gc(&self, release: &mut dyn FnMut(&str) -> io::Result<bool>, grace: Duration, dry_run: bool) -> io::Result<GcReport> {
         let lock = self.lock_file()?;
         lock.lock()?;
         let now = SystemTime::now();
         let is_old = |t: SystemTime| now.duration_since(t).map(|age| age >= grace).unwrap_or(false);
         let mut report = GcReport::default();
         for blob in self.list()? {
-            if !is_old(blob.modified) || is_referenced(&blob.sha256)? {
+            if !is_old(blob.modified) || !release(&blob.sha256)? {
                 continue;
             }
             if !dry_run {
@@ -245,21 +229,37 @@ impl BlobStore {
     }
 }
 
-pub fn hash_reader(reader: &mut dyn Read) -> io::Result<Digest> {
+/// Copies `source` to `sink` in fixed-size chunks, hashing on the way, and
+/// stops with TooLarge past `limit` bytes. Errors say which side failed.
+pub fn copy_hashing(source: &mut dyn Read, sink: &mut dyn Write, limit: Option<u64>) -> Result<Digest, PutError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
-    let mut size = 0u64;
+    let mut size: u64 = 0;
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match source.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(PutError::Read(e)),
         };
-        hasher.update(&buf[..n]);
         size += n as u64;
+        if let Some(limit) = limit {
+            if size > limit {
+                return Err(PutError::TooLarge { limit });
+            }
+        }
+        hasher.update(&buf[..n]);
+        sink.write_all(&buf[..n]).map_err(PutError::Write)?;
     }
     Ok(Digest { sha256: hex(&hasher.finalize()), size })
+}
+
+pub fn hash_reader(reader: &mut dyn Read) -> io::Result<Digest> {
+    match copy_hashing(reader, &mut io::sink(), None) {
+        Ok(digest) => Ok(digest),
+        Err(PutError::Read(e)) | Err(PutError::Write(e)) => Err(e),
+        Err(PutError::TooLarge { .. }) => unreachable!("no limit was set"),
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -343,7 +343,7 @@ mod tests {
             File::options().write(true).open(store.path_of(&d.sha256)).unwrap().set_modified(old).unwrap();
         }
         let report = store
-            .gc(&mut |sha| Ok(sha == kept.sha256), Duration::from_secs(600), false)
+            .gc(&mut |sha| Ok(sha != kept.sha256), Duration::from_secs(600), false)
             .unwrap();
         assert_eq!(report.removed_blobs, vec![(swept.sha256.clone(), 5)]);
         assert!(store.exists(&kept.sha256));

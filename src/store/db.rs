@@ -24,10 +24,8 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    // NORMAL is durable in WAL mode across application crashes; a power loss
-    // can lose the last transactions but never corrupts the database.
-    // Acknowledged uploads still survive power loss because FULL is used: the
-    // guide's promise is "nothing acknowledged is ever lost".
+    // FULL, not WAL's usual NORMAL: NORMAL can lose the last commits on a
+    // power loss, and an acknowledged write must never be lost.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     migrate(&mut conn)?;
