@@ -661,3 +661,32 @@ fn a_1_gib_file_in_a_version_keeps_server_memory_flat() {
     let peak_mib = s.peak_rss_kib() / 1024;
     assert!(peak_mib < 64, "server peak RSS {peak_mib} MiB for a 1 GiB file");
 }
+
+/// Octomil's download serves one weights file; a DataRobot version of
+/// several files is found through the Octomil routes but not served by them.
+#[test]
+fn octomil_download_refuses_a_multi_file_version() {
+    let s = Server::start();
+    let (env, _) = built_env(&s);
+    let id = regression_model(&s);
+    ok(
+        &s.post_multipart(
+            &format!("{API}/customModels/{id}/versions/"),
+            &[
+                Part::Field("baseEnvironmentId", &env),
+                Part::File { name: "file", filename: "custom.py", bytes: b"def score(): pass\n" },
+                Part::Field("filePath", "custom.py"),
+                Part::File { name: "file", filename: "model.pkl", bytes: b"pickle" },
+                Part::Field("filePath", "model.pkl"),
+            ],
+        ),
+        201,
+    );
+    let detail = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
+    assert_eq!(detail["versions"].as_array().unwrap().len(), 1);
+    let download = s.get(&format!("/api/v1/models/{id}/versions/1/download"));
+    assert_eq!(download.status, 404);
+    let body = download.json();
+    assert_eq!(body["error"], "not_found");
+    assert!(body["message"].as_str().unwrap().contains("2 files"), "{body}");
+}

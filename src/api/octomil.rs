@@ -184,7 +184,7 @@ fn upload_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let guard = ctx.registry.upload_guard()?;
     let mut multipart = req.multipart()?;
     let (mut file, mut format, mut description) = (None, None, None);
-    while let Some(mut part) = multipart.next_part().map_err(multipart_error)? {
+    while let Some(mut part) = multipart.next_part()? {
         match part.name() {
             "file" if file.is_some() => return Err(Error::invalid("file", "only one file may be uploaded per version")),
             "file" => {
@@ -192,8 +192,8 @@ fn upload_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
                 let digest = ctx.registry.put_blob(&mut part, Some(limit))?;
                 file = Some((filename, digest));
             }
-            "format" => format = Some(part.text(64).map_err(multipart_error)?),
-            "description" => description = Some(part.text(64 * 1024).map_err(multipart_error)?),
+            "format" => format = Some(part.text(64)?),
+            "description" => description = Some(part.text(64 * 1024)?),
             _ => {}
         }
     }
@@ -266,7 +266,14 @@ fn download_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
              serves the uploaded file only (it does not convert between formats)"
         )));
     }
-    let file = version.files.first().ok_or_else(|| Error::Internal(format!("version {} has no file", version.id)))?;
+    // A version made through DataRobot can hold many files (or none);
+    // Octomil's download serves exactly one.
+    let [file] = version.files.as_slice() else {
+        return Err(Error::NotFound(format!(
+            "version {number} holds {} files, not one weights file; download it through the DataRobot routes",
+            version.files.len()
+        )));
+    };
     let response = crate::http::response::file_response(
         req.header("If-None-Match"),
         req.header("Range"),
@@ -281,10 +288,6 @@ fn download_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     Ok(response
         .with_header("Content-Disposition", format!("attachment; filename=\"{}\"", download_file_name(&version)))
         .with_header("X-Model-Hash", file.sha256.clone()))
-}
-
-fn multipart_error(e: crate::http::multipart::MultipartError) -> Error {
-    Error::invalid("body", format!("malformed multipart/form-data: {e}"))
 }
 
 fn infer_format(filename: &str) -> Option<String> {
@@ -330,8 +333,10 @@ fn stored_file_name(filename: &str, format: &str) -> String {
 /// extension of the uploaded file, else the format's usual one). The CLI
 /// writes downloads under the same name by default.
 pub(crate) fn download_file_name(version: &Version) -> String {
+    // The extension goes into a quoted header: only a short alphanumeric one
+    // is taken from the stored path (which another dialect may have named).
     let ext = match version.files.first().and_then(|f| f.path.rsplit_once('.')) {
-        Some((_, ext)) if !ext.is_empty() => ext.to_string(),
+        Some((_, ext)) if (1..=16).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric()) => ext.to_string(),
         _ => default_extension(&version_format(version)).to_string(),
     };
     format!("model_v{}.{ext}", version.number)

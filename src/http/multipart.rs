@@ -1472,3 +1472,11 @@ mod tests {
         }
     }
 }
+
+/// A malformed or truncated body is the client's fault: a 4xx in every
+/// dialect.
+impl From<MultipartError> for crate::registry::Error {
+    fn from(e: MultipartError) -> crate::registry::Error {
+        crate::registry::Error::invalid("body", format!("malformed multipart/form-data: {e}"))
+    }
+}

@@ -26,7 +26,10 @@ impl Request {
 
     /// A `{name}` segment of the route's pattern.
     pub fn param(&self, name: &str) -> &str {
-        self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str()).unwrap_or("")
+        let value = self.params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
+        // Asking for a name the route's pattern lacks is a typo in a handler.
+        debug_assert!(value.is_some(), "the route for {} has no {{{name}}}", self.path);
+        value.unwrap_or("")
     }
 
     /// The first value of a query parameter.

@@ -175,9 +175,17 @@ impl Registry {
     }
 
     pub fn create_user(&self, team_id: &str, new: &NewUser) -> Result<User> {
-        validate_name("username", &new.username)?;
         let tx = self.write()?;
-        let taken: bool = tx.query_row(
+        let user = self.insert_unique_user(team_id, new)?;
+        tx.commit()?;
+        Ok(user)
+    }
+
+    /// Inserts a user unless the username or email is taken. Runs on
+    /// `self.conn`, so inside the caller's write transaction.
+    pub(super) fn insert_unique_user(&self, team_id: &str, new: &NewUser) -> Result<User> {
+        validate_name("username", &new.username)?;
+        let taken: bool = self.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1 OR (email IS NOT NULL AND email = ?2))",
             params![new.username, new.email],
             |r| r.get(0),
@@ -185,9 +193,7 @@ impl Registry {
         if taken {
             return Err(Error::Conflict(format!("a user named {:?} or with that email already exists", new.username)));
         }
-        let user = insert_user(&tx, team_id, new)?;
-        tx.commit()?;
-        Ok(user)
+        insert_user(&self.conn, team_id, new)
     }
 
     /// A user of `team_id`, by id, username or email.
@@ -283,7 +289,7 @@ fn insert_team(tx: &rusqlite::Transaction, name: &str) -> Result<Team> {
     Ok(team)
 }
 
-fn insert_user(tx: &rusqlite::Transaction, team_id: &str, new: &NewUser) -> Result<User> {
+fn insert_user(tx: &rusqlite::Connection, team_id: &str, new: &NewUser) -> Result<User> {
     let user = User {
         id: new_id(),
         team_id: team_id.to_string(),

@@ -69,7 +69,12 @@ impl std::error::Error for Error {}
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
-        Error::Internal(format!("database: {e}"))
+        match e {
+            // A row read a moment ago was deleted by another request before
+            // the next statement reached it: it is gone, not broken.
+            rusqlite::Error::QueryReturnedNoRows => Error::NotFound("the record no longer exists".into()),
+            e => Error::Internal(format!("database: {e}")),
+        }
     }
 }
 

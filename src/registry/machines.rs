@@ -545,6 +545,9 @@ impl Registry {
         if !PUBLIC_IP_TYPES.contains(&new.public_ip_type.as_str()) {
             return Err(Error::invalid("publicIpType", format!("must be one of {}", PUBLIC_IP_TYPES.join(", "))));
         }
+        // One transaction from here: a user created for the machine must not
+        // outlive a machine that failed to be inserted.
+        let tx = self.write()?;
         let user_id = self.assignee(who, &new.assignee)?;
         let at = now();
         let machine = Machine {
@@ -565,7 +568,6 @@ impl Registry {
             created_at: at.clone(),
             modified_at: at,
         };
-        let tx = self.write()?;
         tx.execute(
             &format!(
                 "INSERT INTO machines ({MACHINE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
@@ -595,7 +597,8 @@ impl Registry {
     }
 
     /// The user a new machine belongs to. Assigning it to someone else is a
-    /// team admin's right (seed 003's last paragraph).
+    /// team admin's right (seed 003's last paragraph). Runs inside the
+    /// caller's write transaction.
     fn assignee(&self, who: &Principal, assignee: &Assignee) -> Result<String> {
         if !matches!(assignee, Assignee::Caller) && !who.is_admin {
             return Err(Error::Forbidden("only a team admin can assign a machine to another user".into()));
@@ -617,7 +620,7 @@ impl Registry {
                     last_name: Some(last_name.clone()),
                     is_admin: false,
                 };
-                match self.create_user(&who.team_id, &user) {
+                match self.insert_unique_user(&who.team_id, &user) {
                     Ok(user) => Ok(user.id),
                     Err(Error::Conflict(_)) => Err(Error::invalid(
                         "email",
