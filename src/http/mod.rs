@@ -77,9 +77,8 @@ pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)
             // Polling with a timeout (rather than recv) lets a worker notice
             // the stop flag without a wake-up per thread.
             while !stopping.load(Ordering::Relaxed) {
-                match server.recv_timeout(Duration::from_millis(200)) {
-                    Ok(Some(request)) => handle(&ctx, &router, limiter.as_ref().as_ref(), request),
-                    Ok(None) | Err(_) => {}
+                if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(200)) {
+                    handle(&ctx, &router, limiter.as_ref().as_ref(), request);
                 }
             }
         });

@@ -754,6 +754,14 @@ impl<'a, R: Read> fmt::Debug for Part<'a, R> {
     }
 }
 
+/// A malformed or truncated body is the client's fault: a 4xx in every
+/// dialect.
+impl From<MultipartError> for crate::registry::Error {
+    fn from(e: MultipartError) -> crate::registry::Error {
+        crate::registry::Error::invalid("body", format!("malformed multipart/form-data: {e}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1470,13 +1478,5 @@ mod tests {
             // Either outcome is fine; it must agree across chunkings and not panic.
             let _ = parse_all_ways(&body, "fz");
         }
-    }
-}
-
-/// A malformed or truncated body is the client's fault: a 4xx in every
-/// dialect.
-impl From<MultipartError> for crate::registry::Error {
-    fn from(e: MultipartError) -> crate::registry::Error {
-        crate::registry::Error::invalid("body", format!("malformed multipart/form-data: {e}"))
     }
 }

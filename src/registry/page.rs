@@ -38,7 +38,7 @@ impl Cursor {
     /// in the error.
     pub fn decode(field: &str, text: &str) -> Result<Cursor> {
         let malformed = || Error::invalid(field, "is not a cursor this server issued");
-        if text.len() % 2 != 0 || text.len() > 4096 {
+        if !text.len().is_multiple_of(2) || text.len() > 4096 {
             return Err(malformed());
         }
         let bytes = (0..text.len())
