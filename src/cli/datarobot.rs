@@ -149,8 +149,7 @@ pub fn custom_models(data_dir: &Path, server: Option<&str>, cmd: CustomModelsCom
                     body.insert(key.into(), json!(v));
                 }
             }
-            let model = registry.create_model(&who, model_api::new_model(&body)?)?;
-            registry.grant_owner(EntityKind::Model, &model.id, &who.user_id)?;
+            let model = registry.create_owned_model(&who, model_api::new_model(&body)?)?;
             print(&model_api::render_model(&registry, &who, &model)?, as_json, model_line);
         }
         CustomModelsCommand::List { limit, offset } => {
