@@ -690,3 +690,275 @@ fn octomil_download_refuses_a_multi_file_version() {
     assert_eq!(body["error"], "not_found");
     assert!(body["message"].as_str().unwrap().contains("2 files"), "{body}");
 }
+
+/// Creates `user` (in `team`, or the first team) and returns an API key.
+fn user_key(s: &Server, user: &str, team: Option<&str>) -> String {
+    let mut args = vec!["users", "add", user];
+    if let Some(team) = team {
+        args.extend(["--team", team]);
+    }
+    let out = s.cli(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = s.cli(&["keys", "create", "--user", user]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+/// DataRobot roles bind every dialect: a team member without a role can
+/// neither see, list, upload to nor delete a private custom model through
+/// the Paperspace or Octomil routes; a read-only role reads but may not
+/// write or delete.
+#[test]
+fn roles_bind_the_paperspace_and_octomil_routes_too() {
+    let s = Server::start();
+    let alice = user_key(&s, "alice", None);
+    let bob = user_key(&s, "bob", None);
+    let created = as_user(&s, &alice, "POST", &format!("{API}/customModels/"), Some(&json!({"name": "private", "targetType": "Anomaly"})));
+    let id = ok(&created, 201)["id"].as_str().unwrap().to_string();
+    let bob_auth = bearer(&bob);
+    let as_bob = |method: &str, path: &str| s.request(method, path, &[("Authorization", &bob_auth)], None);
+    let upload = |auth: &str| {
+        let (content_type, body) = common::multipart_body(&[Part::File { name: "file", filename: "model.pt", bytes: b"weights" }]);
+        s.request("POST", &format!("/api/v1/models/{id}/versions/upload"), &[("Authorization", auth), ("Content-Type", &content_type)], Some(body))
+    };
+    // No role: invisible everywhere, and nothing changes.
+    assert_eq!(as_bob("GET", &format!("/v1/models/{id}")).status, 404);
+    assert_eq!(as_bob("GET", &format!("/api/v1/models/{id}")).status, 404);
+    assert_eq!(as_bob("DELETE", &format!("/v1/models/{id}")).status, 404);
+    assert_eq!(as_bob("DELETE", &format!("/api/v1/models/{id}")).status, 404);
+    assert_eq!(upload(&bob_auth).status, 404);
+    let listed = as_bob("GET", "/v1/models").json();
+    assert!(!listed.to_string().contains(&id), "{listed}");
+    let listed = as_bob("GET", "/api/v1/models").json();
+    assert!(!listed.to_string().contains(&id), "{listed}");
+    assert_eq!(listed["total"], 0, "{listed}");
+    // Read-only: visible, but uploads and deletes are refused.
+    let grant = json!({"data": [{"username": "bob", "role": "CONSUMER", "canShare": false}]});
+    assert_eq!(as_user(&s, &alice, "PATCH", &format!("{API}/customModels/{id}/accessControl/"), Some(&grant)).status, 204);
+    assert_eq!(as_bob("GET", &format!("/v1/models/{id}")).status, 200);
+    assert_eq!(as_bob("GET", &format!("/api/v1/models/{id}")).status, 200);
+    assert!(as_bob("GET", "/v1/models").json().to_string().contains(&id));
+    assert_eq!(as_bob("DELETE", &format!("/v1/models/{id}")).status, 403);
+    assert_eq!(as_bob("DELETE", &format!("/api/v1/models/{id}")).status, 403);
+    assert_eq!(upload(&bob_auth).status, 403);
+    assert_eq!(ok(&as_user(&s, &alice, "GET", &format!("{API}/customModels/{id}/"), None), 200)["latestVersion"], Value::Null);
+    // Editor: may upload, still not delete; the owner may delete.
+    let grant = json!({"data": [{"username": "bob", "role": "EDITOR"}]});
+    assert_eq!(as_user(&s, &alice, "PATCH", &format!("{API}/customModels/{id}/accessControl/"), Some(&grant)).status, 204);
+    assert_eq!(upload(&bob_auth).status, 201);
+    assert_eq!(as_bob("DELETE", &format!("/api/v1/models/{id}")).status, 403);
+    assert_eq!(s.request("DELETE", &format!("/v1/models/{id}"), &[("Authorization", &bearer(&alice))], None).status, 200);
+    // A model with no roles (made by another dialect) stays the team's: bob
+    // sees it and writes to it, only its creator (or an admin) deletes it.
+    let made = s.request(
+        "POST",
+        "/v1/models",
+        &[("Authorization", &bearer(&alice)), ("Content-Type", "application/json")],
+        Some(json!({"name": "shared"}).to_string().into_bytes()),
+    );
+    let shared = made.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(as_bob("GET", &format!("/v1/models/{shared}")).status, 200);
+    assert_eq!(as_bob("DELETE", &format!("/v1/models/{shared}")).status, 403);
+    assert_eq!(s.delete(&format!("/v1/models/{shared}")).status, 200);
+}
+
+/// A baseEnvironmentVersionId of another team's (or an invisible)
+/// environment is "not found", with one message that names no other id.
+#[test]
+fn base_environment_versions_do_not_leak_across_teams() {
+    let s = Server::start();
+    let (env, vid) = built_env(&s);
+    assert!(s.cli(&["teams", "add", "other"]).status.success());
+    let carol = user_key(&s, "carol", Some("other"));
+    let bob = user_key(&s, "bob", None);
+    let mut messages = Vec::new();
+    for key in [&carol, &bob] {
+        let m = as_user(&s, key, "POST", &format!("{API}/customModels/"), Some(&json!({"name": "m", "targetType": "Anomaly"})));
+        let model = ok(&m, 201)["id"].as_str().unwrap().to_string();
+        let (content_type, body) = common::multipart_body(&[
+            Part::Field("baseEnvironmentVersionId", &vid),
+            Part::File { name: "file", filename: "custom.py", bytes: b"x = 1\n" },
+            Part::Field("filePath", "custom.py"),
+        ]);
+        let r = s.request(
+            "POST",
+            &format!("{API}/customModels/{model}/versions/"),
+            &[("Authorization", &format!("Token {key}")), ("Content-Type", &content_type)],
+            Some(body),
+        );
+        assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        assert!(!text.contains(&env), "the error names the real environment: {text}");
+        messages.push(r.json()["message"].clone());
+    }
+    assert_eq!(messages[0], messages[1]);
+    assert_eq!(messages[0], json!(format!("baseEnvironmentVersionId: environment version {vid} not found")));
+}
+
+/// Sends `parts` text fields of `part_bytes` each as one streamed
+/// multipart request on a raw connection (the server may answer and close
+/// before the body is sent); returns the status.
+fn post_many_text_parts(s: &Server, path: &str, parts: usize, part_bytes: usize) -> u16 {
+    let filler = vec![b'a'; part_bytes];
+    let mut body_len = 0usize;
+    let head = |i: usize| format!("--{}\r\nContent-Disposition: form-data; name=\"field{i}\"\r\n\r\n", common::BOUNDARY);
+    for i in 0..parts {
+        body_len += head(i).len() + part_bytes + 2;
+    }
+    let tail = format!("--{}--\r\n", common::BOUNDARY);
+    body_len += tail.len();
+    let mut stream = std::net::TcpStream::connect(&s.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={}\r\nContent-Length: {body_len}\r\n\r\n",
+        s.addr,
+        s.key,
+        common::BOUNDARY
+    );
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(request.as_bytes())?;
+        for i in 0..parts {
+            writer.write_all(head(i).as_bytes())?;
+            writer.write_all(&filler)?;
+            writer.write_all(b"\r\n")?;
+        }
+        writer.write_all(tail.as_bytes())
+    });
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    let text = String::from_utf8_lossy(&reply);
+    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no status line: {text:?}"))
+}
+
+/// Text parts share one budget per request: a hundred fields of almost
+/// 1 MiB each are refused early, and the server does not hold them.
+#[test]
+fn text_parts_share_one_budget_and_paths_are_counted() {
+    let s = Server::start();
+    let model = regression_model(&s);
+    let status = post_many_text_parts(&s, &format!("{API}/customModels/{model}/versions/"), 100, 1024 * 1024 - 1024);
+    assert!((400..500).contains(&status), "status {status}");
+    let env = create_env(&s, "budget env");
+    let status = post_many_text_parts(&s, &format!("{API}/executionEnvironments/{env}/versions/"), 100, 60 * 1024);
+    assert!((400..500).contains(&status), "status {status}");
+    let peak_mib = s.peak_rss_kib() / 1024;
+    assert!(peak_mib < 64, "server peak RSS {peak_mib} MiB after ~100 MiB of text fields");
+    // 1,001 filesToDelete (or filePath) values are refused, however small.
+    let ids: Vec<String> = (0..1001).map(|i| format!("id{i}")).collect();
+    let parts: Vec<Part> = ids.iter().map(|id| Part::Field("filesToDelete", id)).collect();
+    let r = patch_multipart(&s, &format!("{API}/customModels/{model}/versions/"), &parts);
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["message"].as_str().unwrap().contains("filesToDelete"));
+}
+
+/// A requirements.txt over 1 MiB is refused, not cut at 1 MiB (which here
+/// would drop the last, valid line and store a version without it).
+#[test]
+fn oversized_requirements_are_refused_not_truncated() {
+    let s = Server::start();
+    let (env, _) = built_env(&s);
+    let model = regression_model(&s);
+    let mut requirements = Vec::new();
+    let comment = format!("#{}\n", "x".repeat(1022));
+    for _ in 0..1024 {
+        requirements.extend_from_slice(comment.as_bytes());
+    }
+    assert_eq!(requirements.len(), 1024 * 1024);
+    requirements.extend_from_slice(b"numpy==1.26.0\n");
+    let r = s.post_multipart(
+        &format!("{API}/customModels/{model}/versions/"),
+        &[
+            Part::Field("baseEnvironmentId", &env),
+            Part::File { name: "file", filename: "requirements.txt", bytes: &requirements },
+            Part::Field("filePath", "requirements.txt"),
+        ],
+    );
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["message"].as_str().unwrap().contains("requirements.txt"));
+}
+
+/// `a` and `a/b` cannot both be files of one version (no zip or folder
+/// can hold them): 422, on POST and on a PATCH that adds one to the other.
+#[test]
+fn a_file_cannot_also_be_a_folder() {
+    let s = Server::start();
+    let (env, _) = built_env(&s);
+    let model = regression_model(&s);
+    let url = format!("{API}/customModels/{model}/versions/");
+    let r = s.post_multipart(
+        &url,
+        &[
+            Part::Field("baseEnvironmentId", &env),
+            Part::File { name: "file", filename: "a", bytes: b"1" },
+            Part::Field("filePath", "a"),
+            Part::File { name: "file", filename: "b", bytes: b"2" },
+            Part::Field("filePath", "a/b"),
+        ],
+    );
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    let r = s.post_multipart(
+        &url,
+        &[Part::Field("baseEnvironmentId", &env), Part::File { name: "file", filename: "a", bytes: b"1" }, Part::Field("filePath", "src")],
+    );
+    ok(&r, 201);
+    let r = patch_multipart(&s, &url, &[Part::File { name: "file", filename: "u.py", bytes: b"2" }, Part::Field("filePath", "src/u.py")]);
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    // Siblings that merely share a prefix are fine.
+    let r = patch_multipart(&s, &url, &[Part::File { name: "file", filename: "s", bytes: b"3" }, Part::Field("filePath", "src2/x.py")]);
+    ok(&r, 201);
+}
+
+/// Below owner rank, sharing cannot touch anyone at or above one's own
+/// rank; ADMIN counts as an owner for "the last owner" rule.
+#[test]
+fn sharing_cannot_demote_or_revoke_higher_ranks() {
+    let s = Server::start();
+    let alice = user_key(&s, "alice", None);
+    let bob = user_key(&s, "bob", None);
+    let carol = user_key(&s, "carol", None);
+    for u in ["dave", "erin"] {
+        user_key(&s, u, None);
+    }
+    let created = as_user(&s, &alice, "POST", &format!("{API}/customModels/"), Some(&json!({"name": "m", "targetType": "Anomaly"})));
+    let id = ok(&created, 201)["id"].as_str().unwrap().to_string();
+    let acl = format!("{API}/customModels/{id}/accessControl/");
+    let patch = |key: &str, body: Value| as_user(&s, key, "PATCH", &acl, Some(&body)).status;
+    // Two owners, so that the last-owner rule does not hide the rank rule.
+    assert_eq!(
+        patch(&alice, json!({"data": [
+            {"username": "erin", "role": "OWNER"},
+            {"username": "bob", "role": "CONSUMER", "canShare": true},
+            {"username": "carol", "role": "EDITOR", "canShare": true},
+        ]})),
+        204
+    );
+    // A sharing CONSUMER may not revoke or demote an owner, nor an EDITOR, nor itself up.
+    assert_eq!(patch(&bob, json!({"data": [{"username": "alice", "role": null}]})), 403);
+    assert_eq!(patch(&bob, json!({"data": [{"username": "alice", "role": "CONSUMER"}]})), 403);
+    assert_eq!(patch(&bob, json!({"data": [{"username": "carol", "role": "CONSUMER"}]})), 403);
+    // A sharing EDITOR may change a CONSUMER, but not an owner.
+    assert_eq!(patch(&carol, json!({"data": [{"username": "alice", "role": "EDITOR"}]})), 403);
+    assert_eq!(patch(&carol, json!({"data": [{"username": "bob", "role": "EDITOR", "canShare": false}]})), 204);
+    let list = ok(&as_user(&s, &alice, "GET", &acl, None), 200);
+    let role_of = |name: &str| list["data"].as_array().unwrap().iter().find(|e| e["username"] == name).map(|e| e["role"].clone());
+    assert_eq!(role_of("alice"), Some(json!("OWNER")));
+    assert_eq!(role_of("erin"), Some(json!("OWNER")));
+    assert_eq!(role_of("bob"), Some(json!("EDITOR")));
+    // ADMIN is owner rank: with dave as ADMIN, both OWNERs may leave.
+    assert_eq!(patch(&alice, json!({"data": [{"username": "dave", "role": "ADMIN"}, {"username": "erin", "role": null}]})), 204);
+    assert_eq!(patch(&alice, json!({"data": [{"username": "alice", "role": null}]})), 204);
+    assert_eq!(as_user(&s, &alice, "GET", &format!("{API}/customModels/{id}/"), None).status, 404);
+}

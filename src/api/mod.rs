@@ -60,6 +60,8 @@ pub fn query_bool(req: &Request, name: &str) -> Result<Option<bool>> {
     parse_bool(text).map(Some).ok_or_else(|| Error::invalid(name, format!("must be true or false, got {text:?}")))
 }
 
+/// true/false in any case, or 1/0 (Octomil and Paperspace query and body
+/// text).
 pub fn parse_bool(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Some(true),
@@ -84,6 +86,44 @@ pub fn opt_bool(body: &serde_json::Map<String, Value>, field: &str) -> Result<Op
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(Error::invalid(field, "must be true or false")),
+    }
+}
+
+/// true or false in any case, nothing else (DataRobot's enum `false, False,
+/// true, True`); anything else is an error naming `field`.
+pub fn parse_true_false(field: &str, text: &str) -> Result<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::invalid(field, format!("must be true or false, got {text:?}"))),
+    }
+}
+
+/// A query parameter parsed by `parse_true_false`.
+pub fn query_true_false(req: &Request, name: &str) -> Result<Option<bool>> {
+    req.query(name).map(|t| parse_true_false(name, t)).transpose()
+}
+
+/// An optional boolean field that may also come as the text "true" or
+/// "false" (multipart fields, clients that stringify).
+pub fn opt_bool_or_text(body: &serde_json::Map<String, Value>, field: &str) -> Result<Option<bool>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) => parse_true_false(field, s).map(Some),
+        Some(_) => Err(Error::invalid(field, "must be true or false")),
+    }
+}
+
+/// An optional integer field within `min..=max`, given as a number or as
+/// its decimal text.
+pub fn opt_int_or_text(body: &serde_json::Map<String, Value>, field: &str, min: i64, max: i64) -> Result<Option<i64>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
+            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(Error::invalid(field, format!("must be an integer from {min} to {max}"))),
+        },
     }
 }
 

@@ -174,8 +174,7 @@ pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -
             }
             let model = match target {
                 Target::Local { registry, who } => {
-                    let model = registry.create_model(who, model_api::new_model(&body)?)?;
-                    registry.grant_owner(EntityKind::Model, &model.id, &who.user_id)?;
+                    let model = registry.create_owned_model(who, model_api::new_model(&body)?)?;
                     model_api::render_model(registry, who, &model)?
                 }
                 Target::Remote(remote) => remote.post_json("/api/v2/customModels/", &Value::Object(body))?,
@@ -186,8 +185,7 @@ pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -
             let limit = dr_limit(limit);
             let items = match target {
                 Target::Local { registry, who } => {
-                    let mut query = ModelQuery::newest_first(PageRequest::Offset { offset, limit });
-                    query.only_ids = registry.visible_ids(who, EntityKind::Model)?;
+                    let query = ModelQuery::newest_first(PageRequest::Offset { offset, limit });
                     let page = registry.list_models(who, &query)?;
                     let items = page.items.iter().map(|m| model_api::render_model(registry, who, m)).collect::<Result<Vec<_>, _>>()?;
                     Value::Array(items)
@@ -199,7 +197,6 @@ pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -
         CustomModelsCommand::Show { id } => {
             let model = match target {
                 Target::Local { registry, who } => {
-                    registry.access(who, EntityKind::Model, &id)?;
                     model_api::render_model(registry, who, &registry.get_model(who, &id)?)?
                 }
                 Target::Remote(remote) => remote.get_json(&model_path(&id))?,
@@ -209,7 +206,7 @@ pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -
         CustomModelsCommand::Delete { id } => {
             match target {
                 Target::Local { registry, who } => {
-                    registry.require(who, EntityKind::Model, &id, Access::Own)?;
+                    // The registry checks owner rank itself, as for the route.
                     registry.delete_model(who, &id)?;
                 }
                 Target::Remote(remote) => {

@@ -5,7 +5,7 @@
 //! another dialect) is shared with its whole team, its creator owning it;
 //! a public environment is usable by the whole team.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Error, Principal, Registry, Result};
 
@@ -20,6 +20,15 @@ impl EntityKind {
         match self {
             EntityKind::Model => "model",
             EntityKind::Environment => "environment",
+        }
+    }
+
+    /// The word a NotFound uses: "model" as every dialect's model lookup
+    /// says, so that a missing id reads the same through any route.
+    fn missing(self) -> &'static str {
+        match self {
+            EntityKind::Model => "model",
+            EntityKind::Environment => "execution environment",
         }
     }
 
@@ -87,12 +96,14 @@ impl Registry {
             .prepare_cached(sql)?
             .query_row([id, &who.team_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
-            .ok_or_else(|| Error::not_found(kind.describe(), id))
+            .ok_or_else(|| Error::not_found(kind.missing(), id))
     }
 
-    /// Records `user_id` as the owner of a new entity.
-    pub fn grant_owner(&self, kind: EntityKind, entity_id: &str, user_id: &str) -> Result<()> {
-        self.conn.execute(
+    /// Records `user_id` as the owner of a new entity. Runs on the
+    /// registry's connection, so inside a caller's open write transaction it
+    /// commits with it.
+    pub(super) fn grant_owner_in(conn: &Connection, kind: EntityKind, entity_id: &str, user_id: &str) -> Result<()> {
+        conn.execute(
             "INSERT OR REPLACE INTO access_roles (kind, entity_id, user_id, role, can_share, can_use_data)
              VALUES (?1, ?2, ?3, 'OWNER', 1, 1)",
             params![kind.as_str(), entity_id, user_id],
@@ -100,65 +111,72 @@ impl Registry {
         Ok(())
     }
 
+    /// The caller's role row on an entity (role, can_share), and whether the
+    /// entity has any role rows at all.
+    fn my_role(&self, who: &Principal, kind: EntityKind, id: &str) -> Result<(Option<(String, bool)>, bool)> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT (SELECT role FROM access_roles WHERE kind = ?1 AND entity_id = ?2 AND user_id = ?3),
+                        (SELECT can_share FROM access_roles WHERE kind = ?1 AND entity_id = ?2 AND user_id = ?3),
+                        EXISTS (SELECT 1 FROM access_roles WHERE kind = ?1 AND entity_id = ?2)",
+            )?
+            .query_row([kind.as_str(), id, &who.user_id], |r| {
+                let role: Option<String> = r.get(0)?;
+                let share: Option<bool> = r.get(1)?;
+                Ok((role.map(|role| (role, share.unwrap_or(false))), r.get(2)?))
+            })?)
+    }
+
     /// What the caller may do with an entity; NotFound when they may not
     /// even see it (indistinguishable from "does not exist", on purpose).
+    /// This is the one access rule: every model and environment operation
+    /// of every dialect goes through it.
     pub fn access(&self, who: &Principal, kind: EntityKind, id: &str) -> Result<Access> {
         let (creator, public) = self.entity_facts(who, kind, id)?;
+        self.decide_access(who, kind, id, &creator, public)
+    }
+
+    /// The rule itself, for an entity of the caller's team whose creator and
+    /// publicity the caller already read.
+    pub(super) fn decide_access(&self, who: &Principal, kind: EntityKind, id: &str, creator: &str, public: bool) -> Result<Access> {
         if who.is_admin {
             return Ok(Access::Own);
         }
-        let entries = self.role_rows(kind, id)?;
-        if let Some(mine) = entries.iter().find(|e| e.user_id == who.user_id) {
-            return role_access(&mine.role).ok_or_else(|| Error::not_found(kind.describe(), id));
+        let (mine, any_roles) = self.my_role(who, kind, id)?;
+        if let Some((role, _)) = mine {
+            return role_access(&role).ok_or_else(|| Error::not_found(kind.missing(), id));
         }
-        if entries.is_empty() && kind == EntityKind::Model {
-            return Ok(if creator == who.user_id { Access::Own } else { Access::Write });
+        if !any_roles && kind == EntityKind::Model {
+            return Ok(if creator == who.user_id.as_str() { Access::Own } else { Access::Write });
         }
         if public {
             return Ok(Access::Read);
         }
-        Err(Error::not_found(kind.describe(), id))
+        Err(Error::not_found(kind.missing(), id))
     }
 
     /// `access`, failing with Forbidden below `need`.
     pub fn require(&self, who: &Principal, kind: EntityKind, id: &str, need: Access) -> Result<Access> {
         let have = self.access(who, kind, id)?;
-        if have < need {
-            let what = match need {
-                Access::Read => "view",
-                Access::Write => "change",
-                Access::Own => "delete or share",
-            };
-            return Err(Error::Forbidden(format!("you do not have permission to {what} this {}", kind.describe())));
-        }
-        Ok(have)
+        check_rank(kind, have, need)
     }
+}
 
-    /// Ids of the caller's team's entities of `kind` the caller may see, or
-    /// None when they may see all (team admins).
-    pub fn visible_ids(&self, who: &Principal, kind: EntityKind) -> Result<Option<Vec<String>>> {
-        if who.is_admin {
-            return Ok(None);
-        }
-        let sql = match kind {
-            EntityKind::Model => {
-                "SELECT m.id FROM models m WHERE m.team_id = ?1 AND (
-                    EXISTS (SELECT 1 FROM access_roles a WHERE a.kind = 'model' AND a.entity_id = m.id AND a.user_id = ?2)
-                    OR NOT EXISTS (SELECT 1 FROM access_roles a WHERE a.kind = 'model' AND a.entity_id = m.id))"
-            }
-            EntityKind::Environment => {
-                "SELECT e.id FROM environments e WHERE e.team_id = ?1 AND e.deleted_at IS NULL AND (e.is_public = 1 OR
-                    EXISTS (SELECT 1 FROM access_roles a WHERE a.kind = 'environment' AND a.entity_id = e.id AND a.user_id = ?2))"
-            }
+/// Forbidden when `have` is below `need`.
+pub(super) fn check_rank(kind: EntityKind, have: Access, need: Access) -> Result<Access> {
+    if have < need {
+        let what = match need {
+            Access::Read => "view",
+            Access::Write => "change",
+            Access::Own => "delete or share",
         };
-        let ids = self
-            .conn
-            .prepare_cached(sql)?
-            .query_map([&who.team_id, &who.user_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(Some(ids))
+        return Err(Error::Forbidden(format!("you do not have permission to {what} this {}", kind.describe())));
     }
+    Ok(have)
+}
 
+impl Registry {
     fn role_rows(&self, kind: EntityKind, id: &str) -> Result<Vec<AccessEntry>> {
         Ok(self
             .conn
@@ -185,19 +203,26 @@ impl Registry {
         Ok(rows)
     }
 
-    /// Applies an access update atomically: all entries or none.
+    /// Applies an access update atomically: all entries or none. Every
+    /// check runs inside the write transaction, against the roles as they
+    /// are when the update applies.
+    ///
+    /// Rules: the caller needs owner rank or `canShare`; below owner rank
+    /// they may neither grant a role above their own nor change (grant,
+    /// demote, revoke) anyone whose current role is at or above their own;
+    /// the entity must keep at least one owner-rank role (OWNER or ADMIN).
     pub fn update_access(&self, who: &Principal, kind: EntityKind, id: &str, changes: &[AccessChange]) -> Result<()> {
-        let have = self.access(who, kind, id)?;
-        let (creator, _) = self.entity_facts(who, kind, id)?;
-        let mine = self.role_rows(kind, id)?.into_iter().find(|e| e.user_id == who.user_id);
-        let can_share = have == Access::Own || mine.as_ref().is_some_and(|m| m.can_share);
-        if !can_share {
-            return Err(Error::Forbidden(format!("you can view this {} but may not share it", kind.describe())));
-        }
         if changes.len() > 100 {
             return Err(Error::invalid("data", "at most 100 entries may be sent at once"));
         }
         let tx = self.write()?;
+        let have = self.access(who, kind, id)?;
+        let (creator, _) = self.entity_facts(who, kind, id)?;
+        let (mine, _) = self.my_role(who, kind, id)?;
+        let can_share = have == Access::Own || mine.as_ref().is_some_and(|(_, share)| *share);
+        if !can_share {
+            return Err(Error::Forbidden(format!("you can view this {} but may not share it", kind.describe())));
+        }
         let existing: i64 = tx.query_row(
             "SELECT COUNT(*) FROM access_roles WHERE kind = ?1 AND entity_id = ?2",
             [kind.as_str(), id],
@@ -215,8 +240,23 @@ impl Registry {
                 .query_row("SELECT id FROM users WHERE username = ?1 AND team_id = ?2", [&change.username, &who.team_id], |r| r.get(0))
                 .optional()?;
             let Some(user_id) = user else {
-                return Err(unprocessable(format!("user {:?} does not exist", change.username)));
+                return Err(Error::unprocessable(format!("user {:?} does not exist", change.username)));
             };
+            if have < Access::Own {
+                let current: Option<String> = tx
+                    .query_row(
+                        "SELECT role FROM access_roles WHERE kind = ?1 AND entity_id = ?2 AND user_id = ?3",
+                        params![kind.as_str(), id, user_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if current.as_deref().and_then(role_access).is_some_and(|rank| rank >= have) {
+                    return Err(Error::Forbidden(format!(
+                        "you may not change the role of {:?}, which is not below your own",
+                        change.username
+                    )));
+                }
+            }
             match change.role.as_deref().filter(|r| *r != "NO_ROLE") {
                 None => {
                     tx.execute(
@@ -226,7 +266,7 @@ impl Registry {
                 }
                 Some(role) => {
                     let granted = role_access(role).ok_or_else(|| {
-                        unprocessable(format!("role {role:?} is not one of {}", ROLES.join(", ")))
+                        Error::unprocessable(format!("role {role:?} is not one of {}", ROLES.join(", ")))
                     })?;
                     if granted > have {
                         return Err(Error::Forbidden(format!("you may not grant the role {role}, which is above your own")));
@@ -240,7 +280,8 @@ impl Registry {
                             id,
                             user_id,
                             role,
-                            change.can_share.unwrap_or(true),
+                            // The seed's UserRoleWithGrant: canShare "default": true.
+                            change.can_share.unwrap_or(CAN_SHARE_DEFAULT),
                             change.can_use_data.unwrap_or(true)
                         ],
                     )?;
@@ -248,7 +289,7 @@ impl Registry {
             }
         }
         let owners: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM access_roles WHERE kind = ?1 AND entity_id = ?2 AND role = 'OWNER'",
+            "SELECT COUNT(*) FROM access_roles WHERE kind = ?1 AND entity_id = ?2 AND role IN ('OWNER', 'ADMIN')",
             [kind.as_str(), id],
             |r| r.get(0),
         )?;
@@ -260,6 +301,29 @@ impl Registry {
     }
 }
 
-fn unprocessable(message: String) -> Error {
-    Error::Unprocessable { message, details: serde_json::Value::Null }
+/// `canShare` when an access PATCH entry omits it: seed 002's
+/// `UserRoleWithGrant` declares `"default": true` (L5474, L10936). The
+/// damage it could do is bounded by the rank rules in `update_access`.
+const CAN_SHARE_DEFAULT: bool = true;
+
+/// The visibility rule as SQL, for lists: " AND (…)" over the row alias
+/// `alias` of `kind`'s table, its arguments appended to `args`. Empty for
+/// team admins. Both EXISTS probes are served by access_roles' primary key
+/// (kind, entity_id, user_id), so a page costs the same whatever the size
+/// of the team.
+pub(super) fn visible_sql(who: &Principal, kind: EntityKind, alias: &str, args: &mut Vec<rusqlite::types::Value>) -> String {
+    if who.is_admin {
+        return String::new();
+    }
+    args.push(rusqlite::types::Value::Text(who.user_id.clone()));
+    match kind {
+        EntityKind::Model => format!(
+            " AND (EXISTS (SELECT 1 FROM access_roles a WHERE a.kind = 'model' AND a.entity_id = {alias}.id AND a.user_id = ?)
+               OR NOT EXISTS (SELECT 1 FROM access_roles a WHERE a.kind = 'model' AND a.entity_id = {alias}.id))"
+        ),
+        EntityKind::Environment => format!(
+            " AND {alias}.deleted_at IS NULL AND ({alias}.is_public = 1
+               OR EXISTS (SELECT 1 FROM access_roles a WHERE a.kind = 'environment' AND a.entity_id = {alias}.id AND a.user_id = ?))"
+        ),
+    }
 }

@@ -5,11 +5,9 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 
-use rusqlite::params;
-use serde_json::Value;
-
-use super::models::{Model, Version};
-use super::{new_id, now, Error, Principal, Registry, Result};
+use super::access::EntityKind;
+use super::models::{insert_version, Model, NewFile, NewModel, NewVersion, Version};
+use super::{Digest, Error, Principal, Registry, Result};
 
 /// Files at least this large are stored, not deflated: compressing model
 /// weights gains little and would make a 1 GiB download wait on the CPU.
@@ -18,39 +16,31 @@ const STORE_FROM_BYTES: u64 = 16 * 1024 * 1024;
 impl Registry {
     /// Copies a model of the caller's team with all its versions. Version
     /// rows and file rows are new (new ids); the files point at the same
-    /// blobs. The caller owns the copy.
+    /// blobs, so the copy holds an upload guard (gc must not sweep a blob
+    /// between the read and the commit) and reads its source inside the
+    /// write transaction (a version added or the model deleted meanwhile is
+    /// seen or refused, never half-copied). The caller owns the copy.
     pub fn copy_model(&self, who: &Principal, source_id: &str) -> Result<Model> {
+        let _guard = self.upload_guard()?;
+        let tx = self.write()?;
         let source = self.get_model(who, source_id)?;
         let versions = self.list_versions(who, source_id)?;
-        let tx = self.write()?;
-        let at = now();
-        let id = new_id();
-        tx.execute(
-            "INSERT INTO models (id, team_id, name, description, created_by, created_at, modified_at, attrs)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
-            params![id, who.team_id, source.name, source.description, who.user_id, at, Value::Object(source.attrs.clone()).to_string()],
+        let copy = self.insert_model(
+            &tx,
+            who,
+            NewModel { name: source.name, description: source.description, attrs: source.attrs },
         )?;
-        for v in &versions {
-            let vid = new_id();
-            tx.execute(
-                "INSERT INTO model_versions (id, model_id, number, description, created_by, created_at, attrs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![vid, id, v.number, v.description, who.user_id, at, Value::Object(v.attrs.clone()).to_string()],
-            )?;
-            for (position, f) in v.files.iter().enumerate() {
-                tx.execute(
-                    "INSERT INTO version_files (id, version_id, position, path, sha256, size, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![new_id(), vid, position as i64, f.path, f.sha256, f.size as i64, at],
-                )?;
-            }
+        for v in versions {
+            let files = v
+                .files
+                .into_iter()
+                .map(|f| NewFile { path: f.path, digest: Digest { sha256: f.sha256, size: f.size } })
+                .collect();
+            insert_version(&tx, who, &copy.id, v.number, NewVersion { description: v.description, attrs: v.attrs, files })?;
         }
-        tx.execute(
-            "INSERT INTO access_roles (kind, entity_id, user_id, role) VALUES ('model', ?1, ?2, 'OWNER')",
-            params![id, who.user_id],
-        )?;
+        Registry::grant_owner_in(&tx, EntityKind::Model, &copy.id, &who.user_id)?;
         tx.commit()?;
-        self.get_model(who, &id)
+        self.get_model(who, &copy.id)
     }
 
     /// Writes the version's files, at their paths, into an anonymous temp

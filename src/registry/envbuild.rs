@@ -12,15 +12,29 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::jobs::JobLog;
 use super::{Job, Registry};
 
 /// Caps that make a context "absurd": a decompression bomb or a mistake.
 pub const MAX_ENTRIES: usize = 100_000;
 pub const MAX_UNPACKED_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 const MAX_DOCKERFILE_BYTES: u64 = 1024 * 1024;
+
+/// How long `<builder> build` may run before it is killed and the build
+/// fails. `MODELREG_BUILD_TIMEOUT_SECS` overrides it (tests, slow hosts).
+pub const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+fn build_timeout() -> Duration {
+    std::env::var("MODELREG_BUILD_TIMEOUT_SECS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(BUILD_TIMEOUT)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArchiveFormat {
@@ -214,12 +228,13 @@ pub fn base_image(dockerfile: &str) -> Option<String> {
 /// id; it records progress on the version row and writes an honest log.
 pub fn run_build(registry: &Registry, image_builder: Option<&str>, job: &Job) -> Result<Value, String> {
     let vid = job.subject_id.clone().ok_or("the build job names no environment version")?;
-    let log = |line: &str| {
-        let _ = registry.append_job_log(&job.id, &format!("{line}\n"));
-    };
+    let job_log = JobLog::new(registry, &job.id);
+    let log = |line: &str| job_log.line(line);
     let fail = |message: String| -> Result<Value, String> {
         log(&format!("ERROR: {message}"));
         log("Build failed.");
+        // The whole log is in before the status says the build is over.
+        job_log.flush();
         let _ = registry.set_env_build(&vid, "failed", None, None);
         Err(message)
     };
@@ -235,6 +250,7 @@ pub fn run_build(registry: &Registry, image_builder: Option<&str>, job: &Job) ->
         };
         log(&format!("No docker context was uploaded; the version uses {what}."));
         log("No image was built.");
+        job_log.flush();
         registry.set_env_build(&vid, "success", Some(&image_id), None).map_err(|e| e.to_string())?;
         return Ok(json!({"location": location, "imageId": image_id}));
     };
@@ -260,12 +276,13 @@ pub fn run_build(registry: &Registry, image_builder: Option<&str>, job: &Job) ->
             log("No image builder is configured (start the server with --image-builder docker to build images): no image was built.");
             format!("sha256:{}", context.sha256)
         }
-        Some(builder) => match docker_build(registry, builder, job, &vid, &mut file, report.format, &log) {
+        Some(builder) => match docker_build(registry, builder, job, &vid, &mut file, report.format, &log, build_timeout()) {
             Ok(id) => id,
             Err(message) => return fail(message),
         },
     };
     log("Build succeeded.");
+    job_log.flush();
     registry.set_env_build(&vid, "success", Some(&image_id), base.as_deref()).map_err(|e| e.to_string())?;
     Ok(json!({"location": location, "imageId": image_id, "baseImage": base}))
 }
@@ -276,7 +293,10 @@ fn sha2_of(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Extracts the context under `<data>/jobs/<job id>/context` and runs
-/// `<builder> build`, streaming stdout and stderr lines into the log.
+/// `<builder> build`, streaming stdout and stderr lines into the log. A
+/// builder still running after `timeout` is killed (with its process
+/// group) and the build fails.
+#[allow(clippy::too_many_arguments)]
 fn docker_build(
     registry: &Registry,
     builder: &str,
@@ -285,6 +305,7 @@ fn docker_build(
     file: &mut File,
     format: ArchiveFormat,
     log: &dyn Fn(&str),
+    timeout: Duration,
 ) -> Result<String, String> {
     let job_dir: PathBuf = registry.data_dir().join("jobs").join(&job.id);
     let _ = std::fs::remove_dir_all(&job_dir);
@@ -295,7 +316,11 @@ fn docker_build(
         let iid = job_dir.join("image-id");
         let tag = format!("modelreg-env:{vid}");
         log(&format!("Running: {builder} build --iidfile {} -t {tag} <context>", iid.display()));
-        let mut child = std::process::Command::new(builder)
+        let deadline = Instant::now() + timeout;
+        let mut command = std::process::Command::new(builder);
+        // Its own process group, so that a timeout kills what it started too.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .arg("build")
             .arg("--iidfile")
             .arg(&iid)
@@ -324,8 +349,36 @@ fn docker_build(
             })
             .collect();
         drop(tx);
-        for line in rx {
-            log(&line);
+        let mut timed_out = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => log(&line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    timed_out = true;
+                    break;
+                }
+            }
+        }
+        if !timed_out {
+            // Output closed; the builder may still be exiting (or have
+            // left a child holding no pipe): wait, but not past the deadline.
+            while child.try_wait().map_err(|e| format!("waiting for the image builder failed: {e}"))?.is_none() {
+                if Instant::now() >= deadline {
+                    timed_out = true;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        if timed_out {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+            // The reader threads end when the pipes close; they are not joined
+            // here, so a stray process cannot hold the build up.
+            return Err(format!("{builder} build did not finish within {} s and was killed", timeout.as_secs()));
         }
         for reader in readers {
             let _ = reader.join();
@@ -426,5 +479,34 @@ mod tests {
         assert_eq!(base_image("ARG X\nfrom ubuntu:22.04\nFROM other"), Some("ubuntu:22.04".into()));
         assert_eq!(base_image("FROM \\\n  nginx"), Some("nginx".into()));
         assert_eq!(base_image("RUN x"), None);
+    }
+
+    #[test]
+    fn a_builder_past_its_deadline_is_killed_and_the_build_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        registry.bootstrap().unwrap();
+        let who = registry.operator().unwrap();
+        let job = registry.enqueue_job(&who.team_id, "test", None, Value::Null, None).unwrap();
+        let fake = dir.path().join("slow-docker");
+        std::fs::write(&fake, "#!/bin/sh\necho starting\nexec sleep 60\n").unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let mut context = tar_gz(&[("Dockerfile", b"FROM alpine\n")]);
+        let lines = std::cell::RefCell::new(Vec::new());
+        let started = Instant::now();
+        let result = docker_build(
+            &registry,
+            fake.to_str().unwrap(),
+            &job,
+            "vid",
+            &mut context,
+            ArchiveFormat::TarGz,
+            &|line: &str| lines.borrow_mut().push(line.to_string()),
+            Duration::from_secs(1),
+        );
+        let message = result.unwrap_err();
+        assert!(message.contains("did not finish within 1 s"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+        assert!(lines.borrow().iter().any(|l| l == "starting"), "{:?}", lines.borrow());
     }
 }

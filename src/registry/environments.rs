@@ -7,8 +7,9 @@
 use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::Value;
 
-use super::access::EntityKind;
-use super::page::{Page, PageRequest};
+use super::access::{visible_sql, Access, EntityKind};
+use super::jobs::{enqueue_job_in, Job};
+use super::page::{offset_page, offset_tail, Page, PageRequest};
 use super::{new_id, now, Digest, Error, Principal, Registry, Result};
 
 pub const BUILD_JOB: &str = "environment_build";
@@ -204,10 +205,8 @@ impl Registry {
     pub fn list_environments(&self, who: &Principal, q: &EnvironmentQuery) -> Result<Page<Environment>> {
         let mut filter = String::from("e.team_id = ? AND e.deleted_at IS NULL");
         let mut args: Vec<rusqlite::types::Value> = vec![who.team_id.clone().into()];
-        if let Some(ids) = self.visible_ids(who, EntityKind::Environment)? {
-            filter.push_str(" AND e.id IN (SELECT value FROM json_each(?))");
-            args.push(Value::from(ids).to_string().into());
-        }
+        // The access rule, as index-backed EXISTS probes (no id list).
+        filter.push_str(&visible_sql(who, EntityKind::Environment, "e", &mut args));
         if let Some(text) = &q.search {
             filter.push_str(" AND (instr(lower(e.name), lower(?)) > 0 OR instr(lower(e.description), lower(?)) > 0)");
             args.push(text.clone().into());
@@ -229,23 +228,23 @@ impl Registry {
             .conn
             .prepare_cached(&format!("SELECT COUNT(*) FROM environments e WHERE {filter}"))?
             .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-        args.push((q.limit as i64 + 1).into());
-        args.push((q.offset as i64).into());
-        let mut items = self
+        let tail = offset_tail(q.offset, q.limit, &mut args);
+        let items = self
             .conn
             .prepare_cached(&format!(
                 "SELECT {ENV_COLUMNS} FROM environments e JOIN users u ON u.id = e.created_by WHERE {filter}
-                 ORDER BY e.created_at DESC, e.id DESC LIMIT ? OFFSET ?"
+                 ORDER BY e.created_at DESC, e.id DESC{tail}"
             ))?
             .query_map(params_from_iter(args.iter()), env_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let has_more = items.len() as u64 > q.limit;
-        items.truncate(q.limit as usize);
-        Ok(Page { items, total: Some(total as u64), has_more, next: None })
+        Ok(offset_page(items, q.limit, total))
     }
 
+    /// Read, merge and write in one write transaction, so two concurrent
+    /// PATCHes of different fields both land.
     pub fn update_environment(&self, who: &Principal, id: &str, patch: EnvironmentPatch) -> Result<Environment> {
-        self.require(who, EntityKind::Environment, id, super::access::Access::Write)?;
+        let tx = self.write()?;
+        self.require(who, EntityKind::Environment, id, Access::Write)?;
         let mut env = self.get_environment(who, id)?;
         if let Some(v) = patch.name {
             env.name = v;
@@ -265,7 +264,7 @@ impl Registry {
         if let Some(v) = patch.required_metadata_keys {
             env.required_metadata_keys = v;
         }
-        self.conn.execute(
+        tx.execute(
             "UPDATE environments SET name = ?2, description = ?3, programming_language = ?4, is_public = ?5,
              use_cases = ?6, required_metadata_keys = ?7 WHERE id = ?1",
             params![
@@ -278,13 +277,14 @@ impl Registry {
                 env.required_metadata_keys.to_string()
             ],
         )?;
+        tx.commit()?;
         Ok(env)
     }
 
     /// Marks an environment deleted: it disappears from every route, its
     /// rows and blobs stay until `permadelete_environments`.
     pub fn soft_delete_environment(&self, who: &Principal, id: &str) -> Result<()> {
-        self.require(who, EntityKind::Environment, id, super::access::Access::Own)?;
+        self.require(who, EntityKind::Environment, id, Access::Own)?;
         self.conn.execute("UPDATE environments SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL", params![id, now()])?;
         Ok(())
     }
@@ -311,11 +311,30 @@ impl Registry {
         Ok(())
     }
 
-    /// Records a new version in `submitted` state; the caller enqueues its
-    /// build. The blobs must be stored under an upload guard still held.
-    pub fn create_env_version(&self, who: &Principal, env_id: &str, new: NewEnvVersion) -> Result<EnvVersion> {
-        self.require(who, EntityKind::Environment, env_id, super::access::Access::Write)?;
+    /// Records a new version in `submitted` state and queues its build job
+    /// (`BUILD_JOB`, input `{"environmentId"}`) in the same transaction, so
+    /// no version is ever left without a build. The blobs must be stored
+    /// under an upload guard still held. Call `crate::jobs::wake()` after.
+    pub fn create_env_version_and_build(&self, who: &Principal, env_id: &str, new: NewEnvVersion) -> Result<(EnvVersion, Job)> {
         let tx = self.write()?;
+        let id = self.insert_env_version(&tx, who, env_id, new)?;
+        let job = enqueue_job_in(&tx, &who.team_id, BUILD_JOB, Some(&id), serde_json::json!({"environmentId": env_id}), None)?;
+        tx.commit()?;
+        Ok((self.get_env_version(who, env_id, &id)?, job))
+    }
+
+    /// Records a new version in `submitted` state without queueing its
+    /// build. Prefer `create_env_version_and_build`; the offline CLI still
+    /// queues its build itself.
+    pub fn create_env_version(&self, who: &Principal, env_id: &str, new: NewEnvVersion) -> Result<EnvVersion> {
+        let tx = self.write()?;
+        let id = self.insert_env_version(&tx, who, env_id, new)?;
+        tx.commit()?;
+        self.get_env_version(who, env_id, &id)
+    }
+
+    fn insert_env_version(&self, tx: &rusqlite::Connection, who: &Principal, env_id: &str, new: NewEnvVersion) -> Result<String> {
+        self.require(who, EntityKind::Environment, env_id, Access::Write)?;
         let id = new.id.unwrap_or_else(new_id);
         let taken: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM environment_versions WHERE id = ?1)", [&id], |r| r.get(0))?;
         if taken {
@@ -347,8 +366,7 @@ impl Registry {
                 at
             ],
         )?;
-        tx.commit()?;
-        self.get_env_version(who, env_id, &id)
+        Ok(id)
     }
 
     pub fn get_env_version(&self, who: &Principal, env_id: &str, id: &str) -> Result<EnvVersion> {
@@ -358,6 +376,28 @@ impl Registry {
             .query_row([id, env_id], version_from_row)
             .optional()?
             .ok_or_else(|| Error::not_found("execution environment version", id))
+    }
+
+    /// An environment version by its id alone, if the caller may use its
+    /// environment (same team, not deleted, readable by the access rule).
+    /// Unknown, another team's and invisible are one and the same NotFound,
+    /// which names only the id the caller sent.
+    pub fn usable_env_version(&self, who: &Principal, id: &str) -> Result<EnvVersion> {
+        let not_found = || Error::not_found("execution environment version", id);
+        let version = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM environment_versions WHERE id = ?1 AND environment_id IN
+                 (SELECT e.id FROM environments e WHERE e.team_id = ?2 AND e.deleted_at IS NULL)"
+            ))?
+            .query_row([id, &who.team_id], version_from_row)
+            .optional()?
+            .ok_or_else(not_found)?;
+        match self.access(who, EntityKind::Environment, &version.environment_id) {
+            Ok(_) => Ok(version),
+            Err(Error::NotFound(_)) => Err(not_found()),
+            Err(other) => Err(other),
+        }
     }
 
     /// For the build job, which acts for no user.
@@ -402,18 +442,15 @@ impl Registry {
             .conn
             .prepare_cached(&format!("SELECT COUNT(*) FROM environment_versions WHERE {filter}"))?
             .query_row(params_from_iter(args.iter()), |r| r.get(0))?;
-        args.push((limit as i64 + 1).into());
-        args.push((offset as i64).into());
-        let mut items = self
+        let tail = offset_tail(offset, limit, &mut args);
+        let items = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {VERSION_COLUMNS} FROM environment_versions WHERE {filter} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
+                "SELECT {VERSION_COLUMNS} FROM environment_versions WHERE {filter} ORDER BY created_at DESC, rowid DESC{tail}"
             ))?
             .query_map(params_from_iter(args.iter()), version_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let has_more = items.len() as u64 > limit;
-        items.truncate(limit as usize);
-        Ok(Page { items, total: Some(total as u64), has_more, next: None })
+        Ok(offset_page(items, limit, total))
     }
 
     /// The newest version of an environment (optionally: the newest that
@@ -438,5 +475,27 @@ impl Registry {
             params![id, status, image_id, base_image],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_version_and_its_build_job_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        registry.bootstrap().unwrap();
+        let who = registry.operator().unwrap();
+        let env = registry.create_environment(&who, NewEnvironment { name: "e".into(), ..Default::default() }).unwrap();
+        let new = NewEnvVersion { docker_image_uri: Some("alpine:3".into()), ..Default::default() };
+        let (version, job) = registry.create_env_version_and_build(&who, &env.id, new).unwrap();
+        let queued = registry.latest_job_for(&version.id).unwrap().expect("the build job is queued with the version");
+        assert_eq!((queued.id.as_str(), queued.kind.as_str(), queued.state), (job.id.as_str(), BUILD_JOB, super::super::JobState::Queued));
+        // An unknown environment leaves neither a version nor a job.
+        let new = NewEnvVersion { id: Some("v2".into()), docker_image_uri: Some("alpine:3".into()), ..Default::default() };
+        assert!(registry.create_env_version_and_build(&who, "nope", new).is_err());
+        assert!(registry.latest_job_for("v2").unwrap().is_none());
     }
 }

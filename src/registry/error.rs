@@ -37,6 +37,11 @@ impl Error {
         Error::Invalid { field: field.to_string(), message: message.into() }
     }
 
+    /// A 422 with a message and no extra fields.
+    pub fn unprocessable(message: impl Into<String>) -> Error {
+        Error::Unprocessable { message: message.into(), details: serde_json::Value::Null }
+    }
+
     pub fn not_found(what: &str, id: &str) -> Error {
         Error::NotFound(format!("{what} {id} not found"))
     }

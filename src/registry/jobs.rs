@@ -53,6 +53,8 @@ pub struct Job {
     pub input: Value,
     pub result: Option<Value>,
     pub error: Option<String>,
+    /// The job's log. Empty in `get_job` (polled often); `latest_job_for`
+    /// and `job_log` read it.
     pub log: String,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -60,6 +62,124 @@ pub struct Job {
 
 const JOB_COLUMNS: &str =
     "id, team_id, kind, state, subject_id, input, result, error, log, run_after, created_at, started_at, finished_at";
+/// JOB_COLUMNS without reading the log (an empty text in its place).
+const JOB_COLUMNS_NO_LOG: &str =
+    "id, team_id, kind, state, subject_id, input, result, error, '', run_after, created_at, started_at, finished_at";
+
+/// A job log stops growing at this size; a last line says it was cut.
+pub const MAX_JOB_LOG_BYTES: usize = 10 * 1024 * 1024;
+/// `JobLog` writes its buffered lines when they reach this size (or at
+/// `LOG_FLUSH_INTERVAL`, or when dropped): appending rewrites the row, so
+/// few large appends rather than one per line.
+const LOG_FLUSH_BYTES: usize = 64 * 1024;
+const LOG_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Queues a job on `conn`, inside the caller's write transaction when it
+/// holds one, so that the job commits with the row it is about.
+pub(super) fn enqueue_job_in(
+    conn: &rusqlite::Connection,
+    team_id: &str,
+    kind: &str,
+    subject_id: Option<&str>,
+    input: Value,
+    run_after: Option<String>,
+) -> Result<Job> {
+    let at = now();
+    let id = new_id();
+    let run_after = run_after.unwrap_or_else(|| at.clone());
+    conn.execute(
+        &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, NULL, NULL, '', ?6, ?7, NULL, NULL)"),
+        params![id, team_id, kind, subject_id, input.to_string(), run_after, at],
+    )?;
+    Ok(Job {
+        id,
+        team_id: team_id.to_string(),
+        kind: kind.to_string(),
+        state: JobState::Queued,
+        subject_id: subject_id.map(String::from),
+        input,
+        result: None,
+        error: None,
+        log: String::new(),
+        created_at: at,
+        started_at: None,
+    })
+}
+
+/// A job's log as it is written: lines are buffered and appended in
+/// batches, and the log is capped at `MAX_JOB_LOG_BYTES` with a note.
+/// Dropping it flushes what is left.
+pub struct JobLog<'a> {
+    registry: &'a Registry,
+    job_id: String,
+    buffer: std::cell::RefCell<String>,
+    written: std::cell::Cell<usize>,
+    truncated: std::cell::Cell<bool>,
+    last_flush: std::cell::Cell<std::time::Instant>,
+}
+
+impl<'a> JobLog<'a> {
+    pub fn new(registry: &'a Registry, job_id: &str) -> JobLog<'a> {
+        JobLog {
+            registry,
+            job_id: job_id.to_string(),
+            buffer: Default::default(),
+            written: Default::default(),
+            truncated: Default::default(),
+            last_flush: std::cell::Cell::new(std::time::Instant::now()),
+        }
+    }
+
+    /// Adds one line (a newline is appended).
+    pub fn line(&self, line: &str) {
+        if self.truncated.get() {
+            return;
+        }
+        {
+            let mut buffer = self.buffer.borrow_mut();
+            let room = MAX_JOB_LOG_BYTES.saturating_sub(self.written.get() + buffer.len());
+            if line.len() + 1 > room {
+                let mut cut = room.min(line.len());
+                while !line.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                buffer.push_str(&line[..cut]);
+                buffer.push_str(&format!(
+                    "\n[modelreg: the log was truncated at {} MiB; later output was dropped]\n",
+                    MAX_JOB_LOG_BYTES / (1024 * 1024)
+                ));
+                self.truncated.set(true);
+            } else {
+                buffer.push_str(line);
+                buffer.push('\n');
+            }
+        }
+        if self.truncated.get()
+            || self.buffer.borrow().len() >= LOG_FLUSH_BYTES
+            || self.last_flush.get().elapsed() >= LOG_FLUSH_INTERVAL
+        {
+            self.flush();
+        }
+    }
+
+    /// Appends the buffered lines to the job's row.
+    pub fn flush(&self) {
+        let text = std::mem::take(&mut *self.buffer.borrow_mut());
+        self.last_flush.set(std::time::Instant::now());
+        if text.is_empty() {
+            return;
+        }
+        self.written.set(self.written.get() + text.len());
+        // A log line that cannot be written is not worth failing a build.
+        let _ = self.registry.append_job_log(&self.job_id, &text);
+    }
+}
+
+impl Drop for JobLog<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
 
 fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<Job> {
     let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
@@ -88,24 +208,19 @@ impl Registry {
         input: Value,
         run_after: Option<String>,
     ) -> Result<Job> {
-        let at = now();
-        let id = new_id();
-        self.conn.execute(
-            &format!("INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, 'queued', ?4, ?5, NULL, NULL, '', ?6, ?7, NULL, NULL)"),
-            params![id, team_id, kind, subject_id, input.to_string(), run_after.unwrap_or_else(|| at.clone()), at],
-        )?;
-        self.job(&id)
+        enqueue_job_in(&self.conn, team_id, kind, subject_id, input, run_after)
     }
 
+    /// A job without its log.
     fn job(&self, id: &str) -> Result<Job> {
         self.conn
-            .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS_NO_LOG} FROM jobs WHERE id = ?1"))?
             .query_row([id], job_from_row)
             .optional()?
             .ok_or_else(|| Error::not_found("job", id))
     }
 
-    /// A job of the caller's team.
+    /// A job of the caller's team, without its log (cheap to poll).
     pub fn get_job(&self, who: &Principal, id: &str) -> Result<Job> {
         match self.job(id) {
             Ok(job) if job.team_id == who.team_id => Ok(job),
@@ -133,7 +248,7 @@ impl Registry {
         let kinds_json = Value::from(kinds.to_vec()).to_string();
         let job = tx
             .prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'queued' AND run_after <= ?1
+                "SELECT {JOB_COLUMNS_NO_LOG} FROM jobs WHERE state = 'queued' AND run_after <= ?1
                  AND kind IN (SELECT value FROM json_each(?2)) ORDER BY run_after, created_at LIMIT 1"
             ))?
             .query_row(params![now(), kinds_json], job_from_row)
@@ -177,5 +292,49 @@ impl Registry {
     /// Jobs that were running when the process stopped go back to the queue.
     pub fn requeue_interrupted_jobs(&self) -> Result<usize> {
         Ok(self.conn.execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> (tempfile::TempDir, Registry, Principal) {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        registry.bootstrap().unwrap();
+        let who = registry.operator().unwrap();
+        (dir, registry, who)
+    }
+
+    #[test]
+    fn logs_are_capped_and_polling_skips_them() {
+        let (_dir, registry, who) = registry();
+        let job = registry.enqueue_job(&who.team_id, "test", None, Value::Null, None).unwrap();
+        {
+            let log = JobLog::new(&registry, &job.id);
+            let line = "x".repeat(999);
+            // 12 MiB of output, 1 KiB a line.
+            for _ in 0..12 * 1024 {
+                log.line(&line);
+            }
+        }
+        let stored: String = registry.conn.query_row("SELECT log FROM jobs WHERE id = ?1", [&job.id], |r| r.get(0)).unwrap();
+        assert!(stored.len() <= MAX_JOB_LOG_BYTES + 200, "{} bytes", stored.len());
+        assert!(stored.len() >= MAX_JOB_LOG_BYTES - 1024, "{} bytes", stored.len());
+        assert!(stored.ends_with("later output was dropped]\n"), "{}", &stored[stored.len() - 200..]);
+        // The polled read does not carry the log.
+        assert_eq!(registry.get_job(&who, &job.id).unwrap().log, "");
+    }
+
+    #[test]
+    fn a_job_queued_in_a_transaction_commits_with_it() {
+        let (_dir, registry, who) = registry();
+        {
+            let tx = registry.write().unwrap();
+            enqueue_job_in(&tx, &who.team_id, "test", Some("rolled-back"), Value::Null, None).unwrap();
+            // Dropped without commit: the job goes too.
+        }
+        assert!(registry.latest_job_for("rolled-back").unwrap().is_none());
     }
 }

@@ -7,7 +7,8 @@
 use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::page::{keyset_page, keyset_tail, Cursor, Page, PageRequest};
+use super::access::{check_rank, visible_sql, Access, EntityKind};
+use super::page::{clamp_i64, keyset_page, keyset_tail, Cursor, Page, PageRequest};
 use super::{new_id, now, parse_attrs, Error, Principal, Registry, Result};
 use crate::store::blobs::Digest;
 
@@ -76,7 +77,8 @@ pub struct ModelQuery {
     /// Keep models whose name or description contains this text
     /// (case-insensitive).
     pub search: Option<String>,
-    /// Keep only these ids (an access-control filter a dialect computed).
+    /// Keep only these ids. The registry applies the access rule itself
+    /// (see `access::visible_sql`); this only narrows further.
     pub only_ids: Option<Vec<String>>,
     /// Count all matches (`Page::total`).
     pub count_total: bool,
@@ -172,9 +174,42 @@ pub fn validate_file_path(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Rejects a set of version paths that cannot be written out as one tree:
+/// a bad path, the same path twice, or a path that is also a folder of
+/// another (`a` and `a/b`), which no zip or folder can hold.
+pub fn validate_version_paths<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let paths: Vec<&str> = paths.into_iter().collect();
+    for path in &paths {
+        validate_file_path(path)?;
+        if !seen.insert(*path) {
+            return Err(Error::invalid("filePath", format!("{path:?} appears twice in one version")));
+        }
+    }
+    for path in &paths {
+        for (i, _) in path.match_indices('/') {
+            let folder = &path[..i];
+            if seen.contains(folder) {
+                return Err(Error::invalid("filePath", format!("{folder:?} is a file, so {path:?} cannot be inside it")));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Registry {
     pub fn create_model(&self, who: &Principal, new: NewModel) -> Result<Model> {
         self.insert_model(&self.conn, who, new)
+    }
+
+    /// Creates a model with the caller as its explicit owner (DataRobot's
+    /// access list), both in one transaction.
+    pub fn create_owned_model(&self, who: &Principal, new: NewModel) -> Result<Model> {
+        let tx = self.write()?;
+        let model = self.insert_model(&tx, who, new)?;
+        Registry::grant_owner_in(&tx, EntityKind::Model, &model.id, &who.user_id)?;
+        tx.commit()?;
+        Ok(model)
     }
 
     /// Creates a model unless the team already has one of the same
@@ -195,7 +230,7 @@ impl Registry {
         Ok(model)
     }
 
-    fn insert_model(&self, conn: &rusqlite::Connection, who: &Principal, new: NewModel) -> Result<Model> {
+    pub(super) fn insert_model(&self, conn: &rusqlite::Connection, who: &Principal, new: NewModel) -> Result<Model> {
         let at = now();
         let model = Model {
             id: new_id(),
@@ -223,22 +258,38 @@ impl Registry {
         Ok(model)
     }
 
-    /// A model of the caller's team; another team's model is NotFound.
+    /// A model the caller may see: of their team, and allowed by the access
+    /// rule (`Registry::access`). Otherwise NotFound, so ids do not leak.
     pub fn get_model(&self, who: &Principal, id: &str) -> Result<Model> {
-        self.conn
-            .prepare_cached(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = ?1 AND team_id = ?2"))?
-            .query_row([id, &who.team_id], model_from_row)
-            .optional()?
-            .ok_or_else(|| Error::not_found("model", id))
+        self.model_for(who, id, Access::Read)
     }
 
-    pub fn update_model(&self, who: &Principal, id: &str, patch: ModelPatch) -> Result<Model> {
-        let tx = self.write()?;
-        let mut model = tx
+    /// A model the caller may see, checked for `need`: NotFound when it is
+    /// invisible to them, Forbidden when visible but `need` is above their
+    /// access. Inside a write transaction (same connection) the check and
+    /// the write see the same roles.
+    pub(super) fn model_for(&self, who: &Principal, id: &str, need: Access) -> Result<Model> {
+        let model = self
+            .conn
             .prepare_cached(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = ?1 AND team_id = ?2"))?
             .query_row([id, &who.team_id], model_from_row)
             .optional()?
             .ok_or_else(|| Error::not_found("model", id))?;
+        let have = self.decide_access(who, EntityKind::Model, id, &model.created_by, false).map_err(|e| match e {
+            Error::NotFound(_) => Error::not_found("model", id),
+            other => other,
+        })?;
+        check_rank(EntityKind::Model, have, need)?;
+        Ok(model)
+    }
+
+    /// Updates a model with a patch computed from the model as it is inside
+    /// the write transaction, so checks such as "cannot be disabled once
+    /// enabled" see the committed state. Needs write access.
+    pub fn update_model(&self, who: &Principal, id: &str, build: impl FnOnce(&Model) -> Result<ModelPatch>) -> Result<Model> {
+        let tx = self.write()?;
+        let mut model = self.model_for(who, id, Access::Write)?;
+        let patch = build(&model)?;
         if let Some(name) = patch.name {
             model.name = name;
         }
@@ -263,11 +314,15 @@ impl Registry {
 
     /// Deletes a model and its versions. Their blobs stay until gc finds
     /// them unreferenced.
+    /// Needs owner rank on the model.
     pub fn delete_model(&self, who: &Principal, id: &str) -> Result<()> {
-        let changed = self.conn.execute("DELETE FROM models WHERE id = ?1 AND team_id = ?2", [id, &who.team_id])?;
+        let tx = self.write()?;
+        self.model_for(who, id, Access::Own)?;
+        let changed = tx.execute("DELETE FROM models WHERE id = ?1 AND team_id = ?2", [id, &who.team_id])?;
         if changed == 0 {
             return Err(Error::not_found("model", id));
         }
+        tx.commit()?;
         Ok(())
     }
 
@@ -292,7 +347,16 @@ impl Registry {
             filter.push_str(" AND id IN (SELECT value FROM json_each(?))");
             args.push(Value::String(Value::from(ids.clone()).to_string()));
         }
-        let unfiltered = q.attr_equals.is_empty() && q.search.is_none() && q.only_ids.is_none();
+        // The access rule, index-backed (EXISTS probes on access_roles'
+        // primary key), inside the same keyset query.
+        let mut access_args = Vec::new();
+        let access_filter = visible_sql(who, EntityKind::Model, "models", &mut access_args);
+        filter.push_str(&access_filter);
+        args.extend(access_args.into_iter().map(|v| match v {
+            rusqlite::types::Value::Text(t) => Value::String(t),
+            _ => Value::Null,
+        }));
+        let unfiltered = q.attr_equals.is_empty() && q.search.is_none() && q.only_ids.is_none() && access_filter.is_empty();
         let total = if q.count_total && unfiltered {
             let counted: Option<i64> = self
                 .conn
@@ -316,7 +380,7 @@ impl Registry {
             PageRequest::Offset { offset, .. } => {
                 let mut tail = keyset_tail(column, q.descending, None, limit, &mut args);
                 tail.push_str(" OFFSET ?");
-                args.push(rusqlite::types::Value::Integer((*offset).min(i64::MAX as u64) as i64));
+                args.push(rusqlite::types::Value::Integer(clamp_i64(*offset)));
                 tail
             }
         };
@@ -343,69 +407,13 @@ impl Registry {
         build: impl FnOnce(Option<&Version>) -> Result<NewVersion>,
     ) -> Result<Version> {
         let tx = self.write()?;
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM models WHERE id = ?1 AND team_id = ?2)",
-            [model_id, &who.team_id],
-            |r| r.get(0),
-        )?;
-        if !exists {
-            return Err(Error::not_found("model", model_id));
-        }
+        self.model_for(who, model_id, Access::Write)?;
         let latest = latest_version_in(&tx, model_id)?;
         let new = build(latest.as_ref())?;
-        let mut seen = std::collections::HashSet::new();
-        for file in &new.files {
-            validate_file_path(&file.path)?;
-            if !seen.insert(file.path.as_str()) {
-                return Err(Error::invalid("filePath", format!("{:?} appears twice in one version", file.path)));
-            }
-        }
-        let at = now();
-        let version = Version {
-            id: new_id(),
-            model_id: model_id.to_string(),
-            number: latest.as_ref().map_or(1, |v| v.number + 1),
-            description: new.description,
-            created_by: who.user_id.clone(),
-            created_at: at.clone(),
-            attrs: new.attrs,
-            files: new
-                .files
-                .into_iter()
-                .map(|f| VersionFile {
-                    id: new_id(),
-                    path: f.path,
-                    sha256: f.digest.sha256,
-                    size: f.digest.size,
-                    created_at: at.clone(),
-                })
-                .collect(),
-        };
-        tx.execute(
-            "INSERT INTO model_versions (id, model_id, number, description, created_by, created_at, attrs)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                version.id,
-                version.model_id,
-                version.number,
-                version.description,
-                version.created_by,
-                version.created_at,
-                Value::Object(version.attrs.clone()).to_string()
-            ],
-        )?;
-        for (position, file) in version.files.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO blobs (sha256, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                params![file.sha256, file.size, at],
-            )?;
-            tx.execute(
-                "INSERT INTO version_files (id, version_id, position, path, sha256, size, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![file.id, version.id, position as i64, file.path, file.sha256, file.size, file.created_at],
-            )?;
-        }
-        tx.execute("UPDATE models SET modified_at = ?2 WHERE id = ?1", params![model_id, at])?;
+        validate_version_paths(new.files.iter().map(|f| f.path.as_str()))?;
+        let number = latest.as_ref().map_or(1, |v| v.number + 1);
+        let version = insert_version(&tx, who, model_id, number, new)?;
+        tx.execute("UPDATE models SET modified_at = ?2 WHERE id = ?1", params![model_id, version.created_at])?;
         tx.commit()?;
         self.get_version_by_id(who, model_id, &version.id)
     }
@@ -464,6 +472,8 @@ impl Registry {
         description: Option<Option<String>>,
         attrs: Attrs,
     ) -> Result<Version> {
+        let tx = self.write()?;
+        self.model_for(who, model_id, Access::Write)?;
         let mut version = self.get_version_by_id(who, model_id, version_id)?;
         if let Some(d) = description {
             version.description = d;
@@ -475,12 +485,59 @@ impl Registry {
                 version.attrs.insert(key, value);
             }
         }
-        self.conn.execute(
+        tx.execute(
             "UPDATE model_versions SET description = ?2, attrs = ?3 WHERE id = ?1",
             params![version.id, version.description, Value::Object(version.attrs.clone()).to_string()],
         )?;
+        tx.commit()?;
         Ok(version)
     }
+}
+
+/// Inserts a version row numbered `number` with its files (fresh ids) and
+/// their blob rows. The caller holds the write transaction, has checked the
+/// paths, and stored every blob under an upload guard it still holds.
+pub(super) fn insert_version(tx: &rusqlite::Connection, who: &Principal, model_id: &str, number: i64, new: NewVersion) -> Result<Version> {
+    let at = now();
+    let version = Version {
+        id: new_id(),
+        model_id: model_id.to_string(),
+        number,
+        description: new.description,
+        created_by: who.user_id.clone(),
+        created_at: at.clone(),
+        attrs: new.attrs,
+        files: new
+            .files
+            .into_iter()
+            .map(|f| VersionFile { id: new_id(), path: f.path, sha256: f.digest.sha256, size: f.digest.size, created_at: at.clone() })
+            .collect(),
+    };
+    tx.execute(
+        "INSERT INTO model_versions (id, model_id, number, description, created_by, created_at, attrs)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            version.id,
+            version.model_id,
+            version.number,
+            version.description,
+            version.created_by,
+            version.created_at,
+            Value::Object(version.attrs.clone()).to_string()
+        ],
+    )?;
+    for (position, file) in version.files.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO blobs (sha256, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![file.sha256, file.size, at],
+        )?;
+        tx.execute(
+            "INSERT INTO version_files (id, version_id, position, path, sha256, size, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![file.id, version.id, position as i64, file.path, file.sha256, file.size, file.created_at],
+        )?;
+    }
+    Ok(version)
 }
 
 fn sql_value(v: &Value) -> rusqlite::types::Value {

@@ -81,7 +81,7 @@ pub(super) fn keyset_tail(
         args.push(Sql::Text(cursor.id.clone()));
     }
     sql.push_str(&format!(" ORDER BY {column} {dir}, id {dir} LIMIT ?"));
-    args.push(Sql::Integer(limit.saturating_add(1).min(i64::MAX as u64) as i64));
+    args.push(Sql::Integer(clamp_i64(limit.saturating_add(1))));
     sql
 }
 
@@ -91,6 +91,26 @@ pub(super) fn keyset_page<T>(mut items: Vec<T>, limit: u64, key: impl Fn(&T) -> 
     items.truncate(limit as usize);
     let next = if has_more { items.last().map(key) } else { None };
     Page { items, total: None, has_more, next }
+}
+
+/// The SQL tail of an offset page: `LIMIT limit + 1 OFFSET offset`, both
+/// clamped to SQLite's integer range (a client's `offset=2^64-1` is an
+/// empty page, not an overflow). Its arguments are appended to `args`.
+pub(super) fn offset_tail(offset: u64, limit: u64, args: &mut Vec<rusqlite::types::Value>) -> String {
+    args.push(rusqlite::types::Value::Integer(clamp_i64(limit.saturating_add(1))));
+    args.push(rusqlite::types::Value::Integer(clamp_i64(offset)));
+    " LIMIT ? OFFSET ?".to_string()
+}
+
+/// Cuts the `limit + 1` rows an offset query read down to a page.
+pub(super) fn offset_page<T>(mut items: Vec<T>, limit: u64, total: i64) -> Page<T> {
+    let has_more = items.len() as u64 > limit;
+    items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Page { items, total: Some(total.max(0) as u64), has_more, next: None }
+}
+
+pub(super) fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -104,5 +124,12 @@ mod tests {
         for bad in ["zz", "abc", "6162", ""] {
             assert!(Cursor::decode("after", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn offset_tail_clamps_huge_offsets() {
+        let mut args = Vec::new();
+        offset_tail(u64::MAX, u64::MAX, &mut args);
+        assert_eq!(args, vec![rusqlite::types::Value::Integer(i64::MAX), rusqlite::types::Value::Integer(i64::MAX)]);
     }
 }

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use super::{access_changes, access_list, opt_bool, opt_str, opt_string_list, page_body, paging, pairs_list, query_bool, unprocessable};
+use super::{access_changes, access_list, opt_bool_or_text, opt_str, opt_string_list, page_body, paging, pairs_list, query_bool, PartBudget};
 use crate::http::{Ctx, FileToSend, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::environments::{
-    EnvVersion, Environment, EnvironmentPatch, EnvironmentQuery, NewEnvVersion, NewEnvironment, BUILD_JOB, BUILD_STATUSES,
+    EnvVersion, Environment, EnvironmentPatch, EnvironmentQuery, NewEnvVersion, NewEnvironment, BUILD_STATUSES,
     LANGUAGES, USE_CASES,
 };
 use crate::registry::envbuild::{sniff, ArchiveFormat};
@@ -39,6 +39,8 @@ pub fn routes(router: &mut Router) {
 
 /// How long a version POST waits for its build before answering 202.
 const BUILD_WAIT: Duration = Duration::from_secs(3);
+/// How often it looks while it waits.
+const BUILD_POLL: Duration = Duration::from_millis(50);
 
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
@@ -75,9 +77,9 @@ fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let language = opt_str(&body, "programmingLanguage", 20)?.unwrap_or_else(|| "other".into());
     check_enum("programmingLanguage", &language, &LANGUAGES)?;
     if language == "legacy" && !who.is_admin {
-        return Err(unprocessable("User does not have permission to create legacy conversion environment"));
+        return Err(Error::unprocessable("User does not have permission to create legacy conversion environment"));
     }
-    let is_public = opt_bool(&body, "isPublic")?.unwrap_or(false);
+    let is_public = opt_bool_or_text(&body, "isPublic")?.unwrap_or(false);
     if is_public && !who.is_admin {
         return Err(Error::Forbidden("Public access to environments can only be added by an admin".into()));
     }
@@ -130,7 +132,7 @@ fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     if let Some(l) = &programming_language {
         check_enum("programmingLanguage", l, &LANGUAGES)?;
     }
-    let is_public = opt_bool(&body, "isPublic")?;
+    let is_public = opt_bool_or_text(&body, "isPublic")?;
     if is_public == Some(true) && !who.is_admin {
         return Err(Error::Forbidden("Public access to environments can only be added by an admin".into()));
     }
@@ -211,7 +213,7 @@ fn create_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let mut new = NewEnvVersion::default();
     let mut fields = Map::new();
     if req.is_multipart() {
-        let limit = req.upload_limit();
+        let mut budget = PartBudget::new(req.upload_limit());
         let mut multipart = req.multipart()?;
         while let Some(mut part) = multipart.next_part().map_err(multipart_error)? {
             let name = part.name().to_string();
@@ -223,17 +225,17 @@ fn create_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
                         return Err(Error::invalid("dockerContext", "send one docker context (dockerContext or docker_context, not both)"));
                     }
                     let filename = part.filename().unwrap_or("context").to_string();
-                    let digest = ctx.registry.put_blob(&mut part, Some(limit))?;
+                    let digest = budget.file(ctx.registry, &mut part)?;
                     new.context = Some((digest, filename));
                 }
                 "dockerImage" => {
                     if new.image.is_some() {
                         return Err(Error::invalid("dockerImage", "send one image archive"));
                     }
-                    new.image = Some(ctx.registry.put_blob(&mut part, Some(limit))?);
+                    new.image = Some(budget.file(ctx.registry, &mut part)?);
                 }
                 _ => {
-                    let text = part.text(64 * 1024).map_err(multipart_error)?;
+                    let text = budget.text(&mut part, &name, 64 * 1024)?;
                     fields.insert(name, Value::String(text));
                 }
             }
@@ -259,16 +261,17 @@ fn create_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             return Err(Error::invalid("dockerContext", "must be a .tar.gz or .zip archive"));
         }
     }
-    let version = ctx.registry.create_env_version(&who, &env_id, new)?;
+    // The version and its build job commit together.
+    let (version, job) = ctx.registry.create_env_version_and_build(&who, &env_id, new)?;
     drop(guard);
-    let job = ctx.registry.enqueue_job(&who.team_id, BUILD_JOB, Some(&version.id), json!({"environmentId": env_id}), None)?;
     crate::jobs::wake();
     let deadline = Instant::now() + BUILD_WAIT;
     while Instant::now() < deadline {
+        // get_job reads no log: a poll is one small row.
         if ctx.registry.get_job(&who, &job.id)?.state.is_finished() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(BUILD_POLL);
     }
     let location = format!("{}/api/v2/executionEnvironments/{env_id}/versions/{}/", req.base_url(), version.id);
     Ok(Response::json(202, &json!({"id": version.id, "statusId": job.id})).with_header("Location", location))

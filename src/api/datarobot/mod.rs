@@ -12,6 +12,7 @@ pub(crate) mod versions;
 
 use serde_json::{json, Map, Value};
 
+pub(crate) use super::{opt_bool_or_text, opt_int_or_text, parse_true_false, query_true_false as query_bool};
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{Error, JobState, Result};
 
@@ -139,7 +140,7 @@ pub(crate) fn page_body(req: &Request, paging: Paging, data: Vec<Value>, total: 
         query.push(format!("limit={}", paging.limit));
         format!("{}{}?{}", req.base_url(), req.path(), query.join("&"))
     };
-    let next = has_more.then(|| link(paging.offset + paging.limit));
+    let next = has_more.then(|| link(paging.offset.saturating_add(paging.limit)));
     let previous = (paging.offset > 0).then(|| link(paging.offset.saturating_sub(paging.limit)));
     json!({"count": data.len(), "next": next, "previous": previous, "data": data, "totalCount": total})
 }
@@ -148,7 +149,7 @@ pub(crate) fn page_body(req: &Request, paging: Paging, data: Vec<Value>, total: 
 pub(crate) fn page_of(req: &Request, paging: Paging, all: Vec<Value>) -> Value {
     let total = all.len() as u64;
     let data: Vec<Value> = all.into_iter().skip(paging.offset as usize).take(paging.limit as usize).collect();
-    let has_more = paging.offset + (data.len() as u64) < total;
+    let has_more = paging.offset.saturating_add(data.len() as u64) < total;
     page_body(req, paging, data, total, has_more)
 }
 
@@ -164,17 +165,49 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// A boolean in the seed's enum `false, False, true, True` (any case).
-pub(crate) fn parse_bool_text(field: &str, text: &str) -> Result<bool> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(Error::invalid(field, format!("must be true or false, got {text:?}"))),
-    }
+/// All text parts of one multipart request share this many bytes.
+pub(crate) const MAX_TEXT_BYTES: usize = 1024 * 1024;
+
+/// What one multipart request may send besides file bytes: a byte budget
+/// shared by every text part (so any number of small fields cannot add up
+/// to memory), and a running total of file bytes against the upload limit
+/// (the limit is per request, not per file part).
+pub(crate) struct PartBudget {
+    text_left: usize,
+    file_left: u64,
 }
 
-pub(crate) fn query_bool(req: &Request, name: &str) -> Result<Option<bool>> {
-    req.query(name).map(|t| parse_bool_text(name, t)).transpose()
+impl PartBudget {
+    pub fn new(upload_limit: u64) -> PartBudget {
+        PartBudget { text_left: MAX_TEXT_BYTES, file_left: upload_limit }
+    }
+
+    /// Reads a text part of at most `max` bytes, charged to the budget.
+    pub fn text(&mut self, part: &mut dyn std::io::Read, field: &str, max: usize) -> Result<String> {
+        use std::io::Read as _;
+        let cap = max.min(self.text_left);
+        let mut bytes = Vec::new();
+        part.take(cap as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::invalid("body", format!("malformed multipart/form-data: {e}")))?;
+        if bytes.len() > cap {
+            return Err(if cap < max {
+                Error::invalid(field, format!("the text fields of one request may hold at most {MAX_TEXT_BYTES} bytes in all"))
+            } else {
+                Error::invalid(field, format!("must be at most {max} bytes"))
+            });
+        }
+        self.text_left -= bytes.len();
+        String::from_utf8(bytes).map_err(|_| Error::invalid(field, "is not valid UTF-8"))
+    }
+
+    /// Streams a file part into the blob store, within what is left of the
+    /// request's upload limit.
+    pub fn file(&mut self, registry: &crate::registry::Registry, part: &mut dyn std::io::Read) -> Result<crate::registry::Digest> {
+        let digest = registry.put_blob(part, Some(self.file_left))?;
+        self.file_left = self.file_left.saturating_sub(digest.size);
+        Ok(digest)
+    }
 }
 
 /// An optional string with a length cap; null and absent are None.
@@ -184,25 +217,6 @@ pub(crate) fn opt_str(body: &Map<String, Value>, field: &str, max: usize) -> Res
         Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
         Some(Value::String(_)) => Err(Error::invalid(field, format!("must be at most {max} characters"))),
         Some(_) => Err(Error::invalid(field, "must be a string")),
-    }
-}
-
-pub(crate) fn opt_bool(body: &Map<String, Value>, field: &str) -> Result<Option<bool>> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::String(s)) => parse_bool_text(field, s).map(Some),
-        Some(_) => Err(Error::invalid(field, "must be true or false")),
-    }
-}
-
-pub(crate) fn opt_int(body: &Map<String, Value>, field: &str, min: i64, max: i64) -> Result<Option<i64>> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())) {
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(Error::invalid(field, format!("must be an integer from {min} to {max}"))),
-        },
     }
 }
 
@@ -240,11 +254,6 @@ pub(crate) fn pairs_list(field: &str, value: &Value, second: &str, max_value: us
     Ok(Value::Array(out))
 }
 
-/// `Error::Unprocessable` with the seed's message and no extra fields.
-pub(crate) fn unprocessable(message: impl Into<String>) -> Error {
-    Error::Unprocessable { message: message.into(), details: Value::Null }
-}
-
 /// Reads an access-control PATCH body `{data: [{username, role, canShare?, canUseData?}]}`.
 pub(crate) fn access_changes(body: &Map<String, Value>) -> Result<Vec<crate::registry::access::AccessChange>> {
     let Some(Value::Array(items)) = body.get("data") else {
@@ -264,8 +273,8 @@ pub(crate) fn access_changes(body: &Map<String, Value>) -> Result<Vec<crate::reg
             Ok(crate::registry::access::AccessChange {
                 username,
                 role: opt_str(obj, "role", 64)?,
-                can_share: opt_bool(obj, "canShare")?,
-                can_use_data: opt_bool(obj, "canUseData")?,
+                can_share: opt_bool_or_text(obj, "canShare")?,
+                can_use_data: opt_bool_or_text(obj, "canUseData")?,
             })
         })
         .collect()

@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value};
 
 use super::versions::{render_version, zip_response};
-use super::{access_changes, access_list, opt_bool, opt_int, opt_str, opt_string_list, page_body, paging, query_bool, unprocessable};
+use super::{access_changes, access_list, opt_bool_or_text, opt_int_or_text, opt_str, opt_string_list, page_body, paging, query_bool};
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::{Error, Model, ModelOrder, ModelPatch, ModelQuery, NewModel, PageRequest, Principal, Registry, Result};
@@ -67,9 +67,7 @@ fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         query.only_ids = Some(Vec::new());
     }
     query.search = req.query("searchFor").filter(|s| !s.is_empty()).map(String::from);
-    if query.only_ids.is_none() {
-        query.only_ids = ctx.registry.visible_ids(&who, EntityKind::Model)?;
-    }
+    // The registry applies the access rule (roles) to the list itself.
     // searchFor matches name and description (the shared query's search);
     // the seed also lists `language`, which is not searched (see notes).
     let page = ctx.registry.list_models(&who, &query)?;
@@ -84,8 +82,7 @@ fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let body = req.json_object()?;
     let new = new_model(&body)?;
-    let model = ctx.registry.create_model(&who, new)?;
-    ctx.registry.grant_owner(EntityKind::Model, &model.id, &who.user_id)?;
+    let model = ctx.registry.create_owned_model(&who, new)?;
     Ok(Response::json(201, &render_model(ctx.registry, &who, &model)?))
 }
 
@@ -97,19 +94,19 @@ pub(crate) fn new_model(body: &Map<String, Value>) -> Result<NewModel> {
         Some("training") => return Err(Error::invalid("customModelType", "training custom models are not supported by modelreg")),
         Some(other) => return Err(Error::invalid("customModelType", format!("must be inference, got {other:?}"))),
     }
-    let binary = opt_bool(body, "supportsBinaryClassification")?.unwrap_or(false);
-    let regression = opt_bool(body, "supportsRegression")?.unwrap_or(false);
+    let binary = opt_bool_or_text(body, "supportsBinaryClassification")?.unwrap_or(false);
+    let regression = opt_bool_or_text(body, "supportsRegression")?.unwrap_or(false);
     if binary && regression {
-        return Err(unprocessable("Custom inference models can only support a single target type"));
+        return Err(Error::unprocessable("Custom inference models can only support a single target type"));
     }
     let legacy = if binary { Some("Binary") } else if regression { Some("Regression") } else { None };
     let target_type = match (opt_str(body, "targetType", 50)?, legacy) {
         (Some(t), Some(l)) if t != l => {
-            return Err(unprocessable(format!("targetType {t} contradicts the legacy flag for {l}; custom inference models can only support a single target type")))
+            return Err(Error::unprocessable(format!("targetType {t} contradicts the legacy flag for {l}; custom inference models can only support a single target type")))
         }
         (Some(t), _) => t,
         (None, Some(l)) => l.to_string(),
-        (None, None) => return Err(unprocessable("All custom models must support at least one target type")),
+        (None, None) => return Err(Error::unprocessable("All custom models must support at least one target type")),
     };
     if !TARGET_TYPES.contains(&target_type.as_str()) {
         return Err(Error::invalid("targetType", format!("must be one of {}", TARGET_TYPES.join(", "))));
@@ -124,10 +121,10 @@ pub(crate) fn new_model(body: &Map<String, Value>) -> Result<NewModel> {
     set(&mut attrs, "language", opt_str(body, "language", 500)?.map(Value::from));
     apply_label_fields(body, &target_type, &mut attrs, true)?;
     apply_resource_fields(body, &mut attrs)?;
-    if let Some(v) = opt_bool(body, "isTrainingDataForVersionsPermanentlyEnabled")? {
+    if let Some(v) = opt_bool_or_text(body, "isTrainingDataForVersionsPermanentlyEnabled")? {
         attrs.insert("isTrainingDataForVersionsPermanentlyEnabled".into(), json!(v));
     }
-    set(&mut attrs, "calibratePredictions", opt_bool(body, "calibratePredictions")?.map(Value::from));
+    set(&mut attrs, "calibratePredictions", opt_bool_or_text(body, "calibratePredictions")?.map(Value::from));
     set(&mut attrs, "userProvidedId", opt_str(body, "userProvidedId", 100)?.map(Value::from));
     set(&mut attrs, "playgroundId", opt_str(body, "playgroundId", 100)?.map(Value::from));
     let description = opt_str(body, "description", 10_000)?;
@@ -148,11 +145,11 @@ fn apply_label_fields(body: &Map<String, Value>, target_type: &str, attrs: &mut 
     let pos = opt_str(body, "positiveClassLabel", 500)?.filter(|s| !s.is_empty());
     let neg = opt_str(body, "negativeClassLabel", 500)?.filter(|s| !s.is_empty());
     if pos.is_some() != neg.is_some() {
-        return Err(unprocessable("positiveClassLabel and negativeClassLabel must be given together"));
+        return Err(Error::unprocessable("positiveClassLabel and negativeClassLabel must be given together"));
     }
     if let (Some(p), Some(n)) = (&pos, &neg) {
         if p == n {
-            return Err(unprocessable("positiveClassLabel and negativeClassLabel must differ"));
+            return Err(Error::unprocessable("positiveClassLabel and negativeClassLabel must differ"));
         }
         attrs.insert("positiveClassLabel".into(), json!(p));
         attrs.insert("negativeClassLabel".into(), json!(n));
@@ -193,10 +190,10 @@ pub(crate) fn apply_resource_fields(body: &Map<String, Value>, attrs: &mut Map<S
         // reading it back; refusing it is the honest choice.
         Some(other) => return Err(Error::invalid("networkEgressPolicy", format!("must be NONE or PUBLIC, got {other:?}"))),
     }
-    set(attrs, "maximumMemory", opt_int(body, "maximumMemory", MIN_MEMORY, MAX_MEMORY)?.map(Value::from));
-    set(attrs, "desiredMemory", opt_int(body, "desiredMemory", MIN_MEMORY, MAX_MEMORY)?.map(Value::from));
-    set(attrs, "replicas", opt_int(body, "replicas", 1, 8)?.map(Value::from));
-    set(attrs, "requiresHa", opt_bool(body, "requiresHa")?.map(Value::from));
+    set(attrs, "maximumMemory", opt_int_or_text(body, "maximumMemory", MIN_MEMORY, MAX_MEMORY)?.map(Value::from));
+    set(attrs, "desiredMemory", opt_int_or_text(body, "desiredMemory", MIN_MEMORY, MAX_MEMORY)?.map(Value::from));
+    set(attrs, "replicas", opt_int_or_text(body, "replicas", 1, 8)?.map(Value::from));
+    set(attrs, "requiresHa", opt_bool_or_text(body, "requiresHa")?.map(Value::from));
     set(attrs, "resourceBundleId", opt_str(body, "resourceBundleId", 100)?.map(Value::from));
     Ok(())
 }
@@ -208,7 +205,6 @@ fn model_id(req: &Request) -> String {
 fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let id = model_id(req);
-    ctx.registry.access(&who, EntityKind::Model, &id)?;
     let model = ctx.registry.get_model(&who, &id)?;
     Ok(Response::json(200, &render_model(ctx.registry, &who, &model)?))
 }
@@ -216,37 +212,41 @@ fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let id = model_id(req);
+    // 404/403 before reading the body.
     ctx.registry.require(&who, EntityKind::Model, &id, Access::Write)?;
     let body = req.json_object()?;
-    let model = ctx.registry.get_model(&who, &id)?;
     for fixed in ["targetType", "customModelType"] {
         if body.contains_key(fixed) {
             return Err(Error::invalid(fixed, "cannot be changed after the model is created"));
         }
     }
-    let target_type = model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("").to_string();
-    let mut attrs = Map::new();
-    apply_label_fields(&body, &target_type, &mut attrs, false)?;
-    apply_resource_fields(&body, &mut attrs)?;
-    if body.contains_key("targetName") {
-        attrs.insert("targetName".into(), opt_str(&body, "targetName", 500)?.filter(|s| !s.is_empty()).map(Value::from).unwrap_or(Value::Null));
-    }
-    if let Some(language) = opt_str(&body, "language", 500)? {
-        attrs.insert("language".into(), json!(language));
-    }
-    if let Some(enabled) = opt_bool(&body, "isTrainingDataForVersionsPermanentlyEnabled")? {
-        let was = model.attrs.get("isTrainingDataForVersionsPermanentlyEnabled").and_then(Value::as_bool).unwrap_or(false);
-        if was && !enabled {
-            return Err(Error::invalid("isTrainingDataForVersionsPermanentlyEnabled", "cannot be disabled once enabled"));
+    // The patch is computed from the model as it is inside the write
+    // transaction: the one-way isTrainingData… flag cannot be raced.
+    let model = ctx.registry.update_model(&who, &id, |model| {
+        let target_type = model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut attrs = Map::new();
+        apply_label_fields(&body, &target_type, &mut attrs, false)?;
+        apply_resource_fields(&body, &mut attrs)?;
+        if body.contains_key("targetName") {
+            attrs.insert("targetName".into(), opt_str(&body, "targetName", 500)?.filter(|s| !s.is_empty()).map(Value::from).unwrap_or(Value::Null));
         }
-        attrs.insert("isTrainingDataForVersionsPermanentlyEnabled".into(), json!(enabled));
-    }
-    let name = match opt_str(&body, "name", 255)? {
-        Some(n) if n.trim().is_empty() => return Err(Error::invalid("name", "must not be empty")),
-        other => other,
-    };
-    let description = opt_str(&body, "description", 10_000)?.map(Some);
-    let model = ctx.registry.update_model(&who, &id, ModelPatch { name, description, attrs })?;
+        if let Some(language) = opt_str(&body, "language", 500)? {
+            attrs.insert("language".into(), json!(language));
+        }
+        if let Some(enabled) = opt_bool_or_text(&body, "isTrainingDataForVersionsPermanentlyEnabled")? {
+            let was = model.attrs.get("isTrainingDataForVersionsPermanentlyEnabled").and_then(Value::as_bool).unwrap_or(false);
+            if was && !enabled {
+                return Err(Error::invalid("isTrainingDataForVersionsPermanentlyEnabled", "cannot be disabled once enabled"));
+            }
+            attrs.insert("isTrainingDataForVersionsPermanentlyEnabled".into(), json!(enabled));
+        }
+        let name = match opt_str(&body, "name", 255)? {
+            Some(n) if n.trim().is_empty() => return Err(Error::invalid("name", "must not be empty")),
+            other => other,
+        };
+        let description = opt_str(&body, "description", 10_000)?.map(Some);
+        Ok(ModelPatch { name, description, attrs })
+    })?;
     // The seed documents 201 for this PATCH; the client re-reads the body.
     Ok(Response::json(201, &render_model(ctx.registry, &who, &model)?))
 }
@@ -254,7 +254,6 @@ fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 fn delete(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let id = model_id(req);
-    ctx.registry.require(&who, EntityKind::Model, &id, Access::Own)?;
     ctx.registry.delete_model(&who, &id)?;
     Ok(Response::empty(204))
 }
@@ -263,7 +262,6 @@ fn copy(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let body = req.json_object()?;
     let source = opt_str(&body, "customModelId", 100)?.ok_or_else(|| Error::invalid("customModelId", "is required"))?;
-    ctx.registry.access(&who, EntityKind::Model, &source)?;
     let copy = ctx.registry.copy_model(&who, &source)?;
     Ok(Response::json(201, &render_model(ctx.registry, &who, &copy)?))
 }

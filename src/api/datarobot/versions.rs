@@ -12,7 +12,7 @@ use std::io::Read;
 use serde_json::{json, Map, Value};
 
 use super::models::apply_resource_fields;
-use super::{opt_str, paging, page_of, pairs_list, parse_bool_text, query_bool, unprocessable};
+use super::{opt_str, paging, page_of, pairs_list, parse_true_false, query_bool, PartBudget, MAX_TEXT_BYTES};
 use crate::http::{Body, Ctx, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::{requirements, validate_file_path, Digest, Error, NewFile, NewVersion, Principal, Registry, Result, Version};
@@ -30,9 +30,11 @@ pub fn routes(router: &mut Router) {
 /// The seed's response schema says 100 items, but issue 5 requires 1,000-file
 /// versions (the client does not check the count); uploads allow 1000 paths.
 const MAX_ITEMS: usize = 1000;
-/// The seed's request schema allows 1000 filePath values per upload.
+/// The seed's request schema allows 1000 filePath values per upload; the
+/// same cap applies to file parts and to filesToDelete.
 const MAX_UPLOAD_PATHS: usize = 1000;
-const MAX_TEXT_PART: usize = 1024 * 1024;
+/// requirements.txt is parsed in memory: at most this many bytes.
+const MAX_REQUIREMENTS_BYTES: u64 = 1024 * 1024;
 
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
@@ -129,21 +131,32 @@ fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
         upload.fields = body;
         return Ok(upload);
     }
-    let limit = req.upload_limit();
+    let mut budget = PartBudget::new(req.upload_limit());
     let mut multipart = req.multipart()?;
+    let too_many = |field: &str| Error::invalid(field, format!("at most {MAX_UPLOAD_PATHS} may be sent at once"));
     while let Some(mut part) = multipart.next_part().map_err(multipart_error)? {
         let name = part.name().to_string();
         match name.as_str() {
             "file" => {
                 if upload.files.len() >= MAX_UPLOAD_PATHS {
-                    return Err(Error::invalid("file", format!("at most {MAX_UPLOAD_PATHS} files may be uploaded at once")));
+                    return Err(too_many("file"));
                 }
-                upload.files.push(ctx.registry.put_blob(&mut part as &mut dyn Read, Some(limit))?);
+                upload.files.push(budget.file(ctx.registry, &mut part)?);
             }
-            "filePath" => upload.paths.push(part.text(4096).map_err(multipart_error)?),
-            "filesToDelete" => upload.delete.push(part.text(256).map_err(multipart_error)?),
+            "filePath" => {
+                if upload.paths.len() >= MAX_UPLOAD_PATHS {
+                    return Err(too_many("filePath"));
+                }
+                upload.paths.push(budget.text(&mut part, "filePath", 4096)?);
+            }
+            "filesToDelete" => {
+                if upload.delete.len() >= MAX_UPLOAD_PATHS {
+                    return Err(too_many("filesToDelete"));
+                }
+                upload.delete.push(budget.text(&mut part, "filesToDelete", 256)?);
+            }
             _ => {
-                let text = part.text(MAX_TEXT_PART).map_err(multipart_error)?;
+                let text = budget.text(&mut part, &name, MAX_TEXT_BYTES)?;
                 upload.fields.insert(name, Value::String(text));
             }
         }
@@ -197,36 +210,43 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
     for path in &upload.paths {
         validate_file_path(path)?;
     }
+    if upload.delete.len() > MAX_UPLOAD_PATHS {
+        return Err(Error::invalid("filesToDelete", format!("at most {MAX_UPLOAD_PATHS} may be sent at once")));
+    }
     let major = match fields.get("isMajorUpdate").and_then(Value::as_str) {
         None => true,
-        Some(text) => parse_bool_text("isMajorUpdate", text)?,
+        Some(text) => parse_true_false("isMajorUpdate", text)?,
     };
-    let latest = registry.latest_version(&who, id)?;
-    let mut attrs = Map::new();
-    // Resource settings: a derived version inherits them unless re-sent.
-    if from_previous {
-        if let Some(l) = &latest {
-            for key in ["networkEgressPolicy", "maximumMemory", "desiredMemory", "replicas", "requiresHa", "resourceBundleId", "requiredMetadataValues"] {
-                if let Some(v) = l.attrs.get(key) {
-                    attrs.insert(key.into(), v.clone());
-                }
-            }
-        }
-    }
-    apply_resource_fields(fields, &mut attrs)?;
+    let mut sent = Map::new();
+    apply_resource_fields(fields, &mut sent)?;
     if let Some(values) = json_field(fields, "requiredMetadataValues")? {
-        attrs.insert("requiredMetadataValues".into(), pairs_list("requiredMetadataValues", &values, "value", 100)?);
+        sent.insert("requiredMetadataValues".into(), pairs_list("requiredMetadataValues", &values, "value", 100)?);
     }
     for unsupported in ["trainingData", "holdoutData"] {
         if json_field(fields, unsupported)?.is_some() {
             return Err(Error::invalid(unsupported, "modelreg has no datasets, so training and holdout data cannot be assigned"));
         }
     }
-    let (env_id, env_version_id) = resolve_environment(registry, &who, fields, latest.as_ref(), from_previous)?;
-    attrs.insert("baseEnvironmentId".into(), json!(env_id));
-    attrs.insert("baseEnvironmentVersionId".into(), json!(env_version_id));
     let uploaded: BTreeMap<String, Digest> = upload.paths.iter().cloned().zip(upload.files.iter().cloned()).collect();
+    // Everything that depends on the latest version (inherited settings and
+    // environment, the files, the number) is computed inside the write
+    // transaction, from the latest version as it is when this one commits.
     registry.create_version_with(&who, id, |latest| {
+        let mut attrs = Map::new();
+        // Resource settings: a derived version inherits them unless re-sent.
+        if from_previous {
+            if let Some(l) = latest {
+                for key in ["networkEgressPolicy", "maximumMemory", "desiredMemory", "replicas", "requiresHa", "resourceBundleId", "requiredMetadataValues"] {
+                    if let Some(v) = l.attrs.get(key) {
+                        attrs.insert(key.into(), v.clone());
+                    }
+                }
+            }
+        }
+        attrs.extend(sent.clone());
+        let (env_id, env_version_id) = resolve_environment(registry, &who, fields, latest, from_previous)?;
+        attrs.insert("baseEnvironmentId".into(), json!(env_id));
+        attrs.insert("baseEnvironmentVersionId".into(), json!(env_version_id));
         // The basis: the latest version's files for PATCH, nothing for POST.
         let mut files: BTreeMap<String, Digest> = BTreeMap::new();
         if from_previous {
@@ -247,7 +267,7 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
         // Uploaded files replace files at the same path (seed).
         files.extend(uploaded.clone());
         if files.len() > MAX_ITEMS {
-            return Err(unprocessable(format!("a version may hold at most {MAX_ITEMS} files; this one would hold {}", files.len())));
+            return Err(Error::unprocessable(format!("a version may hold at most {MAX_ITEMS} files; this one would hold {}", files.len())));
         }
         let (vmaj, vmin) = match latest.map(numbers) {
             None if major => (1, 0),
@@ -255,7 +275,6 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
             Some((a, _)) if major => (a + 1, 0),
             Some((a, b)) => (a, b + 1),
         };
-        let mut attrs = attrs.clone();
         attrs.insert("versionMajor".into(), json!(vmaj));
         attrs.insert("versionMinor".into(), json!(vmin));
         attrs.insert("dependencies".into(), dependencies(registry, files.get("requirements.txt"))?);
@@ -268,12 +287,14 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
 /// with the seed's 422 fields `dependencies` and `invalidDependencies`.
 fn dependencies(registry: &Registry, requirements: Option<&Digest>) -> Result<Value> {
     let Some(digest) = requirements else { return Ok(json!([])) };
-    let mut text = String::new();
-    registry
-        .open_blob(&digest.sha256)?
-        .take(1024 * 1024)
-        .read_to_string(&mut text)
-        .map_err(|_| Error::invalid("requirements.txt", "must be UTF-8 text of at most 1 MiB"))?;
+    // Read one byte more than allowed: a longer file is refused, never
+    // silently cut.
+    let mut bytes = Vec::new();
+    registry.open_blob(&digest.sha256)?.take(MAX_REQUIREMENTS_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_REQUIREMENTS_BYTES {
+        return Err(Error::unprocessable(format!("requirements.txt is larger than {MAX_REQUIREMENTS_BYTES} bytes")));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| Error::unprocessable("requirements.txt must be UTF-8 text"))?;
     let parsed = requirements::parse(&text);
     let deps: Vec<Value> = parsed.dependencies.iter().map(|d| d.to_json()).collect();
     if !parsed.invalid.is_empty() {
@@ -286,7 +307,7 @@ fn dependencies(registry: &Registry, requirements: Option<&Digest>) -> Result<Va
         });
     }
     if deps.len() > 1000 {
-        return Err(unprocessable("requirements.txt may list at most 1000 dependencies"));
+        return Err(Error::unprocessable("requirements.txt may list at most 1000 dependencies"));
     }
     Ok(Value::Array(deps))
 }
@@ -321,11 +342,16 @@ fn resolve_environment(
     };
     match (env_id, env_version_id) {
         (env, Some(vid)) => {
-            let version = registry.env_version_by_id(&vid).map_err(|_| Error::invalid("baseEnvironmentVersionId", format!("environment version {vid} not found")))?;
-            if env.as_ref().is_some_and(|e| *e != version.environment_id) {
-                return Err(Error::invalid("baseEnvironmentVersionId", format!("version {vid} does not belong to environment {}", env.unwrap_or_default())));
+            // One team- and access-filtered lookup, one message: another
+            // team's or an invisible version is "not found", naming only
+            // the id the caller sent.
+            let version = registry.usable_env_version(who, &vid).map_err(|e| match e {
+                Error::NotFound(_) => Error::invalid("baseEnvironmentVersionId", format!("environment version {vid} not found")),
+                other => other,
+            })?;
+            if let Some(env) = env.filter(|e| *e != version.environment_id) {
+                return Err(Error::invalid("baseEnvironmentVersionId", format!("version {vid} does not belong to environment {env}")));
             }
-            registry.get_environment(who, &version.environment_id).map_err(not_usable)?;
             Ok((version.environment_id, vid))
         }
         (Some(env), None) => {
