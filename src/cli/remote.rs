@@ -250,15 +250,7 @@ fn disposition_file_name(header: &str) -> Option<String> {
 /// Percent-encodes one path segment or query value (an id from the command
 /// line must not add path segments or query parameters).
 pub fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::http::request::percent_encode(s)
 }
 
 fn status_error(status: u16, body: &Value) -> Error {

@@ -133,6 +133,20 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Percent-encodes everything but RFC 3986's unreserved characters, so the
+/// result is safe as a path segment or a query name or value.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decodes a query component: %XX escapes, and `+` as a space (form
 /// encoding).
 pub fn percent_decode(s: &str) -> String {

@@ -215,7 +215,7 @@ fn create_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     if req.is_multipart() {
         let mut budget = PartBudget::new(req.upload_limit());
         let mut multipart = req.multipart()?;
-        while let Some(mut part) = multipart.next_part().map_err(multipart_error)? {
+        while let Some(mut part) = multipart.next_part()? {
             let name = part.name().to_string();
             match name.as_str() {
                 // `docker_context` is what client 3.20's create() sends;
@@ -275,10 +275,6 @@ fn create_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     }
     let location = format!("{}/api/v2/executionEnvironments/{env_id}/versions/{}/", req.base_url(), version.id);
     Ok(Response::json(202, &json!({"id": version.id, "statusId": job.id})).with_header("Location", location))
-}
-
-fn multipart_error(e: crate::http::multipart::MultipartError) -> Error {
-    Error::invalid("body", format!("malformed multipart/form-data: {e}"))
 }
 
 fn get_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {

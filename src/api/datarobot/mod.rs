@@ -13,6 +13,7 @@ pub(crate) mod versions;
 use serde_json::{json, Map, Value};
 
 pub(crate) use super::{opt_bool_or_text, opt_int_or_text, parse_true_false, query_true_false as query_bool};
+use crate::http::request::percent_encode;
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{Error, JobState, Result};
 
@@ -134,7 +135,7 @@ pub(crate) fn page_body(req: &Request, paging: Paging, data: Vec<Value>, total: 
             .query_pairs()
             .iter()
             .filter(|(k, _)| k != "offset" && k != "limit")
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
             .collect();
         query.push(format!("offset={offset}"));
         query.push(format!("limit={}", paging.limit));
@@ -153,17 +154,6 @@ pub(crate) fn page_of(req: &Request, paging: Paging, all: Vec<Value>) -> Value {
     page_body(req, paging, data, total, has_more)
 }
 
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// All text parts of one multipart request share this many bytes.
 pub(crate) const MAX_TEXT_BYTES: usize = 1024 * 1024;

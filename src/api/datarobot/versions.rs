@@ -134,7 +134,7 @@ fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
     let mut budget = PartBudget::new(req.upload_limit());
     let mut multipart = req.multipart()?;
     let too_many = |field: &str| Error::invalid(field, format!("at most {MAX_UPLOAD_PATHS} may be sent at once"));
-    while let Some(mut part) = multipart.next_part().map_err(multipart_error)? {
+    while let Some(mut part) = multipart.next_part()? {
         let name = part.name().to_string();
         match name.as_str() {
             "file" => {
@@ -162,10 +162,6 @@ fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
         }
     }
     Ok(upload)
-}
-
-fn multipart_error(e: crate::http::multipart::MultipartError) -> Error {
-    Error::invalid("body", format!("malformed multipart/form-data: {e}"))
 }
 
 /// A JSON-text multipart field (or a JSON value, from a JSON body).
