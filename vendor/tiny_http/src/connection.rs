@@ -104,7 +104,12 @@ impl Connection {
         match self {
             Self::Tcp(s) => {
                 s.set_read_timeout(read)?;
-                s.set_write_timeout(write)
+                s.set_write_timeout(write)?;
+                // modelreg patch: a response goes out as several writes (head,
+                // then body chunks); with Nagle's algorithm the last small
+                // segment waits for the client's delayed ACK, 40 ms a
+                // response on keep-alive connections.
+                s.set_nodelay(true)
             }
             #[cfg(unix)]
             Self::Unix(s) => {
