@@ -720,3 +720,22 @@ fn cli_machines_and_templates() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
+
+/// The offline CLI carries out its own machine's state changes at once, and
+/// leaves a running server's emulated delays alone.
+#[test]
+fn the_offline_cli_does_not_run_the_servers_machine_jobs() {
+    let s = Server::start_with(&["--machine-delay-ms", "600000"]);
+    let served = s.post_json("/v1/machines", &seed_machine());
+    assert_eq!(served.status, 200);
+    let served_id = served.json()["data"]["id"].as_str().unwrap().to_string();
+    let out = s.cli(&[
+        "--json", "machines", "create", "--name", "offline", "--machine-type", "P4000", "--template", "tz0ireoj",
+        "--disk-size", "50", "--region", "East Coast (NY2)",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let offline: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(offline["data"]["state"], "ready");
+    // Ten minutes of emulated provisioning are still ahead of the server's machine.
+    assert_eq!(s.get(&format!("/v1/machines/{served_id}")).json()["state"], "provisioning");
+}

@@ -584,7 +584,8 @@ fn add_version_offline(
     drop(guard);
     let job = registry.enqueue_job(&who.team_id, BUILD_JOB, Some(&version.id), json!({"environmentId": environment}), None)?;
     while !registry.get_job(who, &job.id)?.state.is_finished() {
-        let Some(next) = registry.claim_job(&[BUILD_JOB])? else { break };
+        // Only this version's build: another's belongs to whoever queued it.
+        let Some(next) = registry.claim_job_about(&[BUILD_JOB], &version.id)? else { break };
         let outcome = crate::registry::envbuild::run_build(registry, None, &next);
         registry.finish_job(&next.id, outcome)?;
     }

@@ -125,9 +125,10 @@ pub enum TemplatesCommand {
     },
 }
 
-/// Runs the machine state changes that are due, with no delay.
-fn settle(registry: &Registry) -> Result<(), Error> {
-    while let Some(job) = registry.claim_job(&[MACHINE_JOB])? {
+/// Carries out the queued state changes of one machine, with no delay
+/// (other machines' jobs are a server's to run).
+fn settle(registry: &Registry, machine_id: &str) -> Result<(), Error> {
+    while let Some(job) = registry.claim_job_about(&[MACHINE_JOB], machine_id)? {
         let outcome = registry.advance_machine_event(&job, Duration::ZERO).map_err(|e| e.to_string());
         registry.finish_job(&job.id, outcome)?;
     }
@@ -164,7 +165,7 @@ pub fn machines(target: &Target, cmd: MachinesCommand, as_json: bool) -> Result<
         match target {
             Target::Local { registry, who } => {
                 let (event, _) = registry.machine_action(who, id, action)?;
-                settle(registry)?;
+                settle(registry, id)?;
                 Ok(json!({"event": render_event(&event), "data": render_machine(&registry.get_machine(who, id)?)}))
             }
             Target::Remote(remote) => remote.patch_json(&format!("/v1/machines/{}/{}", enc(id), action.name()), None),
@@ -192,7 +193,7 @@ pub fn machines(target: &Target, cmd: MachinesCommand, as_json: bool) -> Result<
                 Target::Local { registry, who } => {
                     let new = new_machine_from_json(body.as_object().expect("an object"))?;
                     let (event, machine) = registry.create_machine(who, new)?;
-                    settle(registry)?;
+                    settle(registry, &machine.id)?;
                     json!({"event": render_event(&event), "data": render_machine(&registry.get_machine(who, &machine.id)?)})
                 }
                 Target::Remote(remote) => remote.post_json("/v1/machines", &body)?,

@@ -244,14 +244,25 @@ impl Registry {
     /// workers can never take the same job: the select and the update share
     /// one write transaction.
     pub fn claim_job(&self, kinds: &[&str]) -> Result<Option<Job>> {
+        self.claim(kinds, None)
+    }
+
+    /// Like `claim_job`, but only a job about `subject_id`: the offline CLI
+    /// finishes the work it queued itself and leaves everyone else's alone.
+    pub fn claim_job_about(&self, kinds: &[&str], subject_id: &str) -> Result<Option<Job>> {
+        self.claim(kinds, Some(subject_id))
+    }
+
+    fn claim(&self, kinds: &[&str], subject_id: Option<&str>) -> Result<Option<Job>> {
         let tx = self.write()?;
         let kinds_json = Value::from(kinds.to_vec()).to_string();
         let job = tx
             .prepare_cached(&format!(
                 "SELECT {JOB_COLUMNS_NO_LOG} FROM jobs WHERE state = 'queued' AND run_after <= ?1
-                 AND kind IN (SELECT value FROM json_each(?2)) ORDER BY run_after, created_at LIMIT 1"
+                 AND kind IN (SELECT value FROM json_each(?2)) AND (?3 IS NULL OR subject_id = ?3)
+                 ORDER BY run_after, created_at LIMIT 1"
             ))?
-            .query_row(params![now(), kinds_json], job_from_row)
+            .query_row(params![now(), kinds_json, subject_id], job_from_row)
             .optional()?;
         let Some(mut job) = job else { return Ok(None) };
         let at = now();
