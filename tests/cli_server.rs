@@ -25,12 +25,7 @@ enum Mode {
 fn run(server: &Server, mode: Mode, args: &[&str]) -> Output {
     match mode {
         Mode::Offline => server.cli(args),
-        Mode::Remote => {
-            let url = format!("http://{}", server.addr);
-            let mut all = vec!["--server", url.as_str(), "--token", server.key.as_str()];
-            all.extend_from_slice(args);
-            server.cli(&all)
-        }
+        Mode::Remote => server.cli_remote(args),
     }
 }
 

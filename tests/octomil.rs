@@ -196,14 +196,6 @@ fn multipart_frame(filename: &str) -> (String, String) {
     (head, tail)
 }
 
-/// Runs the CLI with `--server` pointing at this server and its admin key.
-fn cli_remote(server: &Server, args: &[&str]) -> Output {
-    let url = format!("http://{}", server.addr);
-    let mut all = vec!["--server", url.as_str(), "--token", server.key.as_str()];
-    all.extend_from_slice(args);
-    server.cli(&all)
-}
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -1100,7 +1092,7 @@ fn cli_offline_creates_lists_shows_uploads_downloads_and_deletes() {
 #[test]
 fn cli_with_server_creates_lists_shows_uploads_downloads_and_deletes() {
     let server = Server::start();
-    cli_walkthrough(&server, &|args| cli_remote(&server, args));
+    cli_walkthrough(&server, &|args| server.cli_remote(args));
 }
 
 #[test]
@@ -1118,7 +1110,7 @@ fn cli_offline_create_refuses_a_duplicate_name_like_the_server() {
     let server = Server::start();
     create(&server, json!({"name": "taken"}));
     assert_failed(&server.cli(&["models", "create", "--name", "taken"]), "taken");
-    assert_failed(&cli_remote(&server, &["models", "create", "--name", "taken"]), "taken");
+    assert_failed(&server.cli_remote(&["models", "create", "--name", "taken"]), "taken");
     assert_eq!(server.get(MODELS).json()["total"], 1);
 }
 
@@ -1186,7 +1178,7 @@ fn cli_download_of_corrupt_bytes_leaves_no_file() {
 
     let remote = tempfile::tempdir().unwrap();
     let out = remote.path().join("model.pt");
-    assert_failed(&cli_remote(&server, &["versions", "download", &id, "1", "-o", out.to_str().unwrap()]), "corrupt");
+    assert_failed(&server.cli_remote(&["versions", "download", &id, "1", "-o", out.to_str().unwrap()]), "corrupt");
     assert!(files_under(remote.path()).is_empty(), "nothing is left: {:?}", files_under(remote.path()));
 }
 
@@ -1199,13 +1191,13 @@ fn cli_upload_errors_are_reported_with_the_servers_message() {
     std::fs::write(&big, vec![0u8; 8 << 20]).unwrap();
     let missing = uuid::Uuid::new_v4().to_string();
     assert_failed(&server.cli(&["versions", "upload", &missing, big.to_str().unwrap()]), "not found");
-    assert_failed(&cli_remote(&server, &["versions", "upload", &missing, big.to_str().unwrap()]), "not found");
+    assert_failed(&server.cli_remote(&["versions", "upload", &missing, big.to_str().unwrap()]), "not found");
 
     let id = new_model(&server, "pytorch");
     let unknown = work.path().join("weights.bin");
     std::fs::write(&unknown, b"x").unwrap();
     assert_failed(&server.cli(&["versions", "upload", &id, unknown.to_str().unwrap()]), "format");
-    assert_failed(&cli_remote(&server, &["versions", "upload", &id, unknown.to_str().unwrap()]), "format");
+    assert_failed(&server.cli_remote(&["versions", "upload", &id, unknown.to_str().unwrap()]), "format");
     assert_eq!(get_model(&server, &id)["versions"], json!([]));
 }
 
@@ -1215,7 +1207,7 @@ fn cli_list_refuses_limits_and_offsets_the_api_refuses() {
     new_model(&server, "pytorch");
     for (flag, field) in [("--limit=0", "limit"), ("--limit=101", "limit"), ("--limit=-1", "limit"), ("--offset=-1", "offset")] {
         assert_failed(&server.cli(&["models", "list", flag]), field);
-        assert_failed(&cli_remote(&server, &["models", "list", flag]), field);
+        assert_failed(&server.cli_remote(&["models", "list", flag]), field);
     }
     let page = cli_json(&server.cli(&["--json", "models", "list", "--limit=100"]));
     assert_eq!(page["total"], 1);

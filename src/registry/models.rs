@@ -296,13 +296,7 @@ impl Registry {
         if let Some(description) = patch.description {
             model.description = description;
         }
-        for (key, value) in patch.attrs {
-            if value.is_null() {
-                model.attrs.remove(&key);
-            } else {
-                model.attrs.insert(key, value);
-            }
-        }
+        merge_attrs(&mut model.attrs, patch.attrs);
         model.modified_at = now();
         tx.execute(
             "UPDATE models SET name = ?2, description = ?3, modified_at = ?4, attrs = ?5 WHERE id = ?1",
@@ -478,13 +472,7 @@ impl Registry {
         if let Some(d) = description {
             version.description = d;
         }
-        for (key, value) in attrs {
-            if value.is_null() {
-                version.attrs.remove(&key);
-            } else {
-                version.attrs.insert(key, value);
-            }
-        }
+        merge_attrs(&mut version.attrs, attrs);
         tx.execute(
             "UPDATE model_versions SET description = ?2, attrs = ?3 WHERE id = ?1",
             params![version.id, version.description, Value::Object(version.attrs.clone()).to_string()],
@@ -538,6 +526,18 @@ pub(super) fn insert_version(tx: &rusqlite::Connection, who: &Principal, model_i
         )?;
     }
     Ok(version)
+}
+
+/// Applies a partial update: each key replaces the stored one, and a `null`
+/// value removes the key.
+fn merge_attrs(attrs: &mut Attrs, patch: Attrs) {
+    for (key, value) in patch {
+        if value.is_null() {
+            attrs.remove(&key);
+        } else {
+            attrs.insert(key, value);
+        }
+    }
 }
 
 fn sql_value(v: &Value) -> rusqlite::types::Value {

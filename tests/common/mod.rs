@@ -99,6 +99,14 @@ impl Server {
         Command::new(BIN).arg("--data-dir").arg(self.data_dir()).args(args).output().unwrap()
     }
 
+    /// Runs the CLI against this server over HTTP (`--server`, admin key).
+    pub fn cli_remote(&self, args: &[&str]) -> std::process::Output {
+        let url = format!("http://{}", self.addr);
+        let mut all = vec!["--server", url.as_str(), "--token", self.key.as_str()];
+        all.extend_from_slice(args);
+        self.cli(&all)
+    }
+
     fn finish(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
         let response = result.expect("request failed at the transport level");
         let status = response.status().as_u16();
