@@ -1,8 +1,9 @@
 -- modelreg metadata schema, version 1.
 --
--- Applied by src/store/db.rs when `PRAGMA user_version` is below 1. A later
--- schema change adds a migration step there and bumps the version; this file
--- always describes the newest shape for a fresh data directory.
+-- Applied by src/store/db.rs to a new database; then every step under
+-- migrations/ runs in order (0002_compute.sql takes it to version 2...), on a
+-- new database and an old one alike, so each table is defined once. A schema
+-- change is a new file there, never an edit of this one.
 --
 -- Invariants:
 -- * every row belongs to a team (directly, or through its parent row);

@@ -1,7 +1,13 @@
 //! The background runner for long work. A job's state lives in the `jobs`
 //! table (see `registry::jobs`); this module only takes due jobs and runs the
-//! function registered for their kind, on a few threads of its own, each
-//! with its own registry handle.
+//! function registered for their kind, on threads of its own, each with its
+//! own registry handle.
+//!
+//! Jobs run in two lanes with threads of their own, so that short
+//! bookkeeping (a machine's next state) never waits behind a build or a
+//! model run. The compute lane has `serve --compute-slots` threads, and
+//! within a lane the team with the fewest running jobs goes first
+//! (`Registry::claim_job`).
 //!
 //! Adding a kind of job: write `fn(&JobContext, &Job) -> Result<Value, String>`
 //! next to the domain code it belongs to and add it to `HANDLERS`.
@@ -21,11 +27,26 @@ pub struct JobContext<'a> {
 
 pub type JobFn = fn(&JobContext, &Job) -> Result<Value, String>;
 
-/// Every kind of job and the function that runs it.
-const HANDLERS: &[(&str, JobFn)] = &[
-    (crate::registry::MACHINE_JOB, advance_machine),
-    (crate::registry::environments::BUILD_JOB, build_environment),
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// Quick steps that people wait on interactively.
+    Bookkeeping,
+    /// Builds and model runs: seconds to minutes each, bounded in number.
+    Compute,
+}
+
+/// Threads of the bookkeeping lane: its jobs take milliseconds.
+const BOOKKEEPING_THREADS: usize = 2;
+
+/// Every kind of job, its lane, and the function that runs it.
+const HANDLERS: &[(&str, Lane, JobFn)] = &[
+    (crate::registry::MACHINE_JOB, Lane::Bookkeeping, advance_machine),
+    (crate::registry::environments::BUILD_JOB, Lane::Compute, build_environment),
 ];
+
+fn kinds_of(lane: Lane) -> Vec<&'static str> {
+    HANDLERS.iter().filter(|(_, l, _)| *l == lane).map(|(kind, _, _)| *kind).collect()
+}
 
 fn advance_machine(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     ctx.registry.advance_machine_event(job, ctx.options.machine_delay).map_err(|e| e.to_string())
@@ -52,34 +73,34 @@ pub fn wake() {
     condvar.notify_all();
 }
 
-/// Starts `threads` runner threads. Jobs left `running` by a previous
-/// process are queued again first.
-pub fn start(options: &ServerOptions, threads: usize) -> crate::registry::Result<()> {
+/// Starts the runner threads of both lanes. Jobs left `running` by a
+/// previous process are queued again first.
+pub fn start(options: &ServerOptions) -> crate::registry::Result<()> {
     let registry = Registry::open(&options.data_dir)?;
     let requeued = registry.requeue_interrupted_jobs()?;
     if requeued > 0 {
         eprintln!("modelreg: {requeued} interrupted job(s) queued again");
     }
-    if HANDLERS.is_empty() {
-        return Ok(());
-    }
-    for n in 0..threads.max(1) {
-        let registry = Registry::open(&options.data_dir)?;
-        let options = options.clone();
-        std::thread::Builder::new()
-            .name(format!("jobs-{n}"))
-            .spawn(move || run_forever(&JobContext { registry: &registry, options: &options }))
-            .map_err(|e| crate::registry::Error::Internal(format!("cannot start job thread: {e}")))?;
+    for (lane, threads) in [(Lane::Bookkeeping, BOOKKEEPING_THREADS), (Lane::Compute, options.compute_slots.max(1))] {
+        let kinds = kinds_of(lane);
+        for n in 0..threads {
+            let registry = Registry::open(&options.data_dir)?;
+            let options = options.clone();
+            let kinds = kinds.clone();
+            std::thread::Builder::new()
+                .name(format!("jobs-{lane:?}-{n}").to_lowercase())
+                .spawn(move || run_forever(&JobContext { registry: &registry, options: &options }, &kinds))
+                .map_err(|e| crate::registry::Error::Internal(format!("cannot start job thread: {e}")))?;
+        }
     }
     Ok(())
 }
 
-fn run_forever(ctx: &JobContext) {
-    let kinds: Vec<&str> = HANDLERS.iter().map(|(kind, _)| *kind).collect();
+fn run_forever(ctx: &JobContext, kinds: &[&str]) {
     loop {
         let (count, condvar) = bell();
         let seen = *count.lock().unwrap_or_else(|p| p.into_inner());
-        match ctx.registry.claim_job(&kinds) {
+        match ctx.registry.claim_job(kinds) {
             Ok(Some(job)) => {
                 run_one(ctx, &job);
                 continue;
@@ -87,7 +108,7 @@ fn run_forever(ctx: &JobContext) {
             Ok(None) => {}
             Err(e) => eprintln!("modelreg: claiming a job failed: {e}"),
         }
-        let wait = match ctx.registry.next_job_due(&kinds) {
+        let wait = match ctx.registry.next_job_due(kinds) {
             Ok(Some(due)) => until(&due).min(IDLE_POLL),
             _ => IDLE_POLL,
         };
@@ -98,8 +119,10 @@ fn run_forever(ctx: &JobContext) {
     }
 }
 
-fn run_one(ctx: &JobContext, job: &Job) {
-    let handler = HANDLERS.iter().find(|(kind, _)| *kind == job.kind).map(|(_, f)| *f);
+/// Runs one claimed job to its end and records the outcome. Also used by
+/// the offline CLI for the jobs it queued itself.
+pub fn run_one(ctx: &JobContext, job: &Job) {
+    let handler = HANDLERS.iter().find(|(kind, _, _)| *kind == job.kind).map(|(_, _, f)| *f);
     let outcome = match handler {
         // A panicking job (a bug, or a library choking on hostile input)
         // fails that job instead of killing the runner thread.

@@ -13,7 +13,7 @@ use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{Error, Result};
 
 /// Answers paths outside every dialect (and /healthz).
-pub static GENERIC: Dialect = Dialect { name: "modelreg", prefix: "/", render_error: render_generic_error };
+pub static GENERIC: Dialect = Dialect { name: "modelreg", prefix: "/", render_error: render_generic_error, trailing_slash_optional: false };
 
 fn render_generic_error(error: &Error) -> Response {
     let (status, code) = match error {

@@ -14,7 +14,7 @@ use crate::registry::{
 };
 
 
-pub static OCTOMIL: Dialect = Dialect { name: "octomil", prefix: "/api/v1/", render_error };
+pub static OCTOMIL: Dialect = Dialect { name: "octomil", prefix: "/api/v1/", render_error, trailing_slash_optional: false };
 
 pub fn routes(router: &mut Router) {
     router.add(&OCTOMIL, "GET", "/api/v1/models", list_models);

@@ -15,7 +15,7 @@ use crate::registry::{
     ModelOrder, ModelQuery, NewMachine, NewModel, NewTemplate, Page, PageRequest, Result, Template, TemplateSource,
 };
 
-pub static PAPERSPACE: Dialect = Dialect { name: "paperspace", prefix: "/v1/", render_error };
+pub static PAPERSPACE: Dialect = Dialect { name: "paperspace", prefix: "/v1/", render_error, trailing_slash_optional: false };
 
 pub fn routes(router: &mut Router) {
     router.add(&PAPERSPACE, "GET", "/v1/models", list_models);

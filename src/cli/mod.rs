@@ -119,6 +119,13 @@ struct ServeArgs {
     /// Build execution environment images with this engine (`docker`); default: validate only.
     #[arg(long)]
     image_builder: Option<String>,
+    /// How many compute jobs (environment and dependency builds, model tests) run at once.
+    #[arg(long, default_value_t = 2)]
+    compute_slots: usize,
+    /// The Python interpreter that runs models (it must have datarobot-drum); default: the
+    /// runtime `modelreg runtime install` put in the data directory.
+    #[arg(long, env = "MODELREG_PYTHON")]
+    python: Option<PathBuf>,
 }
 
 pub fn main() -> i32 {
@@ -216,8 +223,10 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         rate_limit: args.rate_limit,
         machine_delay: Duration::from_millis(args.machine_delay_ms),
         image_builder: args.image_builder,
+        compute_slots: args.compute_slots.max(1),
+        python: args.python,
     };
-    crate::jobs::start(&options, 2)?;
+    crate::jobs::start(&options)?;
     crate::http::serve(options, crate::api::router(), |addr| {
         // Tests and scripts wait for this line to know the port.
         eprintln!("modelreg: listening on http://{addr} (data directory {})", data_dir.display());

@@ -39,6 +39,11 @@ pub struct ServerOptions {
     pub machine_delay: Duration,
     /// `docker` to build environment images for real; None to only validate.
     pub image_builder: Option<String>,
+    /// How many compute jobs (builds, model tests) run at once.
+    pub compute_slots: usize,
+    /// The Python that runs models (`serve --python`); None: the managed
+    /// runtime under the data directory, when installed.
+    pub python: Option<PathBuf>,
 }
 
 /// What a handler gets besides the request: this worker's registry handle

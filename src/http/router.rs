@@ -16,6 +16,11 @@ pub struct Dialect {
     pub name: &'static str,
     pub prefix: &'static str,
     pub render_error: fn(&Error) -> Response,
+    /// Whether `/a/b` also reaches the route `/a/b/`. DataRobot's own
+    /// callers send both forms (the custom-models action and the Terraform
+    /// provider drop the slash on some routes); the others keep the
+    /// trailing slash significant.
+    pub trailing_slash_optional: bool,
 }
 
 enum Segment {
@@ -91,7 +96,11 @@ impl Router {
             }
         }
         if allowed.is_empty() {
-            return Match::NotFound(self.dialect_for(path));
+            let dialect = self.dialect_for(path);
+            if dialect.trailing_slash_optional && !path.ends_with('/') {
+                return self.route(method, &format!("{path}/"));
+            }
+            return Match::NotFound(dialect);
         }
         allowed.sort();
         allowed.dedup();
@@ -132,7 +141,8 @@ mod tests {
     fn render(_: &Error) -> Response {
         Response::empty(500)
     }
-    static D: Dialect = Dialect { name: "t", prefix: "/", render_error: render };
+    static D: Dialect = Dialect { name: "t", prefix: "/", render_error: render, trailing_slash_optional: false };
+    static SLASHLESS: Dialect = Dialect { name: "s", prefix: "/api/v2/", render_error: render, trailing_slash_optional: true };
     fn h(_: &Ctx, _: &mut Request) -> Result<Response> {
         Ok(Response::empty(200))
     }
@@ -156,5 +166,19 @@ mod tests {
         assert!(matches!(r.route("GET", "/v1/models/"), Match::NotFound(_)));
         assert!(matches!(r.route("GET", "/api/v2/customModels/x/"), Match::Found(..)));
         assert!(matches!(r.route("GET", "/api/v2/customModels/x"), Match::NotFound(_)));
+    }
+
+    #[test]
+    fn a_dialect_may_make_the_trailing_slash_optional() {
+        let mut r = Router::new(&D);
+        r.add(&SLASHLESS, "GET", "/api/v2/datasets/{id}/", h);
+        r.add(&SLASHLESS, "POST", "/api/v2/datasets/fromFile/", h);
+        match r.route("GET", "/api/v2/datasets/abc") {
+            Match::Found(_, p) => assert_eq!(p, vec![("id", "abc".to_string())]),
+            _ => panic!("no match without the slash"),
+        }
+        assert!(matches!(r.route("POST", "/api/v2/datasets/fromFile"), Match::Found(..)));
+        assert!(matches!(r.route("DELETE", "/api/v2/datasets/abc"), Match::WrongMethod { .. }));
+        assert!(matches!(r.route("GET", "/api/v2/datasets/abc//"), Match::NotFound(_)));
     }
 }

@@ -253,14 +253,20 @@ impl Registry {
         self.claim(kinds, Some(subject_id))
     }
 
+    /// Fair across teams: among due jobs, the oldest of the team with the
+    /// fewest jobs of these kinds running goes first, so one team's burst
+    /// of builds cannot hold every slot while another team waits.
     fn claim(&self, kinds: &[&str], subject_id: Option<&str>) -> Result<Option<Job>> {
         let tx = self.write()?;
         let kinds_json = Value::from(kinds.to_vec()).to_string();
         let job = tx
             .prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS_NO_LOG} FROM jobs WHERE state = 'queued' AND run_after <= ?1
+                "SELECT {JOB_COLUMNS_NO_LOG} FROM jobs j WHERE state = 'queued' AND run_after <= ?1
                  AND kind IN (SELECT value FROM json_each(?2)) AND (?3 IS NULL OR subject_id = ?3)
-                 ORDER BY run_after, created_at LIMIT 1"
+                 ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.state = 'running' AND r.team_id = j.team_id
+                           AND r.kind IN (SELECT value FROM json_each(?2))),
+                          run_after, created_at
+                 LIMIT 1"
             ))?
             .query_row(params![now(), kinds_json, subject_id], job_from_row)
             .optional()?;
@@ -288,20 +294,59 @@ impl Registry {
         Ok(())
     }
 
+    /// Records a job's end. A job whose cancel was asked for ends
+    /// `cancelled`, whatever it returned.
     pub fn finish_job(&self, id: &str, outcome: std::result::Result<Value, String>) -> Result<()> {
         let (state, result, error) = match outcome {
             Ok(result) => (JobState::Succeeded, Some(result.to_string()), None),
             Err(error) => (JobState::Failed, None, Some(error)),
         };
         self.conn.execute(
-            "UPDATE jobs SET state = ?2, result = ?3, error = ?4, finished_at = ?5 WHERE id = ?1 AND state = 'running'",
+            "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE ?2 END,
+                             result = ?3, error = ?4, finished_at = ?5
+             WHERE id = ?1 AND state = 'running'",
             params![id, state.as_str(), result, error, now()],
         )?;
         Ok(())
     }
 
-    /// Jobs that were running when the process stopped go back to the queue.
+    /// Asks a job to stop. A queued job is cancelled at once; a running one
+    /// is flagged, and its runner kills its processes when it next looks
+    /// (`cancel_requested`). Runs on the caller's connection, so inside the
+    /// caller's write transaction when it holds one.
+    pub(super) fn request_cancel_in(conn: &rusqlite::Connection, id: &str) -> Result<()> {
+        conn.execute(
+            "UPDATE jobs SET cancel_requested = 1,
+                             state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,
+                             finished_at = CASE WHEN state = 'queued' THEN ?2 ELSE finished_at END
+             WHERE id = ?1 AND state IN ('queued', 'running')",
+            params![id, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn request_job_cancel(&self, id: &str) -> Result<()> {
+        Registry::request_cancel_in(&self.conn, id)
+    }
+
+    /// Whether someone asked this job to stop. Polled by runners while their
+    /// child processes run.
+    pub fn job_cancel_requested(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT cancel_requested FROM jobs WHERE id = ?1")?
+            .query_row([id], |r| r.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(true))
+    }
+
+    /// Jobs that were running when the process stopped go back to the queue;
+    /// those whose cancel was asked for end cancelled instead.
     pub fn requeue_interrupted_jobs(&self) -> Result<usize> {
+        self.conn.execute(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?1 WHERE state = 'running' AND cancel_requested",
+            [now()],
+        )?;
         Ok(self.conn.execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])?)
     }
 }
@@ -336,6 +381,37 @@ mod tests {
         assert!(stored.ends_with("later output was dropped]\n"), "{}", &stored[stored.len() - 200..]);
         // The polled read does not carry the log.
         assert_eq!(registry.get_job(&who, &job.id).unwrap().log, "");
+    }
+
+    #[test]
+    fn claims_are_fair_across_teams() {
+        let (_dir, registry, who) = registry();
+        let other = registry.create_team("other").unwrap();
+        // Team A queues three jobs before team B queues one.
+        for _ in 0..3 {
+            registry.enqueue_job(&who.team_id, "work", None, Value::Null, None).unwrap();
+        }
+        registry.enqueue_job(&other.id, "work", None, Value::Null, None).unwrap();
+        let first = registry.claim_job(&["work"]).unwrap().unwrap();
+        assert_eq!(first.team_id, who.team_id, "the oldest job goes first while nobody runs");
+        let second = registry.claim_job(&["work"]).unwrap().unwrap();
+        assert_eq!(second.team_id, other.id, "then the team with nothing running, before A's backlog");
+    }
+
+    #[test]
+    fn cancelling_a_queued_job_ends_it_and_a_running_one_is_flagged() {
+        let (_dir, registry, who) = registry();
+        let queued = registry.enqueue_job(&who.team_id, "work", None, Value::Null, None).unwrap();
+        registry.request_job_cancel(&queued.id).unwrap();
+        assert_eq!(registry.get_job(&who, &queued.id).unwrap().state, JobState::Cancelled);
+        assert!(registry.claim_job(&["work"]).unwrap().is_none());
+        let running = registry.enqueue_job(&who.team_id, "work", None, Value::Null, None).unwrap();
+        registry.claim_job(&["work"]).unwrap().unwrap();
+        assert!(!registry.job_cancel_requested(&running.id).unwrap());
+        registry.request_job_cancel(&running.id).unwrap();
+        assert!(registry.job_cancel_requested(&running.id).unwrap());
+        registry.finish_job(&running.id, Ok(Value::Null)).unwrap();
+        assert_eq!(registry.get_job(&who, &running.id).unwrap().state, JobState::Cancelled);
     }
 
     #[test]

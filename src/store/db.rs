@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-/// The schema a fresh data directory gets. Migrations from older versions go
-/// in `migrate`, one step per version.
+/// Version 1 of the schema. Every later version is one step in `MIGRATIONS`;
+/// a fresh data directory gets version 1 and then every step, so each table
+/// is defined in exactly one place.
 const SCHEMA: &str = include_str!("../../schema.sql");
-pub const SCHEMA_VERSION: i64 = 1;
+/// Step i takes the schema from version i + 1 to i + 2.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0002_compute.sql")];
+pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
 /// How long a connection waits for another writer before giving up. Writes are
 /// short (blobs are written before their transaction starts), so a long wait
@@ -34,19 +37,40 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version >= SCHEMA_VERSION {
+    if version == SCHEMA_VERSION {
         return Ok(());
+    }
+    if version > SCHEMA_VERSION {
+        return Err(newer_schema(version));
     }
     // Two processes may open a new data directory at once (a server and a
     // CLI command): the immediate transaction makes one of them wait, and the
     // re-check inside it makes the second one a no-op.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let mut version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(newer_schema(version));
+    }
     if version == 0 {
         tx.execute_batch(SCHEMA)?;
+        version = 1;
+    }
+    for step in &MIGRATIONS[(version - 1) as usize..] {
+        tx.execute_batch(step)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
+}
+
+/// A database written by a newer modelreg: opening it could corrupt what
+/// this binary does not know about.
+fn newer_schema(version: i64) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+        Some(format!(
+            "the database has schema version {version}, newer than this modelreg understands ({SCHEMA_VERSION}); run a newer modelreg"
+        )),
+    )
 }
 
 /// `PRAGMA integrity_check`: an empty list when the database is sound.
@@ -61,4 +85,40 @@ pub fn integrity_problems(conn: &Connection) -> rusqlite::Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("modelreg.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute("INSERT INTO teams (id, name, created_at) VALUES ('t', 'team', 'now')", []).unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let teams: i64 = conn.query_row("SELECT COUNT(*) FROM teams", [], |r| r.get(0)).unwrap();
+        assert_eq!(teams, 1, "the migration kept the rows");
+        conn.prepare("SELECT cancel_requested FROM jobs").expect("jobs gained cancel_requested");
+        let tables: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('datasets', 'model_tests', 'dependency_builds')", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 3);
+    }
+
+    #[test]
+    fn a_database_from_a_newer_modelreg_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("modelreg.db");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 5).unwrap();
+        let message = open(&path).unwrap_err().to_string();
+        assert!(message.contains("newer than this modelreg understands"), "{message}");
+    }
 }

@@ -3,7 +3,8 @@
 //! `datarobot` Python client works unchanged. /work/notes/datarobot-spec.md
 //! (summarised in notes/datarobot.md) explains each wire choice.
 //!
-//! Every path ends in `/`, as the client sends them. Errors are
+//! Every path ends in `/`, as the client sends them; the same path without
+//! it reaches the same route, as other DataRobot callers send them. Errors are
 //! `{"message", "errors"?}` with exactly `Content-Type: application/json`.
 
 pub(crate) mod environments;
@@ -17,7 +18,7 @@ use crate::http::request::percent_encode;
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{Error, JobState, Result};
 
-pub static DATAROBOT: Dialect = Dialect { name: "datarobot", prefix: "/api/v2/", render_error };
+pub static DATAROBOT: Dialect = Dialect { name: "datarobot", prefix: "/api/v2/", render_error, trailing_slash_optional: true };
 
 pub fn routes(router: &mut Router) {
     router.add(&DATAROBOT, "GET", "/api/v2/version/", version);
