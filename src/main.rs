@@ -2,9 +2,12 @@
 
 mod api;
 mod cli;
+mod compute;
 mod http;
 mod jobs;
+mod process;
 mod registry;
+mod runtime;
 mod store;
 
 fn main() {

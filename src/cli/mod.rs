@@ -7,6 +7,7 @@ mod machines;
 mod datarobot;
 mod models;
 mod remote;
+mod runtime;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -87,6 +88,12 @@ enum Command {
     /// DataRobot execution environments (with --server: the /api/v2/executionEnvironments/ routes).
     #[command(subcommand)]
     Environments(datarobot::EnvironmentsCommand),
+    /// The Python runtime (DataRobot's DRUM) that runs custom model tests and dependency builds.
+    #[command(subcommand)]
+    Runtime(runtime::RuntimeCommand),
+    /// Internal: runs a model server in namespaces of its own (see src/compute/contain.rs).
+    #[command(hide = true)]
+    Contain(crate::compute::contain::ContainArgs),
 }
 
 #[derive(clap::Args)]
@@ -184,6 +191,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Environments(cmd) => {
             datarobot::environments(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
         }
+        Command::Runtime(cmd) => runtime::runtime(&data_dir, cli.server.as_deref(), cmd, cli.json),
+        Command::Contain(args) => Ok(crate::compute::contain::main(args)),
     }
 }
 

@@ -10,9 +10,9 @@
 //! itself (never through a link), and only below the job directory.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -316,74 +316,14 @@ fn docker_build(
         let iid = job_dir.join("image-id");
         let tag = format!("modelreg-env:{vid}");
         log(&format!("Running: {builder} build --iidfile {} -t {tag} <context>", iid.display()));
-        let deadline = Instant::now() + timeout;
         let mut command = std::process::Command::new(builder);
-        // Its own process group, so that a timeout kills what it started too.
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command
-            .arg("build")
-            .arg("--iidfile")
-            .arg(&iid)
-            .arg("-t")
-            .arg(&tag)
-            .arg(&context_dir)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
+        command.arg("build").arg("--iidfile").arg(&iid).arg("-t").arg(&tag).arg(&context_dir);
+        let outcome = crate::process::run_logged(command, timeout, &mut |line| log(line), &mut || None)
             .map_err(|e| format!("cannot run the image builder {builder:?}: {e}"))?;
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let pipes: Vec<Box<dyn Read + Send>> = vec![
-            Box::new(child.stdout.take().expect("piped stdout")),
-            Box::new(child.stderr.take().expect("piped stderr")),
-        ];
-        let readers: Vec<_> = pipes
-            .into_iter()
-            .map(|pipe| {
-                let tx = tx.clone();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                        let _ = tx.send(line);
-                    }
-                })
-            })
-            .collect();
-        drop(tx);
-        let mut timed_out = false;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => log(&line),
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    timed_out = true;
-                    break;
-                }
-            }
-        }
-        if !timed_out {
-            // Output closed; the builder may still be exiting (or have
-            // left a child holding no pipe): wait, but not past the deadline.
-            while child.try_wait().map_err(|e| format!("waiting for the image builder failed: {e}"))?.is_none() {
-                if Instant::now() >= deadline {
-                    timed_out = true;
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        if timed_out {
-            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status();
-            let _ = child.kill();
-            let _ = child.wait();
-            // The reader threads end when the pipes close; they are not joined
-            // here, so a stray process cannot hold the build up.
-            return Err(format!("{builder} build did not finish within {} s and was killed", timeout.as_secs()));
-        }
-        for reader in readers {
-            let _ = reader.join();
-        }
-        let status = child.wait().map_err(|e| format!("waiting for the image builder failed: {e}"))?;
+        let status = match outcome {
+            Ok(status) => status,
+            Err(_) => return Err(format!("{builder} build did not finish within {} s and was killed", timeout.as_secs())),
+        };
         if !status.success() {
             return Err(format!("{builder} build exited with {status}"));
         }
@@ -401,6 +341,7 @@ fn docker_build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
     use std::io::Write;
 
     fn tar_gz(entries: &[(&str, &[u8])]) -> File {

@@ -1,0 +1,332 @@
+//! One warm DRUM server per job. Starting DRUM costs seconds (2–7 s here)
+//! while a warm request costs milliseconds, so a job starts one server,
+//! sends it every request it needs, and stops it.
+//!
+//! The server runs under `modelreg contain` (src/compute/contain.rs). The
+//! job's thread owns the process (`Server`); requests go out from another
+//! thread (`Endpoint::connect`), which joins the server's network namespace
+//! when the model has no egress.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::contain::{MemoryCgroup, REPORT_PREFIX};
+use crate::process::Supervised;
+
+/// How long a single prediction request may take: DRUM's own worker
+/// timeout (its gunicorn config says 600 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What to run and how to contain it.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    pub python: PathBuf,
+    pub code_dir: PathBuf,
+    /// DataRobot's target type (Regression, Binary…).
+    pub target_type: String,
+    pub positive_class_label: Option<String>,
+    pub negative_class_label: Option<String>,
+    pub class_labels: Vec<String>,
+    /// Environment variables for the model (requiredMetadataValues…).
+    pub env: Vec<(String, String)>,
+    pub memory_limit: Option<u64>,
+    pub no_network: bool,
+    /// Names the memory cgroup (a job id).
+    pub name: String,
+}
+
+/// DRUM's `--target-type` for a DataRobot target type.
+pub fn drum_target_type(target_type: &str) -> String {
+    target_type.to_ascii_lowercase()
+}
+
+/// A started DRUM server. Dropping it kills every process it started.
+pub struct Server {
+    process: Supervised,
+    cgroup: Option<MemoryCgroup>,
+    pub port: u16,
+    /// The containment report (`pid namespace yes; network none; …`).
+    pub report: String,
+    pub isolated_network: bool,
+    pub command_line: String,
+    pub memory_limit: Option<u64>,
+}
+
+/// Where requests reach the server; cheap to clone into other threads.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub port: u16,
+    /// The process whose network namespace the server listens in.
+    netns_of: Option<u32>,
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free loopback port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+impl Server {
+    /// Starts the server and returns once `contain` has reported (so its
+    /// namespaces exist); readiness is `Client::wait_ready`'s business.
+    pub fn start(spec: &ServerSpec, log: &mut dyn FnMut(&str)) -> Result<Server, String> {
+        let port = free_port()?;
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find the modelreg binary: {e}"))?;
+        let mut command = Command::new(exe);
+        command.arg("contain");
+        if spec.no_network {
+            command.arg("--no-network");
+        }
+        let mut cgroup = None;
+        if let Some(limit) = spec.memory_limit {
+            match MemoryCgroup::create(&spec.name, limit) {
+                Ok(c) => {
+                    command.arg("--cgroup").arg(c.dir());
+                    cgroup = Some(c);
+                }
+                Err(e) => {
+                    log(&format!("{e}; the data segment is capped with setrlimit instead, which only approximates memory use"));
+                    command.arg("--rlimit-data").arg(limit.to_string());
+                }
+            }
+        }
+        let mut drum_args: Vec<String> = vec![
+            "-m".into(),
+            "datarobot_drum.drum.entry_point".into(),
+            "server".into(),
+            "--code-dir".into(),
+            spec.code_dir.display().to_string(),
+            "--address".into(),
+            format!("127.0.0.1:{port}"),
+            "--target-type".into(),
+            drum_target_type(&spec.target_type),
+        ];
+        match spec.target_type.as_str() {
+            "Binary" => {
+                let positive = spec.positive_class_label.clone().unwrap_or_else(|| "1".into());
+                let negative = spec.negative_class_label.clone().unwrap_or_else(|| "0".into());
+                drum_args.extend(["--positive-class-label".into(), positive, "--negative-class-label".into(), negative]);
+            }
+            "Multiclass" | "Multilabel" if !spec.class_labels.is_empty() => {
+                drum_args.push("--class-labels".into());
+                drum_args.extend(spec.class_labels.iter().cloned());
+            }
+            _ => {}
+        }
+        command.arg("--").arg(&spec.python).args(&drum_args);
+        command
+            .current_dir(&spec.code_dir)
+            .env("PYTHONUNBUFFERED", "1")
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let command_line = format!("{} -m datarobot_drum.drum.entry_point {}", spec.python.display(), drum_args[2..].join(" "));
+        log(&format!("Starting: {command_line}"));
+        let process = crate::process::spawn(command).map_err(|e| format!("cannot start the model server: {e}"))?;
+        let mut server = Server {
+            process,
+            cgroup,
+            port,
+            report: String::new(),
+            isolated_network: false,
+            command_line,
+            memory_limit: spec.memory_limit,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match server.process.lines().expect("piped").recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(report) = line.strip_prefix(REPORT_PREFIX) {
+                        server.report = report.trim().to_string();
+                        server.isolated_network = spec.no_network && server.report.contains("network none");
+                        log(&format!("Containment: {}", server.report));
+                        return Ok(server);
+                    }
+                    log(&line);
+                }
+                Err(RecvTimeoutError::Timeout) => return Err("the model server's supervisor did not start within 30 s".into()),
+                Err(RecvTimeoutError::Disconnected) => return Err("the model server's supervisor exited at once".into()),
+            }
+        }
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint { port: self.port, netns_of: self.isolated_network.then(|| self.process.id()) }
+    }
+
+    /// Hands the server's output lines written so far to `log`.
+    pub fn drain(&self, log: &mut dyn FnMut(&str)) {
+        if let Some(lines) = self.process.lines() {
+            while let Ok(line) = lines.try_recv() {
+                log(&line);
+            }
+        }
+    }
+
+    /// None while the server runs; once it exited, why, in words a person
+    /// can act on (a model killed for memory says so).
+    pub fn exited(&mut self) -> Option<String> {
+        let status = self.process.try_wait().ok().flatten()?;
+        let oom = self.cgroup.as_ref().is_some_and(MemoryCgroup::oom_killed);
+        Some(if oom {
+            format!(
+                "the model was killed for exceeding its memory limit (maximumMemory {} bytes)",
+                self.memory_limit.unwrap_or_default()
+            )
+        } else {
+            format!("the model server exited ({status})")
+        })
+    }
+
+    /// Whether the kernel killed a model process for memory.
+    pub fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(MemoryCgroup::oom_killed)
+    }
+
+    pub fn stop(mut self) {
+        self.process.kill();
+    }
+}
+
+/// A failed prediction request: DRUM's status and message, or the reason
+/// no answer came.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "HTTP {s}: {}", self.message),
+            None => write!(f, "{}", self.message),
+        }
+    }
+}
+
+/// Requests to one DRUM server, from the thread that made it.
+pub struct Client {
+    agent: ureq::Agent,
+    quick: ureq::Agent,
+    base: String,
+}
+
+impl Endpoint {
+    /// A client for this thread. When the server has no network egress,
+    /// this thread joins its network namespace for good, so call it from a
+    /// thread that only talks to the server.
+    pub fn connect(&self) -> Result<Client, String> {
+        if let Some(pid) = self.netns_of {
+            super::contain::enter_netns(pid)?;
+        }
+        let agent = |timeout: Duration| {
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().new_agent()
+        };
+        Ok(Client { agent: agent(REQUEST_TIMEOUT), quick: agent(Duration::from_secs(2)), base: format!("http://127.0.0.1:{}", self.port) })
+    }
+}
+
+impl Client {
+    /// `GET /`: DRUM answers 200 once the model is loaded.
+    pub fn ping(&self) -> Result<(), String> {
+        match self.quick.get(format!("{}/", self.base)).call() {
+            Ok(r) if r.status().as_u16() == 200 => Ok(()),
+            Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Polls `ping` until it answers, `give_up` says so, or `timeout`.
+    pub fn wait_ready(&self, timeout: Duration, give_up: &dyn Fn() -> bool) -> Result<Duration, String> {
+        let started = Instant::now();
+        loop {
+            let last = match self.ping() {
+                Ok(()) => return Ok(started.elapsed()),
+                Err(e) => e,
+            };
+            if give_up() {
+                return Err("the model server stopped before it answered".into());
+            }
+            if started.elapsed() >= timeout {
+                return Err(format!("the model server did not answer GET / within {} s (last: {last})", timeout.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// POSTs a CSV to `/predict/` and returns DRUM's `predictions`.
+    pub fn predict(&self, csv: &[u8]) -> Result<Vec<Value>, CallError> {
+        let response = self
+            .agent
+            .post(format!("{}/predict/", self.base))
+            .header("Content-Type", "text/csv")
+            .send(csv)
+            .map_err(|e| CallError { status: None, message: format!("no answer from the model server: {e}") })?;
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status != 200 {
+            let message = body["message"].as_str().map(str::to_string).unwrap_or_else(|| truncate(&text, 2000));
+            return Err(CallError { status: Some(status), message });
+        }
+        match body.get("predictions") {
+            Some(Value::Array(p)) => Ok(p.clone()),
+            _ => Err(CallError { status: Some(status), message: format!("the answer has no predictions list: {}", truncate(&text, 500)) }),
+        }
+    }
+
+    /// POSTs a body to `/predictUnstructured/`; the status and the answer.
+    pub fn predict_unstructured(&self, body: &[u8], content_type: &str) -> Result<(u16, Vec<u8>), CallError> {
+        let response = self
+            .agent
+            .post(format!("{}/predictUnstructured/", self.base))
+            .header("Content-Type", content_type)
+            .send(body)
+            .map_err(|e| CallError { status: None, message: format!("no answer from the model server: {e}") })?;
+        let status = response.status().as_u16();
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_body().into_reader(), &mut out)
+            .map_err(|e| CallError { status: Some(status), message: format!("reading the answer failed: {e}") })?;
+        Ok((status, out))
+    }
+}
+
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
+/// The version's files, written read-only under `dir` for the model server.
+pub fn materialise(registry: &crate::registry::Registry, version: &crate::registry::Version, dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    for file in &version.files {
+        // Paths were validated when the version was stored; check again,
+        // since they become file system paths here.
+        crate::registry::validate_file_path(&file.path).map_err(|e| e.message())?;
+        let target = dir.join(&file.path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create the folder of {}: {e}", file.path))?;
+        }
+        let mut blob = registry.open_blob(&file.sha256).map_err(|e| e.message())?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(|e| format!("cannot write {}: {e}", file.path))?;
+        std::io::copy(&mut blob, &mut out).map_err(|e| format!("cannot write {}: {e}", file.path))?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o444)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

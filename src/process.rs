@@ -1,0 +1,245 @@
+//! Child processes of long work (pip, DRUM, docker): each runs in a process
+//! group of its own, so that killing it kills whatever it started too; each
+//! dies with the thread that started it (`PR_SET_PDEATHSIG`), so that a
+//! modelreg killed with SIGKILL leaves nothing behind; and every live group is
+//! known, so that a stopping server can kill them all (`kill_all`).
+//!
+//! A process group is not enough for DRUM: gunicorn's worker outlives a
+//! killed master. Model servers therefore start under `modelreg contain`
+//! (src/compute/contain.rs), which puts them in a PID namespace of their own.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Process groups started here and not yet reaped.
+static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A running child and its process group. Dropping it kills the group.
+pub struct Supervised {
+    child: Child,
+    pgid: i32,
+    lines: Option<Receiver<String>>,
+}
+
+/// Starts `command` in a new process group that dies with this thread. Its
+/// stdout and stderr, when piped, are read line by line into `lines()`.
+pub fn spawn(mut command: Command) -> std::io::Result<Supervised> {
+    command.process_group(0).stdin(Stdio::null());
+    // SAFETY: prctl is async-signal-safe; nothing is allocated after fork.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
+    let pgid = child.id() as i32;
+    live().push(pgid);
+    let pipes: Vec<Box<dyn Read + Send>> = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let lines = (!pipes.is_empty()).then(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for pipe in pipes {
+            let tx = tx.clone();
+            // Not joined: a grandchild that keeps a pipe open must not hold
+            // up whoever waits for the child.
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        rx
+    });
+    Ok(Supervised { child, pgid, lines })
+}
+
+impl Supervised {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Output lines (stdout and stderr interleaved) as they are written.
+    pub fn lines(&self) -> Option<&Receiver<String>> {
+        self.lines.as_ref()
+    }
+
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    /// Kills the whole group and reaps the child.
+    pub fn kill(&mut self) {
+        // SAFETY: a plain kill(2) of a group we created.
+        unsafe {
+            libc::kill(-self.pgid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        live().retain(|g| *g != self.pgid);
+    }
+
+    /// Waits for the child to exit; its group is killed afterwards, so
+    /// nothing it left running survives it.
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        let status = self.child.wait()?;
+        self.kill();
+        Ok(status)
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Kills every process group still running (a stopping server).
+pub fn kill_all() {
+    for pgid in live().drain(..) {
+        // SAFETY: a plain kill(2) of groups we created.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Why a supervised command did not run to its end.
+#[derive(Debug)]
+pub enum Stopped {
+    /// `should_stop` said so, with this reason (a cancel).
+    Asked(String),
+    /// The deadline passed.
+    TimedOut(Duration),
+}
+
+/// How often a supervising loop looks at its stop condition.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// Runs `command` to its end with stdout and stderr piped, handing every
+/// output line to `log`. Every `POLL` it asks `should_stop`; a `Some(reason)`
+/// kills the group, as does passing `timeout`.
+pub fn run_logged(
+    mut command: Command,
+    timeout: Duration,
+    log: &mut dyn FnMut(&str),
+    should_stop: &mut dyn FnMut() -> Option<String>,
+) -> Result<Result<ExitStatus, Stopped>, std::io::Error> {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = spawn(command)?;
+    let lines = child.lines.take().expect("piped output");
+    let stop = |child: &mut Supervised, why: Stopped| {
+        child.kill();
+        // Whatever was written before the kill still belongs in the log.
+        Ok(Err(why))
+    };
+    loop {
+        if let Some(reason) = should_stop() {
+            while let Ok(line) = lines.try_recv() {
+                log(&line);
+            }
+            return stop(&mut child, Stopped::Asked(reason));
+        }
+        if started.elapsed() >= timeout {
+            return stop(&mut child, Stopped::TimedOut(timeout));
+        }
+        match lines.recv_timeout(POLL) {
+            Ok(line) => log(&line),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // Output is closed: the child is exiting (or left something behind that
+    // closed its pipes). Wait, still minding the stop condition.
+    loop {
+        if let Some(status) = child.try_wait()? {
+            child.kill();
+            return Ok(Ok(status));
+        }
+        if let Some(reason) = should_stop() {
+            return stop(&mut child, Stopped::Asked(reason));
+        }
+        if started.elapsed() >= timeout {
+            return stop(&mut child, Stopped::TimedOut(timeout));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: i32) -> bool {
+        // SAFETY: signal 0 only checks that the process exists.
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    #[test]
+    fn output_is_logged_and_the_status_returned() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo one; echo two >&2; exit 3"]);
+        let mut lines = Vec::new();
+        let status = run_logged(command, Duration::from_secs(20), &mut |l| lines.push(l.to_string()), &mut || None).unwrap().unwrap();
+        assert_eq!(status.code(), Some(3));
+        lines.sort();
+        assert_eq!(lines, ["one", "two"]);
+    }
+
+    #[test]
+    fn a_stop_kills_the_whole_group() {
+        let pidfile = tempfile::NamedTempFile::new().unwrap();
+        let mut command = Command::new("sh");
+        // A grandchild that would outlive a plain kill of its parent.
+        command.arg("-c").arg(format!("sleep 60 & echo $! > {}; echo started; wait", pidfile.path().display()));
+        let started = std::cell::Cell::new(false);
+        let outcome = run_logged(
+            command,
+            Duration::from_secs(30),
+            &mut |l| started.set(started.get() || l == "started"),
+            &mut || started.get().then(|| "cancelled".to_string()),
+        )
+        .unwrap();
+        assert!(matches!(outcome, Err(Stopped::Asked(ref r)) if r == "cancelled"), "{outcome:?}");
+        let grandchild: i32 = std::fs::read_to_string(pidfile.path()).unwrap().trim().parse().unwrap();
+        // The kill is delivered before kill() returns; reaping by init may lag.
+        let gone = (0..100).any(|_| {
+            let status = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+            let state = status.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("X").to_string();
+            if !alive(grandchild) || state == "Z" || state == "X" {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        });
+        assert!(gone, "the grandchild {grandchild} survived");
+    }
+
+    #[test]
+    fn a_deadline_kills_the_command() {
+        let mut command = Command::new("sleep");
+        command.arg("60");
+        let started = Instant::now();
+        let outcome = run_logged(command, Duration::from_millis(300), &mut |_| {}, &mut || None).unwrap();
+        assert!(matches!(outcome, Err(Stopped::TimedOut(_))));
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
