@@ -94,6 +94,17 @@ pub struct DatasetPatch {
     pub categories: Option<Vec<String>>,
 }
 
+#[derive(Clone, Debug, Default)]
+pub struct DatasetQuery {
+    pub offset: u64,
+    pub limit: u64,
+    /// Keep datasets with this category.
+    pub category: Option<String>,
+    /// Leave out datasets whose ingest failed.
+    pub exclude_failed: bool,
+    pub oldest_first: bool,
+}
+
 /// Training data as a request names it.
 #[derive(Clone, Debug, Default)]
 pub struct TrainingDataRef {
@@ -201,27 +212,42 @@ impl Registry {
         }
     }
 
-    /// The team's datasets, newest first, with the total count. The page
-    /// reads the `(team_id, created_at, id)` index; the total is a counter
-    /// kept by triggers.
-    pub fn list_datasets(&self, who: &Principal, offset: u64, limit: u64) -> Result<Page<Dataset>> {
-        let total: i64 = self
-            .conn
-            .prepare_cached("SELECT datasets FROM team_dataset_counts WHERE team_id = ?1")?
-            .query_row([&who.team_id], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
+    /// The team's datasets by creation time (newest first unless asked),
+    /// with the total count. The page reads the `(team_id, created_at, id)`
+    /// index; an unfiltered total is a counter kept by triggers, and only a
+    /// filtered list counts its matches.
+    pub fn list_datasets(&self, who: &Principal, q: &DatasetQuery) -> Result<Page<Dataset>> {
+        let mut filter = String::from("d.team_id = ?");
         let mut args: Vec<rusqlite::types::Value> = vec![who.team_id.clone().into()];
-        let tail = offset_tail(offset, limit, &mut args);
+        if let Some(category) = &q.category {
+            filter.push_str(" AND EXISTS (SELECT 1 FROM json_each(d.categories) WHERE value = ?)");
+            args.push(category.clone().into());
+        }
+        if q.exclude_failed {
+            filter.push_str(" AND d.state <> 'ERROR'");
+        }
+        let total: i64 = if args.len() == 1 && !q.exclude_failed {
+            self.conn
+                .prepare_cached("SELECT datasets FROM team_dataset_counts WHERE team_id = ?1")?
+                .query_row([&who.team_id], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0)
+        } else {
+            self.conn
+                .prepare_cached(&format!("SELECT COUNT(*) FROM datasets d WHERE {filter}"))?
+                .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?
+        };
+        let direction = if q.oldest_first { "ASC" } else { "DESC" };
+        let tail = offset_tail(q.offset, q.limit, &mut args);
         let items = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {DATASET_COLUMNS} FROM {DATASET_FROM} WHERE d.team_id = ?
-                 ORDER BY d.created_at DESC, d.id DESC{tail}"
+                "SELECT {DATASET_COLUMNS} FROM {DATASET_FROM} WHERE {filter}
+                 ORDER BY d.created_at {direction}, d.id {direction}{tail}"
             ))?
             .query_map(rusqlite::params_from_iter(args.iter()), dataset_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(offset_page(items, limit, total))
+        Ok(offset_page(items, q.limit, total))
     }
 
     /// Renames or re-categorises a dataset; any member of its team may.
