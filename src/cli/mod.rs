@@ -5,6 +5,7 @@
 mod admin;
 mod machines;
 mod datarobot;
+mod datasets;
 mod models;
 mod remote;
 
@@ -87,6 +88,10 @@ enum Command {
     /// DataRobot execution environments (with --server: the /api/v2/executionEnvironments/ routes).
     #[command(subcommand)]
     Environments(datarobot::EnvironmentsCommand),
+    /// DataRobot datasets: uploaded CSV files, ingested for their columns and row count
+    /// (with --server: the /api/v2/datasets/ routes).
+    #[command(subcommand)]
+    Datasets(datasets::DatasetsCommand),
 }
 
 #[derive(clap::Args)]
@@ -183,6 +188,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Environments(cmd) => {
             datarobot::environments(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
+        }
+        Command::Datasets(cmd) => {
+            datasets::datasets(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
         }
     }
 }
