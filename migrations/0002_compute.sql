@@ -30,6 +30,19 @@ CREATE TABLE datasets (
 );
 CREATE INDEX datasets_team_created ON datasets(team_id, created_at, id);
 CREATE INDEX datasets_blob ON datasets(sha256);
+-- A list's totalCount without counting the team's datasets on every page,
+-- as team_model_counts does for models.
+CREATE TABLE team_dataset_counts (
+    team_id     TEXT PRIMARY KEY REFERENCES teams(id),
+    datasets    INTEGER NOT NULL
+);
+CREATE TRIGGER datasets_count_insert AFTER INSERT ON datasets BEGIN
+    INSERT INTO team_dataset_counts (team_id, datasets) VALUES (NEW.team_id, 1)
+        ON CONFLICT (team_id) DO UPDATE SET datasets = datasets + 1;
+END;
+CREATE TRIGGER datasets_count_delete AFTER DELETE ON datasets BEGIN
+    UPDATE team_dataset_counts SET datasets = datasets - 1 WHERE team_id = OLD.team_id;
+END;
 
 -- A custom model test: one run of the checks against one version and one
 -- dataset. `checks` is a JSON object {checkName: {status, message}};

@@ -42,6 +42,8 @@ const BOOKKEEPING_THREADS: usize = 2;
 const HANDLERS: &[(&str, Lane, JobFn)] = &[
     (crate::registry::MACHINE_JOB, Lane::Bookkeeping, advance_machine),
     (crate::registry::environments::BUILD_JOB, Lane::Compute, build_environment),
+    // Compute: reading a large CSV takes as long as the file is big.
+    (crate::registry::datasets::INGEST_JOB, Lane::Compute, ingest_dataset),
 ];
 
 fn kinds_of(lane: Lane) -> Vec<&'static str> {
@@ -54,6 +56,10 @@ fn advance_machine(ctx: &JobContext, job: &Job) -> Result<Value, String> {
 
 fn build_environment(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::registry::envbuild::run_build(ctx.registry, ctx.options.image_builder.as_deref(), job)
+}
+
+fn ingest_dataset(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::registry::datasets::run_ingest(ctx.registry, job)
 }
 
 /// How long an idle runner sleeps at most before looking again. Enqueuers

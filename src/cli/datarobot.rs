@@ -124,7 +124,7 @@ pub enum EnvironmentsCommand {
     BuildLog { environment: String, version: String },
 }
 
-fn print(value: &Value, as_json: bool, line: impl Fn(&Value) -> String) {
+pub(super) fn print(value: &Value, as_json: bool, line: impl Fn(&Value) -> String) {
     if as_json {
         println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     } else if let Some(items) = value.as_array() {
@@ -146,7 +146,7 @@ fn version_line(v: &Value) -> String {
 }
 
 /// The DataRobot routes' `limit`: 0 is the default (100), at most 1000.
-fn dr_limit(limit: u64) -> u64 {
+pub(super) fn dr_limit(limit: u64) -> u64 {
     match limit {
         0 => 100,
         n => n.min(1000),
@@ -220,7 +220,7 @@ pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -
     Ok(0)
 }
 
-fn deleted(what: &str, id: &str, as_json: bool) {
+pub(super) fn deleted(what: &str, id: &str, as_json: bool) {
     if as_json {
         println!("{}", serde_json::to_string_pretty(&json!({"id": id, "deleted": true})).unwrap_or_default());
     } else {

@@ -5,6 +5,7 @@
 mod admin;
 mod machines;
 mod datarobot;
+mod datasets;
 mod models;
 mod remote;
 mod runtime;
@@ -88,6 +89,10 @@ enum Command {
     /// DataRobot execution environments (with --server: the /api/v2/executionEnvironments/ routes).
     #[command(subcommand)]
     Environments(datarobot::EnvironmentsCommand),
+    /// DataRobot datasets: uploaded CSV files, ingested for their columns and row count
+    /// (with --server: the /api/v2/datasets/ routes).
+    #[command(subcommand)]
+    Datasets(datasets::DatasetsCommand),
     /// The Python runtime (DataRobot's DRUM) that runs custom model tests and dependency builds.
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
@@ -190,6 +195,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Environments(cmd) => {
             datarobot::environments(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
+        }
+        Command::Datasets(cmd) => {
+            datasets::datasets(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
         }
         Command::Runtime(cmd) => runtime::runtime(&data_dir, cli.server.as_deref(), cmd, cli.json),
         Command::Contain(args) => Ok(crate::compute::contain::main(args)),

@@ -184,7 +184,7 @@ impl Backend for Remote {
 
 /// Opens a file for upload, wrapped in a progress bar when stderr is a
 /// terminal.
-fn open_with_progress(path: &Path) -> Result<(Box<dyn Read>, u64), Error> {
+pub(super) fn open_with_progress(path: &Path) -> Result<(Box<dyn Read>, u64), Error> {
     let file = File::open(path).map_err(|e| Error::invalid("file", format!("cannot open {}: {e}", path.display())))?;
     let len = file.metadata()?.len();
     Ok((progress(Box::new(file), Some(len)), len))
@@ -297,7 +297,10 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
             let output = output.unwrap_or_else(|| {
                 PathBuf::from(download.file_name.clone().unwrap_or_else(|| format!("model_v{version}.bin")))
             });
-            let (size, sha256) = write_verified(download, &output, may_replace)?;
+            let (size, sha256) = write_verified(download, &output, may_replace).map_err(|e| match e {
+                Error::Conflict(m) => Error::Conflict(format!("{m}; pass -o {} to replace it", output.display())),
+                other => other,
+            })?;
             print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
                 println!("wrote {} ({size} bytes, sha256 {sha256})", output.display())
             });
@@ -309,7 +312,7 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
 /// Writes a download next to `output`, hashing as it goes, and renames it
 /// into place only when the hash matches the one the source announced: a
 /// corrupt or cut-short download never takes the output's name.
-fn write_verified(download: Download, output: &Path, may_replace: bool) -> Result<(u64, String), Error> {
+pub(super) fn write_verified(download: Download, output: &Path, may_replace: bool) -> Result<(u64, String), Error> {
     let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut temp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| Error::invalid("output", format!("cannot write in {}: {e}", dir.display())))?;
@@ -332,7 +335,7 @@ fn write_verified(download: Download, output: &Path, may_replace: bool) -> Resul
     let persisted = if may_replace { temp.persist(output) } else { temp.persist_noclobber(output) };
     persisted.map_err(|e| match e.error.kind() {
         io::ErrorKind::AlreadyExists => {
-            Error::Conflict(format!("{} already exists; pass -o {0} to replace it", output.display()))
+            Error::Conflict(format!("{} already exists; nothing was written", output.display()))
         }
         _ => Error::Internal(format!("cannot write {}: {}", output.display(), e.error)),
     })?;

@@ -228,7 +228,11 @@ impl Remote {
         }
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let len = header("Content-Length").and_then(|v| v.parse().ok());
-        let sha256 = header("X-Model-Hash").map(|h| h.trim_start_matches("sha256:").to_string());
+        // Octomil names the sha256; the other dialects' file responses use it
+        // as their strong ETag.
+        let sha256 = header("X-Model-Hash")
+            .map(|h| h.trim_start_matches("sha256:").to_string())
+            .or_else(|| header("ETag").and_then(|e| sha256_etag(&e)));
         let file_name = header("Content-Disposition").and_then(|v| disposition_file_name(&v));
         let reader = Box::new(response.into_body().into_reader());
         Ok(Download { reader, len, sha256, file_name })
@@ -245,6 +249,12 @@ fn disposition_file_name(header: &str) -> Option<String> {
     // `.bashrc` into the current directory.
     let plain = !name.is_empty() && !name.starts_with('.') && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
     plain.then(|| name.to_string())
+}
+
+/// The sha256 a strong ETag of 64 hex digits carries (`file_response`'s).
+fn sha256_etag(etag: &str) -> Option<String> {
+    let tag = etag.trim().strip_prefix('"')?.strip_suffix('"')?;
+    (tag.len() == 64 && tag.bytes().all(|b| b.is_ascii_hexdigit())).then(|| tag.to_ascii_lowercase())
 }
 
 /// Percent-encodes one path segment or query value (an id from the command

@@ -106,6 +106,40 @@ pub(super) fn enqueue_job_in(
     })
 }
 
+/// Records a job that is already over, succeeded with `result`: work done
+/// synchronously (a training-data assignment) that clients still poll
+/// through a status. Inside the caller's write transaction when it holds
+/// one, so the record commits with the work.
+pub(super) fn finished_job_in(
+    conn: &rusqlite::Connection,
+    team_id: &str,
+    kind: &str,
+    subject_id: Option<&str>,
+    result: Value,
+) -> Result<Job> {
+    let at = now();
+    let id = new_id();
+    conn.execute(
+        &format!(
+            "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, 'succeeded', ?4, '{{}}', ?5, NULL, '', ?6, ?6, ?6, ?6)"
+        ),
+        params![id, team_id, kind, subject_id, result.to_string(), at],
+    )?;
+    Ok(Job {
+        id,
+        team_id: team_id.to_string(),
+        kind: kind.to_string(),
+        state: JobState::Succeeded,
+        subject_id: subject_id.map(String::from),
+        input: Value::Object(Default::default()),
+        result: Some(result),
+        error: None,
+        log: String::new(),
+        created_at: at.clone(),
+        started_at: Some(at),
+    })
+}
+
 /// A job's log as it is written: lines are buffered and appended in
 /// batches, and the log is capped at `MAX_JOB_LOG_BYTES` with a note.
 /// Dropping it flushes what is left.
@@ -209,6 +243,11 @@ impl Registry {
         run_after: Option<String>,
     ) -> Result<Job> {
         enqueue_job_in(&self.conn, team_id, kind, subject_id, input, run_after)
+    }
+
+    /// Records a finished job (see `finished_job_in`) on its own.
+    pub fn record_finished_job(&self, team_id: &str, kind: &str, subject_id: Option<&str>, result: Value) -> Result<Job> {
+        finished_job_in(&self.conn, team_id, kind, subject_id, result)
     }
 
     /// A job without its log.

@@ -8,6 +8,7 @@
 pub mod access;
 mod auth;
 mod bundles;
+pub mod datasets;
 pub mod envbuild;
 pub mod environments;
 mod error;

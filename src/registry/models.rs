@@ -288,6 +288,21 @@ impl Registry {
     /// enabled" see the committed state. Needs write access.
     pub fn update_model(&self, who: &Principal, id: &str, build: impl FnOnce(&Model) -> Result<ModelPatch>) -> Result<Model> {
         let tx = self.write()?;
+        let model = self.patch_model_in(&tx, who, id, build)?;
+        tx.commit()?;
+        Ok(model)
+    }
+
+    /// `update_model` inside the caller's write transaction `tx`, for writes
+    /// that must commit together with the model's (a training-data
+    /// assignment and its job record).
+    pub(super) fn patch_model_in(
+        &self,
+        tx: &rusqlite::Connection,
+        who: &Principal,
+        id: &str,
+        build: impl FnOnce(&Model) -> Result<ModelPatch>,
+    ) -> Result<Model> {
         let mut model = self.model_for(who, id, Access::Write)?;
         let patch = build(&model)?;
         if let Some(name) = patch.name {
@@ -302,7 +317,6 @@ impl Registry {
             "UPDATE models SET name = ?2, description = ?3, modified_at = ?4, attrs = ?5 WHERE id = ?1",
             params![model.id, model.name, model.description, model.modified_at, Value::Object(model.attrs.clone()).to_string()],
         )?;
-        tx.commit()?;
         Ok(model)
     }
 

@@ -144,6 +144,18 @@ impl Server {
         self.request("GET", path, &[], None)
     }
 
+    /// A GET with the admin key that does not follow a redirect (a status
+    /// route's 303), as the DataRobot client's waiter reads it.
+    pub fn get_unfollowed(&self, path: &str) -> Reply {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .build()
+            .new_agent();
+        self.finish(agent.get(self.url(path)).header("Authorization", self.auth()).call())
+    }
+
     pub fn delete(&self, path: &str) -> Reply {
         self.request("DELETE", path, &[], None)
     }

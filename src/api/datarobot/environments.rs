@@ -2,15 +2,16 @@
 //! `/executionEnvironmentsPermadelete/`.
 //!
 //! A version's build is a job (see registry::envbuild). The POST waits a
-//! moment for it, so that a validate-only build is already terminal when
-//! the client first polls (each non-terminal poll costs it 5 s); a real
-//! docker build is polled as usual.
-
-use std::time::{Duration, Instant};
+//! moment for it (`wait_briefly`), so that a validate-only build is already
+//! terminal when the client first polls (each non-terminal poll costs it
+//! 5 s); a real docker build is polled as usual.
 
 use serde_json::{json, Map, Value};
 
-use super::{access_changes, access_list, opt_bool_or_text, opt_str, opt_string_list, page_body, paging, pairs_list, query_bool, PartBudget};
+use super::{
+    access_changes, access_list, attachment, opt_bool_or_text, opt_str, opt_string_list, page_body, paging, pairs_list, query_bool,
+    wait_briefly, PartBudget,
+};
 use crate::http::{Ctx, FileToSend, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::environments::{
@@ -37,10 +38,6 @@ pub fn routes(router: &mut Router) {
     router.add(d, "GET", "/api/v2/executionEnvironments/{id}/versions/{vid}/download/", download);
 }
 
-/// How long a version POST waits for its build before answering 202.
-const BUILD_WAIT: Duration = Duration::from_secs(3);
-/// How often it looks while it waits.
-const BUILD_POLL: Duration = Duration::from_millis(50);
 
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
@@ -265,14 +262,7 @@ fn create_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let (version, job) = ctx.registry.create_env_version_and_build(&who, &env_id, new)?;
     drop(guard);
     crate::jobs::wake();
-    let deadline = Instant::now() + BUILD_WAIT;
-    while Instant::now() < deadline {
-        // get_job reads no log: a poll is one small row.
-        if ctx.registry.get_job(&who, &job.id)?.state.is_finished() {
-            break;
-        }
-        std::thread::sleep(BUILD_POLL);
-    }
+    wait_briefly(ctx.registry, &who, &job.id)?;
     let location = format!("{}/api/v2/executionEnvironments/{env_id}/versions/{}/", req.base_url(), version.id);
     Ok(Response::json(202, &json!({"id": version.id, "statusId": job.id})).with_header("Location", location))
 }
@@ -316,14 +306,13 @@ fn download(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         Some(ArchiveFormat::TarGz) => "application/gzip",
         None => "application/x-tar",
     };
-    let safe_name: String = filename.chars().filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' && *c != '/').collect();
     let response = crate::http::response::file_response(
         req.header("If-None-Match"),
         req.header("Range"),
         req.header("If-Range"),
         FileToSend { file, size: stored.size, sha256: stored.sha256.clone(), content_type: content_type.into() },
     );
-    Ok(response.with_header("Content-Disposition", format!("attachment; filename=\"{safe_name}\"")))
+    Ok(response.with_header("Content-Disposition", attachment(&filename)))
 }
 
 /// `ExecutionEnvironmentResponse`.

@@ -7,8 +7,10 @@
 //! it reaches the same route, as other DataRobot callers send them. Errors are
 //! `{"message", "errors"?}` with exactly `Content-Type: application/json`.
 
+pub(crate) mod datasets;
 pub(crate) mod environments;
 pub(crate) mod models;
+pub(crate) mod training;
 pub(crate) mod versions;
 
 use serde_json::{json, Map, Value};
@@ -24,8 +26,12 @@ pub fn routes(router: &mut Router) {
     router.add(&DATAROBOT, "GET", "/api/v2/version/", version);
     router.add(&DATAROBOT, "GET", "/api/v2/status/{status_id}/", status);
     models::routes(router);
+    // Before versions: `versions/withTrainingData/` would otherwise reach
+    // `versions/{vid}/`, which also answers PATCH.
+    training::routes(router);
     versions::routes(router);
     environments::routes(router);
+    datasets::routes(router);
 }
 
 /// Query parameters whose bad values are the seed's "400 Query parameters
@@ -155,6 +161,33 @@ pub(crate) fn page_of(req: &Request, paging: Paging, all: Vec<Value>) -> Value {
     page_body(req, paging, data, total, has_more)
 }
 
+/// How long a POST that queued a job waits for it before answering 202.
+const JOB_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How often it looks while it waits.
+const JOB_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Waits up to `JOB_WAIT` for a job the request just queued. The client
+/// polls the status at once and then every 5 s, so a quick job (a small
+/// ingest, a validate-only build) finished here saves it 5 s; a long one is
+/// polled as usual.
+pub(crate) fn wait_briefly(registry: &crate::registry::Registry, who: &crate::registry::Principal, job_id: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + JOB_WAIT;
+    while std::time::Instant::now() < deadline {
+        // get_job reads no log: a poll is one small row.
+        if registry.get_job(who, job_id)?.state.is_finished() {
+            break;
+        }
+        std::thread::sleep(JOB_POLL);
+    }
+    Ok(())
+}
+
+/// `Content-Disposition` for a download, keeping only the characters of
+/// the name that can neither break the header nor name a path.
+pub(crate) fn attachment(filename: &str) -> String {
+    let safe: String = filename.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '/')).collect();
+    format!("attachment; filename=\"{safe}\"")
+}
 
 /// All text parts of one multipart request share this many bytes.
 pub(crate) const MAX_TEXT_BYTES: usize = 1024 * 1024;

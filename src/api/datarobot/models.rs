@@ -365,9 +365,10 @@ pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) 
         "playgroundId": attr("playgroundId"),
         "calibratePredictions": attr("calibratePredictions").as_bool().unwrap_or(true),
         "isTrainingDataForVersionsPermanentlyEnabled": attr("isTrainingDataForVersionsPermanentlyEnabled").as_bool().unwrap_or(false),
-        "trainingDatasetId": null,
-        "trainingDatasetVersionId": null,
-        "trainingDataFileName": null,
-        "trainingDataPartitionColumn": null,
+        // Set by a model-level assignment (registry::datasets); null until one.
+        "trainingDatasetId": attr("trainingDatasetId"),
+        "trainingDatasetVersionId": attr("trainingDatasetVersionId"),
+        "trainingDataFileName": attr("trainingDataFileName"),
+        "trainingDataPartitionColumn": attr("trainingDataPartitionColumn"),
     }))
 }

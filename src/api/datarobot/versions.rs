@@ -12,6 +12,7 @@ use std::io::Read;
 use serde_json::{json, Map, Value};
 
 use super::models::apply_resource_fields;
+use super::training::version_training_attrs;
 use super::{opt_str, paging, page_of, pairs_list, parse_true_false, query_bool, PartBudget, MAX_TEXT_BYTES};
 use crate::http::{Body, Ctx, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
@@ -98,7 +99,7 @@ pub(crate) fn zip_response(registry: &Registry, version: &Version) -> Result<Res
 }
 
 /// The seed's 404 "…or user does not have edit permissions" for uploads.
-fn hide_forbidden(e: Error) -> Error {
+pub(crate) fn hide_forbidden(e: Error) -> Error {
     match e {
         Error::Forbidden(m) => Error::NotFound(format!("custom model not found or you do not have edit permissions ({m})")),
         other => other,
@@ -165,7 +166,7 @@ fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
 }
 
 /// A JSON-text multipart field (or a JSON value, from a JSON body).
-fn json_field(fields: &Map<String, Value>, name: &str) -> Result<Option<Value>> {
+pub(crate) fn json_field(fields: &Map<String, Value>, name: &str) -> Result<Option<Value>> {
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
@@ -218,10 +219,8 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
     if let Some(values) = json_field(fields, "requiredMetadataValues")? {
         sent.insert("requiredMetadataValues".into(), pairs_list("requiredMetadataValues", &values, "value", 100)?);
     }
-    for unsupported in ["trainingData", "holdoutData"] {
-        if json_field(fields, unsupported)?.is_some() {
-            return Err(Error::invalid(unsupported, "modelreg has no datasets, so training and holdout data cannot be assigned"));
-        }
+    if let Some(git) = json_field(fields, "gitModelVersion")? {
+        sent.insert("gitModelVersion".into(), git_model_version(&git)?);
     }
     let uploaded: BTreeMap<String, Digest> = upload.paths.iter().cloned().zip(upload.files.iter().cloned()).collect();
     // Everything that depends on the latest version (inherited settings and
@@ -240,6 +239,9 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
             }
         }
         attrs.extend(sent.clone());
+        // Checked against the model and its datasets as they are when this
+        // version commits.
+        attrs.extend(version_training_attrs(registry, &who, id, fields, latest)?);
         let (env_id, env_version_id) = resolve_environment(registry, &who, fields, latest, from_previous)?;
         attrs.insert("baseEnvironmentId".into(), json!(env_id));
         attrs.insert("baseEnvironmentVersionId".into(), json!(env_version_id));
@@ -277,6 +279,32 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
         let files = files.into_iter().map(|(path, digest)| NewFile { path, digest }).collect();
         Ok(NewVersion { description: Some(String::new()), attrs, files })
     })
+}
+
+/// `{commitUrl, mainBranchCommitSha, pullRequestCommitSha, refName}`: the
+/// commit a CI run built the version from (seed 002's GitModelVersion).
+fn git_model_version(value: &Value) -> Result<Value> {
+    let bad = |why: &str| Error::invalid("gitModelVersion", why.to_string());
+    let Some(git) = value.as_object() else { return Err(bad("must be an object")) };
+    let sha = |key: &str, required: bool| -> Result<Value> {
+        match git.get(key) {
+            Some(Value::String(s)) if s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit()) => Ok(json!(s)),
+            None | Some(Value::Null) if !required => Ok(Value::Null),
+            _ => Err(bad(&format!("{key} must be a 40-character commit SHA-1"))),
+        }
+    };
+    let text = |key: &str| -> Result<Value> {
+        match git.get(key) {
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 2000 => Ok(json!(s)),
+            _ => Err(bad(&format!("{key} is required"))),
+        }
+    };
+    Ok(json!({
+        "commitUrl": text("commitUrl")?,
+        "mainBranchCommitSha": sha("mainBranchCommitSha", true)?,
+        "pullRequestCommitSha": sha("pullRequestCommitSha", false)?,
+        "refName": text("refName")?,
+    }))
 }
 
 /// The version's parsed requirements.txt; an invalid line fails the upload
@@ -418,7 +446,8 @@ pub(crate) fn render_version(v: &Version, latest: bool) -> Value {
         "requiresHa": attr("requiresHa"),
         "resourceBundleId": attr("resourceBundleId"),
         "requiredMetadataValues": v.attrs.get("requiredMetadataValues").cloned().unwrap_or_else(|| json!([])),
-        "trainingData": null,
-        "holdoutData": null,
+        "trainingData": attr("trainingData"),
+        "holdoutData": attr("holdoutData"),
+        "gitModelVersion": attr("gitModelVersion"),
     })
 }
