@@ -69,6 +69,7 @@ CREATE TABLE model_tests (
     completed_at       TEXT
 );
 CREATE INDEX model_tests_model ON model_tests(model_id, created_at, id);
+CREATE INDEX model_tests_image ON model_tests(image_id);
 
 -- A version's dependency build: its requirements.txt installed into an
 -- environment layered over the base Python runtime. `env_key` is
@@ -78,7 +79,8 @@ CREATE TABLE dependency_builds (
     version_id  TEXT PRIMARY KEY REFERENCES model_versions(id) ON DELETE CASCADE,
     team_id     TEXT NOT NULL REFERENCES teams(id),
     status      TEXT NOT NULL CHECK (status IN ('submitted', 'processing', 'success', 'failed')),
-    env_key     TEXT NOT NULL,
+    -- Known once the build has asked the runtime who it is.
+    env_key     TEXT,
     job_id      TEXT NOT NULL,
     build_start TEXT NOT NULL,
     build_end   TEXT

@@ -44,6 +44,8 @@ const HANDLERS: &[(&str, Lane, JobFn)] = &[
     (crate::registry::environments::BUILD_JOB, Lane::Compute, build_environment),
     // Compute: reading a large CSV takes as long as the file is big.
     (crate::registry::datasets::INGEST_JOB, Lane::Compute, ingest_dataset),
+    (crate::registry::dependency_builds::DEPENDENCY_BUILD_JOB, Lane::Compute, build_dependencies),
+    (crate::registry::model_tests::TEST_JOB, Lane::Compute, test_model),
 ];
 
 fn kinds_of(lane: Lane) -> Vec<&'static str> {
@@ -60,6 +62,18 @@ fn build_environment(ctx: &JobContext, job: &Job) -> Result<Value, String> {
 
 fn ingest_dataset(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::registry::datasets::run_ingest(ctx.registry, job)
+}
+
+fn compute_settings<'a>(ctx: &'a JobContext) -> crate::compute::jobs::Settings<'a> {
+    crate::compute::jobs::Settings { data_dir: &ctx.options.data_dir, python: ctx.options.python.as_deref() }
+}
+
+fn build_dependencies(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::compute::jobs::run_dependency_build(ctx.registry, &compute_settings(ctx), job)
+}
+
+fn test_model(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::compute::jobs::run_model_test(ctx.registry, &compute_settings(ctx), job)
 }
 
 /// How long an idle runner sleeps at most before looking again. Enqueuers

@@ -96,13 +96,6 @@ impl Supervised {
         live().retain(|g| *g != self.pgid);
     }
 
-    /// Waits for the child to exit; its group is killed afterwards, so
-    /// nothing it left running survives it.
-    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        let status = self.child.wait()?;
-        self.kill();
-        Ok(status)
-    }
 }
 
 impl Drop for Supervised {

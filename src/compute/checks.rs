@@ -127,10 +127,6 @@ impl Status {
             _ => Status::NotTested,
         }
     }
-
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, Status::Queued | Status::InProgress | Status::NotTested)
-    }
 }
 
 /// `overallStatus` from the checks' statuses: failed > warning > succeeded.

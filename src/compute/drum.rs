@@ -53,7 +53,6 @@ pub struct Server {
     /// The containment report (`pid namespace yes; network none; …`).
     pub report: String,
     pub isolated_network: bool,
-    pub command_line: String,
     pub memory_limit: Option<u64>,
 }
 
@@ -118,8 +117,12 @@ impl Server {
             _ => {}
         }
         command.arg("--").arg(&spec.python).args(&drum_args);
+        // HOME is the job's own folder: gunicorn puts its control socket
+        // there, and two servers must not share one.
+        let home = spec.code_dir.parent().unwrap_or(&spec.code_dir);
         command
             .current_dir(&spec.code_dir)
+            .env("HOME", home)
             .env("PYTHONUNBUFFERED", "1")
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
@@ -133,7 +136,6 @@ impl Server {
             port,
             report: String::new(),
             isolated_network: false,
-            command_line,
             memory_limit: spec.memory_limit,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -183,9 +185,9 @@ impl Server {
         })
     }
 
-    /// Whether the kernel killed a model process for memory.
-    pub fn oom_killed(&self) -> bool {
-        self.cgroup.as_ref().is_some_and(MemoryCgroup::oom_killed)
+    /// Kills every process of the server; `exited` then reports it.
+    pub fn kill(&mut self) {
+        self.process.kill();
     }
 
     pub fn stop(mut self) {

@@ -6,4 +6,5 @@
 pub mod contain;
 pub mod checks;
 pub mod drum;
+pub mod jobs;
 pub mod table;

@@ -97,6 +97,8 @@ pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)
     for worker in workers {
         let _ = worker.join();
     }
+    // Model servers, pip and builders of jobs still running go with us.
+    crate::process::kill_all();
     eprintln!("modelreg: stopped");
     Ok(())
 }

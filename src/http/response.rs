@@ -30,6 +30,11 @@ impl Response {
         }
     }
 
+    /// A body that is not JSON (logs, plain text), with its Content-Type.
+    pub fn bytes(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: Body::Bytes(body) }
+    }
+
     pub fn empty(status: u16) -> Response {
         Response { status, headers: Vec::new(), body: Body::Empty }
     }

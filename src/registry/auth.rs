@@ -261,6 +261,18 @@ impl Registry {
         Ok(())
     }
 
+    /// A user as a principal: jobs act with the rights of whoever queued
+    /// them.
+    pub fn principal_of(&self, user_id: &str) -> Result<Principal> {
+        self.conn
+            .prepare_cached("SELECT team_id, id, username, is_admin FROM users WHERE id = ?1")?
+            .query_row([user_id], |r| {
+                Ok(Principal { team_id: r.get(0)?, user_id: r.get(1)?, username: r.get(2)?, is_admin: r.get(3)?, key_id: None })
+            })
+            .optional()?
+            .ok_or_else(|| Error::not_found("user", user_id))
+    }
+
     /// The first admin of the first team: whom offline CLI commands act as.
     pub fn operator(&self) -> Result<Principal> {
         self.conn

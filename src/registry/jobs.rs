@@ -268,6 +268,11 @@ impl Registry {
         }
     }
 
+    /// A job's whole log.
+    pub fn job_log(&self, id: &str) -> Result<String> {
+        Ok(self.conn.prepare_cached("SELECT log FROM jobs WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?.unwrap_or_default())
+    }
+
     /// The newest job about `subject_id`, if any.
     pub fn latest_job_for(&self, subject_id: &str) -> Result<Option<Job>> {
         Ok(self
@@ -364,10 +369,6 @@ impl Registry {
         Ok(())
     }
 
-    pub fn request_job_cancel(&self, id: &str) -> Result<()> {
-        Registry::request_cancel_in(&self.conn, id)
-    }
-
     /// Whether someone asked this job to stop. Polled by runners while their
     /// child processes run.
     pub fn job_cancel_requested(&self, id: &str) -> Result<bool> {
@@ -441,13 +442,13 @@ mod tests {
     fn cancelling_a_queued_job_ends_it_and_a_running_one_is_flagged() {
         let (_dir, registry, who) = registry();
         let queued = registry.enqueue_job(&who.team_id, "work", None, Value::Null, None).unwrap();
-        registry.request_job_cancel(&queued.id).unwrap();
+        Registry::request_cancel_in(&registry.conn, &queued.id).unwrap();
         assert_eq!(registry.get_job(&who, &queued.id).unwrap().state, JobState::Cancelled);
         assert!(registry.claim_job(&["work"]).unwrap().is_none());
         let running = registry.enqueue_job(&who.team_id, "work", None, Value::Null, None).unwrap();
         registry.claim_job(&["work"]).unwrap().unwrap();
         assert!(!registry.job_cancel_requested(&running.id).unwrap());
-        registry.request_job_cancel(&running.id).unwrap();
+        Registry::request_cancel_in(&registry.conn, &running.id).unwrap();
         assert!(registry.job_cancel_requested(&running.id).unwrap());
         registry.finish_job(&running.id, Ok(Value::Null)).unwrap();
         assert_eq!(registry.get_job(&who, &running.id).unwrap().state, JobState::Cancelled);

@@ -326,6 +326,11 @@ impl Registry {
     pub fn delete_model(&self, who: &Principal, id: &str) -> Result<()> {
         let tx = self.write()?;
         self.model_for(who, id, Access::Own)?;
+        // DataRobot refuses to delete a model under test; here it would also
+        // pull the files from under the running model.
+        if self.model_under_test(id)? {
+            return Err(Error::Conflict(format!("custom model {id} is being tested; cancel the test or wait for it")));
+        }
         let changed = tx.execute("DELETE FROM models WHERE id = ?1 AND team_id = ?2", [id, &who.team_id])?;
         if changed == 0 {
             return Err(Error::not_found("model", id));

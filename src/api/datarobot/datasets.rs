@@ -9,7 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{attachment, opt_str, page_body, paging, query_bool, wait_briefly, PartBudget, MAX_TEXT_BYTES};
+use super::{attachment, opt_str, page_body, paging, query_bool, status_location, wait_briefly, PartBudget, MAX_TEXT_BYTES};
 use crate::http::{Ctx, FileToSend, Request, Response, Router};
 use crate::registry::datasets::{Dataset, DatasetPatch, DatasetQuery, DatasetState, NewDataset};
 use crate::registry::{Error, Result};
@@ -58,7 +58,7 @@ fn create_from_file(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     drop(guard);
     crate::jobs::wake();
     wait_briefly(ctx.registry, &who, &job.id)?;
-    let location = format!("{}/api/v2/status/{}/", req.base_url(), job.id);
+    let location = status_location(req, &job.id);
     let body = json!({"catalogId": dataset.id, "catalogVersionId": dataset.version_id, "statusId": job.id});
     Ok(Response::json(202, &body).with_header("Location", location))
 }

@@ -8,7 +8,9 @@
 //! `{"message", "errors"?}` with exactly `Content-Type: application/json`.
 
 pub(crate) mod datasets;
+pub(crate) mod dependencies;
 pub(crate) mod environments;
+pub(crate) mod model_tests;
 pub(crate) mod models;
 pub(crate) mod training;
 pub(crate) mod versions;
@@ -32,6 +34,14 @@ pub fn routes(router: &mut Router) {
     versions::routes(router);
     environments::routes(router);
     datasets::routes(router);
+    model_tests::routes(router);
+    dependencies::routes(router);
+}
+
+/// The absolute URL of a job's status (the 202 Location every async
+/// operation answers with; the client polls it verbatim).
+pub(crate) fn status_location(req: &Request, job_id: &str) -> String {
+    format!("{}/api/v2/status/{job_id}/", req.base_url())
 }
 
 /// Query parameters whose bad values are the seed's "400 Query parameters

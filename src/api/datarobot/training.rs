@@ -14,7 +14,7 @@
 use serde_json::{json, Map, Value};
 
 use super::versions::{commit_version, hide_forbidden, json_field, render_version, Upload};
-use super::{opt_bool_or_text, opt_str};
+use super::{opt_bool_or_text, opt_str, status_location};
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::datasets::{TrainingDataRef, TRAINING_DATA_JOB};
@@ -51,11 +51,7 @@ fn assign_to_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     };
     let result = json!({"location": format!("/api/v2/customModels/{id}/")});
     let (_, job) = ctx.registry.assign_training_data(&who, &id, &data, result)?;
-    Ok(Response::json(202, &json!({"statusId": job.id})).with_header("Location", status_url(req, &job.id)))
-}
-
-fn status_url(req: &Request, job_id: &str) -> String {
-    format!("{}/api/v2/status/{job_id}/", req.base_url())
+    Ok(Response::json(202, &json!({"statusId": job.id})).with_header("Location", status_location(req, &job.id)))
 }
 
 /// A new minor version with the latest version's files and settings and
@@ -87,7 +83,7 @@ fn with_training_data(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let version = commit_version(ctx.registry, &who, &id, upload, true)?;
     let result = json!({"location": format!("/api/v2/customModels/{id}/versions/{}/", version.id)});
     let job = ctx.registry.record_finished_job(&who.team_id, TRAINING_DATA_JOB, Some(&version.id), result)?;
-    Ok(Response::json(202, &render_version(&version, true)).with_header("Location", status_url(req, &job.id)))
+    Ok(Response::json(202, &render_version(&version, true)).with_header("Location", status_location(req, &job.id)))
 }
 
 fn not_on_versions() -> Error {
