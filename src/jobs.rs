@@ -155,6 +155,16 @@ pub fn run_one(ctx: &JobContext, job: &Job) {
     }
 }
 
+/// Runs, in this process, the queued jobs about `subject`: the offline CLI
+/// finishes the work it queued itself and leaves everyone else's alone.
+pub fn run_jobs_about(registry: &Registry, options: &ServerOptions, subject: &str) -> crate::registry::Result<()> {
+    let kinds: Vec<&str> = HANDLERS.iter().map(|(kind, _, _)| *kind).collect();
+    while let Some(job) = registry.claim_job_about(&kinds, subject)? {
+        run_one(&JobContext { registry, options }, &job);
+    }
+    Ok(())
+}
+
 /// Time from now until an RFC 3339 instant (zero if it is past).
 fn until(rfc3339: &str) -> Duration {
     let format = time::format_description::well_known::Rfc3339;

@@ -7,6 +7,7 @@
 //! URLs), and the links an environment version carries (`dockerContext`,
 //! `dockerImage`) are printed as paths, without the server's origin.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +19,9 @@ use serde_json::{json, Map, Value};
 use super::models::progress;
 use super::remote::{enc, FormPart, Remote};
 use super::Target;
-use crate::api::datarobot::{environments as env_api, models as model_api, versions as version_api};
+use crate::api::datarobot::{
+    dependencies as deps_api, environments as env_api, model_tests as test_api, models as model_api, versions as version_api,
+};
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::envbuild::sniff;
 use crate::registry::environments::{NewEnvVersion, NewEnvironment, BUILD_JOB, LANGUAGES};
@@ -55,6 +58,34 @@ pub enum CustomModelsCommand {
     /// Versions of a custom model.
     #[command(subcommand)]
     Versions(VersionsCommand),
+    /// Test a version on DRUM against a dataset, as DataRobot's custom model testing does.
+    ///
+    /// Prints each check as it ends and waits for the verdict; exits 1 unless the test
+    /// succeeded or only warned. Offline the test runs in this process (on the runtime from
+    /// `modelreg runtime install`, or --python); with --server the server runs it.
+    Test {
+        model: String,
+        version: String,
+        /// The dataset to score (required except for Unstructured models).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// A check's setting, CHECK=fail|warn|skip (e.g. nullValueImputation=fail). Repeatable.
+        #[arg(long = "check", value_name = "CHECK=MODE")]
+        checks: Vec<String>,
+        /// The Python that runs the model, offline (default: the managed runtime).
+        #[arg(long, env = "MODELREG_PYTHON")]
+        python: Option<PathBuf>,
+    },
+    /// Build a version's dependencies (its requirements.txt) into the environment its tests use.
+    ///
+    /// Waits for the build; exits 1 if it failed, printing pip's log.
+    BuildDeps {
+        model: String,
+        version: String,
+        /// The Python runtime to build over, offline (default: the managed runtime).
+        #[arg(long, env = "MODELREG_PYTHON")]
+        python: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -216,8 +247,134 @@ pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -
             deleted("custom model", &id, as_json);
         }
         CustomModelsCommand::Versions(cmd) => return versions(target, cmd, as_json),
+        CustomModelsCommand::Test { model, version, dataset, checks, python } => {
+            return test(target, &model, &version, dataset, &checks, python, as_json)
+        }
+        CustomModelsCommand::BuildDeps { model, version, python } => return build_deps(target, &model, &version, python, as_json),
     }
     Ok(0)
+}
+
+/// How often the CLI looks at a test or build it waits for.
+const WAIT_POLL: Duration = Duration::from_millis(500);
+
+/// Runs the jobs this command queued about `subject`, in a thread with its
+/// own registry handle, so that the caller can report progress meanwhile.
+fn run_in_background(data_dir: &Path, python: Option<PathBuf>, subject: String) -> std::thread::JoinHandle<Result<(), Error>> {
+    let data_dir = data_dir.to_path_buf();
+    std::thread::spawn(move || {
+        let registry = Registry::open(&data_dir)?;
+        crate::jobs::run_jobs_about(&registry, &crate::http::ServerOptions::offline(&data_dir, python), &subject)
+    })
+}
+
+fn test(
+    target: &Target,
+    model: &str,
+    version: &str,
+    dataset: Option<String>,
+    checks: &[String],
+    python: Option<PathBuf>,
+    as_json: bool,
+) -> Result<i32, Error> {
+    let mut configuration = Map::new();
+    for setting in checks {
+        let (check, mode) = setting.split_once('=').ok_or_else(|| Error::invalid("check", format!("{setting:?} is not CHECK=MODE")))?;
+        configuration.insert(check.to_string(), json!(mode));
+    }
+    let mut body = json!({"customModelId": model, "customModelVersionId": version, "configuration": configuration});
+    if let Some(d) = dataset {
+        body["datasetId"] = json!(d);
+    }
+    let mut printed: BTreeMap<String, String> = BTreeMap::new();
+    let mut show = |test: &Value| {
+        if as_json {
+            return;
+        }
+        for check in crate::compute::checks::CHECKS {
+            let Some(state) = test["testingStatus"].get(check) else { continue };
+            let check = check.to_string();
+            let status = state["status"].as_str().unwrap_or("").to_string();
+            if matches!(status.as_str(), "queued" | "in_progress") || printed.get(&check) == Some(&status) {
+                continue;
+            }
+            println!("{check:<28} {status:<10} {}", state["message"].as_str().unwrap_or(""));
+            printed.insert(check, status);
+        }
+    };
+    let finished = |test: &Value| !matches!(test["overallStatus"].as_str(), Some("in_progress" | "queued"));
+    let test = match target {
+        Target::Local { registry, who } => {
+            let body = body.as_object().cloned().unwrap_or_default();
+            let (test, _) = test_api::start_test(registry, registry.data_dir(), python.as_deref(), who, &body)?;
+            let worker = run_in_background(registry.data_dir(), python, test.id.clone());
+            loop {
+                let current = test_api::render_test(registry, who, &registry.get_test(who, &test.id)?)?;
+                show(&current);
+                if finished(&current) || worker.is_finished() {
+                    worker.join().map_err(|_| Error::Internal("the test runner panicked".into()))??;
+                    break test_api::render_test(registry, who, &registry.get_test(who, &test.id)?)?;
+                }
+                std::thread::sleep(WAIT_POLL);
+            }
+        }
+        Target::Remote(remote) => {
+            remote.post_json("/api/v2/customModelTests/", &body)?;
+            // The newest test of the model is this one (as the official client finds it).
+            let listed = remote.get_json(&format!("/api/v2/customModelTests/?customModelId={}&limit=1", enc(model)))?;
+            let id = listed["data"][0]["id"].as_str().ok_or_else(|| Error::Internal(format!("the server listed no test: {listed}")))?.to_string();
+            loop {
+                let current = remote.get_json(&format!("/api/v2/customModelTests/{}/", enc(&id)))?;
+                show(&current);
+                if finished(&current) {
+                    break current;
+                }
+                std::thread::sleep(WAIT_POLL);
+            }
+        }
+    };
+    let overall = test["overallStatus"].as_str().unwrap_or("").to_string();
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&test).unwrap_or_default());
+    } else {
+        println!("overall: {overall}  (test {}; `--json` for the whole record)", test["id"].as_str().unwrap_or(""));
+    }
+    Ok(if matches!(overall.as_str(), "succeeded" | "warning") { 0 } else { 1 })
+}
+
+fn build_deps(target: &Target, model: &str, version: &str, python: Option<PathBuf>, as_json: bool) -> Result<i32, Error> {
+    let path = format!("{}versions/{}/dependencyBuild/", model_path(model), enc(version));
+    let (build, log) = match target {
+        Target::Local { registry, who } => {
+            crate::runtime::locate(registry.data_dir(), python.as_deref()).map_err(Error::unprocessable)?;
+            registry.start_dependency_build(who, model, version)?;
+            run_in_background(registry.data_dir(), python, version.to_string())
+                .join()
+                .map_err(|_| Error::Internal("the build runner panicked".into()))??;
+            let build = registry.get_dependency_build(who, model, version)?;
+            let log = if build.is_finished() { registry.dependency_build_log(who, model, version)? } else { String::new() };
+            (deps_api::render("", model, &build), log)
+        }
+        Target::Remote(remote) => {
+            let mut build = remote.post_json(&path, &json!({}))?;
+            while !matches!(build["buildStatus"].as_str(), Some("success" | "failed")) {
+                std::thread::sleep(WAIT_POLL);
+                build = remote.get_json(&path)?;
+            }
+            let log = remote.get_text(&format!("{}versions/{}/dependencyBuildLog/", model_path(model), enc(version)))?;
+            (build, log)
+        }
+    };
+    let ok = build["buildStatus"] == "success";
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&build).unwrap_or_default());
+    } else {
+        if !ok {
+            eprint!("{log}");
+        }
+        println!("dependency build: {}", build["buildStatus"].as_str().unwrap_or(""));
+    }
+    Ok(if ok { 0 } else { 1 })
 }
 
 pub(super) fn deleted(what: &str, id: &str, as_json: bool) {

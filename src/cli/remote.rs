@@ -80,17 +80,22 @@ impl Remote {
     }
 
     fn finish(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, Error> {
+        let text = self.finish_text(result)?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The body of a 2xx answer as text; any other status is its error.
+    fn finish_text(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<String, Error> {
         let mut response = result.map_err(|e| Error::Internal(format!("cannot reach {}: {e}", self.base)))?;
         let status = response.status().as_u16();
         let text = response
             .body_mut()
             .read_to_string()
             .map_err(|e| Error::Internal(format!("reading the server's answer failed: {e}")))?;
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if (200..300).contains(&status) {
-            return Ok(body);
+            return Ok(text);
         }
-        Err(status_error(status, &body))
+        Err(status_error(status, &serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
     /// Any method, with an optional JSON body; answers the server's JSON
@@ -162,6 +167,11 @@ impl Remote {
             }
             sent => self.finish(sent),
         }
+    }
+
+    /// A text answer (a log) as it is.
+    pub fn get_text(&self, path: &str) -> Result<String, Error> {
+        self.finish_text(self.agent.get(self.url(path)).header("Authorization", self.auth()).call())
     }
 
     pub fn get_json(&self, path: &str) -> Result<Value, Error> {

@@ -54,7 +54,12 @@ pub struct Server {
     pub report: String,
     pub isolated_network: bool,
     pub memory_limit: Option<u64>,
+    /// The last lines the server wrote, quoted when it exits.
+    tail: std::collections::VecDeque<String>,
 }
+
+/// How many of the server's last lines an exit message quotes.
+const TAIL_LINES: usize = 8;
 
 /// Where requests reach the server; cheap to clone into other threads.
 #[derive(Clone, Debug)]
@@ -74,8 +79,9 @@ impl Server {
     /// namespaces exist); readiness is `Client::wait_ready`'s business.
     pub fn start(spec: &ServerSpec, log: &mut dyn FnMut(&str)) -> Result<Server, String> {
         let port = free_port()?;
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find the modelreg binary: {e}"))?;
-        let mut command = Command::new(exe);
+        // /proc/self/exe runs this binary even after an upgrade replaced
+        // the file on disk.
+        let mut command = Command::new("/proc/self/exe");
         command.arg("contain");
         if spec.no_network {
             command.arg("--no-network");
@@ -137,6 +143,7 @@ impl Server {
             report: String::new(),
             isolated_network: false,
             memory_limit: spec.memory_limit,
+            tail: Default::default(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -162,27 +169,32 @@ impl Server {
     }
 
     /// Hands the server's output lines written so far to `log`.
-    pub fn drain(&self, log: &mut dyn FnMut(&str)) {
+    pub fn drain(&mut self, log: &mut dyn FnMut(&str)) {
         if let Some(lines) = self.process.lines() {
             while let Ok(line) = lines.try_recv() {
                 log(&line);
+                if self.tail.len() == TAIL_LINES {
+                    self.tail.pop_front();
+                }
+                self.tail.push_back(line);
             }
         }
     }
 
     /// None while the server runs; once it exited, why, in words a person
     /// can act on (a model killed for memory says so).
-    pub fn exited(&mut self) -> Option<String> {
+    pub fn exited(&mut self, log: &mut dyn FnMut(&str)) -> Option<String> {
         let status = self.process.try_wait().ok().flatten()?;
         let oom = self.cgroup.as_ref().is_some_and(MemoryCgroup::oom_killed);
-        Some(if oom {
-            format!(
+        if oom {
+            return Some(format!(
                 "the model was killed for exceeding its memory limit (maximumMemory {} bytes)",
                 self.memory_limit.unwrap_or_default()
-            )
-        } else {
-            format!("the model server exited ({status})")
-        })
+            ));
+        }
+        self.drain(log);
+        let last: Vec<&str> = self.tail.iter().map(String::as_str).collect();
+        Some(format!("the model server exited ({status}); its last output:\n{}", last.join("\n")))
     }
 
     /// Kills every process of the server; `exited` then reports it.

@@ -158,7 +158,7 @@ fn prepare_and_run(
     let mut should_stop = || cancelled().then(|| "the test was cancelled".to_string());
     let (python, _) = python_for(settings, &version, &mut |l| log(l), &mut should_stop)?;
 
-    let code_dir = job_dir.join("code");
+    let code_dir = std::path::absolute(job_dir.join("code")).map_err(|e| format!("cannot resolve the job folder: {e}"))?;
     std::fs::create_dir_all(&code_dir).map_err(|e| format!("cannot create {}: {e}", code_dir.display()))?;
     drum::materialise(registry, &version, &code_dir)?;
     log(&format!("Materialised {} file(s) read-only for the model server.", version.files.len()));
@@ -295,7 +295,7 @@ fn supervise(registry: &Registry, test_id: &str, server: &mut drum::Server, plan
             } else if Instant::now() >= deadline {
                 Some("the test did not finish in time; the model server was stopped".to_string())
             } else {
-                server.exited()
+                server.exited(&mut |l| log(&format!("drum | {l}")))
             };
             if let Some(reason) = reason {
                 log(&format!("modelreg: {reason}"));

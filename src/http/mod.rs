@@ -46,6 +46,27 @@ pub struct ServerOptions {
     pub python: Option<PathBuf>,
 }
 
+impl ServerOptions {
+    /// The settings under which the offline CLI runs jobs itself: no delay
+    /// for emulated machines, no image builder.
+    pub fn offline(data_dir: &std::path::Path, python: Option<PathBuf>) -> ServerOptions {
+        ServerOptions {
+            data_dir: data_dir.to_path_buf(),
+            bind: String::new(),
+            workers: 1,
+            json_limit: 0,
+            upload_limit: 0,
+            io_timeout: Duration::ZERO,
+            max_connections: 0,
+            rate_limit: None,
+            machine_delay: Duration::ZERO,
+            image_builder: None,
+            compute_slots: 1,
+            python,
+        }
+    }
+}
+
 /// What a handler gets besides the request: this worker's registry handle
 /// and the server's options.
 pub struct Ctx<'a> {
