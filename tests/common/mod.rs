@@ -331,3 +331,47 @@ impl Server {
         (response.status().as_u16(), Box::new(response.into_body().into_reader()))
     }
 }
+
+/// The Python runtime (DRUM) the compute tests share: installed once with
+/// `modelreg runtime install` into a data directory under target/tmp, and
+/// reused by every later run (about 500 MB, a minute or two the first time).
+/// A lock file serialises the install between test threads and binaries.
+/// Panics if it cannot be installed: these tests never skip.
+pub fn drum_python() -> PathBuf {
+    static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("drum-runtime");
+            std::fs::create_dir_all(&root).unwrap();
+            let lock = std::fs::File::create(root.with_extension("lock")).unwrap();
+            // SAFETY: flock on a file we hold open; released when it closes.
+            assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+            let show = || {
+                let out = Command::new(BIN).arg("--data-dir").arg(&root).args(["--json", "runtime", "show"]).output().unwrap();
+                let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                shown["inUse"]["facts"]["drum"].as_str().map(|_| PathBuf::from(shown["inUse"]["python"].as_str().unwrap()))
+            };
+            if let Some(python) = show() {
+                return python;
+            }
+            let out = Command::new(BIN).arg("--data-dir").arg(&root).args(["runtime", "install"]).output().unwrap();
+            assert!(
+                out.status.success(),
+                "modelreg runtime install failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            show().expect("the runtime was installed but does not show DRUM")
+        })
+        .clone()
+}
+
+impl Server {
+    /// A server whose compute jobs run on the shared DRUM runtime.
+    pub fn start_compute(args: &[&str]) -> Server {
+        let python = drum_python();
+        let mut all = vec!["--python", python.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Server::start_with(&all)
+    }
+}
