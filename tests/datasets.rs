@@ -9,22 +9,13 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Part, Reply, Server};
+use common::{as_user, ok, user_key, Part, Reply, Server};
 use serde_json::{json, Value};
 
 const API: &str = "/api/v2";
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/datasets").join(name)).unwrap()
-}
-
-fn ok(reply: &Reply, status: u16) -> Value {
-    assert_eq!(reply.status, status, "{}", String::from_utf8_lossy(&reply.body));
-    if reply.body.is_empty() {
-        Value::Null
-    } else {
-        reply.json()
-    }
 }
 
 /// The path of an absolute URL this server issued.
@@ -68,15 +59,6 @@ fn id_of(v: &Value, key: &str) -> String {
 
 fn patch_json(s: &Server, path: &str, body: &Value) -> Reply {
     s.send_json("PATCH", path, body)
-}
-
-fn as_key(s: &Server, key: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
-    let auth = format!("Token {key}");
-    let mut headers = vec![("Authorization", auth.as_str())];
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    s.request(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
 }
 
 #[test]
@@ -206,19 +188,6 @@ fn bad_files_end_in_error_with_a_reason() {
     assert_eq!(s.post_multipart(&format!("{API}/datasets/fromFile/"), &two).status, 422);
 }
 
-/// Creates `user` (in `team`, or the first team) and returns an API key.
-fn user_key(s: &Server, user: &str, team: Option<&str>) -> String {
-    let mut args = vec!["users", "add", user];
-    if let Some(team) = team {
-        args.extend(["--team", team]);
-    }
-    let out = s.cli(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = s.cli(&["keys", "create", "--user", user]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn another_teams_dataset_is_not_found() {
     let s = Server::start();
@@ -227,21 +196,21 @@ fn another_teams_dataset_is_not_found() {
     assert!(s.cli(&["teams", "add", "other"]).status.success());
     let carol = user_key(&s, "carol", Some("other"));
     for (method, path) in [("GET", format!("{API}/datasets/{id}/")), ("GET", format!("{API}/datasets/{id}/file/")), ("DELETE", format!("{API}/datasets/{id}/"))] {
-        assert_eq!(as_key(&s, &carol, method, &path, None).status, 404, "{method} {path}");
+        assert_eq!(as_user(&s, &carol, method, &path, None).status, 404, "{method} {path}");
     }
-    assert_eq!(as_key(&s, &carol, "PATCH", &format!("{API}/datasets/{id}/"), Some(&json!({"name": "mine"}))).status, 404);
-    let listed = ok(&as_key(&s, &carol, "GET", &format!("{API}/datasets/"), None), 200);
+    assert_eq!(as_user(&s, &carol, "PATCH", &format!("{API}/datasets/{id}/"), Some(&json!({"name": "mine"}))).status, 404);
+    let listed = ok(&as_user(&s, &carol, "GET", &format!("{API}/datasets/"), None), 200);
     assert_eq!((listed["totalCount"].clone(), listed["data"].clone()), (json!(0), json!([])));
     // Nor can it be anyone's training data there.
-    let m = as_key(&s, &carol, "POST", &format!("{API}/customModels/"), Some(&json!({"name": "m", "targetType": "Regression", "targetName": "price"})));
+    let m = as_user(&s, &carol, "POST", &format!("{API}/customModels/"), Some(&json!({"name": "m", "targetType": "Regression", "targetName": "price"})));
     let model = id_of(&ok(&m, 201), "id");
-    let r = as_key(&s, &carol, "PATCH", &format!("{API}/customModels/{model}/trainingData/"), Some(&json!({"datasetId": id})));
+    let r = as_user(&s, &carol, "PATCH", &format!("{API}/customModels/{model}/trainingData/"), Some(&json!({"datasetId": id})));
     assert_eq!(r.status, 404);
     // In the same team, a member may read and rename, only its creator or an admin delete.
     let bob = user_key(&s, "bob", None);
-    assert_eq!(as_key(&s, &bob, "GET", &format!("{API}/datasets/{id}/"), None).status, 200);
-    assert_eq!(as_key(&s, &bob, "PATCH", &format!("{API}/datasets/{id}/"), Some(&json!({"name": "renamed"}))).status, 200);
-    assert_eq!(as_key(&s, &bob, "DELETE", &format!("{API}/datasets/{id}/"), None).status, 403);
+    assert_eq!(as_user(&s, &bob, "GET", &format!("{API}/datasets/{id}/"), None).status, 200);
+    assert_eq!(as_user(&s, &bob, "PATCH", &format!("{API}/datasets/{id}/"), Some(&json!({"name": "renamed"}))).status, 200);
+    assert_eq!(as_user(&s, &bob, "DELETE", &format!("{API}/datasets/{id}/"), None).status, 403);
     assert_eq!(s.get(&format!("{API}/datasets/{id}/")).json()["name"], "renamed");
 }
 
