@@ -502,3 +502,80 @@ fn cli_offline_and_remote_print_the_same() {
     let out = offline.cli(&["--json", "datasets", "show", d["datasetId"].as_str().unwrap()]);
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), d);
 }
+
+/// A dataset's file is a referenced blob: gc keeps it while the dataset
+/// lives and sweeps it once the dataset is deleted; verify checks it.
+#[test]
+fn gc_keeps_a_datasets_file_until_it_is_deleted() {
+    let s = Server::start();
+    let houses = fixture("houses.csv");
+    let d = ingested(&s, "houses.csv", &houses);
+    let id = id_of(&d, "datasetId");
+    let gc = |s: &Server| -> Value {
+        let out = s.cli(&["--json", "gc", "--grace-secs", "0"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(gc(&s)["blobs"], json!([]));
+    assert!(s.cli(&["verify"]).status.success());
+    assert_eq!(s.get(&format!("{API}/datasets/{id}/file/")).body, houses);
+    assert_eq!(s.delete(&format!("{API}/datasets/{id}/")).status, 204);
+    assert_eq!(gc(&s)["blobs"][0]["sha256"], json!(common::sha256_hex(&houses)));
+}
+
+/// Rows of CSV generated as they are read: `rows` lines of
+/// `n,"text, with a comma",n*2`, after a header.
+struct CsvRows {
+    next: u64,
+    rows: u64,
+    pending: Vec<u8>,
+}
+
+impl std::io::Read for CsvRows {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pending.len() < buf.len() && self.next < self.rows {
+            let n = self.next;
+            self.pending.extend_from_slice(format!("{n},\"row {n}, quoted\",{}\n", n * 2).as_bytes());
+            self.next += 1;
+        }
+        let take = self.pending.len().min(buf.len());
+        buf[..take].copy_from_slice(&self.pending[..take]);
+        self.pending.drain(..take);
+        Ok(take)
+    }
+}
+
+/// A 128 MiB CSV goes through upload and ingest with flat server memory.
+#[test]
+fn a_large_csv_is_ingested_with_flat_memory() {
+    use std::io::Read;
+    let s = Server::start();
+    const ROWS: u64 = 4_500_000;
+    let header = "id,text,double\n";
+    let csv_len = {
+        let mut counted = 0u64;
+        let mut rows = CsvRows { next: 0, rows: ROWS, pending: Vec::new() };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = rows.read(&mut buf).unwrap();
+            if n == 0 {
+                break counted + header.len() as u64;
+            }
+            counted += n as u64;
+        }
+    };
+    assert!(csv_len > 128 * 1024 * 1024, "{csv_len}");
+    let boundary = common::BOUNDARY;
+    let head = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n\r\n{header}");
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let len = head.len() as u64 + (csv_len - header.len() as u64) + tail.len() as u64;
+    let mut body = head.as_bytes().chain(CsvRows { next: 0, rows: ROWS, pending: Vec::new() }).chain(tail.as_bytes());
+    let r = s.post_stream(&format!("{API}/datasets/fromFile/"), &format!("multipart/form-data; boundary={boundary}"), &mut body, len);
+    let created = ok(&r, 202);
+    let status = poll_status(&s, r.header("Location").unwrap());
+    assert_eq!(status.status, 303, "{}", String::from_utf8_lossy(&status.body));
+    let d = ok(&s.get(&format!("{API}/datasets/{}/", id_of(&created, "catalogId"))), 200);
+    assert_eq!((d["rowCount"].clone(), d["columnCount"].clone(), d["datasetSize"].clone()), (json!(ROWS), json!(3), json!(csv_len)));
+    let peak_mib = s.peak_rss_kib() / 1024;
+    assert!(peak_mib < 64, "server peak RSS {peak_mib} MiB for a {} MiB CSV", csv_len >> 20);
+}
