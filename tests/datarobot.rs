@@ -6,7 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{hash_stream, Generated, Part, Reply, Server};
+use common::{as_user, hash_stream, ok, user_key, Generated, Part, Reply, Server};
 use serde_json::{json, Value};
 
 const API: &str = "/api/v2";
@@ -67,15 +67,6 @@ fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn ok(reply: &Reply, status: u16) -> Value {
-    assert_eq!(reply.status, status, "{}", String::from_utf8_lossy(&reply.body));
-    if reply.body.is_empty() {
-        Value::Null
-    } else {
-        reply.json()
-    }
-}
-
 fn patch_json(s: &Server, path: &str, body: &Value) -> Reply {
     s.send_json("PATCH", path, body)
 }
@@ -83,15 +74,6 @@ fn patch_json(s: &Server, path: &str, body: &Value) -> Reply {
 fn patch_multipart(s: &Server, path: &str, parts: &[Part]) -> Reply {
     let (content_type, body) = common::multipart_body(parts);
     s.request("PATCH", path, &[("Content-Type", &content_type)], Some(body))
-}
-
-fn as_user(s: &Server, key: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
-    let auth = format!("Token {key}");
-    let mut headers = vec![("Authorization", auth.as_str())];
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    s.request(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
 }
 
 /// Polls an environment version until its build is terminal.
@@ -689,19 +671,6 @@ fn octomil_download_refuses_a_multi_file_version() {
     let body = download.json();
     assert_eq!(body["error"], "not_found");
     assert!(body["message"].as_str().unwrap().contains("2 files"), "{body}");
-}
-
-/// Creates `user` (in `team`, or the first team) and returns an API key.
-fn user_key(s: &Server, user: &str, team: Option<&str>) -> String {
-    let mut args = vec!["users", "add", user];
-    if let Some(team) = team {
-        args.extend(["--team", team]);
-    }
-    let out = s.cli(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = s.cli(&["keys", "create", "--user", user]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn bearer(key: &str) -> String {

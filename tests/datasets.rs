@@ -9,22 +9,13 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Part, Reply, Server};
+use common::{as_user, ok, user_key, Part, Reply, Server};
 use serde_json::{json, Value};
 
 const API: &str = "/api/v2";
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/datasets").join(name)).unwrap()
-}
-
-fn ok(reply: &Reply, status: u16) -> Value {
-    assert_eq!(reply.status, status, "{}", String::from_utf8_lossy(&reply.body));
-    if reply.body.is_empty() {
-        Value::Null
-    } else {
-        reply.json()
-    }
 }
 
 /// The path of an absolute URL this server issued.
@@ -68,15 +59,6 @@ fn id_of(v: &Value, key: &str) -> String {
 
 fn patch_json(s: &Server, path: &str, body: &Value) -> Reply {
     s.send_json("PATCH", path, body)
-}
-
-fn as_key(s: &Server, key: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
-    let auth = format!("Token {key}");
-    let mut headers = vec![("Authorization", auth.as_str())];
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    s.request(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
 }
 
 #[test]
@@ -206,19 +188,6 @@ fn bad_files_end_in_error_with_a_reason() {
     assert_eq!(s.post_multipart(&format!("{API}/datasets/fromFile/"), &two).status, 422);
 }
 
-/// Creates `user` (in `team`, or the first team) and returns an API key.
-fn user_key(s: &Server, user: &str, team: Option<&str>) -> String {
-    let mut args = vec!["users", "add", user];
-    if let Some(team) = team {
-        args.extend(["--team", team]);
-    }
-    let out = s.cli(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = s.cli(&["keys", "create", "--user", user]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn another_teams_dataset_is_not_found() {
     let s = Server::start();
@@ -227,21 +196,21 @@ fn another_teams_dataset_is_not_found() {
     assert!(s.cli(&["teams", "add", "other"]).status.success());
     let carol = user_key(&s, "carol", Some("other"));
     for (method, path) in [("GET", format!("{API}/datasets/{id}/")), ("GET", format!("{API}/datasets/{id}/file/")), ("DELETE", format!("{API}/datasets/{id}/"))] {
-        assert_eq!(as_key(&s, &carol, method, &path, None).status, 404, "{method} {path}");
+        assert_eq!(as_user(&s, &carol, method, &path, None).status, 404, "{method} {path}");
     }
-    assert_eq!(as_key(&s, &carol, "PATCH", &format!("{API}/datasets/{id}/"), Some(&json!({"name": "mine"}))).status, 404);
-    let listed = ok(&as_key(&s, &carol, "GET", &format!("{API}/datasets/"), None), 200);
+    assert_eq!(as_user(&s, &carol, "PATCH", &format!("{API}/datasets/{id}/"), Some(&json!({"name": "mine"}))).status, 404);
+    let listed = ok(&as_user(&s, &carol, "GET", &format!("{API}/datasets/"), None), 200);
     assert_eq!((listed["totalCount"].clone(), listed["data"].clone()), (json!(0), json!([])));
     // Nor can it be anyone's training data there.
-    let m = as_key(&s, &carol, "POST", &format!("{API}/customModels/"), Some(&json!({"name": "m", "targetType": "Regression", "targetName": "price"})));
+    let m = as_user(&s, &carol, "POST", &format!("{API}/customModels/"), Some(&json!({"name": "m", "targetType": "Regression", "targetName": "price"})));
     let model = id_of(&ok(&m, 201), "id");
-    let r = as_key(&s, &carol, "PATCH", &format!("{API}/customModels/{model}/trainingData/"), Some(&json!({"datasetId": id})));
+    let r = as_user(&s, &carol, "PATCH", &format!("{API}/customModels/{model}/trainingData/"), Some(&json!({"datasetId": id})));
     assert_eq!(r.status, 404);
     // In the same team, a member may read and rename, only its creator or an admin delete.
     let bob = user_key(&s, "bob", None);
-    assert_eq!(as_key(&s, &bob, "GET", &format!("{API}/datasets/{id}/"), None).status, 200);
-    assert_eq!(as_key(&s, &bob, "PATCH", &format!("{API}/datasets/{id}/"), Some(&json!({"name": "renamed"}))).status, 200);
-    assert_eq!(as_key(&s, &bob, "DELETE", &format!("{API}/datasets/{id}/"), None).status, 403);
+    assert_eq!(as_user(&s, &bob, "GET", &format!("{API}/datasets/{id}/"), None).status, 200);
+    assert_eq!(as_user(&s, &bob, "PATCH", &format!("{API}/datasets/{id}/"), Some(&json!({"name": "renamed"}))).status, 200);
+    assert_eq!(as_user(&s, &bob, "DELETE", &format!("{API}/datasets/{id}/"), None).status, 403);
     assert_eq!(s.get(&format!("{API}/datasets/{id}/")).json()["name"], "renamed");
 }
 
@@ -532,4 +501,81 @@ fn cli_offline_and_remote_print_the_same() {
     let d = ingested(&offline, "x.csv", b"a\n1\n");
     let out = offline.cli(&["--json", "datasets", "show", d["datasetId"].as_str().unwrap()]);
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), d);
+}
+
+/// A dataset's file is a referenced blob: gc keeps it while the dataset
+/// lives and sweeps it once the dataset is deleted; verify checks it.
+#[test]
+fn gc_keeps_a_datasets_file_until_it_is_deleted() {
+    let s = Server::start();
+    let houses = fixture("houses.csv");
+    let d = ingested(&s, "houses.csv", &houses);
+    let id = id_of(&d, "datasetId");
+    let gc = |s: &Server| -> Value {
+        let out = s.cli(&["--json", "gc", "--grace-secs", "0"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(gc(&s)["blobs"], json!([]));
+    assert!(s.cli(&["verify"]).status.success());
+    assert_eq!(s.get(&format!("{API}/datasets/{id}/file/")).body, houses);
+    assert_eq!(s.delete(&format!("{API}/datasets/{id}/")).status, 204);
+    assert_eq!(gc(&s)["blobs"][0]["sha256"], json!(common::sha256_hex(&houses)));
+}
+
+/// Rows of CSV generated as they are read: `rows` lines of
+/// `n,"text, with a comma",n*2`, after a header.
+struct CsvRows {
+    next: u64,
+    rows: u64,
+    pending: Vec<u8>,
+}
+
+impl std::io::Read for CsvRows {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pending.len() < buf.len() && self.next < self.rows {
+            let n = self.next;
+            self.pending.extend_from_slice(format!("{n},\"row {n}, quoted\",{}\n", n * 2).as_bytes());
+            self.next += 1;
+        }
+        let take = self.pending.len().min(buf.len());
+        buf[..take].copy_from_slice(&self.pending[..take]);
+        self.pending.drain(..take);
+        Ok(take)
+    }
+}
+
+/// A 128 MiB CSV goes through upload and ingest with flat server memory.
+#[test]
+fn a_large_csv_is_ingested_with_flat_memory() {
+    use std::io::Read;
+    let s = Server::start();
+    const ROWS: u64 = 4_500_000;
+    let header = "id,text,double\n";
+    let csv_len = {
+        let mut counted = 0u64;
+        let mut rows = CsvRows { next: 0, rows: ROWS, pending: Vec::new() };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = rows.read(&mut buf).unwrap();
+            if n == 0 {
+                break counted + header.len() as u64;
+            }
+            counted += n as u64;
+        }
+    };
+    assert!(csv_len > 128 * 1024 * 1024, "{csv_len}");
+    let boundary = common::BOUNDARY;
+    let head = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.csv\"\r\n\r\n{header}");
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let len = head.len() as u64 + (csv_len - header.len() as u64) + tail.len() as u64;
+    let mut body = head.as_bytes().chain(CsvRows { next: 0, rows: ROWS, pending: Vec::new() }).chain(tail.as_bytes());
+    let r = s.post_stream(&format!("{API}/datasets/fromFile/"), &format!("multipart/form-data; boundary={boundary}"), &mut body, len);
+    let created = ok(&r, 202);
+    let status = poll_status(&s, r.header("Location").unwrap());
+    assert_eq!(status.status, 303, "{}", String::from_utf8_lossy(&status.body));
+    let d = ok(&s.get(&format!("{API}/datasets/{}/", id_of(&created, "catalogId"))), 200);
+    assert_eq!((d["rowCount"].clone(), d["columnCount"].clone(), d["datasetSize"].clone()), (json!(ROWS), json!(3), json!(csv_len)));
+    let peak_mib = s.peak_rss_kib() / 1024;
+    assert!(peak_mib < 64, "server peak RSS {peak_mib} MiB for a {} MiB CSV", csv_len >> 20);
 }

@@ -45,11 +45,8 @@ pub enum CustomModelsCommand {
     },
     /// List custom models, newest first.
     List {
-        /// Page size (0 means the default, 100; at most 1000).
-        #[arg(long, default_value_t = 100)]
-        limit: u64,
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
+        #[command(flatten)]
+        page: ListPage,
     },
     /// Show a custom model (with its latest version).
     Show { id: String },
@@ -176,11 +173,25 @@ fn version_line(v: &Value) -> String {
     format!("{}  {}  {} files", v["id"].as_str().unwrap_or(""), v["label"].as_str().unwrap_or(""), v["items"].as_array().map_or(0, Vec::len))
 }
 
-/// The DataRobot routes' `limit`: 0 is the default (100), at most 1000.
-pub(super) fn dr_limit(limit: u64) -> u64 {
-    match limit {
-        0 => 100,
-        n => n.min(1000),
+/// One page of a DataRobot list, as `--limit` and `--offset`.
+#[derive(clap::Args)]
+pub struct ListPage {
+    /// Page size (0 means the default, 100; at most 1000).
+    #[arg(long, default_value_t = 100)]
+    limit: u64,
+    #[arg(long, default_value_t = 0)]
+    offset: u64,
+}
+
+impl ListPage {
+    /// (offset, limit) as the DataRobot routes take them: a limit of 0 is
+    /// the default (100), and at most 1000.
+    pub(super) fn offset_limit(&self) -> (u64, u64) {
+        let limit = match self.limit {
+            0 => 100,
+            n => n.min(1000),
+        };
+        (self.offset, limit)
     }
 }
 
@@ -212,8 +223,8 @@ pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -
             };
             print(&model, as_json, model_line);
         }
-        CustomModelsCommand::List { limit, offset } => {
-            let limit = dr_limit(limit);
+        CustomModelsCommand::List { page } => {
+            let (offset, limit) = page.offset_limit();
             let items = match target {
                 Target::Local { registry, who } => {
                     let query = ModelQuery::newest_first(PageRequest::Offset { offset, limit });

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::datarobot::{deleted, dr_limit, print};
+use super::datarobot::{deleted, print, ListPage};
 use super::models::{open_with_progress, progress, write_verified};
 use super::remote::{enc, Download, FormPart};
 use super::Target;
@@ -32,11 +32,8 @@ pub enum DatasetsCommand {
     },
     /// List datasets, newest first.
     List {
-        /// Page size (0 means the default, 100; at most 1000).
-        #[arg(long, default_value_t = 100)]
-        limit: u64,
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
+        #[command(flatten)]
+        page: ListPage,
     },
     /// Show a dataset.
     Show { id: String },
@@ -114,8 +111,8 @@ pub fn datasets(target: &Target, cmd: DatasetsCommand, as_json: bool) -> Result<
             }
             return Ok(1);
         }
-        DatasetsCommand::List { limit, offset } => {
-            let limit = dr_limit(limit);
+        DatasetsCommand::List { page } => {
+            let (offset, limit) = page.offset_limit();
             let items = match target {
                 Target::Local { registry, who } => {
                     let page = registry.list_datasets(who, &DatasetQuery { offset, limit, ..Default::default() })?;

@@ -519,6 +519,66 @@ mod tests {
         scan_csv(text, text.len() as u64)
     }
 
+    fn stored(registry: &Registry, who: &Principal, bytes: &[u8]) -> (Dataset, Job) {
+        let guard = registry.upload_guard().unwrap();
+        let digest = registry.put_blob(&mut &bytes[..], None).unwrap();
+        let new = NewDataset { name: "d".into(), file_name: "d.csv".into(), digest, categories: Vec::new() };
+        let created = registry.create_dataset(who, new).unwrap();
+        drop(guard);
+        created
+    }
+
+    fn ingest(registry: &Registry, id: &str) {
+        let job = registry.claim_job_about(&[INGEST_JOB], id).unwrap().expect("the ingest job was queued with the dataset");
+        let outcome = run_ingest(registry, &job);
+        registry.finish_job(&job.id, outcome).unwrap();
+    }
+
+    #[test]
+    fn ingest_then_training_data_on_the_model_and_on_a_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        registry.bootstrap().unwrap();
+        let who = registry.operator().unwrap();
+        let (dataset, _) = stored(&registry, &who, b"fold,price\nA,1\nB,2\n");
+        assert_eq!(dataset.state, DatasetState::Running);
+        assert!(matches!(registry.usable_dataset(&who, &dataset.id), Err(Error::Unprocessable { .. })));
+        ingest(&registry, &dataset.id);
+        let dataset = registry.usable_dataset(&who, &dataset.id).unwrap();
+        assert_eq!((dataset.columns.clone(), dataset.row_count), (vec!["fold".to_string(), "price".to_string()], Some(2)));
+
+        let mut attrs = Attrs::new();
+        attrs.insert("targetName".into(), json!("price"));
+        let model = registry.create_model(&who, super::super::NewModel { name: "m".into(), description: None, attrs }).unwrap();
+        let version = registry.create_version(&who, &model.id, Default::default()).unwrap();
+        assert_eq!(registry.training_dataset_for(&who, &model.id, &version.id).unwrap(), None);
+        let data = TrainingDataRef { dataset_id: dataset.id.clone(), partition_column: Some("fold".into()), ..Default::default() };
+        let (model, job) = registry.assign_training_data(&who, &model.id, &data, json!({"location": "/m/"})).unwrap();
+        assert_eq!(model.attrs["trainingDatasetId"], json!(dataset.id));
+        assert_eq!((job.state, registry.get_job(&who, &job.id).unwrap().result), (super::super::JobState::Succeeded, Some(json!({"location": "/m/"}))));
+        let (used, partition) = registry.training_dataset_for(&who, &model.id, &version.id).unwrap().unwrap();
+        assert_eq!((used.id.as_str(), partition.as_deref()), (dataset.id.as_str(), Some("fold")));
+
+        // A version's own training data comes first.
+        let (other, _) = stored(&registry, &who, b"price\n3\n");
+        ingest(&registry, &other.id);
+        let mut attrs = Attrs::new();
+        attrs.insert("trainingData".into(), json!({"datasetId": other.id}));
+        let v2 = registry.create_version(&who, &model.id, super::super::NewVersion { attrs, ..Default::default() }).unwrap();
+        let (used, partition) = registry.training_dataset_for(&who, &model.id, &v2.id).unwrap().unwrap();
+        assert_eq!((used.id.as_str(), partition), (other.id.as_str(), None));
+        registry.delete_dataset(&who, &other.id).unwrap();
+        assert!(matches!(registry.training_dataset_for(&who, &model.id, &v2.id), Err(Error::NotFound(_))));
+
+        // A failed check leaves the model as it was and records no job.
+        let (no_price, _) = stored(&registry, &who, b"fold\nA\n");
+        ingest(&registry, &no_price.id);
+        let data = TrainingDataRef { dataset_id: no_price.id.clone(), ..Default::default() };
+        assert!(registry.assign_training_data(&who, &model.id, &data, json!({})).is_err());
+        assert_eq!(registry.get_model(&who, &model.id).unwrap().attrs["trainingDatasetId"], json!(dataset.id));
+        assert_eq!(registry.latest_job_for(&model.id).unwrap().unwrap().id, job.id);
+    }
+
     #[test]
     fn quoted_fields_newlines_and_a_bom() {
         let t = scan(b"\xEF\xBB\xBFid,text,price\r\n1,\"a, b\",2\n2,\"two\nlines \"\"quoted\"\"\",3\n\n").unwrap();

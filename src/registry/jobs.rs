@@ -108,8 +108,9 @@ pub(super) fn enqueue_job_in(
 
 /// Records a job that is already over, succeeded with `result`: work done
 /// synchronously (a training-data assignment) that clients still poll
-/// through a status. Inside the caller's write transaction when it holds
-/// one, so the record commits with the work.
+/// through a status. Inside the caller's write transaction, so the record
+/// commits with the work (and is never seen queued: no runner handles these
+/// kinds anyway).
 pub(super) fn finished_job_in(
     conn: &rusqlite::Connection,
     team_id: &str,
@@ -117,27 +118,15 @@ pub(super) fn finished_job_in(
     subject_id: Option<&str>,
     result: Value,
 ) -> Result<Job> {
-    let at = now();
-    let id = new_id();
+    let mut job = enqueue_job_in(conn, team_id, kind, subject_id, Value::Object(Default::default()), None)?;
     conn.execute(
-        &format!(
-            "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, 'succeeded', ?4, '{{}}', ?5, NULL, '', ?6, ?6, ?6, ?6)"
-        ),
-        params![id, team_id, kind, subject_id, result.to_string(), at],
+        "UPDATE jobs SET state = 'succeeded', result = ?2, started_at = created_at, finished_at = created_at WHERE id = ?1",
+        params![job.id, result.to_string()],
     )?;
-    Ok(Job {
-        id,
-        team_id: team_id.to_string(),
-        kind: kind.to_string(),
-        state: JobState::Succeeded,
-        subject_id: subject_id.map(String::from),
-        input: Value::Object(Default::default()),
-        result: Some(result),
-        error: None,
-        log: String::new(),
-        created_at: at.clone(),
-        started_at: Some(at),
-    })
+    job.state = JobState::Succeeded;
+    job.result = Some(result);
+    job.started_at = Some(job.created_at.clone());
+    Ok(job)
 }
 
 /// A job's log as it is written: lines are buffered and appended in
@@ -245,9 +234,13 @@ impl Registry {
         enqueue_job_in(&self.conn, team_id, kind, subject_id, input, run_after)
     }
 
-    /// Records a finished job (see `finished_job_in`) on its own.
+    /// Records a finished job (see `finished_job_in`) in a transaction of
+    /// its own.
     pub fn record_finished_job(&self, team_id: &str, kind: &str, subject_id: Option<&str>, result: Value) -> Result<Job> {
-        finished_job_in(&self.conn, team_id, kind, subject_id, result)
+        let tx = self.write()?;
+        let job = finished_job_in(&tx, team_id, kind, subject_id, result)?;
+        tx.commit()?;
+        Ok(job)
     }
 
     /// A job without its log.

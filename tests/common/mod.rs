@@ -221,6 +221,41 @@ impl Drop for Server {
     }
 }
 
+/// The JSON of a reply that must have `status` (null for an empty body).
+pub fn ok(reply: &Reply, status: u16) -> Value {
+    assert_eq!(reply.status, status, "{}", String::from_utf8_lossy(&reply.body));
+    if reply.body.is_empty() {
+        Value::Null
+    } else {
+        reply.json()
+    }
+}
+
+/// A request with another user's key, in the `Token` scheme the DataRobot
+/// client sends; a JSON body when one is given.
+pub fn as_user(s: &Server, key: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
+    let auth = format!("Token {key}");
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    s.request(method, path, &headers, body.map(|b| b.to_string().into_bytes()))
+}
+
+/// Creates `user` (in `team`, or the first team) with the CLI and returns
+/// an API key.
+pub fn user_key(s: &Server, user: &str, team: Option<&str>) -> String {
+    let mut args = vec!["users", "add", user];
+    if let Some(team) = team {
+        args.extend(["--team", team]);
+    }
+    let out = s.cli(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = s.cli(&["keys", "create", "--user", user]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 pub enum Part<'a> {
     Field(&'a str, &'a str),
     File { name: &'a str, filename: &'a str, bytes: &'a [u8] },

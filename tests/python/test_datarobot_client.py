@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 import zipfile
 
 import datarobot as dr
@@ -127,6 +128,75 @@ def run(tmp):
     except dr.errors.ClientError as e:
         assert e.status_code == 404
     env_version.refresh()
+    run_datasets(tmp)
+
+
+HOUSES = (
+    b"id,description,sqft,partition,price\n"
+    b'1,"Bright flat, near the park",54,T,210000\n'
+    b'2,"Two floors\nwith a garden",120,V,455000\n'
+    b"3,Studio,28,T,99000\n"
+)
+
+
+def run_datasets(tmp):
+    # Upload a CSV (a quoted comma, a quoted line break); the client waits for the ingest.
+    csv_path = os.path.join(tmp, "houses.csv")
+    write(csv_path, HOUSES)
+    dataset = dr.Dataset.create_from_file(file_path=csv_path)
+    assert dataset.processing_state == "COMPLETED", dataset.processing_state
+    assert dataset.row_count == 3, dataset.row_count
+    assert dataset.name == "houses.csv" and dataset.size == len(HOUSES)
+    got = dr.Dataset.get(dataset.id)
+    assert (got.row_count, got.processing_state, got.version_id) == (3, "COMPLETED", dataset.version_id)
+    out = os.path.join(tmp, "houses-copy.csv")
+    got.get_file(file_path=out)
+    assert filecmp.cmp(csv_path, out, shallow=False)
+
+    # With categories the client PATCHes the new dataset and reads them back.
+    tagged = dr.Dataset.create_from_file(file_path=csv_path, categories=["TRAINING"])
+    assert tagged.categories == ["TRAINING"], tagged.categories
+    assert [d.id for d in dr.Dataset.list(category="TRAINING")] == [tagged.id]
+    assert {dataset.id, tagged.id} <= {d.id for d in dr.Dataset.list()}
+    tagged.modify(name="Houses")
+    assert dr.Dataset.get(tagged.id).name == "Houses"
+    dr.Dataset.delete(tagged.id)
+    try:
+        dr.Dataset.get(tagged.id)
+        raise AssertionError("deleted dataset still readable")
+    except dr.errors.ClientError as e:
+        assert e.status_code == 404
+
+    # Training data on the model (a deprecated call: it warns).
+    model = dr.CustomInferenceModel.create(
+        name="Prices with data", target_type=dr.TARGET_TYPE.REGRESSION, target_name="price", language="python"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.assign_training_data(dataset.id, partition_column="partition")
+    assert model.training_dataset_id == dataset.id, model.training_dataset_id
+    assert model.training_data_partition_column == "partition"
+    assert model.training_data_assignment_in_progress is False
+    assert dr.CustomInferenceModel.get(model.id).training_dataset_version_id == dataset.version_id
+
+    # Training data on versions, for a model that keeps it there.
+    env = next(e for e in dr.ExecutionEnvironment.list(search_for="Python") if e.latest_successful_version)
+    versioned = dr.CustomInferenceModel.create(
+        name="Prices per version", target_type=dr.TARGET_TYPE.REGRESSION, target_name="price",
+        is_training_data_for_versions_permanently_enabled=True,
+    )
+    folder = os.path.join(tmp, "model-with-data")
+    write(os.path.join(folder, "custom.py"), b"def score(data, model, **kwargs):\n    return data\n")
+    v1 = dr.CustomModelVersion.create_clean(
+        versioned.id, base_environment_id=env.id, folder_path=folder,
+        training_dataset_id=dataset.id, partition_column="partition",
+    )
+    assert v1.training_data.dataset_id == dataset.id, v1.training_data
+    assert v1.training_data.assignment_in_progress is False
+    assert v1.holdout_data.partition_column == "partition"
+    v2 = dr.CustomModelVersion.create_from_previous(versioned.id, base_environment_id=env.id, is_major_update=False)
+    assert v2.training_data.dataset_id == dataset.id, "a derived version keeps its training data"
+    assert dr.CustomModelVersion.get(versioned.id, v2.id).holdout_data.partition_column == "partition"
 
 
 if __name__ == "__main__":

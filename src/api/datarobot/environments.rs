@@ -38,7 +38,6 @@ pub fn routes(router: &mut Router) {
     router.add(d, "GET", "/api/v2/executionEnvironments/{id}/versions/{vid}/download/", download);
 }
 
-
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let paging = paging(req)?;
