@@ -65,7 +65,11 @@ fn ingest_dataset(ctx: &JobContext, job: &Job) -> Result<Value, String> {
 }
 
 fn compute_settings<'a>(ctx: &'a JobContext) -> crate::compute::jobs::Settings<'a> {
-    crate::compute::jobs::Settings { data_dir: &ctx.options.data_dir, python: ctx.options.python.as_deref() }
+    crate::compute::jobs::Settings {
+        data_dir: &ctx.options.data_dir,
+        python: ctx.options.python.as_deref(),
+        image_builder: ctx.options.image_builder.as_deref(),
+    }
 }
 
 fn build_dependencies(ctx: &JobContext, job: &Job) -> Result<Value, String> {

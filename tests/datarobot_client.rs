@@ -47,7 +47,9 @@ fn official_datarobot_client_works_unpatched() {
             return;
         }
     };
-    let server = common::Server::start();
+    // One compute slot: the script holds it with a slow test to show that a
+    // dependency build waits in the queue and can be cancelled there.
+    let server = common::Server::start_compute(&["--compute-slots", "1"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_datarobot_client.py");
     let out = Command::new(python)
         .arg(script)

@@ -317,7 +317,8 @@ fn test(
     let test = match target {
         Target::Local { registry, who } => {
             let body = body.as_object().cloned().unwrap_or_default();
-            let (test, _) = test_api::start_test(registry, registry.data_dir(), python.as_deref(), who, &body)?;
+            let options = crate::http::ServerOptions::offline(registry.data_dir(), python.clone());
+            let (test, _) = test_api::start_test(registry, &options, who, &body)?;
             let worker = run_in_background(registry.data_dir(), python, test.id.clone());
             loop {
                 let current = test_api::render_test(registry, who, &registry.get_test(who, &test.id)?)?;
@@ -357,7 +358,7 @@ fn build_deps(target: &Target, model: &str, version: &str, python: Option<PathBu
     let path = format!("{}versions/{}/dependencyBuild/", model_path(model), enc(version));
     let (build, log) = match target {
         Target::Local { registry, who } => {
-            crate::runtime::locate(registry.data_dir(), python.as_deref()).map_err(Error::unprocessable)?;
+            crate::compute::available(&crate::http::ServerOptions::offline(registry.data_dir(), python.clone())).map_err(Error::unprocessable)?;
             registry.start_dependency_build(who, model, version)?;
             run_in_background(registry.data_dir(), python, version.to_string())
                 .join()

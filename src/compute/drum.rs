@@ -22,10 +22,21 @@ use crate::process::Supervised;
 /// timeout (its gunicorn config says 600 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Where DRUM comes from.
+#[derive(Clone, Debug)]
+pub enum Runner {
+    /// A Python on this host with DRUM (the runtime, or a dependency
+    /// environment over it), under `modelreg contain`.
+    Local { python: PathBuf },
+    /// The version's image (its environment's, or its dependency image),
+    /// run with a docker-compatible CLI (`serve --image-builder`).
+    Docker { builder: String, image: String },
+}
+
 /// What to run and how to contain it.
 #[derive(Clone, Debug)]
 pub struct ServerSpec {
-    pub python: PathBuf,
+    pub runner: Runner,
     pub code_dir: PathBuf,
     /// DataRobot's target type (Regression, Binary…).
     pub target_type: String,
@@ -36,19 +47,54 @@ pub struct ServerSpec {
     pub env: Vec<(String, String)>,
     pub memory_limit: Option<u64>,
     pub no_network: bool,
-    /// Names the memory cgroup (a job id).
+    /// Names the memory cgroup or the container (a job id).
     pub name: String,
 }
+
+/// The docker network of containers without egress: internal, so the
+/// host reaches them but they reach nothing beyond it.
+pub const NO_EGRESS_NETWORK: &str = "modelreg-no-egress";
 
 /// DRUM's `--target-type` for a DataRobot target type.
 pub fn drum_target_type(target_type: &str) -> String {
     target_type.to_ascii_lowercase()
 }
 
+/// `drum server`'s arguments for the spec, its code at `code_dir` as the
+/// server sees it.
+fn drum_server_args(spec: &ServerSpec, code_dir: &str, address: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "server".into(),
+        "--code-dir".into(),
+        code_dir.into(),
+        "--address".into(),
+        address.into(),
+        "--target-type".into(),
+        drum_target_type(&spec.target_type),
+    ];
+    match spec.target_type.as_str() {
+        "Binary" => {
+            let positive = spec.positive_class_label.clone().unwrap_or_else(|| "1".into());
+            let negative = spec.negative_class_label.clone().unwrap_or_else(|| "0".into());
+            args.extend(["--positive-class-label".into(), positive, "--negative-class-label".into(), negative]);
+        }
+        "Multiclass" | "Multilabel" if !spec.class_labels.is_empty() => {
+            args.push("--class-labels".into());
+            args.extend(spec.class_labels.iter().cloned());
+        }
+        _ => {}
+    }
+    args
+}
+
 /// A started DRUM server. Dropping it kills every process it started.
 pub struct Server {
     process: Supervised,
     cgroup: Option<MemoryCgroup>,
+    /// The docker CLI and the container's name, for a server in a container.
+    container: Option<(String, String)>,
+    /// Where the server listens: loopback, or the container's address.
+    host: String,
     pub port: u16,
     /// The containment report (`pid namespace yes; network none; …`).
     pub report: String,
@@ -64,6 +110,7 @@ const TAIL_LINES: usize = 8;
 /// Where requests reach the server; cheap to clone into other threads.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
+    host: String,
     pub port: u16,
     /// The process whose network namespace the server listens in.
     netns_of: Option<u32>,
@@ -75,9 +122,31 @@ fn free_port() -> Result<u16, String> {
 }
 
 impl Server {
-    /// Starts the server and returns once `contain` has reported (so its
-    /// namespaces exist); readiness is `Client::wait_ready`'s business.
+    /// Starts the server: under `modelreg contain` (returning once it has
+    /// reported, so its namespaces exist) or in a container. Readiness is
+    /// `Client::wait_ready`'s business.
     pub fn start(spec: &ServerSpec, log: &mut dyn FnMut(&str)) -> Result<Server, String> {
+        match &spec.runner {
+            Runner::Local { python } => Server::start_local(spec, python, log),
+            Runner::Docker { builder, image } => Server::start_docker(spec, builder, image, log),
+        }
+    }
+
+    fn new(process: Supervised, port: u16, spec: &ServerSpec) -> Server {
+        Server {
+            process,
+            cgroup: None,
+            container: None,
+            host: "127.0.0.1".into(),
+            port,
+            report: String::new(),
+            isolated_network: false,
+            memory_limit: spec.memory_limit,
+            tail: Default::default(),
+        }
+    }
+
+    fn start_local(spec: &ServerSpec, python: &Path, log: &mut dyn FnMut(&str)) -> Result<Server, String> {
         let port = free_port()?;
         // /proc/self/exe runs this binary even after an upgrade replaced
         // the file on disk.
@@ -99,30 +168,8 @@ impl Server {
                 }
             }
         }
-        let mut drum_args: Vec<String> = vec![
-            "-m".into(),
-            "datarobot_drum.drum.entry_point".into(),
-            "server".into(),
-            "--code-dir".into(),
-            spec.code_dir.display().to_string(),
-            "--address".into(),
-            format!("127.0.0.1:{port}"),
-            "--target-type".into(),
-            drum_target_type(&spec.target_type),
-        ];
-        match spec.target_type.as_str() {
-            "Binary" => {
-                let positive = spec.positive_class_label.clone().unwrap_or_else(|| "1".into());
-                let negative = spec.negative_class_label.clone().unwrap_or_else(|| "0".into());
-                drum_args.extend(["--positive-class-label".into(), positive, "--negative-class-label".into(), negative]);
-            }
-            "Multiclass" | "Multilabel" if !spec.class_labels.is_empty() => {
-                drum_args.push("--class-labels".into());
-                drum_args.extend(spec.class_labels.iter().cloned());
-            }
-            _ => {}
-        }
-        command.arg("--").arg(&spec.python).args(&drum_args);
+        let drum_args = drum_server_args(spec, &spec.code_dir.display().to_string(), &format!("127.0.0.1:{port}"));
+        command.arg("--").arg(python).args(["-m", "datarobot_drum.drum.entry_point"]).args(&drum_args);
         // HOME is the job's own folder: gunicorn puts its control socket
         // there, and two servers must not share one.
         let home = spec.code_dir.parent().unwrap_or(&spec.code_dir);
@@ -133,18 +180,10 @@ impl Server {
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let command_line = format!("{} -m datarobot_drum.drum.entry_point {}", spec.python.display(), drum_args[2..].join(" "));
-        log(&format!("Starting: {command_line}"));
+        log(&format!("Starting: {} -m datarobot_drum.drum.entry_point {}", python.display(), drum_args.join(" ")));
         let process = crate::process::spawn(command).map_err(|e| format!("cannot start the model server: {e}"))?;
-        let mut server = Server {
-            process,
-            cgroup,
-            port,
-            report: String::new(),
-            isolated_network: false,
-            memory_limit: spec.memory_limit,
-            tail: Default::default(),
-        };
+        let mut server = Server::new(process, port, spec);
+        server.cgroup = cgroup;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -164,8 +203,78 @@ impl Server {
         }
     }
 
+    /// `<builder> run` of the image with the code mounted read-only, as
+    /// DataRobot runs a custom model in its environment. Without egress the
+    /// container joins an internal network and is reached at its address;
+    /// otherwise its port is published on loopback.
+    fn start_docker(spec: &ServerSpec, builder: &str, image: &str, log: &mut dyn FnMut(&str)) -> Result<Server, String> {
+        let port = free_port()?;
+        let name = format!("modelreg-{}", spec.name);
+        let mut command = Command::new(builder);
+        command.args(["run", "--name", &name, "-e", "PYTHONUNBUFFERED=1"]);
+        if spec.no_network {
+            // Fails harmlessly when the network exists.
+            let _ = Command::new(builder)
+                .args(["network", "create", "--internal", NO_EGRESS_NETWORK])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            command.args(["--network", NO_EGRESS_NETWORK]);
+        } else {
+            command.arg("-p").arg(format!("127.0.0.1:{port}:{port}"));
+        }
+        if let Some(limit) = spec.memory_limit {
+            command.arg("--memory").arg(limit.to_string()).arg("--memory-swap").arg(limit.to_string());
+        }
+        command.arg("-v").arg(format!("{}:/opt/code:ro", spec.code_dir.display()));
+        for (k, v) in &spec.env {
+            command.arg("-e").arg(format!("{k}={v}"));
+        }
+        let drum_args = drum_server_args(spec, "/opt/code", &format!("0.0.0.0:{port}"));
+        command.arg(image).arg("drum").args(&drum_args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        log(&format!("Starting: {builder} run --name {name} … {image} drum {}", drum_args.join(" ")));
+        let process = crate::process::spawn(command).map_err(|e| format!("cannot run {builder}: {e}"))?;
+        let mut server = Server::new(process, port, spec);
+        server.container = Some((builder.to_string(), name.clone()));
+        server.isolated_network = spec.no_network;
+        if spec.no_network {
+            server.host = server.container_address(Duration::from_secs(60), log)?;
+        }
+        server.report = format!(
+            "container {name} of {image}; network {}; memory {}",
+            if spec.no_network { format!("none ({NO_EGRESS_NETWORK}, at {})", server.host) } else { format!("published on 127.0.0.1:{port}") },
+            spec.memory_limit.map(|m| format!("limited to {m} bytes")).unwrap_or_else(|| "unlimited".into())
+        );
+        log(&format!("Containment: {}", server.report));
+        Ok(server)
+    }
+
+    /// The container's address on its network, once it has one.
+    fn container_address(&mut self, timeout: Duration, log: &mut dyn FnMut(&str)) -> Result<String, String> {
+        let (builder, name) = self.container.clone().expect("a container");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let out = Command::new(&builder)
+                .args(["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name])
+                .output()
+                .map_err(|e| format!("cannot run {builder} inspect: {e}"))?;
+            let address = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !address.is_empty() {
+                return Ok(address);
+            }
+            if let Some(why) = self.exited(log) {
+                return Err(why);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!("the container {name} got no network address within {} s", timeout.as_secs()))
+    }
+
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint { port: self.port, netns_of: self.isolated_network.then(|| self.process.id()) }
+        // A container's network is docker's business; contain's namespace
+        // is joined from the requesting thread.
+        let netns_of = (self.isolated_network && self.container.is_none()).then(|| self.process.id());
+        Endpoint { host: self.host.clone(), port: self.port, netns_of }
     }
 
     /// Hands the server's output lines written so far to `log`.
@@ -185,7 +294,7 @@ impl Server {
     /// can act on (a model killed for memory says so).
     pub fn exited(&mut self, log: &mut dyn FnMut(&str)) -> Option<String> {
         let status = self.process.try_wait().ok().flatten()?;
-        let oom = self.cgroup.as_ref().is_some_and(MemoryCgroup::oom_killed);
+        let oom = self.cgroup.as_ref().is_some_and(MemoryCgroup::oom_killed) || self.container_oom_killed();
         if oom {
             return Some(format!(
                 "the model was killed for exceeding its memory limit (maximumMemory {} bytes)",
@@ -197,13 +306,30 @@ impl Server {
         Some(format!("the model server exited ({status}); its last output:\n{}", last.join("\n")))
     }
 
-    /// Kills every process of the server; `exited` then reports it.
-    pub fn kill(&mut self) {
-        self.process.kill();
+    fn container_oom_killed(&self) -> bool {
+        let Some((builder, name)) = &self.container else { return false };
+        Command::new(builder)
+            .args(["inspect", "-f", "{{.State.OOMKilled}}", name])
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "true")
     }
 
-    pub fn stop(mut self) {
+    /// Kills every process of the server (and removes its container); `exited`
+    /// then reports it.
+    pub fn kill(&mut self) {
         self.process.kill();
+        if let Some((builder, name)) = self.container.take() {
+            let _ = Command::new(builder).args(["rm", "-f", &name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+    }
+
+    pub fn stop(self) {}
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A container outlives the docker CLI that started it.
+        self.kill();
     }
 }
 
@@ -242,7 +368,7 @@ impl Endpoint {
         let agent = |timeout: Duration| {
             ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().new_agent()
         };
-        Ok(Client { agent: agent(REQUEST_TIMEOUT), quick: agent(Duration::from_secs(2)), base: format!("http://127.0.0.1:{}", self.port) })
+        Ok(Client { agent: agent(REQUEST_TIMEOUT), quick: agent(Duration::from_secs(2)), base: format!("http://{}:{}", self.host, self.port) })
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::checks::{self, Config, Event, Plan, Status};
-use super::drum::{self, ServerSpec};
+use super::drum::{self, Runner, ServerSpec};
 use crate::registry::jobs::JobLog;
 use crate::registry::{Job, Principal, Registry, Version};
 use crate::runtime::{self, deps};
@@ -38,31 +38,106 @@ pub struct Settings<'a> {
     pub data_dir: &'a Path,
     /// `serve --python`.
     pub python: Option<&'a Path>,
+    /// `serve --image-builder`: run models in their environment's image.
+    pub image_builder: Option<&'a str>,
 }
 
-/// The Python a version runs on: the runtime's, or its dependency
-/// environment's (built here first when missing).
-fn python_for(
+/// Where a version runs: on the runtime (in its dependency environment,
+/// built here first when missing), or, with an image builder, in its
+/// environment's image (with its dependencies layered on, likewise).
+/// Also returns the dependency environment's key, if it has one.
+fn runner_for(
+    registry: &Registry,
     settings: &Settings,
     version: &Version,
+    job_dir: &Path,
     log: &mut dyn FnMut(&str),
     should_stop: &mut dyn FnMut() -> Option<String>,
-) -> Result<(PathBuf, Option<String>), String> {
-    let runtime = runtime::locate(settings.data_dir, settings.python)?;
+) -> Result<(Runner, Option<String>), String> {
     let dependencies = version.attrs.get("dependencies").cloned().unwrap_or_else(|| json!([]));
     let lines = deps::requirement_lines(&dependencies);
+    if let Some(builder) = settings.image_builder {
+        let image = environment_image(registry, version)?;
+        if lines.is_empty() {
+            return Ok((Runner::Docker { builder: builder.into(), image }, None));
+        }
+        let key = deps::env_key(&format!("image|{image}"), &lines);
+        let tag = format!("modelreg-deps:{}", &key[..32]);
+        build_dependency_image(builder, &image, &tag, &lines, job_dir, log, should_stop)?;
+        return Ok((Runner::Docker { builder: builder.into(), image: tag }, Some(key)));
+    }
+    let runtime = runtime::locate(settings.data_dir, settings.python)?;
     if lines.is_empty() {
         runtime.check_drum()?;
-        return Ok((runtime.python, None));
+        return Ok((Runner::Local { python: runtime.python }, None));
     }
     let key = deps::env_key(&runtime.identity()?, &lines);
     if let Some(python) = deps::built(settings.data_dir, &key) {
         log(&format!("Dependencies: the environment {key} is built."));
-        return Ok((python, Some(key)));
+        return Ok((Runner::Local { python }, Some(key)));
     }
-    log(&format!("Dependencies: building the environment {key} first."));
+    log(&format!("Dependencies: building the environment {key}."));
     let python = deps::build(settings.data_dir, &runtime, &key, &lines, log, should_stop)?;
-    Ok((python, Some(key)))
+    Ok((Runner::Local { python }, Some(key)))
+}
+
+/// The image of the version's base environment version: its image URI, or
+/// the image `serve --image-builder` built from its context.
+fn environment_image(registry: &Registry, version: &Version) -> Result<String, String> {
+    let vid = version.attrs.get("baseEnvironmentVersionId").and_then(Value::as_str).ok_or("the version names no environment version")?;
+    let env = registry.env_version_by_id(vid).map_err(|e| e.message())?;
+    if let Some(uri) = &env.docker_image_uri {
+        return Ok(uri.clone());
+    }
+    let built = env.build_status == "success"
+        && env.context.as_ref().is_some_and(|c| env.image_id.as_deref() != Some(format!("sha256:{}", c.sha256).as_str()));
+    if !built {
+        return Err(format!(
+            "environment version {vid} has no image (it was validated without an image builder); add a version while the server runs with --image-builder"
+        ));
+    }
+    Ok(format!("modelreg-env:{vid}"))
+}
+
+/// `FROM <image>` plus `pip install` of the requirements, as DRUM's own
+/// `--docker` does; an image already built for the same key is reused.
+fn build_dependency_image(
+    builder: &str,
+    image: &str,
+    tag: &str,
+    lines: &[String],
+    job_dir: &Path,
+    log: &mut dyn FnMut(&str),
+    should_stop: &mut dyn FnMut() -> Option<String>,
+) -> Result<(), String> {
+    let exists = std::process::Command::new(builder)
+        .args(["image", "inspect", tag])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if exists {
+        log(&format!("Dependencies: the image {tag} is built."));
+        return Ok(());
+    }
+    let context = job_dir.join("dependency-image");
+    std::fs::create_dir_all(&context).map_err(|e| format!("cannot create {}: {e}", context.display()))?;
+    std::fs::write(context.join("requirements.txt"), lines.join("\n") + "\n").map_err(|e| e.to_string())?;
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {image}\nCOPY requirements.txt /tmp/modelreg-requirements.txt\nRUN pip install --no-input -r /tmp/modelreg-requirements.txt\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    log(&format!("Dependencies: {builder} build -t {tag} (FROM {image}, pip install {})", lines.join(" ")));
+    let mut command = std::process::Command::new(builder);
+    command.args(["build", "-t", tag]).arg(&context);
+    let timeout = seconds_from_env("MODELREG_BUILD_TIMEOUT_SECS", crate::registry::envbuild::BUILD_TIMEOUT);
+    match crate::process::run_logged(command, timeout, log, should_stop).map_err(|e| format!("cannot run {builder}: {e}"))? {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("{builder} build of the dependency image failed ({status}); its output is in the log above")),
+        Err(crate::process::Stopped::Asked(reason)) => Err(reason),
+        Err(crate::process::Stopped::TimedOut(t)) => Err(format!("{builder} build did not finish within {} s and was killed", t.as_secs())),
+    }
 }
 
 /// The job of `POST …/dependencyBuild/`.
@@ -75,7 +150,9 @@ pub fn run_dependency_build(registry: &Registry, settings: &Settings, job: &Job)
     let version = registry.get_version_by_id(&who, model_id, &version_id).map_err(|e| e.message())?;
     registry.set_dependency_build(&version_id, &job.id, "processing", None).map_err(|e| e.message())?;
     let mut should_stop = || registry.job_cancel_requested(&job.id).unwrap_or(true).then(|| "the build was cancelled".to_string());
-    let outcome = python_for(settings, &version, &mut log, &mut should_stop);
+    let job_dir = settings.data_dir.join("jobs").join(&job.id);
+    let outcome = runner_for(registry, settings, &version, &job_dir, &mut log, &mut should_stop);
+    let _ = std::fs::remove_dir_all(&job_dir);
     let (status, result) = match outcome {
         Ok((_, key)) => {
             log("Build succeeded.");
@@ -156,7 +233,7 @@ fn prepare_and_run(
     log(&format!("Checks: {}", modes.join(", ")));
 
     let mut should_stop = || cancelled().then(|| "the test was cancelled".to_string());
-    let (python, _) = python_for(settings, &version, &mut |l| log(l), &mut should_stop)?;
+    let (runner, _) = runner_for(registry, settings, &version, job_dir, &mut |l| log(l), &mut should_stop)?;
 
     let code_dir = std::path::absolute(job_dir.join("code")).map_err(|e| format!("cannot resolve the job folder: {e}"))?;
     std::fs::create_dir_all(&code_dir).map_err(|e| format!("cannot create {}: {e}", code_dir.display()))?;
@@ -223,7 +300,7 @@ fn prepare_and_run(
         env.len()
     ));
     let spec = ServerSpec {
-        python,
+        runner,
         code_dir: code_dir.clone(),
         target_type: target_type.clone(),
         positive_class_label: label("positiveClassLabel"),

@@ -8,3 +8,13 @@ pub mod checks;
 pub mod drum;
 pub mod jobs;
 pub mod table;
+
+/// Whether this server can run models: with an image builder it runs them in
+/// their environments' images; otherwise it needs the Python runtime. Err
+/// says the one command that makes it possible.
+pub fn available(options: &crate::http::ServerOptions) -> Result<(), String> {
+    if options.image_builder.is_some() {
+        return Ok(());
+    }
+    crate::runtime::locate(&options.data_dir, options.python.as_deref()).map(|_| ())
+}

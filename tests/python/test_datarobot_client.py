@@ -129,6 +129,7 @@ def run(tmp):
         assert e.status_code == 404
     env_version.refresh()
     run_datasets(tmp)
+    run_compute(tmp, env)
 
 
 HOUSES = (
@@ -197,6 +198,85 @@ def run_datasets(tmp):
     v2 = dr.CustomModelVersion.create_from_previous(versioned.id, base_environment_id=env.id, is_major_update=False)
     assert v2.training_data.dataset_id == dataset.id, "a derived version keeps its training data"
     assert dr.CustomModelVersion.get(versioned.id, v2.id).holdout_data.partition_column == "partition"
+
+
+SCORE = b"""import pandas as pd
+
+def load_model(code_dir):
+    return {}
+
+def score(data, model, **kwargs):
+    return pd.DataFrame({"Predictions": data["x1"].fillna(0) * 2.0})
+"""
+
+SLOW = b"""import time
+
+def load_model(code_dir):
+    time.sleep(120)
+    return {}
+
+def score(data, model, **kwargs):
+    raise RuntimeError("never reached")
+"""
+
+
+def run_compute(tmp, env):
+    """Custom model tests and dependency builds, run on DRUM by the server
+    (started with --compute-slots 1, so a slow test holds the only slot)."""
+    csv = os.path.join(tmp, "scores.csv")
+    write(csv, b"x1,x2,y\n1,2,2\n3,,6\n5,6,10\n")
+    dataset = dr.Dataset.create_from_file(file_path=csv)
+    model = dr.CustomInferenceModel.create(name="Doubler", target_type=dr.TARGET_TYPE.REGRESSION, target_name="y")
+
+    # A version whose load_model never returns holds the compute slot...
+    slow_dir = os.path.join(tmp, "slow")
+    write(os.path.join(slow_dir, "custom.py"), SLOW)
+    slow = dr.CustomModelVersion.create_clean(model.id, base_environment_id=env.id, folder_path=slow_dir)
+    slow_test = dr.CustomModelTest.create(model.id, slow.id, dataset_id=dataset.id, max_wait=None)
+    assert slow_test.overall_status == "in_progress", slow_test.overall_status
+    assert slow_test.custom_model_image_id
+
+    # ...so a dependency build waits in the queue, and can be cancelled there.
+    queued_dir = os.path.join(tmp, "queued")
+    write(os.path.join(queued_dir, "custom.py"), SCORE)
+    write(os.path.join(queued_dir, "requirements.txt"), b"tabulate==0.9.0\n")
+    queued = dr.CustomModelVersion.create_clean(model.id, base_environment_id=env.id, folder_path=queued_dir)
+    build = dr.CustomModelVersionDependencyBuild.start_build(model.id, queued.id, max_wait=None)
+    assert build.build_status in ("submitted", "processing"), build.build_status
+    build.cancel()
+    assert dr.CustomModelVersionDependencyBuild.get_build_info(model.id, queued.id).build_status == "failed"
+
+    listed = dr.CustomModelTest.list(model.id)
+    assert [t.id for t in listed] == [slow_test.id]
+    slow_test.cancel()
+    slow_test.refresh()
+    assert slow_test.overall_status == "canceled", slow_test.overall_status
+    try:
+        slow_test.cancel()
+        raise AssertionError("a finished test was cancelled twice")
+    except dr.errors.ClientError as e:
+        assert e.status_code == 409
+
+    # A version with a requirements.txt: build its dependencies, then test it.
+    folder = os.path.join(tmp, "doubler")
+    write(os.path.join(folder, "custom.py"), b"import tabulate\n" + SCORE)
+    write(os.path.join(folder, "requirements.txt"), b"tabulate==0.9.0\n")
+    version = dr.CustomModelVersion.create_clean(model.id, base_environment_id=env.id, folder_path=folder)
+    build = dr.CustomModelVersionDependencyBuild.start_build(model.id, version.id, max_wait=600)
+    assert build.build_status == "success", build.get_log()
+    assert "tabulate" in build.get_log()
+
+    test = dr.CustomModelTest.create(model.id, version.id, dataset_id=dataset.id, max_wait=600)
+    assert test.overall_status == "succeeded", (test.overall_status, test.detailed_status)
+    for check in ("error_check", "long_running_service", "null_value_imputation", "side_effects"):
+        assert test.detailed_status[check]["status"] == "succeeded", (check, test.detailed_status)
+    assert [t.id for t in dr.CustomModelTest.list(model.id)][0] == test.id
+    again = dr.CustomModelTest.get(test.id)
+    assert again.dataset_id == dataset.id and again.custom_model_image_id == test.custom_model_image_id
+    log = again.get_log()
+    assert "errorCheck passed" in log, log
+    tail = again.get_log_tail()
+    assert "Overall: succeeded" in tail, tail
 
 
 if __name__ == "__main__":

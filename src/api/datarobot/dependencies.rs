@@ -29,7 +29,7 @@ fn ids(req: &Request) -> (String, String) {
 fn start(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let (model, version) = ids(req);
-    crate::runtime::locate(&ctx.options.data_dir, ctx.options.python.as_deref()).map_err(Error::unprocessable)?;
+    crate::compute::available(ctx.options).map_err(Error::unprocessable)?;
     let build = ctx.registry.start_dependency_build(&who, &model, &version)?;
     crate::jobs::wake();
     wait_briefly(ctx.registry, &who, &build.job_id)?;

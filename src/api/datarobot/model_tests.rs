@@ -30,18 +30,17 @@ fn required(body: &Map<String, Value>, field: &str) -> Result<String> {
 fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let body = req.json_object()?;
-    let (_, job) = start_test(ctx.registry, &ctx.options.data_dir, ctx.options.python.as_deref(), &who, &body)?;
+    let (_, job) = start_test(ctx.registry, ctx.options, &who, &body)?;
     crate::jobs::wake();
     Ok(Response::json(202, &json!({"statusId": job.id})).with_header("Location", status_location(req, &job.id)))
 }
 
 /// Validates a `CustomModelTests` body and records the test with its job.
-/// Shared with the CLI. `python` is `serve --python`: without it or a
-/// managed runtime, the test cannot run, and that is a 422 now.
+/// Shared with the CLI. A server that cannot run models (no runtime, no
+/// image builder) answers 422 now rather than queue a test that cannot run.
 pub(crate) fn start_test(
     registry: &Registry,
-    data_dir: &std::path::Path,
-    python: Option<&std::path::Path>,
+    options: &crate::http::ServerOptions,
     who: &Principal,
     body: &Map<String, Value>,
 ) -> Result<(ModelTest, crate::registry::Job)> {
@@ -72,7 +71,7 @@ pub(crate) fn start_test(
         }
     }
     // No runtime: a clear 422 now rather than a test that cannot run.
-    crate::runtime::locate(data_dir, python).map_err(Error::unprocessable)?;
+    crate::compute::available(options).map_err(Error::unprocessable)?;
     let mut settings = Map::new();
     apply_resource_fields(&body, &mut settings)?;
     for deprecated in ["environmentId", "environmentVersionId"] {
