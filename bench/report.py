@@ -173,6 +173,15 @@ def build_rows(f, ops_mr, ops_ml, big_bytes):
         c = f.med("cold.mlflow")
         row(sec, "… vs MLflow (`mlflow server`, database already created) to /health", fmt(e, "ms"), fmt(c, "ms") + " MLflow",
             f"{c / e:,.0f}× faster", "info", None)
+
+    # --- compute (issue 9)
+    if f.has("compute.test"):
+        sec = "Compute"
+        t = f.med("compute.test")
+        r = f.ratio("compute.test", "compute.floor")
+        row(sec, "A custom model test on DRUM (4 checks, 1,000 rows × 5 features), POST to verdict, vs the floor: "
+            "one `drum server` start plus the same requests", fmt(t, "s"), fmt(f.med("compute.floor"), "s") + " floor",
+            fmt(r, "x"), "info", None)
     return rows
 
 
@@ -234,7 +243,9 @@ Servers listen on 127.0.0.1 only; files live in a temp directory under /tmp.
   `GET /api/v1/models?limit=20`; MLflow: `registered-models/get?name=…` and `registered-models/search?max_results=20`.
   The registry is seeded straight into SQLite by `bench/seed.py` (1k, then 1M models in one team).
   `ops.py … latency 100`: each operation 100 times in a row over one keep-alive connection (Python http.client).
-- Cold start: `bench/coldstart.py` execs the server and polls `GET /healthz` over raw sockets until the first 200."""
+- Cold start: `bench/coldstart.py` execs the server and polls `GET /healthz` over raw sockets until the first 200.
+- Compute: `bench/drumtest.py` times a custom model test from its POST to its verdict (polling every 20 ms), and, in the
+  same round, the floor: the same model's `drum server` started directly, sent the requests the checks send, and stopped."""
 
 
 def main():
