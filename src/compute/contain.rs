@@ -222,6 +222,9 @@ impl MemoryCgroup {
             let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
         }
         let dir = parent.join(name);
+        // Left by a run of the same job that modelreg was killed during
+        // (its processes are gone, so it is empty and removable).
+        let _ = std::fs::remove_dir(&dir);
         std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let cgroup = MemoryCgroup { dir, version };
         // The first setting is the limit and must hold; the swap limit is
