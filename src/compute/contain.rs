@@ -15,6 +15,15 @@
 //!   version's `maximumMemory` as its limit (`MemoryCgroup`); where no cgroup
 //!   can be made, `--rlimit-data` caps the data segment instead.
 //!
+//! - with `--hide DIR`, in a mount namespace where DIR (the data directory:
+//!   every team's files, the database, the keys) is an empty read-only
+//!   tmpfs except the `--expose` paths bound back (the runtime read-only,
+//!   the job's code read-only, its home writable); PROGRAM gets a /proc of
+//!   its own namespace and no capabilities, so it can neither undo the
+//!   mounts nor reach the host's processes. The rest of the host's files
+//!   stay as they are: code that must not see them belongs in the docker
+//!   runner (`serve --image-builder`).
+//!
 //! Without the privileges for namespaces (not root, and no unprivileged
 //! user namespaces), it runs PROGRAM anyway and says so. Its first line on
 //! stderr always reports what it could do: `modelreg-contain: pid
@@ -39,6 +48,15 @@ pub struct ContainArgs {
     /// Cap the data segment at this many bytes (when no cgroup could be made).
     #[arg(long)]
     rlimit_data: Option<u64>,
+    /// Cover this directory with an empty read-only tmpfs.
+    #[arg(long)]
+    hide: Option<PathBuf>,
+    /// A path under --hide to bind back read-only. Repeatable.
+    #[arg(long)]
+    expose: Vec<PathBuf>,
+    /// A path under --hide to bind back writable. Repeatable.
+    #[arg(long)]
+    expose_writable: Vec<PathBuf>,
     /// The program and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -70,6 +88,23 @@ pub fn main(args: ContainArgs) -> i32 {
         Ok(()) => report.push("pid namespace yes".to_string()),
         Err(e) => report.push(format!("pid namespace NO ({e}): model processes may outlive a killed modelreg")),
     }
+    // The files: only as root (a user namespace's root could undo them),
+    // and only with namespaces.
+    let mut private_files = false;
+    if let (Some(dir), Ok(())) = (&args.hide, &namespaces) {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            match hide_directory(dir, &args.expose, &args.expose_writable) {
+                Ok(()) => {
+                    private_files = true;
+                    report.push(format!("files: {} hidden but for the job's", dir.display()));
+                }
+                Err(e) => report.push(format!("files: {} NOT hidden ({e})", dir.display())),
+            }
+        } else {
+            report.push("files: shared (not root)".to_string());
+        }
+    }
     report.push(match (args.no_network, &namespaces) {
         (false, _) => "network shared".to_string(),
         (true, Ok(())) => match loopback_up() {
@@ -97,6 +132,9 @@ pub fn main(args: ContainArgs) -> i32 {
     if pid == 0 {
         unsafe {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if private_files && !isolate_child() {
+                libc::_exit(126);
+            }
             libc::execvp(argv_ptrs[0], argv_ptrs.as_ptr());
             libc::_exit(127);
         }
@@ -127,6 +165,89 @@ pub fn main(args: ContainArgs) -> i32 {
         return 128 + signal;
     }
     libc::WEXITSTATUS(status)
+}
+
+/// Covers `dir` with an empty read-only tmpfs in this (new) mount
+/// namespace, binding `expose` back read-only and `writable` back as they
+/// are. Every path must be under `dir`.
+fn hide_directory(dir: &Path, expose: &[PathBuf], writable: &[PathBuf]) -> Result<(), String> {
+    let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("{} holds a NUL byte", p.display()));
+    // SAFETY: mount(2) and open(2) with paths we own as C strings.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(format!("no mount namespace: {}", std::io::Error::last_os_error()));
+        }
+        // Nothing done here may reach the host's mount table.
+        let root = c(Path::new("/"))?;
+        if libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0 {
+            return Err(format!("cannot make mounts private: {}", std::io::Error::last_os_error()));
+        }
+        // Hold the exposed paths open: once the tmpfs covers `dir`, they
+        // are reachable only through these descriptors.
+        let mut binds = Vec::new();
+        for (path, read_only) in expose.iter().map(|p| (p, true)).chain(writable.iter().map(|p| (p, false))) {
+            let relative = path.strip_prefix(dir).map_err(|_| format!("{} is not under {}", path.display(), dir.display()))?;
+            let fd = libc::open(c(path)?.as_ptr(), libc::O_PATH | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(format!("cannot open {}: {}", path.display(), std::io::Error::last_os_error()));
+            }
+            binds.push((fd, relative.to_path_buf(), path.is_dir(), read_only));
+        }
+        let target = c(dir)?;
+        let tmpfs = CString::new("tmpfs").expect("no NUL");
+        let options = CString::new("mode=0755,size=1m").expect("no NUL");
+        if libc::mount(tmpfs.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), libc::MS_NOSUID | libc::MS_NODEV, options.as_ptr().cast()) != 0 {
+            return Err(format!("cannot cover {}: {}", dir.display(), std::io::Error::last_os_error()));
+        }
+        for (fd, relative, is_dir, read_only) in &binds {
+            let mount_point = dir.join(relative);
+            if *is_dir {
+                std::fs::create_dir_all(&mount_point).map_err(|e| format!("{}: {e}", mount_point.display()))?;
+            } else {
+                if let Some(parent) = mount_point.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                }
+                std::fs::write(&mount_point, b"").map_err(|e| format!("{}: {e}", mount_point.display()))?;
+            }
+            let source = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
+            let point = c(&mount_point)?;
+            if libc::mount(source.as_ptr(), point.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REC, std::ptr::null()) != 0 {
+                return Err(format!("cannot bind {}: {}", mount_point.display(), std::io::Error::last_os_error()));
+            }
+            if *read_only
+                && libc::mount(std::ptr::null(), point.as_ptr(), std::ptr::null(), libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, std::ptr::null()) != 0
+            {
+                return Err(format!("cannot make {} read-only: {}", mount_point.display(), std::io::Error::last_os_error()));
+            }
+            libc::close(*fd);
+        }
+        if libc::mount(std::ptr::null(), target.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV, std::ptr::null()) != 0 {
+            return Err(format!("cannot make the cover read-only: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// In the forked child, PID 1 of its namespace: a /proc that shows only
+/// the namespace, then no capabilities at all and no way to gain them, so
+/// the mounts cannot be undone. False if any step failed.
+unsafe fn isolate_child() -> bool {
+    let proc_ = CString::new("/proc").expect("no NUL");
+    let kind = CString::new("proc").expect("no NUL");
+    if libc::mount(kind.as_ptr(), proc_.as_ptr(), kind.as_ptr(), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, std::ptr::null()) != 0 {
+        return false;
+    }
+    for cap in 0..=63 {
+        // EINVAL past the kernel's last capability: nothing to drop.
+        libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+    }
+    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+        return false;
+    }
+    // capset(2) with empty sets (version 3 header, two data words).
+    let header: [u32; 2] = [0x2008_0522, 0];
+    let data: [u32; 6] = [0; 6];
+    libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) == 0
 }
 
 /// unshare(2) of a PID (and network) namespace; without the privilege for

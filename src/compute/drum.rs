@@ -49,6 +49,9 @@ pub struct ServerSpec {
     pub no_network: bool,
     /// Names the memory cgroup or the container (a job id).
     pub name: String,
+    /// The data directory, which a local model server must not see but for
+    /// its own job's folder and the runtime.
+    pub data_dir: PathBuf,
 }
 
 /// The docker network of containers without egress: internal, so the
@@ -168,15 +171,22 @@ impl Server {
                 }
             }
         }
+        // HOME is the job's own: gunicorn puts its control socket there, and
+        // two servers must not share one.
+        let home = spec.code_dir.parent().unwrap_or(&spec.code_dir).join("home");
+        std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+        command.arg("--hide").arg(&spec.data_dir).arg("--expose").arg(&spec.code_dir).arg("--expose-writable").arg(&home);
+        let runtime = spec.data_dir.join("runtime");
+        if runtime.is_dir() {
+            command.arg("--expose").arg(runtime);
+        }
         let drum_args = drum_server_args(spec, &spec.code_dir.display().to_string(), &format!("127.0.0.1:{port}"));
         command.arg("--").arg(python).args(["-m", "datarobot_drum.drum.entry_point"]).args(&drum_args);
-        // HOME is the job's own folder: gunicorn puts its control socket
-        // there, and two servers must not share one.
-        let home = spec.code_dir.parent().unwrap_or(&spec.code_dir);
         command
             .current_dir(&spec.code_dir)
-            .env("HOME", home)
+            .env("HOME", &home)
             .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -310,6 +310,7 @@ fn prepare_and_run(
         memory_limit,
         no_network,
         name: job.id.clone(),
+        data_dir: std::path::absolute(settings.data_dir).map_err(|e| format!("cannot resolve the data directory: {e}"))?,
     };
     let mut server = drum::Server::start(&spec, &mut |l| log(&format!("drum | {l}")))?;
     if no_network && !server.isolated_network {
