@@ -326,6 +326,20 @@ fn process_tree(needle: &str) -> Vec<Proc> {
     }
 }
 
+/// Waits until DRUM's gunicorn has forked its worker (which then sleeps in
+/// `load_model`) under a job folder, and returns the process tree then:
+/// `contain`, DRUM (exec'd into gunicorn's master) and the worker.
+fn wait_for_worker(jobs_folder: &str) -> Vec<Proc> {
+    poll("the DRUM worker to boot", Duration::from_secs(120), || {
+        let tree = process_tree(jobs_folder);
+        if tree.iter().filter(|p| p.cmdline.contains("gunicorn")).count() >= 2 {
+            Ok(tree)
+        } else {
+            Err(format!("{tree:?}"))
+        }
+    })
+}
+
 /// Whether the process seen as `p` still runs (a zombie does not).
 fn still_running(p: &Proc) -> bool {
     stat_fields(p.pid).is_some_and(|f| f[0] != "Z" && f[19] == p.start)
@@ -525,15 +539,7 @@ fn cancel_stops_every_drum_process() {
     // server's own command line names only the data directory itself.
     let jobs = s.data_dir().join("jobs");
     let needle = format!("{}/", jobs.display());
-    // Wait until the model server is up and loading (sleeping in load_model).
-    let seen = poll("the DRUM server process", Duration::from_secs(120), || {
-        let tree = process_tree(&needle);
-        if tree.iter().any(|p| p.cmdline.contains("datarobot_drum")) && get_test(&s, &started.id)["testingStatus"]["longRunningService"]["status"] == "in_progress" {
-            Ok(tree)
-        } else {
-            Err(format!("{tree:?}"))
-        }
-    });
+    let seen = wait_for_worker(&needle);
     assert_eq!(get_test(&s, &started.id)["overallStatus"], "in_progress");
 
     assert_eq!(s.delete(&format!("{API}/customModelTests/{}/", started.id)).status, 204);
@@ -549,11 +555,44 @@ fn cancel_stops_every_drum_process() {
         }
     });
     assert_eq!(s.delete(&format!("{API}/customModelTests/{}/", started.id)).status, 409);
-    // The cancel is final: the job ends without overwriting it.
-    wait_status_303(&s, &started);
+    // The status says ABORTED (the client then re-reads the listed test),
+    // and the cancel is final: the job ends without overwriting it.
+    let status = poll("the cancelled job to end", Duration::from_secs(30), || {
+        let r = ok(&s.get_unfollowed(path_of(&s, &started.status_url)), 200);
+        if r["status"] == "ABORTED" {
+            Ok(r)
+        } else {
+            Err(r.to_string())
+        }
+    });
+    assert_eq!(status["status"], "ABORTED");
     let test = get_test(&s, &started.id);
     assert_eq!(test["overallStatus"], "canceled", "{test}");
     assert_eq!(statuses(&test, &SEED_CHECKS), ["canceled"; 4], "{test}");
+}
+
+/// A person watching a hung model's test reads `tail/`: it must show what
+/// the model server printed last (gunicorn booting the worker that hangs
+/// in load_model), not wait for output that never comes.
+#[test]
+#[ignore = "bug: JobLog flushes only when a later line arrives, so a model that goes quiet (hangs in load_model) hides its last lines from log/ and tail/ until the test ends"]
+fn a_running_tests_tail_shows_its_latest_lines() {
+    let s = Server::start_compute(&[]);
+    let setup = setup(&s, regression(), &fixture("slow_load"), &[], Some(&rows_csv(&[])));
+    let started = start_test(&s, &test_body(&setup, &setup.version, json!({})));
+    wait_for_worker(&format!("{}/", s.data_dir().join("jobs").display()));
+    // The worker has booted and gunicorn said so; the job reads the
+    // server's output every 200 ms and flushes its log at least every second.
+    poll("the tail to show the worker booting", Duration::from_secs(10), || {
+        let tail = ok(&s.get(&format!("{API}/customModelTests/{}/tail/?lines=5", started.id)), 200);
+        let tail = tail["log"].as_str().unwrap_or_default().to_string();
+        if tail.contains("Booting worker") {
+            Ok(())
+        } else {
+            Err(tail)
+        }
+    });
+    assert_eq!(s.delete(&format!("{API}/customModelTests/{}/", started.id)).status, 204);
 }
 
 /// Acceptance 7: another team's test is 404 everywhere, and so is a test
@@ -697,7 +736,7 @@ fn bookkeeping_does_not_wait_behind_compute() {
     ok(&r, 201);
     let model_took = began.elapsed();
     let r = as_user(&s, &carol, "POST", "/v1/machines", Some(&json!({"name": "m", "machineType": "P4000", "templateId": "tz0ireoj", "diskSize": 50, "region": "East Coast (NY2)"})));
-    let machine = id_of(&ok(&r, 200), "id");
+    let machine = id_of(&ok(&r, 200)["data"], "id");
     let began = Instant::now();
     poll("the machine to be ready", Duration::from_secs(5), || {
         let m = ok(&as_user(&s, &carol, "GET", &format!("/v1/machines/{machine}"), None), 200);
