@@ -629,12 +629,17 @@ fn a_model_over_its_memory_limit_fails_saying_so() {
     let log = test_log(&s, test["id"].as_str().unwrap());
     assert_eq!(test["overallStatus"], "failed", "{test}\n--- log\n{log}");
     assert_eq!(test["maximumMemory"], 134217728);
-    let messages: Vec<String> = SEED_CHECKS.iter().map(|c| check(&test, c).1).collect();
-    let said = |text: &str| messages.iter().any(|m| m.contains(text)) || log.contains(text);
-    assert!(
-        said("killed for exceeding its memory limit") || said("MemoryError"),
-        "no check or log line says the model ran out of memory: {messages:?}\n--- log\n{log}"
-    );
+    // The server started: it was scoring that broke the limit.
+    assert!(log.contains("answered GET /"), "{log}");
+    let (status, message) = check(&test, "errorCheck");
+    assert_eq!(status, "failed", "{test}");
+    if log.contains("Containment: ") && log.contains("; memory cgroup") {
+        // The check a person reads says why, not just "disconnected".
+        assert!(message.contains("killed for exceeding its memory limit (maximumMemory 134217728 bytes)"), "{message}\n--- log\n{log}");
+    } else {
+        // Only setrlimit: Python raises MemoryError, which DRUM reports.
+        assert!(message.contains("MemoryError") || log.contains("MemoryError"), "{message}\n--- log\n{log}");
+    }
 }
 
 fn has_non_loopback_interface() -> bool {
