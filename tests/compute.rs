@@ -569,6 +569,10 @@ fn cancel_stops_every_drum_process() {
     let test = get_test(&s, &started.id);
     assert_eq!(test["overallStatus"], "canceled", "{test}");
     assert_eq!(statuses(&test, &SEED_CHECKS), ["canceled"; 4], "{test}");
+    // The log a person reads ends as the test did.
+    let log = test_log(&s, &started.id);
+    let verdict = log.lines().filter(|l| l.starts_with("Overall:")).last();
+    assert_eq!(verdict, Some("Overall: canceled"), "{log}");
 }
 
 /// A person watching a hung model's test reads `tail/`: it must show what
