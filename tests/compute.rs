@@ -646,6 +646,17 @@ fn a_model_over_its_memory_limit_fails_saying_so() {
     }
 }
 
+/// A model in its own PID namespace sees a /proc of that namespace: DRUM's
+/// resource monitor calls psutil.Process(), which reads /proc/<getpid()>.
+#[test]
+#[ignore = "bug: contain makes a PID namespace but no mount namespace with its own /proc, so /proc/<getpid()> is another host process: DRUM's ResourceMonitor watches the wrong process, and a restarted gunicorn worker dies at boot with psutil.NoSuchProcess"]
+fn a_model_sees_its_own_pid_namespace_in_proc() {
+    let s = Server::start_compute(&[]);
+    let setup = setup(&s, regression(), &fixture("own_pid"), &[], Some(&rows_csv(&[])));
+    let test = run_test(&s, &test_body(&setup, &setup.version, json!({})));
+    assert_overall(&s, &test, "succeeded");
+}
+
 fn has_non_loopback_interface() -> bool {
     std::fs::read_dir("/sys/class/net").unwrap().flatten().any(|e| e.file_name() != "lo")
 }
