@@ -192,6 +192,12 @@ fn setup(s: &Server, model: Value, files: &[(String, Vec<u8>)], fields: &[(&str,
     Setup { env, model, version, dataset }
 }
 
+/// The usual setup: a Regression model (target y) of one fixture, and the
+/// 20-row dataset.
+fn regression_setup(s: &Server, fixture_name: &str) -> Setup {
+    setup(s, regression(), &fixture(fixture_name), &[], Some(&rows_csv(&[])))
+}
+
 /// The body of `POST customModelTests/` for `setup`, plus `extra` keys.
 fn test_body(setup: &Setup, version: &str, extra: Value) -> Value {
     let mut body = json!({"customModelId": setup.model, "customModelVersionId": version});
@@ -243,6 +249,11 @@ fn get_test(s: &Server, id: &str) -> Value {
     ok(&s.get(&format!("{API}/customModelTests/{id}/")), 200)
 }
 
+/// Tests `setup`'s version (with `extra` in the body) to its verdict.
+fn run_setup(s: &Server, setup: &Setup, extra: Value) -> Value {
+    run_test(s, &test_body(setup, &setup.version, extra))
+}
+
 /// Runs a test to its verdict (through the status route) and returns it.
 fn run_test(s: &Server, body: &Value) -> Value {
     let started = start_test(s, body);
@@ -257,6 +268,13 @@ fn check(test: &Value, name: &str) -> (String, String) {
     let entry = &test["testingStatus"][name];
     let status = entry["status"].as_str().unwrap_or_else(|| panic!("no {name} in {test}"));
     (status.to_string(), entry["message"].as_str().unwrap_or_default().to_string())
+}
+
+/// The message of a check that must have `status`.
+fn check_is(test: &Value, name: &str, status: &str) -> String {
+    let (actual, message) = check(test, name);
+    assert_eq!(actual, status, "{name}: {test}");
+    message
 }
 
 fn statuses(test: &Value, names: &[&str]) -> Vec<String> {
@@ -353,7 +371,7 @@ fn still_running(p: &Proc) -> bool {
 #[test]
 fn a_plain_model_passes_every_check_and_the_routes_answer() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("passing"), &[], Some(&rows_csv(&[])));
+    let setup = regression_setup(&s, "passing");
     let started = start_test(&s, &test_body(&setup, &setup.version, json!({})));
     // Right after the POST the test is listed first (and only).
     let listed = ok(&s.get(&format!("{API}/customModelTests/?customModelId={}", setup.model)), 200);
@@ -407,21 +425,19 @@ fn a_plain_model_passes_every_check_and_the_routes_answer() {
 #[test]
 fn null_imputation_names_the_feature_and_fail_aborts_the_rest() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("nan_x2"), &[], Some(&rows_csv(&[])));
-    let test = run_test(&s, &test_body(&setup, &setup.version, json!({})));
+    let setup = regression_setup(&s, "nan_x2");
+    let test = run_setup(&s, &setup, json!({}));
     assert_overall(&s, &test, "warning");
-    let (status, message) = check(&test, "nullValueImputation");
-    assert_eq!(status, "warning", "{test}");
+    let message = check_is(&test, "nullValueImputation", "warning");
     assert!(message.contains("x2") && !message.contains("x1"), "{message}");
     assert_eq!(statuses(&test, &["errorCheck", "longRunningService", "sideEffects"]), ["succeeded"; 3], "{test}");
 
-    let test = run_test(&s, &test_body(&setup, &setup.version, json!({"configuration": {"nullValueImputation": "fail"}})));
+    let test = run_setup(&s, &setup, json!({"configuration": {"nullValueImputation": "fail"}}));
     assert_overall(&s, &test, "failed");
-    let (status, message) = check(&test, "nullValueImputation");
-    assert_eq!(status, "failed", "{test}");
+    let message = check_is(&test, "nullValueImputation", "failed");
     assert!(message.contains("x2") && !message.contains("x1"), "{message}");
-    assert_eq!(check(&test, "sideEffects").0, "aborted", "{test}");
-    assert_eq!(check(&test, "errorCheck").0, "succeeded", "{test}");
+    check_is(&test, "sideEffects", "aborted");
+    check_is(&test, "errorCheck", "succeeded");
     assert_eq!(test["configuration"]["nullValueImputation"], "fail");
 }
 
@@ -430,11 +446,10 @@ fn null_imputation_names_the_feature_and_fail_aborts_the_rest() {
 #[test]
 fn a_model_that_always_raises_fails_error_check_and_aborts_the_rest() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("always_raises"), &[], Some(&rows_csv(&[])));
-    let test = run_test(&s, &test_body(&setup, &setup.version, json!({})));
+    let setup = regression_setup(&s, "always_raises");
+    let test = run_setup(&s, &setup, json!({}));
     assert_overall(&s, &test, "failed");
-    let (status, message) = check(&test, "errorCheck");
-    assert_eq!(status, "failed", "{test}");
+    let message = check_is(&test, "errorCheck", "failed");
     assert!(message.contains("this model always fails"), "DRUM's error text: {message}");
     assert_eq!(statuses(&test, &["nullValueImputation", "sideEffects"]), ["aborted"; 2], "{test}");
 }
@@ -444,11 +459,10 @@ fn a_model_that_always_raises_fails_error_check_and_aborts_the_rest() {
 #[test]
 fn side_effects_catch_batch_dependent_predictions() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("side_effects"), &[], Some(&rows_csv(&[])));
-    let test = run_test(&s, &test_body(&setup, &setup.version, json!({})));
+    let setup = regression_setup(&s, "side_effects");
+    let test = run_setup(&s, &setup, json!({}));
     assert_overall(&s, &test, "warning");
-    let (status, message) = check(&test, "sideEffects");
-    assert_eq!(status, "warning", "{test}");
+    let message = check_is(&test, "sideEffects", "warning");
     assert!(message.contains("row 1:") && message.contains("20 of 20 rows differ"), "{message}");
     assert_eq!(statuses(&test, &["errorCheck", "nullValueImputation"]), ["succeeded"; 2], "{test}");
 }
@@ -484,7 +498,10 @@ const MISSING_PACKAGE: &[u8] = b"modelreg-no-such-package-3f9a2c==1.0.0\n";
 #[test]
 fn dependency_builds_install_the_requirements_the_model_imports() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("uses_tabulate"), &[], Some(&rows_csv(&[])));
+    // The runtime alone cannot import tabulate: only the build brings it.
+    let bare = Command::new(common::drum_python()).args(["-c", "import tabulate"]).output().unwrap();
+    assert!(!bare.status.success(), "tabulate is in the runtime already, so this test would prove nothing");
+    let setup = regression_setup(&s, "uses_tabulate");
     let build_path = |version: &str| format!("{API}/customModels/{}/versions/{version}/dependencyBuild/", setup.model);
     // Nothing built yet: GET and the log are 422.
     assert_eq!(s.get(&build_path(&setup.version)).status, 422);
@@ -511,7 +528,7 @@ fn dependency_builds_install_the_requirements_the_model_imports() {
     assert_eq!(s.delete(&build_path(&setup.version)).status, 409);
 
     // The model imports tabulate in load_model: it runs in the built environment.
-    let test = run_test(&s, &test_body(&setup, &setup.version, json!({})));
+    let test = run_setup(&s, &setup, json!({}));
     assert_overall(&s, &test, "succeeded");
 
     // A package that does not exist: pip's error, and the build failed.
@@ -533,7 +550,7 @@ fn dependency_builds_install_the_requirements_the_model_imports() {
 #[test]
 fn cancel_stops_every_drum_process() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("slow_load"), &[], Some(&rows_csv(&[])));
+    let setup = regression_setup(&s, "slow_load");
     let started = start_test(&s, &test_body(&setup, &setup.version, json!({})));
     // The job's code folder lives under the server's data directory; the
     // server's own command line names only the data directory itself.
@@ -582,7 +599,7 @@ fn cancel_stops_every_drum_process() {
 #[ignore = "bug: JobLog flushes only when a later line arrives, so a model that goes quiet (hangs in load_model) hides its last lines from log/ and tail/ until the test ends"]
 fn a_running_tests_tail_shows_its_latest_lines() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("slow_load"), &[], Some(&rows_csv(&[])));
+    let setup = regression_setup(&s, "slow_load");
     let started = start_test(&s, &test_body(&setup, &setup.version, json!({})));
     wait_for_worker(&format!("{}/", s.data_dir().join("jobs").display()));
     // The worker has booted and gunicorn said so; the job reads the
@@ -604,7 +621,7 @@ fn a_running_tests_tail_shows_its_latest_lines() {
 #[test]
 fn another_teams_tests_and_models_are_not_found() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("always_raises"), &[], Some(&rows_csv(&[])));
+    let setup = regression_setup(&s, "always_raises");
     let carol = other_team_key(&s);
     let started = start_test(&s, &test_body(&setup, &setup.version, json!({})));
     let base = format!("{API}/customModelTests/{}", started.id);
@@ -628,15 +645,14 @@ fn another_teams_tests_and_models_are_not_found() {
 #[test]
 fn a_model_over_its_memory_limit_fails_saying_so() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("memory_hog"), &[], Some(&rows_csv(&[])));
-    let test = run_test(&s, &test_body(&setup, &setup.version, json!({"maximumMemory": 134217728})));
+    let setup = regression_setup(&s, "memory_hog");
+    let test = run_setup(&s, &setup, json!({"maximumMemory": 134217728}));
     let log = test_log(&s, test["id"].as_str().unwrap());
     assert_eq!(test["overallStatus"], "failed", "{test}\n--- log\n{log}");
     assert_eq!(test["maximumMemory"], 134217728);
     // The server started: it was scoring that broke the limit.
     assert!(log.contains("answered GET /"), "{log}");
-    let (status, message) = check(&test, "errorCheck");
-    assert_eq!(status, "failed", "{test}");
+    let message = check_is(&test, "errorCheck", "failed");
     if log.contains("Containment: ") && log.contains("; memory cgroup") {
         // The check a person reads says why, not just "disconnected".
         assert!(message.contains("killed for exceeding its memory limit (maximumMemory 134217728 bytes)"), "{message}\n--- log\n{log}");
@@ -652,8 +668,8 @@ fn a_model_over_its_memory_limit_fails_saying_so() {
 #[ignore = "bug: contain makes a PID namespace but no mount namespace with its own /proc, so /proc/<getpid()> is another host process: DRUM's ResourceMonitor watches the wrong process, and a restarted gunicorn worker dies at boot with psutil.NoSuchProcess"]
 fn a_model_sees_its_own_pid_namespace_in_proc() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("own_pid"), &[], Some(&rows_csv(&[])));
-    let test = run_test(&s, &test_body(&setup, &setup.version, json!({})));
+    let setup = regression_setup(&s, "own_pid");
+    let test = run_setup(&s, &setup, json!({}));
     assert_overall(&s, &test, "succeeded");
 }
 
@@ -666,15 +682,14 @@ fn has_non_loopback_interface() -> bool {
 #[test]
 fn egress_none_leaves_only_loopback() {
     let s = Server::start_compute(&[]);
-    let setup = setup(&s, regression(), &fixture("loopback_only"), &[], Some(&rows_csv(&[])));
-    let test = run_test(&s, &test_body(&setup, &setup.version, json!({"networkEgressPolicy": "NONE"})));
+    let setup = regression_setup(&s, "loopback_only");
+    let test = run_setup(&s, &setup, json!({"networkEgressPolicy": "NONE"}));
     assert_overall(&s, &test, "succeeded");
     assert_eq!(test["networkEgressPolicy"], "NONE");
     if has_non_loopback_interface() {
-        let test = run_test(&s, &test_body(&setup, &setup.version, json!({"networkEgressPolicy": "PUBLIC"})));
+        let test = run_setup(&s, &setup, json!({"networkEgressPolicy": "PUBLIC"}));
         assert_overall(&s, &test, "failed");
-        let (status, message) = check(&test, "errorCheck");
-        assert_eq!(status, "failed");
+        let message = check_is(&test, "errorCheck", "failed");
         assert!(message.contains("network interfaces visible to the model"), "{message}");
     }
 }
@@ -692,10 +707,9 @@ fn required_metadata_values_become_environment_variables() {
         "configuration": {"predictionVerificationCheck": "fail"},
         "parameters": {"predictionVerificationCheck": {"predictionsColumn": "expected"}},
     });
-    let test = run_test(&s, &test_body(&setup, &setup.version, verify.clone()));
+    let test = run_setup(&s, &setup, verify.clone());
     assert_overall(&s, &test, "succeeded");
-    let (status, message) = check(&test, "predictionVerificationCheck");
-    assert_eq!(status, "succeeded", "{test}");
+    let message = check_is(&test, "predictionVerificationCheck", "succeeded");
     assert!(message.contains("20 of 20"), "{message}");
 
     let wrong = dataset(&s, &rows_csv(&[("expected", |x1| 2.0 * x1)]));
@@ -703,7 +717,7 @@ fn required_metadata_values_become_environment_variables() {
     body["datasetId"] = json!(wrong);
     let test = run_test(&s, &body);
     assert_overall(&s, &test, "failed");
-    assert_eq!(check(&test, "predictionVerificationCheck").0, "failed", "{test}");
+    check_is(&test, "predictionVerificationCheck", "failed");
 }
 
 /// Acceptance 11: an unstructured model needs no dataset; it is started
@@ -712,7 +726,7 @@ fn required_metadata_values_become_environment_variables() {
 fn an_unstructured_model_runs_without_a_dataset() {
     let s = Server::start_compute(&[]);
     let setup = setup(&s, json!({"name": "text in, text out", "targetType": "Unstructured", "language": "python"}), &fixture("unstructured"), &[], None);
-    let test = run_test(&s, &test_body(&setup, &setup.version, json!({})));
+    let test = run_setup(&s, &setup, json!({}));
     assert_overall(&s, &test, "succeeded");
     assert_eq!(statuses(&test, &["longRunningService", "errorCheck"]), ["succeeded"; 2], "{test}");
     assert_eq!(statuses(&test, &["nullValueImputation", "sideEffects"]), ["skipped"; 2], "{test}");
@@ -728,18 +742,15 @@ fn an_unstructured_model_runs_without_a_dataset() {
 #[test]
 fn bookkeeping_does_not_wait_behind_compute() {
     let dir = tempfile::tempdir().unwrap();
-    let builder = dir.path().join("slow-docker");
     // Stands in for `docker build`: quick, except for a context whose
     // Dockerfile asks to be slow.
-    std::fs::write(
-        &builder,
-        "#!/bin/sh\n[ \"$1\" = build ] || exit 2\niid=\"$3\"\nctx=\"$6\"\n\
+    let builder = common::write_script(
+        &dir.path().join("slow-docker"),
+        "[ \"$1\" = build ] || exit 2\niid=\"$3\"\nctx=\"$6\"\n\
          if grep -q SLOW \"$ctx/Dockerfile\"; then sleep 30; fi\nprintf 'sha256:feedbeef' > \"$iid\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&builder, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let s = Server::start_compute(&["--compute-slots", "1", "--machine-delay-ms", "200", "--image-builder", builder.to_str().unwrap()]);
-    let setup = setup(&s, regression(), &fixture("slow_load"), &[], Some(&rows_csv(&[])));
+    );
+    let s = Server::start_compute(&["--compute-slots", "1", "--machine-delay-ms", "200", "--image-builder", &builder]);
+    let setup = regression_setup(&s, "slow_load");
     let started = start_test(&s, &test_body(&setup, &setup.version, json!({})));
     // The slot is taken: the test's model server is loading.
     poll("the slow test to start its model server", Duration::from_secs(120), || {
@@ -801,7 +812,7 @@ fn the_cli_tests_and_builds_offline_and_with_a_server() {
     let s = Server::start_compute(&[]);
     let python = common::drum_python();
     let python = python.to_str().unwrap();
-    let setup = setup(&s, regression(), &fixture("passing"), &[], Some(&rows_csv(&[])));
+    let setup = regression_setup(&s, "passing");
     let failing = add_version(&s, &setup.model, &setup.env, &fixture("always_raises"), &[]);
     let with_deps = add_version(&s, &setup.model, &setup.env, &fixture("uses_tabulate"), &[]);
     let missing = add_version(&s, &setup.model, &setup.env, &fixture_with("passing", "requirements.txt", MISSING_PACKAGE), &[]);
@@ -855,7 +866,7 @@ fn the_cli_tests_and_builds_offline_and_with_a_server() {
 #[test]
 fn without_a_runtime_compute_requests_say_what_to_run() {
     let s = Server::start();
-    let setup = setup(&s, regression(), &fixture("uses_tabulate"), &[], Some(&rows_csv(&[])));
+    let setup = regression_setup(&s, "uses_tabulate");
     let r = s.post_json(&format!("{API}/customModelTests/"), &test_body(&setup, &setup.version, json!({})));
     assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
     assert!(r.json()["message"].as_str().unwrap().contains("modelreg runtime install"), "{}", r.json());
