@@ -344,6 +344,12 @@ fn process_tree(needle: &str) -> Vec<Proc> {
     }
 }
 
+/// Where a server's jobs keep their folders (a test's code folder among
+/// them). The server's own command line names only its data directory.
+fn jobs_folder(s: &Server) -> String {
+    format!("{}/", s.data_dir().join("jobs").display())
+}
+
 /// Waits until DRUM's gunicorn has forked its worker (which then sleeps in
 /// `load_model`) under a job folder, and returns the process tree then:
 /// `contain`, DRUM (exec'd into gunicorn's master) and the worker.
@@ -356,6 +362,20 @@ fn wait_for_worker(jobs_folder: &str) -> Vec<Proc> {
             Err(format!("{tree:?}"))
         }
     })
+}
+
+/// Waits until none of the processes `seen` runs (checked by pid and start
+/// time) and no process under the jobs folder is left either.
+fn wait_until_gone(what: &str, seen: &[Proc], jobs_folder: &str) {
+    poll(what, Duration::from_secs(30), || {
+        let left: Vec<&Proc> = seen.iter().filter(|p| still_running(p)).collect();
+        let stray = process_tree(jobs_folder);
+        if left.is_empty() && stray.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still running: {left:?}; under the jobs folder: {stray:?}"))
+        }
+    });
 }
 
 /// Whether the process seen as `p` still runs (a zombie does not).
@@ -418,6 +438,20 @@ fn a_plain_model_passes_every_check_and_the_routes_answer() {
     assert_eq!(third.status, 422, "{}", String::from_utf8_lossy(&third.body));
     let second = ok(&s.get(&format!("{API}/customModelTests/?customModelId={}", setup.model)), 200)["data"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(s.delete(&format!("{API}/customModelTests/{second}")).status, 204);
+}
+
+/// A Binary model runs with its class labels (DRUM refuses predictions
+/// whose columns are not the labels it was started with).
+#[test]
+fn a_binary_model_runs_with_its_labels() {
+    let s = Server::start_compute(&[]);
+    let model = json!({"name": "yes or no", "targetType": "Binary", "targetName": "y", "positiveClassLabel": "yes", "negativeClassLabel": "no"});
+    let setup = setup(&s, model, &fixture("binary"), &[], Some(&rows_csv(&[])));
+    let test = run_setup(&s, &setup, json!({}));
+    assert_overall(&s, &test, "succeeded");
+    assert_eq!(statuses(&test, &SEED_CHECKS), ["succeeded"; 4], "{test}");
+    let log = test_log(&s, test["id"].as_str().unwrap());
+    assert!(log.contains("--positive-class-label yes --negative-class-label no"), "{log}");
 }
 
 /// Acceptance 2: a model that cannot score a blank x2 warns by default and
@@ -552,25 +586,14 @@ fn cancel_stops_every_drum_process() {
     let s = Server::start_compute(&[]);
     let setup = regression_setup(&s, "slow_load");
     let started = start_test(&s, &test_body(&setup, &setup.version, json!({})));
-    // The job's code folder lives under the server's data directory; the
-    // server's own command line names only the data directory itself.
-    let jobs = s.data_dir().join("jobs");
-    let needle = format!("{}/", jobs.display());
+    let needle = jobs_folder(&s);
     let seen = wait_for_worker(&needle);
     assert_eq!(get_test(&s, &started.id)["overallStatus"], "in_progress");
 
     assert_eq!(s.delete(&format!("{API}/customModelTests/{}/", started.id)).status, 204);
     let canceled = get_test(&s, &started.id);
     assert_eq!(canceled["overallStatus"], "canceled", "{canceled}");
-    poll("every DRUM process to stop", Duration::from_secs(30), || {
-        let left: Vec<&Proc> = seen.iter().filter(|p| still_running(p)).collect();
-        let stray = process_tree(&needle);
-        if left.is_empty() && stray.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("still running: {left:?}; under the jobs folder: {stray:?}"))
-        }
-    });
+    wait_until_gone("every DRUM process to stop", &seen, &needle);
     assert_eq!(s.delete(&format!("{API}/customModelTests/{}/", started.id)).status, 409);
     // The status says ABORTED (the client then re-reads the listed test),
     // and the cancel is final: the job ends without overwriting it.
@@ -592,6 +615,20 @@ fn cancel_stops_every_drum_process() {
     assert_eq!(verdict, Some("Overall: canceled"), "{log}");
 }
 
+/// No DRUM process outlives modelreg: killed with SIGKILL mid-test, it
+/// takes every model process with it (PR_SET_PDEATHSIG and the PID
+/// namespace), so nothing is left holding memory or a port.
+#[test]
+fn no_drum_process_outlives_a_killed_server() {
+    let s = Server::start_compute(&[]);
+    let setup = regression_setup(&s, "slow_load");
+    start_test(&s, &test_body(&setup, &setup.version, json!({})));
+    let folder = jobs_folder(&s);
+    let seen = wait_for_worker(&folder);
+    let _data = s.kill();
+    wait_until_gone("every DRUM process to die with the server", &seen, &folder);
+}
+
 /// A person watching a hung model's test reads `tail/`: it must show what
 /// the model server printed last (gunicorn booting the worker that hangs
 /// in load_model), not wait for output that never comes.
@@ -601,7 +638,7 @@ fn a_running_tests_tail_shows_its_latest_lines() {
     let s = Server::start_compute(&[]);
     let setup = regression_setup(&s, "slow_load");
     let started = start_test(&s, &test_body(&setup, &setup.version, json!({})));
-    wait_for_worker(&format!("{}/", s.data_dir().join("jobs").display()));
+    wait_for_worker(&jobs_folder(&s));
     // The worker has booted and gunicorn said so; the job reads the
     // server's output every 200 ms and flushes its log at least every second.
     poll("the tail to show the worker booting", Duration::from_secs(10), || {
