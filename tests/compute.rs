@@ -154,19 +154,19 @@ fn dataset(s: &Server, csv: &str) -> String {
     dataset_as(s, None, csv)
 }
 
-/// 20 rows of two features and the target `y`, plus `extra` columns
-/// computed from x1.
-fn rows_csv(extra: &[(&str, fn(f64) -> f64)]) -> String {
+/// 20 rows of two features and the target `y`; with `expected`, a column
+/// `expected` = that factor times x1 (predictions to verify against).
+fn rows_csv(expected: Option<f64>) -> String {
     let mut csv = String::from("x1,x2,y");
-    for (name, _) in extra {
-        csv.push_str(&format!(",{name}"));
+    if expected.is_some() {
+        csv.push_str(",expected");
     }
     csv.push('\n');
     for i in 1..=20 {
         let (x1, x2) = (i as f64 * 0.5, (i % 3) as f64);
         csv.push_str(&format!("{x1},{x2},{}", 2.0 * x1 + 0.5 * x2));
-        for (_, f) in extra {
-            csv.push_str(&format!(",{}", f(x1)));
+        if let Some(factor) = expected {
+            csv.push_str(&format!(",{}", factor * x1));
         }
         csv.push('\n');
     }
@@ -195,7 +195,7 @@ fn setup(s: &Server, model: Value, files: &[(String, Vec<u8>)], fields: &[(&str,
 /// The usual setup: a Regression model (target y) of one fixture, and the
 /// 20-row dataset.
 fn regression_setup(s: &Server, fixture_name: &str) -> Setup {
-    setup(s, regression(), &fixture(fixture_name), &[], Some(&rows_csv(&[])))
+    setup(s, regression(), &fixture(fixture_name), &[], Some(&rows_csv(None)))
 }
 
 /// The body of `POST customModelTests/` for `setup`, plus `extra` keys.
@@ -446,7 +446,7 @@ fn a_plain_model_passes_every_check_and_the_routes_answer() {
 fn a_binary_model_runs_with_its_labels() {
     let s = Server::start_compute(&[]);
     let model = json!({"name": "yes or no", "targetType": "Binary", "targetName": "y", "positiveClassLabel": "yes", "negativeClassLabel": "no"});
-    let setup = setup(&s, model, &fixture("binary"), &[], Some(&rows_csv(&[])));
+    let setup = setup(&s, model, &fixture("binary"), &[], Some(&rows_csv(None)));
     let test = run_setup(&s, &setup, json!({}));
     assert_overall(&s, &test, "succeeded");
     assert_eq!(statuses(&test, &SEED_CHECKS), ["succeeded"; 4], "{test}");
@@ -611,7 +611,7 @@ fn cancel_stops_every_drum_process() {
     assert_eq!(statuses(&test, &SEED_CHECKS), ["canceled"; 4], "{test}");
     // The log a person reads ends as the test did.
     let log = test_log(&s, &started.id);
-    let verdict = log.lines().filter(|l| l.starts_with("Overall:")).last();
+    let verdict = log.lines().rfind(|l| l.starts_with("Overall:"));
     assert_eq!(verdict, Some("Overall: canceled"), "{log}");
 }
 
@@ -668,7 +668,7 @@ fn another_teams_tests_and_models_are_not_found() {
     }
     assert_eq!(as_user(&s, &carol, "GET", &format!("{API}/customModelTests/?customModelId={}", setup.model), None).status, 404);
     // A test of the other team's model, even on carol's own dataset.
-    let theirs = dataset_as(&s, Some(&carol), &rows_csv(&[]));
+    let theirs = dataset_as(&s, Some(&carol), &rows_csv(None));
     let body = json!({"customModelId": setup.model, "customModelVersionId": setup.version, "datasetId": theirs});
     let r = as_user(&s, &carol, "POST", &format!("{API}/customModelTests/"), Some(&body));
     assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
@@ -738,7 +738,7 @@ fn egress_none_leaves_only_loopback() {
 fn required_metadata_values_become_environment_variables() {
     let s = Server::start_compute(&[]);
     let metadata = r#"[{"fieldName": "SCALE", "value": "3"}]"#;
-    let right = rows_csv(&[("expected", |x1| 3.0 * x1)]);
+    let right = rows_csv(Some(3.0));
     let setup = setup(&s, regression(), &fixture("scaled"), &[("requiredMetadataValues", metadata)], Some(&right));
     let verify = json!({
         "configuration": {"predictionVerificationCheck": "fail"},
@@ -749,7 +749,7 @@ fn required_metadata_values_become_environment_variables() {
     let message = check_is(&test, "predictionVerificationCheck", "succeeded");
     assert!(message.contains("20 of 20"), "{message}");
 
-    let wrong = dataset(&s, &rows_csv(&[("expected", |x1| 2.0 * x1)]));
+    let wrong = dataset(&s, &rows_csv(Some(2.0)));
     let mut body = test_body(&setup, &setup.version, verify);
     body["datasetId"] = json!(wrong);
     let test = run_test(&s, &body);
