@@ -488,17 +488,14 @@ fn hostile_contexts_fail_the_build_with_a_clear_log() {
 #[test]
 fn image_builder_runs_and_streams_its_output() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("fake-docker");
     // Stands in for `docker`: checks the extracted context, prints to both
     // streams, and writes the image id where --iidfile says.
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\n[ \"$1\" = build ] || exit 2\niid=\"$3\"\nctx=\"$6\"\n[ -f \"$ctx/Dockerfile\" ] || { echo no Dockerfile >&2; exit 1; }\n\
+    let fake = common::write_script(
+        &dir.path().join("fake-docker"),
+        "[ \"$1\" = build ] || exit 2\niid=\"$3\"\nctx=\"$6\"\n[ -f \"$ctx/Dockerfile\" ] || { echo no Dockerfile >&2; exit 1; }\n\
          echo \"Step 1/1 : $(head -n1 \"$ctx/Dockerfile\")\"\necho 'warning: fake builder' >&2\nprintf 'sha256:feedbeef' > \"$iid\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let s = Server::start_with(&["--image-builder", fake.to_str().unwrap()]);
+    );
+    let s = Server::start_with(&["--image-builder", &fake]);
     let env = create_env(&s, "docker env");
     let context = tar_gz(&[("./Dockerfile", b"FROM python:3.11\n"), ("./app/main.py", b"print(1)\n")]);
     let r = s.post_multipart(&format!("{API}/executionEnvironments/{env}/versions/"), &[Part::File { name: "docker_context", filename: "c.tar.gz", bytes: &context }]);

@@ -300,16 +300,23 @@ impl Server {
         }
     }
 
-    /// None while the server runs; once it exited, why, in words a person
-    /// can act on (a model killed for memory says so).
+    /// None while the server runs; once it exited, or once the kernel killed
+    /// any of its processes for memory, why, in words a person can act on.
+    /// The memory kill is checked first and whether or not the server
+    /// exited: the OOM killer picks gunicorn's worker (the process that
+    /// scores), and the master survives it and boots a new one, so the
+    /// server itself never exits.
     pub fn exited(&mut self, log: &mut dyn FnMut(&str)) -> Option<String> {
+        let memory_kill = || {
+            format!("the model was killed for exceeding its memory limit (maximumMemory {} bytes)", self.memory_limit.unwrap_or_default())
+        };
+        if self.cgroup.as_ref().is_some_and(MemoryCgroup::oom_killed) {
+            return Some(memory_kill());
+        }
         let status = self.process.try_wait().ok().flatten()?;
-        let oom = self.cgroup.as_ref().is_some_and(MemoryCgroup::oom_killed) || self.container_oom_killed();
-        if oom {
-            return Some(format!(
-                "the model was killed for exceeding its memory limit (maximumMemory {} bytes)",
-                self.memory_limit.unwrap_or_default()
-            ));
+        // A container's memory kill is docker's to tell, once it exited.
+        if self.container_oom_killed() {
+            return Some(memory_kill());
         }
         self.drain(log);
         let last: Vec<&str> = self.tail.iter().map(String::as_str).collect();

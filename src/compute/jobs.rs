@@ -199,7 +199,9 @@ pub fn run_model_test(registry: &Registry, settings: &Settings, job: &Job) -> Re
     let test = registry.test_by_id(&test_id).map_err(|e| e.message())?;
     let statuses: Vec<Status> =
         test.checks.values().filter_map(|c| c["status"].as_str()).map(Status::parse).collect();
-    let overall = checks::overall(&statuses);
+    // A cancel already ended the test (its checks are all `canceled`, which
+    // `overall` would call a success); the log says what the test says.
+    let overall = if Status::parse(&test.overall_status) == Status::Canceled { Status::Canceled } else { checks::overall(&statuses) };
     log(&format!("Overall: {}", overall.as_str()));
     job_log.flush();
     registry.finish_test(&test_id, overall.as_str(), Status::Aborted.as_str()).map_err(|e| e.message())?;

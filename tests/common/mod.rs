@@ -410,3 +410,11 @@ impl Server {
         Server::start_with(&all)
     }
 }
+
+/// Writes a `#!/bin/sh` script with `body` to `path`, executable (a fake
+/// image builder…), and returns its path as a string for a flag.
+pub fn write_script(path: &Path, body: &str) -> String {
+    std::fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path.to_str().unwrap().to_string()
+}
