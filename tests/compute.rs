@@ -633,7 +633,6 @@ fn no_drum_process_outlives_a_killed_server() {
 /// the model server printed last (gunicorn booting the worker that hangs
 /// in load_model), not wait for output that never comes.
 #[test]
-#[ignore = "bug: JobLog flushes only when a later line arrives, so a model that goes quiet (hangs in load_model) hides its last lines from log/ and tail/ until the test ends"]
 fn a_running_tests_tail_shows_its_latest_lines() {
     let s = Server::start_compute(&[]);
     let setup = regression_setup(&s, "slow_load");
@@ -702,7 +701,6 @@ fn a_model_over_its_memory_limit_fails_saying_so() {
 /// A model in its own PID namespace sees a /proc of that namespace: DRUM's
 /// resource monitor calls psutil.Process(), which reads /proc/<getpid()>.
 #[test]
-#[ignore = "bug: contain makes a PID namespace but no mount namespace with its own /proc, so /proc/<getpid()> is another host process: DRUM's ResourceMonitor watches the wrong process, and a restarted gunicorn worker dies at boot with psutil.NoSuchProcess"]
 fn a_model_sees_its_own_pid_namespace_in_proc() {
     let s = Server::start_compute(&[]);
     let setup = regression_setup(&s, "own_pid");

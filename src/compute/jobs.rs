@@ -185,7 +185,7 @@ pub fn run_model_test(registry: &Registry, settings: &Settings, job: &Job) -> Re
     let who = registry.principal_of(&test.created_by).map_err(|e| e.message())?;
     let job_dir = settings.data_dir.join("jobs").join(&job.id);
     let _ = std::fs::remove_dir_all(&job_dir);
-    let outcome = prepare_and_run(registry, settings, job, &who, &test, &job_dir, &log, &cancelled);
+    let outcome = prepare_and_run(registry, settings, job, &who, &test, &job_dir, &job_log, &cancelled);
     let _ = std::fs::remove_dir_all(&job_dir);
     match outcome {
         Ok(()) => {}
@@ -216,9 +216,10 @@ fn prepare_and_run(
     who: &Principal,
     test: &crate::registry::model_tests::ModelTest,
     job_dir: &Path,
-    log: &dyn Fn(&str),
+    job_log: &JobLog,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), String> {
+    let log = &|line: &str| job_log.line(line);
     let model = registry.get_model(who, &test.model_id).map_err(|e| e.message())?;
     let version = registry.get_version_by_id(who, &test.model_id, &test.version_id).map_err(|e| e.message())?;
     let label = |key: &str| model.attrs.get(key).and_then(Value::as_str).map(str::to_string);
@@ -328,7 +329,7 @@ fn prepare_and_run(
         dataset_again,
         start_timeout: seconds_from_env("MODELREG_DRUM_START_TIMEOUT_SECS", START_TIMEOUT),
     };
-    supervise(registry, &test.id, &mut server, plan, log, cancelled);
+    supervise(registry, &test.id, &mut server, plan, job_log, cancelled);
     server.drain(&mut |l| log(&format!("drum | {l}")));
     server.stop();
     Ok(())
@@ -336,7 +337,8 @@ fn prepare_and_run(
 
 /// Runs the checks on their own thread while this one watches the server,
 /// the cancel flag and the deadline.
-fn supervise(registry: &Registry, test_id: &str, server: &mut drum::Server, plan: Plan, log: &dyn Fn(&str), cancelled: &dyn Fn() -> bool) {
+fn supervise(registry: &Registry, test_id: &str, server: &mut drum::Server, plan: Plan, job_log: &JobLog, cancelled: &dyn Fn() -> bool) {
+    let log = |line: &str| job_log.line(line);
     let deadline = Instant::now() + seconds_from_env("MODELREG_TEST_TIMEOUT_SECS", TEST_TIMEOUT);
     let stopped = AtomicBool::new(false);
     let why_down: Mutex<Option<String>> = Mutex::new(None);
@@ -367,6 +369,7 @@ fn supervise(registry: &Registry, test_id: &str, server: &mut drum::Server, plan
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             server.drain(&mut |l| log(&format!("drum | {l}")));
+            job_log.tick();
             if gave_up {
                 continue;
             }

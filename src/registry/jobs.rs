@@ -185,6 +185,15 @@ impl<'a> JobLog<'a> {
         }
     }
 
+    /// Writes out what is buffered once the flush interval has passed, so a
+    /// job whose output has gone quiet still shows its last lines. Called
+    /// by runners as they wait.
+    pub fn tick(&self) {
+        if self.last_flush.get().elapsed() >= LOG_FLUSH_INTERVAL {
+            self.flush();
+        }
+    }
+
     /// Appends the buffered lines to the job's row.
     pub fn flush(&self) {
         let text = std::mem::take(&mut *self.buffer.borrow_mut());
