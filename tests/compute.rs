@@ -755,6 +755,19 @@ fn required_metadata_values_become_environment_variables() {
     check_is(&test, "predictionVerificationCheck", "failed");
 }
 
+/// A model runs with the data directory (every team's blobs, the database,
+/// the keys) hidden and no capabilities to undo that.
+#[test]
+fn a_model_cannot_reach_the_data_directory() {
+    let s = Server::start_compute(&[]);
+    let metadata = format!(r#"[{{"fieldName": "DATA_DIR", "value": "{}"}}]"#, s.data_dir().display());
+    let setup = setup(&s, regression(), &fixture("snoop"), &[("requiredMetadataValues", &metadata)], Some(&rows_csv(None)));
+    let test = run_setup(&s, &setup, json!({}));
+    assert_overall(&s, &test, "succeeded");
+    let log = test_log(&s, test["id"].as_str().unwrap());
+    assert!(log.contains("hidden but for the job's"), "{log}");
+}
+
 /// Acceptance 11: an unstructured model needs no dataset; it is started
 /// and called once, and the structured checks are skipped.
 #[test]
@@ -777,13 +790,8 @@ fn an_unstructured_model_runs_without_a_dataset() {
 #[test]
 fn bookkeeping_does_not_wait_behind_compute() {
     let dir = tempfile::tempdir().unwrap();
-    // Stands in for `docker build`: quick, except for a context whose
-    // Dockerfile asks to be slow.
-    let builder = common::write_script(
-        &dir.path().join("slow-docker"),
-        "[ \"$1\" = build ] || exit 2\niid=\"$3\"\nctx=\"$6\"\n\
-         if grep -q SLOW \"$ctx/Dockerfile\"; then sleep 30; fi\nprintf 'sha256:feedbeef' > \"$iid\"\n",
-    );
+    // Builds are quick unless the Dockerfile says SLOW; models run on DRUM.
+    let builder = common::fake_docker(dir.path());
     let s = Server::start_compute(&["--compute-slots", "1", "--machine-delay-ms", "200", "--image-builder", &builder]);
     let setup = regression_setup(&s, "slow_load");
     let started = start_test(&s, &test_body(&setup, &setup.version, json!({})));
@@ -819,6 +827,49 @@ fn bookkeeping_does_not_wait_behind_compute() {
     assert!(model_took < Duration::from_secs(2), "the model create took {model_took:?}");
     assert!(machine_took < Duration::from_secs(5), "the machine took {machine_took:?}");
     assert_eq!(s.delete(&format!("{API}/customModelTests/{}/", started.id)).status, 204);
+}
+
+/// With `serve --image-builder`, a model runs in its environment's image
+/// (`docker run`, code mounted read-only, egress and memory as docker
+/// options) and its dependencies become an image FROM it. No engine runs
+/// here: the fake CLI records the calls and runs DRUM on this host.
+#[test]
+fn with_an_image_builder_models_run_in_their_environments_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = common::fake_docker(dir.path());
+    // No --python: a server that builds images needs no local runtime.
+    let s = Server::start_with(&["--image-builder", &builder]);
+    let setup = regression_setup(&s, "passing");
+    let env_version = id_of(&ok(&s.get(&format!("{API}/executionEnvironments/{}/", setup.env)), 200)["latestVersion"], "id");
+    let test = run_setup(&s, &setup, json!({"networkEgressPolicy": "NONE", "maximumMemory": 268435456}));
+    assert_eq!(test["overallStatus"], "succeeded", "{test}\n{}", test_log(&s, test["id"].as_str().unwrap()));
+    let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+    let run = calls.lines().find(|l| l.starts_with("run ")).unwrap_or_else(|| panic!("no docker run in {calls}"));
+    for part in [
+        "--network modelreg-no-egress".to_string(),
+        "--memory 268435456 --memory-swap 268435456".to_string(),
+        ":/opt/code:ro".to_string(),
+        format!("modelreg-env:{env_version} drum server --code-dir /opt/code --address 0.0.0.0:"),
+        "--target-type regression".to_string(),
+    ] {
+        assert!(run.contains(&part), "{part:?} not in {run}");
+    }
+    assert!(calls.contains("network create --internal modelreg-no-egress"), "{calls}");
+    let container = run.split_whitespace().nth(2).unwrap();
+    assert!(calls.contains(&format!("rm -f {container}")), "the container was not removed: {calls}");
+    assert!(test_log(&s, test["id"].as_str().unwrap()).contains(&format!("Containment: container {container}")));
+
+    // Dependencies: an image FROM the environment's, with pip install.
+    let mut files = fixture("passing");
+    files.push(("requirements.txt".into(), b"tabulate==0.9.0\n".to_vec()));
+    let version = add_version(&s, &setup.model, &setup.env, &files, &[]);
+    let test = run_test(&s, &test_body(&setup, &version, json!({})));
+    assert_eq!(test["overallStatus"], "succeeded");
+    let log = test_log(&s, test["id"].as_str().unwrap());
+    assert!(log.contains(&format!("FROM modelreg-env:{env_version}")) && log.contains("pip install --no-input -r"), "{log}");
+    let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
+    let run = calls.lines().filter(|l| l.starts_with("run ")).last().unwrap();
+    assert!(run.contains(" modelreg-deps:"), "the dependency image did not run: {run}");
 }
 
 // ----------------------------------------------------------------------------

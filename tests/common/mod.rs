@@ -418,3 +418,55 @@ pub fn write_script(path: &Path, body: &str) -> String {
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     path.to_str().unwrap().to_string()
 }
+
+/// A stand-in for the docker CLI, for `serve --image-builder`: no engine
+/// runs here, so `build` prints its Dockerfile and records the tag (slowly
+/// when the Dockerfile says SLOW), and `run` starts DRUM from the shared
+/// runtime on this host, the container's paths and address mapped to the
+/// host's. Every call is appended to `<state>/calls`; `rm -f` kills the
+/// "container". Returns the script's path.
+pub fn fake_docker(state: &Path) -> String {
+    std::fs::create_dir_all(state).unwrap();
+    let python = drum_python();
+    let body = format!(
+        r#"state={state}
+echo "$*" >> "$state/calls"
+tagfile() {{ echo "$state/image-$(echo "$1" | tr ':/' '__')"; }}
+cmd="$1"; shift
+case "$cmd" in
+build)
+    iid=""; tag=""
+    while [ $# -gt 1 ]; do case "$1" in --iidfile) iid="$2"; shift 2;; -t) tag="$2"; shift 2;; *) shift;; esac; done
+    echo "fake build of $tag from $1:"; cat "$1/Dockerfile"
+    if grep -q SLOW "$1/Dockerfile"; then sleep 30; fi
+    touch "$(tagfile "$tag")"
+    [ -z "$iid" ] || printf 'sha256:feedbeef' > "$iid"
+    ;;
+image) [ -e "$(tagfile "$2")" ] ;;
+network) ;;
+inspect) case "$2" in *OOMKilled*) echo false;; *) echo 127.0.0.1;; esac ;;
+rm) kill -9 "$(cat "$state/$2.pid")" 2>/dev/null; true ;;
+run)
+    name=""; code=""
+    while [ $# -gt 0 ]; do case "$1" in
+        --name) name="$2"; shift 2;;
+        -e) export "$2"; shift 2;;
+        -v) code="${{2%%:*}}"; shift 2;;
+        -p|--network|--memory|--memory-swap) shift 2;;
+        *) break;;
+    esac; done
+    echo "$1" > "$state/$name.image"
+    shift 2
+    echo $$ > "$state/$name.pid"
+    mkdir -p "$state/home-$name"; export HOME="$state/home-$name"
+    args=$(echo "$@" | sed "s#/opt/code#$code#; s#0.0.0.0:#127.0.0.1:#")
+    exec {python} -m datarobot_drum.drum.entry_point $args
+    ;;
+*) echo "fake docker: no $cmd" >&2; exit 2 ;;
+esac
+"#,
+        state = state.display(),
+        python = python.display()
+    );
+    write_script(&state.join("docker"), &body)
+}
