@@ -250,37 +250,29 @@ fn prepare_and_run(
         let file = registry.open_blob(&dataset.sha256).map_err(|e| e.message())?;
         Ok((dataset, file))
     };
+    let boxed = |file: std::fs::File| Box::new(file) as Box<dyn std::io::Read + Send>;
     let (dataset, dataset_again) = match &test.dataset_id {
         Some(id) => {
             let (d, file) = open_dataset(id)?;
             log(&format!("Dataset {} ({}): {} rows, {} columns.", d.id, d.name, d.row_count.unwrap_or(0), d.columns.len()));
             let again = registry.open_blob(&d.sha256).map_err(|e| e.message())?;
-            (Some(Box::new(file) as Box<dyn std::io::Read + Send>), Some(Box::new(again) as Box<dyn std::io::Read + Send>))
+            (Some(boxed(file)), Some(boxed(again)))
         }
         None => (None, None),
     };
-    let expected = match (config.mode("predictionVerificationCheck"), config.parameter("predictionVerificationCheck", "datasetId")) {
-        (checks::Mode::Skip, _) => None,
-        (_, Some(Value::String(id))) => {
-            let column = config.parameter("predictionVerificationCheck", "predictionsColumn").and_then(Value::as_str).unwrap_or_default();
-            let (_, file) = open_dataset(id)?;
-            Some((Box::new(file) as Box<dyn std::io::Read + Send>, column.to_string()))
-        }
-        (_, _) => match &test.dataset_id {
-            // Without a dataset of its own, the expected values are a column of the test dataset.
-            Some(id) => {
-                let column = config.parameter("predictionVerificationCheck", "predictionsColumn").and_then(Value::as_str).unwrap_or_default();
-                let (_, file) = open_dataset(id)?;
-                Some((Box::new(file) as Box<dyn std::io::Read + Send>, column.to_string()))
-            }
-            None => None,
-        },
+    // predictionVerificationCheck's expected values: a column of its own
+    // dataset, or of the test dataset (which the model must then not see).
+    const VERIFY: &str = "predictionVerificationCheck";
+    let verifying = config.mode(VERIFY) != checks::Mode::Skip;
+    let column = config.parameter(VERIFY, "predictionsColumn").and_then(Value::as_str).unwrap_or_default().to_string();
+    let own_dataset = config.parameter(VERIFY, "datasetId").and_then(Value::as_str);
+    let expected = match own_dataset.or(test.dataset_id.as_deref()) {
+        Some(id) if verifying => Some((boxed(open_dataset(id)?.1), column.clone())),
+        _ => None,
     };
     let mut drop_columns: Vec<String> = ["targetName", "trainingDataPartitionColumn"].iter().filter_map(|k| label(k)).collect();
-    if let Some(column) = config.parameter("predictionVerificationCheck", "predictionsColumn").and_then(Value::as_str) {
-        if expected.is_some() && config.parameter("predictionVerificationCheck", "datasetId").is_none() {
-            drop_columns.push(column.to_string());
-        }
+    if verifying && own_dataset.is_none() {
+        drop_columns.push(column);
     }
 
     let setting = |key: &str| {
