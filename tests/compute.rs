@@ -868,7 +868,7 @@ fn with_an_image_builder_models_run_in_their_environments_image() {
     let log = test_log(&s, test["id"].as_str().unwrap());
     assert!(log.contains(&format!("FROM modelreg-env:{env_version}")) && log.contains("pip install --no-input -r"), "{log}");
     let calls = std::fs::read_to_string(dir.path().join("calls")).unwrap();
-    let run = calls.lines().filter(|l| l.starts_with("run ")).last().unwrap();
+    let run = calls.lines().rfind(|l| l.starts_with("run ")).unwrap();
     assert!(run.contains(" modelreg-deps:"), "the dependency image did not run: {run}");
 }
 

@@ -213,7 +213,7 @@ impl Config {
         number("stabilityCheck", "maxPayloadSize", 1.0, 100_000.0)?;
         if self.mode("predictionVerificationCheck") != Mode::Skip {
             let column = self.parameters.get("predictionVerificationCheck").and_then(|p| p.get("predictionsColumn"));
-            if !column.is_some_and(|c| c.as_str().is_some_and(|s| !s.is_empty())) {
+            if column.and_then(Value::as_str).is_none_or(str::is_empty) {
                 return Err((
                     "parameters.predictionVerificationCheck.predictionsColumn".into(),
                     "is required when predictionVerificationCheck is not skipped".into(),

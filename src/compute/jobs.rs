@@ -8,7 +8,7 @@
 //! memory kill included, goes to the checks and the log), and the test's
 //! deadline.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Mutex;

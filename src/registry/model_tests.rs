@@ -18,9 +18,8 @@ use super::{new_id, now, Error, Principal, Registry, Result};
 /// The job that runs a test (`crate::compute::jobs::run_model_test`).
 pub const TEST_JOB: &str = "custom-model-test";
 
-/// Statuses after which nothing changes, as an SQL list and as values.
+/// Statuses after which nothing changes, as an SQL list.
 const TERMINAL: &str = "('failed', 'canceled', 'succeeded', 'aborted', 'warning', 'skipped')";
-const TERMINAL_STATUSES: [&str; 6] = ["failed", "canceled", "succeeded", "aborted", "warning", "skipped"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelTest {
@@ -46,12 +45,6 @@ pub struct ModelTest {
     pub created_by: String,
     pub created_at: String,
     pub completed_at: Option<String>,
-}
-
-impl ModelTest {
-    pub fn is_finished(&self) -> bool {
-        TERMINAL_STATUSES.contains(&self.overall_status.as_str())
-    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -211,17 +204,6 @@ impl Registry {
             .collect::<rusqlite::Result<_>>()?;
         let has_more = offset.saturating_add(items.len() as u64) < total as u64;
         Ok(Page { items, total: Some(total as u64), has_more, next: None })
-    }
-
-    /// The newest test that minted `image_id` (DataRobot's image routes).
-    pub fn test_by_image(&self, who: &Principal, image_id: &str) -> Result<ModelTest> {
-        let id: Option<String> = self
-            .conn
-            .prepare_cached("SELECT id FROM model_tests WHERE image_id = ?1 AND team_id = ?2 ORDER BY created_at DESC LIMIT 1")?
-            .query_row([image_id, &who.team_id], |r| r.get(0))
-            .optional()?;
-        let id = id.ok_or_else(|| Error::not_found("custom inference image", image_id))?;
-        self.get_test(who, &id)
     }
 
     /// Records one check's status; ignored once the test is finished, and

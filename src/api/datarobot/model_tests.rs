@@ -44,20 +44,20 @@ pub(crate) fn start_test(
     who: &Principal,
     body: &Map<String, Value>,
 ) -> Result<(ModelTest, crate::registry::Job)> {
-    let model_id = required(&body, "customModelId")?;
-    let version_id = required(&body, "customModelVersionId")?;
-    let model = registry.get_model(&who, &model_id)?;
-    let version = registry.get_version_by_id(&who, &model_id, &version_id)?;
+    let model_id = required(body, "customModelId")?;
+    let version_id = required(body, "customModelVersionId")?;
+    let model = registry.get_model(who, &model_id)?;
+    let version = registry.get_version_by_id(who, &model_id, &version_id)?;
     let target_type = model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("");
     if !TARGET_TYPES.contains(&target_type) {
         return Err(Error::unprocessable(format!("custom model {model_id} has no DataRobot target type, so it cannot be tested")));
     }
     let config = Config::parse(body.get("configuration"), body.get("parameters")).map_err(|(field, message)| Error::invalid(&field, message))?;
-    let dataset_id = opt_str(&body, "datasetId", 100)?.filter(|s| !s.is_empty());
+    let dataset_id = opt_str(body, "datasetId", 100)?.filter(|s| !s.is_empty());
     let dataset_version_id = match &dataset_id {
         Some(id) => {
-            let dataset = registry.usable_dataset(&who, id)?;
-            match opt_str(&body, "datasetVersionId", 100)?.filter(|s| !s.is_empty()) {
+            let dataset = registry.usable_dataset(who, id)?;
+            match opt_str(body, "datasetVersionId", 100)?.filter(|s| !s.is_empty()) {
                 Some(v) if v != dataset.version_id => return Err(Error::NotFound(format!("dataset {id} has no version {v}"))),
                 _ => Some(dataset.version_id),
             }
@@ -67,15 +67,15 @@ pub(crate) fn start_test(
     };
     if let Some(id) = config.parameter("predictionVerificationCheck", "datasetId").and_then(Value::as_str) {
         if config.mode("predictionVerificationCheck") != Mode::Skip {
-            registry.usable_dataset(&who, id)?;
+            registry.usable_dataset(who, id)?;
         }
     }
     // No runtime: a clear 422 now rather than a test that cannot run.
     crate::compute::available(options).map_err(Error::unprocessable)?;
     let mut settings = Map::new();
-    apply_resource_fields(&body, &mut settings)?;
+    apply_resource_fields(body, &mut settings)?;
     for deprecated in ["environmentId", "environmentVersionId"] {
-        if let Some(v) = opt_str(&body, deprecated, 100)? {
+        if let Some(v) = opt_str(body, deprecated, 100)? {
             settings.insert(deprecated.into(), json!(v));
         }
     }
@@ -105,7 +105,7 @@ pub(crate) fn start_test(
         configuration: config.to_json(),
         settings,
     };
-    registry.create_test(&who, new)
+    registry.create_test(who, new)
 }
 
 /// DataRobot's `customModelImageId`: what a test ran, named by the version,
