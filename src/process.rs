@@ -15,6 +15,27 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Output lines buffered between a child and whoever logs them.
+const LINES_IN_FLIGHT: usize = 1024;
+/// A longer line (a model printing a megabyte without a newline) is cut
+/// into pieces of this size.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// The next line (without its newline), at most `MAX_LINE` bytes; None at
+/// the end or on a read error.
+fn read_line(reader: &mut impl BufRead) -> Option<String> {
+    let mut buf = Vec::new();
+    match reader.by_ref().take(MAX_LINE).read_until(b'\n', &mut buf) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => {
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            Some(String::from_utf8_lossy(&buf).into_owned())
+        }
+    }
+}
+
 /// Process groups started here and not yet reaped.
 static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
@@ -53,14 +74,16 @@ pub fn spawn(mut command: Command) -> std::io::Result<Supervised> {
     .flatten()
     .collect();
     let lines = (!pipes.is_empty()).then(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
+        // Bounded: a child that writes faster than its output is logged
+        // waits on its pipe, rather than filling our memory.
+        let (tx, rx) = std::sync::mpsc::sync_channel(LINES_IN_FLIGHT);
         for pipe in pipes {
             let tx = tx.clone();
             // Not joined: a grandchild that keeps a pipe open must not hold
             // up whoever waits for the child.
             std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
+                let mut reader = BufReader::new(pipe);
+                while let Some(line) = read_line(&mut reader) {
                     if tx.send(line).is_err() {
                         break;
                     }
@@ -224,6 +247,14 @@ mod tests {
             false
         });
         assert!(gone, "the grandchild {grandchild} survived");
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_memory_stays_bounded() {
+        let mut input = std::io::Cursor::new([vec![b'x'; 200_000], b"\nshort\n".to_vec()].concat());
+        let lines: Vec<String> = std::iter::from_fn(|| read_line(&mut input)).collect();
+        assert_eq!(lines.iter().map(String::len).collect::<Vec<_>>(), [65536, 65536, 65536, 3392, 5]);
+        assert_eq!(lines[4], "short");
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::process::Supervised;
 /// How long a single prediction request may take: DRUM's own worker
 /// timeout (its gunicorn config says 600 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// The largest prediction answer read: 5,000 rows of a 1,000-class model's
+/// probabilities fit; a model answering more is refused, not buffered.
+const MAX_ANSWER_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Where DRUM comes from.
 #[derive(Clone, Debug)]
@@ -426,7 +429,12 @@ impl Client {
             .send(csv)
             .map_err(|e| CallError { status: None, message: format!("no answer from the model server: {e}") })?;
         let status = response.status().as_u16();
-        let text = response.into_body().read_to_string().unwrap_or_default();
+        let text = response
+            .into_body()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_string()
+            .map_err(|e| CallError { status: Some(status), message: format!("the answer could not be read (at most {MAX_ANSWER_BYTES} bytes): {e}") })?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status != 200 {
             let message = body["message"].as_str().map(str::to_string).unwrap_or_else(|| truncate(&text, 2000));
@@ -448,7 +456,7 @@ impl Client {
             .map_err(|e| CallError { status: None, message: format!("no answer from the model server: {e}") })?;
         let status = response.status().as_u16();
         let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut response.into_body().into_reader(), &mut out)
+        std::io::Read::read_to_end(&mut std::io::Read::take(response.into_body().into_reader(), MAX_ANSWER_BYTES), &mut out)
             .map_err(|e| CallError { status: Some(status), message: format!("reading the answer failed: {e}") })?;
         Ok((status, out))
     }
