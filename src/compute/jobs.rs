@@ -14,12 +14,12 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::checks::{self, Config, Event, Plan, Status};
 use super::drum::{self, Runner, ServerSpec};
 use crate::registry::jobs::JobLog;
-use crate::registry::{Job, Principal, Registry, Version};
+use crate::registry::{Job, Model, Principal, Registry, Version};
 use crate::runtime::{self, deps};
 
 /// How long a whole test may take. `MODELREG_TEST_TIMEOUT_SECS` overrides.
@@ -222,26 +222,17 @@ fn prepare_and_run(
     let log = &|line: &str| job_log.line(line);
     let model = registry.get_model(who, &test.model_id).map_err(|e| e.message())?;
     let version = registry.get_version_by_id(who, &test.model_id, &test.version_id).map_err(|e| e.message())?;
-    let label = |key: &str| model.attrs.get(key).and_then(Value::as_str).map(str::to_string);
-    let target_type = label("targetType").unwrap_or_else(|| "Regression".into());
     log(&format!(
-        "Testing custom model {} ({}, {target_type}), version {} ({} files).",
+        "Testing custom model {} ({}, {}), version {} ({} files).",
         model.id,
         if model.name.is_empty() { "unnamed" } else { &model.name },
+        target_type(&model),
         version.id,
         version.files.len()
     ));
     let config = Config::from_json(&test.configuration);
     let modes: Vec<String> = checks::CHECKS.iter().map(|c| format!("{c}={}", config.mode(c).as_str())).collect();
     log(&format!("Checks: {}", modes.join(", ")));
-
-    let mut should_stop = || cancelled().then(|| "the test was cancelled".to_string());
-    let (runner, _) = runner_for(registry, settings, &version, job_dir, &mut |l| log(l), &mut should_stop)?;
-
-    let code_dir = std::path::absolute(job_dir.join("code")).map_err(|e| format!("cannot resolve the job folder: {e}"))?;
-    std::fs::create_dir_all(&code_dir).map_err(|e| format!("cannot create {}: {e}", code_dir.display()))?;
-    drum::materialise(registry, &version, &code_dir)?;
-    log(&format!("Materialised {} file(s) read-only for the model server.", version.files.len()));
 
     // What to read: the test dataset (twice, for the verification check)
     // and the dataset of expected predictions.
@@ -270,13 +261,73 @@ fn prepare_and_run(
         Some(id) if verifying => Some((boxed(open_dataset(id)?.1), column.clone())),
         _ => None,
     };
-    let mut drop_columns: Vec<String> = ["targetName", "trainingDataPartitionColumn"].iter().filter_map(|k| label(k)).collect();
+    let mut drop_columns = hidden_columns(&model);
     if verifying && own_dataset.is_none() {
         drop_columns.push(column);
     }
 
+    let (mut server, spec) = start_version_server(registry, settings, job, &model, &version, &test.settings, job_dir, job_log, cancelled)?;
+    let plan = Plan {
+        target_type: spec.target_type.clone(),
+        positive_class_label: spec.positive_class_label.clone(),
+        config,
+        dataset,
+        drop_columns,
+        expected,
+        dataset_again,
+        start_timeout: start_timeout(),
+    };
+    let mut record = |event: Event| {
+        if let Event::Check { name, status, message } = event {
+            let _ = registry.set_test_check(&test.id, name, status.as_str(), &message);
+        }
+    };
+    supervise(&mut server, job_log, cancelled, "test", &mut record, |watch| {
+        checks::run(plan, watch.endpoint, watch.emit, watch.stopped, watch.why_down)
+    });
+    server.drain(&mut |l| log(&format!("drum | {l}")));
+    server.stop();
+    Ok(())
+}
+
+fn target_type(model: &Model) -> String {
+    model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("Regression").to_string()
+}
+
+/// Columns a model never sees: its target and its training partition column.
+fn hidden_columns(model: &Model) -> Vec<String> {
+    ["targetName", "trainingDataPartitionColumn"].iter().filter_map(|k| model.attrs.get(*k).and_then(Value::as_str).map(str::to_string)).collect()
+}
+
+fn start_timeout() -> Duration {
+    seconds_from_env("MODELREG_DRUM_START_TIMEOUT_SECS", START_TIMEOUT)
+}
+
+/// Starts a version's model server for a job: the runner chosen (its
+/// dependencies built first when missing), its files written read-only,
+/// and its resource settings applied (`overrides` first, then the
+/// version's, then the model's).
+#[allow(clippy::too_many_arguments)]
+fn start_version_server(
+    registry: &Registry,
+    settings: &Settings,
+    job: &Job,
+    model: &Model,
+    version: &Version,
+    overrides: &Map<String, Value>,
+    job_dir: &Path,
+    job_log: &JobLog,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(drum::Server, ServerSpec), String> {
+    let log = &|line: &str| job_log.line(line);
+    let mut should_stop = || cancelled().then(|| "the job was cancelled".to_string());
+    let (runner, _) = runner_for(registry, settings, version, job_dir, &mut |l| log(l), &mut should_stop)?;
+    let code_dir = std::path::absolute(job_dir.join("code")).map_err(|e| format!("cannot resolve the job folder: {e}"))?;
+    std::fs::create_dir_all(&code_dir).map_err(|e| format!("cannot create {}: {e}", code_dir.display()))?;
+    drum::materialise(registry, version, &code_dir)?;
+    log(&format!("Materialised {} file(s) read-only for the model server.", version.files.len()));
     let setting = |key: &str| {
-        test.settings.get(key).filter(|v| !v.is_null()).or_else(|| version.attrs.get(key).filter(|v| !v.is_null())).or_else(|| model.attrs.get(key).filter(|v| !v.is_null())).cloned()
+        [overrides.get(key), version.attrs.get(key), model.attrs.get(key)].into_iter().flatten().find(|v| !v.is_null()).cloned()
     };
     let memory_limit = setting("maximumMemory").and_then(|v| v.as_u64());
     let no_network = setting("networkEgressPolicy").and_then(|v| v.as_str().map(str::to_string)).as_deref() == Some("NONE");
@@ -294,42 +345,53 @@ fn prepare_and_run(
         if no_network { "NONE" } else { "PUBLIC" },
         env.len()
     ));
+    let label = |key: &str| model.attrs.get(key).and_then(Value::as_str).map(str::to_string);
     let spec = ServerSpec {
         runner,
-        code_dir: code_dir.clone(),
-        target_type: target_type.clone(),
+        code_dir,
+        target_type: target_type(model),
         positive_class_label: label("positiveClassLabel"),
         negative_class_label: label("negativeClassLabel"),
-        class_labels: model.attrs.get("classLabels").and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default(),
+        class_labels: model
+            .attrs
+            .get("classLabels")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default(),
         env,
         memory_limit,
         no_network,
         name: job.id.clone(),
         data_dir: std::path::absolute(settings.data_dir).map_err(|e| format!("cannot resolve the data directory: {e}"))?,
     };
-    let mut server = drum::Server::start(&spec, &mut |l| log(&format!("drum | {l}")))?;
+    let server = drum::Server::start(&spec, &mut |l| log(&format!("drum | {l}")))?;
     if no_network && !server.isolated_network {
         log("WARNING: networkEgressPolicy is NONE but this host could not isolate the model's network; it ran with egress.");
     }
-    let plan = Plan {
-        target_type,
-        positive_class_label: spec.positive_class_label.clone(),
-        config,
-        dataset,
-        drop_columns,
-        expected,
-        dataset_again,
-        start_timeout: seconds_from_env("MODELREG_DRUM_START_TIMEOUT_SECS", START_TIMEOUT),
-    };
-    supervise(registry, &test.id, &mut server, plan, job_log, cancelled);
-    server.drain(&mut |l| log(&format!("drum | {l}")));
-    server.stop();
-    Ok(())
+    Ok((server, spec))
 }
 
-/// Runs the checks on their own thread while this one watches the server,
-/// the cancel flag and the deadline.
-fn supervise(registry: &Registry, test_id: &str, server: &mut drum::Server, plan: Plan, job_log: &JobLog, cancelled: &dyn Fn() -> bool) {
+/// What work on the server's side of a job gets: where the server listens,
+/// how to report, and how to tell that the job gave up on the server.
+pub struct Watch<'a> {
+    pub endpoint: &'a drum::Endpoint,
+    pub emit: &'a dyn Fn(Event),
+    pub stopped: &'a (dyn Fn() -> bool + Sync),
+    pub why_down: &'a (dyn Fn() -> Option<String> + Sync),
+}
+
+/// Runs `work` on a thread of its own (it may join the server's network
+/// namespace) while this thread copies the server's output into the log,
+/// hands `work`'s events to `on_event`, and stops the server on a cancel,
+/// its death or the deadline (telling `work` why).
+fn supervise<T: Send>(
+    server: &mut drum::Server,
+    job_log: &JobLog,
+    cancelled: &dyn Fn() -> bool,
+    what: &str,
+    on_event: &mut dyn FnMut(Event),
+    work: impl FnOnce(&Watch) -> T + Send,
+) -> Option<T> {
     let log = |line: &str| job_log.line(line);
     let deadline = Instant::now() + seconds_from_env("MODELREG_TEST_TIMEOUT_SECS", TEST_TIMEOUT);
     let stopped = AtomicBool::new(false);
@@ -338,25 +400,22 @@ fn supervise(registry: &Registry, test_id: &str, server: &mut drum::Server, plan
     let (tx, rx) = std::sync::mpsc::channel::<Event>();
     std::thread::scope(|scope| {
         let (stopped, why_down, endpoint) = (&stopped, &why_down, &endpoint);
-        scope.spawn(move || {
+        let worker = scope.spawn(move || {
             let emit = |event: Event| {
                 let _ = tx.send(event);
             };
-            checks::run(
-                plan,
+            work(&Watch {
                 endpoint,
-                &emit,
-                &|| stopped.load(Ordering::SeqCst),
-                &|| why_down.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-            );
+                emit: &emit,
+                stopped: &|| stopped.load(Ordering::SeqCst),
+                why_down: &|| why_down.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            })
         });
         let mut gave_up = false;
         loop {
             match rx.recv_timeout(crate::process::POLL) {
                 Ok(Event::Log(line)) => log(&line),
-                Ok(Event::Check { name, status, message }) => {
-                    let _ = registry.set_test_check(test_id, name, status.as_str(), &message);
-                }
+                Ok(event) => on_event(event),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -366,9 +425,9 @@ fn supervise(registry: &Registry, test_id: &str, server: &mut drum::Server, plan
                 continue;
             }
             let reason = if cancelled() {
-                Some("the test was cancelled; the model server was stopped".to_string())
+                Some(format!("the {what} was cancelled; the model server was stopped"))
             } else if Instant::now() >= deadline {
-                Some("the test did not finish in time; the model server was stopped".to_string())
+                Some(format!("the {what} did not finish in time; the model server was stopped"))
             } else {
                 server.exited(&mut |l| log(&format!("drum | {l}")))
             };
@@ -380,5 +439,6 @@ fn supervise(registry: &Registry, test_id: &str, server: &mut drum::Server, plan
                 gave_up = true;
             }
         }
-    });
+        worker.join().ok()
+    })
 }
