@@ -46,6 +46,7 @@ const HANDLERS: &[(&str, Lane, JobFn)] = &[
     (crate::registry::datasets::INGEST_JOB, Lane::Compute, ingest_dataset),
     (crate::registry::dependency_builds::DEPENDENCY_BUILD_JOB, Lane::Compute, build_dependencies),
     (crate::registry::model_tests::TEST_JOB, Lane::Compute, test_model),
+    (crate::registry::insights::INSIGHT_JOB, Lane::Compute, compute_insight),
 ];
 
 fn kinds_of(lane: Lane) -> Vec<&'static str> {
@@ -74,6 +75,10 @@ fn compute_settings<'a>(ctx: &'a JobContext) -> crate::compute::jobs::Settings<'
 
 fn build_dependencies(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::compute::jobs::run_dependency_build(ctx.registry, &compute_settings(ctx), job)
+}
+
+fn compute_insight(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::compute::jobs::run_insight(ctx.registry, &compute_settings(ctx), job)
 }
 
 fn test_model(ctx: &JobContext, job: &Job) -> Result<Value, String> {

@@ -18,6 +18,8 @@ use serde_json::{json, Map, Value};
 
 use super::checks::{self, Config, Event, Plan, Status};
 use super::drum::{self, Runner, ServerSpec};
+use super::insights;
+use crate::registry::insights::InsightKind;
 use crate::registry::jobs::JobLog;
 use crate::registry::{Job, Model, Principal, Registry, Version};
 use crate::runtime::{self, deps};
@@ -441,4 +443,127 @@ fn supervise<T: Send>(
         }
         worker.join().ok()
     })
+}
+
+/// The job of `POST …/featureImpact/` and `…/predictionExplanationsInitialization/`:
+/// one DRUM server for the version, the training data sampled once, and
+/// either feature impact, or explanations' initialisation (with feature
+/// impact first when the version has none).
+pub fn run_insight(registry: &Registry, settings: &Settings, job: &Job) -> Result<Value, String> {
+    let version_id = job.subject_id.clone().ok_or("the job names no version")?;
+    let model_id = job.input["modelId"].as_str().ok_or("the job names no model")?.to_string();
+    let kind = job.input["kind"].as_str().and_then(InsightKind::parse).ok_or("the job names no insight")?;
+    let params = job.input["params"].clone();
+    let who = registry.principal_of(job.input["userId"].as_str().unwrap_or_default()).map_err(|e| e.message())?;
+    let job_log = JobLog::new(registry, &job.id);
+    let cancelled = || registry.job_cancel_requested(&job.id).unwrap_or(true);
+    let job_dir = settings.data_dir.join("jobs").join(&job.id);
+    let _ = std::fs::remove_dir_all(&job_dir);
+    let outcome = compute_insight(registry, settings, job, &who, &model_id, &version_id, kind, &params, &job_dir, &job_log, &cancelled);
+    let _ = std::fs::remove_dir_all(&job_dir);
+    match &outcome {
+        Ok(_) => job_log.line("Done."),
+        Err(message) => job_log.line(&format!("ERROR: {message}")),
+    }
+    job_log.flush();
+    registry.finish_insight(&version_id, kind, &job.id, outcome.as_ref().map_err(String::as_str)).map_err(|e| e.message())?;
+    outcome?;
+    let location = match kind {
+        InsightKind::FeatureImpact => format!("/api/v2/customModels/{model_id}/versions/{version_id}/featureImpact/"),
+        InsightKind::PredictionExplanations => format!("/api/v2/customModels/{model_id}/versions/{version_id}/"),
+    };
+    Ok(json!({"location": location}))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compute_insight(
+    registry: &Registry,
+    settings: &Settings,
+    job: &Job,
+    who: &Principal,
+    model_id: &str,
+    version_id: &str,
+    kind: InsightKind,
+    params: &Value,
+    job_dir: &Path,
+    job_log: &JobLog,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Value, String> {
+    let log = |line: &str| job_log.line(line);
+    let model = registry.get_model(who, model_id).map_err(|e| e.message())?;
+    let version = registry.get_version_by_id(who, model_id, version_id).map_err(|e| e.message())?;
+    let kind_of_target = target_type(&model);
+    if !insights::SUPPORTED_TARGETS.contains(&kind_of_target.as_str()) {
+        return Err(format!("{kind_of_target} models have no permutation feature impact here (Regression, Binary and Multiclass do)"));
+    }
+    let target_name = model.attrs.get("targetName").and_then(Value::as_str).ok_or("the model has no targetName")?.to_string();
+    let (dataset, partition) =
+        registry.training_dataset_for(who, model_id, version_id).map_err(|e| e.message())?.ok_or("the version has no training data")?;
+    let mut hidden = hidden_columns(&model);
+    hidden.extend(partition);
+    let size = params["rowCount"].as_u64().map_or(insights::DEFAULT_SAMPLE_ROWS, |n| n as usize);
+    // A seed of its own per run, recorded with the result so that a run can
+    // be repeated.
+    let seed = {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(job.id.as_bytes());
+        u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")) >> 11
+    };
+    log(&format!("Training data: dataset {} ({}), target {target_name:?}.", dataset.id, dataset.name));
+    let file = registry.open_blob(&dataset.sha256).map_err(|e| e.message())?;
+    let sample = insights::sample(file, &target_name, &hidden, size, seed)?;
+    let existing = match kind {
+        InsightKind::PredictionExplanations => registry
+            .get_insight(who, model_id, version_id, InsightKind::FeatureImpact)
+            .map_err(|e| e.message())?
+            .filter(|i| i.state == "done")
+            .and_then(|i| i.result),
+        InsightKind::FeatureImpact => None,
+    };
+    let (mut server, spec) = start_version_server(registry, settings, job, &model, &version, &Map::new(), job_dir, job_log, cancelled)?;
+    let positive = spec.positive_class_label.clone().unwrap_or_else(|| "1".into());
+    let target = insights::Target { kind: &kind_of_target, positive: Some(&positive) };
+    let work = |watch: &Watch| -> Result<(Option<Value>, Option<Value>), String> {
+        let client = watch.endpoint.connect()?;
+        client.wait_ready(start_timeout(), watch.stopped)?;
+        let emit = |line: &str| (watch.emit)(Event::Log(line.to_string()));
+        let (impact, base) = match &existing {
+            Some(impact) => {
+                emit("Feature impact: using the version's existing result.");
+                (impact.clone(), insights::base_predictions(&sample, &client, &emit)?)
+            }
+            None => {
+                let computed = insights::feature_impact(&sample, &target, &client, &emit)?;
+                (computed.body, computed.base_predictions)
+            }
+        };
+        let explained = match kind {
+            InsightKind::PredictionExplanations => Some(insights::explanations(&sample, &impact, &base, &target, &client, &emit)?),
+            InsightKind::FeatureImpact => None,
+        };
+        Ok((existing.is_none().then_some(impact), explained))
+    };
+    let outcome = supervise(&mut server, job_log, cancelled, kind.as_str(), &mut |_| {}, |watch| {
+        work(watch).map_err(|e| (watch.why_down)().map(|why| format!("{e} ({why})")).unwrap_or(e))
+    });
+    server.drain(&mut |l| log(&format!("drum | {l}")));
+    server.stop();
+    let (impact, explained) = outcome.unwrap_or_else(|| Err("the computation stopped unexpectedly".into()))?;
+    let row_count = json!({"rowCount": params["rowCount"]});
+    let with_row_count = |mut body: Value| {
+        body["rowCount"] = params["rowCount"].clone();
+        body
+    };
+    match kind {
+        InsightKind::FeatureImpact => Ok(with_row_count(impact.ok_or("feature impact produced nothing")?)),
+        InsightKind::PredictionExplanations => {
+            if let Some(impact) = impact {
+                // Computed on the way: it is the version's feature impact now.
+                registry
+                    .record_insight(who, version_id, InsightKind::FeatureImpact, &job.id, &row_count, &with_row_count(impact))
+                    .map_err(|e| e.message())?;
+            }
+            explained.ok_or_else(|| "explanations produced nothing".to_string())
+        }
+    }
 }

@@ -6,6 +6,7 @@
 pub mod contain;
 pub mod checks;
 pub mod drum;
+pub mod insights;
 pub mod jobs;
 pub mod table;
 

@@ -12,6 +12,7 @@ pub mod datasets;
 pub mod dependency_builds;
 pub mod envbuild;
 pub mod environments;
+pub mod insights;
 mod error;
 pub mod jobs;
 mod machines;

@@ -206,6 +206,18 @@ impl Registry {
         Ok(Page { items, total: Some(total as u64), has_more, next: None })
     }
 
+    /// The newest test that minted `image_id` (DataRobot's
+    /// `customInferenceImages/{imageId}/` routes name a version this way).
+    pub fn test_by_image(&self, who: &Principal, image_id: &str) -> Result<ModelTest> {
+        let id: Option<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM model_tests WHERE image_id = ?1 AND team_id = ?2 ORDER BY created_at DESC LIMIT 1")?
+            .query_row([image_id, &who.team_id], |r| r.get(0))
+            .optional()?;
+        let id = id.ok_or_else(|| Error::not_found("custom inference image", image_id))?;
+        self.get_test(who, &id).map_err(|_| Error::not_found("custom inference image", image_id))
+    }
+
     /// Records one check's status; ignored once the test is finished, and
     /// for a check the test does not report (a newer check it was not asked
     /// to run).

@@ -10,6 +10,7 @@
 pub(crate) mod datasets;
 pub(crate) mod dependencies;
 pub(crate) mod environments;
+pub(crate) mod insights;
 pub(crate) mod model_tests;
 pub(crate) mod models;
 pub(crate) mod training;
@@ -36,6 +37,7 @@ pub fn routes(router: &mut Router) {
     datasets::routes(router);
     model_tests::routes(router);
     dependencies::routes(router);
+    insights::routes(router);
 }
 
 /// The absolute URL of a job's status (the 202 Location every async

@@ -54,7 +54,10 @@ fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let (id, vid) = (req.param("id").to_string(), req.param("vid").to_string());
     ctx.registry.access(&who, EntityKind::Model, &id)?;
     let version = ctx.registry.get_version_by_id(&who, &id, &vid)?;
-    Ok(Response::json(200, &render_version(&version, is_latest(ctx.registry, &who, &version)?)))
+    let mut body = render_version(&version, is_latest(ctx.registry, &who, &version)?);
+    // modelreg's addition: what `predictionExplanationsInitialization/` stored.
+    body["predictionExplanationsInitialization"] = super::insights::explanations_of(ctx.registry, &who, &id, &vid)?;
+    Ok(Response::json(200, &body))
 }
 
 fn is_latest(registry: &Registry, who: &Principal, v: &Version) -> Result<bool> {
