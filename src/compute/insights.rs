@@ -39,6 +39,7 @@ const EXPLAINED_ROWS: usize = 10;
 pub const SUPPORTED_TARGETS: [&str; 3] = ["Regression", "Binary", "Multiclass"];
 
 /// The training data, sampled.
+#[derive(Debug)]
 pub struct Sample {
     /// Names of the columns the model sees.
     pub features: Vec<String>,

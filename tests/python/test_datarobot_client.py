@@ -130,6 +130,7 @@ def run(tmp):
     env_version.refresh()
     run_datasets(tmp)
     run_compute(tmp, env)
+    run_feature_impact(tmp, env)
 
 
 HOUSES = (
@@ -277,6 +278,36 @@ def run_compute(tmp, env):
     assert "errorCheck passed" in log, log
     tail = again.get_log_tail()
     assert "Overall: succeeded" in tail, tail
+
+
+def run_feature_impact(tmp, env):
+    """Feature impact computed by the server on DRUM, read by the client."""
+    rows = ["x1,x2,x3,y"]
+    for i in range(300):
+        x1, x2, x3 = (i * 37 % 101) / 10, (i * 53 % 97) / 10, (i * 71 % 89) / 10
+        rows.append(f"{x1},{x2},{x3},{3 * x1 + 0.5 * x2}")
+    csv = os.path.join(tmp, "impact.csv")
+    write(csv, ("\n".join(rows) + "\n").encode())
+    dataset = dr.Dataset.create_from_file(file_path=csv)
+    model = dr.CustomInferenceModel.create(name="Impact", target_type=dr.TARGET_TYPE.REGRESSION, target_name="y")
+    folder = os.path.join(tmp, "impact-model")
+    write(os.path.join(folder, "custom.py"), b"""import pandas as pd
+
+def load_model(code_dir):
+    return {}
+
+def score(data, model, **kwargs):
+    x = data.fillna(0)
+    return pd.DataFrame({"Predictions": 3.0 * x["x1"] + 0.5 * x["x2"]})
+""")
+    version = dr.CustomModelVersion.create_clean(model.id, base_environment_id=env.id, folder_path=folder)
+    model.assign_training_data(dataset.id)
+    version.calculate_feature_impact(max_wait=600)
+    impacts = version.get_feature_impact()
+    assert [f["featureName"] for f in impacts] == ["x1", "x2", "x3"], impacts
+    assert impacts[0]["impactNormalized"] == 1.0 and abs(impacts[2]["impactNormalized"]) < 1e-9, impacts
+    with_metadata = version.get_feature_impact(with_metadata=True)
+    assert with_metadata["count"] == 3 and with_metadata["shapBased"] is False, with_metadata
 
 
 if __name__ == "__main__":
