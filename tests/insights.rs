@@ -170,3 +170,23 @@ fn explanations_initialisation_is_stored_on_the_version() {
     wait_done(&s, r.header("Location").unwrap());
     assert_eq!(s.post_json(&format!("{API}/customModels/predictionExplanationsInitialization/"), &json!({})).status, 422);
 }
+
+#[test]
+fn the_cli_computes_and_prints_feature_impact() {
+    let s = Server::start_compute(&[]);
+    let trained_setup = trained(&s, regression(), "impact", &impact_csv());
+    let python = common::drum_python();
+    let offline = s.cli(&["custom-models", "feature-impact", &trained_setup.model, &trained_setup.version, "--row-count", "100", "--python", python.to_str().unwrap()]);
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    let printed = String::from_utf8(offline.stdout).unwrap();
+    let first: Vec<&str> = printed.lines().map(|l| l.split_whitespace().next().unwrap_or("")).collect();
+    assert_eq!(first, ["x1", "x2", "x3"], "{printed}");
+    let remote = s.cli_remote(&["--json", "custom-models", "feature-impact", &trained_setup.model, &trained_setup.version, "--existing"]);
+    assert!(remote.status.success(), "{}", String::from_utf8_lossy(&remote.stderr));
+    let body: Value = serde_json::from_slice(&remote.stdout).unwrap();
+    assert_eq!((body["rowCount"].as_u64(), body["featureImpacts"][0]["featureName"].as_str()), (Some(100), Some("x1")));
+    let untrained = setup(&s, regression(), &fixture("impact"), &[], None);
+    let refused = s.cli_remote(&["custom-models", "feature-impact", &untrained.model, &untrained.version]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no training data"), "{}", String::from_utf8_lossy(&refused.stderr));
+}

@@ -20,7 +20,8 @@ use super::models::progress;
 use super::remote::{enc, FormPart, Remote};
 use super::Target;
 use crate::api::datarobot::{
-    dependencies as deps_api, environments as env_api, model_tests as test_api, models as model_api, versions as version_api,
+    dependencies as deps_api, environments as env_api, insights as insights_api, model_tests as test_api, models as model_api,
+    versions as version_api,
 };
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::envbuild::sniff;
@@ -69,6 +70,24 @@ pub enum CustomModelsCommand {
         /// A check's setting, CHECK=fail|warn|skip (e.g. nullValueImputation=fail). Repeatable.
         #[arg(long = "check", value_name = "CHECK=MODE")]
         checks: Vec<String>,
+        /// The Python that runs the model, offline (default: the managed runtime).
+        #[arg(long, env = "MODELREG_PYTHON")]
+        python: Option<PathBuf>,
+    },
+    /// Compute a version's feature impact (permutation importance on its training data) and
+    /// print the ranking.
+    ///
+    /// The version needs training data (assigned to the model or the version). Offline the
+    /// computation runs in this process; with --server the server runs it.
+    FeatureImpact {
+        model: String,
+        version: String,
+        /// Rows of the training data to sample (10 to 100,000; default min(rows, 2,500)).
+        #[arg(long)]
+        row_count: Option<i64>,
+        /// Print the last result instead of computing a new one.
+        #[arg(long)]
+        existing: bool,
         /// The Python that runs the model, offline (default: the managed runtime).
         #[arg(long, env = "MODELREG_PYTHON")]
         python: Option<PathBuf>,
@@ -262,6 +281,9 @@ pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -
             return test(target, &model, &version, dataset, &checks, python, as_json)
         }
         CustomModelsCommand::BuildDeps { model, version, python } => return build_deps(target, &model, &version, python, as_json),
+        CustomModelsCommand::FeatureImpact { model, version, row_count, existing, python } => {
+            return feature_impact(target, &model, &version, row_count, existing, python, as_json)
+        }
     }
     Ok(0)
 }
@@ -352,6 +374,59 @@ fn test(
         println!("overall: {overall}  (test {}; `--json` for the whole record)", test["id"].as_str().unwrap_or(""));
     }
     Ok(if matches!(overall.as_str(), "succeeded" | "warning") { 0 } else { 1 })
+}
+
+fn feature_impact(
+    target: &Target,
+    model: &str,
+    version: &str,
+    row_count: Option<i64>,
+    existing: bool,
+    python: Option<PathBuf>,
+    as_json: bool,
+) -> Result<i32, Error> {
+    use crate::registry::insights::InsightKind;
+    let path = format!("{}versions/{}/featureImpact/", model_path(model), enc(version));
+    let body = match target {
+        Target::Local { registry, who } => {
+            if !existing {
+                let options = crate::http::ServerOptions::offline(registry.data_dir(), python.clone());
+                insights_api::start_insight(registry, &options, who, model, version, InsightKind::FeatureImpact, row_count)?;
+                run_in_background(registry.data_dir(), python, version.to_string())
+                    .join()
+                    .map_err(|_| Error::Internal("the feature impact runner panicked".into()))??;
+            }
+            match registry.get_insight(who, model, version, InsightKind::FeatureImpact)? {
+                Some(i) if i.state == "done" => i.result.unwrap_or(Value::Null),
+                Some(i) => return Err(Error::Internal(format!("feature impact {}: {}", i.state, i.error.unwrap_or_default()))),
+                None => return Err(Error::NotFound(format!("no feature impact has been computed for version {version}"))),
+            }
+        }
+        Target::Remote(remote) => {
+            if !existing {
+                let body = row_count.map(|n| json!({"rowCount": n})).unwrap_or_else(|| json!({}));
+                remote.post_json(&path, &body)?;
+            }
+            // 422 while the run is under way; 404 says why a run failed.
+            loop {
+                match remote.get_json(&path) {
+                    Err(Error::Unprocessable { .. }) => std::thread::sleep(WAIT_POLL),
+                    other => break other?,
+                }
+            }
+        }
+    };
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+    } else {
+        for f in body["featureImpacts"].as_array().into_iter().flatten() {
+            let impact = f["impactNormalized"].as_f64().unwrap_or(0.0);
+            let bar = "#".repeat((impact.clamp(0.0, 1.0) * 40.0).round() as usize);
+            let redundant = f["redundantWith"].as_str().map(|r| format!("  (redundant with {r})")).unwrap_or_default();
+            println!("{:<30} {impact:>7.4}  {bar}{redundant}", f["featureName"].as_str().unwrap_or(""));
+        }
+    }
+    Ok(0)
 }
 
 fn build_deps(target: &Target, model: &str, version: &str, python: Option<PathBuf>, as_json: bool) -> Result<i32, Error> {

@@ -104,8 +104,29 @@ fn start(ctx: &Ctx, req: &mut Request, model: &str, version: &str, kind: Insight
 fn start_checked(ctx: &Ctx, req: &Request, model: &str, version: &str, kind: InsightKind, body: Map<String, Value>) -> Result<Response> {
     let who = req.who()?.clone();
     let row_count = super::opt_int_or_text(&body, "rowCount", 10, 100_000)?;
-    let found = ctx.registry.get_model(&who, model)?;
-    ctx.registry.get_version_by_id(&who, model, version)?;
+    let job = start_insight(ctx.registry, ctx.options, &who, model, version, kind, row_count)?;
+    crate::jobs::wake();
+    let location = status_location(req, &job.id);
+    Ok(match kind {
+        InsightKind::FeatureImpact => Response::json(202, &json!({"statusId": job.id})),
+        InsightKind::PredictionExplanations => Response::empty(202),
+    }
+    .with_header("Location", location))
+}
+
+/// Checks what can be refused before queueing, and queues the run. Shared
+/// with the CLI.
+pub(crate) fn start_insight(
+    registry: &Registry,
+    options: &crate::http::ServerOptions,
+    who: &Principal,
+    model: &str,
+    version: &str,
+    kind: InsightKind,
+    row_count: Option<i64>,
+) -> Result<crate::registry::Job> {
+    let found = registry.get_model(who, model)?;
+    registry.get_version_by_id(who, model, version)?;
     let target = found.attrs.get("targetType").and_then(Value::as_str).unwrap_or("");
     if !SUPPORTED_TARGETS.contains(&target) {
         return Err(Error::unprocessable(format!(
@@ -114,19 +135,13 @@ fn start_checked(ctx: &Ctx, req: &Request, model: &str, version: &str, kind: Ins
             kind_name(kind)
         )));
     }
-    let (dataset, _) = ctx.registry.training_dataset_for(&who, model, version)?.ok_or_else(|| {
+    let (dataset, _) = registry.training_dataset_for(who, model, version)?.ok_or_else(|| {
         Error::unprocessable(format!("version {version} has no training data; assign some (trainingData/) first"))
     })?;
-    ctx.registry.usable_dataset(&who, &dataset.id)?;
-    crate::compute::available(ctx.options).map_err(Error::unprocessable)?;
-    let (_, job) = ctx.registry.start_insight(&who, model, version, kind, json!({"rowCount": row_count}))?;
-    crate::jobs::wake();
-    let location = status_location(req, &job.id);
-    Ok(match kind {
-        InsightKind::FeatureImpact => Response::json(202, &json!({"statusId": job.id})),
-        InsightKind::PredictionExplanations => Response::empty(202),
-    }
-    .with_header("Location", location))
+    registry.usable_dataset(who, &dataset.id)?;
+    crate::compute::available(options).map_err(Error::unprocessable)?;
+    let (_, job) = registry.start_insight(who, model, version, kind, json!({"rowCount": row_count}))?;
+    Ok(job)
 }
 
 fn kind_name(kind: InsightKind) -> &'static str {
