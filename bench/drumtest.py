@@ -4,6 +4,9 @@
     drumtest.py setup  BASE_URL KEY WORKDIR            an environment, a model, a version, a dataset; prints their ids (JSON)
     drumtest.py test   BASE_URL KEY IDS_JSON           POST customModelTests/ and wait for the verdict; prints seconds
     drumtest.py floor  PYTHON WORKDIR PORT             the same model's `drum server`: start, the test's requests, stop; prints seconds
+    drumtest.py fi-setup  BASE_URL KEY WORKDIR         a 20-feature model with 2,500 rows of training data; prints ids (JSON)
+    drumtest.py fi        BASE_URL KEY IDS_JSON        feature impact through modelreg (one scoring pass); prints seconds
+    drumtest.py fi-naive  PYTHON WORKDIR               the naive way: one `drum score` per permuted feature (and the baseline); prints seconds
 
 The floor is what any test of this model must spend: one DRUM start (until
 `GET /` answers) and the requests modelreg's checks send: the whole dataset
@@ -126,6 +129,99 @@ def test(base, key, ids):
     print(f"{elapsed:.3f}")
 
 
+FI_FEATURES = [f"f{i}" for i in range(20)]
+FI_ROWS = 2500
+FI_MODEL = b"""import pandas as pd
+
+def load_model(code_dir):
+    return {}
+
+def score(data, model, **kwargs):
+    x = data.fillna(0)
+    return pd.DataFrame({"Predictions": sum((i + 1) * x[f"f{i}"] for i in range(20))})
+"""
+
+
+def fi_csv():
+    lines = [",".join(FI_FEATURES + ["y"])]
+    for r in range(FI_ROWS):
+        xs = [((r * (7 + 2 * k)) % 101) / 10 for k in range(len(FI_FEATURES))]
+        lines.append(",".join(f"{x:g}" for x in xs) + f",{sum((i + 1) * x for i, x in enumerate(xs)):g}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def fi_setup(base, key, workdir):
+    c = Client(base, key)
+    api = "/api/v2"
+    env = c.call("GET", f"{api}/executionEnvironments/?limit=1")["data"][0]["id"]
+    model = c.call("POST", f"{api}/customModels/", {"name": "bench-fi", "targetType": "Regression", "targetName": "y"})["id"]
+    version = c.multipart(f"{api}/customModels/{model}/versions/", [("baseEnvironmentId", env), ("filePath", "custom.py")], [("file", "custom.py", FI_MODEL)])
+    csv = fi_csv()
+    dataset = c.multipart(f"{api}/datasets/fromFile/", [], [("file", "fi.csv", csv)])["catalogId"]
+    for _ in range(600):
+        if c.call("GET", f"{api}/datasets/{dataset}/")["processingState"] != "RUNNING":
+            break
+        time.sleep(0.05)
+    c.call("PATCH", f"{api}/customModels/{model}/trainingData/", {"datasetId": dataset})
+    os.makedirs(os.path.join(workdir, "fi-code"), exist_ok=True)
+    with open(os.path.join(workdir, "fi-code", "custom.py"), "wb") as f:
+        f.write(FI_MODEL)
+    with open(os.path.join(workdir, "fi.csv"), "wb") as f:
+        f.write(csv)
+    print(json.dumps({"model": model, "version": version["id"]}))
+
+
+def fi(base, key, ids):
+    ids = json.loads(ids)
+    c = Client(base, key)
+    path = f"/api/v2/customModels/{ids['model']}/versions/{ids['version']}/featureImpact/"
+    started = time.monotonic()
+    c.call("POST", path, {})
+    while True:
+        c.conn.request("GET", path, headers={"Authorization": f"Bearer {key}"})
+        r = c.conn.getresponse()
+        body = r.read()
+        if r.status == 200:
+            break
+        if r.status != 422:
+            raise SystemExit(f"feature impact failed: {r.status} {body[:300]!r}")
+        time.sleep(0.02)
+    elapsed = time.monotonic() - started
+    top = json.loads(body)["featureImpacts"][0]["featureName"]
+    if top != "f19":
+        raise SystemExit(f"the strongest feature should be f19, not {top}")
+    print(f"{elapsed:.3f}")
+
+
+def fi_naive(python, workdir):
+    """Permutation importance with one cold `drum score` per copy: the
+    baseline, then each feature shuffled (the same work, no warm server)."""
+    import random
+    with open(os.path.join(workdir, "fi.csv")) as f:
+        lines = f.read().splitlines()
+    header = lines[0].split(",")[:-1]
+    rows = [line.split(",")[:-1] for line in lines[1:]]
+    home = tempfile.mkdtemp(prefix="drumnaive-")
+    rng = random.Random(7)
+    started = time.monotonic()
+    for k in range(-1, len(header)):
+        copy = [list(r) for r in rows]
+        if k >= 0:
+            column = [r[k] for r in rows]
+            rng.shuffle(column)
+            for r, v in zip(copy, column):
+                r[k] = v
+        inp, out = os.path.join(home, "in.csv"), os.path.join(home, "out.csv")
+        with open(inp, "wb") as f:
+            f.write(csv_of(header, copy))
+        subprocess.run(
+            [python, "-m", "datarobot_drum.drum.main", "score", "--code-dir", os.path.join(workdir, "fi-code"),
+             "--input", inp, "--output", out, "--target-type", "regression"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": home},
+        )
+    print(f"{time.monotonic() - started:.3f}")
+
+
 def csv_of(header, rows):
     return ("\n".join([",".join(header)] + [",".join(r) for r in rows]) + "\n").encode()
 
@@ -180,7 +276,14 @@ def floor(python, workdir, port):
 
 def main():
     mode, *args = sys.argv[1:]
-    {"setup": setup, "test": test, "floor": lambda p, w, port: floor(p, w, int(port))}[mode](*args)
+    {
+        "setup": setup,
+        "test": test,
+        "floor": lambda p, w, port: floor(p, w, int(port)),
+        "fi-setup": fi_setup,
+        "fi": fi,
+        "fi-naive": fi_naive,
+    }[mode](*args)
 
 
 if __name__ == "__main__":

@@ -182,6 +182,13 @@ def build_rows(f, ops_mr, ops_ml, big_bytes):
         row(sec, "A custom model test on DRUM (4 checks, 1,000 rows × 5 features), POST to verdict, vs the floor: "
             "one `drum server` start plus the same requests", fmt(t, "s"), fmt(f.med("compute.floor"), "s") + " floor",
             fmt(r, "x"), "info", None)
+    if f.has("compute.fi"):
+        sec = "Compute"
+        t = f.med("compute.fi")
+        r = f.ratio("compute.fi", "compute.fi_naive")
+        row(sec, "Feature impact, 20 features × 2,500 rows, POST to result: one scoring pass on one warm DRUM server vs "
+            "the naive way, one cold `drum score` per permuted copy (21 runs)", fmt(t, "s"), fmt(f.med("compute.fi_naive"), "s") + " naive",
+            fmt(r, "x"), "< 1× (faster)", r < 1)
     return rows
 
 
@@ -245,7 +252,9 @@ Servers listen on 127.0.0.1 only; files live in a temp directory under /tmp.
   `ops.py … latency 100`: each operation 100 times in a row over one keep-alive connection (Python http.client).
 - Cold start: `bench/coldstart.py` execs the server and polls `GET /healthz` over raw sockets until the first 200.
 - Compute: `bench/drumtest.py` times a custom model test from its POST to its verdict (polling every 20 ms), and, in the
-  same round, the floor: the same model's `drum server` started directly, sent the requests the checks send, and stopped."""
+  same round, the floor: the same model's `drum server` started directly, sent the requests the checks send, and stopped.
+  Feature impact is timed from its POST to the first 200 of its GET; the naive baseline runs `drum score` once for the
+  sample and once per feature with that column shuffled."""
 
 
 def main():
