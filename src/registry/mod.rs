@@ -19,6 +19,7 @@ mod maintenance;
 pub mod model_tests;
 mod models;
 mod page;
+pub mod repositories;
 pub mod requirements;
 
 use std::path::{Path, PathBuf};
