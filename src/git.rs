@@ -124,12 +124,13 @@ pub fn pull(
     };
     log(&format!("Fetching {git_ref} from repository {} ({}).", source.name, source.location));
     git.fetch(&fetch_ref, &git_ref)?;
-    let commit = git.text(&["rev-parse", "--verify", "--end-of-options", "FETCH_HEAD^{commit}"], "reading the fetched commit")?;
+    let commit = git.text(&["rev-parse", "--verify", "--quiet", "FETCH_HEAD^{commit}"], "reading the fetched commit")?;
     let commit = commit.trim().to_string();
     log(&format!("Fetched commit {commit}."));
 
     let entries = git.ls_tree(&commit, selection.paths)?;
-    let chosen = place(&entries, selection.paths, &git_ref, &commit, log)?;
+    let at = format!("repository {} at {git_ref} ({})", source.name, &commit[..commit.len().min(12)]);
+    let chosen = place(&entries, selection.paths, &at, log)?;
     let total: u64 = chosen.values().map(|e| e.size.unwrap_or(0)).sum();
     if let Some(max) = selection.max_bytes.filter(|max| total > *max) {
         return Err(format!("the selected files hold {total} bytes, more than this server's upload limit of {max} bytes"));
@@ -149,13 +150,7 @@ pub fn pull(
 /// sourcePath to its base name, a folder's files relative to the folder,
 /// the whole tree as it is. Links and submodules are skipped (and logged);
 /// a sourcePath that is not in the tree, or yields nothing, fails the pull.
-fn place<'e>(
-    entries: &'e [Entry],
-    paths: &[String],
-    git_ref: &str,
-    commit: &str,
-    log: &dyn Fn(&str),
-) -> Result<BTreeMap<String, &'e Entry>, String> {
+fn place<'e>(entries: &'e [Entry], paths: &[String], at: &str, log: &dyn Fn(&str)) -> Result<BTreeMap<String, &'e Entry>, String> {
     let skipped = |e: &Entry| match e.mode.as_str() {
         MODE_LINK => Some("symbolic link"),
         MODE_SUBMODULE => Some("submodule"),
@@ -171,7 +166,7 @@ fn place<'e>(
         validate_file_path(&target).map_err(|err| format!("{} cannot be stored in a version: {}", e.path, err.message()))?;
         match chosen.get(&target) {
             Some(other) if other.sha != e.sha => {
-                Err(format!("{} and {} would both be placed at {target}; pull them separately", other.path, e.path))
+                Err(format!("{} and {} would both be placed at {target} in the version; pull them separately", other.path, e.path))
             }
             _ => {
                 chosen.insert(target, e);
@@ -179,20 +174,19 @@ fn place<'e>(
             }
         }
     }
-    let short = &commit[..commit.len().min(12)];
     if paths.is_empty() {
         for e in entries.iter().filter(|e| skipped(e).is_none()) {
             add(&mut chosen, e.path.clone(), e)?;
         }
         if chosen.is_empty() {
-            return Err(format!("the repository holds no file to pull at {git_ref} ({short})"));
+            return Err(format!("{at} holds no file that can be pulled"));
         }
     }
     for wanted in paths {
         let prefix = format!("{wanted}/");
         let matched: Vec<&Entry> = entries.iter().filter(|e| e.path == *wanted || e.path.starts_with(&prefix)).collect();
         if matched.is_empty() {
-            return Err(format!("{wanted} is not in the repository at {git_ref} ({short})"));
+            return Err(format!("sourcePath {wanted:?} is not in {at}"));
         }
         let mut any = false;
         for e in matched.into_iter().filter(|e| skipped(e).is_none()) {
@@ -204,7 +198,7 @@ fn place<'e>(
             any = true;
         }
         if !any {
-            return Err(format!("{wanted} holds nothing that can be pulled at {git_ref} ({short}): only links or submodules"));
+            return Err(format!("sourcePath {wanted:?} in {at} holds nothing that can be pulled: only links or submodules"));
         }
     }
     Ok(chosen)
@@ -263,8 +257,11 @@ impl Failure {
     fn text(&self) -> String {
         match self {
             Failure::Exited(lines) => {
-                let useful: Vec<&str> = lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
-                useful.last().map(|l| l.to_string()).unwrap_or_else(|| "git failed without a message".into())
+                // git's own verdict ("fatal: …") rather than the advice it
+                // prints after it.
+                let lines: Vec<&str> = lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+                let verdict = lines.iter().find_map(|l| l.strip_prefix("fatal: ").or_else(|| l.strip_prefix("error: ")));
+                verdict.or(lines.last().copied()).map(str::to_string).unwrap_or_else(|| "git failed without a message".into())
             }
             Failure::Stopped(why) => why.clone(),
         }
@@ -430,7 +427,7 @@ impl<'a> Git<'a> {
     /// The tree's entries under `paths` (all when empty), read as they
     /// come; more than `MAX_FILES` pullable ones end the listing.
     fn ls_tree(&self, commit: &str, paths: &[String]) -> Result<Vec<Entry>, String> {
-        let mut args = vec!["ls-tree", "-r", "-l", "--end-of-options", commit, "--"];
+        let mut args = vec!["ls-tree", "-r", "-l", commit, "--"];
         args.extend(paths.iter().map(String::as_str));
         let listed = self.run(&args, &mut |r| -> Result<Vec<Entry>, String> {
             let mut entries = Vec::new();
