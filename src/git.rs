@@ -247,10 +247,12 @@ struct Git<'a> {
     should_stop: &'a dyn Fn() -> Option<String>,
 }
 
-/// How a git call ended badly: its last stderr lines, or why it was stopped.
+/// How a git call ended badly: its last stderr lines, why it was stopped,
+/// or why its output could not be taken (which then also ends git).
 enum Failure {
     Exited(Vec<String>),
     Stopped(String),
+    Read(String),
 }
 
 impl Failure {
@@ -263,7 +265,7 @@ impl Failure {
                 let verdict = lines.iter().find_map(|l| l.strip_prefix("fatal: ").or_else(|| l.strip_prefix("error: ")));
                 verdict.or(lines.last().copied()).map(str::to_string).unwrap_or_else(|| "git failed without a message".into())
             }
-            Failure::Stopped(why) => why.clone(),
+            Failure::Stopped(why) | Failure::Read(why) => why.clone(),
         }
     }
 
@@ -333,8 +335,10 @@ impl<'a> Git<'a> {
     }
 
     /// Runs a git call, its stdout read by `consume`; stderr goes to the
-    /// job's log (prefixed) and its last lines into a failure.
-    fn run<T>(&self, args: &[&str], consume: &mut dyn FnMut(&mut dyn Read) -> T) -> Result<T, Failure> {
+    /// job's log (prefixed) and its last lines into a failure. An error of
+    /// `consume` is the failure whatever git's exit (closing the pipe early
+    /// ends git with SIGPIPE).
+    fn run<T>(&self, args: &[&str], consume: &mut dyn FnMut(&mut dyn Read) -> Result<T, String>) -> Result<T, Failure> {
         let mut stderr: Vec<String> = Vec::new();
         let outcome = run_reading(
             self.command(args),
@@ -353,27 +357,20 @@ impl<'a> Git<'a> {
             Err(e) => Err(Failure::Stopped(format!("cannot run git: {e}"))),
             Ok(Err(Stopped::Asked(why))) => Err(Failure::Stopped(why)),
             Ok(Err(Stopped::TimedOut(t))) => Err(Failure::Stopped(format!("git did not finish within {} s and was stopped", t.as_secs()))),
-            Ok(Ok((status, value))) if status.success() => Ok(value),
+            Ok(Ok((_, Err(why)))) => Err(Failure::Read(why)),
+            Ok(Ok((status, Ok(value)))) if status.success() => Ok(value),
             Ok(Ok(_)) => Err(Failure::Exited(stderr)),
         }
     }
 
     /// A call whose (short) stdout is text.
     fn text(&self, args: &[&str], doing: &str) -> Result<String, String> {
-        let read = self.run(args, &mut |r| {
-            let mut text = String::new();
-            r.take(MAX_TEXT).read_to_string(&mut text).map(|_| text)
-        });
-        match read {
-            Ok(Ok(text)) => Ok(text),
-            Ok(Err(e)) => Err(format!("{doing} failed: {e}")),
-            Err(f) => Err(format!("{doing} failed: {}", f.text())),
-        }
+        self.run(args, &mut read_text).map_err(|f| format!("{doing} failed: {}", f.text()))
     }
 
     fn unreachable(&self, failure: &Failure) -> String {
         match failure {
-            Failure::Stopped(why) => why.clone(),
+            Failure::Stopped(why) | Failure::Read(why) => why.clone(),
             Failure::Exited(_) => format!("repository {} ({}) cannot be reached: {}", self.source.name, self.source.location, failure.text()),
         }
     }
@@ -390,13 +387,8 @@ impl<'a> Git<'a> {
 
     /// The remote's default branch: (what to fetch, its name).
     fn default_branch(&self) -> Result<(String, String), String> {
-        let listing = self
-            .run(&["ls-remote", "--symref", "--", self.source.location, "HEAD"], &mut |r| {
-                let mut text = String::new();
-                r.take(MAX_TEXT).read_to_string(&mut text).map(|_| text)
-            })
-            .map_err(|f| self.unreachable(&f))?
-            .map_err(|e| format!("reading the repository's HEAD failed: {e}"))?;
+        let listing =
+            self.run(&["ls-remote", "--symref", "--", self.source.location, "HEAD"], &mut read_text).map_err(|f| self.unreachable(&f))?;
         for line in listing.lines() {
             if let Some(target) = line.strip_prefix("ref: ").and_then(|l| l.strip_suffix("\tHEAD")) {
                 let name = target.strip_prefix("refs/heads/").unwrap_or(target);
@@ -411,7 +403,7 @@ impl<'a> Git<'a> {
 
     fn fetch(&self, fetch_ref: &str, git_ref: &str) -> Result<(), String> {
         let args = ["fetch", "--quiet", "--depth", "1", "--no-tags", "--", self.source.location, fetch_ref];
-        match self.run(&args, &mut |r| std::io::copy(r, &mut std::io::sink())) {
+        match self.run(&args, &mut |r| std::io::copy(r, &mut std::io::sink()).map_err(|e| format!("reading git's output failed: {e}"))) {
             Ok(_) => Ok(()),
             Err(f) if f.says("couldn't find remote ref") => {
                 Err(format!("ref {git_ref} does not exist in repository {} ({})", self.source.name, self.source.location))
@@ -429,7 +421,7 @@ impl<'a> Git<'a> {
     fn ls_tree(&self, commit: &str, paths: &[String]) -> Result<Vec<Entry>, String> {
         let mut args = vec!["ls-tree", "-r", "-l", commit, "--"];
         args.extend(paths.iter().map(String::as_str));
-        let listed = self.run(&args, &mut |r| -> Result<Vec<Entry>, String> {
+        let listed = self.run(&args, &mut |r| {
             let mut entries = Vec::new();
             let mut pullable = 0;
             for line in BufReader::new(r).split(b'\n') {
@@ -445,18 +437,18 @@ impl<'a> Git<'a> {
             }
             Ok(entries)
         });
-        match listed {
-            Ok(entries) => entries,
-            Err(f) => Err(format!("listing the files of commit {commit} failed: {}", f.text())),
-        }
+        listed.map_err(|f| match f {
+            Failure::Read(why) => why,
+            f => format!("listing the files of commit {commit} failed: {}", f.text()),
+        })
     }
 
     /// Streams one blob into the blob store and checks its size.
     fn blob(&self, registry: &Registry, entry: &Entry, limit: Option<u64>) -> Result<Digest, String> {
-        let stored = self.run(&["cat-file", "blob", &entry.sha], &mut |r| registry.put_blob(r, limit));
+        let stored = self.run(&["cat-file", "blob", &entry.sha], &mut |r| registry.put_blob(r, limit).map_err(|e| e.message()));
         let digest = match stored {
-            Ok(Ok(digest)) => digest,
-            Ok(Err(e)) => return Err(format!("storing {} failed: {}", entry.path, e.message())),
+            Ok(digest) => digest,
+            Err(Failure::Read(why)) => return Err(format!("storing {} failed: {why}", entry.path)),
             Err(f) => return Err(format!("reading {} from the repository failed: {}", entry.path, f.text())),
         };
         if entry.size.is_some_and(|size| size != digest.size) {
@@ -464,6 +456,13 @@ impl<'a> Git<'a> {
         }
         Ok(digest)
     }
+}
+
+/// A short text output, whole.
+fn read_text(r: &mut dyn Read) -> Result<String, String> {
+    let mut text = String::new();
+    r.take(MAX_TEXT).read_to_string(&mut text).map_err(|e| format!("reading git's output failed: {e}"))?;
+    Ok(text)
 }
 
 /// `<mode> SP <type> SP <sha> SP+ <size> TAB <path>`; a path git quoted

@@ -364,6 +364,49 @@ mod tests {
     }
 
     #[test]
+    fn binary_output_is_read_as_a_stream_and_stderr_logged() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "printf 'a\\000b\\377'; echo warning >&2"]);
+        let mut lines = Vec::new();
+        let (status, bytes) = run_reading(command, Duration::from_secs(20), &mut |l| lines.push(l.to_string()), &mut || None, &mut |r| {
+            let mut bytes = Vec::new();
+            r.read_to_end(&mut bytes).map(|_| bytes)
+        })
+        .unwrap()
+        .unwrap();
+        assert!(status.success());
+        assert_eq!(bytes.unwrap(), b"a\0b\xff");
+        assert_eq!(lines, ["warning"]);
+    }
+
+    #[test]
+    fn a_reader_is_stopped_while_the_child_is_silent() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo started; sleep 60"]);
+        let started = Instant::now();
+        let asked = std::cell::Cell::new(0);
+        let outcome = run_reading(command, Duration::from_secs(30), &mut |_| {}, &mut || {
+            asked.set(asked.get() + 1);
+            (asked.get() > 2).then(|| "cancelled".to_string())
+        }, &mut |r| {
+            let mut bytes = Vec::new();
+            r.read_to_end(&mut bytes)
+        })
+        .unwrap();
+        assert!(matches!(outcome, Err(Stopped::Asked(ref why)) if why == "cancelled"), "{outcome:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // A consumer that stops reading early does not wait for the child.
+        let mut command = Command::new("sh");
+        command.args(["-c", "yes"]);
+        let outcome = run_reading(command, Duration::from_secs(30), &mut |_| {}, &mut || None, &mut |r| {
+            let mut first = [0u8; 4];
+            r.read_exact(&mut first).map(|_| first)
+        })
+        .unwrap();
+        assert!(matches!(outcome, Ok((_, Ok(ref first))) if first == b"y\ny\n"), "{outcome:?}");
+    }
+
+    #[test]
     fn a_deadline_kills_the_command() {
         let mut command = Command::new("sleep");
         command.arg("60");

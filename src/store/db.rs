@@ -111,6 +111,7 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('datasets', 'model_tests', 'dependency_builds')", [], |r| r.get(0))
             .unwrap();
         assert_eq!(tables, 3);
+        conn.prepare("SELECT token FROM remote_repositories").expect("migration 0004 made remote_repositories");
     }
 
     #[test]
