@@ -373,12 +373,11 @@ impl Registry {
 
     /// The stored token of a repository of the caller's team, for a pull.
     pub fn repository_token(&self, who: &Principal, id: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
+        self.conn
             .prepare_cached("SELECT token FROM remote_repositories WHERE id = ?1 AND team_id = ?2")?
             .query_row([id, &who.team_id], |r| r.get::<_, Option<String>>(0))
             .optional()?
-            .ok_or_else(|| Error::not_found("remote repository", id))?)
+            .ok_or_else(|| Error::not_found("remote repository", id))
     }
 }
 
