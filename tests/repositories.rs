@@ -93,6 +93,29 @@ fn server_with_repos() -> (Server, tempfile::TempDir) {
     (s, root)
 }
 
+/// What most tests start from: a server (with `args`) allowing the folder
+/// `root`, the repository `project` in it, registered as `rid`, a built
+/// environment and a model.
+struct Project {
+    s: Server,
+    root: tempfile::TempDir,
+    repo: Repo,
+    env: String,
+    m: String,
+    rid: String,
+}
+
+fn project(args: &[&str]) -> Project {
+    let root = tempfile::tempdir().unwrap();
+    let mut all = vec!["--allow-git-path", root.path().to_str().unwrap()];
+    all.extend_from_slice(args);
+    let s = Server::start_with(&all);
+    let repo = make_repo(root.path(), "project");
+    let (env, m) = (environment(&s), model(&s));
+    let rid = register_local(&s, "project", &repo.dir);
+    Project { s, root, repo, env, m, rid }
+}
+
 fn tar_gz(name: &str, bytes: &[u8]) -> Vec<u8> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut builder = tar::Builder::new(gz);
@@ -241,11 +264,8 @@ fn job_log(s: &Server, status: &str) -> String {
 
 #[test]
 fn versions_from_a_branch_a_tag_and_a_commit() {
-    let (s, root) = server_with_repos();
-    let repo = make_repo(root.path(), "project");
-    let (env, m) = (environment(&s), model(&s));
+    let Project { s, root: _root, repo, env, m, rid } = project(&[]);
     let location = repo.dir.to_str().unwrap();
-    let rid = register_local(&s, "project", &repo.dir);
 
     // No ref: the default branch, the whole tree (the symlink skipped).
     let reply = s.send_json("POST", &pull_path(&m), &json!({"repositoryId": rid, "baseEnvironmentId": env}));
@@ -296,10 +316,7 @@ fn versions_from_a_branch_a_tag_and_a_commit() {
 
 #[test]
 fn source_paths_place_files_and_folders() {
-    let (s, root) = server_with_repos();
-    let repo = make_repo(root.path(), "project");
-    let (env, m) = (environment(&s), model(&s));
-    let rid = register_local(&s, "project", &repo.dir);
+    let Project { s, root: _root, repo: _repo, env, m, rid } = project(&[]);
     // A folder's files relative to it, a file to its base name; the
     // folder's requirements.txt lands at the root and is parsed.
     let v = pull(
@@ -326,10 +343,7 @@ fn source_paths_place_files_and_folders() {
 
 #[test]
 fn patch_keeps_the_latest_files_and_replaces_the_same_paths() {
-    let (s, root) = server_with_repos();
-    let repo = make_repo(root.path(), "project");
-    let (env, m) = (environment(&s), model(&s));
-    let rid = register_local(&s, "project", &repo.dir);
+    let Project { s, root: _root, repo, env, m, rid } = project(&[]);
     let r = s.post_multipart(
         &format!("{API}/customModels/{m}/versions/"),
         &[
@@ -372,11 +386,7 @@ fn patch_keeps_the_latest_files_and_replaces_the_same_paths() {
 
 #[test]
 fn failed_pulls_say_why_and_leave_no_version() {
-    let root = tempfile::tempdir().unwrap();
-    let s = Server::start_with(&["--allow-git-path", root.path().to_str().unwrap(), "--max-upload-bytes", "4096"]);
-    let repo = make_repo(root.path(), "project");
-    let (env, m) = (environment(&s), model(&s));
-    let rid = register_local(&s, "project", &repo.dir);
+    let Project { s, root, repo, env, m, rid } = project(&["--max-upload-bytes", "4096"]);
     let base = json!({"repositoryId": rid, "baseEnvironmentId": env});
     let with = |extra: Value| {
         let mut body = base.clone();
@@ -438,10 +448,7 @@ fn failed_pulls_say_why_and_leave_no_version() {
 
 #[test]
 fn requests_that_cannot_work_are_refused_at_once() {
-    let (s, root) = server_with_repos();
-    let repo = make_repo(root.path(), "project");
-    let (env, m) = (environment(&s), model(&s));
-    let rid = register_local(&s, "project", &repo.dir);
+    let Project { s, root, repo, env, m, rid } = project(&[]);
     let refused = |body: Value, field: &str| {
         let r = s.post_json(&pull_path(&m), &body);
         let body = ok(&r, 422);
