@@ -207,6 +207,10 @@ fn place<'e>(entries: &'e [Entry], paths: &[String], at: &str, log: &dyn Fn(&str
 /// An exclusive lock on a repository's cache, released when dropped: two
 /// pulls of one repository would otherwise share one FETCH_HEAD.
 fn lock(path: &Path) -> Result<std::fs::File, String> {
+    lock_with(path, libc::LOCK_EX)
+}
+
+fn lock_with(path: &Path, operation: libc::c_int) -> Result<std::fs::File, String> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -214,10 +218,24 @@ fn lock(path: &Path) -> Result<std::fs::File, String> {
         .open(path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     // SAFETY: flock on a descriptor we own; it is released when it closes.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) } != 0 {
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), operation) } != 0 {
         return Err(format!("cannot lock {}: {}", path.display(), std::io::Error::last_os_error()));
     }
     Ok(file)
+}
+
+/// Removes a deleted repository's cache, unless a pull is using it (that
+/// cache is then left behind: it is only a cache).
+pub fn remove_cache(data_dir: &Path, id: &str) {
+    let root = data_dir.join("repositories");
+    let lock_path = root.join(format!("{id}.lock"));
+    if !lock_path.exists() {
+        return;
+    }
+    if let Ok(_held) = lock_with(&lock_path, libc::LOCK_EX | libc::LOCK_NB) {
+        let _ = std::fs::remove_dir_all(root.join(format!("{id}.git")));
+        let _ = std::fs::remove_file(&lock_path);
+    }
 }
 
 /// Writes the askpass helper once (mode 0700, by rename, so it is never

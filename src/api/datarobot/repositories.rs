@@ -131,10 +131,7 @@ fn delete(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// Deletes a repository and its cache. Shared with the CLI.
 pub(crate) fn remove_repository(registry: &Registry, who: &Principal, id: &str) -> Result<()> {
     registry.delete_repository(who, id)?;
-    // The cache is only a cache: a pull that holds its lock finishes first
-    // on the files it has open.
-    let _ = std::fs::remove_dir_all(registry.data_dir().join("repositories").join(format!("{id}.git")));
-    let _ = std::fs::remove_file(registry.data_dir().join("repositories").join(format!("{id}.lock")));
+    crate::git::remove_cache(registry.data_dir(), id);
     Ok(())
 }
 
