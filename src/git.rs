@@ -86,12 +86,15 @@ pub struct PulledFile {
     pub digest: Digest,
 }
 
-#[derive(Debug)]
 pub struct Pulled {
     /// The ref as asked, or the default branch when none was.
     pub git_ref: String,
     pub commit: String,
     pub files: Vec<PulledFile>,
+    /// Taken before the first blob was written (not for the fetch, which
+    /// may be slow, so gc is not held up by it): hold it until the version
+    /// that names the blobs commits.
+    pub guard: crate::store::blobs::UploadGuard,
 }
 
 /// One line of `git ls-tree -r -l`.
@@ -102,8 +105,8 @@ struct Entry {
     path: String,
 }
 
-/// Pulls the selection from `source` into the blob store. The caller holds
-/// an upload guard until the version that names the blobs commits. Every
+/// Pulls the selection from `source` into the blob store. The caller keeps
+/// `Pulled::guard` until the version that names the blobs commits. Every
 /// failure is a message a person can act on; the token is never in it.
 pub fn pull(
     registry: &Registry,
@@ -135,6 +138,7 @@ pub fn pull(
     if let Some(max) = selection.max_bytes.filter(|max| total > *max) {
         return Err(format!("the selected files hold {total} bytes, more than this server's upload limit of {max} bytes"));
     }
+    let guard = registry.upload_guard().map_err(|e| e.message())?;
     let mut files = Vec::with_capacity(chosen.len());
     let mut left = selection.max_bytes;
     for (path, entry) in chosen {
@@ -143,7 +147,7 @@ pub fn pull(
         files.push(PulledFile { path, repository_path: entry.path.clone(), digest });
     }
     log(&format!("Pulled {} file(s), {total} bytes, from commit {commit}.", files.len()));
-    Ok(Pulled { git_ref, commit, files })
+    Ok(Pulled { git_ref, commit, files, guard })
 }
 
 /// Where each selected entry goes in the version: a file named by a

@@ -265,17 +265,16 @@ fn pull_and_commit(
     // The offline CLI has no upload limit (0).
     let max_bytes = Some(options.upload_limit).filter(|l| *l > 0);
     let selection = crate::git::Selection { git_ref, paths: &source_paths, max_bytes };
-    let guard = registry.upload_guard().map_err(|e| e.message())?;
-    let pulled = crate::git::pull(registry, &source, &selection, log, should_stop)?;
+    let crate::git::Pulled { git_ref, commit, files, guard } = crate::git::pull(registry, &source, &selection, log, should_stop)?;
     let mut upload = Upload { fields: input["fields"].as_object().cloned().unwrap_or_default(), ..Default::default() };
-    for file in pulled.files {
+    for file in files {
         let origin = json!({
             "fileSource": repository.source_type.as_str(),
             "repositoryLocation": repository.location,
             "repositoryName": repository.name,
             "repositoryFilePath": file.repository_path,
-            "ref": pulled.git_ref,
-            "commitSha": pulled.commit,
+            "ref": git_ref,
+            "commitSha": commit,
         });
         upload.origins.insert(file.path.clone(), origin);
         upload.paths.push(file.path);
