@@ -47,6 +47,8 @@ const HANDLERS: &[(&str, Lane, JobFn)] = &[
     (crate::registry::dependency_builds::DEPENDENCY_BUILD_JOB, Lane::Compute, build_dependencies),
     (crate::registry::model_tests::TEST_JOB, Lane::Compute, test_model),
     (crate::registry::insights::INSIGHT_JOB, Lane::Compute, compute_insight),
+    // Compute: a fetch takes as long as the network and the repository.
+    (crate::registry::repositories::PULL_JOB, Lane::Compute, pull_from_repository),
 ];
 
 fn kinds_of(lane: Lane) -> Vec<&'static str> {
@@ -83,6 +85,12 @@ fn compute_insight(ctx: &JobContext, job: &Job) -> Result<Value, String> {
 
 fn test_model(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::compute::jobs::run_model_test(ctx.registry, &compute_settings(ctx), job)
+}
+
+/// Commits through the DataRobot adapter's `commit_version`, the one place
+/// a custom model version's rules live.
+fn pull_from_repository(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::api::datarobot::repositories::run_pull(ctx.registry, ctx.options, job)
 }
 
 /// How long an idle runner sleeps at most before looking again. Enqueuers

@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod compute;
+mod git;
 mod http;
 mod jobs;
 mod process;

@@ -52,7 +52,12 @@ pub struct Supervised {
 
 /// Starts `command` in a new process group that dies with this thread. Its
 /// stdout and stderr, when piped, are read line by line into `lines()`.
-pub fn spawn(mut command: Command) -> std::io::Result<Supervised> {
+pub fn spawn(command: Command) -> std::io::Result<Supervised> {
+    spawn_with(command, true)
+}
+
+/// `spawn`, leaving a piped stdout to the caller unless `stdout_lines`.
+fn spawn_with(mut command: Command, stdout_lines: bool) -> std::io::Result<Supervised> {
     command.process_group(0).stdin(Stdio::null());
     // SAFETY: prctl is async-signal-safe; nothing is allocated after fork.
     unsafe {
@@ -66,8 +71,9 @@ pub fn spawn(mut command: Command) -> std::io::Result<Supervised> {
     let mut child = command.spawn()?;
     let pgid = child.id() as i32;
     live().push(pgid);
+    let stdout = if stdout_lines { child.stdout.take() } else { None };
     let pipes: Vec<Box<dyn Read + Send>> = [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        stdout.map(|p| Box::new(p) as Box<dyn Read + Send>),
         child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
     ]
     .into_iter()
@@ -162,6 +168,106 @@ pub fn run_logged(
     let started = Instant::now();
     let mut child = spawn(command)?;
     let lines = child.lines.take().expect("piped output");
+    supervise_to_end(child, &lines, started + timeout, timeout, log, should_stop)
+}
+
+/// Runs `command` to its end like `run_logged`, but hands its stdout to
+/// `consume` as a byte stream (binary output: a blob, a listing parsed as it
+/// comes) on this thread; only stderr lines go to `log`. While `consume`
+/// reads, the stop condition and the deadline are still minded (at most
+/// every `POLL`): a stop kills the group and the read fails. Once `consume`
+/// returns, the pipe is closed, so a child whose output was not read to the
+/// end exits rather than blocking.
+pub fn run_reading<T>(
+    mut command: Command,
+    timeout: Duration,
+    log: &mut dyn FnMut(&str),
+    should_stop: &mut dyn FnMut() -> Option<String>,
+    consume: &mut dyn FnMut(&mut dyn Read) -> T,
+) -> Result<Result<(ExitStatus, T), Stopped>, std::io::Error> {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut child = spawn_with(command, false)?;
+    let lines = child.lines.take().expect("piped stderr");
+    let pipe = child.child.stdout.take().expect("piped stdout");
+    let (value, stopped) = {
+        let mut reader = Watched { pipe, lines: &lines, log: &mut *log, should_stop: &mut *should_stop, deadline, timeout, checked: started, stopped: None };
+        let value = consume(&mut reader);
+        (value, reader.stopped.take())
+    };
+    if let Some(why) = stopped {
+        child.kill();
+        return Ok(Err(why));
+    }
+    Ok(supervise_to_end(child, &lines, deadline, timeout, log, should_stop)?.map(|status| (status, value)))
+}
+
+/// A child's stdout that minds the stop condition and the deadline while it
+/// is read, and passes the child's stderr lines on meanwhile (a child
+/// blocked on a full stderr pipe would otherwise never finish its stdout).
+struct Watched<'a> {
+    pipe: std::process::ChildStdout,
+    lines: &'a Receiver<String>,
+    log: &'a mut dyn FnMut(&str),
+    should_stop: &'a mut dyn FnMut() -> Option<String>,
+    deadline: Instant,
+    timeout: Duration,
+    /// When `should_stop` was last asked (it may cost a query).
+    checked: Instant,
+    stopped: Option<Stopped>,
+}
+
+impl Read for Watched<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        loop {
+            while let Ok(line) = self.lines.try_recv() {
+                (self.log)(&line);
+            }
+            if self.stopped.is_none() && self.checked.elapsed() >= POLL {
+                self.checked = Instant::now();
+                if let Some(reason) = (self.should_stop)() {
+                    self.stopped = Some(Stopped::Asked(reason));
+                }
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if self.stopped.is_none() && left.is_zero() {
+                self.stopped = Some(Stopped::TimedOut(self.timeout));
+            }
+            if self.stopped.is_some() {
+                return Err(std::io::Error::other("the command was stopped"));
+            }
+            let mut fd = libc::pollfd { fd: self.pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            let wait = left.min(POLL).as_millis() as libc::c_int;
+            // SAFETY: poll(2) on one descriptor we own, with a valid struct.
+            let ready = unsafe { libc::poll(&mut fd, 1, wait) };
+            if ready < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if ready > 0 {
+                // Data, or the end (POLLHUP): read answers either at once.
+                return self.pipe.read(buf);
+            }
+        }
+    }
+}
+
+/// Passes a child's output lines to `log` until its pipes close, then waits
+/// for it to exit; all the while a `should_stop` reason or the deadline
+/// kills the group.
+fn supervise_to_end(
+    mut child: Supervised,
+    lines: &Receiver<String>,
+    deadline: Instant,
+    timeout: Duration,
+    log: &mut dyn FnMut(&str),
+    should_stop: &mut dyn FnMut() -> Option<String>,
+) -> Result<Result<ExitStatus, Stopped>, std::io::Error> {
     let stop = |child: &mut Supervised, why: Stopped| {
         child.kill();
         // Whatever was written before the kill still belongs in the log.
@@ -174,7 +280,7 @@ pub fn run_logged(
             }
             return stop(&mut child, Stopped::Asked(reason));
         }
-        if started.elapsed() >= timeout {
+        if Instant::now() >= deadline {
             return stop(&mut child, Stopped::TimedOut(timeout));
         }
         match lines.recv_timeout(POLL) {
@@ -193,7 +299,7 @@ pub fn run_logged(
         if let Some(reason) = should_stop() {
             return stop(&mut child, Stopped::Asked(reason));
         }
-        if started.elapsed() >= timeout {
+        if Instant::now() >= deadline {
             return stop(&mut child, Stopped::TimedOut(timeout));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -255,6 +361,49 @@ mod tests {
         let lines: Vec<String> = std::iter::from_fn(|| read_line(&mut input)).collect();
         assert_eq!(lines.iter().map(String::len).collect::<Vec<_>>(), [65536, 65536, 65536, 3392, 5]);
         assert_eq!(lines[4], "short");
+    }
+
+    #[test]
+    fn binary_output_is_read_as_a_stream_and_stderr_logged() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "printf 'a\\000b\\377'; echo warning >&2"]);
+        let mut lines = Vec::new();
+        let (status, bytes) = run_reading(command, Duration::from_secs(20), &mut |l| lines.push(l.to_string()), &mut || None, &mut |r| {
+            let mut bytes = Vec::new();
+            r.read_to_end(&mut bytes).map(|_| bytes)
+        })
+        .unwrap()
+        .unwrap();
+        assert!(status.success());
+        assert_eq!(bytes.unwrap(), b"a\0b\xff");
+        assert_eq!(lines, ["warning"]);
+    }
+
+    #[test]
+    fn a_reader_is_stopped_while_the_child_is_silent() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo started; sleep 60"]);
+        let started = Instant::now();
+        let asked = std::cell::Cell::new(0);
+        let outcome = run_reading(command, Duration::from_secs(30), &mut |_| {}, &mut || {
+            asked.set(asked.get() + 1);
+            (asked.get() > 2).then(|| "cancelled".to_string())
+        }, &mut |r| {
+            let mut bytes = Vec::new();
+            r.read_to_end(&mut bytes)
+        })
+        .unwrap();
+        assert!(matches!(outcome, Err(Stopped::Asked(ref why)) if why == "cancelled"), "{outcome:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // A consumer that stops reading early does not wait for the child.
+        let mut command = Command::new("sh");
+        command.args(["-c", "yes"]);
+        let outcome = run_reading(command, Duration::from_secs(30), &mut |_| {}, &mut || None, &mut |r| {
+            let mut first = [0u8; 4];
+            r.read_exact(&mut first).map(|_| first)
+        })
+        .unwrap();
+        assert!(matches!(outcome, Ok((_, Ok(ref first))) if first == b"y\ny\n"), "{outcome:?}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::remote::{enc, FormPart, Remote};
 use super::Target;
 use crate::api::datarobot::{
     dependencies as deps_api, environments as env_api, insights as insights_api, model_tests as test_api, models as model_api,
-    versions as version_api,
+    repositories as repo_api, versions as version_api,
 };
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::envbuild::sniff;
@@ -106,12 +106,26 @@ pub enum CustomModelsCommand {
 
 #[derive(Subcommand)]
 pub enum VersionsCommand {
-    /// Create a version from every file under a folder (paths relative to it).
+    /// Create a version from every file under a folder (paths relative to it), or from a
+    /// remote repository (--from-repository).
     ///
     /// With --server the files are sent as multipart `file`/`filePath` pairs, streamed from disk.
+    /// From a repository, the files at --ref (default: its HEAD) under each --path (a file goes
+    /// to the version's root, a folder's files relative to it; none: the whole tree) are pulled
+    /// by a job: offline in this process, with --server by the server, whose status is polled.
     Create {
         model: String,
-        folder: PathBuf,
+        #[arg(required_unless_present = "from_repository", conflicts_with = "from_repository")]
+        folder: Option<PathBuf>,
+        /// A registered repository's id (`modelreg repositories list`).
+        #[arg(long)]
+        from_repository: Option<String>,
+        /// A branch, tag or commit sha of the repository.
+        #[arg(long = "ref", requires = "from_repository")]
+        git_ref: Option<String>,
+        /// A file or folder of the repository to pull. Repeatable.
+        #[arg(long = "path", requires = "from_repository")]
+        paths: Vec<String>,
         #[arg(long)]
         base_environment_id: Option<String>,
         #[arg(long)]
@@ -491,10 +505,32 @@ fn folder_files(folder: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
 
 fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
-        VersionsCommand::Create { model, folder, base_environment_id, base_environment_version_id, from_previous, minor } => {
-            let files = folder_files(&folder)?;
+        VersionsCommand::Create {
+            model,
+            folder,
+            from_repository,
+            git_ref,
+            paths,
+            base_environment_id,
+            base_environment_version_id,
+            from_previous,
+            minor,
+        } => {
             let major = if minor { "False" } else { "True" };
             let environment = [("baseEnvironmentId", base_environment_id), ("baseEnvironmentVersionId", base_environment_version_id)];
+            if let Some(repository) = from_repository {
+                let mut body = json!({"repositoryId": repository, "isMajorUpdate": !minor, "sourcePath": paths});
+                for (key, value) in environment.into_iter().chain([("ref", git_ref)]) {
+                    if let Some(v) = value {
+                        body[key] = json!(v);
+                    }
+                }
+                let version = version_from_repository(target, &model, body, from_previous)?;
+                print(&version, as_json, version_line);
+                return Ok(0);
+            }
+            let folder = folder.ok_or_else(|| Error::invalid("folder", "is required (or --from-repository)"))?;
+            let files = folder_files(&folder)?;
             let version = match target {
                 Target::Local { registry, who } => {
                     // Before storing any file, as the route does before reading the body.
@@ -586,6 +622,48 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
         }
     }
     Ok(0)
+}
+
+/// How long `versions create --from-repository --server` waits for the pull.
+const PULL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Pulls a version from a repository: offline, the job runs here; with
+/// --server, the server runs it and its status is polled until it
+/// redirects to the version or reports the error.
+fn version_from_repository(target: &Target, model: &str, body: Value, from_previous: bool) -> Result<Value, Error> {
+    let body = body.as_object().cloned().unwrap_or_default();
+    match target {
+        Target::Local { registry, who } => {
+            let job = repo_api::start_pull(registry, who, model, &body, from_previous)?;
+            let subject = job.subject_id.clone().unwrap_or_default();
+            crate::jobs::run_jobs_about(registry, &crate::http::ServerOptions::offline(registry.data_dir(), None), &subject)?;
+            let job = registry.get_job(who, &job.id)?;
+            let version_id = match (job.state, job.result.as_ref().and_then(|r| r["versionId"].as_str())) {
+                (crate::registry::JobState::Succeeded, Some(id)) => id.to_string(),
+                _ => return Err(Error::unprocessable(job.error.unwrap_or_else(|| "the pull did not finish".into()))),
+            };
+            Ok(version_api::render_version(&registry.get_version_by_id(who, model, &version_id)?, true))
+        }
+        Target::Remote(remote) => {
+            let method = if from_previous { "PATCH" } else { "POST" };
+            let queued = remote.json_request(method, &format!("{}versions/fromRepository/", model_path(model)), Some(&Value::Object(body)))?;
+            let id = queued["statusId"].as_str().ok_or_else(|| Error::Internal(format!("the server answered no statusId: {queued}")))?;
+            let deadline = Instant::now() + PULL_TIMEOUT;
+            loop {
+                let (status, done) = remote.status(&format!("/api/v2/status/{}/", enc(id)))?;
+                if let Some(path) = done {
+                    return remote.get_json(&path);
+                }
+                if matches!(status["status"].as_str(), Some("ERROR" | "ABORTED")) {
+                    return Err(Error::unprocessable(status["message"].as_str().unwrap_or("the pull failed").to_string()));
+                }
+                if Instant::now() > deadline {
+                    return Err(Error::Internal(format!("the pull (status {id}) did not end within an hour")));
+                }
+                std::thread::sleep(WAIT_POLL);
+            }
+        }
+    }
 }
 
 /// Downloads a version's zip into an anonymous temp file under `output`

@@ -8,6 +8,7 @@ mod datarobot;
 mod datasets;
 mod models;
 mod remote;
+mod repositories;
 mod runtime;
 
 use std::path::PathBuf;
@@ -93,6 +94,10 @@ enum Command {
     /// (with --server: the /api/v2/datasets/ routes).
     #[command(subcommand)]
     Datasets(datasets::DatasetsCommand),
+    /// Remote git repositories that custom model versions are pulled from
+    /// (with --server: the /api/v2/remoteRepositories/ routes).
+    #[command(subcommand)]
+    Repositories(repositories::RepositoriesCommand),
     /// The Python runtime (DataRobot's DRUM) that runs custom model tests and dependency builds.
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
@@ -138,6 +143,10 @@ struct ServeArgs {
     /// runtime `modelreg runtime install` put in the data directory.
     #[arg(long, env = "MODELREG_PYTHON")]
     python: Option<PathBuf>,
+    /// Allow local git repositories (remoteRepositories of sourceType `git`) under this folder.
+    /// Repeatable; none by default, so team admins can only register https repositories.
+    #[arg(long = "allow-git-path", value_name = "DIR")]
+    allow_git_paths: Vec<PathBuf>,
 }
 
 pub fn main() -> i32 {
@@ -199,6 +208,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Datasets(cmd) => {
             datasets::datasets(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
         }
+        Command::Repositories(cmd) => {
+            repositories::repositories(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
+        }
         Command::Runtime(cmd) => runtime::runtime(&data_dir, cli.server.as_deref(), cmd, cli.json),
         Command::Contain(args) => Ok(crate::compute::contain::main(args)),
     }
@@ -242,6 +254,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         image_builder: args.image_builder,
         compute_slots: args.compute_slots.max(1),
         python: args.python,
+        git_paths: crate::registry::repositories::GitPaths::Under(allowed_git_paths(&args.allow_git_paths)?),
     };
     crate::jobs::start(&options)?;
     crate::http::serve(options, crate::api::router(), |addr| {
@@ -249,6 +262,19 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         eprintln!("modelreg: listening on http://{addr} (data directory {})", data_dir.display());
     })?;
     Ok(0)
+}
+
+/// `--allow-git-path` folders by their real paths, so that a repository is
+/// compared with what the folder is, not with how it was written.
+fn allowed_git_paths(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    dirs.iter()
+        .map(|dir| {
+            std::fs::canonicalize(dir)
+                .ok()
+                .filter(|real| real.is_dir())
+                .ok_or_else(|| Error::invalid("allow-git-path", format!("{} is not a folder", dir.display())))
+        })
+        .collect()
 }
 
 /// Each connection takes two file descriptors, and the common soft limit of

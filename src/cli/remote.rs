@@ -169,6 +169,30 @@ impl Remote {
         }
     }
 
+    /// A DataRobot status (`/api/v2/status/{id}/`) without following its
+    /// 303: the status body, and the path it redirects to once the job is
+    /// done (the Location without the server's origin).
+    pub fn status(&self, path: &str) -> Result<(Value, Option<String>), Error> {
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).max_redirects_will_error(false).build().new_agent();
+        let mut response = agent
+            .get(self.url(path))
+            .header("Authorization", self.auth())
+            .call()
+            .map_err(|e| Error::Internal(format!("cannot reach {}: {e}", self.base)))?;
+        let status = response.status().as_u16();
+        let location = response.headers().get("Location").and_then(|v| v.to_str().ok()).map(|l| {
+            let rest = l.strip_prefix("http://").or_else(|| l.strip_prefix("https://")).unwrap_or(l);
+            rest.find('/').map_or_else(String::new, |i| rest[i..].to_string())
+        });
+        let text = response.body_mut().read_to_string().map_err(|e| Error::Internal(format!("reading the server's answer failed: {e}")))?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        match status {
+            200 => Ok((body, None)),
+            303 => Ok((body, location)),
+            _ => Err(status_error(status, &body)),
+        }
+    }
+
     /// A text answer (a log) as it is.
     pub fn get_text(&self, path: &str) -> Result<String, Error> {
         self.finish_text(self.agent.get(self.url(path)).header("Authorization", self.auth()).call())

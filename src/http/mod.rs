@@ -44,11 +44,15 @@ pub struct ServerOptions {
     /// The Python that runs models (`serve --python`); None: the managed
     /// runtime under the data directory, when installed.
     pub python: Option<PathBuf>,
+    /// Where local (`git`) repositories may be registered and pulled from
+    /// (`serve --allow-git-path`; the offline CLI's operator: anywhere).
+    pub git_paths: crate::registry::repositories::GitPaths,
 }
 
 impl ServerOptions {
     /// The settings under which the offline CLI runs jobs itself: no delay
-    /// for emulated machines, no image builder.
+    /// for emulated machines, no image builder, no upload limit (0), and
+    /// local repositories anywhere (its user is the operator).
     pub fn offline(data_dir: &std::path::Path, python: Option<PathBuf>) -> ServerOptions {
         ServerOptions {
             data_dir: data_dir.to_path_buf(),
@@ -63,6 +67,7 @@ impl ServerOptions {
             image_builder: None,
             compute_slots: 1,
             python,
+            git_paths: crate::registry::repositories::GitPaths::Any,
         }
     }
 }

@@ -20,6 +20,7 @@ mod maintenance;
 pub mod model_tests;
 mod models;
 mod page;
+pub mod repositories;
 pub mod requirements;
 
 use std::path::{Path, PathBuf};

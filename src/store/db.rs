@@ -17,6 +17,7 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// Step i takes the schema from version i + 1 to i + 2.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_compute.sql"),
+    include_str!("../../migrations/0004_repositories.sql"),
     include_str!("../../migrations/0006_insights.sql"),
 ];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
@@ -114,6 +115,7 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('datasets', 'model_tests', 'dependency_builds')", [], |r| r.get(0))
             .unwrap();
         assert_eq!(tables, 3);
+        conn.prepare("SELECT token FROM remote_repositories").expect("migration 0004 made remote_repositories");
     }
 
     #[test]

@@ -13,12 +13,13 @@ pub(crate) mod environments;
 pub(crate) mod insights;
 pub(crate) mod model_tests;
 pub(crate) mod models;
+pub(crate) mod repositories;
 pub(crate) mod training;
 pub(crate) mod versions;
 
 use serde_json::{json, Map, Value};
 
-pub(crate) use super::{opt_bool_or_text, opt_int_or_text, parse_true_false, query_true_false as query_bool};
+pub(crate) use super::{opt_bool_or_text, opt_int_or_text, query_true_false as query_bool};
 use crate::http::request::percent_encode;
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{Error, JobState, Result};
@@ -32,6 +33,8 @@ pub fn routes(router: &mut Router) {
     // Before versions: `versions/withTrainingData/` would otherwise reach
     // `versions/{vid}/`, which also answers PATCH.
     training::routes(router);
+    // Before versions too (`versions/fromRepository/`).
+    repositories::routes(router);
     versions::routes(router);
     environments::routes(router);
     datasets::routes(router);

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::models::apply_resource_fields;
 use super::training::version_training_attrs;
-use super::{opt_str, paging, page_of, pairs_list, parse_true_false, query_bool, PartBudget, MAX_TEXT_BYTES};
+use super::{opt_bool_or_text, opt_str, paging, page_of, pairs_list, query_bool, PartBudget, MAX_TEXT_BYTES};
 use crate::http::{Body, Ctx, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::{requirements, validate_file_path, Digest, Error, NewFile, NewVersion, Principal, Registry, Result, Version};
@@ -125,7 +125,14 @@ pub(crate) struct Upload {
     pub delete: Vec<String>,
     /// Text fields (multipart) or JSON values, by name.
     pub fields: Map<String, Value>,
+    /// Where uploaded files came from, by path, when not from the client
+    /// (a pull from a repository: `repository_origin`).
+    pub origins: Map<String, Value>,
 }
+
+/// The version attr that records, per path, the repository a file was
+/// pulled from (`render_version` shows it on the file's item).
+pub(crate) const REPOSITORY_FILES: &str = "repositoryFiles";
 
 fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
     let mut upload = Upload::default();
@@ -213,10 +220,7 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
     if upload.delete.len() > MAX_UPLOAD_PATHS {
         return Err(Error::invalid("filesToDelete", format!("at most {MAX_UPLOAD_PATHS} may be sent at once")));
     }
-    let major = match fields.get("isMajorUpdate").and_then(Value::as_str) {
-        None => true,
-        Some(text) => parse_true_false("isMajorUpdate", text)?,
-    };
+    let major = opt_bool_or_text(fields, "isMajorUpdate")?.unwrap_or(true);
     let mut sent = Map::new();
     apply_resource_fields(fields, &mut sent)?;
     if let Some(values) = json_field(fields, "requiredMetadataValues")? {
@@ -267,6 +271,16 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
         }
         // Uploaded files replace files at the same path (seed).
         files.extend(uploaded.clone());
+        // Kept files keep the record of the repository they came from;
+        // replaced ones lose it (or get the new one).
+        let mut origins = Map::new();
+        if let (true, Some(Value::Object(kept))) = (from_previous, latest.and_then(|l| l.attrs.get(REPOSITORY_FILES))) {
+            origins.extend(kept.iter().filter(|(path, _)| files.contains_key(*path) && !uploaded.contains_key(*path)).map(|(p, o)| (p.clone(), o.clone())));
+        }
+        origins.extend(upload.origins.clone());
+        if !origins.is_empty() {
+            attrs.insert(REPOSITORY_FILES.into(), Value::Object(origins));
+        }
         if files.len() > MAX_ITEMS {
             return Err(Error::unprocessable(format!("a version may hold at most {MAX_ITEMS} files; this one would hold {}", files.len())));
         }
@@ -344,7 +358,7 @@ fn dependencies(registry: &Registry, requirements: Option<&Digest>) -> Result<Va
 /// environment; a missing version id is the latest model version's when
 /// it used the same environment, else the environment's latest successful
 /// build.
-fn resolve_environment(
+pub(super) fn resolve_environment(
     registry: &Registry,
     who: &Principal,
     fields: &Map<String, Value>,
@@ -417,15 +431,23 @@ pub(crate) fn render_version(v: &Version, latest: bool) -> Value {
     let items: Vec<Value> = files
         .iter()
         .map(|f| {
+            // A file pulled from a repository says which, at what commit.
+            let origin = v.attrs.get(REPOSITORY_FILES).and_then(|m| m.get(&f.path));
+            let from = |key: &str| origin.and_then(|o| o.get(key)).cloned().unwrap_or(Value::Null);
             json!({
                 "id": f.id,
                 "fileName": f.path.rsplit('/').next().unwrap_or(&f.path),
                 "filePath": f.path,
-                "fileSource": "local",
+                "fileSource": origin.and_then(|o| o.get("fileSource")).cloned().unwrap_or_else(|| json!("local")),
                 "created": f.created_at,
                 "storagePath": format!("sha256:{}", f.sha256),
                 "workspaceId": v.model_id,
-                "commitSha": null, "ref": null, "repositoryFilePath": null, "repositoryLocation": null, "repositoryName": null,
+                "commitSha": from("commitSha"),
+                // The seed: "master" when a pull named no ref.
+                "ref": origin.map(|o| o.get("ref").filter(|r| r.is_string()).cloned().unwrap_or_else(|| json!("master"))).unwrap_or(Value::Null),
+                "repositoryFilePath": from("repositoryFilePath"),
+                "repositoryLocation": from("repositoryLocation"),
+                "repositoryName": from("repositoryName"),
             })
         })
         .collect();
