@@ -46,6 +46,7 @@ const HANDLERS: &[(&str, Lane, JobFn)] = &[
     (crate::registry::datasets::INGEST_JOB, Lane::Compute, ingest_dataset),
     (crate::registry::dependency_builds::DEPENDENCY_BUILD_JOB, Lane::Compute, build_dependencies),
     (crate::registry::model_tests::TEST_JOB, Lane::Compute, test_model),
+    (crate::registry::conversions::CONVERSION_JOB, Lane::Compute, convert),
 ];
 
 fn kinds_of(lane: Lane) -> Vec<&'static str> {
@@ -78,6 +79,10 @@ fn build_dependencies(ctx: &JobContext, job: &Job) -> Result<Value, String> {
 
 fn test_model(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::compute::jobs::run_model_test(ctx.registry, &compute_settings(ctx), job)
+}
+
+fn convert(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::compute::convert::run(ctx.registry, &compute_settings(ctx), job)
 }
 
 /// How long an idle runner sleeps at most before looking again. Enqueuers

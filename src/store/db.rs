@@ -15,7 +15,10 @@ use rusqlite::{Connection, TransactionBehavior};
 /// is defined in exactly one place.
 const SCHEMA: &str = include_str!("../../schema.sql");
 /// Step i takes the schema from version i + 1 to i + 2.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0002_compute.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0002_compute.sql"),
+    include_str!("../../migrations/0003_conversions.sql"),
+];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
 /// How long a connection waits for another writer before giving up. Writes are
@@ -108,9 +111,13 @@ mod tests {
         assert_eq!(teams, 1, "the migration kept the rows");
         conn.prepare("SELECT cancel_requested FROM jobs").expect("jobs gained cancel_requested");
         let tables: i64 = conn
-            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('datasets', 'model_tests', 'dependency_builds')", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('datasets', 'model_tests', 'dependency_builds', 'conversions')",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
-        assert_eq!(tables, 3);
+        assert_eq!(tables, 4);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! it reaches the same route, as other DataRobot callers send them. Errors are
 //! `{"message", "errors"?}` with exactly `Content-Type: application/json`.
 
+pub(crate) mod conversions;
 pub(crate) mod datasets;
 pub(crate) mod dependencies;
 pub(crate) mod environments;
@@ -36,6 +37,7 @@ pub fn routes(router: &mut Router) {
     datasets::routes(router);
     model_tests::routes(router);
     dependencies::routes(router);
+    conversions::routes(router);
 }
 
 /// The absolute URL of a job's status (the 202 Location every async
