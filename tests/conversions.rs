@@ -4,8 +4,8 @@
 //! cannot compile (SAS, other programs, an unknown item, no JDK) refused
 //! with a 422 and nothing recorded; `isLatest`, lists and paging; DELETE
 //! of a finished conversion (422) and of a running one (its compiler
-//! killed); another team's ids; gc keeping the JAR; the CLI offline and
-//! with `--server`.
+//! killed); the deadline; another team's ids; gc keeping the JAR; the CLI
+//! offline and with `--server`.
 //!
 //! A slow compiler is a stand-in named by `MODELREG_JAVAC`. Asynchronous
 //! outcomes are polled with a deadline; no test sleeps to wait for one.
@@ -396,6 +396,18 @@ fn a_running_conversion_is_stopped_and_its_compiler_killed() {
     assert!(log.contains("compiling slowly") && log.contains("Conversion stopped: the conversion was stopped on request"), "{log}");
     let r = s.delete(&setup.conversion(&id));
     assert_eq!(r.status, 422, "a stopped conversion is not active");
+}
+
+#[test]
+fn a_conversion_past_its_deadline_is_killed_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let javac = write_script(&dir.path().join("javac"), "echo \"compiling slowly\"\nexec sleep 300\n");
+    let s = Server::start_with_env(&[("MODELREG_JAVAC", &javac), ("MODELREG_CONVERSION_TIMEOUT_SECS", "1")], &[]);
+    let setup = java_setup(&s);
+    let c = convert(&s, &setup, setup.item("src/com/example/Main.java"));
+    assert_eq!((&c["conversionSucceeded"], &c["shouldStop"]), (&json!(false), &json!(false)), "{c}");
+    let log = c["logMessage"].as_str().unwrap();
+    assert!(log.contains("did not finish in time, so javac was killed") && log.contains("Conversion failed."), "{log}");
 }
 
 #[test]

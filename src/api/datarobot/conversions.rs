@@ -7,7 +7,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{attachment, opt_str, page_body, page_of, paging, query_bool, status_location, wait_briefly};
+use super::{attachment, model_version_ids, opt_str, page_body, page_of, paging, query_bool, status_location, wait_briefly};
 use crate::http::response::FileToSend;
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::conversions::Conversion;
@@ -24,10 +24,6 @@ pub fn routes(router: &mut Router) {
     router.add(d, "GET", "/api/v2/customModels/{id}/versions/{vid}/conversions/{cid}/jar/", jar);
 }
 
-fn ids(req: &Request) -> (String, String) {
-    (req.param("id").to_string(), req.param("vid").to_string())
-}
-
 /// The item id of the main program, from a `{mainProgramItemId}` body.
 pub(crate) fn main_program_item(body: &Map<String, Value>) -> Result<String> {
     opt_str(body, "mainProgramItemId", 100)?.filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid("mainProgramItemId", "is required"))
@@ -38,7 +34,7 @@ pub(crate) fn main_program_item(body: &Map<String, Value>) -> Result<String> {
 /// poll is the 303 to the conversion.
 fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = ids(req);
+    let (model, version) = model_version_ids(req);
     let item = main_program_item(&req.json_object()?)?;
     let (conversion, job) = crate::compute::convert::start(ctx.registry, &who, &model, &version, &item)?;
     crate::jobs::wake();
@@ -51,7 +47,7 @@ fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// client's `get_latest` takes its first item).
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = ids(req);
+    let (model, version) = model_version_ids(req);
     let paging = paging(req)?;
     let base = req.base_url();
     if query_bool(req, "isLatest")? == Some(true) {
@@ -66,7 +62,7 @@ fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = ids(req);
+    let (model, version) = model_version_ids(req);
     let conversion = ctx.registry.get_conversion(&who, &model, &version, req.param("cid"))?;
     Ok(Response::json(200, &render(ctx.registry, &req.base_url(), &conversion)?))
 }
@@ -74,7 +70,7 @@ fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// Stops a running conversion: 204; 422 "not active" once it has ended.
 fn stop(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = ids(req);
+    let (model, version) = model_version_ids(req);
     ctx.registry.stop_conversion(&who, &model, &version, req.param("cid"))?;
     Ok(Response::empty(204))
 }
@@ -82,7 +78,7 @@ fn stop(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// The JAR of a succeeded conversion (modelreg's extension); 404 before.
 fn jar(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = ids(req);
+    let (model, version) = model_version_ids(req);
     let (conversion, jar, file) = open_jar(ctx.registry, &who, &model, &version, req.param("cid"))?;
     let response = crate::http::response::file_response(
         req.header("If-None-Match"),

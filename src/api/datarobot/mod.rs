@@ -46,6 +46,11 @@ pub(crate) fn status_location(req: &Request, job_id: &str) -> String {
     format!("{}/api/v2/status/{job_id}/", req.base_url())
 }
 
+/// The `{id}` and `{vid}` of a route under `customModels/{id}/versions/{vid}/`.
+pub(crate) fn model_version_ids(req: &Request) -> (String, String) {
+    (req.param("id").to_string(), req.param("vid").to_string())
+}
+
 /// Query parameters whose bad values are the seed's "400 Query parameters
 /// are invalid"; every other invalid field is a 422.
 const QUERY_FIELDS: [&str; 5] = ["offset", "limit", "body", "Content-Type", "query"];
