@@ -49,6 +49,7 @@ const HANDLERS: &[(&str, Lane, JobFn)] = &[
     (crate::registry::insights::INSIGHT_JOB, Lane::Compute, compute_insight),
     // Compute: a fetch takes as long as the network and the repository.
     (crate::registry::repositories::PULL_JOB, Lane::Compute, pull_from_repository),
+    (crate::registry::conversions::CONVERSION_JOB, Lane::Compute, convert),
 ];
 
 fn kinds_of(lane: Lane) -> Vec<&'static str> {
@@ -91,6 +92,10 @@ fn test_model(ctx: &JobContext, job: &Job) -> Result<Value, String> {
 /// a custom model version's rules live.
 fn pull_from_repository(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::api::datarobot::repositories::run_pull(ctx.registry, ctx.options, job)
+}
+
+fn convert(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::compute::convert::run(ctx.registry, &compute_settings(ctx), job)
 }
 
 /// How long an idle runner sleeps at most before looking again. Enqueuers

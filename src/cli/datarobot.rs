@@ -5,7 +5,8 @@
 //! the functions its routes call, remotely as the server answers it. Lists
 //! print the page's `data` (the envelope's `next`/`previous` are server
 //! URLs), and the links an environment version carries (`dockerContext`,
-//! `dockerImage`) are printed as paths, without the server's origin.
+//! `dockerImage`) and a conversion's `jarLocation` are printed as paths,
+//! without the server's origin.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -17,11 +18,11 @@ use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
 use super::models::progress;
-use super::remote::{enc, FormPart, Remote};
+use super::remote::{enc, Download, FormPart, Remote};
 use super::Target;
 use crate::api::datarobot::{
-    dependencies as deps_api, environments as env_api, insights as insights_api, model_tests as test_api, models as model_api,
-    repositories as repo_api, versions as version_api,
+    conversions as conversion_api, dependencies as deps_api, environments as env_api, insights as insights_api, model_tests as test_api,
+    models as model_api, repositories as repo_api, versions as version_api,
 };
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::envbuild::sniff;
@@ -101,6 +102,43 @@ pub enum CustomModelsCommand {
         /// The Python runtime to build over, offline (default: the managed runtime).
         #[arg(long, env = "MODELREG_PYTHON")]
         python: Option<PathBuf>,
+    },
+    /// Conversions of a version's Java main program into a runnable JAR (with the host's JDK).
+    #[command(subcommand)]
+    Conversions(ConversionsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ConversionsCommand {
+    /// Compile a version's Java main program (an item id of the version's files) and its other
+    /// .java files into a runnable JAR.
+    ///
+    /// Waits for the conversion; exits 1 if it failed, printing javac's output. Offline the
+    /// conversion runs in this process; with --server the server runs it. A SAS program, or any
+    /// program but Java, is refused: modelreg has no compiler for it.
+    Create {
+        model: String,
+        version: String,
+        /// The item id of the main program (a .java file of the version).
+        #[arg(long = "main", value_name = "ITEM_ID")]
+        main: String,
+    },
+    /// List a version's conversions, newest first.
+    List {
+        model: String,
+        version: String,
+        #[command(flatten)]
+        page: ListPage,
+    },
+    /// Show a conversion (its log is `logMessage` with --json).
+    Show { model: String, version: String, id: String },
+    /// Write a succeeded conversion's JAR to FILE (never replacing it; size and sha256 checked).
+    Download {
+        model: String,
+        version: String,
+        id: String,
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -298,6 +336,7 @@ pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -
         CustomModelsCommand::FeatureImpact { model, version, row_count, existing, python } => {
             return feature_impact(target, &model, &version, row_count, existing, python, as_json)
         }
+        CustomModelsCommand::Conversions(cmd) => return conversions(target, cmd, as_json),
     }
     Ok(0)
 }
@@ -476,6 +515,110 @@ fn build_deps(target: &Target, model: &str, version: &str, python: Option<PathBu
         println!("dependency build: {}", build["buildStatus"].as_str().unwrap_or(""));
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+fn conversions_path(model: &str, version: &str) -> String {
+    format!("{}versions/{}/conversions/", model_path(model), enc(version))
+}
+
+fn conversion_line(c: &Value) -> String {
+    let state = if c["conversionInProgress"] == true {
+        "running"
+    } else if c["shouldStop"] == true {
+        "stopped"
+    } else if c["conversionSucceeded"] == true {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    format!("{}  {state}  {}  {}", c["id"].as_str().unwrap_or(""), c["mainClass"].as_str().unwrap_or(""), c["created"].as_str().unwrap_or(""))
+}
+
+/// A conversion as the server answered it, its JAR's link as a path.
+fn remote_conversion(remote: &Remote, path: &str) -> Result<Value, Error> {
+    let mut conversion = remote.get_json(path)?;
+    relative_links(&mut conversion);
+    Ok(conversion)
+}
+
+fn conversions(target: &Target, cmd: ConversionsCommand, as_json: bool) -> Result<i32, Error> {
+    match cmd {
+        ConversionsCommand::Create { model, version, main } => {
+            let conversion = match target {
+                Target::Local { registry, who } => {
+                    let (conversion, _) = crate::compute::convert::start(registry, who, &model, &version, &main)?;
+                    crate::jobs::run_jobs_about(registry, &crate::http::ServerOptions::offline(registry.data_dir(), None), &conversion.id)?;
+                    // A server on the same data directory may have claimed the job first.
+                    loop {
+                        let current = registry.get_conversion(who, &model, &version, &conversion.id)?;
+                        if !current.is_running() {
+                            break conversion_api::render(registry, "", &current)?;
+                        }
+                        std::thread::sleep(WAIT_POLL);
+                    }
+                }
+                Target::Remote(remote) => {
+                    let path = conversions_path(&model, &version);
+                    let created = remote.post_json(&path, &json!({"mainProgramItemId": main}))?;
+                    let id = created["conversionId"].as_str().ok_or_else(|| Error::Internal(format!("the server answered no conversionId: {created}")))?;
+                    loop {
+                        let current = remote_conversion(remote, &format!("{path}{}/", enc(id)))?;
+                        if current["conversionInProgress"] != true {
+                            break current;
+                        }
+                        std::thread::sleep(WAIT_POLL);
+                    }
+                }
+            };
+            let ok = conversion["conversionSucceeded"] == true;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&conversion).unwrap_or_default());
+            } else {
+                if !ok {
+                    eprint!("{}", conversion["logMessage"].as_str().unwrap_or(""));
+                }
+                println!("{}", conversion_line(&conversion));
+            }
+            return Ok(if ok { 0 } else { 1 });
+        }
+        ConversionsCommand::List { model, version, page } => {
+            let (offset, limit) = page.offset_limit();
+            let items = match target {
+                Target::Local { registry, who } => {
+                    let page = registry.list_conversions(who, &model, &version, offset, limit)?;
+                    let items = page.items.iter().map(|c| conversion_api::render(registry, "", c)).collect::<Result<Vec<_>, _>>()?;
+                    Value::Array(items)
+                }
+                Target::Remote(remote) => {
+                    let mut data = remote.get_json(&format!("{}?offset={offset}&limit={limit}", conversions_path(&model, &version)))?["data"].take();
+                    data.as_array_mut().into_iter().flatten().for_each(relative_links);
+                    data
+                }
+            };
+            print(&items, as_json, conversion_line);
+        }
+        ConversionsCommand::Show { model, version, id } => {
+            let conversion = match target {
+                Target::Local { registry, who } => conversion_api::render(registry, "", &registry.get_conversion(who, &model, &version, &id)?)?,
+                Target::Remote(remote) => remote_conversion(remote, &format!("{}{}/", conversions_path(&model, &version), enc(&id)))?,
+            };
+            print(&conversion, as_json, conversion_line);
+        }
+        ConversionsCommand::Download { model, version, id, output } => {
+            let download = match target {
+                Target::Local { registry, who } => {
+                    let (conversion, jar, file) = conversion_api::open_jar(registry, who, &model, &version, &id)?;
+                    Download { reader: Box::new(file), len: Some(jar.size), sha256: Some(jar.sha256), file_name: Some(conversion_api::jar_name(&conversion)) }
+                }
+                Target::Remote(remote) => remote.download(&format!("{}{}/jar/", conversions_path(&model, &version), enc(&id)))?,
+            };
+            let (size, sha256) = super::models::write_verified(download, &output, false)?;
+            super::models::print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
+                println!("wrote {} ({size} bytes, sha256 {sha256})", output.display())
+            });
+        }
+    }
+    Ok(0)
 }
 
 pub(super) fn deleted(what: &str, id: &str, as_json: bool) {
@@ -741,7 +884,7 @@ fn write_under(output: &Path, path: &str, reader: &mut dyn Read) -> Result<(Stri
 /// Server links (`http://host:port/api/v2/…`) as paths, which is what the
 /// offline path renders.
 fn relative_links(value: &mut Value) {
-    for key in ["dockerContext", "dockerImage"] {
+    for key in ["dockerContext", "dockerImage", "jarLocation"] {
         if let Some(Value::String(link)) = value.get_mut(key) {
             if let Some(rest) = link.strip_prefix("http://").or_else(|| link.strip_prefix("https://")) {
                 *link = rest.find('/').map_or_else(String::new, |i| rest[i..].to_string());

@@ -31,7 +31,7 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// overrides.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn seconds_from_env(name: &str, default: Duration) -> Duration {
+pub(crate) fn seconds_from_env(name: &str, default: Duration) -> Duration {
     std::env::var(name).ok().and_then(|s| s.trim().parse().ok()).map(Duration::from_secs).unwrap_or(default)
 }
 

@@ -17,6 +17,7 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 /// Step i takes the schema from version i + 1 to i + 2.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_compute.sql"),
+    include_str!("../../migrations/0003_conversions.sql"),
     include_str!("../../migrations/0004_repositories.sql"),
     include_str!("../../migrations/0006_insights.sql"),
 ];
@@ -112,9 +113,13 @@ mod tests {
         assert_eq!(teams, 1, "the migration kept the rows");
         conn.prepare("SELECT cancel_requested FROM jobs").expect("jobs gained cancel_requested");
         let tables: i64 = conn
-            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('datasets', 'model_tests', 'dependency_builds')", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('datasets', 'model_tests', 'dependency_builds', 'conversions')",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
-        assert_eq!(tables, 3);
+        assert_eq!(tables, 4);
         conn.prepare("SELECT token FROM remote_repositories").expect("migration 0004 made remote_repositories");
     }
 

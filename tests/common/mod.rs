@@ -55,10 +55,20 @@ impl Server {
 
     /// Starts a server on an existing data directory (for restart tests).
     pub fn start_in(data: tempfile::TempDir, args: &[&str]) -> Server {
+        Server::start_in_env(data, &[], args)
+    }
+
+    /// Starts a server with extra environment variables (MODELREG_JAVAC…).
+    pub fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::start_in_env(tempfile::tempdir().unwrap(), env, args)
+    }
+
+    fn start_in_env(data: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--bind", "127.0.0.1:0", "--machine-delay-ms", "0", "--data-dir"])
             .arg(data.path())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

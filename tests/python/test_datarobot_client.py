@@ -131,6 +131,7 @@ def run(tmp):
     run_datasets(tmp)
     run_compute(tmp, env)
     run_feature_impact(tmp, env)
+    run_conversions(tmp, env)
 
 
 HOUSES = (
@@ -308,6 +309,61 @@ def score(data, model, **kwargs):
     assert impacts[0]["impactNormalized"] == 1.0 and abs(impacts[2]["impactNormalized"]) < 1e-9, impacts
     with_metadata = version.get_feature_impact(with_metadata=True)
     assert with_metadata["count"] == 3 and with_metadata["shapBased"] is False, with_metadata
+
+MAIN_JAVA = b"""package com.example;
+
+public class Main {
+    public static void main(String[] args) {
+        System.out.println(Greeter.greet("JAR"));
+    }
+}
+"""
+
+GREETER_JAVA = b"""package com.example;
+
+class Greeter {
+    static String greet(String who) {
+        return "hello from the " + who;
+    }
+}
+"""
+
+
+def run_conversions(tmp, env):
+    """A version's Java main program converted into a JAR (with the host's
+    JDK), read back with get, list and get_latest; SAS is refused."""
+    model = dr.CustomInferenceModel.create(name="Java program", target_type=dr.TARGET_TYPE.REGRESSION, target_name="y")
+    folder = os.path.join(tmp, "java")
+    write(os.path.join(folder, "src", "com", "example", "Main.java"), MAIN_JAVA)
+    write(os.path.join(folder, "src", "com", "example", "Greeter.java"), GREETER_JAVA)
+    write(os.path.join(folder, "report.sas"), b"proc print data=sashelp.class; run;\n")
+    version = dr.CustomModelVersion.create_clean(model.id, base_environment_id=env.id, folder_path=folder)
+    items = {i.file_path: i.id for i in version.items}
+    main = items["src/com/example/Main.java"]
+
+    # Client 3.20 does not export the class at the top level.
+    from datarobot.models.custom_model_version import CustomModelVersionConversion as Conversion
+
+    first = Conversion.run_conversion(model.id, version.id, main)
+    # With max_wait the client polls the POST's Location until its 303.
+    second = Conversion.run_conversion(model.id, version.id, main, max_wait=120)
+    got = Conversion.get(model.id, version.id, second)
+    assert got.id == second and got.custom_model_version_id == version.id, got
+    assert got.conversion_succeeded is True and got.conversion_in_progress is False, (got.conversion_succeeded, got.log_message)
+    assert got.should_stop is False and got.main_program_item_id == main
+    assert "Conversion succeeded." in got.log_message, got.log_message
+    assert [c.id for c in Conversion.list(model.id, version.id)] == [second, first]
+    assert Conversion.get_latest(model.id, version.id).id == second
+    try:
+        Conversion.stop_conversion(model.id, version.id, second)
+        raise AssertionError("a finished conversion was stopped")
+    except dr.errors.InvalidUsageError:
+        pass
+    try:
+        Conversion.run_conversion(model.id, version.id, items["report.sas"])
+        raise AssertionError("a SAS program was accepted")
+    except dr.errors.ClientError as e:
+        assert e.status_code == 422 and "no SAS compiler" in str(e), e
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::wait_briefly;
+use super::{model_version_ids, wait_briefly};
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::dependency_builds::DependencyBuild;
 use crate::registry::{Error, Result};
@@ -19,16 +19,12 @@ pub fn routes(router: &mut Router) {
     router.add(d, "GET", "/api/v2/customModels/{id}/versions/{vid}/dependencyBuildLog/", log);
 }
 
-fn ids(req: &Request) -> (String, String) {
-    (req.param("id").to_string(), req.param("vid").to_string())
-}
-
 /// 202 with the build (no Location: the client polls `dependencyBuild/`).
 /// A build whose environment exists already ends within the brief wait,
 /// so the client's first poll sees `success`.
 fn start(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = ids(req);
+    let (model, version) = model_version_ids(req);
     crate::compute::available(ctx.options).map_err(Error::unprocessable)?;
     let build = ctx.registry.start_dependency_build(&who, &model, &version)?;
     crate::jobs::wake();
@@ -39,14 +35,14 @@ fn start(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = ids(req);
+    let (model, version) = model_version_ids(req);
     let build = ctx.registry.get_dependency_build(&who, &model, &version)?;
     Ok(Response::json(200, &render(&req.base_url(), &model, &build)))
 }
 
 fn cancel(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = ids(req);
+    let (model, version) = model_version_ids(req);
     ctx.registry.cancel_dependency_build(&who, &model, &version)?;
     Ok(Response::empty(204))
 }
@@ -55,7 +51,7 @@ fn cancel(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// seed describes a JSON wrapper.
 fn log(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = ids(req);
+    let (model, version) = model_version_ids(req);
     let text = ctx.registry.dependency_build_log(&who, &model, &version)?;
     Ok(Response::bytes(200, "text/plain; charset=utf-8", text.into_bytes()))
 }

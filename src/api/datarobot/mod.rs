@@ -7,6 +7,7 @@
 //! it reaches the same route, as other DataRobot callers send them. Errors are
 //! `{"message", "errors"?}` with exactly `Content-Type: application/json`.
 
+pub(crate) mod conversions;
 pub(crate) mod datasets;
 pub(crate) mod dependencies;
 pub(crate) mod environments;
@@ -41,12 +42,18 @@ pub fn routes(router: &mut Router) {
     model_tests::routes(router);
     dependencies::routes(router);
     insights::routes(router);
+    conversions::routes(router);
 }
 
 /// The absolute URL of a job's status (the 202 Location every async
 /// operation answers with; the client polls it verbatim).
 pub(crate) fn status_location(req: &Request, job_id: &str) -> String {
     format!("{}/api/v2/status/{job_id}/", req.base_url())
+}
+
+/// The `{id}` and `{vid}` of a route under `customModels/{id}/versions/{vid}/`.
+pub(crate) fn model_version_ids(req: &Request) -> (String, String) {
+    (req.param("id").to_string(), req.param("vid").to_string())
 }
 
 /// Query parameters whose bad values are the seed's "400 Query parameters
