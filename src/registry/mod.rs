@@ -8,6 +8,7 @@
 pub mod access;
 mod auth;
 mod bundles;
+pub mod custom_templates;
 pub mod datasets;
 pub mod dependency_builds;
 pub mod envbuild;

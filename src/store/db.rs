@@ -15,7 +15,7 @@ use rusqlite::{Connection, TransactionBehavior};
 /// is defined in exactly one place.
 const SCHEMA: &str = include_str!("../../schema.sql");
 /// Step i takes the schema from version i + 1 to i + 2.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0002_compute.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0002_compute.sql"), include_str!("../../migrations/0005_templates.sql")];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
 /// How long a connection waits for another writer before giving up. Writes are
