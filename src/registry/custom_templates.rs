@@ -194,7 +194,9 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<CustomTemplate> {
     })
 }
 
-fn admin_only(who: &Principal) -> Result<()> {
+/// Forbidden unless the caller is a team admin (who alone add, change and
+/// delete templates).
+pub fn admin_only(who: &Principal) -> Result<()> {
     if who.is_admin {
         Ok(())
     } else {
@@ -347,7 +349,7 @@ impl Registry {
 
     /// NotFound for another team's or an unknown id, Forbidden for a
     /// built-in or a caller who is not a team admin.
-    fn writable_template(&self, who: &Principal, id: &str) -> Result<CustomTemplate> {
+    pub fn writable_template(&self, who: &Principal, id: &str) -> Result<CustomTemplate> {
         let template = self.get_custom_template(who, id)?;
         if template.is_builtin() {
             return Err(Error::Forbidden(format!("{id} is a built-in template: built-in templates are read-only")));

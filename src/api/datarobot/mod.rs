@@ -12,6 +12,7 @@ pub(crate) mod dependencies;
 pub(crate) mod environments;
 pub(crate) mod model_tests;
 pub(crate) mod models;
+pub(crate) mod templates;
 pub(crate) mod training;
 pub(crate) mod versions;
 
@@ -36,6 +37,7 @@ pub fn routes(router: &mut Router) {
     datasets::routes(router);
     model_tests::routes(router);
     dependencies::routes(router);
+    templates::routes(router);
 }
 
 /// The absolute URL of a job's status (the 202 Location every async

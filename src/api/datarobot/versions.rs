@@ -124,7 +124,7 @@ pub(crate) struct Upload {
     pub fields: Map<String, Value>,
 }
 
-fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
+pub(crate) fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
     let mut upload = Upload::default();
     if !req.is_multipart() {
         // A body-less PATCH (no files, nothing to delete) is legal.
