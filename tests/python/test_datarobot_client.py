@@ -130,6 +130,7 @@ def run(tmp):
     env_version.refresh()
     run_datasets(tmp)
     run_compute(tmp, env)
+    run_templates(tmp)
 
 
 HOUSES = (
@@ -277,6 +278,77 @@ def run_compute(tmp, env):
     assert "errorCheck passed" in log, log
     tail = again.get_log_tail()
     assert "Overall: succeeded" in tail, tail
+
+
+def run_templates(tmp):
+    """Custom templates: the built-ins, and one of the team's own made,
+    updated and deleted with the client's own calls."""
+    from datarobot.models.custom_templates import DefaultEnvironment, TemplateMetadata
+
+    builtins = dr.CustomTemplate.list()
+    ids = [t.id for t in builtins]
+    assert {"python3-regression", "python3-binary", "python3-unstructured-echo", "python3-sklearn-regression"} <= set(ids), ids
+    assert [t.id for t in dr.CustomTemplate.list(template_sub_type="Binary")] == ["python3-binary"]
+    assert [t.id for t in dr.CustomTemplate.list(search="scikit", offset=0, limit=10)] == ["python3-sklearn-regression"]
+    ordered = dr.CustomTemplate.list(order_by=dr.enums.ListCustomTemplatesSortQueryParams.NAME_ASCENDING)
+    assert [t.name for t in ordered] == sorted((t.name for t in ordered), key=str.lower)
+    regression = dr.CustomTemplate.get("python3-regression")
+    assert regression.template_type == "customModel" and regression.enabled
+    assert regression.default_environment["environment_id"] == "modelreg-python"
+    assert b"def score(" in regression.download_content(filename="custom.py")
+
+    # A team template from a folder: the client zips it.
+    env = dr.ExecutionEnvironment.list(search_for="Python")[0]
+    env_version = dr.ExecutionEnvironmentVersion.list(env.id)[0]
+    folder = os.path.join(tmp, "template")
+    write(os.path.join(folder, "custom.py"), b"def load_model(code_dir):\n    return 1\n")
+    write(os.path.join(folder, "src", "helpers.py"), b"X = 1\n")
+    metadata = TemplateMetadata(
+        readme="# Ours", tags=["ours"],
+        template_type_specific_resources={"targetType": "Regression", "targetName": "y"},
+    )
+    created = dr.CustomTemplate.create(
+        name="Ours", description="a team template", template_type="customModel", template_sub_type="Regression",
+        template_metadata=metadata,
+        default_environment=DefaultEnvironment(environment_id=env.id, environment_version_id=env_version.id),
+        file=folder, enabled=True,
+    )
+    assert created.name == "Ours" and created.template_metadata["tags"] == ["ours"], created.template_metadata
+    assert created.default_environment["environment_version_id"] == env_version.id
+    assert sorted(i["name"] for i in created.items) == ["custom.py", "src/helpers.py"], created.items
+    assert created.id in [t.id for t in dr.CustomTemplate.list(tag="ours")]
+
+    created.update(name="Ours, renamed", description="renamed")
+    again = dr.CustomTemplate.get(created.id)
+    assert (again.name, again.description) == ("Ours, renamed", "renamed")
+    replacement = os.path.join(tmp, "template2")
+    write(os.path.join(replacement, "custom.py"), b"def load_model(code_dir):\n    return 2\n")
+    again.update(file=replacement)
+    assert [i["name"] for i in again.items] == ["custom.py"], again.items
+    assert b"return 2" in again.download_content(filename="custom.py")
+
+    # A model from it (the route client 3.20 has no method for), then delete.
+    made = dr.client.get_client().post(
+        "customModels/fromModelTemplate/",
+        data={"templateId": created.id, "resourceBundleId": "cpu.small", "secretConfigId": "none"},
+    ).json()
+    model = dr.CustomInferenceModel.get(made["customModelId"])
+    assert model.name == "Ours, renamed" and model.target_name == "y"
+    assert model.latest_version.id == made["customModelVersionId"]
+    assert model.latest_version.base_environment_version_id == env_version.id
+    model.delete()
+
+    again.delete()
+    try:
+        dr.CustomTemplate.get(created.id)
+        raise AssertionError("a deleted template is still readable")
+    except dr.errors.ClientError as e:
+        assert e.status_code == 404
+    try:
+        regression.delete()
+        raise AssertionError("a built-in template was deleted")
+    except dr.errors.ClientError as e:
+        assert e.status_code == 403
 
 
 if __name__ == "__main__":
