@@ -267,66 +267,78 @@ fn model_from(s: &Server, template: &str, env: &str) -> (String, String, Value) 
     (model, version, m)
 }
 
-fn test_version(s: &Server, model: &str, version: &str, dataset: Option<&str>) -> Value {
-    let mut body = json!({"customModelId": model, "customModelVersionId": version});
-    if let Some(d) = dataset {
+/// A compute server with a python environment, a model made from
+/// `template` on it (checked by `model_from`), and, for structured
+/// templates, a dataset of the features the templates name.
+struct Made {
+    s: Server,
+    model: String,
+    version: String,
+    m: Value,
+    data: Option<String>,
+}
+
+fn made_from(template: &str, structured: bool) -> Made {
+    let s = Server::start_compute(&[]);
+    let env = python_environment(&s);
+    let data = structured.then(|| dataset(&s, &features_csv()));
+    let (model, version, m) = model_from(&s, template, &env);
+    Made { s, model, version, m, data }
+}
+
+/// Runs a custom model test of the made version; it must succeed.
+fn test_version(made: &Made) -> Value {
+    let mut body = json!({"customModelId": made.model, "customModelVersionId": made.version});
+    if let Some(d) = &made.data {
         body["datasetId"] = json!(d);
     }
-    let test = run_test(s, &body);
-    assert_overall(s, &test, "succeeded");
+    let test = run_test(&made.s, &body);
+    assert_overall(&made.s, &test, "succeeded");
     test
 }
 
 #[test]
 fn the_regression_template_makes_a_model_that_passes_its_test() {
-    let s = Server::start_compute(&[]);
-    let env = python_environment(&s);
-    let data = dataset(&s, &features_csv());
-    let (model, version, m) = model_from(&s, "python3-regression", &env);
+    let made = made_from("python3-regression", true);
+    let m = &made.m;
     assert_eq!((m["targetType"].as_str(), m["targetName"].as_str(), m["language"].as_str()), (Some("Regression"), Some("target"), Some("python")));
-    let test = test_version(&s, &model, &version, Some(&data));
+    let test = test_version(&made);
     assert_eq!(statuses(&test, &SEED_CHECKS), ["succeeded"; 4], "{test}");
 }
 
 #[test]
 fn the_binary_template_makes_a_model_that_passes_its_test_with_its_labels() {
-    let s = Server::start_compute(&[]);
-    let env = python_environment(&s);
-    let data = dataset(&s, &features_csv());
-    let (model, version, m) = model_from(&s, "python3-binary", &env);
+    let made = made_from("python3-binary", true);
+    let m = &made.m;
     assert_eq!((m["targetType"].as_str(), m["positiveClassLabel"].as_str(), m["negativeClassLabel"].as_str()), (Some("Binary"), Some("yes"), Some("no")));
-    let test = test_version(&s, &model, &version, Some(&data));
+    let test = test_version(&made);
     assert_eq!(statuses(&test, &SEED_CHECKS), ["succeeded"; 4], "{test}");
-    let log = test_log(&s, &id_of(&test, "id"));
+    let log = test_log(&made.s, &id_of(&test, "id"));
     assert!(log.contains("--positive-class-label yes --negative-class-label no"), "{log}");
 }
 
 #[test]
 fn the_unstructured_template_makes_a_model_that_passes_its_test() {
-    let s = Server::start_compute(&[]);
-    let env = python_environment(&s);
-    let (model, version, m) = model_from(&s, "python3-unstructured-echo", &env);
-    assert_eq!(m["targetType"], "Unstructured");
-    assert!(m["targetName"].is_null());
-    let test = test_version(&s, &model, &version, None);
+    let made = made_from("python3-unstructured-echo", false);
+    assert_eq!(made.m["targetType"], "Unstructured");
+    assert!(made.m["targetName"].is_null());
+    let test = test_version(&made);
     assert_eq!(statuses(&test, &["longRunningService", "errorCheck"]), ["succeeded"; 2], "{test}");
 }
 
 #[test]
 fn the_scikit_learn_template_passes_after_its_dependency_build() {
-    let s = Server::start_compute(&[]);
-    let env = python_environment(&s);
-    let data = dataset(&s, &features_csv());
-    let (model, version, m) = model_from(&s, "python3-sklearn-regression", &env);
-    let deps: Vec<&str> = m["latestVersion"]["dependencies"].as_array().unwrap().iter().map(|d| d["packageName"].as_str().unwrap()).collect();
+    let made = made_from("python3-sklearn-regression", true);
+    let (s, model, version) = (&made.s, &made.model, &made.version);
+    let deps: Vec<&str> = made.m["latestVersion"]["dependencies"].as_array().unwrap().iter().map(|d| d["packageName"].as_str().unwrap()).collect();
     assert_eq!(deps, ["scikit-learn"]);
     let r = s.request("POST", &format!("{API}/customModels/{model}/versions/{version}/dependencyBuild/"), &[], None);
     ok(&r, 202);
-    let build = wait_dependency_build(&s, &model, &version);
-    let log = dependency_build_log(&s, &model, &version);
+    let build = wait_dependency_build(s, model, version);
+    let log = dependency_build_log(s, model, version);
     assert_eq!(build["buildStatus"], "success", "{build}\n--- log\n{log}");
     assert!(log.contains("scikit-learn") || log.contains("scikit_learn"), "{log}");
-    let test = test_version(&s, &model, &version, Some(&data));
+    let test = test_version(&made);
     assert_eq!(statuses(&test, &SEED_CHECKS), ["succeeded"; 4], "{test}");
 }
 

@@ -269,26 +269,13 @@ impl Registry {
         }
         let id = new_id();
         let at = now();
+        // The row, then its fields as an update writes them.
         tx.execute(
-            "INSERT INTO custom_templates (id, team_id, name, description, template_type, template_sub_type, template_metadata,
-             default_environment, default_resource_bundle_id, enabled, is_hidden, created_by, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
-            params![
-                id,
-                who.team_id,
-                fields.name,
-                fields.description,
-                fields.template_type,
-                fields.template_sub_type,
-                Value::Object(fields.template_metadata).to_string(),
-                fields.default_environment.to_string(),
-                fields.default_resource_bundle_id,
-                fields.enabled,
-                fields.is_hidden,
-                who.user_id,
-                at
-            ],
+            "INSERT INTO custom_templates (id, team_id, name, description, template_type, template_sub_type,
+             default_environment, created_by, created_at, updated_at) VALUES (?1, ?2, '', '', '', '', '{}', ?3, ?4, ?4)",
+            params![id, who.team_id, who.user_id, at],
         )?;
+        write_fields(&tx, &id, fields, &at)?;
         insert_files(&tx, &id, files, &at)?;
         tx.commit()?;
         self.get_custom_template(who, &id)
@@ -309,26 +296,8 @@ impl Registry {
         if let Some(files) = &update.files {
             check_files(files)?;
         }
-        let f = update.fields;
         let at = now();
-        tx.execute(
-            "UPDATE custom_templates SET name = ?2, description = ?3, template_type = ?4, template_sub_type = ?5,
-             template_metadata = ?6, default_environment = ?7, default_resource_bundle_id = ?8, enabled = ?9,
-             is_hidden = ?10, updated_at = ?11 WHERE id = ?1",
-            params![
-                id,
-                f.name,
-                f.description,
-                f.template_type,
-                f.template_sub_type,
-                Value::Object(f.template_metadata).to_string(),
-                f.default_environment.to_string(),
-                f.default_resource_bundle_id,
-                f.enabled,
-                f.is_hidden,
-                at
-            ],
-        )?;
+        write_fields(&tx, id, update.fields, &at)?;
         if let Some(files) = update.files {
             tx.execute("DELETE FROM custom_template_files WHERE template_id = ?1", [id])?;
             insert_files(&tx, id, files, &at)?;
@@ -389,6 +358,29 @@ impl Registry {
             }
         }
     }
+}
+
+/// Writes every field of a template and its update time.
+fn write_fields(tx: &rusqlite::Connection, id: &str, f: TemplateFields, at: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE custom_templates SET name = ?2, description = ?3, template_type = ?4, template_sub_type = ?5,
+         template_metadata = ?6, default_environment = ?7, default_resource_bundle_id = ?8, enabled = ?9,
+         is_hidden = ?10, updated_at = ?11 WHERE id = ?1",
+        params![
+            id,
+            f.name,
+            f.description,
+            f.template_type,
+            f.template_sub_type,
+            Value::Object(f.template_metadata).to_string(),
+            f.default_environment.to_string(),
+            f.default_resource_bundle_id,
+            f.enabled,
+            f.is_hidden,
+            at
+        ],
+    )?;
+    Ok(())
 }
 
 fn insert_files(tx: &rusqlite::Connection, template_id: &str, files: Vec<NewFile>, at: &str) -> Result<()> {

@@ -25,6 +25,16 @@ def write(path, data):
         f.write(data)
 
 
+def fails_with(status, what, call, *args):
+    """Calls `call(*args)`, which must raise the client's error for `status`."""
+    try:
+        call(*args)
+    except dr.errors.ClientError as e:
+        assert e.status_code == status, (what, e.status_code, e)
+        return
+    raise AssertionError(what)
+
+
 def main():
     dr.Client(endpoint=URL + "/api/v2", token=TOKEN)
     tmp = tempfile.mkdtemp(prefix="modelreg-dr-")
@@ -122,11 +132,7 @@ def run(tmp):
     assert env_access[0].role == "OWNER"
     copy.delete()
     binary.delete()
-    try:
-        dr.CustomInferenceModel.get(copy.id)
-        raise AssertionError("deleted model still readable")
-    except dr.errors.ClientError as e:
-        assert e.status_code == 404
+    fails_with(404, "deleted model still readable", dr.CustomInferenceModel.get, copy.id)
     env_version.refresh()
     run_datasets(tmp)
     run_compute(tmp, env)
@@ -163,11 +169,7 @@ def run_datasets(tmp):
     tagged.modify(name="Houses")
     assert dr.Dataset.get(tagged.id).name == "Houses"
     dr.Dataset.delete(tagged.id)
-    try:
-        dr.Dataset.get(tagged.id)
-        raise AssertionError("deleted dataset still readable")
-    except dr.errors.ClientError as e:
-        assert e.status_code == 404
+    fails_with(404, "deleted dataset still readable", dr.Dataset.get, tagged.id)
 
     # Training data on the model (a deprecated call: it warns).
     model = dr.CustomInferenceModel.create(
@@ -252,11 +254,7 @@ def run_compute(tmp, env):
     slow_test.cancel()
     slow_test.refresh()
     assert slow_test.overall_status == "canceled", slow_test.overall_status
-    try:
-        slow_test.cancel()
-        raise AssertionError("a finished test was cancelled twice")
-    except dr.errors.ClientError as e:
-        assert e.status_code == 409
+    fails_with(409, "a finished test was cancelled twice", slow_test.cancel)
 
     # A version with a requirements.txt: build its dependencies, then test it.
     folder = os.path.join(tmp, "doubler")
@@ -339,16 +337,8 @@ def run_templates(tmp):
     model.delete()
 
     again.delete()
-    try:
-        dr.CustomTemplate.get(created.id)
-        raise AssertionError("a deleted template is still readable")
-    except dr.errors.ClientError as e:
-        assert e.status_code == 404
-    try:
-        regression.delete()
-        raise AssertionError("a built-in template was deleted")
-    except dr.errors.ClientError as e:
-        assert e.status_code == 403
+    fails_with(404, "a deleted template is still readable", dr.CustomTemplate.get, created.id)
+    fails_with(403, "a built-in template was deleted", regression.delete)
 
 
 if __name__ == "__main__":
