@@ -178,7 +178,7 @@ fn team_admins_create_patch_and_delete_their_own_templates() {
     let paths: Vec<&str> = got["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(paths, ["custom.py", "src/helpers.py"]);
     assert_eq!(ids(&ok(&s.get(&format!("{API}/customTemplates/")), 200)).last(), Some(&id));
-    assert_eq!(ids(&ok(&s.get(&format!("{API}/customTemplates/?tag=ours")), 200)), [id.clone()]);
+    assert_eq!(ids(&ok(&s.get(&format!("{API}/customTemplates/?tag=ours")), 200)), std::slice::from_ref(&id));
 
     // gc keeps a template's files (the blob_references view lists them).
     let gc = s.cli(&["gc", "--grace-secs", "0"]);

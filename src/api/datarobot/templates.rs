@@ -212,7 +212,9 @@ fn delete(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 /// A create's or PATCH's text fields, and its files once stored (None when
 /// it sent none).
-fn read_template_upload(ctx: &Ctx, req: &mut Request) -> Result<(Map<String, Value>, Option<Vec<NewFile>>)> {
+type TemplateUpload = (Map<String, Value>, Option<Vec<NewFile>>);
+
+fn read_template_upload(ctx: &Ctx, req: &mut Request) -> Result<TemplateUpload> {
     let limit = req.upload_limit();
     let Upload { files, paths, delete, fields } = read_upload(ctx, req)?;
     if !delete.is_empty() {
