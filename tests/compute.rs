@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::datarobot::*;
 use common::{as_user, ok, Server};
-use serde_json::{json, Value};
+use serde_json::json;
 
-/// The four checks every test reports (the client requires them).
-const SEED_CHECKS: [&str; 4] = ["errorCheck", "longRunningService", "nullValueImputation", "sideEffects"];
 
 // ----------------------------------------------------------------------------
 // Processes, for cancel.
@@ -233,25 +231,6 @@ fn side_effects_catch_batch_dependent_predictions() {
 
 // ----------------------------------------------------------------------------
 // Dependency builds.
-
-/// Polls a version's dependency build until it is terminal.
-fn wait_dependency_build(s: &Server, model: &str, version: &str) -> Value {
-    let path = format!("{API}/customModels/{model}/versions/{version}/dependencyBuild/");
-    poll("the dependency build", RUN_DEADLINE, || {
-        let build = ok(&s.get(&path), 200);
-        match build["buildStatus"].as_str() {
-            Some("success" | "failed") => Ok(build),
-            _ => Err(build.to_string()),
-        }
-    })
-}
-
-fn dependency_build_log(s: &Server, model: &str, version: &str) -> String {
-    let r = s.get(&format!("{API}/customModels/{model}/versions/{version}/dependencyBuildLog/"));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert!(r.header("Content-Type").unwrap().starts_with("text/plain"));
-    String::from_utf8(r.body).unwrap()
-}
 
 /// A requirements.txt naming a package no index has.
 const MISSING_PACKAGE: &[u8] = b"modelreg-no-such-package-3f9a2c==1.0.0\n";

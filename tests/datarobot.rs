@@ -207,7 +207,7 @@ fn custom_models_crud_list_and_pagination() {
     assert_eq!(reset["positiveClassLabel"], "1");
     assert_eq!(s.delete(&format!("{API}/customModels/{id}/")).status, 204);
     assert_eq!(s.get(&format!("{API}/customModels/{id}/")).status, 404);
-    // Templates cannot be honoured: a clear 422, never a fake model.
+    // An unknown template is the seed's 422 (tests/templates.rs covers templates).
     let r = s.post_json(&format!("{API}/customModels/fromModelTemplate/"), &json!({"templateId": "t", "resourceBundleId": "r", "secretConfigId": "s"}));
     assert_eq!(r.status, 422);
     assert!(r.json()["message"].as_str().unwrap().contains("Invalid template data"));

@@ -22,7 +22,7 @@ use super::remote::{enc, Download, FormPart, Remote};
 use super::Target;
 use crate::api::datarobot::{
     conversions as conversion_api, dependencies as deps_api, environments as env_api, insights as insights_api, model_tests as test_api,
-    models as model_api, repositories as repo_api, versions as version_api,
+    models as model_api, repositories as repo_api, templates as template_api, versions as version_api,
 };
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::envbuild::sniff;
@@ -31,19 +31,36 @@ use crate::registry::{validate_file_path, Error, ModelQuery, PageRequest, Regist
 
 #[derive(Subcommand)]
 pub enum CustomModelsCommand {
-    /// Create a custom inference model.
+    /// Create a custom inference model, or a model and its first version from a template.
+    ///
+    /// With --from-template ID (see `custom-templates list`) the model is named and typed as
+    /// the template says and its first version holds the template's files, on
+    /// --base-environment-id when given, else on the template's default environment or the
+    /// team's newest python environment with a successful build. --resource-bundle-id and
+    /// --secret-config-id are required then, as the route requires them (stored, not enforced).
     Create {
-        #[arg(long)]
-        name: String,
+        #[arg(long, required_unless_present = "from_template")]
+        name: Option<String>,
         /// Binary, Regression, Multiclass, Anomaly, Unstructured, TextGeneration…
-        #[arg(long)]
-        target_type: String,
+        #[arg(long, required_unless_present = "from_template")]
+        target_type: Option<String>,
         #[arg(long)]
         target_name: Option<String>,
         #[arg(long)]
         description: Option<String>,
         #[arg(long)]
         language: Option<String>,
+        /// Make the model and its first version from this custom template.
+        #[arg(long, conflicts_with_all = ["name", "target_type", "target_name", "description", "language"])]
+        from_template: Option<String>,
+        #[arg(long, requires = "from_template")]
+        resource_bundle_id: Option<String>,
+        #[arg(long, requires = "from_template")]
+        secret_config_id: Option<String>,
+        #[arg(long, requires = "from_template")]
+        base_environment_id: Option<String>,
+        #[arg(long, requires = "from_template")]
+        base_environment_version_id: Option<String>,
     },
     /// List custom models, newest first.
     List {
@@ -276,7 +293,40 @@ fn env_path(id: &str) -> String {
 
 pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
-        CustomModelsCommand::Create { name, target_type, target_name, description, language } => {
+        CustomModelsCommand::Create {
+            from_template: Some(template),
+            resource_bundle_id,
+            secret_config_id,
+            base_environment_id,
+            base_environment_version_id,
+            ..
+        } => {
+            let mut body = Map::new();
+            body.insert("templateId".into(), json!(template));
+            for (key, value) in [
+                ("resourceBundleId", resource_bundle_id),
+                ("secretConfigId", secret_config_id),
+                ("baseEnvironmentId", base_environment_id),
+                ("baseEnvironmentVersionId", base_environment_version_id),
+            ] {
+                if let Some(v) = value {
+                    body.insert(key.into(), json!(v));
+                }
+            }
+            let model = match target {
+                Target::Local { registry, who } => {
+                    let (model, _) = template_api::model_from_template(registry, who, &body)?;
+                    model_api::render_model(registry, who, &model)?
+                }
+                Target::Remote(remote) => {
+                    let created = remote.post_json("/api/v2/customModels/fromModelTemplate/", &Value::Object(body))?;
+                    let id = created["customModelId"].as_str().ok_or_else(|| Error::Internal(format!("the server answered no customModelId: {created}")))?;
+                    remote.get_json(&model_path(id))?
+                }
+            };
+            print(&model, as_json, model_line);
+        }
+        CustomModelsCommand::Create { name, target_type, target_name, description, language, .. } => {
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             body.insert("targetType".into(), json!(target_type));
@@ -631,7 +681,7 @@ pub(super) fn deleted(what: &str, id: &str, as_json: bool) {
 
 /// The regular files under `folder` with their paths relative to it (in
 /// file name order), each path checked as the server checks it.
-fn folder_files(folder: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
+pub(super) fn folder_files(folder: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(folder).sort_by_file_name() {
         let entry = entry.map_err(|e| Error::invalid("folder", e.to_string()))?;

@@ -3,6 +3,7 @@
 //! against a server with `--server`.
 
 mod admin;
+mod custom_templates;
 mod machines;
 mod datarobot;
 mod datasets;
@@ -87,6 +88,10 @@ enum Command {
     /// DataRobot custom models and their versions (with --server: the /api/v2/customModels/ routes).
     #[command(subcommand)]
     CustomModels(datarobot::CustomModelsCommand),
+    /// DataRobot custom templates: the built-in catalogue and the team's own (with --server:
+    /// the /api/v2/customTemplates/ routes). `custom-models create --from-template` uses them.
+    #[command(subcommand)]
+    CustomTemplates(custom_templates::CustomTemplatesCommand),
     /// DataRobot execution environments (with --server: the /api/v2/executionEnvironments/ routes).
     #[command(subcommand)]
     Environments(datarobot::EnvironmentsCommand),
@@ -202,6 +207,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::CustomModels(cmd) => {
             datarobot::custom_models(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
         }
+        Command::CustomTemplates(cmd) => custom_templates::custom_templates(
+            &target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?,
+            cmd,
+            cli.json,
+        ),
         Command::Environments(cmd) => {
             datarobot::environments(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
         }

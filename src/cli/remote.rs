@@ -1,7 +1,8 @@
 //! A small blocking HTTP client for `--server`. `models`/`versions` speak the
 //! Octomil routes, `machines`/`templates` the Paperspace ones and
-//! `custom-models`/`environments` the DataRobot ones; each command family
-//! uses the dialect whose operations match it one to one.
+//! `custom-models`/`custom-templates`/`environments`/`datasets` the DataRobot
+//! ones; each command family uses the dialect whose operations match it one
+//! to one.
 //!
 //! Uploads and downloads stream: a multipart body is read from the files as
 //! it is sent (one file open at a time), and a download is handed back as a

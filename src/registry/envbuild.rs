@@ -161,6 +161,18 @@ fn walk(file: &mut File, format: ArchiveFormat, visit: &mut dyn FnMut(&str, Kind
     Ok((count, total))
 }
 
+/// Calls `visit` with the safe path and a reader of every regular file of
+/// a .tar.gz or .zip archive, under the same rules as a context (links,
+/// devices and unsafe paths refused, the size caps applied). Used for
+/// archives other than docker contexts too (an uploaded template folder).
+pub fn each_file(file: &mut File, format: ArchiveFormat, visit: &mut dyn FnMut(&str, &mut dyn Read) -> Result<(), String>) -> Result<(), String> {
+    walk(file, format, &mut |path, kind, reader| match kind {
+        Kind::File => visit(path, reader),
+        Kind::Dir => Ok(()),
+    })
+    .map(|_| ())
+}
+
 /// Checks a context without writing anything.
 pub fn inspect(file: &mut File) -> Result<ContextReport, String> {
     let format = sniff(file)

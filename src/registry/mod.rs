@@ -9,6 +9,7 @@ pub mod access;
 mod auth;
 mod bundles;
 pub mod conversions;
+pub mod custom_templates;
 pub mod datasets;
 pub mod dependency_builds;
 pub mod envbuild;

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_compute.sql"),
     include_str!("../../migrations/0003_conversions.sql"),
     include_str!("../../migrations/0004_repositories.sql"),
+    include_str!("../../migrations/0005_templates.sql"),
     include_str!("../../migrations/0006_insights.sql"),
 ];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
@@ -121,6 +122,38 @@ mod tests {
             .unwrap();
         assert_eq!(tables, 4);
         conn.prepare("SELECT token FROM remote_repositories").expect("migration 0004 made remote_repositories");
+    }
+
+    /// gc keeps what `blob_references` lists: every column that references
+    /// a blob must be in it, however many migrations redefined the view.
+    #[test]
+    fn every_blob_column_is_in_blob_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("modelreg.db")).unwrap();
+        let view: String = conn.query_row("SELECT sql FROM sqlite_master WHERE name = 'blob_references'", [], |r| r.get(0)).unwrap();
+        let view = view.split_whitespace().collect::<Vec<_>>().join(" ");
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut columns = Vec::new();
+        for table in tables {
+            let mut stmt = conn.prepare(&format!("PRAGMA foreign_key_list({table})")).unwrap();
+            let refs = stmt.query_map([], |r| Ok((r.get::<_, String>(2)?, r.get::<_, String>(3)?))).unwrap();
+            for r in refs {
+                let (target, from) = r.unwrap();
+                if target == "blobs" {
+                    columns.push((table.clone(), from));
+                }
+            }
+        }
+        assert!(columns.len() >= 6, "{columns:?}");
+        for (table, column) in columns {
+            assert!(view.contains(&format!("SELECT {column} FROM {table}")), "blob_references misses {table}.{column}: {view}");
+        }
     }
 
     #[test]

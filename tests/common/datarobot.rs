@@ -280,3 +280,25 @@ pub fn other_team_key(s: &Server) -> String {
     user_key(s, "carol", Some("others"))
 }
 
+
+/// The four checks every test reports (the client requires them).
+pub const SEED_CHECKS: [&str; 4] = ["errorCheck", "longRunningService", "nullValueImputation", "sideEffects"];
+
+/// Polls a version's dependency build until it is terminal.
+pub fn wait_dependency_build(s: &Server, model: &str, version: &str) -> Value {
+    let path = format!("{API}/customModels/{model}/versions/{version}/dependencyBuild/");
+    poll("the dependency build", RUN_DEADLINE, || {
+        let build = ok(&s.get(&path), 200);
+        match build["buildStatus"].as_str() {
+            Some("success" | "failed") => Ok(build),
+            _ => Err(build.to_string()),
+        }
+    })
+}
+
+pub fn dependency_build_log(s: &Server, model: &str, version: &str) -> String {
+    let r = s.get(&format!("{API}/customModels/{model}/versions/{version}/dependencyBuildLog/"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.header("Content-Type").unwrap().starts_with("text/plain"));
+    String::from_utf8(r.body).unwrap()
+}

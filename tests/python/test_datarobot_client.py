@@ -25,6 +25,16 @@ def write(path, data):
         f.write(data)
 
 
+def fails_with(status, what, call, *args):
+    """Calls `call(*args)`, which must raise the client's error for `status`."""
+    try:
+        call(*args)
+    except dr.errors.ClientError as e:
+        assert e.status_code == status, (what, e.status_code, e)
+        return
+    raise AssertionError(what)
+
+
 def main():
     dr.Client(endpoint=URL + "/api/v2", token=TOKEN)
     tmp = tempfile.mkdtemp(prefix="modelreg-dr-")
@@ -122,16 +132,13 @@ def run(tmp):
     assert env_access[0].role == "OWNER"
     copy.delete()
     binary.delete()
-    try:
-        dr.CustomInferenceModel.get(copy.id)
-        raise AssertionError("deleted model still readable")
-    except dr.errors.ClientError as e:
-        assert e.status_code == 404
+    fails_with(404, "deleted model still readable", dr.CustomInferenceModel.get, copy.id)
     env_version.refresh()
     run_datasets(tmp)
     run_compute(tmp, env)
     run_feature_impact(tmp, env)
     run_conversions(tmp, env)
+    run_templates(tmp)
 
 
 HOUSES = (
@@ -164,11 +171,7 @@ def run_datasets(tmp):
     tagged.modify(name="Houses")
     assert dr.Dataset.get(tagged.id).name == "Houses"
     dr.Dataset.delete(tagged.id)
-    try:
-        dr.Dataset.get(tagged.id)
-        raise AssertionError("deleted dataset still readable")
-    except dr.errors.ClientError as e:
-        assert e.status_code == 404
+    fails_with(404, "deleted dataset still readable", dr.Dataset.get, tagged.id)
 
     # Training data on the model (a deprecated call: it warns).
     model = dr.CustomInferenceModel.create(
@@ -253,11 +256,7 @@ def run_compute(tmp, env):
     slow_test.cancel()
     slow_test.refresh()
     assert slow_test.overall_status == "canceled", slow_test.overall_status
-    try:
-        slow_test.cancel()
-        raise AssertionError("a finished test was cancelled twice")
-    except dr.errors.ClientError as e:
-        assert e.status_code == 409
+    fails_with(409, "a finished test was cancelled twice", slow_test.cancel)
 
     # A version with a requirements.txt: build its dependencies, then test it.
     folder = os.path.join(tmp, "doubler")
@@ -364,6 +363,67 @@ def run_conversions(tmp, env):
         raise AssertionError("a SAS program was accepted")
     except dr.errors.ClientError as e:
         assert e.status_code == 422 and "no SAS compiler" in str(e), e
+def run_templates(tmp):
+    """Custom templates: the built-ins, and one of the team's own made,
+    updated and deleted with the client's own calls."""
+    from datarobot.models.custom_templates import DefaultEnvironment, TemplateMetadata
+
+    builtins = dr.CustomTemplate.list()
+    ids = [t.id for t in builtins]
+    assert {"python3-regression", "python3-binary", "python3-unstructured-echo", "python3-sklearn-regression"} <= set(ids), ids
+    assert [t.id for t in dr.CustomTemplate.list(template_sub_type="Binary")] == ["python3-binary"]
+    assert [t.id for t in dr.CustomTemplate.list(search="scikit", offset=0, limit=10)] == ["python3-sklearn-regression"]
+    ordered = dr.CustomTemplate.list(order_by=dr.enums.ListCustomTemplatesSortQueryParams.NAME_ASCENDING)
+    assert [t.name for t in ordered] == sorted((t.name for t in ordered), key=str.lower)
+    regression = dr.CustomTemplate.get("python3-regression")
+    assert regression.template_type == "customModel" and regression.enabled
+    assert regression.default_environment["environment_id"] == "modelreg-python"
+    assert b"def score(" in regression.download_content(filename="custom.py")
+
+    # A team template from a folder: the client zips it.
+    env = dr.ExecutionEnvironment.list(search_for="Python")[0]
+    env_version = dr.ExecutionEnvironmentVersion.list(env.id)[0]
+    folder = os.path.join(tmp, "template")
+    write(os.path.join(folder, "custom.py"), b"def load_model(code_dir):\n    return 1\n")
+    write(os.path.join(folder, "src", "helpers.py"), b"X = 1\n")
+    metadata = TemplateMetadata(
+        readme="# Ours", tags=["ours"],
+        template_type_specific_resources={"targetType": "Regression", "targetName": "y"},
+    )
+    created = dr.CustomTemplate.create(
+        name="Ours", description="a team template", template_type="customModel", template_sub_type="Regression",
+        template_metadata=metadata,
+        default_environment=DefaultEnvironment(environment_id=env.id, environment_version_id=env_version.id),
+        file=folder, enabled=True,
+    )
+    assert created.name == "Ours" and created.template_metadata["tags"] == ["ours"], created.template_metadata
+    assert created.default_environment["environment_version_id"] == env_version.id
+    assert sorted(i["name"] for i in created.items) == ["custom.py", "src/helpers.py"], created.items
+    assert created.id in [t.id for t in dr.CustomTemplate.list(tag="ours")]
+
+    created.update(name="Ours, renamed", description="renamed")
+    again = dr.CustomTemplate.get(created.id)
+    assert (again.name, again.description) == ("Ours, renamed", "renamed")
+    replacement = os.path.join(tmp, "template2")
+    write(os.path.join(replacement, "custom.py"), b"def load_model(code_dir):\n    return 2\n")
+    again.update(file=replacement)
+    assert [i["name"] for i in again.items] == ["custom.py"], again.items
+    assert b"return 2" in again.download_content(filename="custom.py")
+
+    # A model from it (the route client 3.20 has no method for), then delete.
+    made = dr.client.get_client().post(
+        "customModels/fromModelTemplate/",
+        data={"templateId": created.id, "resourceBundleId": "cpu.small", "secretConfigId": "none"},
+    ).json()
+    model = dr.CustomInferenceModel.get(made["customModelId"])
+    assert model.name == "Ours, renamed" and model.target_name == "y"
+    assert model.latest_version.id == made["customModelVersionId"]
+    assert model.latest_version.base_environment_version_id == env_version.id
+    model.delete()
+
+    again.delete()
+    fails_with(404, "a deleted template is still readable", dr.CustomTemplate.get, created.id)
+    fails_with(403, "a built-in template was deleted", regression.delete)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ pub(crate) mod insights;
 pub(crate) mod model_tests;
 pub(crate) mod models;
 pub(crate) mod repositories;
+pub(crate) mod templates;
 pub(crate) mod training;
 pub(crate) mod versions;
 
@@ -43,6 +44,7 @@ pub fn routes(router: &mut Router) {
     dependencies::routes(router);
     insights::routes(router);
     conversions::routes(router);
+    templates::routes(router);
 }
 
 /// The absolute URL of a job's status (the 202 Location every async

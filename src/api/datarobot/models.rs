@@ -18,7 +18,7 @@ pub fn routes(router: &mut Router) {
     router.add(d, "GET", "/api/v2/customModels/", list);
     router.add(d, "POST", "/api/v2/customModels/", create);
     router.add(d, "POST", "/api/v2/customModels/fromCustomModel/", copy);
-    router.add(d, "POST", "/api/v2/customModels/fromModelTemplate/", from_template);
+    router.add(d, "POST", "/api/v2/customModels/fromModelTemplate/", super::templates::from_template);
     router.add(d, "GET", "/api/v2/customModelLimits/", limits);
     router.add(d, "GET", "/api/v2/customModels/{id}/", get);
     router.add(d, "PATCH", "/api/v2/customModels/{id}/", update);
@@ -266,21 +266,6 @@ fn copy(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     Ok(Response::json(201, &render_model(ctx.registry, &who, &copy)?))
 }
 
-/// modelreg has no template catalogue, so no template id can be honoured:
-/// a clear 422 (the seed's "Invalid template data"), never a fake model.
-fn from_template(_: &Ctx, req: &mut Request) -> Result<Response> {
-    let body = req.json_object()?;
-    for field in ["templateId", "resourceBundleId", "secretConfigId"] {
-        if opt_str(&body, field, 1000)?.is_none() {
-            return Err(Error::invalid(field, "is required"));
-        }
-    }
-    Err(Error::Unprocessable {
-        message: "Invalid template data: modelreg has no model template catalogue, so no template can be instantiated".into(),
-        details: json!({"errors": {"templateId": "unknown template"}}),
-    })
-}
-
 fn limits(_: &Ctx, _: &mut Request) -> Result<Response> {
     Ok(Response::json(
         200,
@@ -354,7 +339,8 @@ pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) 
         "classLabels": if multiclass { attr("classLabels") } else { Value::Null },
         "deploymentsCount": 0,
         "latestVersion": latest.as_ref().map(|v| render_version(v, true)),
-        "template": null,
+        // Set by fromModelTemplate (`{templateId, modelType}`); null otherwise.
+        "template": attr("template"),
         "networkEgressPolicy": attr("networkEgressPolicy"),
         "maximumMemory": attr("maximumMemory"),
         "desiredMemory": attr("desiredMemory"),

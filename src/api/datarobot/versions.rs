@@ -134,7 +134,7 @@ pub(crate) struct Upload {
 /// pulled from (`render_version` shows it on the file's item).
 pub(crate) const REPOSITORY_FILES: &str = "repositoryFiles";
 
-fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
+pub(crate) fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
     let mut upload = Upload::default();
     if !req.is_multipart() {
         // A body-less PATCH (no files, nothing to delete) is legal.
