@@ -150,6 +150,35 @@ pub fn pull(
     Ok(Pulled { git_ref, commit, files, guard })
 }
 
+/// How long the POST's probe may wait for the remote.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Asks the remote, within `PROBE_TIMEOUT`, whether it can be reached and
+/// names `git_ref` (a branch or tag; a commit sha is known only once
+/// fetched, so for one only the reachability is asked). The POST of
+/// `fromRepository/` uses it, so that these two mistakes are a 422 at once
+/// rather than a failed job.
+pub fn probe(registry: &Registry, source: &Source, git_ref: Option<&str>) -> Result<(), String> {
+    let root = registry.data_dir().join("repositories");
+    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let (log, never) = (|_: &str| {}, || None);
+    let mut git = Git::new(&root, source, &log, &never)?;
+    git.timeout = git.timeout.min(PROBE_TIMEOUT);
+    {
+        let _lock = lock(&root.join(format!("{}.lock", source.id)))?;
+        git.ensure_cache()?;
+    }
+    let is_sha = |r: &str| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit());
+    let pattern = git_ref.filter(|r| !is_sha(r)).unwrap_or("HEAD");
+    let listing = git.run(&["ls-remote", "--", source.location, pattern], &mut read_text).map_err(|f| git.unreachable(&f))?;
+    match git_ref {
+        Some(r) if pattern == r && listing.trim().is_empty() => {
+            Err(format!("ref {r} does not exist in repository {} ({})", source.name, source.location))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Where each selected entry goes in the version: a file named by a
 /// sourcePath to its base name, a folder's files relative to the folder,
 /// the whole tree as it is. Links and submodules are skipped (and logged);

@@ -209,6 +209,13 @@ fn pull(s: &Server, method: &str, model: &str, body: Value) -> Pulled {
     wait(s, &status_id(&reply))
 }
 
+/// A pull refused at its POST (422): the message.
+fn refused(s: &Server, model: &str, body: Value) -> String {
+    let reply = s.send_json("POST", &pull_path(model), &body);
+    assert_eq!(reply.status, 422, "{}", String::from_utf8_lossy(&reply.body));
+    reply.json()["message"].as_str().unwrap().to_string()
+}
+
 fn wait(s: &Server, status: &str) -> Pulled {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -394,7 +401,8 @@ fn failed_pulls_say_why_and_leave_no_version() {
         body
     };
 
-    let e = pull(&s, "POST", &m, with(json!({"ref": "no-such-branch"}))).error();
+    // A branch or tag the remote does not name is refused at the POST.
+    let e = refused(&s, &m, with(json!({"ref": "no-such-branch"})));
     assert!(e.contains("ref no-such-branch does not exist in repository project"), "{e}");
     let e = pull(&s, "POST", &m, with(json!({"ref": "0123456789abcdef0123456789abcdef01234567"}))).error();
     assert!(e.contains("commit 0123456789abcdef0123456789abcdef01234567 does not exist"), "{e}");
@@ -427,12 +435,12 @@ fn failed_pulls_say_why_and_leave_no_version() {
     let plain = root.path().join("plain");
     std::fs::create_dir_all(&plain).unwrap();
     let not_git = register_local(&s, "plain", &plain);
-    let e = pull(&s, "POST", &m, json!({"repositoryId": not_git, "ref": "main", "baseEnvironmentId": env})).error();
+    let e = refused(&s, &m, json!({"repositoryId": not_git, "ref": "main", "baseEnvironmentId": env}));
     assert!(e.contains("repository plain") && e.contains("cannot be reached") && e.contains("does not appear to be a git repository"), "{e}");
     let gone = make_repo(root.path(), "gone");
     let gone_id = register_local(&s, "gone", &gone.dir);
     std::fs::remove_dir_all(&gone.dir).unwrap();
-    let e = pull(&s, "POST", &m, json!({"repositoryId": gone_id, "baseEnvironmentId": env})).error();
+    let e = refused(&s, &m, json!({"repositoryId": gone_id, "baseEnvironmentId": env}));
     assert!(e.contains("repository gone cannot be reached"), "{e}");
     // A link out of the allowed folder is refused when pulled.
     let outside = tempfile::tempdir().unwrap();
@@ -440,7 +448,7 @@ fn failed_pulls_say_why_and_leave_no_version() {
     std::os::unix::fs::symlink(&escaped.dir, root.path().join("sneaky")).unwrap();
     let sneaky = register_local(&s, "sneaky", &root.path().join("sneaky-later"));
     std::fs::rename(root.path().join("sneaky"), root.path().join("sneaky-later")).unwrap();
-    let e = pull(&s, "POST", &m, json!({"repositoryId": sneaky, "baseEnvironmentId": env})).error();
+    let e = refused(&s, &m, json!({"repositoryId": sneaky, "baseEnvironmentId": env}));
     assert!(e.contains("is not under a folder this server allows"), "{e}");
 
     assert_eq!(version_count(&s, &m), 0, "no failed pull made a version");
@@ -578,14 +586,10 @@ fn tokens_are_stored_and_never_shown() {
     let patched = ok(&s.send_json("PATCH", &path, &json!({"description": "still private"})), 200);
     assert_eq!(patched["hasToken"], true, "a PATCH without token keeps it");
     seen.push(patched.to_string());
-    let reply = s.send_json("POST", &pull_path(&m), &json!({"repositoryId": rid, "ref": "main", "baseEnvironmentId": env}));
-    let status = status_id(&reply);
-    seen.push(String::from_utf8_lossy(&reply.body).into_owned());
-    let e = wait(&s, &status).error();
+    // Unreachable: refused at the POST, which asked the remote with the token.
+    let e = refused(&s, &m, json!({"repositoryId": rid, "ref": "main", "baseEnvironmentId": env}));
     assert!(e.contains("repository private (https://127.0.0.1:9/org/private.git) cannot be reached"), "{e}");
     seen.push(e);
-    seen.push(String::from_utf8_lossy(&s.get_unfollowed(&format!("{API}/status/{status}/")).body).into_owned());
-    seen.push(job_log(&s, &status));
     for args in [vec!["--json", "repositories", "show", &rid], vec!["--json", "repositories", "list"]] {
         for out in [s.cli(&args), s.cli_remote(&args)] {
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

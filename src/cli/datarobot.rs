@@ -827,9 +827,10 @@ fn version_from_repository(target: &Target, model: &str, body: Value, from_previ
     let body = body.as_object().cloned().unwrap_or_default();
     match target {
         Target::Local { registry, who } => {
-            let job = repo_api::start_pull(registry, who, model, &body, from_previous)?;
+            let options = crate::http::ServerOptions::offline(registry.data_dir(), None);
+            let job = repo_api::start_pull(registry, &options, who, model, &body, from_previous)?;
             let subject = job.subject_id.clone().unwrap_or_default();
-            crate::jobs::run_jobs_about(registry, &crate::http::ServerOptions::offline(registry.data_dir(), None), &subject)?;
+            crate::jobs::run_jobs_about(registry, &options, &subject)?;
             let job = registry.get_job(who, &job.id)?;
             let version_id = match (job.state, job.result.as_ref().and_then(|r| r["versionId"].as_str())) {
                 (crate::registry::JobState::Succeeded, Some(id)) => id.to_string(),

@@ -150,7 +150,7 @@ fn pull(ctx: &Ctx, req: &mut Request, from_previous: bool) -> Result<Response> {
     let id = req.param("id").to_string();
     ctx.registry.require(&who, EntityKind::Model, &id, Access::Write).map_err(hide_forbidden)?;
     let body = req.json_object()?;
-    let job = start_pull(ctx.registry, &who, &id, &body, from_previous)?;
+    let job = start_pull(ctx.registry, ctx.options, &who, &id, &body, from_previous)?;
     crate::jobs::wake();
     wait_briefly(ctx.registry, &who, &job.id)?;
     Ok(Response::json(202, &json!({"statusId": job.id})).with_header("Location", status_location(req, &job.id)))
@@ -164,7 +164,14 @@ const MAX_SOURCE_PATHS: usize = 100;
 /// unknown repository (another team's included), a ref or sourcePath that
 /// is not a plain name, the base environment. Shared with the CLI, which
 /// then runs the job itself (its subject is a fresh id, so only this job).
-pub(crate) fn start_pull(registry: &Registry, who: &Principal, model_id: &str, body: &Map<String, Value>, from_previous: bool) -> Result<Job> {
+pub(crate) fn start_pull(
+    registry: &Registry,
+    options: &ServerOptions,
+    who: &Principal,
+    model_id: &str,
+    body: &Map<String, Value>,
+    from_previous: bool,
+) -> Result<Job> {
     registry.require(who, EntityKind::Model, model_id, Access::Write).map_err(hide_forbidden)?;
     let repository_id = opt_str(body, "repositoryId", 100)?.filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid("repositoryId", "is required"))?;
     let repository = registry.get_repository(who, &repository_id).map_err(|e| match e {
@@ -203,6 +210,11 @@ pub(crate) fn start_pull(registry: &Registry, who: &Principal, model_id: &str, b
     }
     let latest = registry.latest_version(who, model_id)?;
     resolve_environment(registry, who, &fields, latest.as_ref(), from_previous)?;
+    // An unreachable repository, or a branch or tag it does not have.
+    let token = registry.repository_token(who, &repository.id)?;
+    let location = fetch_location(&repository, &options.git_paths).map_err(|e| Error::invalid("repositoryId", e))?;
+    crate::git::probe(registry, &source_of(&repository, &location, token.as_deref()), git_ref.as_deref())
+        .map_err(|e| Error::invalid(if git_ref.is_some() { "ref" } else { "repositoryId" }, e))?;
     let input = json!({
         "modelId": model_id,
         "userId": who.user_id,
@@ -255,13 +267,7 @@ fn pull_and_commit(
     let location = fetch_location(&repository, &options.git_paths)?;
     let source_paths: Vec<String> = input["sourcePaths"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
     let git_ref = input["ref"].as_str();
-    let source = crate::git::Source {
-        id: &repository.id,
-        name: &repository.name,
-        location: &location,
-        local: repository.source_type == SourceType::Git,
-        credentials: token.as_deref().map(|t| (repository.source_type.token_username(), t)),
-    };
+    let source = source_of(&repository, &location, token.as_deref());
     // The offline CLI has no upload limit (0).
     let max_bytes = Some(options.upload_limit).filter(|l| *l > 0);
     let selection = crate::git::Selection { git_ref, paths: &source_paths, max_bytes };
@@ -284,6 +290,17 @@ fn pull_and_commit(
     let version = commit_version(registry, who, model_id, upload, from_previous).map_err(|e| describe(&e))?;
     drop(guard);
     Ok(version.id)
+}
+
+/// Where git pulls a registered repository from.
+fn source_of<'a>(repository: &'a Repository, location: &'a str, token: Option<&'a str>) -> crate::git::Source<'a> {
+    crate::git::Source {
+        id: &repository.id,
+        name: &repository.name,
+        location,
+        local: repository.source_type == SourceType::Git,
+        credentials: token.map(|t| (repository.source_type.token_username(), t)),
+    }
 }
 
 /// An error as one line, with the details a 422 would carry in its body
