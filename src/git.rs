@@ -331,11 +331,7 @@ impl<'a> Git<'a> {
             Some(_) => Some(askpass(root)?),
             None => None,
         };
-        let timeout = std::env::var("MODELREG_GIT_TIMEOUT_SECS")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .map(Duration::from_secs)
-            .unwrap_or(GIT_TIMEOUT);
+        let timeout = crate::process::timeout_from_env("MODELREG_GIT_TIMEOUT_SECS", GIT_TIMEOUT);
         Ok(Git {
             root: root.to_path_buf(),
             cache: root.join(format!("{}.git", source.id)),

@@ -143,6 +143,12 @@ pub fn kill_all() {
     }
 }
 
+/// A deadline an operator may override with an environment variable that
+/// holds seconds (tests and slow hosts use them); `default` otherwise.
+pub fn timeout_from_env(name: &str, default: Duration) -> Duration {
+    std::env::var(name).ok().and_then(|s| s.trim().parse().ok()).map(Duration::from_secs).unwrap_or(default)
+}
+
 /// Why a supervised command did not run to its end.
 #[derive(Debug)]
 pub enum Stopped {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::jobs::{seconds_from_env, Settings};
+use super::jobs::Settings;
 use crate::process::{self, Stopped};
 use crate::registry::conversions::Conversion;
 use crate::registry::jobs::JobLog;
@@ -240,7 +240,7 @@ fn compile_and_package(
     log: &mut dyn FnMut(&str),
     should_stop: &mut dyn FnMut() -> Option<String>,
 ) -> Result<PathBuf, String> {
-    let deadline = Instant::now() + seconds_from_env("MODELREG_CONVERSION_TIMEOUT_SECS", CONVERSION_TIMEOUT);
+    let deadline = Instant::now() + crate::process::timeout_from_env("MODELREG_CONVERSION_TIMEOUT_SECS", CONVERSION_TIMEOUT);
     let jdk = locate_jdk()?;
     let who = registry.principal_of(&conversion.created_by).map_err(|e| e.message())?;
     let version = registry.get_version_by_id(&who, &conversion.model_id, &conversion.version_id).map_err(|e| e.message())?;

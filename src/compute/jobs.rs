@@ -31,10 +31,6 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// overrides.
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub(crate) fn seconds_from_env(name: &str, default: Duration) -> Duration {
-    std::env::var(name).ok().and_then(|s| s.trim().parse().ok()).map(Duration::from_secs).unwrap_or(default)
-}
-
 /// What a job needs to know about the server it runs in.
 pub struct Settings<'a> {
     pub data_dir: &'a Path,
@@ -133,7 +129,7 @@ fn build_dependency_image(
     log(&format!("Dependencies: {builder} build -t {tag} (FROM {image}, pip install {})", lines.join(" ")));
     let mut command = std::process::Command::new(builder);
     command.args(["build", "-t", tag]).arg(&context);
-    let timeout = seconds_from_env("MODELREG_BUILD_TIMEOUT_SECS", crate::registry::envbuild::BUILD_TIMEOUT);
+    let timeout = crate::registry::envbuild::build_timeout();
     match crate::process::run_logged(command, timeout, log, should_stop).map_err(|e| format!("cannot run {builder}: {e}"))? {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("{builder} build of the dependency image failed ({status}); its output is in the log above")),
@@ -302,7 +298,7 @@ fn hidden_columns(model: &Model) -> Vec<String> {
 }
 
 fn start_timeout() -> Duration {
-    seconds_from_env("MODELREG_DRUM_START_TIMEOUT_SECS", START_TIMEOUT)
+    crate::process::timeout_from_env("MODELREG_DRUM_START_TIMEOUT_SECS", START_TIMEOUT)
 }
 
 /// Starts a version's model server for a job: the runner chosen (its
@@ -395,7 +391,7 @@ fn supervise<T: Send>(
     work: impl FnOnce(&Watch) -> T + Send,
 ) -> Option<T> {
     let log = |line: &str| job_log.line(line);
-    let deadline = Instant::now() + seconds_from_env("MODELREG_TEST_TIMEOUT_SECS", TEST_TIMEOUT);
+    let deadline = Instant::now() + crate::process::timeout_from_env("MODELREG_TEST_TIMEOUT_SECS", TEST_TIMEOUT);
     let stopped = AtomicBool::new(false);
     let why_down: Mutex<Option<String>> = Mutex::new(None);
     let endpoint = server.endpoint();

@@ -28,12 +28,10 @@ const MAX_DOCKERFILE_BYTES: u64 = 1024 * 1024;
 /// fails. `MODELREG_BUILD_TIMEOUT_SECS` overrides it (tests, slow hosts).
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-fn build_timeout() -> Duration {
-    std::env::var("MODELREG_BUILD_TIMEOUT_SECS")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(BUILD_TIMEOUT)
+/// `BUILD_TIMEOUT`, or `MODELREG_BUILD_TIMEOUT_SECS`: every build (images,
+/// dependencies) has this deadline.
+pub fn build_timeout() -> Duration {
+    crate::process::timeout_from_env("MODELREG_BUILD_TIMEOUT_SECS", BUILD_TIMEOUT)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

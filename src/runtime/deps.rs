@@ -11,16 +11,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::Runtime;
 use crate::process::Stopped;
-
-/// How long a dependency install may run. `MODELREG_BUILD_TIMEOUT_SECS`
-/// overrides it, as for environment builds.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 const READY_FILE: &str = "modelreg-environment.json";
 
@@ -142,12 +137,8 @@ fn install_into(
     let mut pip = Command::new(&python);
     pip.args(["-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off", "-r"])
         .arg(&requirements);
-    let timeout = std::env::var("MODELREG_BUILD_TIMEOUT_SECS")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(BUILD_TIMEOUT);
-    match crate::process::run_logged(pip, timeout, log, should_stop).map_err(|e| format!("cannot run pip: {e}"))? {
+    // The deadline of every build (`MODELREG_BUILD_TIMEOUT_SECS` overrides it).
+    match crate::process::run_logged(pip, crate::registry::envbuild::build_timeout(), log, should_stop).map_err(|e| format!("cannot run pip: {e}"))? {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("pip install failed ({status}); its error is in the log above")),
         Err(Stopped::Asked(reason)) => Err(reason),
