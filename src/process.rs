@@ -48,6 +48,9 @@ pub struct Supervised {
     child: Child,
     pgid: i32,
     lines: Option<Receiver<String>>,
+    /// The group was killed and the child reaped: the group's number may
+    /// belong to someone else now, so it is never signalled again.
+    killed: bool,
 }
 
 /// Starts `command` in a new process group that dies with this thread. Its
@@ -98,7 +101,7 @@ fn spawn_with(mut command: Command, stdout_lines: bool) -> std::io::Result<Super
         }
         rx
     });
-    Ok(Supervised { child, pgid, lines })
+    Ok(Supervised { child, pgid, lines, killed: false })
 }
 
 impl Supervised {
@@ -115,8 +118,13 @@ impl Supervised {
         self.child.try_wait()
     }
 
-    /// Kills the whole group and reaps the child.
+    /// Kills the whole group and reaps the child, once; later calls (a
+    /// drop after an explicit kill) do nothing.
     pub fn kill(&mut self) {
+        if self.killed {
+            return;
+        }
+        self.killed = true;
         // SAFETY: a plain kill(2) of a group we created.
         unsafe {
             libc::kill(-self.pgid, libc::SIGKILL);

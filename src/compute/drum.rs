@@ -343,7 +343,9 @@ impl Server {
         }
     }
 
-    pub fn stop(self) {}
+    pub fn stop(mut self) {
+        self.kill();
+    }
 }
 
 impl Drop for Server {

@@ -35,7 +35,8 @@ impl InsightKind {
         }
     }
 
-    fn describe(self) -> &'static str {
+    /// In words, for messages.
+    pub fn describe(self) -> &'static str {
         match self {
             InsightKind::FeatureImpact => "feature impact",
             InsightKind::PredictionExplanations => "prediction explanations initialization",

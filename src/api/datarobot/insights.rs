@@ -132,7 +132,7 @@ pub(crate) fn start_insight(
         return Err(Error::unprocessable(format!(
             "custom model {model} is {} and not valid for {}: it needs a Regression, Binary or Multiclass target",
             if target.is_empty() { "untyped" } else { target },
-            kind_name(kind)
+            kind.describe()
         )));
     }
     let (dataset, _) = registry.training_dataset_for(who, model, version)?.ok_or_else(|| {
@@ -142,13 +142,6 @@ pub(crate) fn start_insight(
     crate::compute::available(options).map_err(Error::unprocessable)?;
     let (_, job) = registry.start_insight(who, model, version, kind, json!({"rowCount": row_count}))?;
     Ok(job)
-}
-
-fn kind_name(kind: InsightKind) -> &'static str {
-    match kind {
-        InsightKind::FeatureImpact => "feature impact",
-        InsightKind::PredictionExplanations => "prediction explanations",
-    }
 }
 
 /// The version's prediction explanations initialisation, for its GET (a
