@@ -12,7 +12,7 @@ use super::{opt_bool, opt_string, parse_bool, query_bool, query_int};
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{
     machine_type, Assignee, Cursor, Error, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, Model,
-    ModelOrder, ModelQuery, NewMachine, NewModel, NewTemplate, Page, PageRequest, Result, Template, TemplateSource,
+    ModelOrder, ModelQuery, NewMachine, NewModel, NewTemplate, Origin, Page, PageRequest, Result, Template, TemplateSource,
 };
 
 pub static PAPERSPACE: Dialect = Dialect { name: "paperspace", prefix: "/v1/", render_error, trailing_slash_optional: false };
@@ -217,7 +217,7 @@ pub(crate) fn new_model_from_json(body: &Map<String, Value>) -> Result<NewModel>
         }
         attrs.insert("modelType".into(), json!(kind));
     }
-    Ok(NewModel { name, description, attrs })
+    Ok(NewModel { name, description, attrs, origin: Origin::Paperspace })
 }
 
 fn create_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {

@@ -28,7 +28,7 @@ impl Registry {
         let copy = self.insert_model(
             &tx,
             who,
-            NewModel { name: source.name, description: source.description, attrs: source.attrs },
+            NewModel { name: source.name, description: source.description, attrs: source.attrs, origin: source.origin },
         )?;
         for v in versions {
             let files = v

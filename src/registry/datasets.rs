@@ -549,7 +549,7 @@ mod tests {
 
         let mut attrs = Attrs::new();
         attrs.insert("targetName".into(), json!("price"));
-        let model = registry.create_model(&who, super::super::NewModel { name: "m".into(), description: None, attrs }).unwrap();
+        let model = registry.create_model(&who, super::super::NewModel { name: "m".into(), description: None, attrs, origin: super::super::Origin::DataRobot }).unwrap();
         let version = registry.create_version(&who, &model.id, Default::default()).unwrap();
         assert_eq!(registry.training_dataset_for(&who, &model.id, &version.id).unwrap(), None);
         let data = TrainingDataRef { dataset_id: dataset.id.clone(), partition_column: Some("fold".into()), ..Default::default() };

@@ -40,7 +40,7 @@ pub use machines::{
     machine_type, Assignee, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, NewMachine,
     NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
-pub use models::{validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Version};
+pub use models::{validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Origin, Version};
 pub use page::{Cursor, Page, PageRequest};
 
 pub struct Registry {

@@ -24,6 +24,7 @@ pub struct Model {
     pub created_at: String,
     pub modified_at: String,
     pub attrs: Attrs,
+    pub origin: Origin,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -31,6 +32,33 @@ pub struct NewModel {
     pub name: String,
     pub description: Option<String>,
     pub attrs: Attrs,
+    pub origin: Origin,
+}
+
+/// The front door a model was made through. Each dialect renders models
+/// made through the others with defaults of its own (ARCHITECTURE.md,
+/// "One registry, three doors"). The CLI's `models` commands are the
+/// Octomil door.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    #[default]
+    Octomil,
+    DataRobot,
+    Paperspace,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Octomil => "octomil",
+            Origin::DataRobot => "datarobot",
+            Origin::Paperspace => "paperspace",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Origin> {
+        [Origin::Octomil, Origin::DataRobot, Origin::Paperspace].into_iter().find(|o| o.as_str() == s)
+    }
 }
 
 /// A partial update: `None` leaves a field as it is.
@@ -140,7 +168,7 @@ pub struct NewVersion {
     pub files: Vec<NewFile>,
 }
 
-const MODEL_COLUMNS: &str = "id, team_id, name, description, created_by, created_at, modified_at, attrs";
+const MODEL_COLUMNS: &str = "id, team_id, name, description, created_by, created_at, modified_at, attrs, origin";
 
 fn model_from_row(r: &rusqlite::Row) -> rusqlite::Result<Model> {
     Ok(Model {
@@ -152,6 +180,8 @@ fn model_from_row(r: &rusqlite::Row) -> rusqlite::Result<Model> {
         created_at: r.get(5)?,
         modified_at: r.get(6)?,
         attrs: parse_attrs(&r.get::<_, String>(7)?)?,
+        // The column's CHECK admits only what `Origin::parse` knows.
+        origin: Origin::parse(&r.get::<_, String>(8)?).unwrap_or_default(),
     })
 }
 
@@ -241,9 +271,10 @@ impl Registry {
             created_at: at.clone(),
             modified_at: at,
             attrs: new.attrs,
+            origin: new.origin,
         };
         conn.execute(
-            &format!("INSERT INTO models ({MODEL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            &format!("INSERT INTO models ({MODEL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
             params![
                 model.id,
                 model.team_id,
@@ -252,7 +283,8 @@ impl Registry {
                 model.created_by,
                 model.created_at,
                 model.modified_at,
-                Value::Object(model.attrs.clone()).to_string()
+                Value::Object(model.attrs.clone()).to_string(),
+                model.origin.as_str()
             ],
         )?;
         Ok(model)

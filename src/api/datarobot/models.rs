@@ -11,7 +11,7 @@ use super::versions::{render_version, zip_response};
 use super::{access_changes, access_list, opt_bool_or_text, opt_int_or_text, opt_str, opt_string_list, page_body, paging, query_bool};
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
-use crate::registry::{Error, Model, ModelOrder, ModelPatch, ModelQuery, NewModel, PageRequest, Principal, Registry, Result};
+use crate::registry::{Error, Model, ModelOrder, ModelPatch, ModelQuery, NewModel, Origin, PageRequest, Principal, Registry, Result};
 
 pub fn routes(router: &mut Router) {
     let d = &super::DATAROBOT;
@@ -128,7 +128,7 @@ pub(crate) fn new_model(body: &Map<String, Value>) -> Result<NewModel> {
     set(&mut attrs, "userProvidedId", opt_str(body, "userProvidedId", 100)?.map(Value::from));
     set(&mut attrs, "playgroundId", opt_str(body, "playgroundId", 100)?.map(Value::from));
     let description = opt_str(body, "description", 10_000)?;
-    Ok(NewModel { name, description, attrs })
+    Ok(NewModel { name, description, attrs, origin: Origin::DataRobot })
 }
 
 fn set(attrs: &mut Map<String, Value>, key: &str, value: Option<Value>) {

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::{is_uuid, opt_bool, opt_number, opt_string, query_bool, query_int};
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
 use crate::registry::{
-    Digest, Error, Model, ModelQuery, NewFile, NewModel, NewVersion, PageRequest, Principal, Registry, Result, Version,
+    Digest, Error, Model, Origin, ModelQuery, NewFile, NewModel, NewVersion, PageRequest, Principal, Registry, Result, Version,
 };
 
 
@@ -142,7 +142,7 @@ pub(crate) fn new_model_from_json(body: &Map<String, Value>) -> Result<NewModel>
     let description = opt_string(body, "description")?;
     check_description(description.as_deref())?;
     let name = opt_string(body, "name")?.unwrap_or_default();
-    Ok(NewModel { name, description, attrs })
+    Ok(NewModel { name, description, attrs, origin: Origin::Octomil })
 }
 
 fn check_description(description: Option<&str>) -> Result<()> {
