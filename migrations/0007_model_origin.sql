@@ -8,3 +8,7 @@ UPDATE models SET origin = CASE
     WHEN json_extract(attrs, '$.isPublic') IS NOT NULL THEN 'paperspace'
     ELSE 'octomil'
 END;
+-- Every model has a name, because DataRobot's and Paperspace's clients
+-- require one: a model created without one (Octomil allows that) is named
+-- `model-` and the last 8 characters of its id, by every door alike.
+UPDATE models SET name = 'model-' || substr(id, -8) WHERE name = '';

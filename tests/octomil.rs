@@ -791,17 +791,30 @@ fn create_rejects_bad_fields_with_400_naming_them() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn invalid_uuids_are_400_naming_model_id() {
+fn unknown_ids_and_names_are_404() {
     let server = Server::start();
-    let paths = [
-        format!("{MODELS}/not-a-uuid"),
-        download_path("not-a-uuid", 1),
-    ];
+    let paths = [format!("{MODELS}/no-such-model"), download_path("no-such-model", 1), format!("{MODELS}/{}", uuid_like())];
     for path in &paths {
-        expect_bad_request(&server.get(path), "model_id");
+        expect_error(&server.get(path), 404, "not_found");
     }
-    let reply = upload(&server, "not-a-uuid", "model.pt", b"x", None, None);
-    expect_bad_request(&reply, "model_id");
+    let reply = upload(&server, "no-such-model", "model.pt", b"x", None, None);
+    expect_error(&reply, 404, "not_found");
+}
+
+fn uuid_like() -> &'static str {
+    "0190f5c2-0000-7000-8000-000000000000"
+}
+
+#[test]
+fn a_models_name_works_wherever_its_id_does() {
+    let server = Server::start();
+    let id = create(&server, json!({"name": "resnet", "framework": "pytorch"}))["id"].as_str().unwrap().to_string();
+    let weights = b"weights by name".to_vec();
+    let reply = upload(&server, "resnet", "model.pt", &weights, None, None);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(reply.json()["model_id"], id.as_str());
+    assert_eq!(server.get(&download_path("resnet", 1)).body, weights);
+    assert_eq!(server.get(&format!("{MODELS}/resnet")).json()["id"], id.as_str());
 }
 
 #[test]
@@ -809,8 +822,12 @@ fn a_version_that_is_not_a_positive_integer_is_400() {
     let server = Server::start();
     let id = new_model(&server, "pytorch");
     upload_ok(&server, &id, "model.pt", b"x");
-    for version in ["latest", "1.5", "0", "-1"] {
+    for version in ["0", "-1"] {
         expect_bad_request(&server.get(&download_path(&id, version)), "version");
+    }
+    // Anything else names a label, which these versions do not have.
+    for version in ["latest", "1.5"] {
+        expect_error(&server.get(&download_path(&id, version)), 404, "not_found");
     }
 }
 
@@ -868,16 +885,27 @@ fn unknown_models_and_versions_are_404() {
 }
 
 #[test]
-fn a_second_model_with_the_same_name_is_409() {
+fn creating_a_name_that_exists_returns_that_model_unless_it_conflicts() {
     let server = Server::start();
-    create(&server, json!({"name": "mnist", "framework": "pytorch"}));
+    let first = create(&server, json!({"name": "mnist", "framework": "pytorch"}));
+    // The Octomil SDK's ensure_model POSTs when the name is not on the
+    // first page of the list: it gets the model that has it.
+    let again = server.post_json(MODELS, &json!({"name": "mnist", "framework": "pytorch", "use_case": "other"}));
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["id"], first["id"]);
     let reply = server.post_json(MODELS, &json!({"name": "mnist", "framework": "tensorflow"}));
     let message = expect_error(&reply, 409, "conflict");
-    assert!(message.contains("mnist"), "{message}");
+    assert!(message.contains("mnist") && message.contains("pytorch"), "{message}");
     assert_eq!(server.get(MODELS).json()["total"], 1);
-    // Unnamed models (the seed's create has no name) never conflict.
-    create(&server, json!({"framework": "pytorch"}));
-    create(&server, json!({"framework": "pytorch"}));
+    // Models created without a name (the seed's create has none) are named
+    // after their ids, so they never collide.
+    let a = create(&server, json!({"framework": "pytorch"}));
+    let b = create(&server, json!({"framework": "pytorch"}));
+    for model in [&a, &b] {
+        let id = model["id"].as_str().unwrap();
+        assert_eq!(model["name"], format!("model-{}", &id[id.len() - 8..]));
+    }
+    assert_ne!(a["name"], b["name"]);
 }
 
 #[test]
@@ -898,7 +926,7 @@ fn concurrent_creates_with_one_name_make_one_model() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), CLIENTS - 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), CLIENTS - 1, "{statuses:?}");
     assert_eq!(server.get(MODELS).json()["total"], 1);
 }
 
@@ -1106,11 +1134,16 @@ fn cli_with_a_wrong_token_fails_unauthorized() {
 }
 
 #[test]
-fn cli_offline_create_refuses_a_duplicate_name_like_the_server() {
+fn cli_create_of_a_taken_name_returns_that_model_like_the_server() {
     let server = Server::start();
-    create(&server, json!({"name": "taken"}));
-    assert_failed(&server.cli(&["models", "create", "--name", "taken"]), "taken");
-    assert_failed(&server.cli_remote(&["models", "create", "--name", "taken"]), "taken");
+    let id = create(&server, json!({"name": "taken", "framework": "sklearn"}))["id"].clone();
+    for out in [server.cli(&["--json", "models", "create", "--name", "taken"]), server.cli_remote(&["--json", "models", "create", "--name", "taken"])] {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(shown["id"], id);
+    }
+    assert_failed(&server.cli(&["models", "create", "--name", "taken", "--framework", "xgboost"]), "taken");
+    assert_failed(&server.cli_remote(&["models", "create", "--name", "taken", "--framework", "xgboost"]), "taken");
     assert_eq!(server.get(MODELS).json()["total"], 1);
 }
 

@@ -152,6 +152,14 @@ struct ServeArgs {
     /// Repeatable; none by default, so team admins can only register https repositories.
     #[arg(long = "allow-git-path", value_name = "DIR")]
     allow_git_paths: Vec<PathBuf>,
+    /// The URL clients reach modelreg at, when it differs from what they send in Host (behind a
+    /// TLS proxy: https://models.example.com). Used for every absolute URL modelreg returns.
+    #[arg(long, env = "MODELREG_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Trust X-Forwarded-Proto, -Host and -For from this proxy address or CIDR block
+    /// (repeatable): absolute URLs follow them, and the access log shows the client behind it.
+    #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    trusted_proxies: Vec<crate::http::forwarded::Cidr>,
 }
 
 pub fn main() -> i32 {
@@ -265,6 +273,10 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         compute_slots: args.compute_slots.max(1),
         python: args.python,
         git_paths: crate::registry::repositories::GitPaths::Under(allowed_git_paths(&args.allow_git_paths)?),
+        proxying: crate::http::forwarded::Proxying {
+            public_url: args.public_url.as_deref().map(crate::http::forwarded::Proxying::parse_public_url).transpose().map_err(|e| Error::invalid("public-url", e))?,
+            trusted: args.trusted_proxies,
+        },
     };
     crate::jobs::start(&options)?;
     crate::http::serve(options, crate::api::router(), |addr| {

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::remote::{Download, Remote};
 use crate::api::octomil;
+use crate::http::request::percent_encode;
 use crate::registry::{Error, Principal, Registry};
 use crate::store::blobs::{copy_hashing, Digest, PutError};
 
@@ -99,7 +100,7 @@ struct Local {
 impl Backend for Local {
     fn create_model(&self, body: Value) -> Result<Value, Error> {
         let body = body.as_object().cloned().unwrap_or_default();
-        let model = self.registry.create_model_with_unique_name(&self.who, octomil::new_model_from_json(&body)?)?;
+        let (model, _) = octomil::create_or_get(&self.registry, &self.who, octomil::new_model_from_json(&body)?)?;
         octomil::model_detail(&self.registry, &self.who, &model.id)
     }
 
@@ -107,28 +108,31 @@ impl Backend for Local {
         octomil::list_body(&self.registry, &self.who, limit, offset, framework, None)
     }
 
-    fn show_model(&self, id: &str) -> Result<Value, Error> {
-        octomil::model_detail(&self.registry, &self.who, id)
+    fn show_model(&self, handle: &str) -> Result<Value, Error> {
+        let model = self.registry.resolve_model(&self.who, handle)?;
+        octomil::model_detail(&self.registry, &self.who, &model.id)
     }
 
-    fn delete_model(&self, id: &str) -> Result<(), Error> {
-        self.registry.delete_model(&self.who, id)
+    fn delete_model(&self, handle: &str) -> Result<(), Error> {
+        let model = self.registry.resolve_model(&self.who, handle)?;
+        self.registry.delete_model(&self.who, &model.id)
     }
 
-    fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error> {
-        self.registry.get_model(&self.who, model)?;
+    fn upload(&self, handle: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error> {
+        let model = &self.registry.resolve_model(&self.who, handle)?.id;
         let filename = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
         octomil::resolve_format(filename, format.as_deref())?;
         let (mut reader, _) = open_with_progress(file)?;
         let guard = self.registry.upload_guard()?;
         let digest = self.registry.put_blob(&mut reader, None)?;
-        let body = octomil::commit_upload(&self.registry, &self.who, model, filename, digest, format, description)?;
+        let body = octomil::commit_upload(&self.registry, &self.who, model, filename, digest, format, description, None)?;
         drop(guard);
         Ok(body)
     }
 
-    fn download(&self, model: &str, version: i64) -> Result<Download, Error> {
-        let version = self.registry.get_version(&self.who, model, version)?;
+    fn download(&self, handle: &str, version: i64) -> Result<Download, Error> {
+        let model = self.registry.resolve_model(&self.who, handle)?;
+        let version = self.registry.get_version(&self.who, &model.id, version)?;
         let file = version.files.first().ok_or_else(|| Error::Internal(format!("version {} has no file", version.id)))?;
         Ok(Download {
             reader: Box::new(self.registry.open_blob(&file.sha256)?),
@@ -152,12 +156,13 @@ impl Backend for Remote {
         self.get_json(&path)
     }
 
-    fn show_model(&self, id: &str) -> Result<Value, Error> {
-        self.get_json(&format!("/api/v1/models/{id}"))
+    // The Octomil routes take a model's name wherever they take its id.
+    fn show_model(&self, handle: &str) -> Result<Value, Error> {
+        self.get_json(&format!("/api/v1/models/{}", percent_encode(handle)))
     }
 
-    fn delete_model(&self, id: &str) -> Result<(), Error> {
-        self.delete(&format!("/api/v1/models/{id}")).map(|_| ())
+    fn delete_model(&self, handle: &str) -> Result<(), Error> {
+        self.delete(&format!("/api/v1/models/{}", percent_encode(handle))).map(|_| ())
     }
 
     fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error> {
@@ -174,11 +179,12 @@ impl Backend for Remote {
         if let Some(d) = description {
             fields.push(("description", d));
         }
-        Remote::upload(self, &format!("/api/v1/models/{model}/versions/upload"), &fields, "file", filename, &mut reader, len)
+        let path = format!("/api/v1/models/{}/versions/upload", percent_encode(model));
+        Remote::upload(self, &path, &fields, "file", filename, &mut reader, len)
     }
 
     fn download(&self, model: &str, version: i64) -> Result<Download, Error> {
-        Remote::download(self, &format!("/api/v1/models/{model}/versions/{version}/download"))
+        Remote::download(self, &format!("/api/v1/models/{}/versions/{version}/download", percent_encode(model)))
     }
 }
 

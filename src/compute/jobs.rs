@@ -223,7 +223,7 @@ fn prepare_and_run(
     log(&format!(
         "Testing custom model {} ({}, {}), version {} ({} files).",
         model.id,
-        if model.name.is_empty() { "unnamed" } else { &model.name },
+        model.name,
         target_type(&model),
         version.id,
         version.files.len()
@@ -288,8 +288,11 @@ fn prepare_and_run(
     Ok(())
 }
 
+/// As DataRobot's door shows it: a model made through another door, with
+/// no target type of its own, runs as Unstructured
+/// (`api::datarobot::models::target_type_of` is the rule's other reader).
 fn target_type(model: &Model) -> String {
-    model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("Regression").to_string()
+    model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("Unstructured").to_string()
 }
 
 /// Columns a model never sees: its target and its training partition column.

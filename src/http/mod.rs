@@ -2,6 +2,7 @@
 //! own registry handle, routing, authentication, rate limiting, body limits,
 //! an access-log line per request, and a graceful stop on SIGINT/SIGTERM.
 
+pub mod forwarded;
 pub mod multipart;
 mod ratelimit;
 pub mod request;
@@ -47,6 +48,9 @@ pub struct ServerOptions {
     /// Where local (`git`) repositories may be registered and pulled from
     /// (`serve --allow-git-path`; the offline CLI's operator: anywhere).
     pub git_paths: crate::registry::repositories::GitPaths,
+    /// `--public-url` and `--trusted-proxy`: absolute URLs and client
+    /// addresses behind a reverse proxy.
+    pub proxying: forwarded::Proxying,
 }
 
 impl ServerOptions {
@@ -68,6 +72,7 @@ impl ServerOptions {
             compute_slots: 1,
             python,
             git_paths: crate::registry::repositories::GitPaths::Any,
+            proxying: forwarded::Proxying::default(),
         }
     }
 }
@@ -134,7 +139,12 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
     let method = raw.method().as_str().to_string();
     let url = raw.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let peer = raw.remote_addr().copied();
+    let header = |name: &str| raw.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str());
+    let base_url = ctx.options.proxying.base_url(peer, header);
+    let remote = ctx.options.proxying.client_addr(peer, header);
     let mut request = Request {
+        base_url,
         method: method.clone(),
         path: path.to_string(),
         query: request::parse_query(query),
@@ -163,7 +173,6 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
     };
     let status = response.status;
     let bytes = response.body_len();
-    let remote = request.inner.remote_addr().map(|a| a.to_string()).unwrap_or_default();
     if let Err(e) = respond(request.inner, response) {
         eprintln!("modelreg: sending the response to {remote} failed: {e}");
     }

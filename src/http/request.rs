@@ -17,6 +17,7 @@ pub struct Request {
     pub(super) principal: Option<Principal>,
     pub(super) json_limit: u64,
     pub(super) upload_limit: u64,
+    pub(super) base_url: String,
 }
 
 impl Request {
@@ -50,25 +51,24 @@ impl Request {
         self.principal.as_ref().ok_or_else(|| Error::Unauthorized("this route needs an API key".into()))
     }
 
-    /// `http://host[:port]` as the client addressed us, for absolute URLs in
-    /// Location headers and pagination links.
+    /// `scheme://host[:port]` as the client addressed us (through a proxy,
+    /// see `forwarded`), for absolute URLs in Location headers, pagination
+    /// links and signed URLs.
     pub fn base_url(&self) -> String {
-        // HTTP/1.1 requires Host; an HTTP/1.0 client without one gets
-        // links relative to localhost.
-        let host = self.header("Host").filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
-        format!("http://{}", host.unwrap_or("localhost"))
+        self.base_url.clone()
     }
 
     fn declared_length(&self) -> Option<u64> {
         self.header("Content-Length").and_then(|v| v.trim().parse().ok())
     }
 
-    /// Reads the whole body as JSON, refusing more than the JSON limit.
-    /// An empty body reads as `null`.
-    pub fn json_value(&mut self) -> Result<Value> {
+    /// The whole body of a small request (JSON, a form), refusing more than
+    /// the JSON limit before or while reading.
+    fn small_body(&mut self, kind: &str) -> Result<Vec<u8>> {
         let limit = self.json_limit;
+        let too_large = || Error::TooLarge(format!("{kind} bodies are limited to {limit} bytes"));
         if self.declared_length().is_some_and(|n| n > limit) {
-            return Err(Error::TooLarge(format!("JSON bodies are limited to {limit} bytes")));
+            return Err(too_large());
         }
         let mut body = Vec::new();
         self.inner
@@ -77,8 +77,15 @@ impl Request {
             .read_to_end(&mut body)
             .map_err(|e| Error::invalid("body", format!("could not be read: {e}")))?;
         if body.len() as u64 > limit {
-            return Err(Error::TooLarge(format!("JSON bodies are limited to {limit} bytes")));
+            return Err(too_large());
         }
+        Ok(body)
+    }
+
+    /// Reads the whole body as JSON, refusing more than the JSON limit.
+    /// An empty body reads as `null`.
+    pub fn json_value(&mut self) -> Result<Value> {
+        let body = self.small_body("JSON")?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }
@@ -100,6 +107,36 @@ impl Request {
 
     pub fn is_multipart(&self) -> bool {
         self.content_type().is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+    }
+
+    /// The fields of a small form body: `application/x-www-form-urlencoded`
+    /// (what the Octomil SDK sends with httpx's `data=`), or else a JSON
+    /// object whose values are read as text. Capped like JSON bodies.
+    pub fn form_fields(&mut self) -> Result<Vec<(String, String)>> {
+        let urlencoded = self
+            .content_type()
+            .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        if !urlencoded {
+            let object = self.json_object()?;
+            return Ok(object
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| if v.is_null() { String::new() } else { v.to_string() })))
+                .collect());
+        }
+        let body = self.small_body("form")?;
+        let text = String::from_utf8(body).map_err(|_| Error::invalid("body", "is not UTF-8"))?;
+        Ok(parse_query(text.trim()))
+    }
+
+    /// The raw body as a stream, for a PUT of a file. Fails with 413 before
+    /// reading anything when the declared length is over the upload limit;
+    /// the reader's consumer enforces the limit on what actually arrives.
+    pub fn body(&mut self) -> Result<&mut dyn Read> {
+        let limit = self.upload_limit;
+        if self.declared_length().is_some_and(|n| n > limit) {
+            return Err(Error::TooLarge(format!("uploads are limited to {limit} bytes")));
+        }
+        Ok(self.inner.as_reader())
     }
 
     /// The largest upload the server accepts, in bytes.

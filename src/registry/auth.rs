@@ -61,11 +61,11 @@ pub struct Bootstrap {
 /// The file in the data directory that holds the first key's secret.
 pub const FIRST_KEY_FILE: &str = "admin.key";
 
-fn hash_secret(secret: &str) -> String {
+pub(super) fn hash_secret(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
 }
 
-fn new_secret() -> String {
+pub(super) fn new_secret() -> String {
     // Two v4 UUIDs give 244 random bits from the OS generator.
     let a = uuid::Uuid::new_v4();
     let b = uuid::Uuid::new_v4();

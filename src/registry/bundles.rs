@@ -36,7 +36,7 @@ impl Registry {
                 .into_iter()
                 .map(|f| NewFile { path: f.path, digest: Digest { sha256: f.sha256, size: f.size } })
                 .collect();
-            insert_version(&tx, who, &copy.id, v.number, NewVersion { description: v.description, attrs: v.attrs, files })?;
+            insert_version(&tx, who, &copy.id, v.number, NewVersion { description: v.description, attrs: v.attrs, files, label: v.label })?;
         }
         Registry::grant_owner_in(&tx, EntityKind::Model, &copy.id, &who.user_id)?;
         tx.commit()?;

@@ -47,6 +47,10 @@ impl Registry {
     /// A blob's row goes before its file, under the gc lock: if removing the
     /// file then fails, the next gc finds an unreferenced file and retries.
     pub fn gc(&self, grace: Duration, dry_run: bool) -> Result<GcReport> {
+        if !dry_run {
+            // An expired, unconfirmed upload holds its blob no longer.
+            self.sweep_signed_urls()?;
+        }
         let mut referenced = self.conn.prepare("SELECT 1 FROM blob_references WHERE sha256 = ?1 LIMIT 1")?;
         let mut forget = self.conn.prepare("DELETE FROM blobs WHERE sha256 = ?1")?;
         let mut release = |sha: &str| -> rusqlite::Result<bool> {

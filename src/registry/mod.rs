@@ -23,6 +23,7 @@ pub mod model_tests;
 mod models;
 mod page;
 pub mod repositories;
+pub mod signed_urls;
 pub mod requirements;
 
 use std::path::{Path, PathBuf};
@@ -40,7 +41,10 @@ pub use machines::{
     machine_type, Assignee, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, NewMachine,
     NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
-pub use models::{validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Origin, Version};
+pub use models::{
+    validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Origin,
+    Version, VersionRef, VersionStatus,
+};
 pub use page::{Cursor, Page, PageRequest};
 
 pub struct Registry {

@@ -102,6 +102,9 @@ pub struct ModelQuery {
     pub page: PageRequest,
     /// Keep models whose `attrs[key]` equals the value.
     pub attr_equals: Vec<(String, Value)>,
+    /// Keep models whose `attrs[key]` equals the value or is missing: a
+    /// dialect's filter on its default for models made elsewhere.
+    pub attr_equals_or_missing: Vec<(String, Value)>,
     /// Keep models whose name or description contains this text
     /// (case-insensitive).
     pub search: Option<String>,
@@ -119,6 +122,7 @@ impl ModelQuery {
             descending: true,
             page,
             attr_equals: Vec::new(),
+            attr_equals_or_missing: Vec::new(),
             search: None,
             only_ids: None,
             count_total: false,
@@ -145,6 +149,73 @@ pub struct Version {
     pub created_at: String,
     pub attrs: Attrs,
     pub files: Vec<VersionFile>,
+    /// Its lifecycle status: active, published or deprecated.
+    pub status: VersionStatus,
+    /// The version string the client chose (an alias of `number`), if any.
+    pub label: Option<String>,
+    /// Evaluation metrics reported for it.
+    pub metrics: Attrs,
+}
+
+/// A version's place in its lifecycle, shared by every door. A deprecated
+/// version is still downloadable, but never a model's latest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VersionStatus {
+    #[default]
+    Active,
+    Published,
+    Deprecated,
+}
+
+impl VersionStatus {
+    pub const ALL: [VersionStatus; 3] = [VersionStatus::Active, VersionStatus::Published, VersionStatus::Deprecated];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Active => "active",
+            VersionStatus::Published => "published",
+            VersionStatus::Deprecated => "deprecated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VersionStatus> {
+        VersionStatus::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// A version as a client names it: its number, or the label it was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionRef {
+    Number(i64),
+    Label(String),
+}
+
+impl VersionRef {
+    /// All digits is a number; anything else names a label.
+    pub fn parse(text: &str) -> VersionRef {
+        match text.parse::<i64>() {
+            Ok(n) => VersionRef::Number(n),
+            Err(_) => VersionRef::Label(text.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for VersionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VersionRef::Number(n) => write!(f, "{n}"),
+            VersionRef::Label(l) => write!(f, "{l:?}"),
+        }
+    }
+}
+
+/// What deleting a version released.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedVersion {
+    pub number: i64,
+    /// Bytes of stored files that nothing else references any more; the
+    /// next gc removes them from disk.
+    pub freed_bytes: u64,
 }
 
 impl Version {
@@ -166,6 +237,9 @@ pub struct NewVersion {
     pub description: Option<String>,
     pub attrs: Attrs,
     pub files: Vec<NewFile>,
+    /// A client-chosen version string (unique within the model). One made
+    /// only of digits must equal the number the version gets.
+    pub label: Option<String>,
 }
 
 const MODEL_COLUMNS: &str = "id, team_id, name, description, created_by, created_at, modified_at, attrs, origin";
@@ -242,30 +316,45 @@ impl Registry {
         Ok(model)
     }
 
-    /// Creates a model unless the team already has one of the same
-    /// (non-empty) name: the check and the insert share one write
-    /// transaction, so concurrent creates, from any process, make one model.
-    pub fn create_model_with_unique_name(&self, who: &Principal, new: NewModel) -> Result<Model> {
+    /// The caller's model of this name if there is one (200), else a new
+    /// one (201): Octomil's create is create-or-get by name, because the
+    /// SDK's `ensure_model` looks for the name on the first page only.
+    pub fn create_model_or_get_named(&self, who: &Principal, new: NewModel) -> Result<Model> {
+        self.create_model_named(who, new).map(|(model, _)| model)
+    }
+
+    /// As `create_model_or_get_named`, saying whether the model is new.
+    pub fn create_model_named(&self, who: &Principal, new: NewModel) -> Result<(Model, bool)> {
         let tx = self.write()?;
         if !new.name.is_empty() {
-            let taken: bool = tx
-                .prepare_cached("SELECT EXISTS(SELECT 1 FROM models WHERE team_id = ?1 AND name = ?2)")?
-                .query_row([&who.team_id, &new.name], |r| r.get(0))?;
-            if taken {
-                return Err(Error::Conflict(format!("a model named {:?} already exists", new.name)));
+            let existing: Option<String> = tx
+                .prepare_cached("SELECT id FROM models WHERE team_id = ?1 AND name = ?2 ORDER BY created_at, id LIMIT 1")?
+                .query_row([&who.team_id, &new.name], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = existing {
+                drop(tx);
+                return Ok((self.get_model(who, &id)?, false));
             }
         }
         let model = self.insert_model(&tx, who, new)?;
         tx.commit()?;
-        Ok(model)
+        Ok((model, true))
+    }
+
+    /// Fails unless the caller may add versions to the model.
+    pub fn check_can_add_version(&self, who: &Principal, model_id: &str) -> Result<()> {
+        self.model_for(who, model_id, Access::Write).map(|_| ())
     }
 
     pub(super) fn insert_model(&self, conn: &rusqlite::Connection, who: &Principal, new: NewModel) -> Result<Model> {
         let at = now();
+        let id = new_id();
         let model = Model {
-            id: new_id(),
+            // Every model has a name, because two of the three doors'
+            // clients require one; the rule is the same through every door.
+            name: if new.name.is_empty() { unnamed(&id) } else { new.name },
+            id,
             team_id: who.team_id.clone(),
-            name: new.name,
             description: new.description,
             created_by: who.user_id.clone(),
             created_at: at.clone(),
@@ -374,14 +463,20 @@ impl Registry {
     pub fn list_models(&self, who: &Principal, q: &ModelQuery) -> Result<Page<Model>> {
         let mut filter = String::from("team_id = ?");
         let mut args: Vec<Value> = vec![Value::String(who.team_id.clone())];
-        for (key, value) in &q.attr_equals {
+        let filters = q.attr_equals.iter().map(|f| (f, false)).chain(q.attr_equals_or_missing.iter().map(|f| (f, true)));
+        for ((key, value), or_missing) in filters {
             // json_extract returns SQL values: booleans as 0/1, strings as text.
-            filter.push_str(" AND json_extract(attrs, ?) IS ?");
+            let column = if or_missing { "coalesce(json_extract(attrs, ?), ?)" } else { "json_extract(attrs, ?)" };
+            filter.push_str(&format!(" AND {column} IS ?"));
             args.push(Value::String(format!("$.\"{}\"", key.replace('"', ""))));
-            args.push(match value {
+            let value = match value {
                 Value::Bool(b) => Value::from(*b as i64),
                 other => other.clone(),
-            });
+            };
+            if or_missing {
+                args.push(value.clone());
+            }
+            args.push(value);
         }
         if let Some(text) = &q.search {
             filter.push_str(" AND (instr(lower(name), lower(?)) > 0 OR instr(lower(coalesce(description, '')), lower(?)) > 0)");
@@ -453,16 +548,22 @@ impl Registry {
     ) -> Result<Version> {
         let tx = self.write()?;
         self.model_for(who, model_id, Access::Write)?;
-        let latest = latest_version_in(&tx, model_id)?;
-        let new = build(latest.as_ref())?;
+        // A derived version builds on the newest one, deprecated or not.
+        let newest = newest_version_in(&tx, model_id)?;
+        let new = build(newest.as_ref())?;
         validate_version_paths(new.files.iter().map(|f| f.path.as_str()))?;
-        let number = latest.as_ref().map_or(1, |v| v.number + 1);
+        let last: i64 = tx.query_row("SELECT last_version_number FROM models WHERE id = ?1", [model_id], |r| r.get(0))?;
+        let number = last.max(newest.as_ref().map_or(0, |v| v.number)) + 1;
+        if let Some(label) = &new.label {
+            check_label(&tx, model_id, label, number)?;
+        }
         let version = insert_version(&tx, who, model_id, number, new)?;
         tx.execute("UPDATE models SET modified_at = ?2 WHERE id = ?1", params![model_id, version.created_at])?;
         tx.commit()?;
         self.get_version_by_id(who, model_id, &version.id)
     }
 
+    #[cfg(test)]
     pub fn create_version(&self, who: &Principal, model_id: &str, new: NewVersion) -> Result<Version> {
         self.create_version_with(who, model_id, |_| Ok(new))
     }
@@ -478,9 +579,123 @@ impl Registry {
         ids.iter().map(|id| load_version(&self.conn, id)).collect()
     }
 
+    /// The model's latest version: the highest-numbered one that is not
+    /// deprecated. Every door's "latest" is this one.
     pub fn latest_version(&self, who: &Principal, model_id: &str) -> Result<Option<Version>> {
         self.get_model(who, model_id)?;
         latest_version_in(&self.conn, model_id)
+    }
+
+    /// A version by number or by label.
+    pub fn find_version(&self, who: &Principal, model_id: &str, by: &VersionRef) -> Result<Version> {
+        match by {
+            VersionRef::Number(n) => self.get_version(who, model_id, *n),
+            VersionRef::Label(label) => {
+                self.get_model(who, model_id)?;
+                let id: String = self
+                    .conn
+                    .prepare_cached("SELECT id FROM model_versions WHERE model_id = ?1 AND label = ?2")?
+                    .query_row([model_id, label], |r| r.get(0))
+                    .optional()?
+                    .ok_or_else(|| Error::NotFound(format!("model {model_id} has no version {label:?}")))?;
+                load_version(&self.conn, &id)
+            }
+        }
+    }
+
+    /// Sets a version's lifecycle status; needs write access.
+    pub fn set_version_status(&self, who: &Principal, model_id: &str, by: &VersionRef, status: VersionStatus) -> Result<Version> {
+        let tx = self.write()?;
+        self.model_for(who, model_id, Access::Write)?;
+        let version = self.find_version(who, model_id, by)?;
+        tx.execute("UPDATE model_versions SET status = ?2 WHERE id = ?1", params![version.id, status.as_str()])?;
+        tx.execute("UPDATE models SET modified_at = ?2 WHERE id = ?1", params![model_id, now()])?;
+        tx.commit()?;
+        load_version(&self.conn, &version.id)
+    }
+
+    /// Merges metrics into a version's (a `null` value removes a key);
+    /// needs write access.
+    pub fn update_version_metrics(&self, who: &Principal, model_id: &str, by: &VersionRef, metrics: Attrs) -> Result<Version> {
+        let tx = self.write()?;
+        self.model_for(who, model_id, Access::Write)?;
+        let mut version = self.find_version(who, model_id, by)?;
+        for (key, value) in metrics {
+            if value.is_null() {
+                version.metrics.remove(&key);
+            } else {
+                version.metrics.insert(key, value);
+            }
+        }
+        tx.execute(
+            "UPDATE model_versions SET metrics = ?2 WHERE id = ?1",
+            params![version.id, Value::Object(version.metrics.clone()).to_string()],
+        )?;
+        tx.commit()?;
+        Ok(version)
+    }
+
+    /// Deletes one version; needs owner rank, like deleting the model. Its
+    /// number is never given again. Refused while a job is testing it.
+    pub fn delete_version(&self, who: &Principal, model_id: &str, by: &VersionRef) -> Result<DeletedVersion> {
+        let tx = self.write()?;
+        self.model_for(who, model_id, Access::Own)?;
+        let version = self.find_version(who, model_id, by)?;
+        if self.model_under_test(model_id)? {
+            return Err(Error::Conflict(format!("model {model_id} is being tested; cancel the test or wait for it")));
+        }
+        tx.execute("DELETE FROM model_versions WHERE id = ?1", [&version.id])?;
+        // What the version alone held: its distinct blobs that no other row
+        // references once it is gone.
+        let mut still_referenced = tx.prepare_cached("SELECT 1 FROM blob_references WHERE sha256 = ?1 LIMIT 1")?;
+        let mut seen = std::collections::HashSet::new();
+        let mut freed_bytes = 0;
+        for file in &version.files {
+            if seen.insert(&file.sha256) && still_referenced.query_row([&file.sha256], |_| Ok(())).optional()?.is_none() {
+                freed_bytes += file.size;
+            }
+        }
+        drop(still_referenced);
+        tx.execute("UPDATE models SET modified_at = ?2 WHERE id = ?1", params![model_id, now()])?;
+        tx.commit()?;
+        Ok(DeletedVersion { number: version.number, freed_bytes })
+    }
+
+    /// The visible models of the caller's team with exactly this name.
+    pub fn models_named(&self, who: &Principal, name: &str) -> Result<Vec<Model>> {
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM models WHERE team_id = ?1 AND name = ?2 ORDER BY created_at, id LIMIT 50")?
+            .query_map([&who.team_id, name], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut models = Vec::new();
+        for id in ids {
+            match self.get_model(who, &id) {
+                Ok(model) => models.push(model),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(models)
+    }
+
+    /// A model named by its id, or else by its name: the handle people
+    /// type. A name two visible models share is an error listing both.
+    pub fn resolve_model(&self, who: &Principal, handle: &str) -> Result<Model> {
+        match self.get_model(who, handle) {
+            Err(Error::NotFound(_)) => {}
+            found => return found,
+        }
+        let mut named = self.models_named(who, handle)?;
+        match named.len() {
+            0 => Err(Error::not_found("model", handle)),
+            1 => Ok(named.remove(0)),
+            _ => Err(Error::Conflict(format!(
+                "{} models are named {handle:?}; name one by its id: {}",
+                named.len(),
+                named.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
     }
 
     pub fn get_version(&self, who: &Principal, model_id: &str, number: i64) -> Result<Version> {
@@ -546,6 +761,9 @@ pub(super) fn insert_version(tx: &rusqlite::Connection, who: &Principal, model_i
         created_by: who.user_id.clone(),
         created_at: at.clone(),
         attrs: new.attrs,
+        status: VersionStatus::Active,
+        label: new.label,
+        metrics: Attrs::new(),
         files: new
             .files
             .into_iter()
@@ -553,8 +771,8 @@ pub(super) fn insert_version(tx: &rusqlite::Connection, who: &Principal, model_i
             .collect(),
     };
     tx.execute(
-        "INSERT INTO model_versions (id, model_id, number, description, created_by, created_at, attrs)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO model_versions (id, model_id, number, description, created_by, created_at, attrs, label)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             version.id,
             version.model_id,
@@ -562,8 +780,13 @@ pub(super) fn insert_version(tx: &rusqlite::Connection, who: &Principal, model_i
             version.description,
             version.created_by,
             version.created_at,
-            Value::Object(version.attrs.clone()).to_string()
+            Value::Object(version.attrs.clone()).to_string(),
+            version.label
         ],
+    )?;
+    tx.execute(
+        "UPDATE models SET last_version_number = max(last_version_number, ?2) WHERE id = ?1",
+        params![version.model_id, version.number],
     )?;
     for (position, file) in version.files.iter().enumerate() {
         tx.execute(
@@ -602,7 +825,47 @@ fn sql_value(v: &Value) -> rusqlite::types::Value {
     }
 }
 
+/// The name of a model created without one: `model-` and the last 8
+/// characters of its id (the random end of a UUIDv7; its start is a
+/// timestamp that models made in the same minute share).
+pub fn unnamed(id: &str) -> String {
+    format!("model-{}", id.get(id.len().saturating_sub(8)..).unwrap_or(id))
+}
+
+/// A label is unique within its model, and one that looks like a number
+/// must be the number itself, so that a reference is never ambiguous.
+fn check_label(tx: &rusqlite::Connection, model_id: &str, label: &str, number: i64) -> Result<()> {
+    if label.is_empty() || label.chars().count() > 64 || label.chars().any(|c| c.is_control() || c == '/') {
+        return Err(Error::invalid("version", "must be 1 to 64 characters, without control characters or '/'"));
+    }
+    if let VersionRef::Number(n) = VersionRef::parse(label) {
+        if n != number {
+            return Err(Error::Conflict(format!(
+                "version numbers are given by modelreg and the next one is {number}; send {number}, or a label such as \"1.0.0\""
+            )));
+        }
+        return Ok(());
+    }
+    let taken: bool = tx
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM model_versions WHERE model_id = ?1 AND label = ?2)")?
+        .query_row([model_id, label], |r| r.get(0))?;
+    if taken {
+        return Err(Error::Conflict(format!("model {model_id} already has a version {label:?}")));
+    }
+    Ok(())
+}
+
 fn latest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Option<Version>> {
+    let id: Option<String> = conn
+        .prepare_cached(
+            "SELECT id FROM model_versions WHERE model_id = ?1 AND status <> 'deprecated' ORDER BY number DESC LIMIT 1",
+        )?
+        .query_row([model_id], |r| r.get(0))
+        .optional()?;
+    id.map(|id| load_version(conn, &id)).transpose()
+}
+
+fn newest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Option<Version>> {
     let id: Option<String> = conn
         .prepare_cached("SELECT id FROM model_versions WHERE model_id = ?1 ORDER BY number DESC LIMIT 1")?
         .query_row([model_id], |r| r.get(0))
@@ -613,7 +876,8 @@ fn latest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Opti
 fn load_version(conn: &rusqlite::Connection, id: &str) -> Result<Version> {
     let mut version = conn
         .prepare_cached(
-            "SELECT id, model_id, number, description, created_by, created_at, attrs FROM model_versions WHERE id = ?1",
+            "SELECT id, model_id, number, description, created_by, created_at, attrs, status, label, metrics
+             FROM model_versions WHERE id = ?1",
         )?
         .query_row([id], |r| {
             Ok(Version {
@@ -625,6 +889,10 @@ fn load_version(conn: &rusqlite::Connection, id: &str) -> Result<Version> {
                 created_at: r.get(5)?,
                 attrs: parse_attrs(&r.get::<_, String>(6)?)?,
                 files: Vec::new(),
+                // The column's CHECK admits only what `VersionStatus::parse` knows.
+                status: VersionStatus::parse(&r.get::<_, String>(7)?).unwrap_or_default(),
+                label: r.get(8)?,
+                metrics: parse_attrs(&r.get::<_, String>(9)?)?,
             })
         })?;
     version.files = conn

@@ -127,7 +127,7 @@ pub(crate) fn start_insight(
 ) -> Result<crate::registry::Job> {
     let found = registry.get_model(who, model)?;
     registry.get_version_by_id(who, model, version)?;
-    let target = found.attrs.get("targetType").and_then(Value::as_str).unwrap_or("");
+    let target = super::models::target_type_of(&found);
     if !SUPPORTED_TARGETS.contains(&target) {
         return Err(Error::unprocessable(format!(
             "custom model {model} is {} and not valid for {}: it needs a Regression, Binary or Multiclass target",

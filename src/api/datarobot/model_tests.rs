@@ -48,9 +48,9 @@ pub(crate) fn start_test(
     let version_id = required(body, "customModelVersionId")?;
     let model = registry.get_model(who, &model_id)?;
     let version = registry.get_version_by_id(who, &model_id, &version_id)?;
-    let target_type = model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("");
+    let target_type = super::models::target_type_of(&model);
     if !TARGET_TYPES.contains(&target_type) {
-        return Err(Error::unprocessable(format!("custom model {model_id} has no DataRobot target type, so it cannot be tested")));
+        return Err(Error::unprocessable(format!("custom model {model_id} has target type {target_type:?}, which DataRobot cannot test")));
     }
     let config = Config::parse(body.get("configuration"), body.get("parameters")).map_err(|(field, message)| Error::invalid(&field, message))?;
     let dataset_id = opt_str(body, "datasetId", 100)?.filter(|s| !s.is_empty());
@@ -196,7 +196,7 @@ pub(crate) fn render_test(registry: &Registry, who: &Principal, test: &ModelTest
         "created": test.created_at,
         "createdBy": created_by,
         "completedAt": test.completed_at.clone().unwrap_or_default(),
-        "customModel": {"id": model.id, "name": if model.name.is_empty() { "unnamed" } else { &model.name }},
+        "customModel": {"id": model.id, "name": model.name},
         "customModelVersion": {"id": version.id, "label": format!("v{major}.{minor}")},
         "executionEnvironment": {"id": environment(&test.environment_id), "name": env_name},
         "executionEnvironmentVersion": {"id": environment(&test.environment_version_id), "label": env_label},

@@ -60,7 +60,9 @@ fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         if !TARGET_TYPES.contains(&target) {
             return Err(Error::invalid("targetType", format!("must be one of {}", TARGET_TYPES.join(", "))));
         }
-        query.attr_equals.push(("targetType".into(), json!(target)));
+        // Models made through other doors show as Unstructured.
+        let filters = if target == "Unstructured" { &mut query.attr_equals_or_missing } else { &mut query.attr_equals };
+        filters.push(("targetType".into(), json!(target)));
     }
     // No deployments exist in modelreg: "deployed" matches nothing.
     if query_bool(req, "isDeployed")? == Some(true) {
@@ -215,16 +217,35 @@ fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     // 404/403 before reading the body.
     ctx.registry.require(&who, EntityKind::Model, &id, Access::Write)?;
     let body = req.json_object()?;
-    for fixed in ["targetType", "customModelType"] {
-        if body.contains_key(fixed) {
-            return Err(Error::invalid(fixed, "cannot be changed after the model is created"));
-        }
+    if body.get("customModelType").is_some_and(|t| t != "inference") {
+        return Err(Error::invalid("customModelType", "cannot be changed after the model is created"));
     }
     // The patch is computed from the model as it is inside the write
     // transaction: the one-way isTrainingData… flag cannot be raced.
     let model = ctx.registry.update_model(&who, &id, |model| {
-        let target_type = model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("").to_string();
         let mut attrs = Map::new();
+        let stored = model.attrs.get("targetType").and_then(Value::as_str);
+        // A model made through another door has no target type until a
+        // DataRobot user sets one, once; after that it is fixed, as in
+        // DataRobot.
+        let target_type = match (opt_str(&body, "targetType", 50)?, stored) {
+            (Some(new), Some(old)) if new != old => {
+                return Err(Error::invalid("targetType", "cannot be changed after it is set"));
+            }
+            (Some(new), None) => {
+                if !TARGET_TYPES.contains(&new.as_str()) {
+                    return Err(Error::invalid("targetType", format!("must be one of {}", TARGET_TYPES.join(", "))));
+                }
+                let named = opt_str(&body, "targetName", 500)?.filter(|s| !s.is_empty()).is_some()
+                    || model.attrs.get("targetName").is_some_and(|t| !t.is_null());
+                if !named && NEEDS_TARGET_NAME.contains(&new.as_str()) {
+                    return Err(Error::invalid("targetName", format!("is required for {new} models")));
+                }
+                attrs.insert("targetType".into(), json!(new));
+                new
+            }
+            _ => target_type_of(model).to_string(),
+        };
         apply_label_fields(&body, &target_type, &mut attrs, false)?;
         apply_resource_fields(&body, &mut attrs)?;
         if body.contains_key("targetName") {
@@ -307,9 +328,17 @@ fn patch_access(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 /// `CustomModelResponse`: every key the client requires, nulls (not "")
 /// for unset optional strings.
+/// A model's DataRobot target type. One made through another door has
+/// none of its own, and is shown as `Unstructured`, the type DataRobot
+/// gives models whose input and output it does not interpret (see
+/// ARCHITECTURE.md, "One registry, three doors"); a PATCH may set it once.
+pub(crate) fn target_type_of(model: &Model) -> &str {
+    model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("Unstructured")
+}
+
 pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) -> Result<Value> {
     let attr = |key: &str| model.attrs.get(key).cloned().unwrap_or(Value::Null);
-    let target_type = model.attrs.get("targetType").and_then(Value::as_str);
+    let target_type = Some(target_type_of(model));
     let binary = target_type == Some("Binary");
     let created_by = registry.find_user(&who.team_id, &model.created_by).map(|u| u.username).unwrap_or_else(|_| model.created_by.clone());
     let latest = registry.latest_version(who, &model.id)?;
@@ -320,7 +349,7 @@ pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) 
     let multiclass = matches!(target_type, Some("Multiclass" | "Multilabel"));
     Ok(json!({
         "id": model.id,
-        "name": if model.name.is_empty() { "unnamed".to_string() } else { model.name.clone() },
+        "name": model.name,
         "description": model.description.clone().unwrap_or_default(),
         "language": attr("language").as_str().unwrap_or(""),
         "createdBy": created_by,

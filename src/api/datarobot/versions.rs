@@ -294,7 +294,7 @@ pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upl
         attrs.insert("versionMinor".into(), json!(vmin));
         attrs.insert("dependencies".into(), dependencies(registry, files.get("requirements.txt"))?);
         let files = files.into_iter().map(|(path, digest)| NewFile { path, digest }).collect();
-        Ok(NewVersion { description: Some(String::new()), attrs, files })
+        Ok(NewVersion { description: Some(String::new()), attrs, files, label: None })
     })
 }
 

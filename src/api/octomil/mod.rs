@@ -3,7 +3,13 @@
 //!
 //! Octomil-only fields (framework, framework_version, accuracy, loss,
 //! is_baseline, round_id) live in the model's attrs; a version's format in
-//! the version's attrs. A version holds exactly one file.
+//! the version's attrs. A version made here holds exactly one file.
+//!
+//! Wherever a route takes `{model_id}`, a model's name works too: the
+//! Octomil SDK passes names there (`push`, and every call after a name
+//! lookup that missed).
+
+mod versions;
 
 use serde_json::{json, Map, Value};
 
@@ -20,10 +26,27 @@ pub fn routes(router: &mut Router) {
     router.add(&OCTOMIL, "GET", "/api/v1/models", list_models);
     router.add(&OCTOMIL, "POST", "/api/v1/models", create_model);
     router.add(&OCTOMIL, "GET", "/api/v1/models/{model_id}", get_model);
+    router.add(&OCTOMIL, "PATCH", "/api/v1/models/{model_id}", update_model);
     // Not in seed 004, but the Octomil SDK's `delete_model` calls it.
     router.add(&OCTOMIL, "DELETE", "/api/v1/models/{model_id}", delete_model);
     router.add(&OCTOMIL, "POST", "/api/v1/models/{model_id}/versions/upload", upload_version);
     router.add(&OCTOMIL, "GET", "/api/v1/models/{model_id}/versions/{version}/download", download_version);
+    versions::routes(router);
+    for (method, pattern) in [
+        ("GET", "/api/v1/models/{model_id}/rollouts"),
+        ("POST", "/api/v1/models/{model_id}/rollouts"),
+        ("GET", "/api/v1/models/{model_id}/rollouts/active"),
+        ("GET", "/api/v1/models/{model_id}/rollouts/{rollout_id}"),
+        ("DELETE", "/api/v1/models/{model_id}/rollouts/{rollout_id}"),
+        ("POST", "/api/v1/models/{model_id}/rollouts/{rollout_id}/{action}"),
+        ("PATCH", "/api/v1/models/{model_id}/rollouts/{rollout_id}/{action}"),
+        ("GET", "/api/v1/models/{model_id}/rollouts/{rollout_id}/{action}"),
+        ("POST", "/api/v1/models/{model_id}/optimize"),
+        ("GET", "/api/v1/models/{model_id}/compatibility"),
+        ("GET", "/api/v1/models/{model_id}/optimized-config/{device_type}"),
+    ] {
+        router.add(&OCTOMIL, method, pattern, versions::not_a_registry_feature);
+    }
 }
 
 /// Seed 004's error table: one body shape, `{error, message}`.
@@ -42,18 +65,18 @@ fn render_error(error: &Error) -> Response {
     Response::json(status, &json!({"error": code, "message": error.message()}))
 }
 
-const FRAMEWORKS: [&str; 4] = ["pytorch", "tensorflow", "xgboost", "sklearn"];
+pub(super) const FRAMEWORKS: [&str; 4] = ["pytorch", "tensorflow", "xgboost", "sklearn"];
 const FORMATS: [&str; 5] = ["pytorch", "tensorflow", "onnx", "sklearn", "xgboost"];
 /// Formats a client may ask a download in (seed 004 lists converted ones).
 const DOWNLOAD_FORMATS: [&str; 8] = ["original", "pytorch", "tensorflow", "onnx", "sklearn", "xgboost", "tflite", "coreml"];
 const MAX_DESCRIPTION: usize = 1000;
 
-fn model_id_param(req: &Request) -> Result<String> {
-    let id = req.param("model_id");
-    if !is_uuid(id) {
-        return Err(Error::invalid("model_id", format!("must be a UUID, got {id:?}")));
+/// The model a `{model_id}` names: by id, or else by name.
+pub(super) fn resolve_model(registry: &Registry, who: &Principal, handle: &str) -> Result<Model> {
+    if handle.is_empty() || handle.chars().count() > 255 {
+        return Err(Error::invalid("model_id", "must be a model's id or name"));
     }
-    Ok(id.to_string())
+    registry.resolve_model(who, handle)
 }
 
 fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
@@ -109,10 +132,29 @@ fn check_framework(framework: &str) -> Result<()> {
 fn create_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let body = req.json_object()?;
     let new = new_model_from_json(&body)?;
-    // Seed 004's 409 "resource already exists": the Octomil SDK resolves
-    // models by name, so two models of one name would be ambiguous to it.
-    let model = ctx.registry.create_model_with_unique_name(req.who()?, new)?;
-    Ok(Response::json(201, &render_model(&model, None)))
+    // Create-or-get by name: the Octomil SDK resolves models by name, so two
+    // models of one name would be ambiguous to it, and its `ensure_model`
+    // looks for the name on the first page of the list only (20 models)
+    // before it POSTs. See README, "Octomil".
+    let (model, created) = create_or_get(ctx.registry, req.who()?, new)?;
+    let latest = if created { None } else { ctx.registry.latest_version(req.who()?, &model.id)? };
+    Ok(Response::json(if created { 201 } else { 200 }, &render_model(&model, latest.as_ref())))
+}
+
+/// Creates a model, or returns the caller's model of that name (false)
+/// unless the request contradicts it (another framework: 409). The route
+/// and the CLI's `models create` share it.
+pub(crate) fn create_or_get(registry: &Registry, who: &Principal, new: NewModel) -> Result<(Model, bool)> {
+    let framework = new.attrs.get("framework").cloned();
+    let (model, created) = registry.create_model_named(who, new)?;
+    if !created && framework.is_some() && model.attrs.get("framework") != framework.as_ref() {
+        return Err(Error::Conflict(format!(
+            "a model named {:?} already exists with framework {}",
+            model.name,
+            model.attrs.get("framework").and_then(Value::as_str).unwrap_or("unset")
+        )));
+    }
+    Ok((model, created))
 }
 
 /// Validates a create body (seed 004's fields, plus what the Octomil SDK
@@ -153,8 +195,50 @@ fn check_description(description: Option<&str>) -> Result<()> {
 }
 
 fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
-    let id = model_id_param(req)?;
-    Ok(Response::json(200, &model_detail(ctx.registry, req.who()?, &id)?))
+    let model = resolve_model(ctx.registry, req.who()?, req.param("model_id"))?;
+    Ok(Response::json(200, &model_detail(ctx.registry, req.who()?, &model.id)?))
+}
+
+/// The SDK's `update_model`: name, description and the Octomil fields.
+/// A name another model of the team has is a 409.
+fn update_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let model = resolve_model(ctx.registry, &who, req.param("model_id"))?;
+    let body = req.json_object()?;
+    let mut patch = crate::registry::ModelPatch::default();
+    if let Some(name) = opt_string(&body, "name")? {
+        if name.trim().is_empty() || name.chars().count() > 255 {
+            return Err(Error::invalid("name", "must be 1 to 255 characters"));
+        }
+        if name != model.name && !ctx.registry.models_named(&who, &name)?.is_empty() {
+            return Err(Error::Conflict(format!("a model named {name:?} already exists")));
+        }
+        patch.name = Some(name);
+    }
+    if body.contains_key("description") {
+        let description = opt_string(&body, "description")?;
+        check_description(description.as_deref())?;
+        patch.description = Some(description);
+    }
+    if let Some(framework) = opt_string(&body, "framework")? {
+        check_framework(&framework)?;
+        patch.attrs.insert("framework".into(), json!(framework));
+    }
+    for field in ["framework_version", "round_id", "use_case"] {
+        if body.contains_key(field) {
+            patch.attrs.insert(field.into(), opt_string(&body, field)?.map(Value::from).unwrap_or(Value::Null));
+        }
+    }
+    for field in ["accuracy", "loss"] {
+        if body.contains_key(field) {
+            patch.attrs.insert(field.into(), opt_number(&body, field)?.map(|n| json!(n)).unwrap_or(Value::Null));
+        }
+    }
+    if let Some(baseline) = opt_bool(&body, "is_baseline")? {
+        patch.attrs.insert("is_baseline".into(), json!(baseline));
+    }
+    ctx.registry.update_model(&who, &model.id, |_| Ok(patch))?;
+    Ok(Response::json(200, &model_detail(ctx.registry, &who, &model.id)?))
 }
 
 /// A model with its whole version history.
@@ -162,21 +246,21 @@ pub(crate) fn model_detail(registry: &Registry, who: &Principal, id: &str) -> Re
     let model = registry.get_model(who, id)?;
     let versions = registry.list_versions(who, id)?;
     let mut body = render_model(&model, versions.last());
-    body["versions"] = versions.iter().map(|v| render_version_summary(&model.id, v)).collect();
+    body["versions"] = versions.iter().map(|v| render_version(&model.id, v)).collect();
     Ok(body)
 }
 
 fn delete_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
-    let id = model_id_param(req)?;
-    ctx.registry.delete_model(req.who()?, &id)?;
-    Ok(Response::json(200, &json!({"id": id, "deleted": true})))
+    let model = resolve_model(ctx.registry, req.who()?, req.param("model_id"))?;
+    ctx.registry.delete_model(req.who()?, &model.id)?;
+    Ok(Response::json(200, &json!({"id": model.id, "deleted": true})))
 }
 
 fn upload_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
-    let id = model_id_param(req)?;
     let who = req.who()?.clone();
-    // Answer 404 before reading a possibly huge body for nothing.
-    ctx.registry.get_model(&who, &id)?;
+    // Answer 404 (or 403, 409) before reading a possibly huge body for nothing.
+    let id = resolve_model(ctx.registry, &who, req.param("model_id"))?.id;
+    ctx.registry.check_can_add_version(&who, &id)?;
     if !req.is_multipart() {
         return Err(Error::invalid("file", "must be sent as multipart/form-data with a `file` part"));
     }
@@ -198,7 +282,7 @@ fn upload_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         }
     }
     let (filename, digest) = file.ok_or_else(|| Error::invalid("file", "is required: send the weights as a `file` part"))?;
-    let body = commit_upload(ctx.registry, &who, &id, &filename, digest, format, description)?;
+    let body = commit_upload(ctx.registry, &who, &id, &filename, digest, format, description, None)?;
     drop(guard);
     Ok(Response::json(201, &body))
 }
@@ -217,6 +301,13 @@ pub(crate) fn resolve_format(filename: &str, format: Option<&str>) -> Result<Str
 
 /// Records an uploaded file as the model's next version. The blob must be
 /// stored already, under an upload guard the caller still holds.
+///
+/// A version made here is one weights file with no environment. A model
+/// whose newest version is more than that (a DataRobot version of many
+/// files, or one with an execution environment) is refused with a 409
+/// naming the DataRobot route, rather than given a version that drops its
+/// other files and its environment.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn commit_upload(
     registry: &Registry,
     who: &Principal,
@@ -225,40 +316,65 @@ pub(crate) fn commit_upload(
     digest: Digest,
     format: Option<String>,
     description: Option<String>,
+    label: Option<String>,
 ) -> Result<Value> {
     let format = resolve_format(filename, format.as_deref())?;
     check_description(description.as_deref())?;
     let path = stored_file_name(filename, &format);
     let mut attrs = Map::new();
     attrs.insert("format".into(), json!(format));
-    let version =
-        registry.create_version(who, model_id, NewVersion { description, attrs, files: vec![NewFile { path, digest }] })?;
-    let file = &version.files[0];
-    Ok(json!({
-        "model_id": model_id,
-        "version": version.number,
-        "format": format,
-        "model_path": model_path(model_id, &version),
-        "model_size_bytes": file.size,
-        "model_hash": format!("sha256:{}", file.sha256),
-        "description": version.description,
-        "uploaded_at": version.created_at,
-    }))
+    let version = registry.create_version_with(who, model_id, |newest| {
+        if let Some(newest) = newest {
+            let environment = newest.attrs.get("baseEnvironmentId").is_some_and(|e| !e.is_null());
+            if newest.files.len() > 1 || environment {
+                return Err(Error::Conflict(format!(
+                    "version {} of model {model_id} is a DataRobot custom model version ({} files{}); a single-file \
+                     upload would drop the rest. Add or replace files through the DataRobot door: \
+                     PATCH /api/v2/customModels/{model_id}/versions/",
+                    newest.number,
+                    newest.files.len(),
+                    if environment { ", an execution environment" } else { "" }
+                )));
+            }
+        }
+        Ok(NewVersion { description, attrs, files: vec![NewFile { path, digest }], label })
+    })?;
+    Ok(render_version(model_id, &version))
 }
 
 fn download_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
-    let id = model_id_param(req)?;
-    let number = req
-        .param("version")
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 1)
-        .ok_or_else(|| Error::invalid("version", "must be a positive integer"))?;
-    let wanted = req.query("format").unwrap_or("original").to_string();
+    let who = req.who()?.clone();
+    let model = resolve_model(ctx.registry, &who, req.param("model_id"))?;
+    let text = req.param("version");
+    let number = match crate::registry::VersionRef::parse(text) {
+        crate::registry::VersionRef::Number(n) if n >= 1 => n,
+        crate::registry::VersionRef::Number(_) => return Err(Error::invalid("version", "must be a positive integer or a label")),
+        label => ctx.registry.find_version(&who, &model.id, &label)?.number,
+    };
+    let wanted = download_format_param(req)?;
+    download_response(ctx, req, &who, &model.id, number, &wanted)
+}
+
+/// `?format=`: one seed 004 names, `original` when absent.
+pub(super) fn download_format_param(req: &Request) -> Result<String> {
+    let wanted = req.query("format").filter(|f| !f.is_empty()).unwrap_or("original").to_string();
     if !DOWNLOAD_FORMATS.contains(&wanted.as_str()) {
         return Err(Error::invalid("format", format!("must be one of {}, got {wanted:?}", DOWNLOAD_FORMATS.join(", "))));
     }
-    let version = ctx.registry.get_version(req.who()?, &id, number)?;
+    Ok(wanted)
+}
+
+/// The bytes of one version in one format, for the download route and the
+/// signed download URL alike.
+pub(super) fn download_response(
+    ctx: &Ctx,
+    req: &Request,
+    who: &Principal,
+    id: &str,
+    number: i64,
+    wanted: &str,
+) -> Result<Response> {
+    let version = ctx.registry.get_version(who, id, number)?;
     let stored = version_format(&version);
     if wanted != "original" && wanted != stored {
         return Err(Error::NotFound(format!(
@@ -342,26 +458,54 @@ pub(crate) fn download_file_name(version: &Version) -> String {
     format!("model_v{}.{ext}", version.number)
 }
 
+/// The format a version was uploaded as; for a version made through
+/// another door, the one its single file's name implies, else `original`
+/// (a DataRobot folder of files, which `?format=original` serves when it
+/// is one file).
 fn version_format(version: &Version) -> String {
-    version.attrs.get("format").and_then(Value::as_str).unwrap_or("original").to_string()
+    if let Some(format) = version.attrs.get("format").and_then(Value::as_str) {
+        return format.to_string();
+    }
+    match version.files.as_slice() {
+        [file] => infer_format(&file.path).unwrap_or_else(|| "original".into()),
+        _ => "original".into(),
+    }
 }
 
 fn model_path(model_id: &str, version: &Version) -> String {
-    let file = version.files.first().map(|f| f.path.as_str()).unwrap_or("");
+    let file = match version.files.as_slice() {
+        [file] => file.path.as_str(),
+        _ => "",
+    };
     format!("modelreg://{model_id}/v{}/{file}", version.number)
 }
 
-fn render_version_summary(model_id: &str, v: &Version) -> Value {
-    let file = v.files.first();
+/// A version as the Octomil routes show it. Path, size and hash always
+/// describe the same thing: the one file of a single-file version, or the
+/// whole folder of a DataRobot version of many files (which has no one
+/// hash, so `model_hash` is null).
+pub(super) fn render_version(model_id: &str, v: &Version) -> Value {
     json!({
+        "model_id": model_id,
         "version": v.number,
+        "version_label": v.label,
+        "status": v.status.as_str(),
         "format": version_format(v),
         "model_path": model_path(model_id, v),
         "model_size_bytes": v.total_size(),
-        "model_hash": file.map(|f| format!("sha256:{}", f.sha256)),
+        "model_hash": version_hash(v),
+        "file_count": v.files.len(),
         "description": v.description,
+        "metrics": v.metrics,
         "uploaded_at": v.created_at,
     })
+}
+
+fn version_hash(v: &Version) -> Option<String> {
+    match v.files.as_slice() {
+        [file] => Some(format!("sha256:{}", file.sha256)),
+        _ => None,
+    }
 }
 
 fn render_model(model: &Model, latest: Option<&Version>) -> Value {
@@ -372,8 +516,12 @@ fn render_model(model: &Model, latest: Option<&Version>) -> Value {
         "round_id": attr("round_id"),
         "model_path": latest.map(|v| model_path(&model.id, v)),
         "model_size_bytes": latest.map(Version::total_size),
-        "model_hash": latest.and_then(|v| v.files.first()).map(|f| format!("sha256:{}", f.sha256)),
-        "framework": attr("framework"),
+        "model_hash": latest.and_then(version_hash),
+        // A model made through another door has no framework of its own:
+        // its latest version's format stands in when it names one.
+        "framework": model.attrs.get("framework").cloned().unwrap_or_else(|| {
+            latest.map(version_format).filter(|f| FRAMEWORKS.contains(&f.as_str())).map(Value::from).unwrap_or(Value::Null)
+        }),
         "framework_version": attr("framework_version"),
         "accuracy": attr("accuracy"),
         "loss": attr("loss"),

@@ -1,0 +1,174 @@
+//! Short-lived URLs that carry their own authority: Octomil's `upload-url`
+//! and `download-url`. The Octomil SDK PUTs and GETs them without a key, as
+//! it would a presigned object-store URL, so the token in the URL is the
+//! credential: 244 random bits, stored only as its sha256, acting for the
+//! user (and dying with the API key) that asked for it.
+//!
+//! An upload token is single-use. Its PUT claims it (`issued` →
+//! `receiving`) before reading a byte, stores the blob (`uploaded`), and
+//! confirm-upload turns it into a version (`confirmed`); any other order,
+//! a second PUT, or an expired token is refused with 403. gc deletes
+//! expired rows, which releases the blob of an upload nobody confirmed.
+
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{format_time, now, Error, Principal, Registry, Result};
+use crate::store::blobs::Digest;
+
+/// How long a signed URL may be used after it is issued. An upload that
+/// began in time may finish later; its confirmation then has `CONFIRM_TTL`.
+pub const URL_TTL: Duration = Duration::from_secs(15 * 60);
+pub const CONFIRM_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// An upload URL's grant: what its asker said they would upload.
+#[derive(Clone, Debug)]
+pub struct UploadGrant {
+    /// The model as the client named it: an id, or a name.
+    pub model_ref: String,
+    /// The client's version string.
+    pub version: String,
+    pub filename: String,
+}
+
+/// A download URL's grant.
+#[derive(Clone, Debug)]
+pub struct DownloadGrant {
+    pub who: Principal,
+    pub model_id: String,
+    pub number: i64,
+    pub format: String,
+}
+
+/// A token and when it stops working.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    pub token: String,
+    pub expires_at: String,
+}
+
+fn expiry(ttl: Duration) -> String {
+    format_time(time::OffsetDateTime::now_utc() + ttl)
+}
+
+impl Registry {
+    pub fn sign_upload(&self, who: &Principal, model_ref: &str, version: &str, filename: &str) -> Result<Signed> {
+        self.sign("upload", who, model_ref, version, filename)
+    }
+
+    pub fn sign_download(&self, who: &Principal, model_id: &str, number: i64, format: &str) -> Result<Signed> {
+        self.sign("download", who, model_id, &number.to_string(), format)
+    }
+
+    fn sign(&self, kind: &str, who: &Principal, model_ref: &str, version: &str, detail: &str) -> Result<Signed> {
+        let token = super::auth::new_secret();
+        let expires_at = expiry(URL_TTL);
+        self.conn.execute(
+            "INSERT INTO signed_urls (token_hash, kind, team_id, user_id, key_id, model_ref, version, detail, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                super::auth::hash_secret(&token),
+                kind,
+                who.team_id,
+                who.user_id,
+                who.key_id,
+                model_ref,
+                version,
+                detail,
+                now(),
+                expires_at
+            ],
+        )?;
+        Ok(Signed { token, expires_at })
+    }
+
+    /// The live row of a token of this kind, with the principal it acts
+    /// for; 403 when it is unknown, expired or its key was revoked.
+    fn redeem(&self, kind: &str, token: &str) -> Result<(Principal, String, String, String, String)> {
+        let refused = || Error::Forbidden("this signed URL is unknown, expired or already used; ask for a new one".into());
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT s.user_id, s.key_id, s.model_ref, s.version, s.detail, s.state FROM signed_urls s
+                 WHERE s.token_hash = ?1 AND s.kind = ?2 AND s.expires_at > ?3
+                   AND (s.key_id IS NULL OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.key_id AND k.revoked_at IS NULL))",
+            )?
+            .query_row(params![super::auth::hash_secret(token), kind, now()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })
+            .optional()?
+            .ok_or_else(refused)?;
+        let (user_id, key_id, model_ref, version, detail, state) = row;
+        let mut who = self.principal_of(&user_id).map_err(|_| refused())?;
+        who.key_id = key_id;
+        Ok((who, model_ref, version, detail, state))
+    }
+
+    pub fn redeem_download(&self, token: &str) -> Result<DownloadGrant> {
+        let (who, model_id, version, format, _) = self.redeem("download", token)?;
+        let number = version.parse().map_err(|_| Error::Internal(format!("signed download of version {version:?}")))?;
+        Ok(DownloadGrant { who, model_id, number, format })
+    }
+
+    /// Claims an upload token for the PUT that is about to read its body;
+    /// a second PUT of the same token is refused.
+    pub fn claim_upload(&self, token: &str) -> Result<UploadGrant> {
+        let (_, model_ref, version, filename, state) = self.redeem("upload", token)?;
+        let claimed = self.conn.execute(
+            "UPDATE signed_urls SET state = 'receiving' WHERE token_hash = ?1 AND state = 'issued'",
+            [super::auth::hash_secret(token)],
+        )?;
+        if claimed == 0 || state != "issued" {
+            return Err(Error::Forbidden("this upload URL was already used; ask for a new one".into()));
+        }
+        Ok(UploadGrant { model_ref, version, filename })
+    }
+
+    /// Records the stored blob of a claimed upload. The caller holds the
+    /// upload guard, so gc cannot take the blob before this row holds it.
+    pub fn finish_upload(&self, token: &str, digest: &Digest) -> Result<()> {
+        self.conn.execute(
+            "UPDATE signed_urls SET state = 'uploaded', sha256 = ?2, size = ?3, expires_at = ?4
+             WHERE token_hash = ?1 AND state = 'receiving'",
+            params![super::auth::hash_secret(token), digest.sha256, digest.size as i64, expiry(CONFIRM_TTL)],
+        )?;
+        Ok(())
+    }
+
+    /// Takes an uploaded file for confirmation by the user who asked for the
+    /// URL: the grant and the stored blob. The token is consumed; if making
+    /// the version then fails, `unconfirm_upload` gives it back.
+    pub fn confirm_upload(&self, who: &Principal, token: &str) -> Result<(UploadGrant, Digest)> {
+        let (owner, model_ref, version, filename, state) = self.redeem("upload", token)?;
+        if owner.user_id != who.user_id {
+            return Err(Error::NotFound("no upload with this storage_key".into()));
+        }
+        if state != "uploaded" {
+            return Err(Error::Conflict(format!(
+                "the upload with this storage_key is {state}, not uploaded: PUT the file to its upload_url first"
+            )));
+        }
+        let hash = super::auth::hash_secret(token);
+        let (sha256, size): (String, i64) = self.conn.query_row(
+            "UPDATE signed_urls SET state = 'confirmed' WHERE token_hash = ?1 AND state = 'uploaded' RETURNING sha256, size",
+            [&hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((UploadGrant { model_ref, version, filename }, Digest { sha256, size: size as u64 }))
+    }
+
+    pub fn unconfirm_upload(&self, token: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE signed_urls SET state = 'uploaded' WHERE token_hash = ?1 AND state = 'confirmed'",
+            [super::auth::hash_secret(token)],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes expired signed URLs; gc calls it first, so that the blobs
+    /// of uploads nobody confirmed become unreferenced.
+    pub fn sweep_signed_urls(&self) -> Result<usize> {
+        Ok(self.conn.execute("DELETE FROM signed_urls WHERE expires_at <= ?1", [now()])?)
+    }
+}
