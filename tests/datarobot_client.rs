@@ -1,44 +1,17 @@
 //! Runs tests/python/test_datarobot_client.py (the official `datarobot`
 //! 3.20.0 client, unpatched) against a started server. The client lives in
-//! a venv under target/tmp, created on first use. Skipped, with the reason
+//! a venv under target/tmp, created on first use (`common::client_python`). Skipped, with the reason
 //! printed, only when python3 or its venv/pip machinery is unavailable; a
 //! failing install or client call fails the test.
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-const CLIENT: &str = "datarobot==3.20.0";
-
-fn venv() -> Result<PathBuf, String> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("datarobot-client-venv");
-    let python = dir.join("bin/python");
-    let ready = |p: &Path| {
-        Command::new(p)
-            .args(["-c", "import datarobot, sys; sys.exit(datarobot.__version__ != '3.20.0')"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if python.exists() && ready(&python) {
-        return Ok(python);
-    }
-    let created = Command::new("python3").args(["-m", "venv"]).arg(&dir).status();
-    if !created.is_ok_and(|s| s.success()) {
-        return Err("python3 -m venv is unavailable".into());
-    }
-    if !Command::new(&python).args(["-m", "pip", "--version"]).status().is_ok_and(|s| s.success()) {
-        return Err("pip is unavailable in the venv".into());
-    }
-    let install = Command::new(&python).args(["-m", "pip", "install", "-q", CLIENT]).status().expect("run pip");
-    assert!(install.success(), "pip install {CLIENT} failed");
-    assert!(ready(&python), "{CLIENT} installed but not importable");
-    Ok(python)
-}
 
 #[test]
 fn official_datarobot_client_works_unpatched() {
-    let python = match venv() {
+    let python = match common::client_python() {
         Ok(p) => p,
         // CI installs python3-venv (.ci/run), so there a skip is a failure.
         Err(reason) if std::env::var_os("CI").is_some() => panic!("cannot run the DataRobot client: {reason}"),

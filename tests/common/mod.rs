@@ -418,6 +418,39 @@ pub fn drum_python() -> PathBuf {
         .clone()
 }
 
+/// The clients people already have, pinned: the official `datarobot` 3.20.0
+/// and the `octomil` SDK 4.17.42, in one venv under target/tmp made on
+/// first use (flock-serialised like `drum_python`). Err says why it cannot
+/// be made (no python3 venv or pip); a failing install panics.
+pub fn client_python() -> Result<PathBuf, String> {
+    const CLIENTS: [&str; 2] = ["datarobot==3.20.0", "octomil==4.17.42"];
+    static READY: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-venv");
+            let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
+            // SAFETY: flock on a file we hold open; released when it closes.
+            assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+            let python = dir.join("bin/python");
+            let check = "import importlib.metadata as m, sys; sys.exit(m.version('datarobot') != '3.20.0' or m.version('octomil') != '4.17.42')";
+            let ready = |p: &Path| Command::new(p).args(["-c", check]).status().is_ok_and(|s| s.success());
+            if python.exists() && ready(&python) {
+                return Ok(python);
+            }
+            if !Command::new("python3").args(["-m", "venv"]).arg(&dir).status().is_ok_and(|s| s.success()) {
+                return Err("python3 -m venv is unavailable".into());
+            }
+            if !Command::new(&python).args(["-m", "pip", "--version"]).status().is_ok_and(|s| s.success()) {
+                return Err("pip is unavailable in the venv".into());
+            }
+            let install = Command::new(&python).args(["-m", "pip", "install", "-q"]).args(CLIENTS).status().expect("run pip");
+            assert!(install.success(), "pip install {CLIENTS:?} failed");
+            assert!(ready(&python), "{CLIENTS:?} installed but not importable");
+            Ok(python)
+        })
+        .clone()
+}
+
 impl Server {
     /// A server whose compute jobs run on the shared DRUM runtime.
     pub fn start_compute(args: &[&str]) -> Server {

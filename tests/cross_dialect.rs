@@ -1,0 +1,44 @@
+//! One registry, every client (issue 10): tests/python/test_cross_dialect.py
+//! makes a model through each front door (the Octomil SDK's push, a
+//! Paperspace seed-001 call, the official DataRobot client, and here the
+//! offline CLI) and reads and writes each through every other door with its
+//! real client: `datarobot` 3.20.0 and `octomil` 4.17.42, unpatched.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn every_client_reads_and_writes_models_made_through_every_door() {
+    let python = match common::client_python() {
+        Ok(p) => p,
+        Err(reason) if std::env::var_os("CI").is_some() => panic!("cannot run the clients: {reason}"),
+        Err(reason) => {
+            println!("SKIPPED: {reason}");
+            return;
+        }
+    };
+    let server = common::Server::start();
+    // The offline CLI writes into the data directory the server is using.
+    let out = server.cli(&["--json", "models", "create", "--name", "from-the-cli", "--framework", "sklearn"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli_model: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_cross_dialect.py");
+    let out = Command::new(python)
+        .arg(script)
+        .env("MODELREG_URL", format!("http://{}", server.addr))
+        .env("MODELREG_TOKEN", &server.key)
+        .env("CLI_MODEL_ID", cli_model["id"].as_str().unwrap())
+        .output()
+        .expect("run the client script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all calls succeeded"),
+        "client script failed\n--- stdout\n{stdout}\n--- stderr\n{}\n--- server log\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log.lock().unwrap()
+    );
+}
