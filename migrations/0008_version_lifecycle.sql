@@ -42,7 +42,10 @@ CREATE TABLE signed_urls (
     sha256       TEXT,
     size         INTEGER,
     created_at   TEXT NOT NULL,
-    expires_at   TEXT NOT NULL
+    expires_at   TEXT NOT NULL,
+    -- The lifetime it was issued with; an upload's confirmation gets as
+    -- long again from the end of its PUT.
+    ttl_ms       INTEGER NOT NULL
 );
 CREATE INDEX signed_urls_expiry ON signed_urls(expires_at);
 

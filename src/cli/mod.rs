@@ -160,6 +160,9 @@ struct ServeArgs {
     /// (repeatable): absolute URLs follow them, and the access log shows the client behind it.
     #[arg(long = "trusted-proxy", value_name = "ADDR")]
     trusted_proxies: Vec<crate::http::forwarded::Cidr>,
+    /// How long the signed URLs of Octomil's upload-url and download-url work, in seconds.
+    #[arg(long, default_value_t = 900)]
+    signed_url_ttl_secs: u64,
 }
 
 pub fn main() -> i32 {
@@ -277,6 +280,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
             public_url: args.public_url.as_deref().map(crate::http::forwarded::Proxying::parse_public_url).transpose().map_err(|e| Error::invalid("public-url", e))?,
             trusted: args.trusted_proxies,
         },
+        signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs.max(1)),
     };
     crate::jobs::start(&options)?;
     crate::http::serve(options, crate::api::router(), |addr| {

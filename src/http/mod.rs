@@ -51,6 +51,8 @@ pub struct ServerOptions {
     /// `--public-url` and `--trusted-proxy`: absolute URLs and client
     /// addresses behind a reverse proxy.
     pub proxying: forwarded::Proxying,
+    /// How long Octomil's signed upload and download URLs work.
+    pub signed_url_ttl: Duration,
 }
 
 impl ServerOptions {
@@ -73,6 +75,7 @@ impl ServerOptions {
             python,
             git_paths: crate::registry::repositories::GitPaths::Any,
             proxying: forwarded::Proxying::default(),
+            signed_url_ttl: crate::registry::signed_urls::URL_TTL,
         }
     }
 }

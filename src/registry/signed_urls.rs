@@ -17,10 +17,10 @@ use rusqlite::{params, OptionalExtension};
 use super::{format_time, now, Error, Principal, Registry, Result};
 use crate::store::blobs::Digest;
 
-/// How long a signed URL may be used after it is issued. An upload that
-/// began in time may finish later; its confirmation then has `CONFIRM_TTL`.
+/// How long a signed URL may be used after it is issued, unless `serve
+/// --signed-url-ttl-secs` says otherwise. An upload that began in time may
+/// finish later; its confirmation then has as long again.
 pub const URL_TTL: Duration = Duration::from_secs(15 * 60);
-pub const CONFIRM_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// An upload URL's grant: what its asker said they would upload.
 #[derive(Clone, Debug)]
@@ -53,20 +53,20 @@ fn expiry(ttl: Duration) -> String {
 }
 
 impl Registry {
-    pub fn sign_upload(&self, who: &Principal, model_ref: &str, version: &str, filename: &str) -> Result<Signed> {
-        self.sign("upload", who, model_ref, version, filename)
+    pub fn sign_upload(&self, who: &Principal, model_ref: &str, version: &str, filename: &str, ttl: Duration) -> Result<Signed> {
+        self.sign("upload", who, model_ref, version, filename, ttl)
     }
 
-    pub fn sign_download(&self, who: &Principal, model_id: &str, number: i64, format: &str) -> Result<Signed> {
-        self.sign("download", who, model_id, &number.to_string(), format)
+    pub fn sign_download(&self, who: &Principal, model_id: &str, number: i64, format: &str, ttl: Duration) -> Result<Signed> {
+        self.sign("download", who, model_id, &number.to_string(), format, ttl)
     }
 
-    fn sign(&self, kind: &str, who: &Principal, model_ref: &str, version: &str, detail: &str) -> Result<Signed> {
+    fn sign(&self, kind: &str, who: &Principal, model_ref: &str, version: &str, detail: &str, ttl: Duration) -> Result<Signed> {
         let token = super::auth::new_secret();
-        let expires_at = expiry(URL_TTL);
+        let expires_at = expiry(ttl);
         self.conn.execute(
-            "INSERT INTO signed_urls (token_hash, kind, team_id, user_id, key_id, model_ref, version, detail, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO signed_urls (token_hash, kind, team_id, user_id, key_id, model_ref, version, detail, created_at, expires_at, ttl_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 super::auth::hash_secret(&token),
                 kind,
@@ -77,7 +77,8 @@ impl Registry {
                 version,
                 detail,
                 now(),
-                expires_at
+                expires_at,
+                ttl.as_millis() as i64
             ],
         )?;
         Ok(Signed { token, expires_at })
@@ -128,10 +129,12 @@ impl Registry {
     /// Records the stored blob of a claimed upload. The caller holds the
     /// upload guard, so gc cannot take the blob before this row holds it.
     pub fn finish_upload(&self, token: &str, digest: &Digest) -> Result<()> {
+        let hash = super::auth::hash_secret(token);
+        let ttl: i64 = self.conn.query_row("SELECT ttl_ms FROM signed_urls WHERE token_hash = ?1", [&hash], |r| r.get(0))?;
         self.conn.execute(
             "UPDATE signed_urls SET state = 'uploaded', sha256 = ?2, size = ?3, expires_at = ?4
              WHERE token_hash = ?1 AND state = 'receiving'",
-            params![super::auth::hash_secret(token), digest.sha256, digest.size as i64, expiry(CONFIRM_TTL)],
+            params![hash, digest.sha256, digest.size as i64, expiry(Duration::from_millis(ttl.max(0) as u64))],
         )?;
         Ok(())
     }

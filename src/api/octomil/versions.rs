@@ -158,7 +158,7 @@ fn upload_url(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         Err(Error::NotFound(_)) if !super::is_uuid(&handle) => handle,
         Err(e) => return Err(e),
     };
-    let signed = ctx.registry.sign_upload(&who, &model_ref, &version, &filename)?;
+    let signed = ctx.registry.sign_upload(&who, &model_ref, &version, &filename, ctx.options.signed_url_ttl)?;
     Ok(Response::json(
         200,
         &json!({
@@ -249,7 +249,7 @@ fn download_url(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let model = resolve_model(ctx.registry, who, req.param("model_id"))?;
     let version = ctx.registry.find_version(who, &model.id, &version_param(req)?)?;
     let format = super::download_format_param(req)?;
-    let signed = ctx.registry.sign_download(who, &model.id, version.number, &format)?;
+    let signed = ctx.registry.sign_download(who, &model.id, version.number, &format, ctx.options.signed_url_ttl)?;
     Ok(Response::json(
         200,
         &json!({
