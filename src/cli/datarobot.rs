@@ -291,7 +291,45 @@ fn env_path(id: &str) -> String {
     format!("/api/v2/executionEnvironments/{}/", enc(id))
 }
 
-pub fn custom_models(target: &Target, cmd: CustomModelsCommand, as_json: bool) -> Result<i32, Error> {
+impl CustomModelsCommand {
+    /// The model this command is about, as the user typed it.
+    fn model_handle(&mut self) -> Option<&mut String> {
+        match self {
+            CustomModelsCommand::Show { id } | CustomModelsCommand::Delete { id } => Some(id),
+            CustomModelsCommand::Test { model, .. }
+            | CustomModelsCommand::FeatureImpact { model, .. }
+            | CustomModelsCommand::BuildDeps { model, .. } => Some(model),
+            CustomModelsCommand::Versions(
+                VersionsCommand::Create { model, .. } | VersionsCommand::List { model } | VersionsCommand::Download { model, .. },
+            ) => Some(model),
+            CustomModelsCommand::Conversions(
+                ConversionsCommand::Create { model, .. }
+                | ConversionsCommand::List { model, .. }
+                | ConversionsCommand::Show { model, .. }
+                | ConversionsCommand::Download { model, .. },
+            ) => Some(model),
+            CustomModelsCommand::Create { .. } | CustomModelsCommand::List { .. } => None,
+        }
+    }
+}
+
+/// A model's id from what the user typed: its id, or its name (one that
+/// two models share is an error listing both). Over HTTP the Octomil
+/// routes, which take either, say which model it is.
+pub(crate) fn resolve_model_id(target: &Target, handle: &str) -> Result<String, Error> {
+    match target {
+        Target::Local { registry, who } => Ok(registry.resolve_model(who, handle)?.id),
+        Target::Remote(remote) => {
+            let model = remote.get_json(&format!("/api/v1/models/{}", enc(handle)))?;
+            model["id"].as_str().map(str::to_string).ok_or_else(|| Error::Internal(format!("the server answered no id: {model}")))
+        }
+    }
+}
+
+pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: bool) -> Result<i32, Error> {
+    if let Some(handle) = cmd.model_handle() {
+        *handle = resolve_model_id(target, handle)?;
+    }
     match cmd {
         CustomModelsCommand::Create {
             from_template: Some(template),
