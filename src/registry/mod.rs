@@ -21,6 +21,7 @@ mod machines;
 mod maintenance;
 pub mod model_tests;
 mod models;
+mod overview;
 mod page;
 pub mod repositories;
 pub mod requirements;
@@ -41,6 +42,7 @@ pub use machines::{
     NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
 pub use models::{validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Origin, Version};
+pub use overview::VersionSummary;
 pub use page::{Cursor, Page, PageRequest};
 
 pub struct Registry {
