@@ -158,7 +158,7 @@ function renderSignIn(message) {
     h('p', { id: 'key-help', class: 'desc' },
       'The key is kept in this tab only (sessionStorage) and sent as Authorization: Bearer. ',
       'A new server writes its first key to admin.key in its data directory; ',
-      h('code', {}, 'modelreg admin create-key'), ' makes more.'),
+      h('code', {}, 'modelreg keys create --user NAME'), ' makes more.'),
     h('button', { type: 'submit', class: 'primary' }, 'Sign in'),
     status);
   form.addEventListener('submit', async (ev) => {
@@ -396,7 +396,7 @@ async function renderModel(id, wantedVersion) {
     page.append(h('p', { class: 'error', role: 'alert' }, `This model has no version ${wantedVersion}; showing the latest.`));
   }
   if (selected) page.append(versionSection(model, selected));
-  if (datarobot) page.append(dataRobotSections(model, selected));
+  if (datarobot) page.append(...dataRobotSections(model, selected));
   main.replaceChildren(page);
 }
 
@@ -503,7 +503,7 @@ function snippets(model, v) {
   const fileName = single ? single.path.split('/').pop() : null;
   const auth = '-H "Authorization: Bearer $MODELREG_TOKEN"';
   if (model.origin === 'datarobot') {
-    const zip = `model-${model.id}-v${v.label}.zip`;
+    const zip = `model-v${v.label}.zip`;
     out.push(snippet('curl (the version as a zip)', `curl -fL -o ${zip} ${auth} \\\n  ${ORIGIN}/api/v2/customModels/${model.id}/versions/${v.id}/download/`));
     out.push(snippet('Python: the datarobot client', [
       'import os, datarobot as dr',
