@@ -11,7 +11,9 @@ and worst of:
 - first_page_ms: navigation start to the first page of rows in the DOM (the
   page's own clock: performance.now() when the list rendered);
 - list_ms: the list's request to its rendered rows (what the UI records);
-- api_ms: the /ui/api/models request alone, from Python (no browser).
+- api_ms: the /ui/api/models request alone, from Python (no browser);
+- api_search_miss_ms, api_door_miss_ms: a search and a door filter that
+  match nothing, the worst case (a walk over every model).
 
 Needs chromium and chromedriver (Debian: chromium, chromium-driver). Uses
 loopback ports 18440 (modelreg) and 18441 (chromedriver). Not part of
@@ -89,6 +91,17 @@ def main():
             api.append((time.perf_counter() - t) * 1000)
             assert len(page["items"]) == 50, page
 
+        # The worst cases, for the record: a search or a door that matches
+        # nothing walks every model of the team (no full-text index).
+        worst = {}
+        for name, query in [("api_search_miss_ms", "q=no-such-text"), ("api_door_miss_ms", "origin=datarobot")]:
+            times = []
+            for _ in range(3):
+                t = time.perf_counter()
+                http("GET", f"{base}/ui/api/models?limit=50&{query}", headers={"Authorization": f"Bearer {key}"})
+                times.append((time.perf_counter() - t) * 1000)
+            worst[name] = round(statistics.median(times), 1)
+
         driver = subprocess.Popen(["chromedriver", f"--port={DRIVER_PORT}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wd = f"http://127.0.0.1:{DRIVER_PORT}"
         wait("chromedriver", lambda: http("GET", f"{wd}/status")["value"]["ready"])
@@ -118,7 +131,7 @@ def main():
         http("DELETE", s)
         summary = lambda xs: {"median": round(statistics.median(xs), 1), "max": round(max(xs), 1)}
         print(json.dumps({"models": count, "seed_seconds": round(seed_s, 1), "runs": RUNS,
-                          "first_page_ms": summary(first), "list_ms": summary(listed), "api_ms": summary(api)}))
+                          "first_page_ms": summary(first), "list_ms": summary(listed), "api_ms": summary(api), **worst}))
     finally:
         if driver:
             driver.terminate()

@@ -51,3 +51,39 @@ impl Registry {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ModelQuery, NewModel, NewVersion, Origin, PageRequest};
+    use super::*;
+
+    #[test]
+    fn summaries_count_versions_and_name_the_latest_and_origin_filters_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        registry.bootstrap().unwrap();
+        let who = registry.operator().unwrap();
+        let octo = registry.create_model(&who, NewModel { name: "o".into(), ..Default::default() }).unwrap();
+        let paper =
+            registry.create_model(&who, NewModel { name: "p".into(), origin: Origin::Paperspace, ..Default::default() }).unwrap();
+        for minor in 0..2 {
+            let mut attrs = Attrs::new();
+            attrs.insert("versionMinor".into(), minor.into());
+            registry.create_version(&who, &octo.id, NewVersion { attrs, ..Default::default() }).unwrap();
+        }
+        let mut stranger = paper.clone();
+        stranger.team_id = "another team".into();
+        let got = registry.version_summaries(&who, &[octo.clone(), paper.clone(), stranger]).unwrap();
+        let latest = got[0].as_ref().expect("the first model has versions");
+        assert_eq!((latest.count, latest.latest_number), (2, 2));
+        assert_eq!(latest.latest_attrs.get("versionMinor"), Some(&1.into()));
+        assert_eq!((got[1].as_ref(), got[2].as_ref()), (None, None), "no versions; another team's");
+
+        let mut query = ModelQuery::newest_first(PageRequest::After { after: None, limit: 10 });
+        query.origin = Some(Origin::Paperspace);
+        query.count_total = true;
+        let page = registry.list_models(&who, &query).unwrap();
+        assert_eq!(page.items.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), [paper.id.as_str()]);
+        assert_eq!(page.total, Some(1), "a filtered count, not the team's counter");
+    }
+}

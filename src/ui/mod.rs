@@ -289,3 +289,28 @@ fn get_dataset(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         "createdBy": d.created_by_name,
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_each_doors_numbering() {
+        let mut attrs = Map::new();
+        assert_eq!(label(3, &attrs), "3");
+        attrs.insert("versionMajor".into(), json!(2));
+        attrs.insert("versionMinor".into(), json!(1));
+        assert_eq!(label(3, &attrs), "2.1");
+    }
+
+    /// The policy is the second line of defence against injected markup;
+    /// the page must work under it, so nothing inline may creep in.
+    #[test]
+    fn the_page_runs_under_a_policy_without_inline_code() {
+        assert!(!CSP.contains("unsafe") && CSP.contains("script-src 'self'") && CSP.contains("default-src 'none'"));
+        assert!(!INDEX_HTML.contains("<script>") && !INDEX_HTML.contains("style=") && !INDEX_HTML.contains(" on"));
+        for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", ".style.", "'style'"] {
+            assert!(!APP_JS.contains(forbidden), "app.js uses {forbidden}");
+        }
+    }
+}

@@ -515,7 +515,7 @@ function snippets(model, v) {
   if (single) {
     out.push(snippet('modelreg CLI (checks the sha256 as it writes)', `modelreg --server ${ORIGIN} versions download ${model.id} ${v.number} -o ${fileName}`));
     if (model.origin !== 'datarobot') {
-      out.push(snippet('Python (the Octomil download route, as the Octomil SDK calls it)', [
+      out.push(snippet('Python (standard library, the Octomil download route)', [
         'import os, urllib.request',
         `req = urllib.request.Request("${ORIGIN}/api/v1/models/${model.id}/versions/${v.number}/download",`,
         '                             headers={"Authorization": "Bearer " + os.environ["MODELREG_TOKEN"]})',
