@@ -282,6 +282,7 @@ fn upload(s: &Server, model: &str, filename: &str, bytes: &[u8]) {
 
 fn one_model_per_door(s: &Server) -> (String, String, String) {
     let octo = octomil_model(s, "mnist-cnn", "handwritten digits");
+    upload(s, &octo, "mnist.pt", &[7u8; 4096]);
     let paper = ok(&s.post_json("/v1/models", &json!({"name": "paper-resnet", "modelType": "ONNX", "isPublic": true})), 200);
     let robot = ok(&s.post_json(&format!("{API}/customModels/"), &json!({"name": "house prices", "targetType": "Regression", "targetName": "y", "description": "a regression"})), 201);
     (octo, paper["id"].as_str().unwrap().to_string(), robot["id"].as_str().unwrap().to_string())
@@ -305,7 +306,8 @@ fn signing_in_lists_every_doors_models_and_search_and_filters_narrow_it() {
     b.sign_in(&s, &s.key);
     b.wait_count("#models tbody tr", 3);
     assert_eq!(origins(&b), ["datarobot", "octomil", "paperspace"]);
-    assert!(b.text(&b.find("#models")).contains("mnist-cnn"));
+    let row = b.text(&b.find(&format!("#models tr[data-id='{octo}']")));
+    assert!(row.contains("mnist-cnn") && row.contains("pytorch") && row.contains("v1 "), "{row}");
     assert_eq!(b.js("return [innerWidth, innerHeight]", json!([])), json!([1280, 800]));
     b.screenshot("list");
 
