@@ -10,6 +10,7 @@ mod process;
 mod registry;
 mod runtime;
 mod store;
+mod ui;
 
 fn main() {
     std::process::exit(cli::main());

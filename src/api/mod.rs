@@ -38,6 +38,7 @@ pub fn router() -> Router {
     octomil::routes(&mut router);
     paperspace::routes(&mut router);
     datarobot::routes(&mut router);
+    crate::ui::routes(&mut router);
     router
 }
 

@@ -21,6 +21,7 @@ mod machines;
 mod maintenance;
 pub mod model_tests;
 mod models;
+mod overview;
 mod page;
 pub mod repositories;
 pub mod signed_urls;
@@ -45,6 +46,7 @@ pub use models::{
     validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Origin,
     Version, VersionRef, VersionStatus,
 };
+pub use overview::VersionSummary;
 pub use page::{Cursor, Page, PageRequest};
 
 pub struct Registry {

@@ -113,6 +113,8 @@ pub struct ModelQuery {
     pub only_ids: Option<Vec<String>>,
     /// Count all matches (`Page::total`).
     pub count_total: bool,
+    /// Keep models made through this door (the web UI's filter).
+    pub origin: Option<Origin>,
 }
 
 impl ModelQuery {
@@ -126,6 +128,7 @@ impl ModelQuery {
             search: None,
             only_ids: None,
             count_total: false,
+            origin: None,
         }
     }
 }
@@ -483,6 +486,10 @@ impl Registry {
             args.push(Value::String(text.clone()));
             args.push(Value::String(text.clone()));
         }
+        if let Some(origin) = q.origin {
+            filter.push_str(" AND origin = ?");
+            args.push(Value::String(origin.as_str().into()));
+        }
         if let Some(ids) = &q.only_ids {
             filter.push_str(" AND id IN (SELECT value FROM json_each(?))");
             args.push(Value::String(Value::from(ids.clone()).to_string()));
@@ -496,7 +503,8 @@ impl Registry {
             rusqlite::types::Value::Text(t) => Value::String(t),
             _ => Value::Null,
         }));
-        let unfiltered = q.attr_equals.is_empty() && q.search.is_none() && q.only_ids.is_none() && access_filter.is_empty();
+        let unfiltered =
+            q.attr_equals.is_empty() && q.search.is_none() && q.only_ids.is_none() && q.origin.is_none() && access_filter.is_empty();
         let total = if q.count_total && unfiltered {
             let counted: Option<i64> = self
                 .conn

@@ -1,0 +1,317 @@
+//! The web UI (issue 13): one HTML page, a script and a stylesheet compiled
+//! into the binary and served on the API's port, plus three read-only JSON
+//! routes under `/ui/api/` for the views no dialect's route serves in one
+//! request (see ARCHITECTURE.md, "The web UI").
+//!
+//! The page itself is public (the key is pasted into it); every JSON route
+//! needs the key, like any other route, and reads through `Registry`
+//! methods with the caller's `Principal`, so the UI sees exactly what its
+//! key may see. The page builds its DOM with `textContent` only; the
+//! Content-Security-Policy below is the second line of defence: no inline
+//! script, no script from anywhere but this server, no plugin or frame.
+
+use serde_json::{json, Map, Value};
+
+use crate::api::{is_uuid, query_int};
+use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
+use crate::registry::{Cursor, Error, Model, ModelQuery, Origin, PageRequest, Principal, Registry, Result, Version, VersionSummary};
+
+static INDEX_HTML: &str = include_str!("assets/index.html");
+static APP_JS: &str = include_str!("assets/app.js");
+static APP_CSS: &str = include_str!("assets/app.css");
+static ICON_SVG: &str = include_str!("assets/icon.svg");
+
+/// `connect-src 'self'` keeps a script, were one ever injected, from
+/// sending the key anywhere but here; `img-src` allows only our icon and
+/// `data:` (nothing the page builds uses it, but browsers render the
+/// favicon through it on some paths).
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+                       base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+pub static UI: Dialect = Dialect { name: "ui", prefix: "/ui/", render_error, trailing_slash_optional: false };
+
+pub fn routes(router: &mut Router) {
+    router.add_public(&UI, "GET", "/", index);
+    router.add_public(&UI, "GET", "/ui/", index);
+    router.add_public(&UI, "GET", "/ui/app.js", script);
+    router.add_public(&UI, "GET", "/ui/app.css", stylesheet);
+    router.add_public(&UI, "GET", "/ui/icon.svg", icon);
+    router.add(&UI, "GET", "/ui/api/models", list_models);
+    router.add(&UI, "GET", "/ui/api/models/{id}", get_model);
+    router.add(&UI, "GET", "/ui/api/models/{id}/versions/{number}/files/{file}", download_file);
+    router.add(&UI, "GET", "/ui/api/datasets/{id}", get_dataset);
+}
+
+/// The headers every UI response carries, errors included.
+fn hardened(response: Response) -> Response {
+    response
+        .with_header("Content-Security-Policy", CSP)
+        .with_header("X-Content-Type-Options", "nosniff")
+        .with_header("X-Frame-Options", "DENY")
+        .with_header("Referrer-Policy", "no-referrer")
+}
+
+fn render_error(error: &Error) -> Response {
+    let (status, code) = match error {
+        Error::Invalid { .. } => (400, "bad_request"),
+        Error::Unauthorized(_) => (401, "unauthorized"),
+        Error::Forbidden(_) => (403, "forbidden"),
+        Error::NotFound(_) | Error::NoRoute(_) => (404, "not_found"),
+        Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
+        Error::Conflict(_) => (409, "conflict"),
+        Error::TooLarge(_) => (413, "payload_too_large"),
+        Error::Unprocessable { .. } => (422, "unprocessable"),
+        Error::RateLimited { .. } => (429, "rate_limited"),
+        Error::Internal(_) => (500, "internal_error"),
+    };
+    hardened(Response::json(status, &json!({"error": code, "message": error.message()})))
+}
+
+/// Assets change only with the binary; `no-cache` makes the browser
+/// revalidate, so an upgraded server never runs yesterday's script.
+fn asset(content_type: &str, body: &str) -> Response {
+    hardened(Response::bytes(200, content_type, body.as_bytes().to_vec()).with_header("Cache-Control", "no-cache"))
+}
+
+fn index(_: &Ctx, _: &mut Request) -> Result<Response> {
+    Ok(asset("text/html; charset=utf-8", INDEX_HTML))
+}
+
+fn script(_: &Ctx, _: &mut Request) -> Result<Response> {
+    Ok(asset("text/javascript; charset=utf-8", APP_JS))
+}
+
+fn stylesheet(_: &Ctx, _: &mut Request) -> Result<Response> {
+    Ok(asset("text/css; charset=utf-8", APP_CSS))
+}
+
+fn icon(_: &Ctx, _: &mut Request) -> Result<Response> {
+    Ok(asset("image/svg+xml", ICON_SVG))
+}
+
+fn json_ok(value: &Value) -> Response {
+    hardened(Response::json(200, value).with_header("Cache-Control", "no-store"))
+}
+
+/// A short free-text query parameter; None when absent or blank.
+fn text_param(req: &Request, name: &str, max: usize) -> Result<Option<String>> {
+    let Some(text) = req.query(name).map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+    if text.chars().count() > max || text.chars().any(char::is_control) {
+        return Err(Error::invalid(name, format!("must be at most {max} characters without control characters")));
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// The models of every door, newest first, one keyset page at a time:
+/// `q` (name and description), `origin`, `framework`, `targetType`,
+/// `modelType`, `public`, `limit` (1–100, 50), `after` (the `next` of the
+/// previous page).
+fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let limit = query_int(req, "limit", 50, 1, 100)? as u64;
+    let after = text_param(req, "after", 4096)?.map(|c| Cursor::decode("after", &c)).transpose()?;
+    let mut query = ModelQuery::newest_first(PageRequest::After { after, limit });
+    query.search = text_param(req, "q", 200)?;
+    if let Some(origin) = text_param(req, "origin", 20)? {
+        query.origin = Some(Origin::parse(&origin).ok_or_else(|| {
+            Error::invalid("origin", format!("must be octomil, datarobot or paperspace, got {origin:?}"))
+        })?);
+    }
+    for attr in ["framework", "targetType", "modelType"] {
+        if let Some(value) = text_param(req, attr, 100)? {
+            query.attr_equals.push((attr.into(), json!(value)));
+        }
+    }
+    if let Some(public) = crate::api::query_bool(req, "public")? {
+        query.attr_equals.push(("isPublic".into(), json!(public)));
+    }
+    let who = req.who()?;
+    let page = ctx.registry.list_models(who, &query)?;
+    let summaries = ctx.registry.version_summaries(who, &page.items)?;
+    let items: Vec<Value> = page.items.iter().zip(&summaries).map(|(m, s)| list_item(m, s.as_ref())).collect();
+    Ok(json_ok(&json!({
+        "items": items,
+        "hasMore": page.has_more,
+        "next": page.next.map(|c| c.encode()),
+    })))
+}
+
+fn list_item(model: &Model, summary: Option<&VersionSummary>) -> Value {
+    let attr = |key: &str| model.attrs.get(key).cloned().unwrap_or(Value::Null);
+    json!({
+        "id": model.id,
+        "name": model.name,
+        "description": model.description,
+        "origin": model.origin.as_str(),
+        "framework": attr("framework"),
+        "targetType": attr("targetType"),
+        "modelType": attr("modelType"),
+        "isPublic": attr("isPublic"),
+        "created": model.created_at,
+        "modified": model.modified_at,
+        "versionCount": summary.map_or(0, |s| s.count),
+        "latestVersion": summary.map(|s| json!({
+            "number": s.latest_number,
+            "label": label(s.latest_number, &s.latest_attrs),
+            "created": s.latest_created_at,
+        })),
+    })
+}
+
+/// DataRobot numbers versions major.minor; the other doors 1, 2, 3.
+fn label(number: i64, attrs: &Map<String, Value>) -> String {
+    match (attrs.get("versionMajor").and_then(Value::as_i64), attrs.get("versionMinor").and_then(Value::as_i64)) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => number.to_string(),
+    }
+}
+
+fn model_id(req: &Request) -> Result<String> {
+    let id = req.param("id");
+    if !is_uuid(id) {
+        return Err(Error::invalid("id", format!("must be a model id (a UUID), got {id:?}")));
+    }
+    Ok(id.to_string())
+}
+
+/// A model of any door with every version (newest first) and each
+/// version's files with their sha256: what the model page shows, in one
+/// request. The dialects' routes split this over several (DataRobot) or
+/// leave the files out (Octomil, Paperspace).
+fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let id = model_id(req)?;
+    let who = req.who()?;
+    let model = ctx.registry.get_model(who, &id)?;
+    let mut versions = ctx.registry.list_versions(who, &id)?;
+    versions.reverse();
+    let mut names = UserNames::new(ctx.registry, who);
+    let rendered: Vec<Value> = versions.iter().map(|v| render_version(v, &mut names)).collect();
+    Ok(json_ok(&json!({
+        "model": {
+            "id": model.id,
+            "name": model.name,
+            "description": model.description,
+            "origin": model.origin.as_str(),
+            "created": model.created_at,
+            "modified": model.modified_at,
+            "createdBy": names.name(&model.created_by),
+            "attrs": model.attrs,
+        },
+        "versions": rendered,
+    })))
+}
+
+fn render_version(v: &Version, names: &mut UserNames) -> Value {
+    let files: Vec<Value> =
+        v.files.iter().map(|f| json!({"id": f.id, "path": f.path, "size": f.size, "sha256": f.sha256})).collect();
+    json!({
+        "id": v.id,
+        "number": v.number,
+        "label": label(v.number, &v.attrs),
+        "description": v.description,
+        "created": v.created_at,
+        "createdBy": names.name(&v.created_by),
+        "format": v.attrs.get("format"),
+        "status": v.status.as_str(),
+        "versionLabel": v.label,
+        "size": v.total_size(),
+        "files": files,
+    })
+}
+
+/// User ids to names, looked up once each per request.
+struct UserNames<'a> {
+    registry: &'a Registry,
+    who: &'a Principal,
+    known: std::collections::HashMap<String, String>,
+}
+
+impl<'a> UserNames<'a> {
+    fn new(registry: &'a Registry, who: &'a Principal) -> Self {
+        UserNames { registry, who, known: Default::default() }
+    }
+
+    fn name(&mut self, user_id: &str) -> String {
+        if let Some(name) = self.known.get(user_id) {
+            return name.clone();
+        }
+        let name = self.registry.find_user(&self.who.team_id, user_id).map(|u| u.username).unwrap_or_else(|_| user_id.into());
+        self.known.insert(user_id.into(), name.clone());
+        name
+    }
+}
+
+/// One file of a version, whatever door made it. The Octomil download
+/// serves single-file versions only and DataRobot's zips the whole version;
+/// the UI links each file.
+fn download_file(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let id = model_id(req)?;
+    let number = req
+        .param("number")
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| Error::invalid("number", "must be a positive integer"))?;
+    let version = ctx.registry.get_version(req.who()?, &id, number)?;
+    let file_id = req.param("file");
+    let file = version
+        .files
+        .iter()
+        .find(|f| f.id == file_id)
+        .ok_or_else(|| Error::NotFound(format!("version {number} of model {id} has no file {file_id}")))?;
+    let response = crate::http::response::file_response(
+        req.header("If-None-Match"),
+        req.header("Range"),
+        req.header("If-Range"),
+        FileToSend {
+            file: ctx.registry.open_blob(&file.sha256)?,
+            size: file.size,
+            sha256: file.sha256.clone(),
+            content_type: "application/octet-stream".into(),
+        },
+    );
+    let base = file.path.rsplit('/').next().unwrap_or(&file.path);
+    Ok(hardened(response.with_header("Content-Disposition", crate::api::datarobot::attachment(base))))
+}
+
+/// A dataset with its column names: DataRobot's dataset route gives only
+/// their count, and the model page shows the columns of its training data.
+fn get_dataset(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let d = ctx.registry.get_dataset(req.who()?, req.param("id"))?;
+    Ok(json_ok(&json!({
+        "id": d.id,
+        "name": d.name,
+        "fileName": d.file_name,
+        "state": d.state.as_str(),
+        "error": d.error,
+        "size": d.size,
+        "rowCount": d.row_count,
+        "columns": d.columns,
+        "created": d.created_at,
+        "createdBy": d.created_by_name,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_each_doors_numbering() {
+        let mut attrs = Map::new();
+        assert_eq!(label(3, &attrs), "3");
+        attrs.insert("versionMajor".into(), json!(2));
+        attrs.insert("versionMinor".into(), json!(1));
+        assert_eq!(label(3, &attrs), "2.1");
+    }
+
+    /// The policy is the second line of defence against injected markup;
+    /// the page must work under it, so nothing inline may creep in.
+    #[test]
+    fn the_page_runs_under_a_policy_without_inline_code() {
+        assert!(!CSP.contains("unsafe") && CSP.contains("script-src 'self'") && CSP.contains("default-src 'none'"));
+        assert!(!INDEX_HTML.contains("<script>") && !INDEX_HTML.contains("style=") && !INDEX_HTML.contains(" on"));
+        for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", ".style.", "'style'"] {
+            assert!(!APP_JS.contains(forbidden), "app.js uses {forbidden}");
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The web UI (issue 13) in a real headless Chromium, driven over
+//! chromedriver's W3C WebDriver HTTP API, against the real binary: signing
+//! in, the list of every door's models, search, the model page and its
+//! checked download, hostile names as text, a wrong key, DataRobot tests and
+//! feature impact, Paperspace machines. Screenshots (1280×800) go to
+//! target/ui-screenshots/.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::datarobot::{self as dr, API};
+use common::{ok, sha256_hex, Part, Server};
+use serde_json::{json, Value};
+
+/// One Chromium at a time: the machine has two cores, and parallel
+/// browsers only make every wait longer.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+const WAIT: Duration = Duration::from_secs(20);
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// chromedriver plus one session in a fresh profile; both end on drop.
+struct Browser {
+    driver: Child,
+    base: String,
+    agent: ureq::Agent,
+    downloads: tempfile::TempDir,
+    _profile: tempfile::TempDir,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let serial = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is not installed (Debian: apt-get install chromium chromium-driver)");
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        let profile = tempfile::tempdir().unwrap();
+        let downloads = tempfile::tempdir().unwrap();
+        let mut browser = Browser {
+            driver,
+            base: format!("http://127.0.0.1:{port}"),
+            agent,
+            downloads,
+            _profile: profile,
+            _serial: serial,
+        };
+        wait_for("chromedriver to listen", || browser.call("GET", "/status", None).ok().filter(|v| v["ready"] == true));
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,800",
+            &format!("--user-data-dir={}", browser._profile.path().display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium(),
+                "args": args,
+                "prefs": {
+                    "download.default_directory": browser.downloads.path(),
+                    "download.prompt_for_download": false,
+                },
+            },
+        }}});
+        let session = browser.call("POST", "/session", Some(caps)).expect("a WebDriver session");
+        let id = session["sessionId"].as_str().expect("a session id").to_string();
+        browser.base = format!("{}/session/{id}", browser.base);
+        browser.set_size(1280, 800);
+        browser
+    }
+
+    /// One WebDriver command; a W3C error is Err(its error code and message).
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Content-Type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default().into_bytes())
+            .unwrap();
+        let response = self.agent.run(request).map_err(|e| format!("{method} {url}: {e}"))?;
+        let status = response.status().as_u16();
+        let text = response.into_body().read_to_string().map_err(|e| e.to_string())?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?;
+        let value = value.get("value").cloned().unwrap_or(value);
+        if status >= 400 {
+            return Err(format!("{}: {}", value["error"].as_str().unwrap_or("?"), value["message"].as_str().unwrap_or(&text)));
+        }
+        Ok(value)
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.call(method, path, body).unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    /// Sizes the viewport (what a screenshot shows), not the window: the
+    /// window's frame takes some of its height even headless.
+    fn set_size(&self, width: i64, height: i64) {
+        self.cmd("POST", "/window/rect", Some(json!({"width": width, "height": height})));
+        let inner = self.js("return [window.innerWidth, window.innerHeight]", json!([]));
+        let (w, h) = (inner[0].as_i64().unwrap(), inner[1].as_i64().unwrap());
+        if (w, h) != (width, height) {
+            self.cmd("POST", "/window/rect", Some(json!({"width": 2 * width - w, "height": 2 * height - h})));
+        }
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", Some(json!({"url": url})));
+    }
+
+    fn js(&self, script: &str, args: Value) -> Value {
+        self.cmd("POST", "/execute/sync", Some(json!({"script": script, "args": args})))
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        let found = self.cmd("POST", "/elements", Some(json!({"using": "css selector", "value": css})));
+        found.as_array().unwrap().iter().map(|e| e[ELEMENT].as_str().unwrap().to_string()).collect()
+    }
+
+    /// Waits until `css` matches something.
+    fn find(&self, css: &str) -> String {
+        self.wait_for(&format!("an element matching {css:?}"), || self.find_all(css).into_iter().next())
+    }
+
+    /// `wait_for`, saying what the page showed when it gave up.
+    fn wait_for<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(v) = probe() {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let shown = self.call("POST", "/execute/sync", Some(json!({"script": "return document.body.innerText", "args": []})));
+                panic!("gave up waiting for {what}; the page showed:\n{}", shown.map(|v| v.to_string()).unwrap_or_else(|e| e));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn text(&self, element: &str) -> String {
+        self.cmd("GET", &format!("/element/{element}/text"), None).as_str().unwrap().to_string()
+    }
+
+    fn click(&self, element: &str) {
+        self.cmd("POST", &format!("/element/{element}/click"), Some(json!({})));
+    }
+
+    fn type_into(&self, element: &str, text: &str) {
+        self.cmd("POST", &format!("/element/{element}/value"), Some(json!({"text": text})));
+    }
+
+    fn clear(&self, element: &str) {
+        self.cmd("POST", &format!("/element/{element}/clear"), Some(json!({})));
+    }
+
+    /// Waits until the text of `css` satisfies `test`; returns it.
+    fn wait_text(&self, css: &str, what: &str, test: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(e) = self.find_all(css).into_iter().next() {
+                if let Ok(t) = self.call("GET", &format!("/element/{e}/text"), None) {
+                    last = t.as_str().unwrap_or("").to_string();
+                    if test(&last) {
+                        return last;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let page = self.call("POST", "/execute/sync", Some(json!({"script": "return document.body.innerText", "args": []})));
+        panic!("{css} never showed {what}; last text: {last:?}; the page showed:\n{}", page.map(|v| v.to_string()).unwrap_or_else(|e| e));
+    }
+
+    /// The texts of every element matching `css`, once their count is `n`.
+    fn wait_count(&self, css: &str, n: usize) -> Vec<String> {
+        let found = self.wait_for(&format!("{n} elements matching {css:?}"), || {
+            let all = self.find_all(css);
+            (all.len() == n).then_some(all)
+        });
+        found.iter().map(|e| self.text(e)).collect()
+    }
+
+    fn alert_open(&self) -> bool {
+        self.call("GET", "/alert/text", None).is_ok()
+    }
+
+    fn screenshot(&self, name: &str) {
+        let png = decode_base64(self.cmd("GET", "/screenshot", None).as_str().unwrap());
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Opens the UI and signs in through the form, as a person would.
+    fn sign_in(&self, s: &Server, key: &str) {
+        self.goto(&s.url("/"));
+        let input = self.find("#key");
+        self.type_into(&input, key);
+        self.click(&self.find("#signin-form button[type=submit]"));
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.call("DELETE", "", None);
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn chromium() -> &'static str {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("chromium")
+}
+
+/// Polls `probe` until it returns Some, for at most `WAIT`.
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let clean: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= (value(*c) as u32) << (18 - 6 * i);
+        }
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+fn octomil_model(s: &Server, name: &str, description: &str) -> String {
+    let r = s.post_json("/api/v1/models", &json!({"name": name, "framework": "pytorch", "description": description}));
+    ok(&r, 201)["id"].as_str().unwrap().to_string()
+}
+
+fn upload(s: &Server, model: &str, filename: &str, bytes: &[u8]) {
+    let parts = [Part::File { name: "file", filename, bytes }, Part::Field("format", "pytorch")];
+    ok(&s.post_multipart(&format!("/api/v1/models/{model}/versions/upload"), &parts), 201);
+}
+
+fn one_model_per_door(s: &Server) -> (String, String, String) {
+    let octo = octomil_model(s, "mnist-cnn", "handwritten digits");
+    upload(s, &octo, "mnist.pt", &[7u8; 4096]);
+    let paper = ok(&s.post_json("/v1/models", &json!({"name": "paper-resnet", "modelType": "ONNX", "isPublic": true})), 200);
+    let robot = ok(&s.post_json(&format!("{API}/customModels/"), &json!({"name": "house prices", "targetType": "Regression", "targetName": "y", "description": "a regression"})), 201);
+    (octo, paper["id"].as_str().unwrap().to_string(), robot["id"].as_str().unwrap().to_string())
+}
+
+fn origins(b: &Browser) -> Vec<String> {
+    let rows = b.find_all("#models tbody tr");
+    let mut got: Vec<String> = rows
+        .iter()
+        .map(|r| b.cmd("GET", &format!("/element/{r}/attribute/data-origin"), None).as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    got
+}
+
+#[test]
+fn signing_in_lists_every_doors_models_and_search_and_filters_narrow_it() {
+    let s = Server::start();
+    let (octo, _, robot) = one_model_per_door(&s);
+    let b = Browser::start();
+    b.sign_in(&s, &s.key);
+    b.wait_count("#models tbody tr", 3);
+    assert_eq!(origins(&b), ["datarobot", "octomil", "paperspace"]);
+    let row = b.text(&b.find(&format!("#models tr[data-id='{octo}']")));
+    assert!(row.contains("mnist-cnn") && row.contains("pytorch") && row.contains("v1 "), "{row}");
+    assert_eq!(b.js("return [innerWidth, innerHeight]", json!([])), json!([1280, 800]));
+    b.screenshot("list");
+
+    // Search covers descriptions as well as names.
+    let search = b.find("#search");
+    b.type_into(&search, "DIGITS");
+    assert_eq!(b.wait_count("#models tbody tr", 1)[0].lines().next(), Some("mnist-cnn"));
+    // The URL names the search, so it can be shared and reloaded.
+    let hash = b.js("return location.hash", json!([]));
+    assert_eq!(hash, "#/?q=DIGITS");
+    b.goto(&s.url("/#/?q=house"));
+    b.wait_text("#models tbody", "the DataRobot model", |t| t.contains("house prices") && !t.contains("mnist"));
+    assert_eq!(b.find_all(&format!("#models tr[data-id='{robot}']")).len(), 1);
+
+    b.goto(&s.url("/#/?origin=paperspace"));
+    b.wait_text("#models tbody", "only the Paperspace model", |t| t.contains("paper-resnet") && !t.contains("house"));
+    b.goto(&s.url("/#/?type=framework:pytorch"));
+    b.wait_text("#models tbody", "only the pytorch model", |t| t.contains("mnist-cnn") && !t.contains("paper"));
+    b.goto(&s.url("/#/?q=nothing-like-this"));
+    b.wait_text("#no-match", "the no-match notice", |t| t.contains("No model matches"));
+
+    // A link names the model; following it by keyboard opens its page.
+    b.goto(&s.url("/#/"));
+    let link = b.find(&format!("#models tr[data-id='{octo}'] a"));
+    b.cmd("POST", &format!("/element/{link}/value"), Some(json!({"text": "\u{E007}"})));
+    b.wait_text("#model-name", "the model's name", |t| t == "mnist-cnn");
+    assert_eq!(b.js("return location.hash", json!([])), format!("#/models/{octo}"));
+
+    // A phone's width: nothing overflows sideways.
+    b.set_size(390, 844);
+    b.goto(&s.url("/#/"));
+    b.wait_count("#models tbody tr", 3);
+    let overflow = b.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth", json!([]));
+    assert!(overflow.as_i64().unwrap() <= 0, "the list is wider than a phone: {overflow}");
+}
+
+#[test]
+fn the_model_page_lists_versions_newest_first_and_its_download_matches_the_sha256() {
+    let s = Server::start();
+    let model = octomil_model(&s, "weights", "two versions");
+    let first: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let second: Vec<u8> = (0..90_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    upload(&s, &model, "model-a.pt", &first);
+    upload(&s, &model, "model-b.pt", &second);
+    let b = Browser::start();
+    b.sign_in(&s, &s.key);
+    b.find("#models");
+    b.goto(&s.url(&format!("/#/models/{model}")));
+    let rows = b.wait_count("#versions tbody tr", 2);
+    assert!(rows[0].starts_with("v2") && rows[1].starts_with("v1"), "newest first: {rows:?}");
+    let files = b.wait_text("#files", "the latest version's file", |t| t.contains("model-b.pt"));
+    assert!(files.contains(&sha256_hex(&second)), "{files}");
+    let snippets = b.text(&b.find("#version"));
+    assert!(snippets.contains(&format!("versions download {model} 2 -o model-b.pt")), "{snippets}");
+    assert!(snippets.contains(&format!("/api/v1/models/{model}/versions/2/download")), "{snippets}");
+    b.screenshot("model");
+
+    b.click(&b.find("#files button.download"));
+    let result = b.wait_text("#download-result", "the download's verdict", |t| t.contains("sha256"));
+    assert!(result.contains("sha256 verified"), "{result}");
+    // The browser saved the bytes the registry holds.
+    let saved = b.downloads.path().join("model-b.pt");
+    wait_for("the saved download", || std::fs::read(&saved).ok().filter(|bytes| bytes.len() == second.len()));
+    assert_eq!(sha256_hex(&std::fs::read(&saved).unwrap()), sha256_hex(&second));
+
+    // The URL names the version; an older one is shown with its own file.
+    b.goto(&s.url(&format!("/#/models/{model}/versions/1")));
+    b.wait_text("#files", "version 1's file", |t| t.contains("model-a.pt") && t.contains(&sha256_hex(&first)));
+    let current = b.text(&b.find("#versions tr.current"));
+    assert!(current.starts_with("v1"), "{current}");
+}
+
+#[test]
+fn a_hostile_model_name_renders_as_text_and_runs_no_script() {
+    let s = Server::start();
+    let name = "<img src=x onerror=alert(1)>";
+    let description = "<script>alert(2)</script><b>bold</b>";
+    let model = octomil_model(&s, name, description);
+    // A version's description is user input too.
+    let parts = [Part::File { name: "file", filename: "m.pt", bytes: b"weights" }, Part::Field("description", "<svg onload=alert(3)>")];
+    ok(&s.post_multipart(&format!("/api/v1/models/{model}/versions/upload"), &parts), 201);
+    let b = Browser::start();
+    b.sign_in(&s, &s.key);
+    let row = b.wait_count("#models tbody tr", 1);
+    assert_eq!(row[0].lines().next(), Some(name));
+    assert!(row[0].contains(description), "{row:?}");
+    b.goto(&s.url(&format!("/#/models/{model}")));
+    assert_eq!(b.wait_text("#model-name", "the name", |t| !t.is_empty()), name);
+    b.wait_text("#versions", "the version's description as text", |t| t.contains("<svg onload=alert(3)>"));
+    let injected = b.js("return document.querySelectorAll('main img, main script, main b, main svg:not(.chart)').length", json!([]));
+    assert_eq!(injected, 0, "registry text became elements");
+    assert!(!b.alert_open(), "a script ran");
+}
+
+#[test]
+fn a_wrong_key_shows_a_clear_message_and_a_new_registry_teaches_its_first_commands() {
+    let s = Server::start();
+    let b = Browser::start();
+    b.sign_in(&s, "not-a-key");
+    let message = b.wait_text("#signin-error", "the refusal", |t| !t.is_empty());
+    assert!(message.contains("not accepted") && message.contains("401"), "{message}");
+    assert_eq!(b.js("return sessionStorage.getItem('modelreg.key')", json!([])), Value::Null);
+
+    // The right key: an empty registry says how to make a first model.
+    let input = b.find("#key");
+    b.clear(&input);
+    b.type_into(&input, &s.key);
+    b.click(&b.find("#signin-form button[type=submit]"));
+    let empty = b.wait_text("#empty", "the first-model commands", |t| t.contains("models create"));
+    assert!(empty.contains("versions upload") && empty.contains("versions download"), "{empty}");
+    assert!(b.find_all("#signin-error").is_empty());
+
+    // A key revoked while signed in sends the page back to the form.
+    b.js("sessionStorage.setItem('modelreg.key', 'revoked')", json!([]));
+    b.goto(&s.url("/#/?q=x"));
+    b.wait_text("main .error", "the revoked key's message", |t| t.contains("no longer accepts"));
+}
+
+#[test]
+fn every_ui_response_is_hardened_and_the_ui_routes_check_their_input() {
+    let s = Server::start();
+    let checks = |path: &str, auth: Option<&str>| {
+        let headers: Vec<(&str, &str)> = auth.map(|a| vec![("Authorization", a)]).unwrap_or_default();
+        let r = s.request("GET", path, &headers, None);
+        let csp = r.header("Content-Security-Policy").unwrap_or_else(|| panic!("no CSP on {path}"));
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{path}: {csp}");
+        assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"), "{path}");
+        r
+    };
+    let index = checks("/", Some(""));
+    assert_eq!(index.status, 200);
+    let html = String::from_utf8(index.body).unwrap();
+    assert!(!html.contains("<script>") && html.contains("<script src=\"/ui/app.js\""), "no inline script");
+    assert_eq!(checks("/ui/app.js", Some("")).header("Content-Type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(checks("/ui/app.css", Some("")).status, 200);
+    assert_eq!(checks("/ui/api/models", Some("")).status, 401, "the JSON routes need the key");
+    assert_eq!(checks("/ui/api/models", Some("Bearer wrong")).status, 401);
+    assert_eq!(checks("/ui/missing", None).status, 404);
+    let app = String::from_utf8(s.get("/ui/app.js").body).unwrap();
+    assert!(!app.contains("innerHTML") && !app.contains("insertAdjacentHTML") && !app.contains("eval("));
+
+    for bad in ["limit=0", "limit=101", "origin=nowhere", "after=zz", "public=maybe", "q=a%00b"] {
+        let r = checks(&format!("/ui/api/models?{bad}"), None);
+        assert_eq!(r.status, 400, "{bad}: {}", String::from_utf8_lossy(&r.body));
+    }
+    assert_eq!(checks("/ui/api/models/not-a-uuid", None).status, 400);
+    assert_eq!(checks("/ui/api/models/00000000-0000-4000-8000-000000000000", None).status, 404);
+
+    // Keyset paging walks every model once, and another team sees none.
+    for i in 0..5 {
+        octomil_model(&s, &format!("paged-{i}"), "");
+    }
+    let mut seen = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let path = match &next {
+            Some(c) => format!("/ui/api/models?limit=2&after={c}"),
+            None => "/ui/api/models?limit=2".to_string(),
+        };
+        let page = ok(&s.get(&path), 200);
+        seen.extend(page["items"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_string()));
+        match page["next"].as_str() {
+            Some(c) => next = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["paged-4", "paged-3", "paged-2", "paged-1", "paged-0"]);
+    let model = ok(&s.get("/ui/api/models?limit=1"), 200)["items"][0]["id"].as_str().unwrap().to_string();
+    assert!(s.cli(&["teams", "add", "elsewhere"]).status.success());
+    let stranger = common::user_key(&s, "stranger", Some("elsewhere"));
+    let theirs = common::as_user(&s, &stranger, "GET", "/ui/api/models", None);
+    assert_eq!(ok(&theirs, 200)["items"], json!([]));
+    assert_eq!(common::as_user(&s, &stranger, "GET", &format!("/ui/api/models/{model}"), None).status, 404);
+}
+
+#[test]
+fn paperspace_machines_show_their_state_and_event_timeline() {
+    let s = Server::start();
+    let body = json!({"name": "trainer", "machineType": "P4000", "templateId": "tz0ireoj", "diskSize": 50, "region": "East Coast (NY2)"});
+    let machine = ok(&s.post_json("/v1/machines", &body), 200)["data"]["id"].as_str().unwrap().to_string();
+    dr::poll("the machine to be ready", WAIT, || {
+        let m = ok(&s.get(&format!("/v1/machines/{machine}")), 200);
+        if m["state"] == "ready" { Ok(()) } else { Err(m["state"].to_string()) }
+    });
+    let b = Browser::start();
+    b.sign_in(&s, &s.key);
+    b.find("#main h1");
+    b.goto(&s.url("/#/machines"));
+    let row = b.wait_count("#machines tbody tr", 1);
+    assert!(row[0].contains("trainer") && row[0].contains("ready") && row[0].contains("P4000"), "{row:?}");
+    b.goto(&s.url(&format!("/#/machines/{machine}")));
+    let events = b.wait_text("#events", "the create event", |t| t.contains("create"));
+    assert!(events.contains("done"), "{events}");
+    let fields = b.text(&b.find("#machine dl"));
+    assert!(fields.contains("East Coast (NY2)") && fields.contains("tz0ireoj"), "{fields}");
+}
+
+/// 400 rows: y = 3·x1 + 0.5·x2; x3 is noise the model ignores (the same
+/// data tests/insights.rs ranks).
+fn impact_csv() -> String {
+    let mut csv = String::from("x1,x2,x3,y\n");
+    for i in 0..400u64 {
+        let (x1, x2, x3) = ((i * 37 % 101) as f64 / 10.0, (i * 53 % 97) as f64 / 10.0, (i * 71 % 89) as f64 / 10.0);
+        csv.push_str(&format!("{x1},{x2},{x3},{}\n", 3.0 * x1 + 0.5 * x2));
+    }
+    csv
+}
+
+#[test]
+fn a_datarobot_model_page_shows_test_badges_feature_impact_datasets_environment_and_access() {
+    let s = Server::start_compute(&[]);
+    let setup = dr::setup(&s, dr::regression(), &dr::fixture("impact"), &[], Some(&impact_csv()));
+    let dataset = setup.dataset.clone().unwrap();
+    ok(&s.send_json("PATCH", &format!("{API}/customModels/{}/trainingData/", setup.model), &json!({"datasetId": dataset})), 202);
+    let test = dr::run_setup(&s, &setup, json!({}));
+    assert_eq!(test["overallStatus"], "succeeded", "{test}");
+    let impact = s.request("POST", &format!("{API}/customModels/{}/versions/{}/featureImpact/", setup.model, setup.version), &[], None);
+    let status = impact.header("Location").unwrap().to_string();
+    ok(&impact, 202);
+    dr::poll("feature impact", dr::RUN_DEADLINE, || {
+        let r = s.get_unfollowed(dr::path_of(&s, &status));
+        if r.status == 303 { Ok(()) } else { Err(String::from_utf8_lossy(&r.body).into_owned()) }
+    });
+
+    let b = Browser::start();
+    b.sign_in(&s, &s.key);
+    b.find("#models");
+    b.goto(&s.url(&format!("/#/models/{}", setup.model)));
+    // Feature impact: one bar per feature, the strongest (x1) full width,
+    // x3 (ignored by the model) empty.
+    b.wait_count("#impact-chart rect.bar", 3);
+    let widths = b.js(
+        "return [...document.querySelectorAll('#impact-chart rect.bar')].map(r => [r.dataset.feature, Number(r.getAttribute('width'))])",
+        json!([]),
+    );
+    let widths = widths.as_array().unwrap();
+    assert_eq!(widths[0][0], "x1", "sorted strongest first: {widths:?}");
+    assert!(widths[0][1].as_f64().unwrap() > 400.0 && widths[2][1].as_f64().unwrap() < 1.0, "{widths:?}");
+    // The test's checks as badges, coloured by status.
+    let badge = b.find(".test .check[data-check='errorCheck']");
+    assert!(b.text(&badge).contains("succeeded"));
+    let class = b.cmd("GET", &format!("/element/{badge}/attribute/class"), None);
+    assert!(class.as_str().unwrap().contains("st-succeeded"), "{class}");
+    assert_eq!(b.find_all(".test .check").len(), test["testingStatus"].as_object().unwrap().len());
+    b.click(&b.find(".test button"));
+    b.wait_text(".test pre.log", "the test's log", |t| t.contains("errorCheck"));
+    // The training data with its columns and rows; the environment's build.
+    let datasets = b.wait_text("#datasets", "the training dataset", |t| t.contains("400 rows"));
+    assert!(["x1", "x2", "x3", "y"].iter().all(|c| datasets.contains(c)), "{datasets}");
+    b.wait_text("#environment", "the build status", |t| t.contains("build: success"));
+    b.wait_text("#access", "the access section", |t| !t.contains("Loading"));
+    b.js("document.getElementById('tests').scrollIntoView()", json!([]));
+    b.screenshot("datarobot-model");
+}
