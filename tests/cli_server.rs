@@ -430,6 +430,9 @@ fn datarobot_errors_carry_the_servers_message() {
     assert_eq!(stderr(&out).trim(), format!("error: {message}"));
 }
 
+/// A model id for servers that answer whatever is asked.
+const MODEL_ID: &str = "0190f5c2-0000-7000-8000-000000000000";
+
 /// A one-shot HTTP server that answers any request with `body` as a zip.
 fn serve_once(body: Vec<u8>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -476,7 +479,7 @@ fn a_downloaded_zip_cannot_write_outside_the_output_folder() {
     for (what, zip) in cases {
         let url = serve_once(zip);
         let out_dir = work.path().join(what.replace(' ', "_")).join("out");
-        let out = server.cli(&["--server", &url, "--token", "k", "custom-models", "versions", "download", "m", "v", "-o", out_dir.to_str().unwrap()]);
+        let out = server.cli(&["--server", &url, "--token", "k", "custom-models", "versions", "download", MODEL_ID, "v", "-o", out_dir.to_str().unwrap()]);
         assert!(!out.status.success(), "{what}: {}", stdout(&out));
         assert!(stderr(&out).contains("nothing was written"), "{what}: {}", stderr(&out));
         // Nothing at all was written: not the good entry, not the bad one.
@@ -485,7 +488,7 @@ fn a_downloaded_zip_cannot_write_outside_the_output_folder() {
     // A well-formed zip from the same kind of server unpacks.
     let url = serve_once(zip_of(&[("a/b.txt", b"b"), ("c.txt", b"c")]));
     let out_dir = work.path().join("good");
-    let out = server.cli(&["--server", &url, "--token", "k", "custom-models", "versions", "download", "m", "v", "-o", out_dir.to_str().unwrap()]);
+    let out = server.cli(&["--server", &url, "--token", "k", "custom-models", "versions", "download", MODEL_ID, "v", "-o", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(read_tree(&out_dir), vec![("a/b.txt".to_string(), b"b".to_vec()), ("c.txt".to_string(), b"c".to_vec())]);
 }

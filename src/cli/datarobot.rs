@@ -317,6 +317,11 @@ impl CustomModelsCommand {
 /// two models share is an error listing both). Over HTTP the Octomil
 /// routes, which take either, say which model it is.
 pub(crate) fn resolve_model_id(target: &Target, handle: &str) -> Result<String, Error> {
+    // Model ids are UUIDs, and names rarely are: an id goes as it is,
+    // without a round trip.
+    if crate::api::is_uuid(handle) {
+        return Ok(handle.to_string());
+    }
     match target {
         Target::Local { registry, who } => Ok(registry.resolve_model(who, handle)?.id),
         Target::Remote(remote) => {

@@ -197,6 +197,14 @@ try:
 except OctomilClientError as e:
     check("not_found" in str(e), str(e))
 
+# ensure_model reads only the first page (20 models) before it creates:
+# with 25 newer models, it still finds the old one instead of failing.
+for n in range(25):
+    registry.ensure_model(f"filler-{n}", framework="sklearn", use_case="other")
+check(len(registry.api.get("/models", params={"org_id": "team"})["models"]) == 20, "the first page is 20")
+check(registry.ensure_model("octo-pushed", framework="pytorch", use_case="other")["id"] == octo_id, "ensure_model")
+check(registry.ensure_model("from-the-cli", framework="sklearn", use_case="other")["id"] == CLI_MODEL_ID, "ensure_model")
+
 # Deployment features say plainly that they are not here.
 try:
     registry.optimize(octo_id)

@@ -142,12 +142,14 @@ fn create_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 }
 
 /// Creates a model, or returns the caller's model of that name (false)
-/// unless the request contradicts it (another framework: 409). The route
+/// unless the request contradicts it (a framework other than the one it
+/// has: 409). The route
 /// and the CLI's `models create` share it.
 pub(crate) fn create_or_get(registry: &Registry, who: &Principal, new: NewModel) -> Result<(Model, bool)> {
     let framework = new.attrs.get("framework").cloned();
     let (model, created) = registry.create_model_named(who, new)?;
-    if !created && framework.is_some() && model.attrs.get("framework") != framework.as_ref() {
+    let stored = model.attrs.get("framework");
+    if !created && framework.is_some() && stored.is_some() && stored != framework.as_ref() {
         return Err(Error::Conflict(format!(
             "a model named {:?} already exists with framework {}",
             model.name,
