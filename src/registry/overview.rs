@@ -24,7 +24,9 @@ impl Registry {
     /// Two index lookups per model on `UNIQUE (model_id, number)`.
     pub fn version_summaries(&self, who: &Principal, models: &[Model]) -> Result<Vec<Option<VersionSummary>>> {
         let mut latest = self.conn.prepare_cached(
-            "SELECT number, created_at, attrs FROM model_versions WHERE model_id = ?1 ORDER BY number DESC LIMIT 1",
+            // Latest as every door means it: the newest version not deprecated.
+            "SELECT number, created_at, attrs FROM model_versions WHERE model_id = ?1 AND status <> 'deprecated'
+             ORDER BY number DESC LIMIT 1",
         )?;
         let mut count = self.conn.prepare_cached("SELECT COUNT(*) FROM model_versions WHERE model_id = ?1")?;
         let mut out = Vec::with_capacity(models.len());
