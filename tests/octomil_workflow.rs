@@ -295,5 +295,6 @@ fn the_octomil_sdk_pushes_and_pulls_200_mb_byte_identical_with_flat_memory() {
     let digest = |p: &Path| common::hash_stream(std::fs::File::open(p).unwrap());
     assert_eq!(digest(&pulled), digest(&source), "pull returned other bytes");
     let peak = server.peak_rss_kib();
+    println!("server peak RSS after a 200 MB push and pull: {peak} KiB");
     assert!(peak < 64 * 1024, "server peak RSS {peak} KiB moving 200 MB each way");
 }
