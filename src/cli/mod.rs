@@ -152,6 +152,10 @@ struct ServeArgs {
     /// Repeatable; none by default, so team admins can only register https repositories.
     #[arg(long = "allow-git-path", value_name = "DIR")]
     allow_git_paths: Vec<PathBuf>,
+    /// Do not convert Octomil uploads to ONNX as they arrive (by default they are, when the
+    /// runtime has the converters); a download of a missing format still converts it.
+    #[arg(long)]
+    no_convert_on_upload: bool,
 }
 
 pub fn main() -> i32 {
@@ -265,6 +269,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         compute_slots: args.compute_slots.max(1),
         python: args.python,
         git_paths: crate::registry::repositories::GitPaths::Under(allowed_git_paths(&args.allow_git_paths)?),
+        convert_on_upload: !args.no_convert_on_upload,
     };
     crate::jobs::start(&options)?;
     crate::http::serve(options, crate::api::router(), |addr| {

@@ -47,6 +47,10 @@ pub struct ServerOptions {
     /// Where local (`git`) repositories may be registered and pulled from
     /// (`serve --allow-git-path`; the offline CLI's operator: anywhere).
     pub git_paths: crate::registry::repositories::GitPaths,
+    /// Queue an Octomil upload's ONNX conversion as soon as it is stored,
+    /// when the runtime has the converters (`serve --no-convert-on-upload`
+    /// turns it off; a download of a missing format still converts).
+    pub convert_on_upload: bool,
 }
 
 impl ServerOptions {
@@ -68,6 +72,8 @@ impl ServerOptions {
             compute_slots: 1,
             python,
             git_paths: crate::registry::repositories::GitPaths::Any,
+            // The CLI converts when asked (`versions convert`, `download --format`).
+            convert_on_upload: false,
         }
     }
 }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_templates.sql"),
     include_str!("../../migrations/0006_insights.sql"),
     include_str!("../../migrations/0007_model_origin.sql"),
+    include_str!("../../migrations/0008_format_artifacts.sql"),
 ];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 

@@ -5,6 +5,8 @@
 //! is_baseline, round_id) live in the model's attrs; a version's format in
 //! the version's attrs. A version holds exactly one file.
 
+mod formats;
+
 use serde_json::{json, Map, Value};
 
 use super::{is_uuid, opt_bool, opt_number, opt_string, query_bool, query_int};
@@ -24,6 +26,7 @@ pub fn routes(router: &mut Router) {
     router.add(&OCTOMIL, "DELETE", "/api/v1/models/{model_id}", delete_model);
     router.add(&OCTOMIL, "POST", "/api/v1/models/{model_id}/versions/upload", upload_version);
     router.add(&OCTOMIL, "GET", "/api/v1/models/{model_id}/versions/{version}/download", download_version);
+    formats::routes(router);
 }
 
 /// Seed 004's error table: one body shape, `{error, message}`.
@@ -162,7 +165,13 @@ pub(crate) fn model_detail(registry: &Registry, who: &Principal, id: &str) -> Re
     let model = registry.get_model(who, id)?;
     let versions = registry.list_versions(who, id)?;
     let mut body = render_model(&model, versions.last());
-    body["versions"] = versions.iter().map(|v| render_version_summary(&model.id, v)).collect();
+    let mut summaries = Vec::with_capacity(versions.len());
+    for v in &versions {
+        let mut summary = render_version_summary(&model.id, v);
+        formats::add_fields(registry, v, &mut summary)?;
+        summaries.push(summary);
+    }
+    body["versions"] = Value::Array(summaries);
     Ok(body)
 }
 
@@ -200,6 +209,7 @@ fn upload_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let (filename, digest) = file.ok_or_else(|| Error::invalid("file", "is required: send the weights as a `file` part"))?;
     let body = commit_upload(ctx.registry, &who, &id, &filename, digest, format, description)?;
     drop(guard);
+    formats::after_upload(ctx, &who, &id, body["version"].as_i64());
     Ok(Response::json(201, &body))
 }
 
@@ -258,13 +268,11 @@ fn download_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     if !DOWNLOAD_FORMATS.contains(&wanted.as_str()) {
         return Err(Error::invalid("format", format!("must be one of {}, got {wanted:?}", DOWNLOAD_FORMATS.join(", "))));
     }
-    let version = ctx.registry.get_version(req.who()?, &id, number)?;
+    let who = req.who()?.clone();
+    let version = ctx.registry.get_version(&who, &id, number)?;
     let stored = version_format(&version);
     if wanted != "original" && wanted != stored {
-        return Err(Error::NotFound(format!(
-            "no {wanted} artifact exists for version {number}: it was uploaded as {stored}, and modelreg \
-             serves the uploaded file only (it does not convert between formats)"
-        )));
+        return formats::download(ctx, req, &who, &version, &wanted);
     }
     // A version made through DataRobot can hold many files (or none);
     // Octomil's download serves exactly one.
