@@ -115,8 +115,10 @@ pub fn expand_options(with: &[String]) -> Vec<String> {
     let mut packages = Vec::new();
     for name in with {
         match name.as_str() {
+            // xgboost-cpu: the same xgboost without the 200 MB of NCCL the
+            // plain wheel pulls on Linux.
             "converters" => packages.extend(
-                ["skl2onnx==1.20.0", "onnxmltools==1.16.0", "onnxruntime==1.32.0", "onnx==1.23.2", "scikit-learn==1.9.1", "xgboost==3.2.0"]
+                ["skl2onnx==1.20.0", "onnxmltools==1.16.0", "onnxruntime==1.32.0", "onnx==1.23.2", "scikit-learn==1.9.1", "xgboost-cpu==3.2.0"]
                     .map(String::from),
             ),
             "tensorflow" => packages.extend(["tensorflow-cpu", "tf2onnx"].map(String::from)),

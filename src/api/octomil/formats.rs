@@ -389,3 +389,69 @@ fn request_format(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let (body, pending) = request_body(ctx.registry, &settings(ctx), req.who()?, &id, number, &format, shape.as_deref())?;
     Ok(Response::json(if pending.is_some() { 202 } else { 200 }, &body))
 }
+
+/// The offline CLI's download of a converted format: it asks for the
+/// conversion and, when that queued it, runs it in this process before
+/// answering (a server on the same data directory may have taken the job
+/// first; then the answer is that it is running). None for the stored
+/// format; NotFound with the download route's message otherwise.
+pub(crate) fn offline_artifact(
+    registry: &Registry,
+    python: Option<&std::path::Path>,
+    who: &Principal,
+    model_id: &str,
+    number: i64,
+    format: &str,
+) -> Result<Option<(Version, crate::registry::Digest)>> {
+    let settings = Settings { data_dir: registry.data_dir(), python, image_builder: None };
+    let version = registry.get_version(who, model_id, number)?;
+    let mut availability = request(registry, &settings, who, &version, format, None, Retry::Never)?;
+    if let Availability::Pending(row) = &availability {
+        let options = crate::http::ServerOptions::offline(registry.data_dir(), python.map(std::path::Path::to_path_buf));
+        crate::jobs::run_jobs_about(registry, &options, &row.id)?;
+        availability = wait_for_verdict(registry, &settings, &version, format)?;
+    }
+    match availability {
+        Availability::Original => Ok(None),
+        Availability::Ready(row) => {
+            let digest = row.artifact.ok_or_else(|| Error::Internal(format!("the {format} artifact is ready but has no file")))?;
+            Ok(Some((version, digest)))
+        }
+        other => Err(Error::NotFound(why(&version, format, &other).1)),
+    }
+}
+
+/// The offline CLI's `versions convert`: asks (again, after a failure) and
+/// runs the conversion here; answers the format's state with its log.
+pub(crate) fn offline_convert(
+    registry: &Registry,
+    python: Option<&std::path::Path>,
+    who: &Principal,
+    model_id: &str,
+    number: i64,
+    format: &str,
+    input_shape: Option<&[i64]>,
+) -> Result<Value> {
+    let settings = Settings { data_dir: registry.data_dir(), python, image_builder: None };
+    let (_, pending) = request_body(registry, &settings, who, model_id, number, format, input_shape)?;
+    if let Some(row_id) = pending {
+        let options = crate::http::ServerOptions::offline(registry.data_dir(), python.map(std::path::Path::to_path_buf));
+        crate::jobs::run_jobs_about(registry, &options, &row_id)?;
+        let version = registry.get_version(who, model_id, number)?;
+        wait_for_verdict(registry, &settings, &version, format)?;
+    }
+    status_body(registry, &settings, who, model_id, number, format)
+}
+
+/// A server on the same data directory may have claimed the job before the
+/// offline CLI could: then the CLI waits for its verdict.
+fn wait_for_verdict(registry: &Registry, settings: &Settings, version: &Version, format: &str) -> Result<Availability> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40 * 60);
+    loop {
+        let availability = availability(registry, settings, version, format)?;
+        if !matches!(availability, Availability::Pending(_)) || std::time::Instant::now() > deadline {
+            return Ok(availability);
+        }
+        std::thread::sleep(crate::process::POLL);
+    }
+}

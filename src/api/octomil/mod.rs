@@ -5,7 +5,7 @@
 //! is_baseline, round_id) live in the model's attrs; a version's format in
 //! the version's attrs. A version holds exactly one file.
 
-mod formats;
+pub(crate) mod formats;
 
 use serde_json::{json, Map, Value};
 
