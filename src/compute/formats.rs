@@ -298,7 +298,10 @@ fn convert(
     if managed.is_dir() {
         command.arg("--expose").arg(managed);
     }
-    command.arg("--").arg(&runtime.python).args(["-c", SCRIPT, "convert", &from, &row.format]).arg(&input).arg(&output).arg(&result);
+    // The child starts in the job's folder: a relative `--python` must not
+    // change meaning there.
+    let python = std::path::absolute(&runtime.python).map_err(|e| format!("cannot resolve {}: {e}", runtime.python.display()))?;
+    command.arg("--").arg(&python).args(["-c", SCRIPT, "convert", &from, &row.format]).arg(&input).arg(&output).arg(&result);
     if let Some(shape) = &row.input_shape {
         command.arg("--input-shape").arg(shape.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
     }
