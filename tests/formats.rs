@@ -13,7 +13,7 @@ use common::{ok, sha256_hex, user_key, Part, Reply, Server, BIN};
 use serde_json::{json, Value};
 
 /// The runtime with the converters: installed once with `modelreg runtime
-/// install --with converters` into a data directory under target/tmp and
+/// install --with converters --with tensorflow` into a data directory under target/tmp and
 /// reused by later runs. A lock file serialises the install between test
 /// threads and binaries. Panics if it cannot be installed: these tests never
 /// skip.
@@ -30,8 +30,10 @@ fn converters_python() -> PathBuf {
                 let out = Command::new(BIN).arg("--data-dir").arg(&root).args(["--json", "runtime", "show"]).output().unwrap();
                 let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
                 let python = PathBuf::from(shown["inUse"]["python"].as_str()?);
+                let modules = "skl2onnx onnxmltools onnxruntime onnx sklearn xgboost tensorflow tf2onnx";
+                let check = format!("import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in {:?}.split()))", modules);
                 let has = Command::new(&python)
-                    .args(["-c", "import skl2onnx, onnxmltools, onnxruntime, onnx, sklearn, xgboost"])
+                    .args(["-c", &check])
                     .status()
                     .is_ok_and(|s| s.success());
                 has.then_some(python)
@@ -39,10 +41,10 @@ fn converters_python() -> PathBuf {
             if let Some(python) = ready() {
                 return python;
             }
-            let out = Command::new(BIN).arg("--data-dir").arg(&root).args(["runtime", "install", "--with", "converters"]).output().unwrap();
+            let out = Command::new(BIN).arg("--data-dir").arg(&root).args(["runtime", "install", "--with", "converters", "--with", "tensorflow"]).output().unwrap();
             assert!(
                 out.status.success(),
-                "modelreg runtime install --with converters failed:\n{}\n{}",
+                "modelreg runtime install --with converters --with tensorflow failed:\n{}\n{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -307,18 +309,11 @@ fn impossible_conversions_answer_404_with_the_reason() {
     assert_eq!(bad.status, 400);
     assert!(bad.json()["message"].as_str().unwrap().contains("input_shape"));
 
-    // Keras weights without TensorFlow in the runtime: the option is named.
-    let keras = create_model(&s, "keras", "tensorflow");
-    upload(&s, &keras, "model.h5", b"\x89HDF\r\n\x1a\n not really", None);
-    for format in ["onnx", "tflite"] {
-        let reply = s.get(&format!("/api/v1/models/{keras}/versions/1/download?format={format}"));
-        assert_reasoned_404(&reply, "converters_not_installed", "modelreg runtime install --with converters --with tensorflow");
-    }
 
     // An unknown format is a 400, as before.
     assert_eq!(s.get(&format!("/api/v1/models/{id}/versions/1/download?format=gguf")).status, 400);
     // Nothing impossible was queued.
-    for model in [&id, &torch_model, &keras] {
+    for model in [&id, &torch_model] {
         let m = ok(&s.get(&format!("/api/v1/models/{model}")), 200);
         for v in m["versions"].as_array().unwrap() {
             assert_eq!(v["format_conversions"], json!({}), "{m}");
@@ -477,4 +472,65 @@ fn the_octomil_sdk_pulls_a_sklearn_upload_as_onnx() {
     let compared = python(work.path(), COMPARE, &["sklearn", "pipeline.pkl", pulled.to_str().unwrap()]);
     assert!(compared["largest"].as_f64().unwrap() < 1e-4, "{compared}");
     assert_eq!(compared["label_mismatches"], 0, "{compared}");
+}
+
+/// A small Keras model, saved in Keras 3's own format and as legacy HDF5.
+const MAKE_KERAS: &str = r#"
+import json, numpy as np, tensorflow as tf
+tf.keras.utils.set_random_seed(3)
+m = tf.keras.Sequential([tf.keras.Input(shape=(6,)), tf.keras.layers.Dense(16, activation="relu"), tf.keras.layers.Dense(3, activation="softmax")])
+m.save("model.keras")
+m.save("model.h5")
+np.save("rows.npy", np.random.default_rng(99).normal(size=(100, 6)).astype("float32"))
+print(json.dumps({}))
+"#;
+
+/// Runs the Keras original and the converted file (ONNX with onnxruntime,
+/// TFLite with TensorFlow's interpreter) on rows.npy.
+const COMPARE_KERAS: &str = r#"
+import json, sys, numpy as np, tensorflow as tf
+kind, original, converted = sys.argv[1:4]
+X = np.load("rows.npy")
+expected = tf.keras.models.load_model(original, compile=False)(X).numpy()
+if kind == "onnx":
+    import onnxruntime as ort
+    s = ort.InferenceSession(converted, providers=["CPUExecutionProvider"])
+    got = s.run(None, {s.get_inputs()[0].name: X})[0]
+else:
+    i = tf.lite.Interpreter(model_path=converted)
+    d = i.get_input_details()[0]
+    i.resize_tensor_input(d["index"], list(X.shape)); i.allocate_tensors()
+    i.set_tensor(d["index"], X); i.invoke()
+    got = i.get_tensor(i.get_output_details()[0]["index"])
+print(json.dumps({"rows": int(X.shape[0]), "largest": float(np.abs(np.asarray(got) - expected).max())}))
+"#;
+
+#[test]
+fn a_keras_model_downloads_as_onnx_and_tflite_that_match_the_original() {
+    let work = tempfile::tempdir().unwrap();
+    python(work.path(), MAKE_KERAS, &[]);
+    let s = server(&["--no-convert-on-upload"]);
+    let id = create_model(&s, "keras", "tensorflow");
+    for (n, file) in [(1, "model.keras"), (2, "model.h5")] {
+        let bytes = std::fs::read(work.path().join(file)).unwrap();
+        upload(&s, &id, file, &bytes, None);
+        for format in ["onnx", "tflite"] {
+            let path = format!("/api/v1/models/{id}/versions/{n}/download?format={format}");
+            let reply = download_when_done(&s, &path, None);
+            assert_eq!(reply.status, 200, "{file} → {format}: {}", String::from_utf8_lossy(&reply.body));
+            assert_eq!(reply.header("Content-Disposition"), Some(format!("attachment; filename=\"model_v{n}.{format}\"").as_str()));
+            let converted = work.path().join(format!("v{n}.{format}"));
+            std::fs::write(&converted, &reply.body).unwrap();
+            let compared = python(work.path(), COMPARE_KERAS, &[format, file, converted.to_str().unwrap()]);
+            assert_eq!(compared["rows"], 100);
+            assert!(compared["largest"].as_f64().unwrap() < 1e-4, "{file} → {format}: {compared}");
+        }
+        let status = ok(&s.get(&format!("/api/v1/models/{id}/versions/{n}/formats/tflite")), 200);
+        assert_eq!(status["provenance"]["converter"], "tf.lite.TFLiteConverter");
+        assert_eq!(status["provenance"]["converterVersion"], "2.21.0");
+    }
+    let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
+    assert_eq!(model["versions"][1]["available_formats"], json!(["tensorflow", "onnx", "tflite"]));
+    // CoreML is never made (it cannot be checked on Linux).
+    assert_reasoned_404(&s.get(&format!("/api/v1/models/{id}/versions/1/download?format=coreml")), "conversion_impossible", "CoreML");
 }

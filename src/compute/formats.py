@@ -252,8 +252,11 @@ def tensorflow_to_onnx(source, out):
     import tf2onnx
 
     spec = (tf.TensorSpec([None] + list(model.inputs[0].shape[1:]), tf.float32, name="input"),)
+    # from_keras does not understand Keras 3 models; a traced function of
+    # the model is what both Keras 2 and 3 give tf2onnx alike.
+    function = tf.function(lambda x: model(x, training=False), input_signature=spec)
     try:
-        tf2onnx.convert.from_keras(model, input_signature=spec, output_path=out)
+        tf2onnx.convert.from_function(function, input_signature=spec, output_path=out)
     except Exception as e:
         fail(f"tf2onnx cannot convert this model: {type(e).__name__}: {e}")
     x = keras_inputs(model)

@@ -121,7 +121,9 @@ pub fn expand_options(with: &[String]) -> Vec<String> {
                 ["skl2onnx==1.20.0", "onnxmltools==1.16.0", "onnxruntime==1.32.0", "onnx==1.23.2", "scikit-learn==1.9.1", "xgboost-cpu==3.2.0"]
                     .map(String::from),
             ),
-            "tensorflow" => packages.extend(["tensorflow-cpu", "tf2onnx"].map(String::from)),
+            // Keras 3 models go to ONNX through a traced function (formats.py);
+            // these two are the pair that was verified together.
+            "tensorflow" => packages.extend(["tensorflow-cpu==2.21.0", "tf2onnx==1.17.0"].map(String::from)),
             // PyPI's default torch wheel pulls gigabytes of CUDA libraries;
             // the CPU index has the same torch without them.
             "torch" => packages.extend(["--extra-index-url", "https://download.pytorch.org/whl/cpu", "torch"].map(String::from)),
