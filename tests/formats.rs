@@ -534,3 +534,38 @@ fn a_keras_model_downloads_as_onnx_and_tflite_that_match_the_original() {
     // CoreML is never made (it cannot be checked on Linux).
     assert_reasoned_404(&s.get(&format!("/api/v1/models/{id}/versions/1/download?format=coreml")), "conversion_impossible", "CoreML");
 }
+
+/// A pipeline whose answer cancels two terms of 1e8: exact enough in
+/// float64, lost in the float32 arithmetic ONNX runs (steps of 8 at 1e8).
+const MAKE_CANCELLING: &str = r#"
+import json, pickle, numpy as np
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.linear_model import LinearRegression
+Z = np.random.default_rng(4).normal(size=(200, 1)) - 1e8
+pipe = make_pipeline(StandardScaler(), LinearRegression()).fit(Z, Z[:, 0])
+pickle.dump(pipe, open("cancelling.pkl", "wb"))
+print(json.dumps({}))
+"#;
+
+#[test]
+fn a_conversion_that_disagrees_with_the_original_fails_with_the_largest_difference() {
+    let work = tempfile::tempdir().unwrap();
+    python(work.path(), MAKE_CANCELLING, &[]);
+    let s = server(&[]);
+    let id = create_model(&s, "cancelling", "sklearn");
+    upload(&s, &id, "cancelling.pkl", &std::fs::read(work.path().join("cancelling.pkl")).unwrap(), None);
+    let reply = download_when_done(&s, &format!("/api/v1/models/{id}/versions/1/download?format=onnx"), None);
+    assert_reasoned_404(&reply, "conversion_failed", "the largest difference is");
+    let message = reply.json()["message"].as_str().unwrap().to_string();
+    let largest: f64 = message.split("the largest difference is ").nth(1).unwrap().split(". ").next().unwrap().parse().unwrap();
+    let status = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats/onnx")), 200);
+    assert!(status["log"].as_str().unwrap().contains("largest absolute difference"), "{status}");
+    assert!(message.contains("disagrees with the original"), "{message}");
+    // float32 steps of 8 at 1e8 lose the answer (about 1) entirely.
+    assert!(largest > 0.5, "{message}");
+    // Nothing was stored: only the original is available.
+    let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
+    assert_eq!(model["versions"][0]["available_formats"], json!(["sklearn"]));
+    assert_eq!(model["versions"][0]["format_conversions"]["onnx"]["model_hash"], Value::Null);
+}

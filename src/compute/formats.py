@@ -87,6 +87,10 @@ def compare(name, original, converted):
 
 def verdict(checks):
     bad = [c for c in checks if c["outside"]]
+    labels = [c for c in bad if c["output"] == "label"]
+    if labels and len(bad) == 1:
+        fail(f"the converted model disagrees with the original: it predicts another class for {labels[0]['outside']} of {ROWS} rows")
+    bad = [c for c in bad if c["output"] != "label"]
     if bad:
         worst = max(bad, key=lambda c: c["largestDifference"])
         fail(
@@ -175,8 +179,16 @@ def sklearn_to_onnx(source, out):
         if proba is not None and hasattr(model, "predict_proba"):
             checks.append(compare("probabilities", model.predict_proba(x), proba))
         if labels is not None:
-            mismatched = int((np.asarray(labels).reshape(-1) != np.asarray(expected).reshape(-1)).sum())
-            say(f"label: {mismatched} of {ROWS} rows differ")
+            differ = np.asarray(labels).reshape(-1) != np.asarray(expected).reshape(-1)
+            ties = np.zeros(ROWS, dtype=bool)
+            if proba is not None and hasattr(model, "predict_proba"):
+                # A row whose two likeliest classes tie (a forest's 30 of 60
+                # votes) may go either way in float32: the probabilities
+                # were compared above; its label proves nothing.
+                top = np.sort(np.asarray(model.predict_proba(x)), axis=1)
+                ties = (top[:, -1] - top[:, -2]) <= 2 * (ATOL + RTOL)
+            mismatched = int((differ & ~ties).sum())
+            say(f"label: {mismatched} of {ROWS} rows differ ({int((differ & ties).sum())} more on tied probabilities)")
             checks.append({"output": "label", "largestDifference": float(mismatched), "valuesCompared": ROWS, "outside": mismatched})
     else:
         name = next(iter(got))
