@@ -125,7 +125,7 @@ fn download_when_done(s: &Server, path: &str, auth: Option<&str>) -> Reply {
             Some(a) => s.request("GET", path, &[("Authorization", a)], None),
             None => s.get(path),
         };
-        let pending = reply.status == 404 && matches!(reply.json()["error"].as_str(), Some("conversion_queued" | "conversion_running"));
+        let pending = reply.status == 404 && is_pending(&reply);
         if !pending {
             return reply;
         }
@@ -141,16 +141,34 @@ fn server(extra: &[&str]) -> Server {
     Server::start_with(&args)
 }
 
-/// The 404 of a missing format is Octomil's error body with a reason, never
-/// the body the Octomil SDK retries as a cold start.
-fn assert_reasoned_404(reply: &Reply, code: &str, needle: &str) {
+/// A 404 saying the conversion is on its way.
+fn is_pending(reply: &Reply) -> bool {
+    let message = reply.json()["message"].as_str().unwrap_or("").to_string();
+    message.contains(" is queued; try again") || message.contains(" is running; try again")
+}
+
+/// The 404 of a missing format is Octomil's error body (the seed's
+/// `not_found`) whose message states why, never the body the Octomil SDK
+/// retries as a cold start.
+fn assert_reasoned_404(reply: &Reply, state: &str, needle: &str) {
     assert_eq!(reply.status, 404, "{}", String::from_utf8_lossy(&reply.body));
     assert_ne!(reply.body, br#"{"detail":"Not Found"}"#);
     let body = reply.json();
-    assert_eq!(body["error"], code, "{body}");
-    let message = body["message"].as_str().unwrap();
-    assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    assert_eq!(body["error"], "not_found", "{body}");
     assert_eq!(body.as_object().unwrap().len(), 2, "Octomil's error body is {{error, message}}: {body}");
+    let message = body["message"].as_str().unwrap();
+    let says = match state {
+        "failed" => "conversion of version",
+        "impossible" => "cannot be converted into",
+        "not installed" => "this server cannot convert",
+        "needs a shape" => "needs its input shape",
+        other => panic!("no such state {other}"),
+    };
+    assert!(message.contains(says), "{says:?} ({state}) not in {message:?}");
+    if state == "failed" {
+        assert!(message.contains(" failed: "), "{message}");
+    }
+    assert!(message.contains(needle), "{needle:?} not in {message:?}");
 }
 
 #[test]
@@ -240,7 +258,7 @@ fn an_xgboost_model_converts_on_its_first_download_and_matches_the_original() {
     let first = s.get(&path);
     assert_eq!(first.status, 404);
     assert_ne!(first.body, br#"{"detail":"Not Found"}"#);
-    assert!(matches!(first.json()["error"].as_str(), Some("conversion_queued" | "conversion_running")), "{}", first.json());
+    assert!(is_pending(&first), "{}", first.json());
     let reply = download_when_done(&s, &path, None);
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
     let onnx_path = work.path().join("booster.onnx");
@@ -272,9 +290,9 @@ fn impossible_conversions_answer_404_with_the_reason() {
     python(work.path(), MAKE_MODELS, &[]);
     upload(&s, &id, "pipeline.pkl", &std::fs::read(work.path().join("pipeline.pkl")).unwrap(), None);
     let tflite = s.get(&format!("/api/v1/models/{id}/versions/1/download?format=tflite"));
-    assert_reasoned_404(&tflite, "conversion_impossible", "TFLite");
+    assert_reasoned_404(&tflite, "impossible", "TFLite");
     let coreml = s.get(&format!("/api/v1/models/{id}/versions/1/download?format=coreml"));
-    assert_reasoned_404(&coreml, "conversion_impossible", "cannot be run on Linux");
+    assert_reasoned_404(&coreml, "impossible", "cannot be run on Linux");
     let post = s.post_json(&format!("/api/v1/models/{id}/versions/1/formats/tflite"), &json!({}));
     assert_eq!(post.status, 400, "{}", String::from_utf8_lossy(&post.body));
     assert!(post.json()["message"].as_str().unwrap().contains("TFLite"));
@@ -291,7 +309,7 @@ fn impossible_conversions_answer_404_with_the_reason() {
     let state_dict = zip.finish().unwrap().into_inner();
     upload(&s, &torch_model, "weights.pt", &state_dict, None);
     let reply = s.get(&format!("/api/v1/models/{torch_model}/versions/1/download?format=onnx"));
-    assert_reasoned_404(&reply, "conversion_impossible", "state_dict");
+    assert_reasoned_404(&reply, "impossible", "state_dict");
 
     // TorchScript needs an input shape, and this runtime has no PyTorch:
     // the answer names the option that would install it.
@@ -301,7 +319,7 @@ fn impossible_conversions_answer_404_with_the_reason() {
     }
     upload(&s, &torch_model, "scripted.pt", &zip.finish().unwrap().into_inner(), None);
     let reply = s.get(&format!("/api/v1/models/{torch_model}/versions/2/download?format=onnx"));
-    assert_reasoned_404(&reply, "input_shape_required", "input_shape");
+    assert_reasoned_404(&reply, "needs a shape", "input_shape");
     let post = s.post_json(&format!("/api/v1/models/{torch_model}/versions/2/formats/onnx"), &json!({"input_shape": [1, 3, 8, 8]}));
     assert_eq!(post.status, 400, "{}", String::from_utf8_lossy(&post.body));
     assert!(post.json()["message"].as_str().unwrap().contains("--with torch"), "{}", post.json());
@@ -329,7 +347,7 @@ fn a_server_without_converters_answers_404_naming_the_option() {
     let id = create_model(&s, "plain", "sklearn");
     upload(&s, &id, "model.pkl", b"\x80\x04K\x01.", None);
     let reply = s.get(&format!("/api/v1/models/{id}/versions/1/download?format=onnx"));
-    assert_reasoned_404(&reply, "converters_not_installed", "modelreg runtime install --with converters");
+    assert_reasoned_404(&reply, "not installed", "modelreg runtime install --with converters");
     let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
     assert_eq!(model["versions"][0]["format_conversions"], json!({}));
     assert_eq!(model["versions"][0]["available_formats"], json!(["sklearn"]));
@@ -343,18 +361,18 @@ fn a_corrupt_pickle_fails_its_conversion_with_a_clear_log_and_the_original_stays
     upload(&s, &id, "model.pkl", &garbage, None);
     let path = format!("/api/v1/models/{id}/versions/1/download?format=onnx");
     let reply = download_when_done(&s, &path, None);
-    assert_reasoned_404(&reply, "conversion_failed", "cannot load the file as a pickle");
+    assert_reasoned_404(&reply, "failed", "cannot load the file as a pickle");
     let status = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats/onnx")), 200);
     assert_eq!(status["state"], "failed");
     let log = status["log"].as_str().unwrap();
     assert!(log.contains("ERROR: cannot load the file as a pickle or joblib file"), "{log}");
     assert!(log.contains("Conversion failed"), "{log}");
     // A download does not restart a failed conversion…
-    assert_reasoned_404(&s.get(&path), "conversion_failed", "cannot load");
+    assert_reasoned_404(&s.get(&path), "failed", "cannot load");
     // …an explicit request does, and it fails the same way.
     let again = ok(&s.post_json(&format!("/api/v1/models/{id}/versions/1/formats/onnx"), &json!({})), 202);
     assert_eq!(again["state"], "queued");
-    assert_reasoned_404(&download_when_done(&s, &path, None), "conversion_failed", "cannot load");
+    assert_reasoned_404(&download_when_done(&s, &path, None), "failed", "cannot load");
     let original = s.get(&format!("/api/v1/models/{id}/versions/1/download"));
     assert_eq!(original.status, 200);
     assert_eq!(original.body, garbage);
@@ -432,7 +450,7 @@ while True:
         if first_error_seconds is None:
             first_error_seconds = time.monotonic() - started
         text = str(e)
-        if ("conversion_queued" not in text and "conversion_running" not in text) or time.monotonic() > deadline:
+        if (" is queued; try again" not in text and " is running; try again" not in text) or time.monotonic() > deadline:
             raise
         pending.append(text[:200])
         time.sleep(0.1)
@@ -532,7 +550,7 @@ fn a_keras_model_downloads_as_onnx_and_tflite_that_match_the_original() {
     let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
     assert_eq!(model["versions"][1]["available_formats"], json!(["tensorflow", "onnx", "tflite"]));
     // CoreML is never made (it cannot be checked on Linux).
-    assert_reasoned_404(&s.get(&format!("/api/v1/models/{id}/versions/1/download?format=coreml")), "conversion_impossible", "CoreML");
+    assert_reasoned_404(&s.get(&format!("/api/v1/models/{id}/versions/1/download?format=coreml")), "impossible", "CoreML");
 }
 
 /// A pipeline whose answer cancels two terms of 1e8: exact enough in
@@ -556,7 +574,7 @@ fn a_conversion_that_disagrees_with_the_original_fails_with_the_largest_differen
     let id = create_model(&s, "cancelling", "sklearn");
     upload(&s, &id, "cancelling.pkl", &std::fs::read(work.path().join("cancelling.pkl")).unwrap(), None);
     let reply = download_when_done(&s, &format!("/api/v1/models/{id}/versions/1/download?format=onnx"), None);
-    assert_reasoned_404(&reply, "conversion_failed", "the largest difference is");
+    assert_reasoned_404(&reply, "failed", "the largest difference is");
     let message = reply.json()["message"].as_str().unwrap().to_string();
     let largest: f64 = message.split("the largest difference is ").nth(1).unwrap().split(". ").next().unwrap().parse().unwrap();
     let status = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats/onnx")), 200);

@@ -10,11 +10,11 @@
 //!   again after a failure.
 //!
 //! Until an artifact is ready, the download is a 404 in Octomil's error body
-//! whose `error` says why (`conversion_queued`, `conversion_running`,
-//! `conversion_failed`, `conversion_impossible`, `converters_not_installed`,
-//! `input_shape_required`) and whose `message` says what to do. Never the
-//! body `{"detail":"Not Found"}`: the Octomil SDK retries that one as a cold
-//! start. The conversions themselves are `crate::compute::formats`.
+//! (`{"error": "not_found", message}`, the seed's code for every 404) whose
+//! message says whether the conversion is queued, running, failed (with the
+//! reason), impossible (and why), or needs a runtime option or an input
+//! shape, and what to do. Never the body `{"detail":"Not Found"}`: the
+//! Octomil SDK retries that one as a cold start. The conversions themselves are `crate::compute::formats`.
 
 use serde_json::{json, Map, Value};
 
@@ -168,51 +168,41 @@ fn format_param(req: &Request) -> Result<String> {
     Ok(format)
 }
 
-/// Octomil's 404 for a format that cannot be downloaded yet (or ever).
+/// Octomil's 404 for a format that cannot be downloaded yet (or ever): the
+/// seed's error table has one code for a 404, so the message carries the
+/// state (`GET …/formats/{format}` has it as a field).
 fn not_available(version: &Version, format: &str, availability: &Availability) -> Response {
-    let (code, message) = why(version, format, availability);
-    Response::json(404, &json!({"error": code, "message": message}))
+    Response::json(404, &json!({"error": "not_found", "message": why(version, format, availability)}))
 }
 
-/// The error code and message of a format that cannot be downloaded now.
-fn why(version: &Version, format: &str, availability: &Availability) -> (&'static str, String) {
+/// Why a format cannot be downloaded now, and what to do about it.
+fn why(version: &Version, format: &str, availability: &Availability) -> String {
     let n = version.number;
     let from = convert::source_format(version);
     let status_path = format!("/api/v1/models/{}/versions/{n}/formats/{format}", version.model_id);
-    let (code, message) = match availability {
-        Availability::Pending(row) if row.state == "running" => (
-            "conversion_running",
-            format!("the {format} conversion of version {n} ({from}) is running; try again shortly (its progress: GET {status_path})"),
-        ),
-        Availability::Pending(_) => (
-            "conversion_queued",
-            format!("the {format} conversion of version {n} ({from}) is queued; try again shortly (its progress: GET {status_path})"),
-        ),
-        Availability::Failed(row) => (
-            "conversion_failed",
-            format!(
-                "the {format} conversion of version {n} ({from}) failed: {}. Its log: GET {status_path}; to try again: POST {status_path}",
-                row.reason.as_deref().unwrap_or("no reason was recorded")
-            ),
-        ),
-        Availability::Impossible(reason) => {
-            ("conversion_impossible", format!("version {n} ({from}) cannot be converted into {format}: {reason}"))
+    match availability {
+        Availability::Pending(row) if row.state == "running" => {
+            format!("the {format} conversion of version {n} ({from}) is running; try again shortly (its progress: GET {status_path})")
         }
-        Availability::NotInstalled(reason) => ("converters_not_installed", format!("no {format} artifact exists for version {n}: {reason}")),
-        Availability::NeedsShape => (
-            "input_shape_required",
-            format!(
-                "version {n} is TorchScript, and exporting it to {format} needs its input shape: POST {status_path} with \
-                 {{\"input_shape\": [1, 3, 224, 224]}} (its real shape), or run `modelreg versions convert {} {n} --to {format} --input-shape …`",
-                version.model_id
-            ),
+        Availability::Pending(_) => {
+            format!("the {format} conversion of version {n} ({from}) is queued; try again shortly (its progress: GET {status_path})")
+        }
+        Availability::Failed(row) => format!(
+            "the {format} conversion of version {n} ({from}) failed: {}. Its log: GET {status_path}; to try again: POST {status_path}",
+            row.reason.as_deref().unwrap_or("no reason was recorded")
+        ),
+        Availability::Impossible(reason) => format!("version {n} ({from}) cannot be converted into {format}: {reason}"),
+        Availability::NotInstalled(reason) => format!("no {format} artifact exists for version {n}: {reason}"),
+        Availability::NeedsShape => format!(
+            "version {n} is TorchScript, and exporting it to {format} needs its input shape: POST {status_path} with \
+             {{\"input_shape\": [1, 3, 224, 224]}} (its real shape), or run `modelreg versions convert {} {n} --to {format} --input-shape …`",
+            version.model_id
         ),
         // Not reached from a download (it asks); kept honest for callers.
         Availability::NotRequested | Availability::Ready(_) | Availability::Original => {
-            ("conversion_not_requested", format!("no {format} artifact exists for version {n} yet: POST {status_path} to make one"))
+            format!("no {format} artifact exists for version {n} yet: POST {status_path} to make one")
         }
-    };
-    (code, message)
+    }
 }
 
 /// The download of a format other than the stored one: the artifact when
@@ -316,7 +306,7 @@ pub(crate) fn request_body(
     let availability = request(registry, settings, who, &version, format, input_shape, Retry::Failed)?;
     match &availability {
         Availability::Impossible(_) | Availability::NotInstalled(_) | Availability::NeedsShape => {
-            return Err(Error::unprocessable(why(&version, format, &availability).1));
+            return Err(Error::unprocessable(why(&version, format, &availability)));
         }
         _ => {}
     }
@@ -417,7 +407,7 @@ pub(crate) fn offline_artifact(
             let digest = row.artifact.ok_or_else(|| Error::Internal(format!("the {format} artifact is ready but has no file")))?;
             Ok(Some((version, digest)))
         }
-        other => Err(Error::NotFound(why(&version, format, &other).1)),
+        other => Err(Error::NotFound(why(&version, format, &other))),
     }
 }
 
