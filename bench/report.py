@@ -189,6 +189,17 @@ def build_rows(f, ops_mr, ops_ml, big_bytes):
         row(sec, "Feature impact, 20 features × 2,500 rows, POST to result: one scoring pass on one warm DRUM server vs "
             "the naive way, one cold `drum score` per permuted copy (21 runs)", fmt(t, "s"), fmt(f.med("compute.fi_naive"), "s") + " naive",
             fmt(r, "x"), "< 1× (faster)", r < 1)
+
+    # --- format conversions (issue 16)
+    if f.has("formats.convert"):
+        sec = "Formats"
+        t = f.med("formats.convert")
+        r = f.ratio("formats.convert", "formats.by_hand")
+        size = f.med("formats.size") / 1e6
+        row(sec, f"A {size:.1f} MB scikit-learn random forest to ONNX, converted and verified with onnxruntime on 100 rows: "
+            "first `download?format=onnx` to the 200 that serves it, vs the same by hand (a fresh Python: skl2onnx, "
+            "then onnxruntime against the original) in the same runtime", fmt(t, "s"), fmt(f.med("formats.by_hand"), "s") + " by hand",
+            fmt(r, "x"), "info", None)
     return rows
 
 

@@ -50,6 +50,7 @@ const HANDLERS: &[(&str, Lane, JobFn)] = &[
     // Compute: a fetch takes as long as the network and the repository.
     (crate::registry::repositories::PULL_JOB, Lane::Compute, pull_from_repository),
     (crate::registry::conversions::CONVERSION_JOB, Lane::Compute, convert),
+    (crate::registry::formats::FORMAT_JOB, Lane::Compute, convert_format),
 ];
 
 fn kinds_of(lane: Lane) -> Vec<&'static str> {
@@ -96,6 +97,10 @@ fn pull_from_repository(ctx: &JobContext, job: &Job) -> Result<Value, String> {
 
 fn convert(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::compute::convert::run(ctx.registry, &compute_settings(ctx), job)
+}
+
+fn convert_format(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::compute::formats::run(ctx.registry, &compute_settings(ctx), job)
 }
 
 /// How long an idle runner sleeps at most before looking again. Enqueuers

@@ -163,6 +163,10 @@ struct ServeArgs {
     /// How long the signed URLs of Octomil's upload-url and download-url work, in seconds.
     #[arg(long, default_value_t = 900)]
     signed_url_ttl_secs: u64,
+    /// Do not convert Octomil uploads to ONNX as they arrive (by default they are, when the
+    /// runtime has the converters); a download of a missing format still converts it.
+    #[arg(long)]
+    no_convert_on_upload: bool,
 }
 
 pub fn main() -> i32 {
@@ -281,6 +285,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
             trusted: args.trusted_proxies,
         },
         signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs.max(1)),
+        convert_on_upload: !args.no_convert_on_upload,
     };
     crate::jobs::start(&options)?;
     crate::http::serve(options, crate::api::router(), |addr| {

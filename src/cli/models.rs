@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::remote::{Download, Remote};
+use super::remote::{enc, Download, Remote};
 use crate::api::octomil;
 use crate::http::request::percent_encode;
 use crate::registry::{Error, Principal, Registry};
@@ -68,6 +68,29 @@ pub enum VersionsCommand {
         /// Where to write it (default: model_v<N>.<ext> in the current directory).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// A converted format (onnx, tflite): offline it is converted here first when missing;
+        /// a server answers 404 saying whether its conversion is queued, running, failed or impossible.
+        #[arg(long)]
+        format: Option<String>,
+        /// Offline: the Python that converts (default: the managed runtime).
+        #[arg(long, env = "MODELREG_PYTHON")]
+        python: Option<PathBuf>,
+    },
+    /// Convert a version into another format (onnx; tflite from TensorFlow), verified against
+    /// the original; waits for the verdict and prints it with the converter's log. Asking again
+    /// after a failure converts again.
+    Convert {
+        model: String,
+        version: i64,
+        /// The format to make: onnx or tflite.
+        #[arg(long)]
+        to: String,
+        /// A TorchScript model's input shape, e.g. 1,3,224,224 (its export needs one).
+        #[arg(long)]
+        input_shape: Option<String>,
+        /// Offline: the Python that converts (default: the managed runtime).
+        #[arg(long, env = "MODELREG_PYTHON")]
+        python: Option<PathBuf>,
     },
 }
 
@@ -78,6 +101,10 @@ pub trait Backend {
     fn delete_model(&self, id: &str) -> Result<(), Error>;
     fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error>;
     fn download(&self, model: &str, version: i64) -> Result<Download, Error>;
+    /// A converted format's artifact (None: the format is the stored one).
+    fn download_format(&self, model: &str, version: i64, format: &str, python: Option<&Path>) -> Result<Option<Download>, Error>;
+    /// Asks for a conversion and waits for its verdict.
+    fn convert(&self, model: &str, version: i64, format: &str, input_shape: Option<&[i64]>, python: Option<&Path>) -> Result<Value, Error>;
 }
 
 pub fn backend(data_dir: &Path, server: Option<&str>, token: Option<&str>) -> Result<Box<dyn Backend>, Error> {
@@ -141,6 +168,24 @@ impl Backend for Local {
             file_name: Some(octomil::download_file_name(&version)),
         })
     }
+
+    fn download_format(&self, handle: &str, version: i64, format: &str, python: Option<&Path>) -> Result<Option<Download>, Error> {
+        let model = &self.registry.resolve_model(&self.who, handle)?.id;
+        let Some((version, digest)) = octomil::formats::offline_artifact(&self.registry, python, &self.who, model, version, format)? else {
+            return Ok(None);
+        };
+        Ok(Some(Download {
+            reader: Box::new(self.registry.open_blob(&digest.sha256)?),
+            len: Some(digest.size),
+            sha256: Some(digest.sha256),
+            file_name: Some(crate::compute::formats::file_name(version.number, format)),
+        }))
+    }
+
+    fn convert(&self, handle: &str, version: i64, format: &str, input_shape: Option<&[i64]>, python: Option<&Path>) -> Result<Value, Error> {
+        let model = &self.registry.resolve_model(&self.who, handle)?.id;
+        octomil::formats::offline_convert(&self.registry, python, &self.who, model, version, format, input_shape)
+    }
 }
 
 impl Backend for Remote {
@@ -185,6 +230,23 @@ impl Backend for Remote {
 
     fn download(&self, model: &str, version: i64) -> Result<Download, Error> {
         Remote::download(self, &format!("/api/v1/models/{}/versions/{version}/download", percent_encode(model)))
+    }
+
+    fn download_format(&self, model: &str, version: i64, format: &str, _python: Option<&Path>) -> Result<Option<Download>, Error> {
+        let path = format!("/api/v1/models/{}/versions/{version}/download?format={}", enc(model), enc(format));
+        Remote::download(self, &path).map(Some)
+    }
+
+    fn convert(&self, model: &str, version: i64, format: &str, input_shape: Option<&[i64]>, _python: Option<&Path>) -> Result<Value, Error> {
+        let path = format!("/api/v1/models/{}/versions/{version}/formats/{}", enc(model), enc(format));
+        let mut state = self.post_json(&path, &json!({"input_shape": input_shape}))?;
+        // The server converts in its compute lane: wait for the verdict.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40 * 60);
+        while matches!(state["state"].as_str(), Some("queued" | "running")) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            state = self.get_json(&path)?;
+        }
+        Ok(state)
     }
 }
 
@@ -292,12 +354,37 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
                 println!("uploaded version {} ({} bytes, {})", text(&v["version"]), text(&v["model_size_bytes"]), text(&v["model_hash"]))
             });
         }
+        VersionsCommand::Convert { model, version, to, input_shape, python } => {
+            let shape = input_shape.as_deref().map(crate::compute::formats::parse_shape).transpose().map_err(|e| Error::invalid("input-shape", e))?;
+            let state = backend.convert(&model, version, &to.to_ascii_lowercase(), shape.as_deref(), python.as_deref())?;
+            let failed = state["state"] != "ready" && state["state"] != "original";
+            print(&state, as_json, |s| {
+                if let Some(log) = s["log"].as_str() {
+                    eprint!("{log}");
+                }
+                match s["state"].as_str() {
+                    Some("ready") => println!("version {version} is available as {to}: {} bytes, {}", text(&s["model_size_bytes"]), text(&s["model_hash"])),
+                    Some("original") => println!("version {version} is stored as {to}: nothing to convert"),
+                    other => println!("the {to} conversion of version {version} is {}: {}", other.unwrap_or("unknown"), text(&s["reason"])),
+                }
+            });
+            if failed {
+                return Ok(1);
+            }
+        }
         VersionsCommand::List { model } => {
             let m = backend.show_model(&model)?;
             print(&m["versions"], as_json, |_| print_versions(&m));
         }
-        VersionsCommand::Download { model, version, output } => {
-            let download = backend.download(&model, version)?;
+        VersionsCommand::Download { model, version, output, format, python } => {
+            let converted = match format.as_deref() {
+                Some(format) => backend.download_format(&model, version, &format.to_ascii_lowercase(), python.as_deref())?,
+                None => None,
+            };
+            let download = match converted {
+                Some(download) => download,
+                None => backend.download(&model, version)?,
+            };
             // An explicit -o may replace a file; a name the server chose may not.
             let may_replace = output.is_some();
             let output = output.unwrap_or_else(|| {

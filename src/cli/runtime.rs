@@ -18,7 +18,10 @@ pub enum RuntimeCommand {
     /// server picks up the new one at its next job.
     Install {
         /// Extra packages for models that need them without a requirements.txt
-        /// (e.g. --with scikit-learn). Repeatable.
+        /// (e.g. --with scikit-learn). Repeatable. Three names stand for sets:
+        /// `converters` (skl2onnx, onnxmltools, onnxruntime, scikit-learn, xgboost: ONNX
+        /// conversions of Octomil uploads), `tensorflow` (tensorflow-cpu, tf2onnx) and
+        /// `torch` (CPU-only PyTorch).
         #[arg(long = "with", value_name = "PACKAGE")]
         with: Vec<String>,
         /// The Python that creates the environment (3.8 to 3.14).

@@ -1,13 +1,16 @@
 //! Running custom models for real: DataRobot's DRUM in a warm server per
 //! job (`drum`), contained without a container engine (`contain`), checked
 //! the way DataRobot's custom model tests check them (`checks`), on CSV
-//! datasets read and rewritten as streams (`table`); and conversions, a
-//! version's Java main program compiled into a runnable JAR (`convert`).
+//! datasets read and rewritten as streams (`table`); conversions, a
+//! version's Java main program compiled into a runnable JAR (`convert`);
+//! and format conversions, Octomil weights into ONNX checked against the
+//! original (`formats`).
 
 pub mod contain;
 pub mod checks;
 pub mod convert;
 pub mod drum;
+pub mod formats;
 pub mod insights;
 pub mod jobs;
 pub mod table;

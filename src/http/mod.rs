@@ -53,6 +53,10 @@ pub struct ServerOptions {
     pub proxying: forwarded::Proxying,
     /// How long Octomil's signed upload and download URLs work.
     pub signed_url_ttl: Duration,
+    /// Queue an Octomil upload's ONNX conversion as soon as it is stored,
+    /// when the runtime has the converters (`serve --no-convert-on-upload`
+    /// turns it off; a download of a missing format still converts).
+    pub convert_on_upload: bool,
 }
 
 impl ServerOptions {
@@ -76,6 +80,8 @@ impl ServerOptions {
             git_paths: crate::registry::repositories::GitPaths::Any,
             proxying: forwarded::Proxying::default(),
             signed_url_ttl: crate::registry::signed_urls::URL_TTL,
+            // The CLI converts when asked (`versions convert`, `download --format`).
+            convert_on_upload: false,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod datasets;
 pub mod dependency_builds;
 pub mod envbuild;
 pub mod environments;
+pub mod formats;
 pub mod insights;
 mod error;
 pub mod jobs;

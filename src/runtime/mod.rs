@@ -106,6 +106,33 @@ print(json.dumps({"python": sys.version.split()[0], "executable": sys.executable
     }
 }
 
+/// `runtime install --with` names that stand for a set of packages rather
+/// than one: the format converters (issue 16), pinned to the versions
+/// modelreg's tests verify conversions with, and the heavy frameworks that
+/// TensorFlow and PyTorch conversions need, each a separate choice (they
+/// take hundreds of megabytes to gigabytes).
+pub fn expand_options(with: &[String]) -> Vec<String> {
+    let mut packages = Vec::new();
+    for name in with {
+        match name.as_str() {
+            // xgboost-cpu: the same xgboost without the 200 MB of NCCL the
+            // plain wheel pulls on Linux.
+            "converters" => packages.extend(
+                ["skl2onnx==1.20.0", "onnxmltools==1.16.0", "onnxruntime==1.32.0", "onnx==1.23.2", "scikit-learn==1.9.1", "xgboost-cpu==3.2.0"]
+                    .map(String::from),
+            ),
+            // Keras 3 models go to ONNX through a traced function (formats.py);
+            // these two are the pair that was verified together.
+            "tensorflow" => packages.extend(["tensorflow-cpu==2.21.0", "tf2onnx==1.17.0"].map(String::from)),
+            // PyPI's default torch wheel pulls gigabytes of CUDA libraries;
+            // the CPU index has the same torch without them.
+            "torch" => packages.extend(["--extra-index-url", "https://download.pytorch.org/whl/cpu", "torch"].map(String::from)),
+            other => packages.push(other.to_string()),
+        }
+    }
+    packages
+}
+
 /// What `runtime install` did, also written to `manifest.json` in the venv.
 pub fn install(
     data_dir: &Path,
@@ -118,6 +145,9 @@ pub fn install(
     std::fs::create_dir_all(&envs).map_err(|e| format!("cannot create {}: {e}", envs.display()))?;
     let stamp = crate::registry::now().replace([':', '.'], "-");
     let venv = envs.join(&stamp);
+    let options = extra_packages;
+    let expanded = expand_options(extra_packages);
+    let extra_packages = expanded.as_slice();
     let result = (|| {
         progress(&format!("Creating a virtual environment in {} with {base_python}", venv.display()));
         let mut venv_command = Command::new(base_python);
@@ -132,6 +162,7 @@ pub fn install(
         let runtime = Runtime { python, origin: "managed" };
         let mut facts = runtime.check_drum()?;
         facts["extraPackages"] = json!(extra_packages);
+        facts["options"] = json!(options);
         facts["installedAt"] = json!(crate::registry::now());
         facts["venv"] = json!(venv);
         std::fs::write(venv.join("manifest.json"), serde_json::to_vec_pretty(&facts).unwrap_or_default())

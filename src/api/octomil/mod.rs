@@ -11,6 +11,8 @@
 
 mod versions;
 
+pub(crate) mod formats;
+
 use serde_json::{json, Map, Value};
 
 use super::{is_uuid, opt_bool, opt_number, opt_string, query_bool, query_int};
@@ -47,6 +49,7 @@ pub fn routes(router: &mut Router) {
     ] {
         router.add(&OCTOMIL, method, pattern, versions::not_a_registry_feature);
     }
+    formats::routes(router);
 }
 
 /// Seed 004's error table: one body shape, `{error, message}`.
@@ -248,7 +251,13 @@ pub(crate) fn model_detail(registry: &Registry, who: &Principal, id: &str) -> Re
     let model = registry.get_model(who, id)?;
     let versions = registry.list_versions(who, id)?;
     let mut body = render_model(&model, versions.last());
-    body["versions"] = versions.iter().map(|v| render_version(&model.id, v)).collect();
+    let mut summaries = Vec::with_capacity(versions.len());
+    for v in &versions {
+        let mut summary = render_version(&model.id, v);
+        formats::add_fields(registry, v, &mut summary)?;
+        summaries.push(summary);
+    }
+    body["versions"] = Value::Array(summaries);
     Ok(body)
 }
 
@@ -286,6 +295,7 @@ fn upload_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let (filename, digest) = file.ok_or_else(|| Error::invalid("file", "is required: send the weights as a `file` part"))?;
     let body = commit_upload(ctx.registry, &who, &id, &filename, digest, format, description, None)?;
     drop(guard);
+    formats::after_upload(ctx, &who, &id, body["version"].as_i64());
     Ok(Response::json(201, &body))
 }
 
@@ -347,14 +357,19 @@ pub(crate) fn commit_upload(
 fn download_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let model = resolve_model(ctx.registry, &who, req.param("model_id"))?;
-    let text = req.param("version");
-    let number = match crate::registry::VersionRef::parse(text) {
-        crate::registry::VersionRef::Number(n) if n >= 1 => n,
-        crate::registry::VersionRef::Number(_) => return Err(Error::invalid("version", "must be a positive integer or a label")),
-        label => ctx.registry.find_version(&who, &model.id, &label)?.number,
-    };
+    let number = version_number(ctx.registry, &who, &model.id, req.param("version"))?;
     let wanted = download_format_param(req)?;
     download_response(ctx, req, &who, &model.id, number, &wanted)
+}
+
+/// The number of the version a `{version}` names: a positive number, or a
+/// label the client gave a version.
+pub(super) fn version_number(registry: &Registry, who: &Principal, model_id: &str, text: &str) -> Result<i64> {
+    match crate::registry::VersionRef::parse(text) {
+        crate::registry::VersionRef::Number(n) if n >= 1 => Ok(n),
+        crate::registry::VersionRef::Number(_) => Err(Error::invalid("version", "must be a positive integer or a label")),
+        label => Ok(registry.find_version(who, model_id, &label)?.number),
+    }
 }
 
 /// `?format=`: one seed 004 names, `original` when absent.
@@ -379,10 +394,7 @@ pub(super) fn download_response(
     let version = ctx.registry.get_version(who, id, number)?;
     let stored = version_format(&version);
     if wanted != "original" && wanted != stored {
-        return Err(Error::NotFound(format!(
-            "no {wanted} artifact exists for version {number}: it was uploaded as {stored}, and modelreg \
-             serves the uploaded file only (it does not convert between formats)"
-        )));
+        return formats::download(ctx, req, who, &version, wanted);
     }
     // A version made through DataRobot can hold many files (or none);
     // Octomil's download serves exactly one.

@@ -233,7 +233,12 @@ fn confirm_upload(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     })();
     drop(guard);
     match made {
-        Ok(body) => Ok(Response::json(201, &body)),
+        Ok(body) => {
+            if let Some(model_id) = body["model_id"].as_str() {
+                super::formats::after_upload(ctx, &who, model_id, body["version"].as_i64());
+            }
+            Ok(Response::json(201, &body))
+        }
         Err(e) => {
             // The file is still there: the client may fix the request and confirm again.
             ctx.registry.unconfirm_upload(&key)?;

@@ -1,0 +1,387 @@
+//! Format conversions: an Octomil version's weights converted into ONNX (or
+//! TFLite) by the converter its ecosystem uses, and verified against the
+//! original before the artifact is served.
+//!
+//! - `plan` decides, from the version's format and its file alone, what a
+//!   target takes: which converter and which `runtime install --with`
+//!   option, or why it is impossible (a PyTorch state_dict carries no
+//!   architecture; no maintained converter makes TFLite from scikit-learn).
+//! - `probe` asks the runtime's Python which converter packages it has
+//!   (cached briefly: uploads ask it).
+//! - `run` is the job (compute lane): it copies the original into the job's
+//!   folder and runs `formats.py` (compiled in) with the runtime's Python
+//!   under `modelreg contain` (no network, the data directory hidden but for
+//!   the job's folder and the runtime), because loading a pickle runs the
+//!   uploader's code. The script converts, runs original and converted on
+//!   the same generated inputs, and exits non-zero with the largest
+//!   difference when they disagree beyond its stated tolerance. The artifact
+//!   is then stored as a blob the format row owns, under an upload guard
+//!   until the row commits.
+//!
+//! `MODELREG_FORMAT_TIMEOUT_SECS` overrides the deadline of one conversion.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::jobs::Settings;
+use crate::process::{self, Stopped};
+use crate::registry::formats::FormatArtifact;
+use crate::registry::jobs::JobLog;
+use crate::registry::{Job, Registry, Version};
+
+/// The script the jobs run (see its header).
+pub const SCRIPT: &str = include_str!("formats.py");
+
+/// How long one conversion, verification included, may take.
+const FORMAT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Formats a download may ask for that modelreg makes by converting.
+pub const TARGETS: [&str; 3] = ["onnx", "tflite", "coreml"];
+
+/// A `runtime install --with` option that brings converters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// skl2onnx, onnxmltools, onnxruntime, scikit-learn, xgboost.
+    Converters,
+    /// tensorflow-cpu and tf2onnx, besides the converters.
+    TensorFlow,
+    /// torch (CPU wheels), besides the converters.
+    Torch,
+}
+
+impl Need {
+    /// The packages `probe` must find.
+    fn modules(self) -> &'static [&'static str] {
+        match self {
+            Need::Converters => &["skl2onnx", "onnxmltools", "onnxruntime", "onnx", "scikit-learn", "xgboost"],
+            Need::TensorFlow => &["tensorflow", "tf2onnx", "onnxruntime", "onnx"],
+            Need::Torch => &["torch", "onnxruntime", "onnx"],
+        }
+    }
+
+    /// What to run to get them.
+    pub fn install_command(self) -> &'static str {
+        match self {
+            Need::Converters => "modelreg runtime install --with converters",
+            Need::TensorFlow => "modelreg runtime install --with converters --with tensorflow",
+            Need::Torch => "modelreg runtime install --with converters --with torch",
+        }
+    }
+}
+
+/// What it takes to make `target` from a version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// The version is stored in that format: the original is served.
+    Original,
+    /// `converter` makes it, with what `need` installs.
+    Convert { converter: &'static str, need: Need },
+    /// No honest conversion exists; the reason says why.
+    Impossible(String),
+}
+
+/// The format a version was uploaded as (Octomil's `format` attr).
+pub fn source_format(version: &Version) -> String {
+    version.attrs.get("format").and_then(Value::as_str).unwrap_or("original").to_string()
+}
+
+/// Decides how `target` is made from `version`. Reads the file only for
+/// PyTorch (to tell TorchScript from a state_dict by its archive's layout).
+pub fn plan(registry: &Registry, version: &Version, target: &str) -> Plan {
+    let source = source_format(version);
+    if target == source || target == "original" {
+        return Plan::Original;
+    }
+    if !TARGETS.contains(&target) {
+        return Plan::Impossible(format!(
+            "modelreg does not convert into {target}: a version uploaded as {source} is served as {source} (or converted into ONNX where its converter exists)"
+        ));
+    }
+    if target == "coreml" {
+        return Plan::Impossible(format!(
+            "modelreg does not make CoreML models: a CoreML model cannot be run on Linux, so modelreg could not check it against the original {source} model, and it serves no conversion it has not checked"
+        ));
+    }
+    match (source.as_str(), target) {
+        ("sklearn", "onnx") => Plan::Convert { converter: "skl2onnx", need: Need::Converters },
+        ("xgboost", "onnx") => Plan::Convert { converter: "onnxmltools", need: Need::Converters },
+        ("tensorflow", "onnx") => Plan::Convert { converter: "tf2onnx", need: Need::TensorFlow },
+        ("tensorflow", "tflite") => Plan::Convert { converter: "tf.lite.TFLiteConverter", need: Need::TensorFlow },
+        ("pytorch", "onnx") => match torchscript(registry, version) {
+            Ok(()) => Plan::Convert { converter: "torch.onnx.export", need: Need::Torch },
+            Err(reason) => Plan::Impossible(reason),
+        },
+        ("sklearn" | "xgboost", "tflite") => Plan::Impossible(format!(
+            "no maintained converter makes TFLite from a {source} model (TFLite runs TensorFlow graphs); download it as ONNX instead"
+        )),
+        ("onnx", "tflite") => Plan::Impossible(
+            "no maintained converter makes TFLite from ONNX (onnx-tf is archived); modelreg serves this version as ONNX only".into(),
+        ),
+        ("pytorch", "tflite") => Plan::Impossible(
+            "modelreg does not make TFLite from PyTorch (that needs ai-edge-torch and the model's Python code); download it as ONNX from a TorchScript upload instead".into(),
+        ),
+        _ => Plan::Impossible(format!("modelreg has no converter from {source} to {target}")),
+    }
+}
+
+/// Ok when the version's file is a TorchScript archive; Err says why it
+/// cannot be exported otherwise. `torch.jit.save` writes a zip with a
+/// `code/` folder (the model's compiled program); `torch.save` of a
+/// state_dict or of a module writes only pickled data, whose architecture is
+/// Python code modelreg does not have.
+fn torchscript(registry: &Registry, version: &Version) -> Result<(), String> {
+    const STATE_DICT: &str = "this PyTorch file is not TorchScript: a state_dict (or a pickled module) holds weights without the \
+        model's architecture, which lives in Python code that was not uploaded, so it cannot be exported to ONNX. Upload a \
+        TorchScript file (torch.jit.script or torch.jit.trace, then torch.jit.save) instead";
+    let file = version.files.first().ok_or("the version has no file")?;
+    let blob = registry.open_blob(&file.sha256).map_err(|e| e.message())?;
+    let Ok(archive) = zip::ZipArchive::new(blob) else {
+        return Err(STATE_DICT.into());
+    };
+    let scripted = archive.file_names().any(|name| name.split('/').nth(1) == Some("code"));
+    if scripted {
+        Ok(())
+    } else {
+        Err(STATE_DICT.into())
+    }
+}
+
+/// Versions of the converter packages the runtime has (null when missing).
+pub fn probe(settings: &Settings) -> Result<Value, String> {
+    // Uploads ask this; a Python start per upload is too dear, and a
+    // runtime installed meanwhile changes the interpreter's path anyway.
+    static CACHE: Mutex<Option<(PathBuf, Instant, Value)>> = Mutex::new(None);
+    const FRESH: Duration = Duration::from_secs(10);
+    let runtime = crate::runtime::locate(settings.data_dir, settings.python)?;
+    if let Some((python, at, facts)) = CACHE.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if *python == runtime.python && at.elapsed() < FRESH {
+            return Ok(facts.clone());
+        }
+    }
+    let out = Command::new(&runtime.python)
+        .args(["-c", SCRIPT, "probe"])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", runtime.python.display()))?;
+    if !out.status.success() {
+        return Err(format!("{} failed: {}", runtime.python.display(), String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let facts: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("the converter probe answered something unexpected: {e}"))?;
+    *CACHE.lock().unwrap_or_else(|p| p.into_inner()) = Some((runtime.python, Instant::now(), facts.clone()));
+    Ok(facts)
+}
+
+/// Ok when the runtime has what `need` installs; Err says which option of
+/// `runtime install` would.
+pub fn check_installed(settings: &Settings, need: Need, what: &str) -> Result<(), String> {
+    let facts = probe(settings).map_err(|e| {
+        format!("this server cannot convert {what}: {e}. The converters come with `{}`", need.install_command())
+    })?;
+    let missing: Vec<&str> = need.modules().iter().copied().filter(|m| facts[*m].is_null()).collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "this server cannot convert {what}: its Python runtime lacks {}; `{}` installs them",
+            missing.join(", "),
+            need.install_command()
+        ))
+    }
+}
+
+/// Parses `1,3,224,224` (or `[1, 3, 224, 224]`): positive dimensions, at
+/// most 8 of them.
+pub fn parse_shape(text: &str) -> Result<Vec<i64>, String> {
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    let dims: Result<Vec<i64>, _> = inner.split(',').map(|d| d.trim().parse::<i64>()).collect();
+    match dims {
+        Ok(dims) if !dims.is_empty() && dims.len() <= 8 && dims.iter().all(|d| (1..=1 << 20).contains(d)) => Ok(dims),
+        _ => Err(format!("must be 1 to 8 positive integers separated by commas (e.g. 1,3,224,224), got {text:?}")),
+    }
+}
+
+/// The file name a converted artifact is offered under.
+pub fn file_name(number: i64, format: &str) -> String {
+    format!("model_v{number}.{format}")
+}
+
+/// The job: converts, verifies, stores. A conversion that fails (the
+/// converter refuses, the file does not load, the check disagrees) fails
+/// the job with the same reason the row records.
+pub fn run(registry: &Registry, settings: &Settings, job: &Job) -> Result<Value, String> {
+    let id = job.subject_id.clone().ok_or("the format conversion job names no artifact")?;
+    let row = registry.format_artifact_by_id(&id).map_err(|e| e.message())?;
+    let result = json!({"formatArtifact": id, "format": row.format});
+    if !registry.start_format(&id).map_err(|e| e.message())? {
+        return Ok(result);
+    }
+    let job_log = JobLog::new(registry, &job.id);
+    let mut log = |line: &str| job_log.line(line);
+    let mut should_stop =
+        || registry.job_cancel_requested(&job.id).unwrap_or(true).then(|| "the conversion was stopped on request".to_string());
+    let job_dir = settings.data_dir.join("jobs").join(&job.id);
+    // A job run again after a restart starts from a clean folder.
+    let _ = std::fs::remove_dir_all(&job_dir);
+    let outcome = convert(registry, settings, &row, &job_dir, &mut log, &mut should_stop);
+    let verdict = match outcome {
+        Ok((artifact, provenance)) => store(registry, &row, &artifact, provenance, &job_log),
+        Err(reason) => {
+            log(&format!("Conversion failed: {reason}"));
+            job_log.flush();
+            registry.finish_format(&id, Err(&reason)).map_err(|e| e.message())?;
+            Err(reason)
+        }
+    };
+    let _ = std::fs::remove_dir_all(&job_dir);
+    verdict.map(|()| result)
+}
+
+/// Stores the artifact and records it: the log is complete before the row
+/// says it is ready.
+fn store(registry: &Registry, row: &FormatArtifact, artifact: &Path, provenance: Value, job_log: &JobLog) -> Result<(), String> {
+    let guard = registry.upload_guard().map_err(|e| e.message())?;
+    let mut file = std::fs::File::open(artifact).map_err(|e| format!("cannot read the converted file: {e}"))?;
+    let digest = registry.put_blob(&mut file, None).map_err(|e| e.message())?;
+    job_log.line(&format!("Stored the {} artifact: {} bytes, sha256 {}.", row.format, digest.size, digest.sha256));
+    job_log.flush();
+    registry.finish_format(&row.id, Ok((&digest, &provenance))).map_err(|e| e.message())?;
+    drop(guard);
+    Ok(())
+}
+
+fn convert(
+    registry: &Registry,
+    settings: &Settings,
+    row: &FormatArtifact,
+    job_dir: &Path,
+    log: &mut dyn FnMut(&str),
+    should_stop: &mut dyn FnMut() -> Option<String>,
+) -> Result<(PathBuf, Value), String> {
+    let who = registry.principal_of(&row.created_by).map_err(|e| e.message())?;
+    let version = registry.get_version_by_id(&who, &row.model_id, &row.version_id).map_err(|e| e.message())?;
+    let source = version.files.first().ok_or("the version has no file")?;
+    let from = source_format(&version);
+    let Plan::Convert { converter, need } = plan(registry, &version, &row.format) else {
+        return Err(format!("modelreg cannot convert {from} into {}", row.format));
+    };
+    check_installed(settings, need, &format!("{from} into {}", row.format))?;
+    let runtime = crate::runtime::locate(settings.data_dir, settings.python)?;
+    let job_dir = std::path::absolute(job_dir).map_err(|e| format!("cannot resolve the job folder: {e}"))?;
+    let home = job_dir.join("home");
+    std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+    // Keras picks its loader by the extension: keep the uploaded name.
+    crate::registry::validate_file_path(&source.path).map_err(|e| e.message())?;
+    let base = source.path.rsplit('/').next().unwrap_or("model");
+    let input = job_dir.join(format!("source-{base}"));
+    let mut blob = registry.open_blob(&source.sha256).map_err(|e| e.message())?;
+    let mut copy = std::fs::File::create(&input).map_err(|e| format!("cannot write {}: {e}", input.display()))?;
+    std::io::copy(&mut blob, &mut copy).map_err(|e| format!("cannot copy the original: {e}"))?;
+    drop(copy);
+    let output = job_dir.join(format!("converted.{}", row.format));
+    let result = job_dir.join("result.json");
+    log(&format!(
+        "Converting version {} ({from}, {} bytes, sha256 {}) into {} with {converter}, on {}.",
+        version.number,
+        source.size,
+        source.sha256,
+        row.format,
+        runtime.python.display()
+    ));
+
+    // /proc/self/exe runs this binary even after an upgrade replaced it.
+    let mut command = Command::new("/proc/self/exe");
+    command.arg("contain").arg("--no-network").arg("--hide").arg(settings.data_dir).arg("--expose-writable").arg(&job_dir);
+    let managed = settings.data_dir.join("runtime");
+    if managed.is_dir() {
+        command.arg("--expose").arg(managed);
+    }
+    // The child starts in the job's folder: a relative `--python` must not
+    // change meaning there.
+    let python = std::path::absolute(&runtime.python).map_err(|e| format!("cannot resolve {}: {e}", runtime.python.display()))?;
+    command.arg("--").arg(&python).args(["-c", SCRIPT, "convert", &from, &row.format]).arg(&input).arg(&output).arg(&result);
+    if let Some(shape) = &row.input_shape {
+        command.arg("--input-shape").arg(shape.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+    }
+    command
+        .current_dir(&job_dir)
+        .env("HOME", &home)
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("TF_CPP_MIN_LOG_LEVEL", "2");
+    let mut last_error = None;
+    let timeout = process::timeout_from_env("MODELREG_FORMAT_TIMEOUT_SECS", FORMAT_TIMEOUT);
+    let outcome = process::run_logged(
+        command,
+        timeout,
+        &mut |line| {
+            if let Some(report) = line.strip_prefix(super::contain::REPORT_PREFIX) {
+                log(&format!("Containment: {}", report.trim()));
+                return;
+            }
+            if let Some(message) = line.strip_prefix("ERROR: ") {
+                last_error = Some(message.to_string());
+            }
+            log(line);
+        },
+        should_stop,
+    )
+    .map_err(|e| format!("cannot run the converter: {e}"))?;
+    match outcome {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            return Err(last_error.unwrap_or_else(|| format!("the converter exited with {status}; its output is in the log")));
+        }
+        Err(Stopped::Asked(reason)) => return Err(reason),
+        Err(Stopped::TimedOut(t)) => return Err(format!("the conversion did not finish within {} s and was killed", t.as_secs())),
+    }
+    let mut facts: Value = std::fs::read(&result)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or("the converter finished without writing its result")?;
+    if !output.is_file() {
+        return Err("the converter finished without writing the converted file".into());
+    }
+    facts["sourceFormat"] = json!(from);
+    facts["sourceSha256"] = json!(source.sha256);
+    facts["format"] = json!(row.format);
+    facts["convertedAt"] = json!(crate::registry::now());
+    facts["inputShape"] = json!(row.input_shape);
+    Ok((output, facts))
+}
+
+/// Reads at most `limit` bytes of a job log's tail (the status route shows
+/// it; logs are capped at 10 MiB, a status answer need not be).
+pub fn log_tail(log: &str, limit: usize) -> &str {
+    if log.len() <= limit {
+        return log;
+    }
+    let mut start = log.len() - limit;
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    &log[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_are_positive_integers() {
+        assert_eq!(parse_shape("1,3,224,224").unwrap(), vec![1, 3, 224, 224]);
+        assert_eq!(parse_shape("[1, 4]").unwrap(), vec![1, 4]);
+        for bad in ["", "1,,2", "0,3", "-1", "a", "1,2,3,4,5,6,7,8,9"] {
+            assert!(parse_shape(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_log_tail_cuts_on_a_character_boundary() {
+        assert_eq!(log_tail("abc", 10), "abc");
+        assert_eq!(log_tail("aé", 1), "");
+        assert_eq!(log_tail("abcdef", 3), "def");
+    }
+}
