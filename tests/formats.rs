@@ -410,41 +410,23 @@ fn another_team_cannot_request_conversions_of_your_versions() {
     assert_eq!(model["versions"][0]["format_conversions"], json!({}), "the other team queued nothing");
 }
 
-/// The Octomil SDK (4.17.42) in a venv of its own under target/tmp.
-fn sdk_python() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("octomil-sdk-venv");
-    let python = dir.join("bin/python");
-    let lock = std::fs::File::create(dir.with_extension("lock")).unwrap();
-    // SAFETY: flock on a file we hold open; released when it closes.
-    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
-    let ready = |p: &Path| {
-        Command::new(p)
-            .args(["-c", "import sys; from importlib.metadata import version; sys.exit(version('octomil') != '4.17.42')"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !ready(&python) {
-        assert!(Command::new("python3").args(["-m", "venv"]).arg(&dir).status().unwrap().success(), "python3 -m venv");
-        let install = Command::new(&python).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "octomil==4.17.42"]).status().unwrap();
-        assert!(install.success(), "pip install octomil==4.17.42 failed");
-    }
-    python
-}
-
-/// The SDK's `pull` goes through `download-url` (not served by this branch);
-/// `FederatedClient.pull_model` reaches the seed's download route, asked
-/// here for `onnx`, the format `pull` defaults to.
+/// `OctomilClient.pull` as a user runs it: by name, the latest version, in
+/// the format it asks for by default (ONNX), through `download-url`. While
+/// the conversion is queued or running, it fails with the 404's reason, and
+/// the user tries again.
 const SDK_PULL: &str = r#"
 import json, os, sys, time
 name, token, out = sys.argv[1:4]
-from octomil.python.octomil import FederatedClient
-client = FederatedClient(auth_token_provider=lambda: token, api_base=os.environ["OCTOMIL_API_BASE"] + "/api/v1")
+from octomil.auth import OrgApiKeyAuth
+from octomil.client import OctomilClient
+base = os.environ["OCTOMIL_API_BASE"] + "/api/v1"
+client = OctomilClient(auth=OrgApiKeyAuth(api_key=token, org_id="team", api_base=base))
 pending, first_error_seconds = [], None
 deadline = time.monotonic() + 300
 while True:
     started = time.monotonic()
     try:
-        data = client.pull_model(name, version="1", format="onnx")
+        result = client.pull(name, destination=out)
         break
     except Exception as e:
         if first_error_seconds is None:
@@ -454,20 +436,20 @@ while True:
             raise
         pending.append(text[:200])
         time.sleep(0.1)
-open(out, "wb").write(data)
-print(json.dumps({"bytes": len(data), "pending": len(pending), "first_error_seconds": first_error_seconds}))
+assert result["format"] == "onnx", result
+print(json.dumps({"path": result["model_path"], "pending": len(pending), "first_error_seconds": first_error_seconds}))
 "#;
 
 #[test]
 fn the_octomil_sdk_pulls_a_sklearn_upload_as_onnx() {
-    let sdk = sdk_python();
+    let sdk = common::client_python().expect("a venv with the Octomil SDK");
     let work = tempfile::tempdir().unwrap();
     python(work.path(), MAKE_MODELS, &[]);
     // Converted on first download: the SDK sees the 404s while it runs.
     let s = server(&["--no-convert-on-upload"]);
     let id = create_model(&s, "sdk-model", "sklearn");
     upload(&s, &id, "pipeline.pkl", &std::fs::read(work.path().join("pipeline.pkl")).unwrap(), None);
-    let pulled = work.path().join("pulled.onnx");
+    let pulled = work.path().join("pulled");
     let cache = work.path().join("octomil-cache");
     let out = Command::new(sdk)
         .args(["-c", SDK_PULL, "sdk-model", &s.key, pulled.to_str().unwrap()])
@@ -487,7 +469,9 @@ fn the_octomil_sdk_pulls_a_sklearn_upload_as_onnx() {
     assert!(result["pending"].as_u64().unwrap() >= 1, "the first pull met the queued conversion: {result}");
     // A cold-start retry (the SDK's answer to {"detail":"Not Found"}) would take 1.5 s or more.
     assert!(result["first_error_seconds"].as_f64().unwrap() < 1.0, "{result}");
-    let compared = python(work.path(), COMPARE, &["sklearn", "pipeline.pkl", pulled.to_str().unwrap()]);
+    let onnx = pulled.join("model.onnx");
+    assert_eq!(result["path"], onnx.to_str().unwrap());
+    let compared = python(work.path(), COMPARE, &["sklearn", "pipeline.pkl", onnx.to_str().unwrap()]);
     assert!(compared["largest"].as_f64().unwrap() < 1e-4, "{compared}");
     assert_eq!(compared["label_mismatches"], 0, "{compared}");
 }
