@@ -433,3 +433,41 @@ fn sigterm_closes_the_listener_and_lets_requests_in_flight_finish() {
     let log = log_of(&server);
     assert!(log.contains("cut off"), "{log}");
 }
+
+// ---------------------------------------------------------------------------
+// 7. Client-chosen ids
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_chosen_environment_id_reveals_nothing_about_other_teams() {
+    let server = Server::start();
+    let api = "/api/v2/executionEnvironments/";
+    let theirs = server.post_json(api, &json!({"name": "secret", "programmingLanguage": "python"}));
+    assert_eq!(theirs.status, 201, "{}", String::from_utf8_lossy(&theirs.body));
+    let their_id = theirs.json()["id"].as_str().unwrap().to_string();
+
+    assert!(server.cli(&["teams", "add", "others"]).status.success());
+    assert!(server.cli(&["users", "add", "boss", "--team", "others", "--admin"]).status.success());
+    let out = server.cli(&["keys", "create", "--user", "boss"]);
+    let boss = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let auth = format!("Bearer {boss}");
+    let post = |id: &str| {
+        let body = json!({"name": "mine", "programmingLanguage": "python", "environmentId": id});
+        server.request("POST", api, &[("Authorization", &auth), ("Content-Type", "application/json")], Some(body.to_string().into_bytes()))
+    };
+    let taken = post(&their_id);
+    let free = post("65f0c0ffee0000000000abcd");
+    // the same answer whether or not another team has the id
+    assert_eq!(taken.status, free.status);
+    assert_eq!(taken.body, free.body);
+    assert_ne!(taken.status, 409);
+    assert_ne!(taken.status, 201);
+    // and the other team's environment is untouched and still theirs alone
+    assert_eq!(server.get(&format!("{api}{their_id}/")).json()["name"], "secret");
+    let seen = server.request("GET", &format!("{api}{their_id}/"), &[("Authorization", &auth)], None);
+    assert_eq!(seen.status, 404);
+    // without a chosen id the admin creates environments as before
+    let body = json!({"name": "mine", "programmingLanguage": "python"});
+    let made = server.request("POST", api, &[("Authorization", &auth), ("Content-Type", "application/json")], Some(body.to_string().into_bytes()));
+    assert_eq!(made.status, 201);
+}
