@@ -471,3 +471,64 @@ fn a_chosen_environment_id_reveals_nothing_about_other_teams() {
     let made = server.request("POST", api, &[("Authorization", &auth), ("Content-Type", "application/json")], Some(body.to_string().into_bytes()));
     assert_eq!(made.status, 201);
 }
+
+// ---------------------------------------------------------------------------
+// Streamed zips
+// ---------------------------------------------------------------------------
+
+/// Files the server has open under `dir` (an unlinked temp file included).
+fn open_files_under(server: &Server, dir: &std::path::Path) -> usize {
+    let prefix = dir.to_string_lossy().into_owned();
+    std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with(&prefix))
+        .count()
+}
+
+#[test]
+fn version_zips_stream_without_a_temp_file() {
+    let server = Server::start();
+    let api = "/api/v2";
+    let env = common::datarobot::python_environment(&server);
+    let model = common::datarobot::id_of(&common::ok(&server.post_json(&format!("{api}/customModels/"), &common::datarobot::regression()), 201), "id");
+    let big: Vec<u8> = (0..24 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let files = vec![("custom.py".to_string(), b"def score(data, model, **kw):\n    return data\n".to_vec()), ("weights/model.bin".to_string(), big.clone())];
+    let vid = common::datarobot::add_version(&server, &model, &env, &files, &[]);
+    // start a download and stop reading after its head: the server is
+    // then mid-stream, blocked on a full socket
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let head = format!("GET {api}/customModels/{model}/versions/{vid}/download/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", server.key);
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut first = vec![0u8; 4096];
+    stream.read_exact(&mut first).unwrap();
+    let text = String::from_utf8_lossy(&first).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let length: u64 = text
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .expect("a Content-Length");
+    // no file under the data directory is open but blobs (a temp zip would be)
+    let data = server.data_dir().to_path_buf();
+    let open = open_files_under(&server, &data) - open_files_under(&server, &data.join("blobs")) - open_files_under(&server, &data.join("modelreg.db"));
+    assert_eq!(open, 0, "a file other than a blob or the database is open during the download");
+    // the rest arrives, as long as announced, and unzips to what was uploaded
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    let mut all = first;
+    all.extend_from_slice(&rest);
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body = &all[split..];
+    assert_eq!(body.len() as u64, length);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(body.to_vec())).unwrap();
+    let mut got = Vec::new();
+    {
+        let mut entry = archive.by_name("weights/model.bin").unwrap();
+        assert_eq!(entry.compression(), zip::CompressionMethod::Stored);
+        entry.read_to_end(&mut got).unwrap();
+    }
+    assert!(got == big, "the big file differs");
+    let mut code = String::new();
+    archive.by_name("custom.py").unwrap().read_to_string(&mut code).unwrap();
+    assert!(code.starts_with("def score"));
+}

@@ -95,7 +95,7 @@ impl BlobStore {
         Ok(BlobStore { root: root.to_path_buf() })
     }
 
-    fn path_of(&self, sha256: &str) -> PathBuf {
+    pub fn path_of(&self, sha256: &str) -> PathBuf {
         let (prefix, rest) = sha256.split_at(2.min(sha256.len()));
         self.root.join("sha256").join(prefix).join(rest)
     }
