@@ -532,3 +532,137 @@ fn version_zips_stream_without_a_temp_file() {
     archive.by_name("custom.py").unwrap().read_to_string(&mut code).unwrap();
     assert!(code.starts_with("def score"));
 }
+
+// ---------------------------------------------------------------------------
+// Disk full
+// ---------------------------------------------------------------------------
+
+/// A server whose data directory is a tmpfs of `size` in a mount namespace of
+/// its own (`unshare -rm`), so that its disk can fill up. None where user
+/// namespaces are not allowed.
+struct TinyDisk {
+    child: std::process::Child,
+    addr: String,
+    key: String,
+    root: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    fn start(size: &str) -> Option<TinyDisk> {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let script = format!(
+            "mount -t tmpfs -o size={size} tmpfs '{d}' && exec '{bin}' serve --bind 127.0.0.1:0 --data-dir '{d}'",
+            d = data.display(),
+            bin = common::BIN
+        );
+        let mut child = std::process::Command::new("unshare")
+            .args(["-rm", "sh", "-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                    }
+                }
+            }
+        });
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            eprintln!("skipped: cannot mount a tmpfs in a user namespace here");
+            return None;
+        };
+        // the server's own view of its data directory, mount included
+        let root = std::path::PathBuf::from(format!("/proc/{}/root{}", child.id(), data.display()));
+        let key = std::fs::read_to_string(root.join("admin.key")).unwrap().trim().to_string();
+        Some(TinyDisk { child, addr, key, root, _dir: dir })
+    }
+
+    fn send(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Exchange {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            self.key,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let _ = stream.write_all(body);
+        read_all(&mut stream, Duration::from_secs(20))
+    }
+
+    fn json_of(got: &Exchange) -> serde_json::Value {
+        let body = got.text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {}", got.text))
+    }
+
+    fn temp_files(&self) -> usize {
+        std::fs::read_dir(self.root.join("blobs/tmp")).map(|d| d.count()).unwrap_or(0)
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_full_disk_is_507_in_each_dialect_and_leaves_nothing() {
+    let Some(disk) = TinyDisk::start("6m") else { return };
+    let big: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+
+    // Octomil: an upload larger than the disk
+    let made = disk.send("POST", MODELS, "application/json", br#"{"framework": "pytorch"}"#);
+    assert_eq!(made.status(), 201, "{}", made.text);
+    let model = TinyDisk::json_of(&made)["id"].as_str().unwrap().to_string();
+    let (ct, body) = multipart_body(&[Part::File { name: "file", filename: "m.pt", bytes: &big }]);
+    let got = disk.send("POST", &format!("{MODELS}/{model}/versions/upload"), &ct, &body);
+    assert_eq!(got.status(), 507, "{}", got.text);
+    assert_eq!(TinyDisk::json_of(&got)["error"], "insufficient_storage");
+    assert_eq!(disk.temp_files(), 0, "a temp file was left behind");
+
+    // DataRobot: a dataset file larger than the disk
+    let (ct, body) = multipart_body(&[Part::File { name: "file", filename: "d.csv", bytes: &big }]);
+    let got = disk.send("POST", "/api/v2/datasets/fromFile/", &ct, &body);
+    assert_eq!(got.status(), 507, "{}", got.text);
+    assert!(TinyDisk::json_of(&got)["message"].as_str().unwrap().contains("out of storage"), "{}", got.text);
+    assert_eq!(disk.temp_files(), 0, "a temp file was left behind");
+
+    // once space is there again, the next upload is version 1: nothing half-written
+    let (ct, body) = multipart_body(&[Part::File { name: "file", filename: "m.pt", bytes: b"small" }]);
+    let got = disk.send("POST", &format!("{MODELS}/{model}/versions/upload"), &ct, &body);
+    assert_eq!(got.status(), 201, "{}", got.text);
+    assert_eq!(TinyDisk::json_of(&got)["version"], 1);
+
+    // Paperspace: fill what is left, so that the database cannot grow
+    let filler = disk.root.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let mut status = 0;
+    for i in 0..200 {
+        let body = json!({"name": format!("m{i}-{}", "x".repeat(200)), "modelType": "Tensorflow", "url": "s3://b/m", "projectId": "x".repeat(2000)}).to_string();
+        let got = disk.send("POST", "/v1/models", "application/json", body.as_bytes());
+        status = got.status();
+        if status != 200 {
+            assert_eq!(status, 507, "{}", got.text);
+            assert_eq!(TinyDisk::json_of(&got)["code"], "INTERNAL_SERVER_ERROR");
+            break;
+        }
+    }
+    assert_eq!(status, 507, "the database never filled up");
+}

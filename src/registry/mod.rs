@@ -83,6 +83,7 @@ impl Registry {
         self.blobs.put(source, limit).map_err(|e| match e {
             PutError::TooLarge { limit } => Error::TooLarge(format!("the upload is larger than the limit of {limit} bytes")),
             PutError::Read(e) => Error::Invalid { field: "body".into(), message: format!("the upload could not be read: {e}") },
+            PutError::Write(e) if error::is_out_of_space(&e) => Error::out_of_space(),
             PutError::Write(e) => Error::Internal(format!("storing the upload failed: {e}")),
         })
     }
