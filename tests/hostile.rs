@@ -666,3 +666,45 @@ fn a_full_disk_is_507_in_each_dialect_and_leaves_nothing() {
     }
     assert_eq!(status, 507, "the database never filled up");
 }
+
+// ---------------------------------------------------------------------------
+// Temp files of dead uploads, and the gc schedule
+// ---------------------------------------------------------------------------
+
+#[test]
+fn serve_sweeps_temp_files_no_live_upload_owns() {
+    // a kill -9 left a temp file behind, minutes old at most
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("blobs/tmp")).unwrap();
+    let left = data.path().join("blobs/tmp/0000-dead-at-start.part");
+    std::fs::write(&left, vec![1u8; 4096]).unwrap();
+    let server = Server::start_in(data, &["--gc-interval", "1s", "--io-timeout-ms", "60000"]);
+    assert!(!left.exists(), "swept at start");
+    assert!(log_of(&server).contains("removed 1 temp file(s)"), "{}", log_of(&server));
+
+    // while serving: an orphan goes at the next sweep, a live upload's file stays
+    let model = new_model(&server);
+    let live = Upload::start(&server, &model, 64 * 1024, 8 * 1024);
+    let tmp = server.data_dir().join("blobs/tmp");
+    let parts = || -> Vec<std::path::PathBuf> { std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect() };
+    assert!(eventually(Duration::from_secs(5), || parts().len() == 1), "the upload has its temp file");
+    let live_part = parts().remove(0);
+    let orphan = tmp.join("1111-dead-while-serving.part");
+    std::fs::write(&orphan, b"orphan").unwrap();
+    assert!(eventually(Duration::from_secs(8), || !orphan.exists()), "the orphan was not swept");
+    assert!(live_part.exists(), "a live upload's temp file was swept");
+    let got = live.finish();
+    assert_eq!(got.status(), 201, "{}", got.text);
+    // and gc ran on its schedule
+    assert!(eventually(Duration::from_secs(8), || log_of(&server).contains("gc removed")), "{}", log_of(&server));
+}
+
+#[test]
+fn gc_interval_takes_off_and_durations() {
+    for bad in ["0", "soon", "5y"] {
+        let out = std::process::Command::new(common::BIN).args(["serve", "--gc-interval", bad]).output().unwrap();
+        assert!(!out.status.success(), "--gc-interval {bad} was accepted");
+    }
+    let server = Server::start_with(&["--gc-interval", "off", "--shutdown-grace", "500ms"]);
+    assert_eq!(server.get("/healthz").status, 200);
+}

@@ -118,6 +118,7 @@ pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)
     }
     let router = Arc::new(router);
     let options = Arc::new(options);
+    start_maintenance(&options)?;
     let limiter = Arc::new(options.rate_limit.map(ratelimit::Limiter::new));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let handler: Arc<dyn Fn(tiny_http::Request) + Send + Sync> = {
@@ -170,6 +171,59 @@ pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)
     // Model servers, pip and builders of jobs still running go with us.
     crate::process::kill_all();
     eprintln!("modelreg: stopped");
+    Ok(())
+}
+
+/// How often `serve` sweeps upload temp files no live upload owns, besides at start.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// How old an unreferenced blob must be before the scheduled gc removes it (as `modelreg
+/// gc`'s default).
+const GC_GRACE: Duration = Duration::from_secs(3600);
+
+/// Sweeps temp files now (so that a restart after a crash starts clean), then on a thread
+/// of its own sweeps every `SWEEP_EVERY` and runs gc every `gc_interval` (the sweep runs with
+/// each gc too). gc waits for uploads in progress (the gc lock); it runs off the request
+/// path, so requests never wait for it.
+fn start_maintenance(options: &ServerOptions) -> Result<(), Error> {
+    let registry = Registry::open(&options.data_dir)?;
+    let swept = registry.sweep_temp()?;
+    if !swept.is_empty() {
+        let bytes: u64 = swept.iter().map(|(_, n)| n).sum();
+        eprintln!("modelreg: removed {} temp file(s) of uploads that died ({bytes} bytes)", swept.len());
+    }
+    let gc_every = options.gc_interval;
+    let sweep_every = gc_every.map_or(SWEEP_EVERY, |gc| gc.min(SWEEP_EVERY));
+    std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || {
+            let mut next_gc = gc_every.map(|every| Instant::now() + every);
+            loop {
+                std::thread::sleep(sweep_every);
+                match registry.sweep_temp() {
+                    Ok(swept) if !swept.is_empty() => {
+                        eprintln!("modelreg: removed {} temp file(s) of uploads that died", swept.len())
+                    }
+                    Ok(_) => (),
+                    Err(e) => eprintln!("modelreg: sweeping temp files failed: {e}"),
+                }
+                if let (Some(at), Some(every)) = (next_gc, gc_every) {
+                    if Instant::now() >= at {
+                        match registry.gc(GC_GRACE, false) {
+                            Ok(report) => eprintln!(
+                                "modelreg: gc removed {} blob(s) and {} temp file(s), {} bytes",
+                                report.removed_blobs.len(),
+                                report.removed_temp_files.len(),
+                                report.bytes()
+                            ),
+                            Err(e) => eprintln!("modelreg: gc failed: {e}"),
+                        }
+                        next_gc = Some(Instant::now() + every);
+                    }
+                }
+            }
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the maintenance thread: {e}")))?;
     Ok(())
 }
 
