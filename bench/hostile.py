@@ -106,7 +106,7 @@ def multipart_parts(filename):
 
 
 async def upload(port, key, model, source, payload, prefix, stats, crawl=False):
-    head, tail = multipart_parts("m.bin")
+    head, tail = multipart_parts("m.pt")
     length = len(head) + len(prefix) + len(payload) + len(tail)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
@@ -263,7 +263,7 @@ def main():
                 assert status == 201, (status, body)
                 models.append(json.loads(body)["id"])
             payload = os.urandom(256 * 1024)
-            head, tail = multipart_parts("seed.bin")
+            head, tail = multipart_parts("seed.pt")
             status, body = blocking_request(port, "POST", f"/api/v1/models/{models[0]}/versions/upload", key,
                                             head + payload + tail, f"multipart/form-data; boundary={BOUNDARY}")
             assert status == 201, (status, body)
