@@ -279,6 +279,9 @@ def main():
             stop_box.value = time.time()
             lat, probe_failures = queue.get(timeout=120)
             p.join()
+            with open(f"/proc/{proc.pid}/status") as f:
+                status_lines = f.read()
+            peak_rss = int(re.search(r"VmHWM:\s+(\d+)", status_lines).group(1)) // 1024
         finally:
             proc.terminate()
             proc.wait(timeout=60)
@@ -309,6 +312,7 @@ def main():
         f"| large uploads 201 / failed | {stats.uploads_ok} / {stats.uploads_failed} |",
         f"| crawling uploads 201 / failed | {stats.crawls_ok} / {stats.crawls_failed} |",
         f"| probe requests failed | {probe_failures} |",
+        f"| server's peak resident memory (a thread and a SQLite connection per busy connection) | {peak_rss} MiB |",
         f"| slowloris connections made / refused 503 at once / admitted then cut (408) | {stats.loris_connects} / {stats.loris_refused} / {stats.loris_admitted_closed} |",
         f"| verdict (p99 < 1 s for both, nothing failed) | {'pass' if ok else 'FAIL'} |",
     ]
