@@ -356,7 +356,7 @@ fn a_flood_from_one_address_does_not_lock_out_others() {
 #[test]
 fn slow_uploads_do_not_freeze_short_requests() {
     // `--workers 2` was the pool every request shared: two crawling uploads
-    // held all of it
+    // (or two clients not reading their downloads) held all of it
     let server = Server::start_with(&["--workers", "2", "--io-timeout-ms", "30000"]);
     let model = new_model(&server);
     let stored = common::multipart_body(&[Part::File { name: "file", filename: "m.pt", bytes: b"weights" }]);
@@ -367,6 +367,19 @@ fn slow_uploads_do_not_freeze_short_requests() {
         Some(stored.1),
     );
     assert_eq!(reply.status, 201);
+    // readers that ask for an 8 MiB download and then read nothing: the server
+    // is stuck writing to each until its socket buffers drain
+    let (big_type, big_body) = common::multipart_body(&[Part::File { name: "file", filename: "big.pt", bytes: &vec![5u8; 8 << 20] }]);
+    let reply = server.request("POST", &format!("{MODELS}/{model}/versions/upload"), &[("Content-Type", &big_type)], Some(big_body));
+    assert_eq!(reply.status, 201);
+    let stalled_readers: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(&server.addr).unwrap();
+            let head = format!("GET {MODELS}/{model}/versions/2/download HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n", server.key);
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
     let mut crawling: Vec<Upload> = (0..6).map(|_| Upload::start(&server, &model, 256 * 1024, 1024)).collect();
     // once a handler reads an upload's body it has a temp file: wait for the
     // six (on the old pool only two get that far), then keep them crawling at
@@ -385,6 +398,7 @@ fn slow_uploads_do_not_freeze_short_requests() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    drop(stalled_readers);
     // the crawling uploads themselves still succeed when they finish
     for upload in &mut crawling {
         upload.send(usize::MAX);

@@ -634,6 +634,52 @@ mod test {
 
         assert!(super::parse_request_line("GET /hello").is_err());
         assert!(super::parse_request_line("qsd qsd qsd").is_err());
+        assert!(super::parse_request_line("GET  /hello HTTP/1.1").is_err());
+        assert!(super::parse_request_line("GET /hello HTTP/1.1 x").is_err());
+    }
+
+    #[test]
+    fn header_lines_follow_rfc_9112() {
+        let h = super::parse_header_line("X-A:   b c \t").unwrap();
+        assert_eq!(h.value.as_str(), "b c");
+        assert!(super::parse_header_line(" X-A: b").is_err());
+        assert!(super::parse_header_line("\tX-A: b").is_err());
+        assert!(super::parse_header_line("X-A : b").is_err());
+        assert!(super::parse_header_line("X A: b").is_err());
+        assert!(super::parse_header_line(": b").is_err());
+        assert!(super::parse_header_line("X-A: a\u{1}b").is_err());
+        assert!(super::parse_header_line("no colon").is_err());
+    }
+
+    #[test]
+    fn framing_must_be_unambiguous() {
+        use super::{check_framing, ReadError};
+        use crate::common::HTTPVersion;
+        let headers = |lines: &[&str]| -> Vec<crate::Header> {
+            lines.iter().map(|l| super::parse_header_line(l).unwrap()).collect()
+        };
+        let v11 = HTTPVersion(1, 1);
+        let bad = |lines: &[&str]| matches!(check_framing(&headers(lines), &v11), Err(ReadError::BadRequest(_)));
+        let unsupported =
+            |lines: &[&str]| matches!(check_framing(&headers(lines), &v11), Err(ReadError::NotImplemented(_)));
+        assert!(check_framing(&headers(&["Content-Length: 10"]), &v11).is_ok());
+        assert!(check_framing(&headers(&["Transfer-Encoding: Chunked"]), &v11).is_ok());
+        assert!(bad(&["Content-Length: 1", "Transfer-Encoding: chunked"]));
+        assert!(bad(&["Content-Length: 1", "Content-Length: 1"]));
+        assert!(bad(&["Content-Length: 1, 1"]));
+        assert!(bad(&["Content-Length: +1"]));
+        assert!(bad(&["Content-Length: 1 0"]));
+        assert!(bad(&["Content-Length: 99999999999999999999999"]));
+        assert!(bad(&["Transfer-Encoding: chunked, gzip"]));
+        assert!(bad(&["Transfer-Encoding: chunked", "Transfer-Encoding: gzip"]));
+        assert!(bad(&["Transfer-Encoding: ,chunked"]));
+        assert!(bad(&["Host: a", "Host: b"]));
+        assert!(unsupported(&["Transfer-Encoding: gzip"]));
+        assert!(unsupported(&["Transfer-Encoding: gzip, chunked"]));
+        assert!(matches!(
+            check_framing(&headers(&["Transfer-Encoding: chunked"]), &HTTPVersion(1, 0)),
+            Err(ReadError::BadRequest(_))
+        ));
     }
 }
 
