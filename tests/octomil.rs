@@ -1030,7 +1030,8 @@ fn a_server_killed_mid_upload_restarts_clean() {
     drop(stream);
 
     let server = Server::start_in(data, &[]);
-    assert!(!files_under(&temp_dir(&server)).is_empty(), "the partial temp file is still there before gc");
+    // issue 11: serve sweeps temp files no live upload owns when it starts
+    assert!(files_under(&temp_dir(&server)).is_empty(), "the partial temp file was not swept at start");
     let model = get_model(&server, &id);
     assert_eq!(model["versions"], json!([]), "the partial upload left no version");
     assert!(model["model_hash"].is_null());
@@ -1042,9 +1043,9 @@ fn a_server_killed_mid_upload_restarts_clean() {
     assert_eq!(v["version"], 1);
     assert_eq!(server.get(&download_path(&id, 1)).body, weights);
 
-    // gc sweeps the crash's temp file and keeps the referenced blob.
+    // gc keeps the referenced blob (the crash's temp file went at start).
     let gc = cli_json(&server.cli(&["--json", "gc", "--grace-secs", "0"]));
-    assert_eq!(gc["temp_files"].as_array().map(Vec::len), Some(1), "{gc}");
+    assert_eq!(gc["temp_files"].as_array().map(Vec::len), Some(0), "{gc}");
     assert!(files_under(&temp_dir(&server)).is_empty());
     assert_eq!(server.get(&download_path(&id, 1)).body, weights);
     assert!(server.cli(&["verify"]).status.success());

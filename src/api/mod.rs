@@ -26,6 +26,7 @@ fn render_generic_error(error: &Error) -> Response {
         Error::RateLimited { .. } => (429, "rate_limited"),
         Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
         Error::Unprocessable { .. } => (422, "unprocessable"),
+        Error::InsufficientStorage(_) => (507, "insufficient_storage"),
         Error::Internal(_) => (500, "internal_error"),
     };
     Response::json(status, &json!({"error": code, "message": error.message()}))

@@ -55,6 +55,8 @@ fn render_error(error: &Error) -> Response {
         Error::Conflict(_) => (409, "CONFLICT"),
         Error::TooLarge(_) => (413, "PAYLOAD_TOO_LARGE"),
         Error::RateLimited { .. } => (429, "TOO_MANY_REQUESTS"),
+        // tRPC has no code of its own for a full disk
+        Error::InsufficientStorage(_) => (507, "INTERNAL_SERVER_ERROR"),
         Error::Internal(_) => (500, "INTERNAL_SERVER_ERROR"),
     };
     let mut body = json!({"code": code, "message": error.message()});

@@ -116,8 +116,9 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = DEFAULT_BIND)]
     bind: String,
-    /// Request worker threads (default: 4 per core, at least 8).
-    #[arg(long)]
+    /// No longer used: each request runs on its connection's thread (bounded by
+    /// --max-connections). Accepted so that existing scripts keep working.
+    #[arg(long, hide = true)]
     workers: Option<usize>,
     /// Largest accepted upload, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024 * 1024)]
@@ -131,6 +132,25 @@ struct ServeArgs {
     /// Most client connections served at once; further ones wait to be accepted.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
+    /// Most connections open at once from one client address; further ones get 503 and are
+    /// closed. 0: no limit (behind a reverse proxy every client has the proxy's address).
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_address: usize,
+    /// A request head (request line and headers) must arrive whole within this many
+    /// milliseconds: of the connection's start for its first request, of its first byte
+    /// for later ones. Separate from --io-timeout-ms, which bounds each wait for body bytes.
+    #[arg(long, default_value_t = 10_000)]
+    head_timeout_ms: u64,
+    /// After SIGTERM or SIGINT the listening socket closes at once; requests in flight get
+    /// this long to finish before the process exits (0). E.g. 30s, 500ms; a bare number is
+    /// seconds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+    /// How often gc runs while serving (it removes blobs nothing references, older than an
+    /// hour, and temp files of uploads that died); `off` never. E.g. 6h, 30m; a bare number
+    /// is seconds. Temp files no live upload owns are also swept at start.
+    #[arg(long, default_value = "6h", value_parser = parse_interval)]
+    gc_interval: Interval,
     /// Per-key rate limit: REQUESTS_PER_SECOND or REQUESTS_PER_SECOND/BURST. Off by default.
     #[arg(long)]
     rate_limit: Option<RateLimit>,
@@ -265,15 +285,17 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
     let registry = Registry::open(&data_dir)?;
     admin::announce_bootstrap(&registry)?;
     drop(registry);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let options = ServerOptions {
         data_dir: data_dir.clone(),
         bind: args.bind,
-        workers: args.workers.unwrap_or((cores * 4).max(8)),
         json_limit: args.max_json_bytes,
         upload_limit: args.max_upload_bytes,
         io_timeout: Duration::from_millis(args.io_timeout_ms.max(1)),
         max_connections: args.max_connections,
+        max_connections_per_address: args.max_connections_per_address,
+        head_timeout: Duration::from_millis(args.head_timeout_ms.max(1)),
+        shutdown_grace: args.shutdown_grace,
+        gc_interval: args.gc_interval.0,
         rate_limit: args.rate_limit,
         machine_delay: Duration::from_millis(args.machine_delay_ms),
         image_builder: args.image_builder,
@@ -293,6 +315,37 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         eprintln!("modelreg: listening on http://{addr} (data directory {})", data_dir.display());
     })?;
     Ok(0)
+}
+
+/// `30s`, `500ms`, `5m`, `6h`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 30s, 500ms, 5m or 6h"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// A period, or `off`.
+#[derive(Clone, Copy, Debug)]
+struct Interval(Option<Duration>);
+
+fn parse_interval(text: &str) -> Result<Interval, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Interval(None));
+    }
+    let every = parse_duration(text)?;
+    if every.is_zero() {
+        return Err("the interval must be longer than zero; `off` turns it off".into());
+    }
+    Ok(Interval(Some(every)))
 }
 
 /// `--allow-git-path` folders by their real paths, so that a repository is

@@ -1,6 +1,7 @@
-//! The transport: tiny_http, a fixed pool of worker threads each with its
-//! own registry handle, routing, authentication, rate limiting, body limits,
-//! an access-log line per request, and a graceful stop on SIGINT/SIGTERM.
+//! The transport: tiny_http with each request handled on its connection's
+//! thread (each such thread keeps a registry handle), routing,
+//! authentication, rate limiting, body limits, an access-log line per
+//! request, and a graceful stop on SIGINT/SIGTERM.
 
 pub mod forwarded;
 pub mod multipart;
@@ -11,7 +12,8 @@ pub mod router;
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +29,6 @@ use crate::registry::{Error, Registry};
 pub struct ServerOptions {
     pub data_dir: PathBuf,
     pub bind: String,
-    pub workers: usize,
     pub json_limit: u64,
     pub upload_limit: u64,
     /// How long the server waits on a silent client (per read and write)
@@ -35,6 +36,14 @@ pub struct ServerOptions {
     pub io_timeout: Duration,
     /// Most connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Most connections open at once from one client address (0: no limit).
+    pub max_connections_per_address: usize,
+    /// How long a request head may take to arrive whole.
+    pub head_timeout: Duration,
+    /// After SIGTERM/SIGINT, how long requests in flight may take to finish.
+    pub shutdown_grace: Duration,
+    /// How often gc runs while serving (None: never); the temp sweep runs as often.
+    pub gc_interval: Option<Duration>,
     pub rate_limit: Option<RateLimit>,
     /// How long an emulated machine takes to change state.
     pub machine_delay: Duration,
@@ -67,11 +76,14 @@ impl ServerOptions {
         ServerOptions {
             data_dir: data_dir.to_path_buf(),
             bind: String::new(),
-            workers: 1,
             json_limit: 0,
             upload_limit: 0,
             io_timeout: Duration::ZERO,
             max_connections: 0,
+            max_connections_per_address: 0,
+            head_timeout: Duration::ZERO,
+            shutdown_grace: Duration::ZERO,
+            gc_interval: None,
             rate_limit: None,
             machine_delay: Duration::ZERO,
             image_builder: None,
@@ -93,17 +105,26 @@ pub struct Ctx<'a> {
     pub options: &'a ServerOptions,
 }
 
-/// Runs the server until SIGINT or SIGTERM; requests in flight finish first.
+thread_local! {
+    /// The registry handle of a connection thread, opened by its first request. tiny_http
+    /// reuses connection threads, so most requests find one open.
+    static REGISTRY: RefCell<Option<Registry>> = const { RefCell::new(None) };
+}
+
+/// Runs the server until SIGINT or SIGTERM. Then the listening socket closes at once, and
+/// requests in flight have `shutdown_grace` to finish.
+///
+/// Each request runs on its connection's thread (see "The transport" in ARCHITECTURE.md):
+/// a slow upload or download holds its own connection's thread, never one that another
+/// client's request needs.
 pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)) -> Result<(), Error> {
     let limits = tiny_http::ConnectionLimits {
         read_timeout: Some(options.io_timeout),
         write_timeout: Some(options.io_timeout),
         max_connections: options.max_connections,
+        head_timeout: Some(options.head_timeout.max(Duration::from_millis(1))),
+        max_connections_per_ip: options.max_connections_per_address,
     };
-    let server = tiny_http::Server::http_with_limits(options.bind.as_str(), limits)
-        .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", options.bind)))?;
-    let addr = server.server_addr().to_ip().map(|a| a.to_string()).unwrap_or_else(|| options.bind.clone());
-    let server = Arc::new(server);
     let stopping = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stopping))
@@ -111,31 +132,55 @@ pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)
     }
     let router = Arc::new(router);
     let options = Arc::new(options);
+    start_maintenance(&options)?;
     let limiter = Arc::new(options.rate_limit.map(ratelimit::Limiter::new));
-    let mut workers = Vec::new();
-    for n in 0..options.workers.max(1) {
-        let registry = Registry::open(&options.data_dir)?;
-        let (server, router, options, limiter, stopping) =
-            (Arc::clone(&server), Arc::clone(&router), Arc::clone(&options), Arc::clone(&limiter), Arc::clone(&stopping));
-        let worker = std::thread::Builder::new().name(format!("http-{n}")).spawn(move || {
-            let ctx = Ctx { registry: &registry, options: &options };
-            // Polling with a timeout (rather than recv) lets a worker notice
-            // the stop flag without a wake-up per thread.
-            while !stopping.load(Ordering::Relaxed) {
-                if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(200)) {
-                    handle(&ctx, &router, limiter.as_ref().as_ref(), request);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let handler: Arc<dyn Fn(tiny_http::Request) + Send + Sync> = {
+        let (router, options, limiter, stopping, in_flight) =
+            (Arc::clone(&router), Arc::clone(&options), Arc::clone(&limiter), Arc::clone(&stopping), Arc::clone(&in_flight));
+        Arc::new(move |request: tiny_http::Request| {
+            in_flight.fetch_add(1, Ordering::SeqCst);
+            let _done = InFlight(&in_flight);
+            REGISTRY.with(|slot| {
+                let mut slot = slot.borrow_mut();
+                if slot.is_none() {
+                    match Registry::open(&options.data_dir) {
+                        Ok(registry) => *slot = Some(registry),
+                        Err(e) => {
+                            let dialect = router.dialect_for(request.url());
+                            let response = (dialect.render_error)(&e);
+                            let _ = respond(request, response, true);
+                            return;
+                        }
+                    }
                 }
-            }
-        });
-        workers.push(worker.map_err(|e| Error::Internal(format!("cannot start worker thread: {e}")))?);
-    }
+                let ctx = Ctx { registry: slot.as_ref().expect("opened above"), options: &options };
+                handle(&ctx, &router, limiter.as_ref().as_ref(), request, &stopping);
+            });
+        })
+    };
+    let server = tiny_http::Server::http_with_handler(options.bind.as_str(), limits, handler)
+        .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", options.bind)))?;
+    let addr = server.server_addr().to_ip().map(|a| a.to_string()).unwrap_or_else(|| options.bind.clone());
     on_ready(&addr);
     while !stopping.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("modelreg: stop signal received; finishing requests in flight");
-    for worker in workers {
-        let _ = worker.join();
+    server.stop_accepting();
+    let deadline = Instant::now() + options.shutdown_grace;
+    eprintln!(
+        "modelreg: stop signal received; no new connections; {} requests in flight get {:?} to finish",
+        in_flight.load(Ordering::SeqCst),
+        options.shutdown_grace
+    );
+    while in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = in_flight.load(Ordering::SeqCst);
+    if left > 0 {
+        // Their uploads' temp files are swept at the next start; nothing they did is
+        // acknowledged, so nothing acknowledged is lost.
+        eprintln!("modelreg: {left} requests still in flight after the grace period are cut off");
     }
     // Model servers, pip and builders of jobs still running go with us.
     crate::process::kill_all();
@@ -143,7 +188,69 @@ pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)
     Ok(())
 }
 
-fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw: tiny_http::Request) {
+/// How often `serve` sweeps upload temp files no live upload owns, besides at start.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// How old an unreferenced blob must be before the scheduled gc removes it (as `modelreg
+/// gc`'s default).
+const GC_GRACE: Duration = Duration::from_secs(3600);
+
+/// Sweeps temp files now (so that a restart after a crash starts clean), then on a thread
+/// of its own sweeps every `SWEEP_EVERY` and runs gc every `gc_interval` (the sweep runs with
+/// each gc too). gc waits for uploads in progress (the gc lock); it runs off the request
+/// path, so requests never wait for it.
+fn start_maintenance(options: &ServerOptions) -> Result<(), Error> {
+    let registry = Registry::open(&options.data_dir)?;
+    let swept = registry.sweep_temp()?;
+    if !swept.is_empty() {
+        let bytes: u64 = swept.iter().map(|(_, n)| n).sum();
+        eprintln!("modelreg: removed {} temp file(s) of uploads that died ({bytes} bytes)", swept.len());
+    }
+    let gc_every = options.gc_interval;
+    let sweep_every = gc_every.map_or(SWEEP_EVERY, |gc| gc.min(SWEEP_EVERY));
+    std::thread::Builder::new()
+        .name("maintenance".into())
+        .spawn(move || {
+            let mut next_gc = gc_every.map(|every| Instant::now() + every);
+            loop {
+                std::thread::sleep(sweep_every);
+                match registry.sweep_temp() {
+                    Ok(swept) if !swept.is_empty() => {
+                        eprintln!("modelreg: removed {} temp file(s) of uploads that died", swept.len())
+                    }
+                    Ok(_) => (),
+                    Err(e) => eprintln!("modelreg: sweeping temp files failed: {e}"),
+                }
+                if let (Some(at), Some(every)) = (next_gc, gc_every) {
+                    if Instant::now() >= at {
+                        match registry.gc(GC_GRACE, false) {
+                            Ok(report) => eprintln!(
+                                "modelreg: gc removed {} blob(s) and {} temp file(s), {} bytes",
+                                report.removed_blobs.len(),
+                                report.removed_temp_files.len(),
+                                report.bytes()
+                            ),
+                            Err(e) => eprintln!("modelreg: gc failed: {e}"),
+                        }
+                        next_gc = Some(Instant::now() + every);
+                    }
+                }
+            }
+        })
+        .map_err(|e| Error::Internal(format!("cannot start the maintenance thread: {e}")))?;
+    Ok(())
+}
+
+/// Counts a request as in flight while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw: tiny_http::Request, stopping: &AtomicBool) {
     let started = Instant::now();
     let method = raw.method().as_str().to_string();
     let url = raw.url().to_string();
@@ -182,7 +289,8 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
     };
     let status = response.status;
     let bytes = response.body_len();
-    if let Err(e) = respond(request.inner, response) {
+    // While stopping, a keep-alive client is told to take its next request elsewhere.
+    if let Err(e) = respond(request.inner, response, stopping.load(Ordering::Relaxed)) {
         eprintln!("modelreg: sending the response to {remote} failed: {e}");
     }
     eprintln!(
@@ -242,8 +350,11 @@ fn authenticate(ctx: &Ctx, request: &Request) -> Result<crate::registry::Princip
     ctx.registry.authenticate(key.trim())
 }
 
-fn respond(raw: tiny_http::Request, response: Response) -> std::io::Result<()> {
+fn respond(mut raw: tiny_http::Request, response: Response, close: bool) -> std::io::Result<()> {
     let status = tiny_http::StatusCode(response.status);
+    if close {
+        raw.close_connection_after();
+    }
     let headers: Vec<tiny_http::Header> = response
         .headers
         .iter()

@@ -36,7 +36,8 @@ pub struct Environment {
 
 #[derive(Clone, Debug, Default)]
 pub struct NewEnvironment {
-    /// A caller-chosen id (admins only; checked by the caller).
+    /// A caller-chosen id, for tests and the operator's tools only: environment ids are
+    /// global, so no request may choose one (a collision would reveal another team's row).
     pub id: Option<String>,
     pub name: String,
     pub description: String,

@@ -26,6 +26,8 @@ pub enum Error {
     NoRoute(String),
     /// The request is well-formed but cannot be processed (DataRobot's 422).
     Unprocessable { message: String, details: serde_json::Value },
+    /// The disk (or quota) is full: nothing was stored. Each dialect answers 507.
+    InsufficientStorage(String),
     /// Our fault: storage failed, or an invariant broke.
     Internal(String),
 }
@@ -42,6 +44,10 @@ impl Error {
         Error::Unprocessable { message: message.into(), details: serde_json::Value::Null }
     }
 
+    pub fn out_of_space() -> Error {
+        Error::InsufficientStorage("the server is out of storage space; nothing was stored".into())
+    }
+
     pub fn not_found(what: &str, id: &str) -> Error {
         Error::NotFound(format!("{what} {id} not found"))
     }
@@ -55,6 +61,7 @@ impl Error {
             | Error::TooLarge(m)
             | Error::Unauthorized(m)
             | Error::NoRoute(m)
+            | Error::InsufficientStorage(m)
             | Error::Internal(m) => m.clone(),
             Error::Invalid { field, message } => format!("{field}: {message}"),
             Error::RateLimited { retry_after_secs } => format!("rate limit exceeded; retry after {retry_after_secs} s"),
@@ -78,6 +85,7 @@ impl From<rusqlite::Error> for Error {
             // A row read a moment ago was deleted by another request before
             // the next statement reached it: it is gone, not broken.
             rusqlite::Error::QueryReturnedNoRows => Error::NotFound("the record no longer exists".into()),
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => Error::out_of_space(),
             e => Error::Internal(format!("database: {e}")),
         }
     }
@@ -85,6 +93,14 @@ impl From<rusqlite::Error> for Error {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
+        if is_out_of_space(&e) {
+            return Error::out_of_space();
+        }
         Error::Internal(format!("i/o: {e}"))
     }
+}
+
+/// ENOSPC, or EDQUOT (a quota is a full disk to the caller too).
+pub fn is_out_of_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }

@@ -64,4 +64,9 @@ impl Registry {
         };
         Ok(self.blobs.gc(&mut |sha| release(sha).map_err(std::io::Error::other), grace, dry_run)?)
     }
+
+    /// Removes upload temp files no live upload owns (see `BlobStore::sweep_temp`).
+    pub fn sweep_temp(&self) -> Result<Vec<(std::path::PathBuf, u64)>> {
+        Ok(self.blobs.sweep_temp()?)
+    }
 }

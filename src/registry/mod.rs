@@ -89,7 +89,15 @@ impl Registry {
     pub fn put_blob(&self, source: &mut dyn std::io::Read, limit: Option<u64>) -> Result<Digest> {
         self.blobs.put(source, limit).map_err(|e| match e {
             PutError::TooLarge { limit } => Error::TooLarge(format!("the upload is larger than the limit of {limit} bytes")),
+            // a socket read timeout (`serve --io-timeout-ms`) is WouldBlock on Unix
+            PutError::Read(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Error::Invalid {
+                    field: "body".into(),
+                    message: "the client stopped sending the upload for longer than the server's io timeout; nothing was stored".into(),
+                }
+            }
             PutError::Read(e) => Error::Invalid { field: "body".into(), message: format!("the upload could not be read: {e}") },
+            PutError::Write(e) if error::is_out_of_space(&e) => Error::out_of_space(),
             PutError::Write(e) => Error::Internal(format!("storing the upload failed: {e}")),
         })
     }

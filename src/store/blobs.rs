@@ -95,7 +95,7 @@ impl BlobStore {
         Ok(BlobStore { root: root.to_path_buf() })
     }
 
-    fn path_of(&self, sha256: &str) -> PathBuf {
+    pub fn path_of(&self, sha256: &str) -> PathBuf {
         let (prefix, rest) = sha256.split_at(2.min(sha256.len()));
         self.root.join("sha256").join(prefix).join(rest)
     }
@@ -117,8 +117,8 @@ impl BlobStore {
     pub fn put(&self, source: &mut dyn Read, limit: Option<u64>) -> Result<Digest, PutError> {
         let temp_path = self.root.join("tmp").join(format!("{}.part", uuid::Uuid::new_v4()));
         let result = self.write_temp(source, limit, &temp_path);
-        let digest = match result {
-            Ok(digest) => digest,
+        let (digest, owned) = match result {
+            Ok(written) => written,
             Err(e) => {
                 let _ = fs::remove_file(&temp_path);
                 return Err(e);
@@ -128,14 +128,48 @@ impl BlobStore {
             let _ = fs::remove_file(&temp_path);
             PutError::Write(e)
         })?;
+        // the temp file's lock goes only now that it has been renamed (see `sweep_temp`)
+        drop(owned);
         Ok(digest)
     }
 
-    fn write_temp(&self, source: &mut dyn Read, limit: Option<u64>, temp_path: &Path) -> Result<Digest, PutError> {
+    /// Writes the temp file under an exclusive `flock` of its own, which the caller holds
+    /// until the file is renamed: `sweep_temp` removes only temp files nobody holds.
+    fn write_temp(&self, source: &mut dyn Read, limit: Option<u64>, temp_path: &Path) -> Result<(Digest, File), PutError> {
         let mut file = OpenOptions::new().write(true).create_new(true).open(temp_path).map_err(PutError::Write)?;
+        file.lock().map_err(PutError::Write)?;
         let digest = copy_hashing(source, &mut file, limit)?;
         file.sync_all().map_err(PutError::Write)?;
-        Ok(digest)
+        Ok((digest, file))
+    }
+
+    /// Removes the `.part` files in `tmp/` that no live upload owns: those whose `flock`
+    /// can be taken. A process that died (kill -9, power loss) holds no lock, so its temp
+    /// files go at once, whatever their age; an upload in progress, in this process or
+    /// another (the offline CLI), keeps its file. Returns what was removed.
+    pub fn sweep_temp(&self) -> io::Result<Vec<(PathBuf, u64)>> {
+        let mut removed = Vec::new();
+        for entry in fs::read_dir(self.root.join("tmp"))? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("part") {
+                continue;
+            }
+            // gone meanwhile (renamed or removed by its upload): nothing to do
+            let Ok(file) = File::open(&path) else { continue };
+            match file.try_lock() {
+                Ok(()) => {
+                    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    // removed while locked, so no upload can be between its checks and its
+                    // rename (the names are fresh UUIDs, never reused)
+                    if fs::remove_file(&path).is_ok() {
+                        removed.push((path, size));
+                    }
+                }
+                Err(fs::TryLockError::WouldBlock) => (),
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        Ok(removed)
     }
 
     /// Moves a complete, fsynced temp file to its content address.

@@ -62,6 +62,7 @@ fn render_error(error: &Error) -> Response {
         Error::TooLarge(_) => (413, "payload_too_large"),
         Error::Unprocessable { .. } => (422, "unprocessable"),
         Error::RateLimited { .. } => (429, "rate_limited"),
+        Error::InsufficientStorage(_) => (507, "insufficient_storage"),
         Error::Internal(_) => (500, "internal_error"),
     };
     hardened(Response::json(status, &json!({"error": code, "message": error.message()})))

@@ -79,10 +79,20 @@ fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     if is_public && !who.is_admin {
         return Err(Error::Forbidden("Public access to environments can only be added by an admin".into()));
     }
-    let id = opt_str(&body, "environmentId", 100)?;
-    if id.is_some() && !who.is_admin {
-        return Err(Error::Forbidden("only admins may choose an environment id".into()));
+    // Environment ids are one space across teams, so a chosen id would either collide with
+    // another team's environment or, answered 409, reveal that it exists (issue 11). The
+    // id is always minted; the field is refused whatever its value, so the answer says
+    // nothing about other teams.
+    if opt_str(&body, "environmentId", 100)?.is_some() {
+        if !who.is_admin {
+            return Err(Error::Forbidden("only admins may choose an environment id".into()));
+        }
+        return Err(Error::invalid(
+            "environmentId",
+            "modelreg assigns environment ids; create the environment without environmentId and use the id in the answer",
+        ));
     }
+    let id = None;
     let env = ctx.registry.create_environment(
         &who,
         NewEnvironment {

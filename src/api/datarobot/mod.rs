@@ -74,6 +74,7 @@ fn render_error(error: &Error) -> Response {
         Error::RateLimited { .. } => 429,
         Error::MethodNotAllowed { .. } => 405,
         // 500, never 502/503/504: the client retries those ten times.
+        Error::InsufficientStorage(_) => 507,
         Error::Internal(_) => 500,
     };
     let mut body = json!({"message": error.message()});

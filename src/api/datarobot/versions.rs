@@ -89,8 +89,8 @@ fn download(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     zip_response(ctx.registry, &version)
 }
 
-/// A zip of the version's files at their paths, built in a temp file and
-/// streamed (memory stays flat for large files).
+/// A zip of the version's files at their paths, produced as it is sent
+/// (memory flat, no temp file; see `Registry::version_zip`).
 pub(crate) fn zip_response(registry: &Registry, version: &Version) -> Result<Response> {
     let (file, size) = registry.version_zip(version)?;
     let (major, minor) = numbers(version);

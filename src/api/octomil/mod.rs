@@ -63,6 +63,7 @@ fn render_error(error: &Error) -> Response {
         Error::Conflict(_) => (409, "conflict"),
         Error::TooLarge(_) => (413, "payload_too_large"),
         Error::RateLimited { .. } => (429, "rate_limited"),
+        Error::InsufficientStorage(_) => (507, "insufficient_storage"),
         Error::Internal(_) => (500, "internal_error"),
     };
     Response::json(status, &json!({"error": code, "message": error.message()}))

@@ -95,6 +95,14 @@ impl Connection {
         }
     }
 
+    pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_read_timeout(timeout),
+        }
+    }
+
     /// Sets the read and write timeouts of the socket (`None` = block forever).
     pub(crate) fn set_timeouts(
         &self,

@@ -98,11 +98,12 @@ use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::collections::HashMap;
+use std::net::{IpAddr, Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -202,6 +203,18 @@ pub struct ConnectionLimits {
     /// listen backlog of the operating system, and are accepted as soon as another
     /// connection closes. Requests on the open connections keep being served meanwhile.
     pub max_connections: usize,
+
+    /// Longest time a whole request head may take to arrive: from the connection's start
+    /// for its first request, from the head's first byte for later ones (a keep-alive
+    /// connection may idle for `read_timeout` between requests). A client that starts a head
+    /// and does not finish it in time gets `408` and is disconnected; one that sends nothing
+    /// is disconnected. `None`: only `read_timeout` applies.
+    pub head_timeout: Option<Duration>,
+
+    /// Most connections open at once from one IP address (0: no limit). Further ones are
+    /// answered `503` and closed at once, so that one address cannot take every slot of
+    /// `max_connections`.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -210,6 +223,8 @@ impl Default for ConnectionLimits {
             read_timeout: Some(Duration::from_secs(30)),
             write_timeout: Some(Duration::from_secs(30)),
             max_connections: 512,
+            head_timeout: Some(Duration::from_secs(10)),
+            max_connections_per_ip: 0,
         }
     }
 }
@@ -302,12 +317,35 @@ impl Server {
         ssl_config: Option<SslConfig>,
         limits: ConnectionLimits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::build(listener.into(), ssl_config, limits, None)
+    }
+
+    /// A server that calls `handler` for each request on the thread of the request's
+    /// connection, rather than queueing requests for `recv()`. Each connection then has a
+    /// thread for as long as it is open (at most `max_connections`), so a request that takes
+    /// long (a slow upload or download) never delays another connection's request; `recv()`
+    /// returns nothing on such a server. `handler` must answer the request before it returns.
+    pub fn http_with_handler<A: ToSocketAddrs>(
+        addr: A,
+        limits: ConnectionLimits,
+        handler: Arc<dyn Fn(Request) + Send + Sync>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let listener = ConfigListenAddr::from_socket_addrs(addr)?.bind()?;
+        Self::build(listener, None, limits, Some(handler))
+    }
+
+    fn build(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        limits: ConnectionLimits,
+        handler: Option<Arc<dyn Fn(Request) + Send + Sync>>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         if limits.read_timeout == Some(Duration::ZERO)
             || limits.write_timeout == Some(Duration::ZERO)
+            || limits.head_timeout == Some(Duration::ZERO)
         {
             return Err("a connection timeout must be longer than zero (or None)".into());
         }
-        let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -356,6 +394,7 @@ impl Server {
             // a tasks pool is used to dispatch the connections into threads, at most
             // `max_connections` at a time
             let tasks_pool = util::TaskPool::new(limits.max_connections);
+            let per_ip = PerIp::new(limits.max_connections_per_ip);
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
@@ -365,9 +404,18 @@ impl Server {
                     break;
                 }
 
+                let mut ip_slot = None;
                 let new_client = match server.accept() {
                     Ok(_) if inside_close_trigger.load(Relaxed) => break,
-                    Ok((sock, _)) => {
+                    Ok((sock, addr)) => {
+                        match per_ip.take(addr.map(|a| a.ip())) {
+                            Ok(slot) => ip_slot = slot,
+                            Err(()) => {
+                                refuse_busy(sock);
+                                continue;
+                            }
+                        }
+
                         // bounds the time a client can hold its connection thread
                         if let Err(e) = sock.set_timeouts(limits.read_timeout, limits.write_timeout)
                         {
@@ -397,6 +445,7 @@ impl Server {
                             write_closable,
                             read_closable,
                             limits.read_timeout,
+                            limits.head_timeout,
                         ))
                     }
                     Err(e) => Err(e),
@@ -406,10 +455,16 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let connection_count = ConnectionCount::new(&inside_num_connections);
+                        let handler = handler.clone();
                         tasks_pool.spawn(Box::new(move || {
                             let _connection_count = connection_count;
-                            // Synchronization is needed for HTTPS requests to avoid a deadlock
-                            if client.secure() {
+                            let _ip_slot = ip_slot;
+                            if let Some(handler) = handler {
+                                for rq in client {
+                                    handler(rq);
+                                }
+                            } else if client.secure() {
+                                // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 let (sender, receiver) = mpsc::channel();
                                 for rq in client {
                                     messages.push(rq.with_notify_sender(sender.clone()).into());
@@ -495,6 +550,22 @@ impl Server {
         }
     }
 
+    /// Stops accepting connections and closes the listening socket (within a few hundred
+    /// milliseconds at most; at once unless the accept loop waits for a connection slot), so
+    /// that new clients are refused rather than left waiting. Connections already open
+    /// are served on.
+    pub fn stop_accepting(&self) {
+        if self.close.swap(true, Relaxed) {
+            return;
+        }
+        // connect briefly to ourselves to unblock the accept thread
+        if let ListenAddr::IP(addr) = &self.listening_addr {
+            if let Ok(stream) = TcpStream::connect(addr) {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
     /// Unblock thread stuck in recv() or incoming_requests().
     /// If there are several such threads, only one is unblocked.
     /// This method allows graceful shutdown of server.
@@ -511,6 +582,75 @@ fn accept_error_is_transient(e: &IoError) -> bool {
         e.kind(),
         IoErrorKind::InvalidInput | IoErrorKind::NotFound | IoErrorKind::Unsupported
     )
+}
+
+/// Open connections per client address, for `ConnectionLimits::max_connections_per_ip`.
+#[derive(Clone)]
+struct PerIp {
+    max: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One connection's place in `PerIp`, given back when dropped.
+struct IpSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl PerIp {
+    fn new(max: usize) -> Self {
+        PerIp { max, open: Arc::default() }
+    }
+
+    /// A place for a connection from `ip`; `Err` if that address has its maximum open.
+    fn take(&self, ip: Option<IpAddr>) -> Result<Option<IpSlot>, ()> {
+        let ip = match ip {
+            Some(ip) if self.max > 0 => ip,
+            _ => return Ok(None),
+        };
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return Err(());
+        }
+        *count += 1;
+        Ok(Some(IpSlot { ip, open: self.open.clone() }))
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Answers a connection over its address's limit with `503` and closes it, on the accept
+/// thread: the answer is small enough for an empty socket buffer, and a short write timeout
+/// bounds it anyway.
+fn refuse_busy(sock: Connection) {
+    if sock
+        .set_timeouts(Some(Duration::from_millis(100)), Some(Duration::from_millis(100)))
+        .is_err()
+    {
+        return;
+    }
+    let mut sock = sock;
+    let response = client::transport_error(
+        503,
+        "TOO_MANY_REQUESTS",
+        "too many connections from this address",
+    )
+    .with_header("Retry-After: 1".parse::<Header>().expect("a valid header"))
+    .with_connection_close();
+    let _ = response.raw_print(&mut sock, HTTPVersion(1, 1), &[], false, None);
+    let _ = std::io::Write::flush(&mut sock);
+    let _ = sock.shutdown(Shutdown::Write);
 }
 
 /// Counts an open client connection for `Server::num_connections` while it lives.

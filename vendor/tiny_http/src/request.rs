@@ -77,6 +77,12 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // modelreg patch: where to tell the connection to close after this request
+    connection: Arc<BodyLeftover>,
+
+    // the response gets `Connection: close` and the connection ends after it
+    closing: bool,
 }
 
 struct NotifyOnDrop<R> {
@@ -285,6 +291,7 @@ where
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
+    let connection = leftover.clone();
     let mut reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
         // (the connection reads no further request after this one)
@@ -355,6 +362,8 @@ where
         headers,
         body_length: content_length,
         notify_when_responded: None,
+        connection,
+        closing: false,
     })
 }
 
@@ -395,6 +404,12 @@ impl Request {
     #[inline]
     pub fn body_length(&self) -> Option<usize> {
         self.body_length
+    }
+
+    /// modelreg patch: the response to this request gets `Connection: close`, and the
+    /// connection reads no further request (e.g. while the server shuts down).
+    pub fn close_connection_after(&mut self) {
+        self.closing = true;
     }
 
     /// Returns the address of the client that sent this request.
@@ -569,6 +584,10 @@ impl Request {
         // this response (see `Body`): tell the client
         let response = match self.data_reader {
             Some(ref body) if !body.connection_reusable() => response.with_connection_close(),
+            _ if self.closing => {
+                self.connection.close.store(true, Ordering::SeqCst);
+                response.with_connection_close()
+            }
             _ => response,
         };
 

@@ -1,6 +1,8 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -45,6 +47,14 @@ impl Stream {
         }
     }
 
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(timeout),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
+        }
+    }
+
     fn shutdown(&mut self, how: Shutdown) -> IoResult<()> {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.shutdown(how),
@@ -86,6 +96,29 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // modelreg patch: while the deadline is set, no read waits past it (see `ReadDeadline`)
+    deadline: Option<ReadDeadline>,
+    // the socket's own read timeout, put back once the deadline is cleared
+    idle_timeout: Option<Duration>,
+    // the socket's read timeout is currently shortened to meet the deadline
+    shortened: bool,
+}
+
+/// An instant by which a whole request head must have arrived, shared between a connection
+/// and the read half of its socket. A per-read timeout alone lets a client keep a head going
+/// for ever by sending a byte just before each timeout; while a deadline is set, each read
+/// on the socket waits only for what is left of it.
+#[derive(Clone, Default)]
+pub(crate) struct ReadDeadline(Arc<Mutex<Option<Instant>>>);
+
+impl ReadDeadline {
+    pub(crate) fn set(&self, at: Option<Instant>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
+    pub(crate) fn get(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl RefinedTcpStream {
@@ -101,12 +134,18 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            deadline: None,
+            idle_timeout: None,
+            shortened: false,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            deadline: None,
+            idle_timeout: None,
+            shortened: false,
         };
 
         (read, write)
@@ -120,6 +159,19 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// Makes reads honour `deadline` while it is set; `idle_timeout` is the socket's read
+    /// timeout otherwise.
+    pub(crate) fn follow_deadline(&mut self, deadline: ReadDeadline, idle_timeout: Option<Duration>) {
+        self.deadline = Some(deadline);
+        self.idle_timeout = idle_timeout;
+    }
+
+    /// Sends FIN: the client reads the end of the response, and the connection can still
+    /// read what the client sends meanwhile (see `ClientConnection::linger`).
+    pub(crate) fn shutdown_write(&mut self) -> IoResult<()> {
+        self.stream.shutdown(Shutdown::Write)
     }
 }
 
@@ -137,6 +189,28 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        if let Some(deadline) = &self.deadline {
+            match deadline.get() {
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the request head did not arrive in time",
+                        ));
+                    }
+                    // the socket's timeout may be shorter than what is left
+                    let left = self.idle_timeout.map_or(left, |idle| idle.min(left));
+                    self.stream.set_read_timeout(Some(left))?;
+                    self.shortened = true;
+                }
+                None if self.shortened => {
+                    self.stream.set_read_timeout(self.idle_timeout)?;
+                    self.shortened = false;
+                }
+                None => (),
+            }
+        }
         self.stream.read(buf)
     }
 }

@@ -73,6 +73,14 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
     }
 }
 
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// The writer itself, for closing its half of the connection once every response has
+    /// been handed to it.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, W> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     type Item = SequentialReader<R>;
 
