@@ -84,8 +84,7 @@ pub fn backend(data_dir: &Path, server: Option<&str>, token: Option<&str>) -> Re
     match server {
         Some(url) => Ok(Box::new(super::remote::connect(data_dir, url, token)?)),
         None => {
-            let registry = Registry::open(data_dir)?;
-            registry.bootstrap()?;
+            let registry = Registry::open_existing(data_dir)?;
             let who = registry.operator()?;
             Ok(Box::new(Local { registry, who }))
         }
