@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -68,6 +69,9 @@ pub enum VersionsCommand {
         /// Where to write it (default: model_v<N>.<ext> in the current directory).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Replace the output file if it exists (without it, an existing file is never touched).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -295,15 +299,13 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
             let m = backend.show_model(&model)?;
             print(&m["versions"], as_json, |_| print_versions(&m));
         }
-        VersionsCommand::Download { model, version, output } => {
+        VersionsCommand::Download { model, version, output, force } => {
             let download = backend.download(&model, version)?;
-            // An explicit -o may replace a file; a name the server chose may not.
-            let may_replace = output.is_some();
             let output = output.unwrap_or_else(|| {
                 PathBuf::from(download.file_name.clone().unwrap_or_else(|| format!("model_v{version}.bin")))
             });
-            let (size, sha256) = write_verified(download, &output, may_replace).map_err(|e| match e {
-                Error::Conflict(m) => Error::Conflict(format!("{m}; pass -o {} to replace it", output.display())),
+            let (size, sha256) = write_verified(download, &output, force).map_err(|e| match e {
+                Error::Conflict(m) => Error::Conflict(format!("{m}; pass --force to replace it")),
                 other => other,
             })?;
             print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
@@ -336,6 +338,9 @@ pub(super) fn write_verified(download: Download, output: &Path, may_replace: boo
             return Err(Error::Internal(format!("the download was cut short: {size} of {len} bytes; nothing was written")));
         }
     }
+    // A temp file is created 0600; the download should get the mode any new
+    // file of the user gets (0644 under the usual umask), not a private one.
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))?;
     temp.as_file().sync_all()?;
     let persisted = if may_replace { temp.persist(output) } else { temp.persist_noclobber(output) };
     persisted.map_err(|e| match e.error.kind() {
@@ -345,4 +350,15 @@ pub(super) fn write_verified(download: Download, output: &Path, may_replace: boo
         _ => Error::Internal(format!("cannot write {}: {}", output.display(), e.error)),
     })?;
     Ok((size, sha256))
+}
+
+/// The process's umask, read without changing it (umask(2) can only be read
+/// by setting it, which would race with other threads creating files).
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|l| l.strip_prefix("Umask:").and_then(|m| u32::from_str_radix(m.trim(), 8).ok()))
+        })
+        .unwrap_or(0o022)
 }

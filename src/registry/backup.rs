@@ -52,6 +52,7 @@ impl Registry {
         let mut report = {
             let _gc_waits = self.blobs.backup_guard()?;
             db::snapshot(&self.conn, &part)?;
+            wait_at_test_gate();
             copy_blobs(&Connection::open(&part)?, &self.blobs, dest)?
         };
         finish(&part, self.data_dir(), dest, &mut report)?;
@@ -80,6 +81,19 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupReport> {
     // Opening applies any migration this binary has and the backup lacks.
     Registry::open(data_dir)?;
     Ok(report)
+}
+
+/// tests/operations.rs holds a backup between its snapshot and its copying
+/// (`MODELREG_TEST_BACKUP_GATE=FILE`: say so in FILE.reached, go on once FILE
+/// exists) to show that gc cannot remove a blob the snapshot names in that
+/// window. Without the variable this does nothing.
+fn wait_at_test_gate() {
+    let Some(gate) = std::env::var_os("MODELREG_TEST_BACKUP_GATE").map(PathBuf::from) else { return };
+    let _ = fs::write(gate.with_extension("reached"), b"");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !gate.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn prepare_destination(dest: &Path) -> Result<()> {
