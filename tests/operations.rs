@@ -544,6 +544,32 @@ fn cli_edges_broken_pipes_json_errors_and_downloads() {
     assert_eq!(std::fs::read(&target).unwrap(), b"mine");
     assert!(download(&["--force"]).status.success());
     assert_eq!(std::fs::read(&target).unwrap(), b"weights v1");
+
+    // One way to name a version in every family: its id, number or label,
+    // offline and over HTTP.
+    let version_id = server.get(&format!("/ui/api/models/{model}")).json()["versions"][0]["id"].as_str().unwrap().to_string();
+    for (i, args) in [
+        vec!["versions", "download", &model, &version_id],
+        vec!["custom-models", "versions", "download", &model, "1"],
+        vec!["custom-models", "versions", "download", &model, "v1.0"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for how in ["offline", "remote"] {
+            let run = |a: &[&str]| if how == "offline" { server.cli(a) } else { server.cli_remote(a) };
+            let out_path = work.path().join(format!("{how}-{i}"));
+            let mut all = args.clone();
+            all.extend(["-o", out_path.to_str().unwrap()]);
+            let out = run(&all);
+            assert!(out.status.success(), "{how} {args:?}: {}", stderr(&out));
+            let written = if out_path.is_dir() { out_path.join("weights.pt") } else { out_path };
+            assert_eq!(std::fs::read(&written).unwrap(), b"weights v1", "{how} {args:?}");
+        }
+    }
+    let out = server.cli(&["custom-models", "versions", "download", &model, "7", "-o", work.path().join("none").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }
 
 #[test]

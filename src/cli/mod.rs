@@ -11,6 +11,7 @@ mod models;
 mod remote;
 mod repositories;
 mod runtime;
+mod version_handle;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -65,7 +65,8 @@ pub enum VersionsCommand {
     /// Download a version's file, verifying its sha256 as it is written.
     Download {
         model: String,
-        version: i64,
+        /// The version: its number (`3`), label (`1.0.0`, `2.1`) or id.
+        version: String,
         /// Where to write it (default: model_v<N>.<ext> in the current directory).
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -81,7 +82,7 @@ pub trait Backend {
     fn show_model(&self, id: &str) -> Result<Value, Error>;
     fn delete_model(&self, id: &str) -> Result<(), Error>;
     fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error>;
-    fn download(&self, model: &str, version: i64) -> Result<Download, Error>;
+    fn download(&self, model: &str, version: &str) -> Result<Download, Error>;
 }
 
 pub fn backend(data_dir: &Path, server: Option<&str>, token: Option<&str>) -> Result<Box<dyn Backend>, Error> {
@@ -133,9 +134,9 @@ impl Backend for Local {
         Ok(body)
     }
 
-    fn download(&self, handle: &str, version: i64) -> Result<Download, Error> {
+    fn download(&self, handle: &str, version: &str) -> Result<Download, Error> {
         let model = self.registry.resolve_model(&self.who, handle)?;
-        let version = self.registry.get_version(&self.who, &model.id, version)?;
+        let version = super::version_handle::find_local(&self.registry, &self.who, &model.id, version)?;
         let file = version.files.first().ok_or_else(|| Error::Internal(format!("version {} has no file", version.id)))?;
         Ok(Download {
             reader: Box::new(self.registry.open_blob(&file.sha256)?),
@@ -186,7 +187,15 @@ impl Backend for Remote {
         Remote::upload(self, &path, &fields, "file", filename, &mut reader, len)
     }
 
-    fn download(&self, model: &str, version: i64) -> Result<Download, Error> {
+    fn download(&self, model: &str, version: &str) -> Result<Download, Error> {
+        // The route takes a number or a client's label; anything else (an
+        // id, a DataRobot label) is looked up first.
+        let version = if version.trim().bytes().all(|b| b.is_ascii_digit()) {
+            version.trim().to_string()
+        } else {
+            let id = self.get_json(&format!("/api/v1/models/{}", percent_encode(model)))?["id"].as_str().unwrap_or(model).to_string();
+            super::version_handle::find_remote(self, &id, version)?.1.to_string()
+        };
         Remote::download(self, &format!("/api/v1/models/{}/versions/{version}/download", percent_encode(model)))
     }
 }
@@ -300,7 +309,7 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
             print(&m["versions"], as_json, |_| print_versions(&m));
         }
         VersionsCommand::Download { model, version, output, force } => {
-            let download = backend.download(&model, version)?;
+            let download = backend.download(&model, &version)?;
             let output = output.unwrap_or_else(|| {
                 PathBuf::from(download.file_name.clone().unwrap_or_else(|| format!("model_v{version}.bin")))
             });
