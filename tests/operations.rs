@@ -474,7 +474,7 @@ fn remote_administration_fails_clearly_and_local_commands_create_nothing() {
         assert!(stderr(&out).contains("cannot run against a server"), "{command:?}: {}", stderr(&out));
     }
     // No command but init and serve makes a data directory.
-    for command in [vec!["users", "add", "bob"], vec!["models", "list"], vec!["keys", "list"], vec!["gc"], vec!["custom-models", "list"]] {
+    for command in [vec!["users", "add", "bob"], vec!["models", "list"], vec!["keys", "list"], vec!["gc"], vec!["custom-models", "list"], vec!["runtime", "show"]] {
         let mut args = vec!["--data-dir", missing.to_str().unwrap()];
         args.extend(command.iter().copied());
         let out = with_home(&args);

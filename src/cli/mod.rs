@@ -364,9 +364,14 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
             repositories::repositories(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
         }
         Command::Runtime(cmd) => {
-            if server.is_none() {
-                // The runtime lives in the data directory: it must be one.
-                drop(Registry::open_existing(&data_dir)?);
+            if server.is_none() && !data_dir.is_dir() {
+                // The runtime lives in the data directory; making it is for
+                // `init` (a directory that holds only a shared runtime, with
+                // no registry, is fine: runtime commands never open one).
+                return Err(Error::NotFound(format!(
+                    "no data directory at {}; create one with `modelreg init`, or pass --data-dir",
+                    data_dir.display()
+                )));
             }
             runtime::runtime(&data_dir, server, cmd, cli.json)
         }

@@ -124,7 +124,13 @@ pub fn snapshot(conn: &Connection, dest: &Path) -> rusqlite::Result<()> {
         let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
         // -1: every page in one step, so the copy is one snapshot and never
         // restarts because a writer changed a page already copied.
-        while backup.step(-1)? != rusqlite::backup::StepResult::Done {}
+        loop {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => break,
+                // Another connection holds a lock the copy needs for a moment.
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
     }
     // The copy keeps the source's WAL mode; fold it into the one file, so
     // that the file alone is the whole database.
