@@ -169,6 +169,7 @@ fn run_forever(ctx: &JobContext, kinds: &[&str]) {
 /// Runs one claimed job to its end and records the outcome. Also used by
 /// the offline CLI for the jobs it queued itself.
 pub fn run_one(ctx: &JobContext, job: &Job) {
+    let started = std::time::Instant::now();
     let handler = HANDLERS.iter().find(|(kind, _, _)| *kind == job.kind).map(|(_, _, f)| *f);
     let outcome = match handler {
         // A panicking job (a bug, or a library choking on hostile input)
@@ -177,6 +178,7 @@ pub fn run_one(ctx: &JobContext, job: &Job) {
             .unwrap_or_else(|_| Err("the job failed unexpectedly (it panicked); see the server log".into())),
         None => Err(format!("no worker for jobs of kind {}", job.kind)),
     };
+    crate::http::metrics::observe_job(&job.kind, outcome.is_ok(), started.elapsed());
     if let Err(e) = ctx.registry.finish_job(&job.id, outcome) {
         eprintln!("modelreg: recording the end of job {} failed: {e}", job.id);
     }

@@ -427,11 +427,15 @@ fn datarobot_errors_carry_the_servers_message() {
         .env("MODELREG_TOKEN", "wrong")
         .output()
         .unwrap();
-    assert_eq!(stderr(&out).trim(), format!("error: {message}"));
+    // With --json the error is JSON too.
+    let error: Value = serde_json::from_str(stderr(&out).trim()).unwrap();
+    assert_eq!(error, json!({"error": "unauthorized", "message": message}));
 }
 
 /// A model id for servers that answer whatever is asked.
 const MODEL_ID: &str = "0190f5c2-0000-7000-8000-000000000000";
+/// A version id, so that the CLI asks the fake server for the zip and nothing else.
+const VERSION_ID: &str = "0190f5c2-0000-7000-8000-000000000001";
 
 /// A one-shot HTTP server that answers any request with `body` as a zip.
 fn serve_once(body: Vec<u8>) -> String {
@@ -479,7 +483,7 @@ fn a_downloaded_zip_cannot_write_outside_the_output_folder() {
     for (what, zip) in cases {
         let url = serve_once(zip);
         let out_dir = work.path().join(what.replace(' ', "_")).join("out");
-        let out = server.cli(&["--server", &url, "--token", "k", "custom-models", "versions", "download", MODEL_ID, "v", "-o", out_dir.to_str().unwrap()]);
+        let out = server.cli(&["--server", &url, "--token", "k", "custom-models", "versions", "download", MODEL_ID, VERSION_ID, "-o", out_dir.to_str().unwrap()]);
         assert!(!out.status.success(), "{what}: {}", stdout(&out));
         assert!(stderr(&out).contains("nothing was written"), "{what}: {}", stderr(&out));
         // Nothing at all was written: not the good entry, not the bad one.
@@ -488,7 +492,7 @@ fn a_downloaded_zip_cannot_write_outside_the_output_folder() {
     // A well-formed zip from the same kind of server unpacks.
     let url = serve_once(zip_of(&[("a/b.txt", b"b"), ("c.txt", b"c")]));
     let out_dir = work.path().join("good");
-    let out = server.cli(&["--server", &url, "--token", "k", "custom-models", "versions", "download", MODEL_ID, "v", "-o", out_dir.to_str().unwrap()]);
+    let out = server.cli(&["--server", &url, "--token", "k", "custom-models", "versions", "download", MODEL_ID, VERSION_ID, "-o", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(read_tree(&out_dir), vec![("a/b.txt".to_string(), b"b".to_vec()), ("c.txt".to_string(), b"c".to_vec())]);
 }

@@ -1177,14 +1177,18 @@ fn cli_download_defaults_to_the_servers_file_name() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         // The name the server's Content-Disposition announces.
         assert_eq!(std::fs::read(dir.join("model_v1.h5")).unwrap(), weights, "in {}", dir.display());
-        // A name the server chose never replaces a file; an explicit -o does.
+        // No download replaces a file, whether the server or -o named it, unless --force.
         std::fs::write(dir.join("model_v1.h5"), b"mine").unwrap();
         let again = cli_in(&server, dir, &args);
         assert!(!again.status.success());
         assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
         assert_eq!(std::fs::read(dir.join("model_v1.h5")).unwrap(), b"mine");
-        let mut forced = args.clone();
-        forced.extend(["-o", "model_v1.h5"]);
+        let mut named = args.clone();
+        named.extend(["-o", "model_v1.h5"]);
+        assert!(!cli_in(&server, dir, &named).status.success());
+        assert_eq!(std::fs::read(dir.join("model_v1.h5")).unwrap(), b"mine");
+        let mut forced = named.clone();
+        forced.push("--force");
         assert!(cli_in(&server, dir, &forced).status.success());
         assert_eq!(std::fs::read(dir.join("model_v1.h5")).unwrap(), weights);
     }

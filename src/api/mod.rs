@@ -3,6 +3,7 @@
 //! never touch SQL or the blob directory: everything goes through
 //! `crate::registry`.
 
+pub mod admin;
 pub mod datarobot;
 pub mod octomil;
 pub mod paperspace;
@@ -15,7 +16,7 @@ use crate::registry::{Error, Result};
 /// Answers paths outside every dialect (and /healthz).
 pub static GENERIC: Dialect = Dialect { name: "modelreg", prefix: "/", render_error: render_generic_error, trailing_slash_optional: false };
 
-fn render_generic_error(error: &Error) -> Response {
+pub(crate) fn render_generic_error(error: &Error) -> Response {
     let (status, code) = match error {
         Error::NotFound(_) | Error::NoRoute(_) => (404, "not_found"),
         Error::Conflict(_) => (409, "conflict"),
@@ -40,6 +41,7 @@ pub fn router() -> Router {
     paperspace::routes(&mut router);
     datarobot::routes(&mut router);
     crate::ui::routes(&mut router);
+    admin::routes(&mut router);
     router
 }
 

@@ -1,13 +1,21 @@
-//! Administration of the data directory: teams, users, keys, verify, gc.
-//! These always act on the data directory directly (they are the operator's
-//! tools), also while a server runs on it.
+//! Administration: teams, users and keys (on the data directory, or with
+//! `--server` through the admin API, `api::admin`), and verify, gc, backup
+//! and restore, which only work on the data directory (also while a server
+//! runs on it).
 
 use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::json;
 
+use super::remote::{enc, Remote};
 use crate::registry::{Error, NewUser, Registry};
+
+/// Where `teams`, `users` and `keys` act.
+pub enum Admin {
+    Local(Registry),
+    Remote(Remote),
+}
 
 #[derive(Subcommand)]
 pub enum TeamsCommand {
@@ -78,23 +86,35 @@ fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
-pub fn teams(registry: &Registry, cmd: TeamsCommand, as_json: bool) -> Result<i32, Error> {
+const API: &str = "/api/modelreg/v1";
+
+fn text(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+pub fn teams(admin: &Admin, cmd: TeamsCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
         TeamsCommand::Add { name } => {
-            let team = registry.create_team(&name)?;
+            let team = match admin {
+                Admin::Local(registry) => json!(registry.create_team(&name)?),
+                Admin::Remote(remote) => remote.post_json(&format!("{API}/teams"), &json!({"name": name}))?,
+            };
             if as_json {
-                print_json(&json!(team));
+                print_json(&team);
             } else {
-                println!("created team {} ({})", team.name, team.id);
+                println!("created team {} ({})", text(&team["name"]), text(&team["id"]));
             }
         }
         TeamsCommand::List => {
-            let teams = registry.list_teams()?;
+            let teams = match admin {
+                Admin::Local(registry) => json!(registry.list_teams()?),
+                Admin::Remote(remote) => remote.get_json(&format!("{API}/teams"))?,
+            };
             if as_json {
-                print_json(&json!(teams));
+                print_json(&teams);
             } else {
-                for t in teams {
-                    println!("{}  {}  {}", t.id, t.created_at, t.name);
+                for t in teams.as_array().into_iter().flatten() {
+                    println!("{}  {}  {}", text(&t["id"]), text(&t["created_at"]), text(&t["name"]));
                 }
             }
         }
@@ -102,24 +122,38 @@ pub fn teams(registry: &Registry, cmd: TeamsCommand, as_json: bool) -> Result<i3
     Ok(0)
 }
 
-pub fn users(registry: &Registry, cmd: UsersCommand, as_json: bool) -> Result<i32, Error> {
+pub fn users(target: &Admin, cmd: UsersCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
         UsersCommand::Add { username, team, email, admin } => {
-            let team_id = team_id(registry, team.as_deref())?;
-            let user = registry.create_user(&team_id, &NewUser { username, email, is_admin: admin, ..Default::default() })?;
+            let user = match target {
+                Admin::Local(registry) => {
+                    let team_id = team_id(registry, team.as_deref())?;
+                    json!(registry.create_user(&team_id, &NewUser { username, email, is_admin: admin, ..Default::default() })?)
+                }
+                Admin::Remote(remote) => remote.post_json(
+                    &format!("{API}/users"),
+                    &json!({"username": username, "team": team, "email": email, "admin": admin}),
+                )?,
+            };
             if as_json {
-                print_json(&json!(user));
+                print_json(&user);
             } else {
-                println!("created user {} ({})", user.username, user.id);
+                println!("created user {} ({})", text(&user["username"]), text(&user["id"]));
             }
         }
         UsersCommand::List { team } => {
-            let users = registry.list_users(&team_id(registry, team.as_deref())?)?;
+            let users = match target {
+                Admin::Local(registry) => json!(registry.list_users(&team_id(registry, team.as_deref())?)?),
+                Admin::Remote(remote) => remote.get_json(&match team {
+                    Some(team) => format!("{API}/users?team={}", enc(&team)),
+                    None => format!("{API}/users"),
+                })?,
+            };
             if as_json {
-                print_json(&json!(users));
+                print_json(&users);
             } else {
-                for u in users {
-                    println!("{}  {}{}", u.id, u.username, if u.is_admin { "  (admin)" } else { "" });
+                for u in users.as_array().into_iter().flatten() {
+                    println!("{}  {}{}", text(&u["id"]), text(&u["username"]), if u["is_admin"] == true { "  (admin)" } else { "" });
                 }
             }
         }
@@ -127,32 +161,52 @@ pub fn users(registry: &Registry, cmd: UsersCommand, as_json: bool) -> Result<i3
     Ok(0)
 }
 
-pub fn keys(registry: &Registry, cmd: KeysCommand, as_json: bool) -> Result<i32, Error> {
+pub fn keys(target: &Admin, cmd: KeysCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
         KeysCommand::Create { user, label } => {
-            let user = registry.find_user_anywhere(&user)?;
-            let (key, secret) = registry.create_key(&user.id, &label)?;
+            let created = match target {
+                Admin::Local(registry) => {
+                    let user = registry.find_user_anywhere(&user)?;
+                    let (key, secret) = registry.create_key(&user.id, &label)?;
+                    crate::api::admin::key_created(&key, &secret)
+                }
+                Admin::Remote(remote) => remote.post_json(&format!("{API}/keys"), &json!({"user": user, "label": label}))?,
+            };
             if as_json {
-                print_json(&json!({"id": key.id, "user": key.username, "label": key.label, "secret": secret}));
+                print_json(&created);
             } else {
-                eprintln!("created key {} for {}; the secret below is not stored and will not be shown again", key.id, key.username);
-                println!("{secret}");
+                eprintln!(
+                    "created key {} for {}; the secret below is not stored and will not be shown again",
+                    text(&created["id"]),
+                    text(&created["user"])
+                );
+                println!("{}", text(&created["secret"]));
             }
         }
         KeysCommand::List => {
-            let keys = registry.list_keys()?;
+            let keys = match target {
+                Admin::Local(registry) => json!(registry.list_keys()?),
+                Admin::Remote(remote) => remote.get_json(&format!("{API}/keys"))?,
+            };
             if as_json {
-                print_json(&json!(keys));
+                print_json(&keys);
             } else {
-                for k in keys {
-                    let state = k.revoked_at.as_deref().map(|t| format!("revoked {t}")).unwrap_or_else(|| "active".into());
-                    println!("{}  {}  {}  {}  {}", k.id, k.username, k.created_at, state, k.label);
+                for k in keys.as_array().into_iter().flatten() {
+                    let state = k["revoked_at"].as_str().map(|t| format!("revoked {t}")).unwrap_or_else(|| "active".into());
+                    println!("{}  {}  {}  {}  {}", text(&k["id"]), text(&k["username"]), text(&k["created_at"]), state, text(&k["label"]));
                 }
             }
         }
         KeysCommand::Revoke { id } => {
-            registry.revoke_key(&id)?;
-            if !as_json {
+            match target {
+                Admin::Local(registry) => registry.revoke_key(&id)?,
+                Admin::Remote(remote) => {
+                    remote.delete(&format!("{API}/keys/{}", enc(&id)))?;
+                }
+            }
+            if as_json {
+                print_json(&json!({"id": id, "revoked": true}));
+            } else {
                 println!("revoked key {id}");
             }
         }
@@ -207,4 +261,36 @@ pub fn gc(registry: &Registry, grace: Duration, dry_run: bool, as_json: bool) ->
         );
     }
     Ok(0)
+}
+
+pub fn backup(registry: &Registry, dest: &std::path::Path, as_json: bool) -> Result<i32, Error> {
+    let started = std::time::Instant::now();
+    let report = registry.backup(dest)?;
+    report_copy(&report, "backed up", started, as_json)
+}
+
+pub fn restore(backup: &std::path::Path, data_dir: &std::path::Path, as_json: bool) -> Result<i32, Error> {
+    let started = std::time::Instant::now();
+    let report = crate::registry::restore(backup, data_dir)?;
+    report_copy(&report, "restored", started, as_json)
+}
+
+fn report_copy(report: &crate::registry::BackupReport, verb: &str, started: std::time::Instant, as_json: bool) -> Result<i32, Error> {
+    if as_json {
+        print_json(&json!(report));
+    } else {
+        for sha in &report.missing {
+            println!("problem: blob {sha} is referenced but was missing from the source; the copy lacks it too");
+        }
+        println!(
+            "{verb} the database ({} bytes) and {} blob(s) ({} bytes, {} hard-linked) to {} in {:.1}s",
+            report.database_bytes,
+            report.blobs,
+            report.blob_bytes,
+            report.linked,
+            report.destination.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if report.missing.is_empty() { 0 } else { 1 })
 }

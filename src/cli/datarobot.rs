@@ -81,6 +81,7 @@ pub enum CustomModelsCommand {
     /// `modelreg runtime install`, or --python); with --server the server runs it.
     Test {
         model: String,
+        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
         version: String,
         /// The dataset to score (required except for Unstructured models).
         #[arg(long)]
@@ -99,6 +100,7 @@ pub enum CustomModelsCommand {
     /// computation runs in this process; with --server the server runs it.
     FeatureImpact {
         model: String,
+        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
         version: String,
         /// Rows of the training data to sample (10 to 100,000; default min(rows, 2,500)).
         #[arg(long)]
@@ -115,6 +117,7 @@ pub enum CustomModelsCommand {
     /// Waits for the build; exits 1 if it failed, printing pip's log.
     BuildDeps {
         model: String,
+        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
         version: String,
         /// The Python runtime to build over, offline (default: the managed runtime).
         #[arg(long, env = "MODELREG_PYTHON")]
@@ -135,6 +138,7 @@ pub enum ConversionsCommand {
     /// program but Java, is refused: modelreg has no compiler for it.
     Create {
         model: String,
+        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
         version: String,
         /// The item id of the main program (a .java file of the version).
         #[arg(long = "main", value_name = "ITEM_ID")]
@@ -143,6 +147,7 @@ pub enum ConversionsCommand {
     /// List a version's conversions, newest first.
     List {
         model: String,
+        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
         version: String,
         #[command(flatten)]
         page: ListPage,
@@ -152,6 +157,7 @@ pub enum ConversionsCommand {
     /// Write a succeeded conversion's JAR to FILE (never replacing it; size and sha256 checked).
     Download {
         model: String,
+        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
         version: String,
         id: String,
         #[arg(short, long)]
@@ -200,6 +206,7 @@ pub enum VersionsCommand {
     /// would leave the folder (absolute, `..`, backslashes) or that is a link is refused.
     Download {
         model: String,
+        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
         version: String,
         #[arg(short, long)]
         output: PathBuf,
@@ -313,6 +320,36 @@ impl CustomModelsCommand {
     }
 }
 
+impl CustomModelsCommand {
+    /// The version this command is about, as the user typed it.
+    fn version_handle(&mut self) -> Option<(String, &mut String)> {
+        match self {
+            CustomModelsCommand::Test { model, version, .. }
+            | CustomModelsCommand::FeatureImpact { model, version, .. }
+            | CustomModelsCommand::BuildDeps { model, version, .. }
+            | CustomModelsCommand::Versions(VersionsCommand::Download { model, version, .. })
+            | CustomModelsCommand::Conversions(
+                ConversionsCommand::Create { model, version, .. }
+                | ConversionsCommand::List { model, version, .. }
+                | ConversionsCommand::Show { model, version, .. }
+                | ConversionsCommand::Download { model, version, .. },
+            ) => Some((model.clone(), version)),
+            _ => None,
+        }
+    }
+}
+
+/// A version's id from its id, number or label (`super::version_handle`).
+fn resolve_version_id(target: &Target, model_id: &str, handle: &str) -> Result<String, Error> {
+    if crate::api::is_uuid(handle) {
+        return Ok(handle.to_string());
+    }
+    match target {
+        Target::Local { registry, who } => Ok(super::version_handle::find_local(registry, who, model_id, handle)?.id),
+        Target::Remote(remote) => Ok(super::version_handle::find_remote(remote, model_id, handle)?.0),
+    }
+}
+
 /// A model's id from what the user typed: its id, or its name (one that
 /// two models share is an error listing both). Over HTTP the Octomil
 /// routes, which take either, say which model it is.
@@ -334,6 +371,9 @@ pub(crate) fn resolve_model_id(target: &Target, handle: &str) -> Result<String, 
 pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: bool) -> Result<i32, Error> {
     if let Some(handle) = cmd.model_handle() {
         *handle = resolve_model_id(target, handle)?;
+    }
+    if let Some((model, handle)) = cmd.version_handle() {
+        *handle = resolve_version_id(target, &model, handle)?;
     }
     match cmd {
         CustomModelsCommand::Create {

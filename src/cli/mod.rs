@@ -11,11 +11,13 @@ mod models;
 mod remote;
 mod repositories;
 mod runtime;
+mod version_handle;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::http::{RateLimit, ServerOptions};
 use crate::registry::{Error, Principal, Registry};
@@ -35,7 +37,7 @@ pub struct Cli {
     /// API key for --server (default: the data directory's admin.key).
     #[arg(long, global = true, env = "MODELREG_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Print machine-readable JSON.
+    /// Print machine-readable JSON (errors too: one JSON object on stderr).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -44,22 +46,39 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP server.
+    /// Run the HTTP server (creates the data directory if needed, and makes it private).
     Serve(ServeArgs),
-    /// Create the data directory, its first team, user and API key.
+    /// Create the data directory, its first team, user and API key; on an existing one, make its
+    /// files private again. Only `init` and `serve` create a data directory.
     Init,
-    /// Manage teams.
+    /// Manage teams (with --server: the /api/modelreg/v1/ admin routes; creating a team needs an
+    /// admin key of the first team).
     #[command(subcommand)]
     Teams(admin::TeamsCommand),
-    /// Manage users.
+    /// Manage users (with --server: a team admin's key manages its own team).
     #[command(subcommand)]
     Users(admin::UsersCommand),
-    /// Manage API keys.
+    /// Manage API keys (with --server: a team admin's key manages its own team's keys).
     #[command(subcommand)]
     Keys(admin::KeysCommand),
     /// Re-hash every blob, check that referenced blobs exist, and check the database.
+    /// Works on the data directory only (not with --server).
     Verify,
+    /// Copy the registry, while it runs, into DEST (a new or empty directory): the database
+    /// through SQLite's backup API, then every blob it references (hard links when DEST is on
+    /// the same file system). DEST is then a data directory of its own. Not with --server.
+    Backup {
+        /// Where to put the backup; must not exist, or be empty.
+        dest: PathBuf,
+    },
+    /// Restore a backup made by `modelreg backup` as the data directory (--data-dir), which
+    /// must not exist or be empty. Stop the server first; not with --server.
+    Restore {
+        /// The backup directory.
+        backup: PathBuf,
+    },
     /// Remove blobs no version references, and temp files left by crashes.
+    /// Works on the data directory only (not with --server); waits for a running backup.
     Gc {
         /// Only report what would be removed.
         #[arg(long)]
@@ -114,89 +133,178 @@ enum Command {
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, default_value = DEFAULT_BIND)]
+    #[arg(long, env = "MODELREG_BIND", default_value = DEFAULT_BIND)]
     bind: String,
     /// No longer used: each request runs on its connection's thread (bounded by
     /// --max-connections). Accepted so that existing scripts keep working.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, env = "MODELREG_WORKERS")]
     workers: Option<usize>,
     /// Largest accepted upload, in bytes.
-    #[arg(long, default_value_t = 64 * 1024 * 1024 * 1024)]
+    #[arg(long, env = "MODELREG_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024 * 1024)]
     max_upload_bytes: u64,
     /// Largest accepted JSON body, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, env = "MODELREG_MAX_JSON_BYTES", default_value_t = 1024 * 1024)]
     max_json_bytes: u64,
     /// Close a connection whose client sends or reads nothing for this long, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, env = "MODELREG_IO_TIMEOUT_MS", default_value_t = 30_000)]
     io_timeout_ms: u64,
     /// Most client connections served at once; further ones wait to be accepted.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, env = "MODELREG_MAX_CONNECTIONS", default_value_t = 512)]
     max_connections: usize,
     /// Most connections open at once from one client address; further ones get 503 and are
     /// closed. 0: no limit (behind a reverse proxy every client has the proxy's address).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, env = "MODELREG_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
     max_connections_per_address: usize,
     /// A request head (request line and headers) must arrive whole within this many
     /// milliseconds: of the connection's start for its first request, of its first byte
     /// for later ones. Separate from --io-timeout-ms, which bounds each wait for body bytes.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, env = "MODELREG_HEAD_TIMEOUT_MS", default_value_t = 10_000)]
     head_timeout_ms: u64,
     /// After SIGTERM or SIGINT the listening socket closes at once; requests in flight get
     /// this long to finish before the process exits (0). E.g. 30s, 500ms; a bare number is
     /// seconds.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "MODELREG_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     shutdown_grace: Duration,
     /// How often gc runs while serving (it removes blobs nothing references, older than an
     /// hour, and temp files of uploads that died); `off` never. E.g. 6h, 30m; a bare number
     /// is seconds. Temp files no live upload owns are also swept at start.
-    #[arg(long, default_value = "6h", value_parser = parse_interval)]
+    #[arg(long, env = "MODELREG_GC_INTERVAL", default_value = "6h", value_parser = parse_interval)]
     gc_interval: Interval,
     /// Per-key rate limit: REQUESTS_PER_SECOND or REQUESTS_PER_SECOND/BURST. Off by default.
-    #[arg(long)]
+    #[arg(long, env = "MODELREG_RATE_LIMIT")]
     rate_limit: Option<RateLimit>,
     /// How long an emulated Paperspace machine takes to change state, in milliseconds.
-    /// Given twice, the last wins (the test harness passes 0 before a test's own value).
-    #[arg(long, default_value_t = 3000, overrides_with = "machine_delay_ms")]
+    /// Given twice, the last wins.
+    #[arg(long, env = "MODELREG_MACHINE_DELAY_MS", default_value_t = 3000, overrides_with = "machine_delay_ms")]
     machine_delay_ms: u64,
     /// Build execution environment images with this engine (`docker`); default: validate only.
-    #[arg(long)]
+    #[arg(long, env = "MODELREG_IMAGE_BUILDER")]
     image_builder: Option<String>,
     /// How many compute jobs (environment and dependency builds, model tests) run at once.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, env = "MODELREG_COMPUTE_SLOTS", default_value_t = 2)]
     compute_slots: usize,
     /// The Python interpreter that runs models (it must have datarobot-drum); default: the
     /// runtime `modelreg runtime install` put in the data directory.
     #[arg(long, env = "MODELREG_PYTHON")]
     python: Option<PathBuf>,
     /// Allow local git repositories (remoteRepositories of sourceType `git`) under this folder.
-    /// Repeatable; none by default, so team admins can only register https repositories.
-    #[arg(long = "allow-git-path", value_name = "DIR")]
+    /// Repeatable (in the environment: separated by commas); none by default, so team admins
+    /// can only register https repositories.
+    #[arg(long = "allow-git-path", env = "MODELREG_ALLOW_GIT_PATHS", value_delimiter = ',', value_name = "DIR")]
     allow_git_paths: Vec<PathBuf>,
     /// The URL clients reach modelreg at, when it differs from what they send in Host (behind a
     /// TLS proxy: https://models.example.com). Used for every absolute URL modelreg returns.
     #[arg(long, env = "MODELREG_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
     /// Trust X-Forwarded-Proto, -Host and -For from this proxy address or CIDR block
-    /// (repeatable): absolute URLs follow them, and the access log shows the client behind it.
-    #[arg(long = "trusted-proxy", value_name = "ADDR")]
+    /// (repeatable; in the environment: separated by commas): absolute URLs follow them, and
+    /// the access log shows the client behind it.
+    #[arg(long = "trusted-proxy", env = "MODELREG_TRUSTED_PROXIES", value_delimiter = ',', value_name = "ADDR")]
     trusted_proxies: Vec<crate::http::forwarded::Cidr>,
     /// How long the signed URLs of Octomil's upload-url and download-url work, in seconds.
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, env = "MODELREG_SIGNED_URL_TTL_SECS", default_value_t = 900)]
     signed_url_ttl_secs: u64,
     /// Do not convert Octomil uploads to ONNX as they arrive (by default they are, when the
     /// runtime has the converters); a download of a missing format still converts it.
-    #[arg(long)]
+    #[arg(long, env = "MODELREG_NO_CONVERT_ON_UPLOAD")]
     no_convert_on_upload: bool,
+    /// The access log's form on stderr: `text` (one line per request) or `json` (one object per line).
+    #[arg(long, env = "MODELREG_LOG_FORMAT", value_enum, default_value_t = crate::http::access_log::LogFormat::Text)]
+    log_format: crate::http::access_log::LogFormat,
+    /// A bearer token that may read /metrics and nothing else (for a Prometheus scrape job),
+    /// read from this file. Without it, only admin keys of the first team read /metrics.
+    #[arg(long, env = "MODELREG_METRICS_TOKEN_FILE", value_name = "FILE")]
+    metrics_token_file: Option<PathBuf>,
 }
 
 pub fn main() -> i32 {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let server_from_env = matches.value_source("server") == Some(ValueSource::EnvVariable);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if !matches!(cli.command, Command::Serve(_) | Command::Contain(_)) {
+        die_quietly_on_broken_pipe();
+    }
+    let as_json = cli.json;
+    match run(cli, server_from_env) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            report_error(&e, as_json);
             1
         }
+    }
+}
+
+/// `modelreg … | head` closes stdout early; like any Unix tool, the command
+/// should then just end. Rust ignores SIGPIPE, so `println!` would panic
+/// instead (exit 101); restoring the default makes the write end the
+/// process. Only for the CLI: the server must survive a client that hangs
+/// up, and its sockets never raise SIGPIPE anyway (Rust sends with
+/// MSG_NOSIGNAL).
+fn die_quietly_on_broken_pipe() {
+    // SAFETY: setting a signal's disposition to its default has no
+    // preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// An error on stderr: a line of text, or with --json one JSON object
+/// (`error`, `message`, and `field` or `details` when the error has them),
+/// so that a script reading JSON can read failures too.
+fn report_error(error: &Error, as_json: bool) {
+    if !as_json {
+        eprintln!("error: {error}");
+        return;
+    }
+    let code = match error {
+        Error::NotFound(_) | Error::NoRoute(_) => "not_found",
+        Error::Conflict(_) => "conflict",
+        Error::Invalid { .. } => "invalid",
+        Error::Forbidden(_) => "forbidden",
+        Error::TooLarge(_) => "too_large",
+        Error::Unauthorized(_) => "unauthorized",
+        Error::RateLimited { .. } => "rate_limited",
+        Error::MethodNotAllowed { .. } => "method_not_allowed",
+        Error::Unprocessable { .. } => "unprocessable",
+        Error::InsufficientStorage(_) => "insufficient_storage",
+        Error::Internal(_) => "internal",
+    };
+    let mut body = serde_json::json!({"error": code, "message": error.message()});
+    match error {
+        Error::Invalid { field, .. } => body["field"] = field.clone().into(),
+        Error::Unprocessable { details, .. } if !details.is_null() => body["details"] = details.clone(),
+        _ => {}
+    }
+    eprintln!("{body}");
+}
+
+/// Commands that act on the files of a data directory cannot act through a
+/// server; saying so beats acting on a local directory the user did not mean.
+fn local_only(command: &str, server: Option<&str>, from_env: bool) -> Result<(), Error> {
+    let Some(server) = server else { return Ok(()) };
+    let how = if from_env { " (it comes from MODELREG_SERVER; unset it)" } else { "" };
+    Err(Error::invalid(
+        "server",
+        format!(
+            "`modelreg {command}` works on the data directory of the machine it runs on and cannot run against \
+             a server; run it on the server's machine without --server {server}{how}"
+        ),
+    ))
+}
+
+/// Says what `init` and `serve` did to the data directory.
+fn announce_prepared(prepared: &crate::registry::Prepared) {
+    let dir = prepared.registry.data_dir();
+    if prepared.created {
+        eprintln!("modelreg: created the data directory {} (readable by its owner only)", dir.display());
+    }
+    if !prepared.fixed.is_empty() {
+        eprintln!(
+            "modelreg: made {} file(s) and folder(s) in {} private (mode 0600/0700; group or others could read them), e.g. {}",
+            prepared.fixed.len(),
+            dir.display(),
+            prepared.fixed[0].display()
+        );
     }
 }
 
@@ -206,24 +314,48 @@ fn default_data_dir() -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::Internal("no home directory to put the data in; pass --data-dir".into()))
 }
 
-fn run(cli: Cli) -> Result<i32, Error> {
+fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
     let data_dir = match &cli.data_dir {
         Some(dir) => dir.clone(),
         None => default_data_dir()?,
     };
+    let server = cli.server.as_deref();
+    let admin_target = || -> Result<admin::Admin, Error> {
+        Ok(match server {
+            Some(url) => admin::Admin::Remote(remote::connect(&data_dir, url, cli.token.as_deref())?),
+            None => admin::Admin::Local(Registry::open_existing(&data_dir)?),
+        })
+    };
     match cli.command {
-        Command::Serve(args) => serve(data_dir, args),
+        Command::Serve(args) => {
+            local_only("serve", server, server_from_env)?;
+            serve(data_dir, args)
+        }
         Command::Init => {
-            let registry = Registry::open(&data_dir)?;
-            admin::announce_bootstrap(&registry)?;
+            local_only("init", server, server_from_env)?;
+            let prepared = Registry::prepare(&data_dir)?;
+            announce_prepared(&prepared);
+            admin::announce_bootstrap(&prepared.registry)?;
             Ok(0)
         }
-        Command::Teams(cmd) => admin::teams(&Registry::open(&data_dir)?, cmd, cli.json),
-        Command::Users(cmd) => admin::users(&Registry::open(&data_dir)?, cmd, cli.json),
-        Command::Keys(cmd) => admin::keys(&Registry::open(&data_dir)?, cmd, cli.json),
-        Command::Verify => admin::verify(&Registry::open(&data_dir)?, cli.json),
+        Command::Teams(cmd) => admin::teams(&admin_target()?, cmd, cli.json),
+        Command::Users(cmd) => admin::users(&admin_target()?, cmd, cli.json),
+        Command::Keys(cmd) => admin::keys(&admin_target()?, cmd, cli.json),
+        Command::Verify => {
+            local_only("verify", server, server_from_env)?;
+            admin::verify(&Registry::open_existing(&data_dir)?, cli.json)
+        }
+        Command::Backup { dest } => {
+            local_only("backup", server, server_from_env)?;
+            admin::backup(&Registry::open_existing(&data_dir)?, &dest, cli.json)
+        }
+        Command::Restore { backup } => {
+            local_only("restore", server, server_from_env)?;
+            admin::restore(&backup, &data_dir, cli.json)
+        }
         Command::Gc { dry_run, grace_secs } => {
-            admin::gc(&Registry::open(&data_dir)?, Duration::from_secs(grace_secs), dry_run, cli.json)
+            local_only("gc", server, server_from_env)?;
+            admin::gc(&Registry::open_existing(&data_dir)?, Duration::from_secs(grace_secs), dry_run, cli.json)
         }
         Command::Models(cmd) => {
             let backend = models::backend(&data_dir, cli.server.as_deref(), cli.token.as_deref())?;
@@ -256,7 +388,18 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Repositories(cmd) => {
             repositories::repositories(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json)
         }
-        Command::Runtime(cmd) => runtime::runtime(&data_dir, cli.server.as_deref(), cmd, cli.json),
+        Command::Runtime(cmd) => {
+            if server.is_none() && !data_dir.is_dir() {
+                // The runtime lives in the data directory; making it is for
+                // `init` (a directory that holds only a shared runtime, with
+                // no registry, is fine: runtime commands never open one).
+                return Err(Error::NotFound(format!(
+                    "no data directory at {}; create one with `modelreg init`, or pass --data-dir",
+                    data_dir.display()
+                )));
+            }
+            runtime::runtime(&data_dir, server, cmd, cli.json)
+        }
         Command::Contain(args) => Ok(crate::compute::contain::main(args)),
     }
 }
@@ -272,8 +415,7 @@ pub(crate) fn target(data_dir: &std::path::Path, server: Option<&str>, token: Op
     match server {
         Some(url) => Ok(Target::Remote(remote::connect(data_dir, url, token)?)),
         None => {
-            let registry = Registry::open(data_dir)?;
-            registry.bootstrap()?;
+            let registry = Registry::open_existing(data_dir)?;
             let who = registry.operator()?;
             Ok(Target::Local { registry, who })
         }
@@ -282,9 +424,18 @@ pub(crate) fn target(data_dir: &std::path::Path, server: Option<&str>, token: Op
 
 fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
     raise_open_file_limit();
-    let registry = Registry::open(&data_dir)?;
-    admin::announce_bootstrap(&registry)?;
-    drop(registry);
+    // Whatever the server and its jobs create (job folders, runtimes, git
+    // caches) is the service's alone, like the database and blobs.
+    // SAFETY: umask only sets the process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let prepared = Registry::prepare(&data_dir)?;
+    announce_prepared(&prepared);
+    admin::announce_bootstrap(&prepared.registry)?;
+    drop(prepared);
+    crate::http::access_log::set_format(args.log_format);
+    crate::http::metrics::set_scrape_token(read_metrics_token(args.metrics_token_file.as_deref())?);
     let options = ServerOptions {
         data_dir: data_dir.clone(),
         bind: args.bind,
@@ -346,6 +497,19 @@ fn parse_interval(text: &str) -> Result<Interval, String> {
         return Err("the interval must be longer than zero; `off` turns it off".into());
     }
     Ok(Interval(Some(every)))
+}
+
+/// The scrape token's file holds the token (surrounding whitespace is not
+/// part of it); a file that is empty is a mistake worth stopping for.
+fn read_metrics_token(file: Option<&std::path::Path>) -> Result<Option<String>, Error> {
+    let Some(file) = file else { return Ok(None) };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::invalid("metrics-token-file", format!("cannot read {}: {e}", file.display())))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(Error::invalid("metrics-token-file", format!("{} must hold a token of at least 16 characters", file.display())));
+    }
+    Ok(Some(token.to_string()))
 }
 
 /// `--allow-git-path` folders by their real paths, so that a repository is

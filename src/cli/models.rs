@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -64,7 +65,8 @@ pub enum VersionsCommand {
     /// Download a version's file, verifying its sha256 as it is written.
     Download {
         model: String,
-        version: i64,
+        /// The version: its number (`3`), label (`1.0.0`, `2.1`) or id.
+        version: String,
         /// Where to write it (default: model_v<N>.<ext> in the current directory).
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -75,6 +77,9 @@ pub enum VersionsCommand {
         /// Offline: the Python that converts (default: the managed runtime).
         #[arg(long, env = "MODELREG_PYTHON")]
         python: Option<PathBuf>,
+        /// Replace the output file if it exists (without it, an existing file is never touched).
+        #[arg(long)]
+        force: bool,
     },
     /// Convert a version into another format (onnx; tflite from TensorFlow), verified against
     /// the original; waits for the verdict and prints it with the converter's log. Asking again
@@ -100,7 +105,7 @@ pub trait Backend {
     fn show_model(&self, id: &str) -> Result<Value, Error>;
     fn delete_model(&self, id: &str) -> Result<(), Error>;
     fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error>;
-    fn download(&self, model: &str, version: i64) -> Result<Download, Error>;
+    fn download(&self, model: &str, version: &str) -> Result<Download, Error>;
     /// A converted format's artifact (None: the format is the stored one).
     fn download_format(&self, model: &str, version: i64, format: &str, python: Option<&Path>) -> Result<Option<Download>, Error>;
     /// Asks for a conversion and waits for its verdict.
@@ -111,8 +116,7 @@ pub fn backend(data_dir: &Path, server: Option<&str>, token: Option<&str>) -> Re
     match server {
         Some(url) => Ok(Box::new(super::remote::connect(data_dir, url, token)?)),
         None => {
-            let registry = Registry::open(data_dir)?;
-            registry.bootstrap()?;
+            let registry = Registry::open_existing(data_dir)?;
             let who = registry.operator()?;
             Ok(Box::new(Local { registry, who }))
         }
@@ -157,9 +161,9 @@ impl Backend for Local {
         Ok(body)
     }
 
-    fn download(&self, handle: &str, version: i64) -> Result<Download, Error> {
+    fn download(&self, handle: &str, version: &str) -> Result<Download, Error> {
         let model = self.registry.resolve_model(&self.who, handle)?;
-        let version = self.registry.get_version(&self.who, &model.id, version)?;
+        let version = super::version_handle::find_local(&self.registry, &self.who, &model.id, version)?;
         let file = version.files.first().ok_or_else(|| Error::Internal(format!("version {} has no file", version.id)))?;
         Ok(Download {
             reader: Box::new(self.registry.open_blob(&file.sha256)?),
@@ -228,7 +232,15 @@ impl Backend for Remote {
         Remote::upload(self, &path, &fields, "file", filename, &mut reader, len)
     }
 
-    fn download(&self, model: &str, version: i64) -> Result<Download, Error> {
+    fn download(&self, model: &str, version: &str) -> Result<Download, Error> {
+        // The route takes a number or a client's label; anything else (an
+        // id, a DataRobot label) is looked up first.
+        let version = if version.trim().bytes().all(|b| b.is_ascii_digit()) {
+            version.trim().to_string()
+        } else {
+            let id = self.get_json(&format!("/api/v1/models/{}", percent_encode(model)))?["id"].as_str().unwrap_or(model).to_string();
+            super::version_handle::find_remote(self, &id, version)?.1.to_string()
+        };
         Remote::download(self, &format!("/api/v1/models/{}/versions/{version}/download", percent_encode(model)))
     }
 
@@ -376,22 +388,25 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
             let m = backend.show_model(&model)?;
             print(&m["versions"], as_json, |_| print_versions(&m));
         }
-        VersionsCommand::Download { model, version, output, format, python } => {
+        VersionsCommand::Download { model, version, output, force, format, python } => {
             let converted = match format.as_deref() {
-                Some(format) => backend.download_format(&model, version, &format.to_ascii_lowercase(), python.as_deref())?,
+                Some(format) => {
+                    let number = version.trim().parse::<i64>().map_err(|_| {
+                        Error::invalid("version", format!("with --format, name the version by its number, not {version:?}"))
+                    })?;
+                    backend.download_format(&model, number, &format.to_ascii_lowercase(), python.as_deref())?
+                }
                 None => None,
             };
             let download = match converted {
                 Some(download) => download,
-                None => backend.download(&model, version)?,
+                None => backend.download(&model, &version)?,
             };
-            // An explicit -o may replace a file; a name the server chose may not.
-            let may_replace = output.is_some();
             let output = output.unwrap_or_else(|| {
                 PathBuf::from(download.file_name.clone().unwrap_or_else(|| format!("model_v{version}.bin")))
             });
-            let (size, sha256) = write_verified(download, &output, may_replace).map_err(|e| match e {
-                Error::Conflict(m) => Error::Conflict(format!("{m}; pass -o {} to replace it", output.display())),
+            let (size, sha256) = write_verified(download, &output, force).map_err(|e| match e {
+                Error::Conflict(m) => Error::Conflict(format!("{m}; pass --force to replace it")),
                 other => other,
             })?;
             print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
@@ -424,6 +439,9 @@ pub(super) fn write_verified(download: Download, output: &Path, may_replace: boo
             return Err(Error::Internal(format!("the download was cut short: {size} of {len} bytes; nothing was written")));
         }
     }
+    // A temp file is created 0600; the download should get the mode any new
+    // file of the user gets (0644 under the usual umask), not a private one.
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))?;
     temp.as_file().sync_all()?;
     let persisted = if may_replace { temp.persist(output) } else { temp.persist_noclobber(output) };
     persisted.map_err(|e| match e.error.kind() {
@@ -433,4 +451,15 @@ pub(super) fn write_verified(download: Download, output: &Path, may_replace: boo
         _ => Error::Internal(format!("cannot write {}: {}", output.display(), e.error)),
     })?;
     Ok((size, sha256))
+}
+
+/// The process's umask, read without changing it (umask(2) can only be read
+/// by setting it, which would race with other threads creating files).
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|l| l.strip_prefix("Umask:").and_then(|m| u32::from_str_radix(m.trim(), 8).ok()))
+        })
+        .unwrap_or(0o022)
 }

@@ -57,6 +57,7 @@ impl FormPart {
 /// The client for `--server URL`, with the key from `--token` /
 /// `MODELREG_TOKEN`, else the data directory's admin.key.
 pub fn connect(data_dir: &Path, url: &str, token: Option<&str>) -> Result<Remote, Error> {
+    check_server_url(url)?;
     let token = match token {
         Some(t) => t.to_string(),
         None => std::fs::read_to_string(data_dir.join(FIRST_KEY_FILE))
@@ -64,6 +65,23 @@ pub fn connect(data_dir: &Path, url: &str, token: Option<&str>) -> Result<Remote
             .map_err(|_| Error::Unauthorized("--server needs --token (or MODELREG_TOKEN)".into()))?,
     };
     Ok(Remote::new(url, &token))
+}
+
+/// `--server` must be an http(s) URL. A bare `host:port` is the common
+/// slip, and the HTTP library's own complaint ("invalid format") does not
+/// say what is wrong, so say it here.
+fn check_server_url(url: &str) -> Result<(), Error> {
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://")) else {
+        return Err(Error::invalid(
+            "server",
+            format!("{url:?} is not a URL; give the scheme too, as in --server http://{}", url.trim_start_matches('/')),
+        ));
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(Error::invalid("server", format!("{url:?} names no host; e.g. --server http://127.0.0.1:8420")));
+    }
+    Ok(())
 }
 
 impl Remote {

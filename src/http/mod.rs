@@ -3,7 +3,9 @@
 //! authentication, rate limiting, body limits, an access-log line per
 //! request, and a graceful stop on SIGINT/SIGTERM.
 
+pub mod access_log;
 pub mod forwarded;
+pub mod metrics;
 pub mod multipart;
 mod ratelimit;
 pub mod request;
@@ -252,6 +254,11 @@ impl Drop for InFlight<'_> {
 
 fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw: tiny_http::Request, stopping: &AtomicBool) {
     let started = Instant::now();
+    metrics::IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let request_id = access_log::request_id(
+        raw.headers().iter().find(|h| h.field.equiv("X-Request-Id")).map(|h| h.value.as_str()),
+    );
+    let bytes_in = raw.body_length().unwrap_or(0) as u64;
     let method = raw.method().as_str().to_string();
     let url = raw.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
@@ -287,18 +294,38 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
             (dialect.render_error)(&error)
         }
     };
+    let response = response.with_header("X-Request-Id", request_id.as_str());
     let status = response.status;
     let bytes = response.body_len();
     // While stopping, a keep-alive client is told to take its next request elsewhere.
     if let Err(e) = respond(request.inner, response, stopping.load(Ordering::Relaxed)) {
         eprintln!("modelreg: sending the response to {remote} failed: {e}");
     }
-    eprintln!(
-        "{} {remote} \"{method} {}\" {status} {bytes} {:.1}ms {dialect_name}",
-        crate::registry::now(),
-        request.path,
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    let route = router.pattern_for(&method, &request.path);
+    let observation = metrics::Observation {
+        dialect: dialect_name,
+        route,
+        method: &method,
+        status,
+        elapsed: started.elapsed(),
+        bytes_in,
+        bytes_out: bytes,
+    };
+    metrics::observe_request(&observation);
+    metrics::IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    access_log::write(&access_log::Entry {
+        request_id: &request_id,
+        remote: &remote.to_string(),
+        method: &method,
+        path: &request.path,
+        route,
+        status,
+        bytes_in,
+        bytes_out: bytes,
+        elapsed: observation.elapsed,
+        dialect: dialect_name,
+        principal: request.principal.as_ref(),
+    });
 }
 
 fn dispatch(

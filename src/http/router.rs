@@ -30,6 +30,9 @@ enum Segment {
 
 pub struct Route {
     method: &'static str,
+    /// The pattern as registered: what metrics and the access log name a
+    /// request by, instead of its unbounded path.
+    pub pattern: &'static str,
     segments: Vec<Segment>,
     pub handler: Handler,
     /// Public routes (health, version handshake) need no API key.
@@ -66,7 +69,7 @@ impl Router {
                 None => Segment::Literal(s),
             })
             .collect();
-        self.routes.push(Route { method, segments, handler, public, dialect });
+        self.routes.push(Route { method, pattern, segments, handler, public, dialect });
     }
 
     pub fn add(&mut self, dialect: &'static Dialect, method: &'static str, pattern: &'static str, handler: Handler) {
@@ -79,6 +82,16 @@ impl Router {
 
     pub fn dialect_for(&self, path: &str) -> &'static Dialect {
         self.dialects.iter().copied().find(|d| path.starts_with(d.prefix)).unwrap_or(self.fallback)
+    }
+
+    /// The pattern of the route a request reaches, or a fixed label when
+    /// none does (so that unknown paths add no label values).
+    pub fn pattern_for(&self, method: &str, path: &str) -> &'static str {
+        match self.route(method, path) {
+            Match::Found(route, _) => route.pattern,
+            Match::WrongMethod { .. } => "(method not allowed)",
+            Match::NotFound(_) => "(no route)",
+        }
     }
 
     /// HEAD is answered by GET routes (the transport drops the body).

@@ -261,6 +261,103 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether `who` administers the whole server: an admin of the first
+    /// team (the one `init` made). Team admins manage their own team; only
+    /// operators create teams, act on other teams, and read /metrics.
+    pub fn is_operator(&self, who: &Principal) -> Result<bool> {
+        if !who.is_admin {
+            return Ok(false);
+        }
+        let first: Option<String> =
+            self.conn.query_row("SELECT id FROM teams ORDER BY created_at, id LIMIT 1", [], |r| r.get(0)).optional()?;
+        Ok(first.as_deref() == Some(who.team_id.as_str()))
+    }
+
+    /// The team an admin request acts on: the caller's own, or (for an
+    /// operator only) the one named. A team admin naming another team gets
+    /// NotFound, as for any other team's row.
+    fn administered_team(&self, who: &Principal, team: Option<&str>) -> Result<String> {
+        if !who.is_admin {
+            return Err(Error::Forbidden("only a team admin's key can manage users and keys".into()));
+        }
+        let Some(team) = team else { return Ok(who.team_id.clone()) };
+        let found = self.find_team(team)?;
+        if found.id != who.team_id && !self.is_operator(who)? {
+            return Err(Error::not_found("team", team));
+        }
+        Ok(found.id)
+    }
+
+    /// Teams `who` may see: every team for an operator, else their own.
+    pub fn teams_for(&self, who: &Principal) -> Result<Vec<Team>> {
+        let teams = self.list_teams()?;
+        if self.is_operator(who)? {
+            return Ok(teams);
+        }
+        Ok(teams.into_iter().filter(|t| t.id == who.team_id).collect())
+    }
+
+    pub fn create_team_as(&self, who: &Principal, name: &str) -> Result<Team> {
+        if !self.is_operator(who)? {
+            return Err(Error::Forbidden("only an admin of the first team can create teams".into()));
+        }
+        self.create_team(name)
+    }
+
+    pub fn users_for(&self, who: &Principal, team: Option<&str>) -> Result<Vec<User>> {
+        let team_id = self.administered_team(who, team)?;
+        self.list_users(&team_id)
+    }
+
+    pub fn create_user_as(&self, who: &Principal, team: Option<&str>, new: &NewUser) -> Result<User> {
+        let team_id = self.administered_team(who, team)?;
+        self.create_user(&team_id, new)
+    }
+
+    /// Keys of the users `who` administers (never their secrets).
+    pub fn keys_for(&self, who: &Principal) -> Result<Vec<ApiKey>> {
+        self.administered_team(who, None)?;
+        let operator = self.is_operator(who)?;
+        let team_of: std::collections::HashMap<String, String> =
+            self.list_all_users()?.into_iter().map(|u| (u.id, u.team_id)).collect();
+        Ok(self
+            .list_keys()?
+            .into_iter()
+            .filter(|k| operator || team_of.get(&k.user_id) == Some(&who.team_id))
+            .collect())
+    }
+
+    /// A key for a user (id, username or email) of a team `who` administers.
+    pub fn create_key_as(&self, who: &Principal, user: &str, label: &str) -> Result<(ApiKey, String)> {
+        self.administered_team(who, None)?;
+        let user = if self.is_operator(who)? { self.find_user_anywhere(user)? } else { self.find_user(&who.team_id, user)? };
+        self.create_key(&user.id, label)
+    }
+
+    pub fn revoke_key_as(&self, who: &Principal, key_id: &str) -> Result<()> {
+        self.administered_team(who, None)?;
+        if !self.is_operator(who)? {
+            let team: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT u.team_id FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
+                    [key_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if team.as_deref() != Some(who.team_id.as_str()) {
+                return Err(Error::NotFound(format!("no active key with id {key_id}")));
+            }
+        }
+        self.revoke_key(key_id)
+    }
+
+    fn list_all_users(&self) -> Result<Vec<User>> {
+        let mut stmt = self.conn.prepare("SELECT * FROM users")?;
+        let users = stmt.query_map([], user_from_row)?;
+        Ok(users.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// A user as a principal: jobs act with the rights of whoever queued
     /// them.
     pub fn principal_of(&self, user_id: &str) -> Result<Principal> {

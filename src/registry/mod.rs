@@ -7,9 +7,11 @@
 
 pub mod access;
 mod auth;
+mod backup;
 mod bundles;
 pub mod conversions;
 pub mod custom_templates;
+pub mod data_dir;
 pub mod datasets;
 pub mod dependency_builds;
 pub mod envbuild;
@@ -24,6 +26,7 @@ pub mod model_tests;
 mod models;
 mod overview;
 mod page;
+mod stats;
 pub mod repositories;
 pub mod signed_urls;
 pub mod requirements;
@@ -36,7 +39,9 @@ use crate::store::blobs::{BlobStore, PutError, UploadGuard};
 pub use crate::store::blobs::Digest;
 use crate::store::db;
 
-pub use auth::{NewUser, Principal, FIRST_KEY_FILE};
+pub use auth::{ApiKey, NewUser, Principal, FIRST_KEY_FILE};
+pub use backup::{restore, BackupReport};
+pub use data_dir::Prepared;
 pub use error::{Error, Result};
 pub use jobs::{Job, JobState};
 pub use machines::{
@@ -58,11 +63,12 @@ pub struct Registry {
 
 impl Registry {
     /// Opens the registry in `data_dir`, creating the directory, the database
-    /// and the blob store on first use.
+    /// and the blob store on first use (all private). Commands other than
+    /// `init` and `serve` use `open_existing`, which creates nothing.
     pub fn open(data_dir: &Path) -> Result<Registry> {
-        std::fs::create_dir_all(data_dir)
+        crate::store::blobs::create_private_dir(data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
-        let conn = db::open(&data_dir.join("modelreg.db"))?;
+        let conn = db::open(&data_dir.join(data_dir::DB_FILE))?;
         let blobs = BlobStore::open(&data_dir.join("blobs"))?;
         Ok(Registry { conn, blobs, data_dir: data_dir.to_path_buf() })
     }

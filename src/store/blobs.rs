@@ -16,7 +16,9 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
@@ -56,9 +58,34 @@ impl std::fmt::Display for PutError {
 impl std::error::Error for PutError {}
 
 /// Held by a writer from before `put` until the row referencing the blob has
-/// committed. While any guard is alive (in any process), gc waits.
+/// committed. While any guard is alive (in any process), gc waits. A backup
+/// holds one too, from before its database snapshot until it has copied
+/// every blob the snapshot references, so gc cannot remove one in between.
 pub struct UploadGuard {
     _lock: File,
+    /// An upload's guard (counted in `UPLOADS_IN_FLIGHT`), not a backup's.
+    upload: bool,
+}
+
+/// Upload guards alive in this process: /metrics' uploads in flight.
+pub static UPLOADS_IN_FLIGHT: AtomicI64 = AtomicI64::new(0);
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        if self.upload {
+            UPLOADS_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Blob files and their folders are the owner's alone: models are often
+/// private, and the data directory may sit on a shared machine.
+pub const PRIVATE_FILE: u32 = 0o600;
+pub const PRIVATE_DIR: u32 = 0o700;
+
+/// `create_dir_all` with every folder it creates private.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR).create(dir)
 }
 
 #[derive(Debug, Default)]
@@ -90,9 +117,14 @@ pub struct BlobStore {
 impl BlobStore {
     /// Opens (creating if needed) the store rooted at `root` (`<data>/blobs`).
     pub fn open(root: &Path) -> io::Result<BlobStore> {
-        fs::create_dir_all(root.join("sha256"))?;
-        fs::create_dir_all(root.join("tmp"))?;
+        create_private_dir(&root.join("sha256"))?;
+        create_private_dir(&root.join("tmp"))?;
         Ok(BlobStore { root: root.to_path_buf() })
+    }
+
+    /// A store to read from that is not created if missing (a backup's).
+    pub fn open_existing(root: &Path) -> BlobStore {
+        BlobStore { root: root.to_path_buf() }
     }
 
     pub fn path_of(&self, sha256: &str) -> PathBuf {
@@ -101,14 +133,23 @@ impl BlobStore {
     }
 
     fn lock_file(&self) -> io::Result<File> {
-        OpenOptions::new().create(true).truncate(false).write(true).open(self.root.join("gc.lock"))
+        OpenOptions::new().create(true).truncate(false).write(true).mode(PRIVATE_FILE).open(self.root.join("gc.lock"))
     }
 
     /// Takes the gc lock shared: see `UploadGuard`.
     pub fn upload_guard(&self) -> io::Result<UploadGuard> {
         let lock = self.lock_file()?;
         lock.lock_shared()?;
-        Ok(UploadGuard { _lock: lock })
+        UPLOADS_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Ok(UploadGuard { _lock: lock, upload: true })
+    }
+
+    /// The same shared lock for a backup: gc waits until it has copied
+    /// every blob its snapshot names.
+    pub fn backup_guard(&self) -> io::Result<UploadGuard> {
+        let lock = self.lock_file()?;
+        lock.lock_shared()?;
+        Ok(UploadGuard { _lock: lock, upload: false })
     }
 
     /// Streams `source` into the store, hashing as it writes. At most `limit`
@@ -136,7 +177,8 @@ impl BlobStore {
     /// Writes the temp file under an exclusive `flock` of its own, which the caller holds
     /// until the file is renamed: `sweep_temp` removes only temp files nobody holds.
     fn write_temp(&self, source: &mut dyn Read, limit: Option<u64>, temp_path: &Path) -> Result<(Digest, File), PutError> {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(temp_path).map_err(PutError::Write)?;
+        let mut file =
+            OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(temp_path).map_err(PutError::Write)?;
         file.lock().map_err(PutError::Write)?;
         let digest = copy_hashing(source, &mut file, limit)?;
         file.sync_all().map_err(PutError::Write)?;
@@ -184,11 +226,16 @@ impl BlobStore {
             return Ok(());
         }
         if !dir.exists() {
-            fs::create_dir_all(dir)?;
+            create_private_dir(dir)?;
             sync_dir(dir.parent().expect("shard dirs have a parent"))?;
         }
         fs::rename(temp_path, &final_path)?;
         sync_dir(dir)
+    }
+
+    /// Where a blob's file is; None for a name that is not a digest.
+    pub fn file_of(&self, sha256: &str) -> Option<PathBuf> {
+        is_sha256_hex(sha256).then(|| self.path_of(sha256))
     }
 
     pub fn open_blob(&self, sha256: &str) -> io::Result<File> {

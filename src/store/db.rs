@@ -5,10 +5,13 @@
 //! CLI invocation opens its own. WAL lets readers run beside the one writer,
 //! and writers queue on the busy timeout instead of failing.
 
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
+
+use super::blobs::PRIVATE_FILE;
 
 /// Version 1 of the schema. Every later version is one step in `MIGRATIONS`;
 /// a fresh data directory gets version 1 and then every step, so each table
@@ -33,6 +36,9 @@ pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    // SQLite gives its -wal and -shm files the database file's mode, so a
+    // database created private keeps all three private.
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(path);
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -51,6 +57,15 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     if version > SCHEMA_VERSION {
         return Err(newer_schema(version));
+    }
+    if version > 0 {
+        // A migration rewrites tables in place; if it (or this binary) turns
+        // out wrong, the copy is the way back.
+        let copy = copy_before_migration(conn, version)?;
+        eprintln!(
+            "modelreg: upgrading the database from schema version {version} to {SCHEMA_VERSION}; the database as it was is in {}",
+            copy.display()
+        );
     }
     // Two processes may open a new data directory at once (a server and a
     // CLI command): the immediate transaction makes one of them wait, and the
@@ -77,9 +92,52 @@ fn newer_schema(version: i64) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(
         rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
         Some(format!(
-            "the database has schema version {version}, newer than this modelreg understands ({SCHEMA_VERSION}); run a newer modelreg"
+            "the database has schema version {version}, newer than this modelreg {} understands (schema version {SCHEMA_VERSION}); \
+             run the newer modelreg that wrote it, or restore a backup taken before the upgrade",
+            env!("CARGO_PKG_VERSION")
         )),
     )
+}
+
+/// Copies the database, as it is, to `modelreg.db.schema-<version>.<time>`
+/// beside it (through SQLite's backup API, so a server writing meanwhile
+/// does not tear the copy), and returns where.
+fn copy_before_migration(conn: &Connection, version: i64) -> rusqlite::Result<PathBuf> {
+    let path = PathBuf::from(conn.path().unwrap_or_default());
+    let stamp = crate::registry::now().replace([':', '.'], "");
+    let copy = path.with_file_name(format!(
+        "{}.schema-{version}.{stamp}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("modelreg.db")
+    ));
+    snapshot(conn, &copy)?;
+    Ok(copy)
+}
+
+/// Writes a consistent copy of `conn`'s database to `dest` (a new file,
+/// private, fsynced) with SQLite's online backup API. The copy is taken in
+/// one step, under one read transaction: writers carry on (WAL), and the
+/// copy is the database as of one commit.
+pub fn snapshot(conn: &Connection, dest: &Path) -> rusqlite::Result<()> {
+    let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(dest).map_err(io)?;
+    let mut out = Connection::open(dest)?;
+    {
+        let backup = rusqlite::backup::Backup::new(conn, &mut out)?;
+        // -1: every page in one step, so the copy is one snapshot and never
+        // restarts because a writer changed a page already copied.
+        loop {
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => break,
+                // Another connection holds a lock the copy needs for a moment.
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+    // The copy keeps the source's WAL mode; fold it into the one file, so
+    // that the file alone is the whole database.
+    out.pragma_update(None, "journal_mode", "DELETE")?;
+    drop(out);
+    std::fs::File::open(dest).and_then(|f| f.sync_all()).map_err(io)
 }
 
 /// `PRAGMA integrity_check`: an empty list when the database is sound.
@@ -165,6 +223,35 @@ mod tests {
         let path = dir.path().join("modelreg.db");
         Connection::open(&path).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 5).unwrap();
         let message = open(&path).unwrap_err().to_string();
-        assert!(message.contains("newer than this modelreg understands"), "{message}");
+        assert!(message.contains("newer than this modelreg"), "{message}");
+        assert!(message.contains(&format!("schema version {}", SCHEMA_VERSION + 5)), "{message}");
+        assert!(message.contains(&format!("schema version {SCHEMA_VERSION}")), "{message}");
+    }
+
+    #[test]
+    fn a_migration_first_copies_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("modelreg.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute("INSERT INTO teams (id, name, created_at) VALUES ('t', 'team', 'now')", []).unwrap();
+        }
+        open(&path).unwrap();
+        let copies: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("modelreg.db.schema-1."))
+            .collect();
+        assert_eq!(copies.len(), 1, "{copies:?}");
+        let copy = Connection::open(dir.path().join(&copies[0])).unwrap();
+        let version: i64 = copy.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, 1, "the copy is the database before the migration");
+        let teams: i64 = copy.query_row("SELECT COUNT(*) FROM teams", [], |r| r.get(0)).unwrap();
+        assert_eq!(teams, 1);
+        // A database already current is not copied again.
+        open(&path).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".schema-")).count(), 1);
     }
 }

@@ -1,0 +1,264 @@
+//! `GET /metrics`: the server's counters in Prometheus' text format (0.0.4).
+//!
+//! A small exporter of our own rather than the `prometheus` or
+//! `prometheus-client` crates: the families are few and fixed, every label
+//! set is bounded (dialects, route patterns — never raw paths —, methods,
+//! statuses, job kinds), and the server is synchronous, so a mutex-guarded
+//! map per family and a formatter is all it takes; those crates would bring
+//! registries, macros and dependencies for no gain here.
+//!
+//! Counters live in this process and start at zero when it starts, as
+//! Prometheus expects (`rate()` handles resets). Store-wide gauges (blobs,
+//! the job queue) are read from the database at scrape time, so they count
+//! what every process did, the offline CLI included.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::registry::{Principal, Registry, Result};
+
+/// Upper bounds of the request latency buckets, in seconds: from a cached
+/// read (sub-millisecond) to a large upload (minutes).
+const REQUEST_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// Jobs run from milliseconds (a machine state change) to an hour (a build).
+const JOB_BUCKETS: &[f64] = &[0.01, 0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
+
+#[derive(Clone, Debug)]
+struct Histogram {
+    /// Per bucket, not cumulative; summed when rendered.
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(buckets: &[f64]) -> Histogram {
+        Histogram { counts: vec![0; buckets.len()], sum: 0.0, count: 0 }
+    }
+
+    fn observe(&mut self, buckets: &[f64], seconds: f64) {
+        if let Some(i) = buckets.iter().position(|&le| seconds <= le) {
+            self.counts[i] += 1;
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+type RequestKey = (&'static str, &'static str, String, u16);
+type RouteKey = (&'static str, &'static str, String);
+
+#[derive(Default)]
+struct State {
+    requests: BTreeMap<RequestKey, u64>,
+    latency: BTreeMap<RouteKey, Histogram>,
+    bytes_in: BTreeMap<&'static str, u64>,
+    bytes_out: BTreeMap<&'static str, u64>,
+    rate_limited: BTreeMap<&'static str, u64>,
+    jobs: BTreeMap<(String, &'static str), Histogram>,
+}
+
+fn state() -> &'static Mutex<State> {
+    static STATE: OnceLock<Mutex<State>> = OnceLock::new();
+    STATE.get_or_init(Default::default)
+}
+
+fn lock() -> std::sync::MutexGuard<'static, State> {
+    state().lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Requests being handled right now (incremented by `handle`).
+pub static IN_FLIGHT: AtomicI64 = AtomicI64::new(0);
+
+/// One finished request. `route` is the matched pattern, so the label set
+/// stays bounded whatever paths clients send.
+pub struct Observation<'a> {
+    pub dialect: &'static str,
+    pub route: &'static str,
+    pub method: &'a str,
+    pub status: u16,
+    pub elapsed: Duration,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+pub fn observe_request(o: &Observation) {
+    // Unknown methods are clients' inventions: one label for all of them.
+    let method = match o.method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => o.method,
+        _ => "other",
+    };
+    let mut state = lock();
+    *state.requests.entry((o.dialect, o.route, method.to_string(), o.status)).or_default() += 1;
+    state
+        .latency
+        .entry((o.dialect, o.route, method.to_string()))
+        .or_insert_with(|| Histogram::new(REQUEST_BUCKETS))
+        .observe(REQUEST_BUCKETS, o.elapsed.as_secs_f64());
+    *state.bytes_in.entry(o.dialect).or_default() += o.bytes_in;
+    *state.bytes_out.entry(o.dialect).or_default() += o.bytes_out;
+    if o.status == 429 {
+        *state.rate_limited.entry(o.dialect).or_default() += 1;
+    }
+}
+
+/// A job ran to its end (`succeeded` or `failed` as its handler returned).
+pub fn observe_job(kind: &str, succeeded: bool, elapsed: Duration) {
+    let outcome = if succeeded { "succeeded" } else { "failed" };
+    lock()
+        .jobs
+        .entry((kind.to_string(), outcome))
+        .or_insert_with(|| Histogram::new(JOB_BUCKETS))
+        .observe(JOB_BUCKETS, elapsed.as_secs_f64());
+}
+
+static SCRAPE_TOKEN: OnceLock<Option<String>> = OnceLock::new();
+
+/// `serve --metrics-token-file`: a token good for /metrics only.
+pub fn set_scrape_token(token: Option<String>) {
+    let _ = SCRAPE_TOKEN.set(token);
+}
+
+/// Whether `bearer` is the scrape token (compared in constant time, as a
+/// secret should be).
+pub fn is_scrape_token(bearer: &str) -> bool {
+    let Some(Some(token)) = SCRAPE_TOKEN.get() else { return false };
+    token.len() == bearer.len() && token.bytes().zip(bearer.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// Who may read /metrics: the scrape token, or an admin key of the first
+/// team (the counters cover every team, so a team's own admin does not
+/// qualify). `None` for the scrape token.
+pub fn authorize(registry: &Registry, bearer: &str) -> Result<Option<Principal>> {
+    if is_scrape_token(bearer) {
+        return Ok(None);
+    }
+    let who = registry.authenticate(bearer)?;
+    if !registry.is_operator(&who)? {
+        return Err(crate::registry::Error::Forbidden(
+            "/metrics is for the scrape token (serve --metrics-token-file) or an admin key of the first team".into(),
+        ));
+    }
+    Ok(Some(who))
+}
+
+/// `GET /metrics`. Public to the router (the scrape token is not an API
+/// key), so the bearer is checked here.
+pub fn handler(ctx: &super::Ctx, req: &mut super::Request) -> Result<super::Response> {
+    let header = req.header("Authorization").ok_or_else(|| {
+        crate::registry::Error::Unauthorized("missing Authorization header; send `Authorization: Bearer <key or scrape token>`".into())
+    })?;
+    let bearer = header.trim().split_once(' ').map(|(_, token)| token.trim()).unwrap_or("").to_string();
+    // Set for the access log: a scrape with a key names the key.
+    req.principal = authorize(ctx.registry, &bearer)?;
+    let body = render(ctx.registry)?;
+    Ok(super::Response::bytes(200, "text/plain; version=0.0.4; charset=utf-8", body.into_bytes()))
+}
+
+/// The whole exposition.
+pub fn render(registry: &Registry) -> Result<String> {
+    let stats = registry.store_stats()?;
+    let mut out = String::with_capacity(16 * 1024);
+    let state = lock();
+
+    family(&mut out, "modelreg_build_info", "gauge", "The running modelreg's version and database schema version.");
+    let _ = writeln!(
+        out,
+        "modelreg_build_info{{version=\"{}\",schema=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        crate::store::db::SCHEMA_VERSION
+    );
+
+    family(&mut out, "modelreg_http_requests_total", "counter", "HTTP requests answered, by dialect, route pattern, method and status.");
+    for ((dialect, route, method, status), n) in &state.requests {
+        let _ = writeln!(
+            out,
+            "modelreg_http_requests_total{{dialect=\"{}\",route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+            esc(dialect),
+            esc(route)
+        );
+    }
+
+    family(&mut out, "modelreg_http_request_duration_seconds", "histogram", "Time from a request's arrival to its response's last byte.");
+    for ((dialect, route, method), h) in &state.latency {
+        let labels = format!("dialect=\"{}\",route=\"{}\",method=\"{method}\"", esc(dialect), esc(route));
+        histogram(&mut out, "modelreg_http_request_duration_seconds", &labels, REQUEST_BUCKETS, h);
+    }
+
+    family(&mut out, "modelreg_http_request_bytes_total", "counter", "Request body bytes received (as declared by Content-Length), by dialect.");
+    for (dialect, n) in &state.bytes_in {
+        let _ = writeln!(out, "modelreg_http_request_bytes_total{{dialect=\"{}\"}} {n}", esc(dialect));
+    }
+    family(&mut out, "modelreg_http_response_bytes_total", "counter", "Response body bytes sent, by dialect.");
+    for (dialect, n) in &state.bytes_out {
+        let _ = writeln!(out, "modelreg_http_response_bytes_total{{dialect=\"{}\"}} {n}", esc(dialect));
+    }
+    family(&mut out, "modelreg_http_rate_limited_total", "counter", "Requests refused by the per-key rate limit (429), by dialect.");
+    for (dialect, n) in &state.rate_limited {
+        let _ = writeln!(out, "modelreg_http_rate_limited_total{{dialect=\"{}\"}} {n}", esc(dialect));
+    }
+    family(&mut out, "modelreg_http_requests_in_flight", "gauge", "Requests being handled now.");
+    let _ = writeln!(out, "modelreg_http_requests_in_flight {}", IN_FLIGHT.load(Ordering::Relaxed));
+    family(&mut out, "modelreg_uploads_in_flight", "gauge", "Uploads streaming into the blob store now (in this server).");
+    let _ = writeln!(out, "modelreg_uploads_in_flight {}", crate::store::blobs::UPLOADS_IN_FLIGHT.load(Ordering::Relaxed));
+
+    family(&mut out, "modelreg_blobs", "gauge", "Blobs recorded in the store.");
+    let _ = writeln!(out, "modelreg_blobs {}", stats.blobs);
+    family(&mut out, "modelreg_blob_bytes", "gauge", "Bytes of the blobs recorded in the store.");
+    let _ = writeln!(out, "modelreg_blob_bytes {}", stats.blob_bytes);
+
+    family(&mut out, "modelreg_jobs", "gauge", "Jobs waiting (queued) or running, by kind.");
+    for (kind, state_name, n) in &stats.jobs {
+        let _ = writeln!(out, "modelreg_jobs{{kind=\"{}\",state=\"{}\"}} {n}", esc(kind), esc(state_name));
+    }
+    family(&mut out, "modelreg_job_duration_seconds", "histogram", "How long jobs run in this server, by kind and outcome.");
+    for ((kind, outcome), h) in &state.jobs {
+        let labels = format!("kind=\"{}\",outcome=\"{outcome}\"", esc(kind));
+        histogram(&mut out, "modelreg_job_duration_seconds", &labels, JOB_BUCKETS, h);
+    }
+    Ok(out)
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[f64], h: &Histogram) {
+    let mut cumulative = 0;
+    for (le, n) in buckets.iter().zip(&h.counts) {
+        cumulative += n;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+/// A label value as the text format requires: backslash, quote and newline
+/// escaped.
+fn esc(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labels_escaped() {
+        let mut h = Histogram::new(&[0.1, 1.0]);
+        h.observe(&[0.1, 1.0], 0.05);
+        h.observe(&[0.1, 1.0], 0.5);
+        h.observe(&[0.1, 1.0], 5.0);
+        let mut out = String::new();
+        histogram(&mut out, "x", "a=\"b\"", &[0.1, 1.0], &h);
+        assert!(out.contains("x_bucket{a=\"b\",le=\"0.1\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"1\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_count{a=\"b\"} 3\n"), "{out}");
+        assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

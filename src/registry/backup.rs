@@ -1,0 +1,184 @@
+//! `modelreg backup` and `modelreg restore`.
+//!
+//! A backup is itself a data directory: `modelreg.db`, `blobs/sha256/…` and
+//! `admin.key`. It is taken online, in an order that makes it consistent
+//! without stopping the server:
+//!
+//! 1. take the gc lock shared (as an upload does), so gc cannot remove a
+//!    blob until the backup has copied it;
+//! 2. snapshot the database with SQLite's backup API (one read transaction:
+//!    writers carry on);
+//! 3. copy every blob the snapshot knows, as hard links where the
+//!    destination is on the same file system. A blob is complete before any
+//!    row names it (see `store::blobs`), so each one the snapshot names is
+//!    there to copy;
+//! 4. release the lock, and only then give the snapshot its final name:
+//!    a destination with `modelreg.db` in it is a finished backup.
+//!
+//! Uploads that commit after the snapshot are not in it; their blobs may or
+//! may not be copied, and an unreferenced copy is what gc sweeps anyway.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use super::data_dir::DB_FILE;
+use super::{Error, Registry, Result, FIRST_KEY_FILE};
+use crate::store::blobs::{create_private_dir, BlobStore, PRIVATE_FILE};
+use crate::store::db;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct BackupReport {
+    pub destination: PathBuf,
+    pub database_bytes: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    /// Blobs linked rather than copied (the destination shares the file system).
+    pub linked: u64,
+    /// Referenced blobs that were missing from the source: the backup lacks
+    /// them, as the source does (`modelreg verify` on the source says more).
+    pub missing: Vec<String>,
+}
+
+impl Registry {
+    /// Backs the registry up into `dest`, which must not exist or be empty.
+    pub fn backup(&self, dest: &Path) -> Result<BackupReport> {
+        prepare_destination(dest)?;
+        let part = dest.join(format!("{DB_FILE}.part"));
+        let mut report = {
+            let _gc_waits = self.blobs.backup_guard()?;
+            db::snapshot(&self.conn, &part)?;
+            wait_at_test_gate();
+            copy_blobs(&Connection::open(&part)?, &self.blobs, dest)?
+        };
+        finish(&part, self.data_dir(), dest, &mut report)?;
+        Ok(report)
+    }
+}
+
+/// Restores the backup in `backup` as the data directory `data_dir`, which
+/// must not exist or be empty: a restore never mixes with a live registry.
+/// The restored database is migrated when the backup is older than this
+/// binary (the backup itself is left as it was).
+pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupReport> {
+    if !backup.join(DB_FILE).is_file() {
+        return Err(Error::invalid(
+            "backup",
+            format!("{} is not a finished backup (it has no {DB_FILE})", backup.display()),
+        ));
+    }
+    prepare_destination(data_dir)?;
+    let part = data_dir.join(format!("{DB_FILE}.part"));
+    let source = Connection::open_with_flags(backup.join(DB_FILE), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    db::snapshot(&source, &part)?;
+    let blobs = BlobStore::open_existing(&backup.join("blobs"));
+    let mut report = copy_blobs(&Connection::open(&part)?, &blobs, data_dir)?;
+    finish(&part, backup, data_dir, &mut report)?;
+    // Opening applies any migration this binary has and the backup lacks.
+    Registry::open(data_dir)?;
+    Ok(report)
+}
+
+/// tests/operations.rs holds a backup between its snapshot and its copying
+/// (`MODELREG_TEST_BACKUP_GATE=FILE`: say so in FILE.reached, go on once FILE
+/// exists) to show that gc cannot remove a blob the snapshot names in that
+/// window. Without the variable this does nothing.
+fn wait_at_test_gate() {
+    let Some(gate) = std::env::var_os("MODELREG_TEST_BACKUP_GATE").map(PathBuf::from) else { return };
+    let _ = fs::write(gate.with_extension("reached"), b"");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !gate.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn prepare_destination(dest: &Path) -> Result<()> {
+    let unusable = |why: String| Error::invalid("destination", format!("{}: {why}", dest.display()));
+    match fs::read_dir(dest) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(unusable("already exists and is not empty; give a new or empty directory".into()));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(unusable(e.to_string())),
+    }
+    create_private_dir(dest).map_err(|e| unusable(e.to_string()))?;
+    fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).map_err(|e| unusable(e.to_string()))
+}
+
+/// Copies every blob `snapshot` has a row for or references from `source`
+/// to `dest/blobs`, linking where it can.
+fn copy_blobs(snapshot: &Connection, source: &BlobStore, dest: &Path) -> Result<BackupReport> {
+    let mut report = BackupReport { destination: dest.to_path_buf(), ..Default::default() };
+    let referenced: BTreeSet<String> = snapshot
+        .prepare("SELECT sha256 FROM blob_references")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let known: BTreeSet<String> =
+        snapshot.prepare("SELECT sha256 FROM blobs")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let target = BlobStore::open(&dest.join("blobs"))?;
+    let mut touched_dirs = BTreeSet::new();
+    for sha in referenced.union(&known) {
+        let (Some(from), Some(to)) = (source.file_of(sha), target.file_of(sha)) else { continue };
+        let size = match fs::metadata(&from) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A row with no reference and no file is a crash leftover
+                // gc forgets; a referenced one is damage to report.
+                if referenced.contains(sha) {
+                    report.missing.push(sha.clone());
+                }
+                continue;
+            }
+            Err(e) => return Err(Error::Internal(format!("cannot read blob {sha}: {e}"))),
+        };
+        let dir = to.parent().expect("blob paths have a parent").to_path_buf();
+        create_private_dir(&dir)?;
+        if fs::hard_link(&from, &to).is_ok() {
+            report.linked += 1;
+        } else {
+            copy_file(&from, &to).map_err(|e| Error::Internal(format!("cannot copy blob {sha}: {e}")))?;
+        }
+        touched_dirs.insert(dir);
+        report.blobs += 1;
+        report.blob_bytes += size;
+    }
+    for dir in &touched_dirs {
+        sync_dir(dir)?;
+    }
+    if let Some(shards) = touched_dirs.iter().next().and_then(|d| d.parent()) {
+        sync_dir(shards)?;
+    }
+    Ok(report)
+}
+
+/// Moves the snapshot into place, copies the first key, and makes the
+/// destination durable.
+fn finish(part: &Path, source_dir: &Path, dest: &Path, report: &mut BackupReport) -> Result<()> {
+    let key = source_dir.join(FIRST_KEY_FILE);
+    if key.is_file() {
+        copy_file(&key, &dest.join(FIRST_KEY_FILE))?;
+    }
+    let db = dest.join(DB_FILE);
+    fs::rename(part, &db)?;
+    sync_dir(dest)?;
+    report.database_bytes = fs::metadata(&db)?.len();
+    Ok(())
+}
+
+/// A private, fsynced copy (the kernel copies the bytes: no buffer here).
+fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
+    let mut source = fs::File::open(from)?;
+    let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(to)?;
+    io::copy(&mut source, &mut out)?;
+    out.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}

@@ -1,0 +1,125 @@
+//! The data directory as a whole: who may create one, and keeping it
+//! private. Only `init` and `serve` create a data directory; every other
+//! command refuses one that does not exist, so that a mistyped `--data-dir`
+//! (or a forgotten `--server`) does not quietly start an empty registry.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::{Error, Registry, Result};
+use crate::store::blobs::{create_private_dir, PRIVATE_DIR, PRIVATE_FILE};
+
+/// The database file of a data directory.
+pub const DB_FILE: &str = "modelreg.db";
+
+/// What `Registry::prepare` did to the data directory.
+pub struct Prepared {
+    pub registry: Registry,
+    /// The directory did not exist (or held no database) and was created.
+    pub created: bool,
+    /// Files and folders whose modes were tightened (see `make_private`).
+    pub fixed: Vec<PathBuf>,
+}
+
+impl Registry {
+    /// Opens an existing data directory; refuses to create one.
+    pub fn open_existing(data_dir: &Path) -> Result<Registry> {
+        if !data_dir.join(DB_FILE).is_file() {
+            return Err(Error::NotFound(format!(
+                "no modelreg data directory at {} (it has no {DB_FILE}); create one with `modelreg init`, \
+                 or pass --data-dir, or --server to talk to a running server",
+                data_dir.display()
+            )));
+        }
+        Registry::open(data_dir)
+    }
+
+    /// For `init` and `serve`: creates the data directory if needed and
+    /// makes everything in it private.
+    pub fn prepare(data_dir: &Path) -> Result<Prepared> {
+        let created = !data_dir.join(DB_FILE).is_file();
+        create_private_dir(data_dir)
+            .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let fixed = make_private(data_dir)
+            .map_err(|e| Error::Internal(format!("cannot make {} private: {e}", data_dir.display())))?;
+        let registry = Registry::open(data_dir)?;
+        Ok(Prepared { registry, created, fixed })
+    }
+}
+
+/// Takes group and other permissions off the data directory, the database
+/// (and its -wal/-shm), the first key and everything under `blobs/`:
+/// models are often private, and a shared machine's other users must not
+/// read them. Files whose mode already is private are left alone. Returns
+/// what changed.
+pub fn make_private(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut changed = Vec::new();
+    let mut tighten = |path: &Path, mode: u32| -> std::io::Result<()> {
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if meta.file_type().is_symlink() || meta.permissions().mode() & 0o077 == 0 {
+            return Ok(());
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        changed.push(path.to_path_buf());
+        Ok(())
+    };
+    tighten(data_dir, PRIVATE_DIR)?;
+    for name in [DB_FILE, "modelreg.db-wal", "modelreg.db-shm", super::FIRST_KEY_FILE] {
+        tighten(&data_dir.join(name), PRIVATE_FILE)?;
+    }
+    let blobs = data_dir.join("blobs");
+    if blobs.is_dir() {
+        for entry in walkdir::WalkDir::new(&blobs) {
+            let entry = entry.map_err(std::io::Error::other)?;
+            let mode = if entry.file_type().is_dir() { PRIVATE_DIR } else { PRIVATE_FILE };
+            tighten(entry.path(), mode)?;
+        }
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn open_existing_refuses_and_creates_nothing() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let message = Registry::open_existing(&dir).err().unwrap().to_string();
+        assert!(message.contains("modelreg init"), "{message}");
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn prepare_creates_private_and_fixes_what_is_not() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let prepared = Registry::prepare(&dir).unwrap();
+        assert!(prepared.created);
+        assert!(prepared.fixed.is_empty(), "{:?}", prepared.fixed);
+        let digest = prepared.registry.put_blob(&mut &b"weights"[..], None).unwrap();
+        drop(prepared);
+        let blob = dir.join("blobs/sha256").join(&digest.sha256[..2]).join(&digest.sha256[2..]);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+        assert_eq!(mode(&blob), 0o600);
+        assert_eq!(mode(blob.parent().unwrap()), 0o700);
+
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let again = Registry::prepare(&dir).unwrap();
+        assert!(!again.created);
+        assert!(again.fixed.contains(&dir.join(DB_FILE)) && again.fixed.contains(&blob), "{:?}", again.fixed);
+        assert_eq!((mode(&dir), mode(&dir.join(DB_FILE)), mode(&blob)), (0o700, 0o600, 0o600));
+    }
+}
