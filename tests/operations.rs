@@ -576,7 +576,7 @@ fn cli_edges_broken_pipes_json_errors_and_downloads() {
 fn serve_reads_its_settings_from_the_environment() {
     let help = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    for var in ["MODELREG_BIND", "MODELREG_WORKERS", "MODELREG_MAX_UPLOAD_BYTES", "MODELREG_RATE_LIMIT", "MODELREG_LOG_FORMAT", "MODELREG_TRUSTED_PROXIES", "MODELREG_COMPUTE_SLOTS"] {
+    for var in ["MODELREG_BIND", "MODELREG_HEAD_TIMEOUT_MS", "MODELREG_GC_INTERVAL", "MODELREG_PUBLIC_URL", "MODELREG_MAX_UPLOAD_BYTES", "MODELREG_RATE_LIMIT", "MODELREG_LOG_FORMAT", "MODELREG_TRUSTED_PROXIES", "MODELREG_COMPUTE_SLOTS"] {
         assert!(help.contains(&format!("env: {var}")), "{var} is not in serve --help:\n{help}");
     }
     assert!(!help.contains("harness"), "{help}");
