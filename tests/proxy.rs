@@ -70,14 +70,7 @@ fn the_datarobot_client_pages_and_follows_redirects_through_a_tls_proxy() {
         println!("SKIPPED: nginx is not installed");
         return;
     }
-    let python = match common::client_python() {
-        Ok(p) => p,
-        Err(reason) if std::env::var_os("CI").is_some() => panic!("cannot run the DataRobot client: {reason}"),
-        Err(reason) => {
-            println!("SKIPPED: {reason}");
-            return;
-        }
-    };
+    let Some(python) = common::client_python_or_skip() else { return };
     let server = common::Server::start_with(&["--trusted-proxy", "127.0.0.1"]);
     const MODELS: usize = 250;
     for n in 0..MODELS {

@@ -51,21 +51,10 @@ fn hardened(response: Response) -> Response {
         .with_header("Referrer-Policy", "no-referrer")
 }
 
+/// modelreg's own error body (the generic one of `crate::api`), hardened
+/// like every UI response.
 fn render_error(error: &Error) -> Response {
-    let (status, code) = match error {
-        Error::Invalid { .. } => (400, "bad_request"),
-        Error::Unauthorized(_) => (401, "unauthorized"),
-        Error::Forbidden(_) => (403, "forbidden"),
-        Error::NotFound(_) | Error::NoRoute(_) => (404, "not_found"),
-        Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
-        Error::Conflict(_) => (409, "conflict"),
-        Error::TooLarge(_) => (413, "payload_too_large"),
-        Error::Unprocessable { .. } => (422, "unprocessable"),
-        Error::RateLimited { .. } => (429, "rate_limited"),
-        Error::InsufficientStorage(_) => (507, "insufficient_storage"),
-        Error::Internal(_) => (500, "internal_error"),
-    };
-    hardened(Response::json(status, &json!({"error": code, "message": error.message()})))
+    hardened(crate::api::render_generic_error(error))
 }
 
 /// Assets change only with the binary; `no-cache` makes the browser

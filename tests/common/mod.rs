@@ -451,6 +451,20 @@ pub fn client_python() -> Result<PathBuf, String> {
         .clone()
 }
 
+/// `client_python`, for a test that can do nothing without the clients:
+/// None (printing why) where python3's venv or pip is missing, and a panic
+/// under CI, whose .ci/run installs them.
+pub fn client_python_or_skip() -> Option<PathBuf> {
+    match client_python() {
+        Ok(python) => Some(python),
+        Err(reason) if std::env::var_os("CI").is_some() => panic!("cannot run the Python clients: {reason}"),
+        Err(reason) => {
+            println!("SKIPPED: {reason}");
+            None
+        }
+    }
+}
+
 impl Server {
     /// A server whose compute jobs run on the shared DRUM runtime.
     pub fn start_compute(args: &[&str]) -> Server {
