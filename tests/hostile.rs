@@ -304,6 +304,27 @@ fn a_request_head_must_arrive_within_the_head_timeout() {
 }
 
 #[test]
+fn a_trusted_proxy_is_not_held_to_the_per_address_limit() {
+    // Behind a reverse proxy every client arrives from the proxy's address.
+    let server = Server::start_with(&["--max-connections-per-address", "2", "--trusted-proxy", "127.0.0.5"]);
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let mut s = connect_from([127, 0, 0, 5], &server.addr);
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        held.push(s);
+    }
+    for s in &mut held {
+        let _ = s.write_all(b"\r\n");
+        let got = read_all(s, Duration::from_millis(2000));
+        assert_eq!(got.status(), 200, "{}", got.text);
+    }
+    // Anyone else still is.
+    let mut others: Vec<_> = (0..3).map(|_| connect_from([127, 0, 0, 6], &server.addr)).collect();
+    let refused = others.iter_mut().map(|s| read_all(s, Duration::from_millis(300)).closed).filter(|closed| *closed).count();
+    assert_eq!(refused, 1, "the third connection from an untrusted address is refused");
+}
+
+#[test]
 fn a_flood_from_one_address_does_not_lock_out_others() {
     // the flood's heads never finish within the test
     let server = Server::start_with(&[

@@ -11,6 +11,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 /// An address or a CIDR block of them (`10.0.0.0/8`, `::1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +53,20 @@ impl Cidr {
         let shift = bits - self.prefix as u32;
         shift >= bits || (net >> shift) == (addr >> shift)
     }
+}
+
+/// The proxies this process trusts, for the transport's per-address
+/// connection limit, which takes a plain `fn`: every client of a reverse
+/// proxy arrives from the proxy's one address, and must not share its 64.
+static TRUSTED: OnceLock<Vec<Cidr>> = OnceLock::new();
+
+/// Records `serve`'s trusted proxies for `is_trusted_proxy` (once per process).
+pub fn remember_trusted_proxies(trusted: &[Cidr]) {
+    let _ = TRUSTED.set(trusted.to_vec());
+}
+
+pub fn is_trusted_proxy(ip: IpAddr) -> bool {
+    TRUSTED.get().is_some_and(|trusted| trusted.iter().any(|c| c.contains(ip)))
 }
 
 /// The operator's settings: `--public-url` and `--trusted-proxy`.

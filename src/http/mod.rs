@@ -126,7 +126,9 @@ pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)
         max_connections: options.max_connections,
         head_timeout: Some(options.head_timeout.max(Duration::from_millis(1))),
         max_connections_per_ip: options.max_connections_per_address,
+        per_ip_exempt: Some(forwarded::is_trusted_proxy),
     };
+    forwarded::remember_trusted_proxies(&options.proxying.trusted);
     let stopping = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stopping))

@@ -186,7 +186,7 @@ pub struct ServerConfig {
 /// Limits applied to every client connection. See [`Server::http_with_limits`].
 ///
 /// The defaults are a 30 s read timeout, a 30 s write timeout and 512 connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
     /// Timeout of each read on an accepted socket. Also the longest time a client may take
     /// to send a request's head (request line, headers and a body of up to 1 KiB, which is
@@ -215,6 +215,10 @@ pub struct ConnectionLimits {
     /// answered `503` and closed at once, so that one address cannot take every slot of
     /// `max_connections`.
     pub max_connections_per_ip: usize,
+
+    /// Addresses `max_connections_per_ip` does not apply to: a reverse proxy in front carries
+    /// every client's connection from its one address.
+    pub per_ip_exempt: Option<fn(IpAddr) -> bool>,
 }
 
 impl Default for ConnectionLimits {
@@ -225,6 +229,7 @@ impl Default for ConnectionLimits {
             max_connections: 512,
             head_timeout: Some(Duration::from_secs(10)),
             max_connections_per_ip: 0,
+            per_ip_exempt: None,
         }
     }
 }
@@ -394,7 +399,7 @@ impl Server {
             // a tasks pool is used to dispatch the connections into threads, at most
             // `max_connections` at a time
             let tasks_pool = util::TaskPool::new(limits.max_connections);
-            let per_ip = PerIp::new(limits.max_connections_per_ip);
+            let per_ip = PerIp::new(limits.max_connections_per_ip, limits.per_ip_exempt);
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
@@ -588,6 +593,7 @@ fn accept_error_is_transient(e: &IoError) -> bool {
 #[derive(Clone)]
 struct PerIp {
     max: usize,
+    exempt: Option<fn(IpAddr) -> bool>,
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
@@ -598,14 +604,14 @@ struct IpSlot {
 }
 
 impl PerIp {
-    fn new(max: usize) -> Self {
-        PerIp { max, open: Arc::default() }
+    fn new(max: usize, exempt: Option<fn(IpAddr) -> bool>) -> Self {
+        PerIp { max, exempt, open: Arc::default() }
     }
 
     /// A place for a connection from `ip`; `Err` if that address has its maximum open.
     fn take(&self, ip: Option<IpAddr>) -> Result<Option<IpSlot>, ()> {
         let ip = match ip {
-            Some(ip) if self.max > 0 => ip,
+            Some(ip) if self.max > 0 && !self.exempt.is_some_and(|exempt| exempt(ip)) => ip,
             _ => return Ok(None),
         };
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
