@@ -138,7 +138,21 @@ impl BlobStore {
     fn write_temp(&self, source: &mut dyn Read, limit: Option<u64>, temp_path: &Path) -> Result<(Digest, File), PutError> {
         let mut file = OpenOptions::new().write(true).create_new(true).open(temp_path).map_err(PutError::Write)?;
         file.lock().map_err(PutError::Write)?;
-        let digest = copy_hashing(source, &mut file, limit)?;
+        // Start writeback every few MiB (SYNC_FILE_RANGE_WRITE does not wait):
+        // the disk works during the transfer and the fsync below, which still
+        // decides durability, finds little left to write.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let mut started: u64 = 0;
+        let mut start_writeback = |total: u64| {
+            if total - started >= WRITEBACK_EVERY {
+                // SAFETY: fd is the open temp file; the call only schedules I/O.
+                unsafe {
+                    libc::sync_file_range(fd, started as i64, (total - started) as i64, libc::SYNC_FILE_RANGE_WRITE);
+                }
+                started = total;
+            }
+        };
+        let digest = copy_hashing_with(source, &mut file, limit, &mut start_writeback)?;
         file.sync_all().map_err(PutError::Write)?;
         Ok((digest, file))
     }
@@ -263,29 +277,111 @@ impl BlobStore {
     }
 }
 
+/// Buffers in flight per copy: one being filled and written, the rest queued
+/// for (or being hashed by) the hashing thread. Memory per upload is
+/// `BUFFERS * CHUNK`, whatever its size.
+const BUFFERS: usize = 4;
+
+/// How far writeback may lag behind the copy before it is started
+/// (`sync_file_range`): the final fsync then finds little left to write.
+const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
+
 /// Copies `source` to `sink` in fixed-size chunks, hashing on the way, and
 /// stops with TooLarge past `limit` bytes. Errors say which side failed.
+///
+/// sha256 costs about as much CPU as receiving and writing together, so a
+/// source larger than one chunk is hashed on a second thread while this one
+/// goes on reading and writing: the wall time becomes the larger of the two
+/// instead of their sum. The chunks go round a fixed set of `BUFFERS`
+/// buffers (the hasher hands each back when done), so memory stays flat and
+/// a slow hasher slows the reader instead of queueing data. A source that
+/// fits in one chunk (most metadata-sized files) is hashed inline: a thread
+/// would cost more than it saves.
 pub fn copy_hashing(source: &mut dyn Read, sink: &mut dyn Write, limit: Option<u64>) -> Result<Digest, PutError> {
-    let mut hasher = Sha256::new();
+    copy_hashing_with(source, sink, limit, &mut |_| ())
+}
+
+/// `copy_hashing`, calling `written(total_bytes)` after every chunk has been
+/// written to `sink` (the blob store starts writeback from it).
+fn copy_hashing_with(
+    source: &mut dyn Read,
+    sink: &mut dyn Write,
+    limit: Option<u64>,
+    written: &mut dyn FnMut(u64),
+) -> Result<Digest, PutError> {
+    let check = |size: u64| match limit {
+        Some(limit) if size > limit => Err(PutError::TooLarge { limit }),
+        _ => Ok(()),
+    };
     let mut buf = vec![0u8; CHUNK];
-    let mut size: u64 = 0;
-    loop {
-        let n = match source.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
+    let (n, eof) = fill(source, &mut buf)?;
+    let mut size = n as u64;
+    check(size)?;
+    if eof {
+        sink.write_all(&buf[..n]).map_err(PutError::Write)?;
+        written(size);
+        return Ok(Digest { sha256: hex(&Sha256::digest(&buf[..n])), size });
+    }
+    std::thread::scope(|scope| {
+        let (to_hash, hash_queue) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(BUFFERS);
+        let (give_back, free) = std::sync::mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+        for _ in 1..BUFFERS {
+            give_back.send(vec![0u8; CHUNK]).expect("the receiver is alive");
+        }
+        let hasher = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            for (chunk, n) in hash_queue {
+                hasher.update(&chunk[..n]);
+                // the copy may have stopped early and dropped `free`: fine
+                let _ = give_back.send(chunk);
+            }
+            hasher.finalize()
+        });
+        let copied = (|| {
+            let (mut chunk, mut n, mut eof) = (buf, n, eof);
+            loop {
+                if n > 0 {
+                    sink.write_all(&chunk[..n]).map_err(PutError::Write)?;
+                    written(size);
+                    to_hash.send((chunk, n)).map_err(|_| hasher_gone())?;
+                } else {
+                    drop(chunk);
+                }
+                if eof {
+                    return Ok(());
+                }
+                chunk = free.recv().map_err(|_| hasher_gone())?;
+                (n, eof) = fill(source, &mut chunk)?;
+                size += n as u64;
+                check(size)?;
+            }
+        })();
+        // ends the hasher's loop, whether the copy finished or failed
+        drop(to_hash);
+        let hash = hasher.join().map_err(|_| hasher_gone())?;
+        copied?;
+        Ok(Digest { sha256: hex(&hash), size })
+    })
+}
+
+fn hasher_gone() -> PutError {
+    PutError::Write(io::Error::other("the hashing thread stopped"))
+}
+
+/// Reads until `buf` is full or the source ends: whole chunks mean fewer
+/// writes and hand-overs than the source's own (often 64 KiB) pieces.
+/// Returns the bytes read and whether the source ended.
+fn fill(source: &mut dyn Read, buf: &mut [u8]) -> Result<(usize, bool), PutError> {
+    let mut n = 0;
+    while n < buf.len() {
+        match source.read(&mut buf[n..]) {
+            Ok(0) => return Ok((n, true)),
+            Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(PutError::Read(e)),
-        };
-        size += n as u64;
-        if let Some(limit) = limit {
-            if size > limit {
-                return Err(PutError::TooLarge { limit });
-            }
         }
-        hasher.update(&buf[..n]);
-        sink.write_all(&buf[..n]).map_err(PutError::Write)?;
     }
-    Ok(Digest { sha256: hex(&hasher.finalize()), size })
+    Ok((n, false))
 }
 
 pub fn hash_reader(reader: &mut dyn Read) -> io::Result<Digest> {
