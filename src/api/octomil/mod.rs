@@ -117,12 +117,10 @@ pub(crate) fn list_body(
     if let Some(baseline) = is_baseline {
         query.attr_equals.push(("is_baseline".into(), json!(baseline)));
     }
-    let page = registry.list_models(who, &query)?;
-    let mut models = Vec::with_capacity(page.items.len());
-    for model in &page.items {
-        let latest = registry.latest_version(who, &model.id)?;
-        models.push(render_model(model, latest.as_ref()));
-    }
+    // one read transaction, the access rule applied once in the page query
+    let listed = registry.list_models_with_latest(who, &query, false)?;
+    let page = listed.page;
+    let models: Vec<Value> = page.items.iter().zip(&listed.latest).map(|(model, latest)| render_model(model, latest.as_ref())).collect();
     Ok(json!({"models": models, "total": page.total.unwrap_or(0), "limit": limit, "offset": offset}))
 }
 
