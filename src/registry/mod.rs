@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::store::blobs::{BlobStore, PutError, UploadGuard};
-pub use crate::store::blobs::Digest;
+pub use crate::store::blobs::{Digest, PendingBlobs};
 use crate::store::db;
 
 pub use auth::{NewUser, Principal, FIRST_KEY_FILE};
@@ -87,7 +87,25 @@ impl Registry {
     /// Streams `source` into the blob store. The caller must hold an
     /// `upload_guard` until the referencing row commits.
     pub fn put_blob(&self, source: &mut dyn std::io::Read, limit: Option<u64>) -> Result<Digest> {
-        self.blobs.put(source, limit).map_err(|e| match e {
+        self.blobs.put(source, limit).map_err(put_error)
+    }
+
+    /// `put_blob` for one of many files of one upload: the blob is durable
+    /// only once `settle_blobs` has returned (see `BlobStore::put_pending`),
+    /// which must happen before a row referencing it commits.
+    pub fn put_blob_pending(&self, source: &mut dyn std::io::Read, limit: Option<u64>, pending: &mut PendingBlobs) -> Result<Digest> {
+        self.blobs.put_pending(source, limit, pending).map_err(put_error)
+    }
+
+    /// Makes the blobs of `put_blob_pending` durable at their addresses.
+    pub fn settle_blobs(&self, pending: &mut PendingBlobs) -> Result<()> {
+        self.blobs.settle(pending).map_err(|e| put_error(PutError::Write(e)))
+    }
+}
+
+fn put_error(e: PutError) -> Error {
+    {
+        match e {
             PutError::TooLarge { limit } => Error::TooLarge(format!("the upload is larger than the limit of {limit} bytes")),
             // a socket read timeout (`serve --io-timeout-ms`) is WouldBlock on Unix
             PutError::Read(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -99,8 +117,11 @@ impl Registry {
             PutError::Read(e) => Error::Invalid { field: "body".into(), message: format!("the upload could not be read: {e}") },
             PutError::Write(e) if error::is_out_of_space(&e) => Error::out_of_space(),
             PutError::Write(e) => Error::Internal(format!("storing the upload failed: {e}")),
-        })
+        }
     }
+}
+
+impl Registry {
 
     /// Opens a stored blob for reading.
     pub fn open_blob(&self, sha256: &str) -> Result<std::fs::File> {
