@@ -74,8 +74,16 @@ impl Registry {
     /// A write transaction that takes the database's write lock up front, so
     /// that read-then-write sequences (next version number, state
     /// transitions) cannot interleave with another writer.
-    fn write(&self) -> Result<Transaction<'_>> {
-        Ok(Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?)
+    ///
+    /// Writers of this process first queue on `WRITER_TURN`: SQLite's busy
+    /// handler polls with sleeps of 1, 2, 5, 10… ms, so eight threads
+    /// contending for a lock held for a fraction of a millisecond spent most
+    /// of their time asleep with the lock free. A mutex wakes the next writer
+    /// as soon as the last one commits; the busy timeout is left for writers
+    /// in other processes (the CLI).
+    fn write(&self) -> Result<WriteTx<'_>> {
+        let turn = WRITER_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(WriteTx { tx: Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?, _turn: turn })
     }
 
     /// Held by an upload from before its first blob is written until the row
@@ -100,6 +108,30 @@ impl Registry {
     /// Makes the blobs of `put_blob_pending` durable at their addresses.
     pub fn settle_blobs(&self, pending: &mut PendingBlobs) -> Result<()> {
         self.blobs.settle(pending).map_err(|e| put_error(PutError::Write(e)))
+    }
+}
+
+/// One writer of this process at a time: see `Registry::write`.
+static WRITER_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A write transaction holding this process's writer turn until it commits or
+/// is dropped (rolled back).
+pub(crate) struct WriteTx<'a> {
+    // declared first: dropped (rolled back) before the turn is handed on
+    tx: Transaction<'a>,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl<'a> WriteTx<'a> {
+    pub(crate) fn commit(self) -> rusqlite::Result<()> {
+        self.tx.commit()
+    }
+}
+
+impl<'a> std::ops::Deref for WriteTx<'a> {
+    type Target = Transaction<'a>;
+    fn deref(&self) -> &Transaction<'a> {
+        &self.tx
     }
 }
 
