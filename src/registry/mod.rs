@@ -44,7 +44,7 @@ pub use machines::{
     NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
 pub use models::{
-    validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Origin,
+    validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, ModelsPage, NewFile, NewModel, NewVersion, Origin,
     Version, VersionRef, VersionStatus,
 };
 pub use overview::VersionSummary;
