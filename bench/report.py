@@ -120,8 +120,11 @@ def build_rows(f, ops_mr, ops_ml, big_bytes):
     sec = "CPU per 1 GiB"
     if f.has("cpu.upload.modelreg"):
         ours = f.med("cpu.upload.modelreg")
-        row(sec, "server CPU (user+sys) for one upload vs MLflow's", fmt(ours, "s"), fmt(f.med("cpu.upload.mlflow"), "s") + " MLflow",
-            fmt(f.ratio("cpu.upload.modelreg", "cpu.upload.mlflow"), "x"), "info", None)
+        if f.has("cpu.upload.mlflow"):
+            row(sec, "server CPU (user+sys) for one upload vs MLflow's", fmt(ours, "s"), fmt(f.med("cpu.upload.mlflow"), "s") + " MLflow",
+                fmt(f.ratio("cpu.upload.modelreg", "cpu.upload.mlflow"), "x"), "info", None)
+        else:
+            row(sec, "server CPU (user+sys) for one upload", fmt(ours, "s"), "", "", "info", None)
         ours = f.med("cpu.download.modelreg")
         r = f.ratio("cpu.download.modelreg", "cpu.download.nginx")
         row(sec, "server CPU for one download vs nginx's (sendfile on both)", fmt(ours, "s"), fmt(f.med("cpu.download.nginx"), "s") + " nginx",
