@@ -389,6 +389,7 @@ fn respond(mut raw: tiny_http::Request, response: Response, close: bool) -> std:
         .iter()
         .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
         .collect();
+    let mut sendfile = None;
     let (reader, len): (Box<dyn Read + Send>, usize) = match response.body {
         Body::Empty => (Box::new(std::io::empty()), 0),
         Body::Bytes(bytes) => {
@@ -396,7 +397,16 @@ fn respond(mut raw: tiny_http::Request, response: Response, close: bool) -> std:
             (Box::new(std::io::Cursor::new(bytes)), len)
         }
         Body::Stream { reader, len } => (reader, len as usize),
+        Body::File { file, start, len } => {
+            sendfile = Some((std::os::fd::AsRawFd::as_raw_fd(&file), start));
+            (Box::new(file.take(len)), len as usize)
+        }
     };
     // Always Content-Length, never chunked: clients (and the Octomil seed) expect the size up front.
-    raw.respond(tiny_http::Response::new(status, headers, reader, Some(len), None).with_chunked_threshold(usize::MAX))
+    let mut answer = tiny_http::Response::new(status, headers, reader, Some(len), None).with_chunked_threshold(usize::MAX);
+    if let Some((fd, start)) = sendfile {
+        // the reader owns the file, so fd stays open until the answer is sent
+        answer = answer.with_sendfile_source(fd, start);
+    }
+    raw.respond(answer)
 }

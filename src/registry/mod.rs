@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::store::blobs::{BlobStore, PutError, UploadGuard};
-pub use crate::store::blobs::Digest;
+pub use crate::store::blobs::{Digest, PendingBlobs};
 use crate::store::db;
 
 pub use auth::{ApiKey, NewUser, Principal, FIRST_KEY_FILE};
@@ -49,7 +49,7 @@ pub use machines::{
     NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
 pub use models::{
-    validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, NewFile, NewModel, NewVersion, Origin,
+    validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, ModelsPage, NewFile, NewModel, NewVersion, Origin,
     Version, VersionRef, VersionStatus,
 };
 pub use overview::VersionSummary;
@@ -80,8 +80,16 @@ impl Registry {
     /// A write transaction that takes the database's write lock up front, so
     /// that read-then-write sequences (next version number, state
     /// transitions) cannot interleave with another writer.
-    fn write(&self) -> Result<Transaction<'_>> {
-        Ok(Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?)
+    ///
+    /// Writers of this process first queue on `WRITER_TURN`: SQLite's busy
+    /// handler polls with sleeps of 1, 2, 5, 10… ms, so eight threads
+    /// contending for a lock held for a fraction of a millisecond spent most
+    /// of their time asleep with the lock free. A mutex wakes the next writer
+    /// as soon as the last one commits; the busy timeout is left for writers
+    /// in other processes (the CLI).
+    fn write(&self) -> Result<WriteTx<'_>> {
+        let turn = WRITER_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(WriteTx { tx: Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?, _turn: turn })
     }
 
     /// Held by an upload from before its first blob is written until the row
@@ -93,7 +101,49 @@ impl Registry {
     /// Streams `source` into the blob store. The caller must hold an
     /// `upload_guard` until the referencing row commits.
     pub fn put_blob(&self, source: &mut dyn std::io::Read, limit: Option<u64>) -> Result<Digest> {
-        self.blobs.put(source, limit).map_err(|e| match e {
+        self.blobs.put(source, limit).map_err(put_error)
+    }
+
+    /// `put_blob` for one of many files of one upload: the blob is durable
+    /// only once `settle_blobs` has returned (see `BlobStore::put_pending`),
+    /// which must happen before a row referencing it commits.
+    pub fn put_blob_pending(&self, source: &mut dyn std::io::Read, limit: Option<u64>, pending: &mut PendingBlobs) -> Result<Digest> {
+        self.blobs.put_pending(source, limit, pending).map_err(put_error)
+    }
+
+    /// Makes the blobs of `put_blob_pending` durable at their addresses.
+    pub fn settle_blobs(&self, pending: &mut PendingBlobs) -> Result<()> {
+        self.blobs.settle(pending).map_err(|e| put_error(PutError::Write(e)))
+    }
+}
+
+/// One writer of this process at a time: see `Registry::write`.
+static WRITER_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A write transaction holding this process's writer turn until it commits or
+/// is dropped (rolled back).
+pub(crate) struct WriteTx<'a> {
+    // declared first: dropped (rolled back) before the turn is handed on
+    tx: Transaction<'a>,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl<'a> WriteTx<'a> {
+    pub(crate) fn commit(self) -> rusqlite::Result<()> {
+        self.tx.commit()
+    }
+}
+
+impl<'a> std::ops::Deref for WriteTx<'a> {
+    type Target = Transaction<'a>;
+    fn deref(&self) -> &Transaction<'a> {
+        &self.tx
+    }
+}
+
+fn put_error(e: PutError) -> Error {
+    {
+        match e {
             PutError::TooLarge { limit } => Error::TooLarge(format!("the upload is larger than the limit of {limit} bytes")),
             // a socket read timeout (`serve --io-timeout-ms`) is WouldBlock on Unix
             PutError::Read(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
@@ -105,8 +155,11 @@ impl Registry {
             PutError::Read(e) => Error::Invalid { field: "body".into(), message: format!("the upload could not be read: {e}") },
             PutError::Write(e) if error::is_out_of_space(&e) => Error::out_of_space(),
             PutError::Write(e) => Error::Internal(format!("storing the upload failed: {e}")),
-        })
+        }
     }
+}
+
+impl Registry {
 
     /// Opens a stored blob for reading.
     pub fn open_blob(&self, sha256: &str) -> Result<std::fs::File> {

@@ -142,6 +142,16 @@ pub struct VersionFile {
     pub created_at: String,
 }
 
+/// A page of models with what a list renders beside each: see
+/// `Registry::list_models_with_latest`.
+pub struct ModelsPage {
+    pub page: Page<Model>,
+    /// `latest[i]` is the latest version of `page.items[i]`.
+    pub latest: Vec<Option<Version>>,
+    /// Creators' usernames by user id (empty unless asked for).
+    pub creators: std::collections::HashMap<String, String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Version {
     pub id: String,
@@ -543,6 +553,49 @@ impl Registry {
         Ok(page)
     }
 
+    /// A page of models (as `list_models`) with each one's latest version
+    /// (as `latest_version`: the highest-numbered one not deprecated) and,
+    /// when `with_creators`, the usernames of their creators by user id.
+    ///
+    /// A list page used to cost a `latest_version` per row: each repeated the
+    /// access check on a model the list had just filtered, and each statement
+    /// took its own WAL read lock. Here the access rule is applied once, in
+    /// the page query; the latest versions of the whole page come from one
+    /// query and their files from another, all in one read transaction (one
+    /// snapshot, so a version committed meanwhile cannot appear half-seen).
+    pub fn list_models_with_latest(&self, who: &Principal, q: &ModelQuery, with_creators: bool) -> Result<ModelsPage> {
+        let _snapshot = self.read_snapshot()?;
+        let page = self.list_models(who, q)?;
+        let ids: Vec<&str> = page.items.iter().map(|m| m.id.as_str()).collect();
+        let latest = latest_versions_in(&self.conn, &ids)?;
+        let mut creators = std::collections::HashMap::new();
+        if with_creators {
+            let mut wanted: Vec<&str> = page.items.iter().map(|m| m.created_by.as_str()).collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT id, username FROM users WHERE team_id = ?1 AND id IN (SELECT value FROM json_each(?2))",
+            )?;
+            let rows = stmt.query_map(params![who.team_id, json_list(&wanted)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            for row in rows {
+                let (id, username) = row?;
+                creators.insert(id, username);
+            }
+        }
+        Ok(ModelsPage { page, latest, creators })
+    }
+
+    /// A read transaction around several statements, so they share one
+    /// snapshot and one WAL read lock. None inside a transaction already
+    /// open on this connection, which gives both. Dropping it ends it (a
+    /// rollback, which for a reader only releases the lock).
+    fn read_snapshot(&self) -> Result<Option<rusqlite::Transaction<'_>>> {
+        if !self.conn.is_autocommit() {
+            return Ok(None);
+        }
+        Ok(Some(rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Deferred)?))
+    }
+
     /// Creates the next version of a model. `build` receives the files of the
     /// latest version (None for the first) and returns the new version; it
     /// runs inside the write transaction, so the number it gets and the base
@@ -873,6 +926,75 @@ fn latest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Opti
     id.map(|id| load_version(conn, &id)).transpose()
 }
 
+/// The latest version (see `latest_version_in`) of each model in `model_ids`,
+/// in the same order: one query for the versions and one for their files,
+/// whatever the number of models. No access check: callers pass models they
+/// were allowed to list.
+fn latest_versions_in(conn: &rusqlite::Connection, model_ids: &[&str]) -> Result<Vec<Option<Version>>> {
+    let mut latest: Vec<Option<Version>> = model_ids.iter().map(|_| None).collect();
+    if model_ids.is_empty() {
+        return Ok(latest);
+    }
+    let ids = json_list(model_ids);
+    // The correlated subquery is latest_version_in's query, run once per
+    // model on the (model_id, number) index.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT j.key, {VERSION_COLUMNS} FROM json_each(?1) j JOIN model_versions v ON v.id =
+            (SELECT id FROM model_versions WHERE model_id = j.value AND status <> 'deprecated' ORDER BY number DESC LIMIT 1)"
+    ))?;
+    let mut rows = stmt.query([&ids])?;
+    let mut at = std::collections::HashMap::new();
+    while let Some(r) = rows.next()? {
+        let index: usize = r.get(0)?;
+        let version = version_from_row(r, 1)?;
+        at.insert(version.id.clone(), index);
+        if let Some(slot) = latest.get_mut(index) {
+            *slot = Some(version);
+        }
+    }
+    if at.is_empty() {
+        return Ok(latest);
+    }
+    let version_ids: Vec<&str> = at.keys().map(String::as_str).collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT version_id, id, path, sha256, size, created_at FROM version_files
+         WHERE version_id IN (SELECT value FROM json_each(?1)) ORDER BY version_id, position",
+    )?;
+    let mut rows = stmt.query([json_list(&version_ids)])?;
+    while let Some(r) = rows.next()? {
+        let version_id: String = r.get(0)?;
+        let file = VersionFile { id: r.get(1)?, path: r.get(2)?, sha256: r.get(3)?, size: r.get::<_, i64>(4)? as u64, created_at: r.get(5)? };
+        if let Some(Some(version)) = at.get(&version_id).and_then(|&i| latest.get_mut(i)) {
+            version.files.push(file);
+        }
+    }
+    Ok(latest)
+}
+
+fn json_list(items: &[&str]) -> String {
+    Value::from(items.iter().map(|s| Value::from(*s)).collect::<Vec<_>>()).to_string()
+}
+
+const VERSION_COLUMNS: &str = "v.id, v.model_id, v.number, v.description, v.created_by, v.created_at, v.attrs, v.status, v.label, v.metrics";
+
+/// A version's row from `VERSION_COLUMNS` starting at column `at`; its files are left empty.
+fn version_from_row(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Version> {
+    Ok(Version {
+        id: r.get(at)?,
+        model_id: r.get(at + 1)?,
+        number: r.get(at + 2)?,
+        description: r.get(at + 3)?,
+        created_by: r.get(at + 4)?,
+        created_at: r.get(at + 5)?,
+        attrs: parse_attrs(&r.get::<_, String>(at + 6)?)?,
+        files: Vec::new(),
+        // The column's CHECK admits only what `VersionStatus::parse` knows.
+        status: VersionStatus::parse(&r.get::<_, String>(at + 7)?).unwrap_or_default(),
+        label: r.get(at + 8)?,
+        metrics: parse_attrs(&r.get::<_, String>(at + 9)?)?,
+    })
+}
+
 fn newest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Option<Version>> {
     let id: Option<String> = conn
         .prepare_cached("SELECT id FROM model_versions WHERE model_id = ?1 ORDER BY number DESC LIMIT 1")?
@@ -883,26 +1005,8 @@ fn newest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Opti
 
 fn load_version(conn: &rusqlite::Connection, id: &str) -> Result<Version> {
     let mut version = conn
-        .prepare_cached(
-            "SELECT id, model_id, number, description, created_by, created_at, attrs, status, label, metrics
-             FROM model_versions WHERE id = ?1",
-        )?
-        .query_row([id], |r| {
-            Ok(Version {
-                id: r.get(0)?,
-                model_id: r.get(1)?,
-                number: r.get(2)?,
-                description: r.get(3)?,
-                created_by: r.get(4)?,
-                created_at: r.get(5)?,
-                attrs: parse_attrs(&r.get::<_, String>(6)?)?,
-                files: Vec::new(),
-                // The column's CHECK admits only what `VersionStatus::parse` knows.
-                status: VersionStatus::parse(&r.get::<_, String>(7)?).unwrap_or_default(),
-                label: r.get(8)?,
-                metrics: parse_attrs(&r.get::<_, String>(9)?)?,
-            })
-        })?;
+        .prepare_cached(&format!("SELECT {VERSION_COLUMNS} FROM model_versions v WHERE v.id = ?1"))?
+        .query_row([id], |r| version_from_row(r, 0))?;
     version.files = conn
         .prepare_cached("SELECT id, path, sha256, size, created_at FROM version_files WHERE version_id = ?1 ORDER BY position")?
         .query_map([id], |r| {

@@ -72,11 +72,19 @@ fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     // The registry applies the access rule (roles) to the list itself.
     // searchFor matches name and description (the shared query's search);
     // the seed also lists `language`, which is not searched (see notes).
-    let page = ctx.registry.list_models(&who, &query)?;
-    let mut data = Vec::with_capacity(page.items.len());
-    for model in &page.items {
-        data.push(render_model(ctx.registry, &who, model)?);
-    }
+    // One read transaction for the page, its latest versions and creators;
+    // no per-row access check (the list query applied the rule).
+    let listed = ctx.registry.list_models_with_latest(&who, &query, true)?;
+    let page = listed.page;
+    let data: Vec<Value> = page
+        .items
+        .iter()
+        .zip(&listed.latest)
+        .map(|(model, latest)| {
+            let created_by = listed.creators.get(&model.created_by).cloned().unwrap_or_else(|| model.created_by.clone());
+            render_model_as(model, created_by, latest.as_ref())
+        })
+        .collect();
     Ok(Response::json(200, &page_body(req, paging, data, page.total.unwrap_or(0), page.has_more)))
 }
 
@@ -337,17 +345,23 @@ pub(crate) fn target_type_of(model: &Model) -> &str {
 }
 
 pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) -> Result<Value> {
+    let created_by = registry.find_user(&who.team_id, &model.created_by).map(|u| u.username).unwrap_or_else(|_| model.created_by.clone());
+    let latest = registry.latest_version(who, &model.id)?;
+    Ok(render_model_as(model, created_by, latest.as_ref()))
+}
+
+/// `render_model` with the creator's name and the latest version already
+/// looked up (a list page looks them up for the whole page at once).
+fn render_model_as(model: &Model, created_by: String, latest: Option<&crate::registry::Version>) -> Value {
     let attr = |key: &str| model.attrs.get(key).cloned().unwrap_or(Value::Null);
     let target_type = Some(target_type_of(model));
     let binary = target_type == Some("Binary");
-    let created_by = registry.find_user(&who.team_id, &model.created_by).map(|u| u.username).unwrap_or_else(|_| model.created_by.clone());
-    let latest = registry.latest_version(who, &model.id)?;
     let or_default = |key: &str, default: Value| {
         let v = attr(key);
         if v.is_null() && binary { default } else if binary { v } else { Value::Null }
     };
     let multiclass = matches!(target_type, Some("Multiclass" | "Multilabel"));
-    Ok(json!({
+    json!({
         "id": model.id,
         "name": model.name,
         "description": model.description.clone().unwrap_or_default(),
@@ -367,7 +381,7 @@ pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) 
         "predictionThreshold": or_default("predictionThreshold", json!(0.5)),
         "classLabels": if multiclass { attr("classLabels") } else { Value::Null },
         "deploymentsCount": 0,
-        "latestVersion": latest.as_ref().map(|v| render_version(v, true)),
+        "latestVersion": latest.map(|v| render_version(v, true)),
         // Set by fromModelTemplate (`{templateId, modelType}`); null otherwise.
         "template": attr("template"),
         "networkEgressPolicy": attr("networkEgressPolicy"),
@@ -385,5 +399,5 @@ pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) 
         "trainingDatasetVersionId": attr("trainingDatasetVersionId"),
         "trainingDataFileName": attr("trainingDataFileName"),
         "trainingDataPartitionColumn": attr("trainingDataPartitionColumn"),
-    }))
+    })
 }

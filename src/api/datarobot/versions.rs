@@ -145,6 +145,10 @@ pub(crate) fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
     let mut budget = PartBudget::new(req.upload_limit());
     let mut multipart = req.multipart()?;
     let too_many = |field: &str| Error::invalid(field, format!("at most {MAX_UPLOAD_PATHS} may be sent at once"));
+    // The files are made durable together once the body is read (one
+    // journal commit for many small files instead of one each); dropped
+    // unsettled on an error, which removes them.
+    let mut pending = crate::registry::PendingBlobs::default();
     while let Some(mut part) = multipart.next_part()? {
         let name = part.name().to_string();
         match name.as_str() {
@@ -152,7 +156,7 @@ pub(crate) fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
                 if upload.files.len() >= MAX_UPLOAD_PATHS {
                     return Err(too_many("file"));
                 }
-                upload.files.push(budget.file(ctx.registry, &mut part)?);
+                upload.files.push(budget.file_pending(ctx.registry, &mut part, &mut pending)?);
             }
             "filePath" => {
                 if upload.paths.len() >= MAX_UPLOAD_PATHS {
@@ -172,6 +176,7 @@ pub(crate) fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
             }
         }
     }
+    ctx.registry.settle_blobs(&mut pending)?;
     Ok(upload)
 }
 
@@ -475,4 +480,18 @@ pub(crate) fn render_version(v: &Version, latest: bool) -> Value {
         "holdoutData": attr("holdoutData"),
         "gitModelVersion": attr("gitModelVersion"),
     })
+}
+
+impl super::PartBudget {
+    /// `file`, with the blob left in `pending` until `Registry::settle_blobs`.
+    fn file_pending(
+        &mut self,
+        registry: &crate::registry::Registry,
+        part: &mut dyn std::io::Read,
+        pending: &mut crate::registry::PendingBlobs,
+    ) -> Result<crate::registry::Digest> {
+        let digest = registry.put_blob_pending(part, Some(self.file_left), pending)?;
+        self.file_left = self.file_left.saturating_sub(digest.size);
+        Ok(digest)
+    }
 }

@@ -88,8 +88,11 @@ fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let offset = query_int(req, "offset", 0, 0, i64::MAX)?;
     let framework = req.query("framework").map(str::to_string);
     let baseline = query_bool(req, "is_baseline")?;
-    let body = list_body(ctx.registry, req.who()?, limit, offset, framework.as_deref(), baseline)?;
-    Ok(Response::json(200, &body))
+    let page = list_page(ctx.registry, req.who()?, limit, offset, framework.as_deref(), baseline)?;
+    // serialized straight from the rows: building a `Value` tree first (a
+    // map per model) cost as much as the queries
+    let body = serde_json::to_vec(&page.view()).map_err(|e| Error::Internal(format!("rendering the list failed: {e}")))?;
+    Ok(Response::bytes(200, "application/json", body))
 }
 
 /// `GET /api/v1/models` as JSON; the CLI's `models list` shares it.
@@ -101,6 +104,46 @@ pub(crate) fn list_body(
     framework: Option<&str>,
     is_baseline: Option<bool>,
 ) -> Result<Value> {
+    let page = list_page(registry, who, limit, offset, framework, is_baseline)?;
+    serde_json::to_value(page.view()).map_err(|e| Error::Internal(format!("rendering the list failed: {e}")))
+}
+
+/// One page of `GET /api/v1/models`, before rendering.
+struct ListPage {
+    listed: crate::registry::ModelsPage,
+    limit: i64,
+    offset: i64,
+}
+
+impl ListPage {
+    fn view(&self) -> ListView<'_> {
+        ListView {
+            limit: self.limit,
+            models: self.listed.page.items.iter().zip(&self.listed.latest).map(|(m, v)| ModelView::new(m, v.as_ref())).collect(),
+            offset: self.offset,
+            total: self.listed.page.total.unwrap_or(0),
+        }
+    }
+}
+
+/// The list's JSON. Fields in alphabetical order, as a `Value` map prints
+/// them, so the bytes are what `json!` made before.
+#[derive(serde::Serialize)]
+struct ListView<'a> {
+    limit: i64,
+    models: Vec<ModelView<'a>>,
+    offset: i64,
+    total: u64,
+}
+
+fn list_page(
+    registry: &Registry,
+    who: &Principal,
+    limit: i64,
+    offset: i64,
+    framework: Option<&str>,
+    is_baseline: Option<bool>,
+) -> Result<ListPage> {
     // The route checked these already; the CLI passes its flags unchecked.
     if !(1..=100).contains(&limit) {
         return Err(Error::invalid("limit", format!("must be an integer from 1 to 100, got {limit}")));
@@ -117,13 +160,9 @@ pub(crate) fn list_body(
     if let Some(baseline) = is_baseline {
         query.attr_equals.push(("is_baseline".into(), json!(baseline)));
     }
-    let page = registry.list_models(who, &query)?;
-    let mut models = Vec::with_capacity(page.items.len());
-    for model in &page.items {
-        let latest = registry.latest_version(who, &model.id)?;
-        models.push(render_model(model, latest.as_ref()));
-    }
-    Ok(json!({"models": models, "total": page.total.unwrap_or(0), "limit": limit, "offset": offset}))
+    // one read transaction, the access rule applied once in the page query
+    let listed = registry.list_models_with_latest(who, &query, false)?;
+    Ok(ListPage { listed, limit, offset })
 }
 
 fn check_framework(framework: &str) -> Result<()> {
@@ -524,24 +563,51 @@ fn version_hash(v: &Version) -> Option<String> {
 }
 
 fn render_model(model: &Model, latest: Option<&Version>) -> Value {
-    let attr = |key: &str| model.attrs.get(key).cloned().unwrap_or(Value::Null);
-    json!({
-        "id": model.id,
-        "name": model.name,
-        "round_id": attr("round_id"),
-        "model_path": latest.map(|v| model_path(&model.id, v)),
-        "model_size_bytes": latest.map(Version::total_size),
-        "model_hash": latest.and_then(version_hash),
-        // A model made through another door has no framework of its own:
-        // its latest version's format stands in when it names one.
-        "framework": model.attrs.get("framework").cloned().unwrap_or_else(|| {
-            latest.map(version_format).filter(|f| FRAMEWORKS.contains(&f.as_str())).map(Value::from).unwrap_or(Value::Null)
-        }),
-        "framework_version": attr("framework_version"),
-        "accuracy": attr("accuracy"),
-        "loss": attr("loss"),
-        "is_baseline": model.attrs.get("is_baseline").and_then(Value::as_bool).unwrap_or(false),
-        "description": model.description,
-        "created_at": model.created_at,
-    })
+    serde_json::to_value(ModelView::new(model, latest)).unwrap_or(Value::Null)
+}
+
+/// A model as the Octomil dialect shows it. Fields in alphabetical order, as
+/// a `Value` map prints them; attributes are borrowed, not cloned.
+#[derive(serde::Serialize)]
+struct ModelView<'a> {
+    accuracy: &'a Value,
+    created_at: &'a str,
+    description: &'a Option<String>,
+    framework: Value,
+    framework_version: &'a Value,
+    id: &'a str,
+    is_baseline: bool,
+    loss: &'a Value,
+    model_hash: Option<String>,
+    model_path: Option<String>,
+    model_size_bytes: Option<u64>,
+    name: &'a str,
+    round_id: &'a Value,
+}
+
+static NULL: Value = Value::Null;
+
+impl<'a> ModelView<'a> {
+    fn new(model: &'a Model, latest: Option<&Version>) -> ModelView<'a> {
+        let attr = |key: &str| model.attrs.get(key).unwrap_or(&NULL);
+        ModelView {
+            accuracy: attr("accuracy"),
+            created_at: &model.created_at,
+            description: &model.description,
+            // A model made through another door has no framework of its own:
+            // its latest version's format stands in when it names one.
+            framework: model.attrs.get("framework").cloned().unwrap_or_else(|| {
+                latest.map(version_format).filter(|f| FRAMEWORKS.contains(&f.as_str())).map(Value::from).unwrap_or(Value::Null)
+            }),
+            framework_version: attr("framework_version"),
+            id: &model.id,
+            is_baseline: model.attrs.get("is_baseline").and_then(Value::as_bool).unwrap_or(false),
+            loss: attr("loss"),
+            model_hash: latest.and_then(version_hash),
+            model_path: latest.map(|v| model_path(&model.id, v)),
+            model_size_bytes: latest.map(Version::total_size),
+            name: &model.name,
+            round_id: attr("round_id"),
+        }
+    }
 }

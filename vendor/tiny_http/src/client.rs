@@ -58,6 +58,8 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+    // modelreg patch: the socket file bodies may be sendfile(2)d to, if plain TCP
+    sendfile_socket: Option<crate::response::RawSocket>,
 
     // what the previous request left of its body (see `request::Body`)
     leftover: Arc<BodyLeftover>,
@@ -109,6 +111,10 @@ impl ClientConnection {
         head_timeout: Option<Duration>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
+        #[cfg(unix)]
+        let sendfile_socket = write_socket.sendfile_socket();
+        #[cfg(not(unix))]
+        let sendfile_socket = None;
         let secure = read_socket.secure();
         let deadline = ReadDeadline::default();
         read_socket.follow_deadline(deadline.clone(), read_timeout);
@@ -123,6 +129,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            sendfile_socket,
             leftover: Arc::new(BodyLeftover::default()),
             read_timeout,
             head_timeout,
@@ -347,6 +354,7 @@ impl ClientConnection {
             self.remote_addr.as_ref().ok().and_then(|addr| *addr),
             data_source,
             writer,
+            self.sendfile_socket,
             self.leftover.clone(),
             // a small body is read with the head, within the same time
             self.deadline.get(),

@@ -64,6 +64,8 @@ pub struct Request {
 
     // true if HTTPS, false if HTTP
     secure: bool,
+    // modelreg patch: where a file body may be sendfile(2)d (see `Response::with_sendfile_source`)
+    sendfile_socket: Option<crate::response::RawSocket>,
 
     method: Method,
 
@@ -231,6 +233,7 @@ pub(crate) fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    sendfile_socket: Option<crate::response::RawSocket>,
     leftover: Arc<BodyLeftover>,
     deadline: Option<Instant>,
 ) -> Result<Request, RequestCreationError>
@@ -356,6 +359,7 @@ where
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
         remote_addr,
         secure,
+        sendfile_socket,
         method,
         path,
         http_version: version,
@@ -591,6 +595,7 @@ impl Request {
             _ => response,
         };
 
+        let response = response.with_socket(self.sendfile_socket);
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
             self.http_version.clone(),

@@ -11,9 +11,6 @@ use std::fs::File;
 use std::str::FromStr;
 use std::time::SystemTime;
 
-/// Bodies above this size are copied through a large buffer (modelreg patch).
-const LARGE_BODY: usize = 64 * 1024;
-
 /// Object representing an HTTP response whose purpose is to be given to a `Request`.
 ///
 /// Some headers cannot be changed. Trying to define the value
@@ -46,7 +43,83 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    // modelreg patch: a file descriptor and offset the body's bytes can be sent from
+    // with sendfile(2), and the plain TCP socket to send them to (set by `Request`)
+    sendfile: Option<SendfileSource>,
+    socket: Option<RawSocket>,
 }
+
+#[cfg(unix)]
+pub(crate) type RawSocket = std::os::unix::io::RawFd;
+#[cfg(not(unix))]
+pub(crate) type RawSocket = ();
+
+#[derive(Clone, Copy)]
+struct SendfileSource {
+    fd: RawSocket,
+    offset: u64,
+}
+
+/// modelreg patch: sends `len` bytes of `source` to `socket` with sendfile(2),
+/// after flushing what `writer` (the buffered socket) holds. TCP_CORK is on
+/// meanwhile, so the head and the file's first bytes share full segments and
+/// the last partial segment leaves when the cork comes off. The socket's send
+/// timeout applies to sendfile as to write: a client that stops reading makes
+/// it fail with `WouldBlock`, as a write would.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn send_file<W: Write>(writer: &mut W, socket: RawSocket, source: SendfileSource, len: u64) -> IoResult<()> {
+    let cork = |on: libc::c_int| unsafe {
+        // SAFETY: `socket` is the connection's open socket; failure only costs a packet
+        libc::setsockopt(
+            socket,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            &on as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    };
+    cork(1);
+    let result = (|| {
+        writer.flush()?;
+        let mut offset = source.offset as libc::off_t;
+        let mut left = len;
+        while left > 0 {
+            let chunk = left.min(1 << 30) as usize;
+            // SAFETY: both descriptors are open (the response owns the file, the
+            // request the socket); `offset` is a valid off_t the kernel advances.
+            let n = unsafe { libc::sendfile(socket, source.fd, &mut offset, chunk) };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if n == 0 {
+                // the file is shorter than the Content-Length sent: the client
+                // must not take what it got for the whole body
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file ended before its length",
+                ));
+            }
+            left -= n as u64;
+        }
+        Ok(())
+    })();
+    cork(0);
+    result
+}
+
+#[cfg(not(unix))]
+fn send_file<W: Write>(_: &mut W, _: RawSocket, _: SendfileSource, _: u64) -> IoResult<()> {
+    unreachable!("sends_file() is false off unix")
+}
+
+/// Bodies up to this size go out in the same write as the head: one packet
+/// instead of two for a small answer (see PATCHES.md).
+const SMALL_BODY: usize = 64 * 1024;
 
 /// A `Response` without a template parameter.
 pub type ResponseBox = Response<Box<dyn Read + Send>>;
@@ -209,6 +282,8 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            sendfile: None,
+            socket: None,
         };
 
         for h in headers {
@@ -332,7 +407,31 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            sendfile: None, // the new data is not that file
+            socket: self.socket,
         }
+    }
+
+    /// modelreg patch: the body's bytes are also `data_length` bytes of the
+    /// file `fd` from `offset`, and the reader is only a fallback. When the
+    /// response goes to a plain TCP socket (not TLS, not a Unix socket) with
+    /// identity encoding and a body over `SMALL_BODY`, the body is sent with
+    /// sendfile(2) and the reader is never read. `fd` must stay open until
+    /// the response is sent: typically the reader owns the file.
+    #[cfg(unix)]
+    pub fn with_sendfile_source(mut self, fd: std::os::unix::io::RawFd, offset: u64) -> Self {
+        self.sendfile = Some(SendfileSource { fd, offset });
+        self
+    }
+
+    /// Whether `raw_print` would send the body with sendfile(2).
+    fn sends_file(&self) -> bool {
+        cfg!(unix) && self.sendfile.is_some() && self.socket.is_some()
+    }
+
+    pub(crate) fn with_socket(mut self, socket: Option<RawSocket>) -> Self {
+        self.socket = socket;
+        self
     }
 
     /// Prints the HTTP response to a writer.
@@ -387,6 +486,7 @@ where
             transfer_encoding = None;
         }
 
+        let sends_file = self.sends_file();
         // if the transfer encoding is identity, the content length must be known ; therefore if
         // we don't know it, we buffer the entire response first here
         // while this is an expensive operation, it is only ever needed for clients using HTTP 1.0
@@ -432,49 +532,65 @@ where
             _ => (),
         };
 
-        // sending headers
-        write_message_header(
-            writer.by_ref(),
-            &http_version,
-            &self.status_code,
-            &self.headers,
-        )?;
+        // modelreg patch: the head is composed in memory so that it can go out in
+        // one write with a small body (see SMALL_BODY).
+        let mut head = Vec::with_capacity(512);
+        write_message_header(&mut head, &http_version, &self.status_code, &self.headers)?;
 
         // sending the body
-        if !do_not_send_body {
-            match transfer_encoding {
-                Some(TransferEncoding::Chunked) => {
-                    use chunked_transfer::Encoder;
+        if do_not_send_body {
+            writer.write_all(&head)?;
+            return Ok(());
+        }
+        match transfer_encoding {
+            Some(TransferEncoding::Chunked) => {
+                use chunked_transfer::Encoder;
 
-                    let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
-                }
+                writer.write_all(&head)?;
+                let mut writer = Encoder::new(writer);
+                io::copy(&mut reader, &mut writer)?;
+            }
 
-                Some(TransferEncoding::Identity) => {
-                    assert!(data_length.is_some());
-                    let data_length = data_length.unwrap();
+            Some(TransferEncoding::Identity) => {
+                assert!(data_length.is_some());
+                let data_length = data_length.unwrap();
 
-                    if data_length > LARGE_BODY {
-                        // modelreg patch: io::copy on a boxed reader moves 8 KiB
-                        // a call, a read and a send syscall per 8 KiB; large
-                        // bodies go through a 256 KiB buffer instead.
-                        let mut buf = vec![0u8; 256 * 1024];
-                        loop {
-                            let n = match reader.read(&mut buf) {
-                                Ok(0) => break,
-                                Ok(n) => n,
-                                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                                Err(e) => return Err(e),
-                            };
-                            writer.write_all(&buf[..n])?;
-                        }
-                    } else if data_length >= 1 {
-                        io::copy(&mut reader, &mut writer)?;
+                if data_length <= SMALL_BODY {
+                    // modelreg patch: head and body in one write, so a small answer
+                    // is one packet (the connection's BufWriter holds only 1 KiB,
+                    // so it used to send the head, then the body)
+                    head.reserve(data_length);
+                    reader.by_ref().take(data_length as u64).read_to_end(&mut head)?;
+                    writer.write_all(&head)?;
+                } else if sends_file {
+                    writer.write_all(&head)?;
+                    send_file(
+                        &mut writer,
+                        self.socket.unwrap(),
+                        self.sendfile.unwrap(),
+                        data_length as u64,
+                    )?;
+                } else {
+                    // modelreg patch: io::copy on a boxed reader moves 8 KiB
+                    // a call, a read and a send syscall per 8 KiB; large
+                    // bodies go through a 256 KiB buffer instead. This is the
+                    // path for bodies sendfile cannot send (TLS, Unix sockets,
+                    // generated bodies such as zips).
+                    writer.write_all(&head)?;
+                    let mut buf = vec![0u8; 256 * 1024];
+                    loop {
+                        let n = match reader.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(e),
+                        };
+                        writer.write_all(&buf[..n])?;
                     }
                 }
-
-                _ => (),
             }
+
+            _ => writer.write_all(&head)?,
         }
 
         Ok(())
@@ -508,6 +624,8 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            sendfile: self.sendfile,
+            socket: self.socket,
         }
     }
 }
@@ -596,6 +714,8 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            sendfile: self.sendfile,
+            socket: self.socket,
         }
     }
 }

@@ -31,6 +31,18 @@ impl From<Connection> for Stream {
 }
 
 impl Stream {
+    /// modelreg patch: the socket sendfile(2) may write to: plain TCP only
+    /// (TLS must encrypt in user space; Unix sockets are left on the
+    /// buffered path, which is all their users need).
+    #[cfg(unix)]
+    fn sendfile_socket(&self) -> Option<std::os::unix::io::RawFd> {
+        use std::os::unix::io::AsRawFd;
+        match self {
+            Stream::Http(Connection::Tcp(s)) => Some(s.as_raw_fd()),
+            _ => None,
+        }
+    }
+
     fn secure(&self) -> bool {
         match self {
             Stream::Http(_) => false,
@@ -122,6 +134,12 @@ impl ReadDeadline {
 }
 
 impl RefinedTcpStream {
+    /// modelreg patch: see `Stream::sendfile_socket`.
+    #[cfg(unix)]
+    pub(crate) fn sendfile_socket(&self) -> Option<std::os::unix::io::RawFd> {
+        self.stream.sendfile_socket()
+    }
+
     pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
     where
         S: Into<Stream>,
