@@ -31,6 +31,8 @@ import tempfile
 import threading
 import time
 
+from sections import write_section
+
 BOUNDARY = "----modelregcrash7f3e"
 
 
@@ -119,19 +121,6 @@ def writer(kind, port, key, models, ledger, rnd, stop):
             with ledger.lock:
                 ledger.unacknowledged += 1
             return
-
-
-def write_section(path, text):
-    begin, end = "<!-- crash:begin -->", "<!-- crash:end -->"
-    with open(path) as f:
-        doc = f.read()
-    block = f"{begin}\n{text}\n{end}"
-    if begin in doc and end in doc:
-        doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(doc)
 
 
 def main():
@@ -234,7 +223,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "crash", text)
     sys.exit(0 if ok else 1)
 
 

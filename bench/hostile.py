@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from sections import write_section
+
 BOUNDARY = "----modelregbench0d1b2c3"
 
 
@@ -229,19 +231,6 @@ async def slowloris_dyn(port, box, stats):
         await asyncio.sleep(1.0)
 
 
-def write_section(path, text):
-    begin, end = "<!-- hostile:begin -->", "<!-- hostile:end -->"
-    with open(path) as f:
-        doc = f.read()
-    block = f"{begin}\n{text}\n{end}"
-    if begin in doc and end in doc:
-        doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(doc)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
@@ -321,7 +310,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write:
-        write_section(args.write, text)
+        write_section(args.write, "hostile", text)
     sys.exit(0 if ok else 1)
 
 

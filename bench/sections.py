@@ -1,0 +1,16 @@
+"""A marked section of BENCHMARKS.md that a benchmark owns and rewrites on
+every run: `<!-- NAME:begin -->` … `<!-- NAME:end -->`, appended the first
+time."""
+
+
+def write_section(path, name, text):
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    with open(path) as f:
+        doc = f.read()
+    block = f"{begin}\n{text}\n{end}"
+    if begin in doc and end in doc:
+        doc = doc[:doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(doc)
