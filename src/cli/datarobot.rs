@@ -351,8 +351,7 @@ fn resolve_version_id(target: &Target, model_id: &str, handle: &str) -> Result<S
 }
 
 /// A model's id from what the user typed: its id, or its name (one that
-/// two models share is an error listing both). Over HTTP the Octomil
-/// routes, which take either, say which model it is.
+/// two models share is an error listing both).
 pub(crate) fn resolve_model_id(target: &Target, handle: &str) -> Result<String, Error> {
     // Model ids are UUIDs, and names rarely are: an id goes as it is,
     // without a round trip.
@@ -361,10 +360,7 @@ pub(crate) fn resolve_model_id(target: &Target, handle: &str) -> Result<String, 
     }
     match target {
         Target::Local { registry, who } => Ok(registry.resolve_model(who, handle)?.id),
-        Target::Remote(remote) => {
-            let model = remote.get_json(&format!("/api/v1/models/{}", enc(handle)))?;
-            model["id"].as_str().map(str::to_string).ok_or_else(|| Error::Internal(format!("the server answered no id: {model}")))
-        }
+        Target::Remote(remote) => remote.model_id(handle),
     }
 }
 

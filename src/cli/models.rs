@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 
 use super::remote::{enc, Download, Remote};
 use crate::api::octomil;
-use crate::http::request::percent_encode;
 use crate::registry::{Error, Principal, Registry};
 use crate::store::blobs::{copy_hashing, Digest, PutError};
 
@@ -207,11 +206,11 @@ impl Backend for Remote {
 
     // The Octomil routes take a model's name wherever they take its id.
     fn show_model(&self, handle: &str) -> Result<Value, Error> {
-        self.get_json(&format!("/api/v1/models/{}", percent_encode(handle)))
+        self.get_json(&format!("/api/v1/models/{}", enc(handle)))
     }
 
     fn delete_model(&self, handle: &str) -> Result<(), Error> {
-        self.delete(&format!("/api/v1/models/{}", percent_encode(handle))).map(|_| ())
+        self.delete(&format!("/api/v1/models/{}", enc(handle))).map(|_| ())
     }
 
     fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error> {
@@ -228,7 +227,7 @@ impl Backend for Remote {
         if let Some(d) = description {
             fields.push(("description", d));
         }
-        let path = format!("/api/v1/models/{}/versions/upload", percent_encode(model));
+        let path = format!("/api/v1/models/{}/versions/upload", enc(model));
         Remote::upload(self, &path, &fields, "file", filename, &mut reader, len)
     }
 
@@ -238,10 +237,9 @@ impl Backend for Remote {
         let version = if version.trim().bytes().all(|b| b.is_ascii_digit()) {
             version.trim().to_string()
         } else {
-            let id = self.get_json(&format!("/api/v1/models/{}", percent_encode(model)))?["id"].as_str().unwrap_or(model).to_string();
-            super::version_handle::find_remote(self, &id, version)?.1.to_string()
+            super::version_handle::find_remote(self, &self.model_id(model)?, version)?.1.to_string()
         };
-        Remote::download(self, &format!("/api/v1/models/{}/versions/{version}/download", percent_encode(model)))
+        Remote::download(self, &format!("/api/v1/models/{}/versions/{version}/download", enc(model)))
     }
 
     fn download_format(&self, model: &str, version: i64, format: &str, _python: Option<&Path>) -> Result<Option<Download>, Error> {

@@ -85,6 +85,17 @@ fn check_server_url(url: &str) -> Result<(), Error> {
 }
 
 impl Remote {
+    /// A model's id from a handle the user typed, its id or its name: the
+    /// Octomil route takes either and answers with the id. A UUID is taken
+    /// as the id without a round trip.
+    pub fn model_id(&self, handle: &str) -> Result<String, Error> {
+        if crate::api::is_uuid(handle) {
+            return Ok(handle.to_string());
+        }
+        let model = self.get_json(&format!("/api/v1/models/{}", enc(handle)))?;
+        model["id"].as_str().map(str::to_string).ok_or_else(|| Error::Internal(format!("the server answered no id: {model}")))
+    }
+
     pub fn new(base: &str, token: &str) -> Remote {
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
         Remote { agent, base: base.trim_end_matches('/').to_string(), token: token.to_string() }
