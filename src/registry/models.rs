@@ -329,14 +329,9 @@ impl Registry {
         Ok(model)
     }
 
-    /// The caller's model of this name if there is one (200), else a new
-    /// one (201): Octomil's create is create-or-get by name, because the
+    /// The caller's model of this name if there is one (false), else a new
+    /// one (true): Octomil's create is create-or-get by name, because the
     /// SDK's `ensure_model` looks for the name on the first page only.
-    pub fn create_model_or_get_named(&self, who: &Principal, new: NewModel) -> Result<Model> {
-        self.create_model_named(who, new).map(|(model, _)| model)
-    }
-
-    /// As `create_model_or_get_named`, saying whether the model is new.
     pub fn create_model_named(&self, who: &Principal, new: NewModel) -> Result<(Model, bool)> {
         let tx = self.write()?;
         if !new.name.is_empty() {

@@ -220,7 +220,7 @@ fn confirm_upload(ctx: &Ctx, req: &mut Request) -> Result<Response> {
                     attrs,
                     origin: crate::registry::Origin::Octomil,
                 };
-                ctx.registry.create_model_or_get_named(&who, new)?
+                ctx.registry.create_model_named(&who, new)?.0
             }
             Err(e) => return Err(e),
         };
