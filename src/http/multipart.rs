@@ -11,7 +11,8 @@
 //!
 //! * **Bounded memory.** All body bytes pass through one fixed buffer of
 //!   `BUF_SIZE + delimiter length` bytes, allocated once in [`Multipart::new`]
-//!   and never grown. Neither a part, the preamble nor the epilogue is ever
+//!   and never grown, or, for part content when that buffer is empty,
+//!   straight into the caller's buffer (`Multipart::read_direct`). Neither a part, the preamble nor the epilogue is ever
 //!   accumulated; the only per-part allocations are the header values
 //!   (capped at [`MAX_HEADER_BYTES`] per part).
 //! * **A part ends only at a real delimiter.** `Part::read` returns `Ok(0)`
@@ -41,7 +42,7 @@ use std::io::{self, Read};
 
 /// Size of the streaming window. Reads from the underlying body are at most
 /// this large, and a part's content is handed out in pieces of at most this.
-const BUF_SIZE: usize = 64 * 1024;
+const BUF_SIZE: usize = 256 * 1024;
 
 /// Upper bound on one part's header block (all header lines plus the blank
 /// line that ends them).
@@ -422,6 +423,46 @@ impl<R: Read> Multipart<R> {
         }
     }
 
+    /// Part content with nothing of it buffered: reads from the body straight
+    /// into the caller's buffer and scans it there, which saves copying every
+    /// byte of a large upload through the window. Whatever cannot be handed
+    /// out yet (a delimiter and what follows it, or a possible delimiter
+    /// start at the end) goes back into the window, where the usual path
+    /// takes it up. None when this path does not apply or handed out nothing.
+    fn read_direct(&mut self, out: &mut [u8]) -> Result<Option<usize>, MultipartError> {
+        let m = self.delim.len();
+        // The held-back bytes must fit in the window, and a read shorter than
+        // a delimiter could only be held back whole.
+        if self.pos != self.end || self.eof || out.len() <= m {
+            return Ok(None);
+        }
+        debug_assert!(!self.found && self.avail_end == self.end && self.scanned_end == self.end);
+        let len = out.len().min(BUF_SIZE);
+        let out = &mut out[..len];
+        let n = loop {
+            match self.reader.read(out) {
+                Ok(n) => break n.min(out.len()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(MultipartError::Io(e)),
+            }
+        };
+        if n == 0 {
+            self.eof = true;
+            return Ok(None);
+        }
+        let keep = match self.finder.find(&out[..n]) {
+            Some(off) => off,
+            None => possible_delimiter_start(&out[..n], &self.delim),
+        };
+        let held = n - keep;
+        self.buf[..held].copy_from_slice(&out[keep..n]);
+        self.pos = 0;
+        self.end = held;
+        self.avail_end = 0;
+        self.scanned_end = 0;
+        Ok((keep > 0).then_some(keep))
+    }
+
     /// Makes sure the delimiter at `avail_end` is followed by something a
     /// delimiter may be followed by, so `Part::read` never reports a clean
     /// end for a body that was cut off (or corrupted) right after it.
@@ -457,30 +498,16 @@ impl<R: Read> Multipart<R> {
     /// The whole delimiter is searched with `memmem` (SIMD, a few bytes per
     /// cycle) rather than stopping at every CR: random bytes and weights have
     /// one CR in 256, so a byte-at-a-time scan with a compare at each CR cost
-    /// about an eighth of an upload's CPU. What `memmem` cannot see is a
-    /// delimiter cut by the end of the buffer; only the last `m - 1` bytes
-    /// can hold its start, and only at a CR, since the boundary has no
-    /// control bytes: each such candidate is compared with the delimiter's
-    /// prefix, which stops at the next CR, so the tail check is O(m).
+    /// about an eighth of an upload's CPU. What `memmem` cannot see, a
+    /// delimiter cut by the end of the buffer, `possible_delimiter_start` does.
     fn scan(&mut self) {
-        let m = self.delim.len();
         let end = self.end;
         let start = self.avail_end;
         if let Some(off) = self.finder.find(&self.buf[start..end]) {
             self.avail_end = start + off;
             self.found = true;
         } else {
-            let mut hold = end;
-            let mut i = end.saturating_sub(m - 1).max(start);
-            while let Some(off) = memchr::memchr(b'\r', &self.buf[i..end]) {
-                let c = i + off;
-                if self.buf[c..end] == self.delim[..end - c] {
-                    hold = c;
-                    break;
-                }
-                i = c + 1;
-            }
-            self.avail_end = hold;
+            self.avail_end = start + possible_delimiter_start(&self.buf[start..end], &self.delim);
         }
         self.scanned_end = end;
     }
@@ -527,6 +554,24 @@ impl<R: Read> Multipart<R> {
             }
         }
     }
+}
+
+/// Where in `bytes`, which hold no whole delimiter, one may begin that the
+/// next bytes would complete; `bytes.len()` if nowhere. Only the last
+/// `delim.len() - 1` bytes can hold its start, and only at a CR, since the
+/// boundary has no control bytes: each such candidate is compared with the
+/// delimiter's prefix, which stops at the next CR, so this is O(delimiter).
+fn possible_delimiter_start(bytes: &[u8], delim: &[u8]) -> usize {
+    let end = bytes.len();
+    let mut i = end.saturating_sub(delim.len() - 1);
+    while let Some(off) = memchr::memchr(b'\r', &bytes[i..]) {
+        let c = i + off;
+        if bytes[c..] == delim[..end - c] {
+            return c;
+        }
+        i = c + 1;
+    }
+    end
 }
 
 fn garbage_after_boundary() -> MultipartError {
@@ -725,6 +770,9 @@ impl<'a, R: Read> Read for Part<'a, R> {
             return Ok(0);
         }
         let mp = &mut *self.mp;
+        if let Some(n) = mp.read_direct(out)? {
+            return Ok(n);
+        }
         let n = mp.content_available()?.min(out.len());
         out[..n].copy_from_slice(&mp.buf[mp.pos..mp.pos + n]);
         mp.pos += n;
@@ -868,12 +916,48 @@ mod tests {
         Ok(out)
     }
 
-    /// Parses `body` with a plain slice, a 1-byte reader and several random
-    /// chunkings, and checks they all agree.
+    /// Like `collect`, but reads each part into a fixed buffer of `size`
+    /// bytes, filled as far as it goes, as the blob store does: reads of
+    /// every size at every offset, which is what `read_direct` must survive.
+    fn collect_in_pieces<R: Read>(reader: R, boundary: &str, size: usize) -> Result<Vec<Got>, MultipartError> {
+        let mut mp = Multipart::new(reader, boundary);
+        let mut out = Vec::new();
+        let mut piece = vec![0u8; size];
+        while let Some(mut part) = mp.next_part()? {
+            let mut data = Vec::new();
+            let mut filled = 0;
+            loop {
+                let n = part.read(&mut piece[filled..])?;
+                data.extend_from_slice(&piece[filled..filled + n]);
+                filled = if n == 0 || filled + n == size { 0 } else { filled + n };
+                if n == 0 {
+                    break;
+                }
+            }
+            out.push(Got {
+                name: part.name().into(),
+                filename: part.filename().map(Into::into),
+                content_type: part.content_type().map(Into::into),
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Parses `body` with a plain slice, a 1-byte reader, several random
+    /// chunkings and several sizes of the caller's buffer, and checks they all
+    /// agree.
     fn parse_all_ways(body: &[u8], boundary: &str) -> Result<Vec<Got>, String> {
         let whole = collect(body, boundary).map_err(|e| e.to_string());
         let one = collect(OneByte(body), boundary).map_err(|e| e.to_string());
         assert_eq!(whole, one, "1-byte reader disagrees");
+        for size in [1, 5, 64, 4096, 70_001, 2 * BUF_SIZE] {
+            let pieces = collect_in_pieces(body, boundary, size).map_err(|e| e.to_string());
+            assert_eq!(whole, pieces, "reads into {size}-byte pieces disagree");
+            let chunky = Chunky { data: body, rng: XorShift(size as u64 * 0x9E37_79B9) };
+            let pieces = collect_in_pieces(chunky, boundary, size).map_err(|e| e.to_string());
+            assert_eq!(whole, pieces, "chunked reads into {size}-byte pieces disagree");
+        }
         for seed in 1..4u64 {
             let chunky = Chunky {
                 data: body,
@@ -995,6 +1079,32 @@ mod tests {
             .enumerate()
             .map(|(i, d)| got(&format!("p{i}"), Some("f"), None, d))
             .collect();
+        assert_eq!(parse_all_ways(&build(b, &parts), b).unwrap(), parts);
+    }
+
+    /// Parts larger than the window, with delimiter look-alikes and a real
+    /// delimiter's prefix at and around every place a read can end.
+    #[test]
+    fn large_parts_with_lookalikes_at_read_edges() {
+        let b = "----b0undary";
+        let mut rng = XorShift(7);
+        let mut parts = Vec::new();
+        for (i, len) in [BUF_SIZE - 1, BUF_SIZE, BUF_SIZE + 13, 3 * BUF_SIZE / 2, 70_000].into_iter().enumerate() {
+            let mut data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            for at in [4095usize, 4096, 65_535, 70_000, BUF_SIZE - 20, BUF_SIZE - 3, len - 12] {
+                let trap: &[u8] = match at % 3 {
+                    0 => b"\r\n--b0undar",
+                    1 => b"\r\n--",
+                    _ => b"\r",
+                };
+                if at + trap.len() <= len {
+                    data[at..at + trap.len()].copy_from_slice(trap);
+                }
+            }
+            // a part that ends in a delimiter's prefix
+            data.extend_from_slice(b"\r\n--b0undar");
+            parts.push(got(&format!("p{i}"), Some("w.bin"), None, &data));
+        }
         assert_eq!(parse_all_ways(&build(b, &parts), b).unwrap(), parts);
     }
 

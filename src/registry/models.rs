@@ -844,16 +844,16 @@ pub(super) fn insert_version(tx: &rusqlite::Connection, who: &Principal, model_i
         "UPDATE models SET last_version_number = max(last_version_number, ?2) WHERE id = ?1",
         params![version.model_id, version.number],
     )?;
+    // prepared once for all of a version's files, which may be thousands
+    let mut insert_blob =
+        tx.prepare_cached("INSERT INTO blobs (sha256, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
+    let mut insert_file = tx.prepare_cached(
+        "INSERT INTO version_files (id, version_id, position, path, sha256, size, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
     for (position, file) in version.files.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO blobs (sha256, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            params![file.sha256, file.size, at],
-        )?;
-        tx.execute(
-            "INSERT INTO version_files (id, version_id, position, path, sha256, size, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![file.id, version.id, position as i64, file.path, file.sha256, file.size, file.created_at],
-        )?;
+        insert_blob.execute(params![file.sha256, file.size, at])?;
+        insert_file.execute(params![file.id, version.id, position as i64, file.path, file.sha256, file.size, file.created_at])?;
     }
     Ok(version)
 }
