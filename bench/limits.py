@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Issue 14's measurements that need more than curl and wrk (standard-library Python).
 
-    limits.py files-round URL KEY DIR            one round: 1,000 new files of 4 KiB (random bytes) in DIR/src (and
-                                                 DIR/src.tar); a DataRobot version of them created and downloaded
+    limits.py files-round URL KEY DIR            one round: 1,000 new files of 4 KiB (random bytes) in DIR/<new>/src
+                                                 (and its src.tar; nothing is removed: the caller removes DIR at the
+                                                 end); a DataRobot version of them created and downloaded
                                                  as a zip, beside tar of the same folder into and out of the page
                                                  cache; prints "name<TAB>seconds" lines
     limits.py writers URL KEY CLIENTS SECONDS    model creates per second with CLIENTS concurrent keep-alive clients
