@@ -153,7 +153,7 @@ pub(super) fn after_upload(ctx: &Ctx, who: &Principal, model_id: &str, number: O
 fn model_and_number(ctx: &Ctx, req: &Request) -> Result<(String, i64)> {
     let who = req.who()?;
     let model = super::resolve_model(ctx.registry, who, req.param("model_id"))?;
-    let number = super::version_number(ctx.registry, who, &model.id, req.param("version"))?;
+    let number = super::version_number(ctx.registry, who, &model.id, req)?;
     Ok((model.id, number))
 }
 

@@ -397,17 +397,27 @@ pub(crate) fn commit_upload(
 fn download_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let model = resolve_model(ctx.registry, &who, req.param("model_id"))?;
-    let number = version_number(ctx.registry, &who, &model.id, req.param("version"))?;
+    let version = ctx.registry.find_version(&who, &model.id, &version_param(req)?)?;
     let wanted = download_format_param(req)?;
-    download_response(ctx, req, &who, &model.id, number, &wanted)
+    download_response(ctx, req, &who, &version, &wanted)
 }
 
-/// The number of the version a `{version}` names: a positive number, or a
-/// label the client gave a version.
-pub(super) fn version_number(registry: &Registry, who: &Principal, model_id: &str, text: &str) -> Result<i64> {
+/// What a route's `{version}` names: a positive number, or a label the
+/// client gave a version.
+pub(super) fn version_param(req: &Request) -> Result<crate::registry::VersionRef> {
+    let text = req.param("version");
     match crate::registry::VersionRef::parse(text) {
-        crate::registry::VersionRef::Number(n) if n >= 1 => Ok(n),
-        crate::registry::VersionRef::Number(_) => Err(Error::invalid("version", "must be a positive integer or a label")),
+        crate::registry::VersionRef::Number(n) if n < 1 => {
+            Err(Error::invalid("version", format!("must be a positive number or a label, got {text:?}")))
+        }
+        by => Ok(by),
+    }
+}
+
+/// The number of the version a route's `{version}` names.
+pub(super) fn version_number(registry: &Registry, who: &Principal, model_id: &str, req: &Request) -> Result<i64> {
+    match version_param(req)? {
+        crate::registry::VersionRef::Number(n) => Ok(n),
         label => Ok(registry.find_version(who, model_id, &label)?.number),
     }
 }
@@ -423,24 +433,17 @@ pub(super) fn download_format_param(req: &Request) -> Result<String> {
 
 /// The bytes of one version in one format, for the download route and the
 /// signed download URL alike.
-pub(super) fn download_response(
-    ctx: &Ctx,
-    req: &Request,
-    who: &Principal,
-    id: &str,
-    number: i64,
-    wanted: &str,
-) -> Result<Response> {
-    let version = ctx.registry.get_version(who, id, number)?;
-    let stored = version_format(&version);
+pub(super) fn download_response(ctx: &Ctx, req: &Request, who: &Principal, version: &Version, wanted: &str) -> Result<Response> {
+    let stored = version_format(version);
     if wanted != "original" && wanted != stored {
-        return formats::download(ctx, req, who, &version, wanted);
+        return formats::download(ctx, req, who, version, wanted);
     }
     // A version made through DataRobot can hold many files (or none);
     // Octomil's download serves exactly one.
     let [file] = version.files.as_slice() else {
         return Err(Error::NotFound(format!(
-            "version {number} holds {} files, not one weights file; download it through the DataRobot routes",
+            "version {} holds {} files, not one weights file; download it through the DataRobot routes",
+            version.number,
             version.files.len()
         )));
     };
@@ -456,7 +459,7 @@ pub(super) fn download_response(
         },
     );
     Ok(response
-        .with_header("Content-Disposition", format!("attachment; filename=\"{}\"", download_file_name(&version)))
+        .with_header("Content-Disposition", format!("attachment; filename=\"{}\"", download_file_name(version)))
         .with_header("X-Model-Hash", file.sha256.clone()))
 }
 

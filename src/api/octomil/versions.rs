@@ -10,10 +10,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{commit_upload, download_response, render_version, resolve_model, OCTOMIL};
+use super::{commit_upload, download_response, render_version, resolve_model, version_param, OCTOMIL};
 use crate::api::query_int;
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::{Error, Result, VersionRef, VersionStatus};
+use crate::registry::{Error, Result, VersionStatus};
 
 pub fn routes(router: &mut Router) {
     router.add(&OCTOMIL, "GET", "/api/v1/models/{model_id}/versions", list_versions);
@@ -30,14 +30,6 @@ pub fn routes(router: &mut Router) {
     // The signed URLs carry their own authority: no key.
     router.add_public(&OCTOMIL, "PUT", "/api/v1/uploads/{token}", put_upload);
     router.add_public(&OCTOMIL, "GET", "/api/v1/downloads/{token}", signed_download);
-}
-
-fn version_param(req: &Request) -> Result<VersionRef> {
-    let text = req.param("version");
-    match VersionRef::parse(text) {
-        VersionRef::Number(n) if n < 1 => Err(Error::invalid("version", format!("must be a positive number or a label, got {text:?}"))),
-        by => Ok(by),
-    }
 }
 
 /// Newest first, paged like the model list; `status` filters.
@@ -268,7 +260,8 @@ fn download_url(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 fn signed_download(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let grant = ctx.registry.redeem_download(req.param("token"))?;
-    download_response(ctx, req, &grant.who, &grant.model_id, grant.number, &grant.format)
+    let version = ctx.registry.get_version(&grant.who, &grant.model_id, grant.number)?;
+    download_response(ctx, req, &grant.who, &version, &grant.format)
 }
 
 /// Octomil's deployment features, which a registry does not have. Their
