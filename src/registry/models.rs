@@ -635,6 +635,36 @@ impl Registry {
         ids.iter().map(|id| load_version(&self.conn, id)).collect()
     }
 
+    /// One page of a model's versions, newest first, with `status` only if
+    /// given, and how many there are in all: paged in SQL, so a model with
+    /// thousands of versions loads only the page.
+    pub fn list_versions_page(
+        &self,
+        who: &Principal,
+        model_id: &str,
+        status: Option<VersionStatus>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Version>, u64)> {
+        let _snapshot = self.read_snapshot()?;
+        self.get_model(who, model_id)?;
+        let status = status.map(|s| s.as_str());
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM model_versions WHERE model_id = ?1 AND (?2 IS NULL OR status = ?2)")?
+            .query_row(params![model_id, status], |r| r.get(0))?;
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM model_versions WHERE model_id = ?1 AND (?2 IS NULL OR status = ?2)
+                 ORDER BY number DESC LIMIT ?3 OFFSET ?4",
+            )?
+            .query_map(params![model_id, status, limit, offset], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let versions = ids.iter().map(|id| load_version(&self.conn, id)).collect::<Result<_>>()?;
+        Ok((versions, total as u64))
+    }
+
     /// The model's latest version: the highest-numbered one that is not
     /// deprecated. Every door's "latest" is this one.
     pub fn latest_version(&self, who: &Principal, model_id: &str) -> Result<Option<Version>> {

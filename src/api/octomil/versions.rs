@@ -44,11 +44,8 @@ fn list_versions(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             Error::invalid("status", format!("must be one of active, published, deprecated; got {s:?}"))
         })?),
     };
-    let mut versions = ctx.registry.list_versions(who, &model.id)?;
-    versions.retain(|v| status.is_none_or(|s| v.status == s));
-    let total = versions.len();
-    let page: Vec<Value> =
-        versions.iter().rev().skip(offset as usize).take(limit as usize).map(|v| render_version(&model.id, v)).collect();
+    let (versions, total) = ctx.registry.list_versions_page(who, &model.id, status, limit, offset)?;
+    let page: Vec<Value> = versions.iter().map(|v| render_version(&model.id, v)).collect();
     Ok(Response::json(200, &json!({"versions": page, "total": total, "limit": limit, "offset": offset})))
 }
 
