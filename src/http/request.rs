@@ -46,6 +46,12 @@ impl Request {
         self.inner.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
     }
 
+    /// A stored file as the answer to this request, honouring its
+    /// If-None-Match, Range and If-Range (see `response::file_response`).
+    pub fn file_answer(&self, file: super::response::FileToSend) -> super::response::Response {
+        super::response::file_response(self.header("If-None-Match"), self.header("Range"), self.header("If-Range"), file)
+    }
+
     /// The authenticated caller. Routes marked public have none.
     pub fn who(&self) -> Result<&Principal> {
         self.principal.as_ref().ok_or_else(|| Error::Unauthorized("this route needs an API key".into()))

@@ -248,17 +248,12 @@ fn download_file(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         .iter()
         .find(|f| f.id == file_id)
         .ok_or_else(|| Error::NotFound(format!("version {number} of model {id} has no file {file_id}")))?;
-    let response = crate::http::response::file_response(
-        req.header("If-None-Match"),
-        req.header("Range"),
-        req.header("If-Range"),
-        FileToSend {
-            file: ctx.registry.open_blob(&file.sha256)?,
-            size: file.size,
-            sha256: file.sha256.clone(),
-            content_type: "application/octet-stream".into(),
-        },
-    );
+    let response = req.file_answer(FileToSend {
+        file: ctx.registry.open_blob(&file.sha256)?,
+        size: file.size,
+        sha256: file.sha256.clone(),
+        content_type: "application/octet-stream".into(),
+    });
     let base = file.path.rsplit('/').next().unwrap_or(&file.path);
     Ok(hardened(response.with_header("Content-Disposition", crate::api::datarobot::attachment(base))))
 }

@@ -80,12 +80,7 @@ fn jar(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let (model, version) = model_version_ids(req);
     let (conversion, jar, file) = open_jar(ctx.registry, &who, &model, &version, req.param("cid"))?;
-    let response = crate::http::response::file_response(
-        req.header("If-None-Match"),
-        req.header("Range"),
-        req.header("If-Range"),
-        FileToSend { file, size: jar.size, sha256: jar.sha256, content_type: "application/java-archive".into() },
-    );
+    let response = req.file_answer(FileToSend { file, size: jar.size, sha256: jar.sha256, content_type: "application/java-archive".into() });
     Ok(response.with_header("Content-Disposition", attachment(&jar_name(&conversion))))
 }
 

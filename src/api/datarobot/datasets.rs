@@ -144,12 +144,7 @@ fn download(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let file = ctx.registry.open_blob(&dataset.sha256)?;
     // Only an ingested file is known to be CSV.
     let content_type = if dataset.state == DatasetState::Completed { "text/csv" } else { "application/octet-stream" };
-    let response = crate::http::response::file_response(
-        req.header("If-None-Match"),
-        req.header("Range"),
-        req.header("If-Range"),
-        FileToSend { file, size: dataset.size, sha256: dataset.sha256.clone(), content_type: content_type.into() },
-    );
+    let response = req.file_answer(FileToSend { file, size: dataset.size, sha256: dataset.sha256.clone(), content_type: content_type.into() });
     Ok(response.with_header("Content-Disposition", attachment(&dataset.file_name)))
 }
 

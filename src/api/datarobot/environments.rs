@@ -315,12 +315,7 @@ fn download(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         Some(ArchiveFormat::TarGz) => "application/gzip",
         None => "application/x-tar",
     };
-    let response = crate::http::response::file_response(
-        req.header("If-None-Match"),
-        req.header("Range"),
-        req.header("If-Range"),
-        FileToSend { file, size: stored.size, sha256: stored.sha256.clone(), content_type: content_type.into() },
-    );
+    let response = req.file_answer(FileToSend { file, size: stored.size, sha256: stored.sha256.clone(), content_type: content_type.into() });
     Ok(response.with_header("Content-Disposition", attachment(&filename)))
 }
 

@@ -220,17 +220,12 @@ pub(super) fn download(ctx: &Ctx, req: &Request, who: &Principal, version: &Vers
         return Ok(not_available(version, format, &availability));
     };
     let artifact = row.artifact.as_ref().ok_or_else(|| Error::Internal(format!("the {format} artifact is ready but has no file")))?;
-    let response = crate::http::response::file_response(
-        req.header("If-None-Match"),
-        req.header("Range"),
-        req.header("If-Range"),
-        FileToSend {
-            file: ctx.registry.open_blob(&artifact.sha256)?,
-            size: artifact.size,
-            sha256: artifact.sha256.clone(),
-            content_type: "application/octet-stream".into(),
-        },
-    );
+    let response = req.file_answer(FileToSend {
+        file: ctx.registry.open_blob(&artifact.sha256)?,
+        size: artifact.size,
+        sha256: artifact.sha256.clone(),
+        content_type: "application/octet-stream".into(),
+    });
     Ok(response
         .with_header("Content-Disposition", format!("attachment; filename=\"{}\"", convert::file_name(version.number, format)))
         .with_header("X-Model-Hash", artifact.sha256.clone()))

@@ -447,17 +447,12 @@ pub(super) fn download_response(ctx: &Ctx, req: &Request, who: &Principal, versi
             version.files.len()
         )));
     };
-    let response = crate::http::response::file_response(
-        req.header("If-None-Match"),
-        req.header("Range"),
-        req.header("If-Range"),
-        FileToSend {
-            file: ctx.registry.open_blob(&file.sha256)?,
-            size: file.size,
-            sha256: file.sha256.clone(),
-            content_type: "application/octet-stream".into(),
-        },
-    );
+    let response = req.file_answer(FileToSend {
+        file: ctx.registry.open_blob(&file.sha256)?,
+        size: file.size,
+        sha256: file.sha256.clone(),
+        content_type: "application/octet-stream".into(),
+    });
     Ok(response
         .with_header("Content-Disposition", format!("attachment; filename=\"{}\"", download_file_name(version)))
         .with_header("X-Model-Hash", file.sha256.clone()))
