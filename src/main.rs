@@ -9,6 +9,7 @@ mod jobs;
 mod process;
 mod registry;
 mod runtime;
+mod server;
 mod store;
 mod ui;
 

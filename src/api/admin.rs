@@ -11,11 +11,12 @@
 
 use serde_json::{json, Value};
 
+use crate::registry::fields::{opt_bool, opt_string};
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{Error, NewUser, Result};
 
 pub static ADMIN: Dialect =
-    Dialect { name: "admin", prefix: "/api/modelreg/", render_error: super::render_generic_error, trailing_slash_optional: false };
+    Dialect { name: "admin", prefix: "/api/modelreg/", render_error: crate::http::generic::render_generic_error, trailing_slash_optional: false };
 
 pub fn routes(router: &mut Router) {
     router.add(&ADMIN, "GET", "/api/modelreg/v1/teams", list_teams);
@@ -27,7 +28,7 @@ pub fn routes(router: &mut Router) {
     router.add(&ADMIN, "DELETE", "/api/modelreg/v1/keys/{id}", revoke_key);
     // Public to the router: the scrape token is not an API key, so this
     // handler checks the bearer itself (`metrics::authorize`).
-    router.add_public(&super::GENERIC, "GET", "/metrics", crate::http::metrics::handler);
+    router.add_public(&crate::http::generic::GENERIC, "GET", "/metrics", crate::http::metrics::handler);
 }
 
 
@@ -50,11 +51,11 @@ fn create_user(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let body = req.json_object()?;
     let new = NewUser {
         username: required_string(&body, "username")?,
-        email: super::opt_string(&body, "email")?,
-        is_admin: super::opt_bool(&body, "admin")?.unwrap_or(false),
+        email: opt_string(&body, "email")?,
+        is_admin: opt_bool(&body, "admin")?.unwrap_or(false),
         ..Default::default()
     };
-    let team = super::opt_string(&body, "team")?;
+    let team = opt_string(&body, "team")?;
     Ok(Response::json(201, &json!(ctx.registry.create_user_as(req.who()?, team.as_deref(), &new)?)))
 }
 
@@ -65,7 +66,7 @@ fn list_keys(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 fn create_key(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let body = req.json_object()?;
     let user = required_string(&body, "user")?;
-    let label = super::opt_string(&body, "label")?.unwrap_or_default();
+    let label = opt_string(&body, "label")?.unwrap_or_default();
     let (key, secret) = ctx.registry.create_key_as(req.who()?, &user, &label)?;
     Ok(Response::json(201, &key_created(&key, &secret)))
 }
@@ -83,7 +84,7 @@ pub fn key_created(key: &crate::registry::ApiKey, secret: &str) -> Value {
 }
 
 fn required_string(body: &serde_json::Map<String, Value>, field: &str) -> Result<String> {
-    super::opt_string(body, field)?
+    opt_string(body, field)?
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| Error::invalid(field, "is required"))
 }

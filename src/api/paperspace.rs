@@ -8,7 +8,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{opt_bool, opt_string, parse_bool, query_bool, query_int};
+use crate::http::params::{query_bool, query_int};
+use crate::registry::fields::{opt_bool, opt_string, parse_bool};
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{
     machine_type, Assignee, Cursor, Error, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, Model,

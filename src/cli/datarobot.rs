@@ -341,7 +341,7 @@ impl CustomModelsCommand {
 
 /// A version's id from its id, number or label (`super::version_handle`).
 fn resolve_version_id(target: &Target, model_id: &str, handle: &str) -> Result<String, Error> {
-    if crate::api::is_uuid(handle) {
+    if crate::registry::is_uuid(handle) {
         return Ok(handle.to_string());
     }
     match target {
@@ -355,7 +355,7 @@ fn resolve_version_id(target: &Target, model_id: &str, handle: &str) -> Result<S
 pub(crate) fn resolve_model_id(target: &Target, handle: &str) -> Result<String, Error> {
     // Model ids are UUIDs, and names rarely are: an id goes as it is,
     // without a round trip.
-    if crate::api::is_uuid(handle) {
+    if crate::registry::is_uuid(handle) {
         return Ok(handle.to_string());
     }
     match target {

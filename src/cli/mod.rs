@@ -461,7 +461,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         convert_on_upload: !args.no_convert_on_upload,
     };
     crate::jobs::start(&options)?;
-    crate::http::serve(options, crate::api::router(), |addr| {
+    crate::http::serve(options, crate::server::router(), |addr| {
         // Tests and scripts wait for this line to know the port.
         eprintln!("modelreg: listening on http://{addr} (data directory {})", data_dir.display());
     })?;

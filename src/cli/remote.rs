@@ -89,7 +89,7 @@ impl Remote {
     /// Octomil route takes either and answers with the id. A UUID is taken
     /// as the id without a round trip.
     pub fn model_id(&self, handle: &str) -> Result<String, Error> {
-        if crate::api::is_uuid(handle) {
+        if crate::registry::is_uuid(handle) {
             return Ok(handle.to_string());
         }
         let model = self.get_json(&format!("/api/v1/models/{}", enc(handle)))?;

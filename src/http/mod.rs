@@ -5,8 +5,10 @@
 
 pub mod access_log;
 pub mod forwarded;
+pub mod generic;
 pub mod metrics;
 pub mod multipart;
+pub mod params;
 mod ratelimit;
 pub mod request;
 pub mod response;

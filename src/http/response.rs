@@ -179,3 +179,10 @@ mod tests {
         assert!(!etag_matches("\"abd\"", "abc"));
     }
 }
+
+/// `Content-Disposition` for a download, keeping only the characters of
+/// the name that can neither break the header nor name a path.
+pub fn attachment(filename: &str) -> String {
+    let safe: String = filename.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '/')).collect();
+    format!("attachment; filename=\"{safe}\"")
+}

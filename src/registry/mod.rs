@@ -19,6 +19,7 @@ pub mod environments;
 pub mod formats;
 pub mod insights;
 mod error;
+pub mod fields;
 pub mod jobs;
 mod machines;
 mod maintenance;
@@ -38,6 +39,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use crate::store::blobs::{BlobStore, PutError, UploadGuard};
 pub use crate::store::blobs::{Digest, PendingBlobs};
 use crate::store::db;
+pub use crate::store::stamps::{format_time, is_uuid, new_id, now};
 
 pub use auth::{ApiKey, NewUser, Principal, FIRST_KEY_FILE};
 pub use backup::{restore, BackupReport};
@@ -167,34 +169,6 @@ impl Registry {
             .open_blob(sha256)
             .map_err(|e| Error::Internal(format!("blob {sha256} is referenced but cannot be opened: {e}")))
     }
-}
-
-/// Now, as the RFC 3339 UTC text every table stores (millisecond precision,
-/// so that text order is time order).
-pub fn now() -> String {
-    format_time(time::OffsetDateTime::now_utc())
-}
-
-pub fn format_time(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
-
-/// A new row id: a UUID (the form Octomil's clients validate), version 7 so
-/// that ids sort by creation time. Lists ordered by a millisecond timestamp
-/// break ties by id, which then keeps creation order within the same
-/// millisecond (the generator is monotonic within a process).
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 /// Parses a JSON object column; a corrupt value is an internal error rather

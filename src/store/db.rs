@@ -109,7 +109,7 @@ fn newer_schema(version: i64) -> rusqlite::Error {
 /// does not tear the copy), and returns where.
 fn copy_before_migration(conn: &Connection, version: i64) -> rusqlite::Result<PathBuf> {
     let path = PathBuf::from(conn.path().unwrap_or_default());
-    let stamp = crate::registry::now().replace([':', '.'], "");
+    let stamp = super::stamps::now().replace([':', '.'], "");
     let copy = path.with_file_name(format!(
         "{}.schema-{version}.{stamp}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("modelreg.db")

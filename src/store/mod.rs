@@ -3,3 +3,4 @@
 
 pub mod blobs;
 pub mod db;
+pub mod stamps;

@@ -12,7 +12,9 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::api::{is_uuid, query_int};
+use crate::http::params::{query_bool, query_int};
+use crate::http::response::attachment;
+use crate::registry::is_uuid;
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
 use crate::registry::{Cursor, Error, Model, ModelQuery, Origin, PageRequest, Principal, Registry, Result, Version, VersionSummary};
 
@@ -54,7 +56,7 @@ fn hardened(response: Response) -> Response {
 /// modelreg's own error body (the generic one of `crate::api`), hardened
 /// like every UI response.
 fn render_error(error: &Error) -> Response {
-    hardened(crate::api::render_generic_error(error))
+    hardened(crate::http::generic::render_generic_error(error))
 }
 
 /// Assets change only with the binary; `no-cache` makes the browser
@@ -111,7 +113,7 @@ fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             query.attr_equals.push((attr.into(), json!(value)));
         }
     }
-    if let Some(public) = crate::api::query_bool(req, "public")? {
+    if let Some(public) = query_bool(req, "public")? {
         query.attr_equals.push(("isPublic".into(), json!(public)));
     }
     let who = req.who()?;
@@ -255,7 +257,7 @@ fn download_file(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         content_type: "application/octet-stream".into(),
     });
     let base = file.path.rsplit('/').next().unwrap_or(&file.path);
-    Ok(hardened(response.with_header("Content-Disposition", crate::api::datarobot::attachment(base))))
+    Ok(hardened(response.with_header("Content-Disposition", attachment(base))))
 }
 
 /// A dataset with its column names: DataRobot's dataset route gives only

@@ -21,7 +21,9 @@ pub(crate) mod versions;
 
 use serde_json::{json, Map, Value};
 
-pub(crate) use super::{opt_bool_or_text, opt_int_or_text, query_true_false as query_bool};
+pub(crate) use crate::http::params::query_true_false as query_bool;
+pub(crate) use crate::http::response::attachment;
+pub(crate) use crate::registry::fields::{opt_bool_or_text, opt_int_or_text, opt_str, opt_string_list, pairs_list};
 use crate::http::request::percent_encode;
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{Error, JobState, Result};
@@ -207,13 +209,6 @@ pub(crate) fn wait_briefly(registry: &crate::registry::Registry, who: &crate::re
     Ok(())
 }
 
-/// `Content-Disposition` for a download, keeping only the characters of
-/// the name that can neither break the header nor name a path.
-pub(crate) fn attachment(filename: &str) -> String {
-    let safe: String = filename.chars().filter(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '/')).collect();
-    format!("attachment; filename=\"{safe}\"")
-}
-
 /// All text parts of one multipart request share this many bytes.
 pub(crate) const MAX_TEXT_BYTES: usize = 1024 * 1024;
 
@@ -257,50 +252,6 @@ impl PartBudget {
         self.file_left = self.file_left.saturating_sub(digest.size);
         Ok(digest)
     }
-}
-
-/// An optional string with a length cap; null and absent are None.
-pub(crate) fn opt_str(body: &Map<String, Value>, field: &str, max: usize) -> Result<Option<String>> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
-        Some(Value::String(_)) => Err(Error::invalid(field, format!("must be at most {max} characters"))),
-        Some(_) => Err(Error::invalid(field, "must be a string")),
-    }
-}
-
-pub(crate) fn opt_string_list(body: &Map<String, Value>, field: &str, max_items: usize) -> Result<Option<Vec<String>>> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) if items.len() <= max_items => items
-            .iter()
-            .map(|v| match v.as_str() {
-                Some(s) if !s.is_empty() => Ok(s.to_string()),
-                _ => Err(Error::invalid(field, "must be a list of non-empty strings")),
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some),
-        Some(_) => Err(Error::invalid(field, format!("must be a list of at most {max_items} strings"))),
-    }
-}
-
-/// `[{fieldName, displayName}]` or `[{fieldName, value}]`: the client's
-/// strict dicts, so exactly these two string keys are kept.
-pub(crate) fn pairs_list(field: &str, value: &Value, second: &str, max_value: usize) -> Result<Value> {
-    let Value::Array(items) = value else { return Err(Error::invalid(field, "must be a list")) };
-    if items.len() > 100 {
-        return Err(Error::invalid(field, "must have at most 100 items"));
-    }
-    let mut out = Vec::new();
-    for item in items {
-        let name = item.get("fieldName").and_then(Value::as_str).filter(|s| !s.is_empty());
-        let other = item.get(second).and_then(Value::as_str).filter(|s| s.chars().count() <= max_value);
-        match (name, other) {
-            (Some(n), Some(o)) => out.push(json!({"fieldName": n, second: o})),
-            _ => return Err(Error::invalid(field, format!("every item needs a fieldName and a {second} (at most {max_value} characters)"))),
-        }
-    }
-    Ok(Value::Array(out))
 }
 
 /// Reads an access-control PATCH body `{data: [{username, role, canShare?, canUseData?}]}`.

@@ -15,7 +15,9 @@ pub(crate) mod formats;
 
 use serde_json::{json, Map, Value};
 
-use super::{is_uuid, opt_bool, opt_number, opt_string, query_bool, query_int};
+use crate::http::params::{query_bool, query_int};
+use crate::registry::fields::{opt_bool, opt_number, opt_string};
+use crate::registry::is_uuid;
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
 use crate::registry::{
     Digest, Error, Model, Origin, ModelQuery, NewFile, NewModel, NewVersion, PageRequest, Principal, Registry, Result, Version,

@@ -11,7 +11,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{commit_upload, download_response, render_version, resolve_model, version_param, OCTOMIL};
-use crate::api::query_int;
+use crate::http::params::query_int;
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::{Error, Result, VersionStatus};
 
