@@ -12,17 +12,66 @@
 //! Adding a kind of job: write `fn(&JobContext, &Job) -> Result<Value, String>`
 //! next to the domain code it belongs to and add it to `HANDLERS`.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::http::ServerOptions;
+use crate::registry::repositories::GitPaths;
 use crate::registry::{Job, Registry};
+
+/// How jobs run: what `serve` was told, or what the offline CLI assumes
+/// (`JobSettings::offline`).
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    pub data_dir: PathBuf,
+    /// How long an emulated machine takes to change state.
+    pub machine_delay: Duration,
+    /// `docker` to build environment images for real; None to only validate.
+    pub image_builder: Option<String>,
+    /// How many compute jobs (builds, model tests) run at once.
+    pub compute_slots: usize,
+    /// The Python that runs models (`serve --python`); None: the managed
+    /// runtime under the data directory, when installed.
+    pub python: Option<PathBuf>,
+    /// Where local (`git`) repositories may be registered and pulled from
+    /// (`serve --allow-git-path`; the offline CLI's operator: anywhere).
+    pub git_paths: GitPaths,
+    /// The most bytes one pull from a repository may bring, as an upload
+    /// may (`serve --max-upload-bytes`); 0: no cap.
+    pub pull_limit: u64,
+}
+
+impl JobSettings {
+    /// The settings under which the offline CLI runs jobs itself: no delay
+    /// for emulated machines, no image builder, no size cap, and local
+    /// repositories anywhere (its user is the operator).
+    pub fn offline(data_dir: &Path, python: Option<PathBuf>) -> JobSettings {
+        JobSettings {
+            data_dir: data_dir.to_path_buf(),
+            machine_delay: Duration::ZERO,
+            image_builder: None,
+            compute_slots: 1,
+            python,
+            git_paths: GitPaths::Any,
+            pull_limit: 0,
+        }
+    }
+
+    /// What the compute handlers (model servers, builds, conversions) need.
+    pub fn compute(&self) -> crate::compute::jobs::Settings<'_> {
+        crate::compute::jobs::Settings {
+            data_dir: &self.data_dir,
+            python: self.python.as_deref(),
+            image_builder: self.image_builder.as_deref(),
+        }
+    }
+}
 
 pub struct JobContext<'a> {
     pub registry: &'a Registry,
-    pub options: &'a ServerOptions,
+    pub options: &'a JobSettings,
 }
 
 pub type JobFn = fn(&JobContext, &Job) -> Result<Value, String>;
@@ -69,38 +118,29 @@ fn ingest_dataset(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::registry::datasets::run_ingest(ctx.registry, job)
 }
 
-fn compute_settings<'a>(ctx: &'a JobContext) -> crate::compute::jobs::Settings<'a> {
-    crate::compute::jobs::Settings {
-        data_dir: &ctx.options.data_dir,
-        python: ctx.options.python.as_deref(),
-        image_builder: ctx.options.image_builder.as_deref(),
-    }
-}
-
 fn build_dependencies(ctx: &JobContext, job: &Job) -> Result<Value, String> {
-    crate::compute::jobs::run_dependency_build(ctx.registry, &compute_settings(ctx), job)
+    crate::compute::jobs::run_dependency_build(ctx.registry, &ctx.options.compute(), job)
 }
 
 fn compute_insight(ctx: &JobContext, job: &Job) -> Result<Value, String> {
-    crate::compute::jobs::run_insight(ctx.registry, &compute_settings(ctx), job)
+    crate::compute::jobs::run_insight(ctx.registry, &ctx.options.compute(), job)
 }
 
 fn test_model(ctx: &JobContext, job: &Job) -> Result<Value, String> {
-    crate::compute::jobs::run_model_test(ctx.registry, &compute_settings(ctx), job)
+    crate::compute::jobs::run_model_test(ctx.registry, &ctx.options.compute(), job)
 }
 
-/// Commits through the DataRobot adapter's `commit_version`, the one place
-/// a custom model version's rules live.
 fn pull_from_repository(ctx: &JobContext, job: &Job) -> Result<Value, String> {
-    crate::api::datarobot::repositories::run_pull(ctx.registry, ctx.options, job)
+    let limits = crate::git::pull::PullLimits { git_paths: &ctx.options.git_paths, max_bytes: ctx.options.pull_limit };
+    crate::git::pull::run_pull(ctx.registry, &limits, job)
 }
 
 fn convert(ctx: &JobContext, job: &Job) -> Result<Value, String> {
-    crate::compute::convert::run(ctx.registry, &compute_settings(ctx), job)
+    crate::compute::convert::run(ctx.registry, &ctx.options.compute(), job)
 }
 
 fn convert_format(ctx: &JobContext, job: &Job) -> Result<Value, String> {
-    crate::compute::formats::run(ctx.registry, &compute_settings(ctx), job)
+    crate::compute::formats::run(ctx.registry, &ctx.options.compute(), job)
 }
 
 /// How long an idle runner sleeps at most before looking again. Enqueuers
@@ -122,7 +162,7 @@ pub fn wake() {
 
 /// Starts the runner threads of both lanes. Jobs left `running` by a
 /// previous process are queued again first.
-pub fn start(options: &ServerOptions) -> crate::registry::Result<()> {
+pub fn start(options: &JobSettings) -> crate::registry::Result<()> {
     let registry = Registry::open(&options.data_dir)?;
     let requeued = registry.requeue_interrupted_jobs()?;
     if requeued > 0 {
@@ -178,7 +218,7 @@ pub fn run_one(ctx: &JobContext, job: &Job) {
             .unwrap_or_else(|_| Err("the job failed unexpectedly (it panicked); see the server log".into())),
         None => Err(format!("no worker for jobs of kind {}", job.kind)),
     };
-    crate::http::metrics::observe_job(&job.kind, outcome.is_ok(), started.elapsed());
+    crate::metrics::observe_job(&job.kind, outcome.is_ok(), started.elapsed());
     if let Err(e) = ctx.registry.finish_job(&job.id, outcome) {
         eprintln!("modelreg: recording the end of job {} failed: {e}", job.id);
     }
@@ -186,7 +226,7 @@ pub fn run_one(ctx: &JobContext, job: &Job) {
 
 /// Runs, in this process, the queued jobs about `subject`: the offline CLI
 /// finishes the work it queued itself and leaves everyone else's alone.
-pub fn run_jobs_about(registry: &Registry, options: &ServerOptions, subject: &str) -> crate::registry::Result<()> {
+pub fn run_jobs_about(registry: &Registry, options: &JobSettings, subject: &str) -> crate::registry::Result<()> {
     let kinds: Vec<&str> = HANDLERS.iter().map(|(kind, _, _)| *kind).collect();
     while let Some(job) = registry.claim_job_about(&kinds, subject)? {
         run_one(&JobContext { registry, options }, &job);

@@ -6,6 +6,7 @@ mod compute;
 mod git;
 mod http;
 mod jobs;
+mod metrics;
 mod process;
 mod registry;
 mod runtime;

@@ -22,7 +22,7 @@ use super::remote::{enc, Download, FormPart, Remote};
 use super::Target;
 use crate::api::datarobot::{
     conversions as conversion_api, dependencies as deps_api, environments as env_api, insights as insights_api, model_tests as test_api,
-    models as model_api, repositories as repo_api, templates as template_api, versions as version_api,
+    models as model_api, templates as template_api, versions as version_api,
 };
 use crate::registry::access::{Access, EntityKind};
 use crate::registry::envbuild::sniff;
@@ -479,7 +479,7 @@ fn run_in_background(data_dir: &Path, python: Option<PathBuf>, subject: String) 
     let data_dir = data_dir.to_path_buf();
     std::thread::spawn(move || {
         let registry = Registry::open(&data_dir)?;
-        crate::jobs::run_jobs_about(&registry, &crate::http::ServerOptions::offline(&data_dir, python), &subject)
+        crate::jobs::run_jobs_about(&registry, &crate::jobs::JobSettings::offline(&data_dir, python), &subject)
     })
 }
 
@@ -521,7 +521,7 @@ fn test(
     let test = match target {
         Target::Local { registry, who } => {
             let body = body.as_object().cloned().unwrap_or_default();
-            let options = crate::http::ServerOptions::offline(registry.data_dir(), python.clone());
+            let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.clone());
             let (test, _) = test_api::start_test(registry, &options, who, &body)?;
             let worker = run_in_background(registry.data_dir(), python, test.id.clone());
             loop {
@@ -572,7 +572,7 @@ fn feature_impact(
     let body = match target {
         Target::Local { registry, who } => {
             if !existing {
-                let options = crate::http::ServerOptions::offline(registry.data_dir(), python.clone());
+                let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.clone());
                 insights_api::start_insight(registry, &options, who, model, version, InsightKind::FeatureImpact, row_count)?;
                 run_in_background(registry.data_dir(), python, version.to_string())
                     .join()
@@ -615,7 +615,7 @@ fn build_deps(target: &Target, model: &str, version: &str, python: Option<PathBu
     let path = format!("{}versions/{}/dependencyBuild/", model_path(model), enc(version));
     let (build, log) = match target {
         Target::Local { registry, who } => {
-            crate::compute::available(&crate::http::ServerOptions::offline(registry.data_dir(), python.clone())).map_err(Error::unprocessable)?;
+            crate::compute::available(&crate::jobs::JobSettings::offline(registry.data_dir(), python.clone()).compute()).map_err(Error::unprocessable)?;
             registry.start_dependency_build(who, model, version)?;
             run_in_background(registry.data_dir(), python, version.to_string())
                 .join()
@@ -676,7 +676,7 @@ fn conversions(target: &Target, cmd: ConversionsCommand, as_json: bool) -> Resul
             let conversion = match target {
                 Target::Local { registry, who } => {
                     let (conversion, _) = crate::compute::convert::start(registry, who, &model, &version, &main)?;
-                    crate::jobs::run_jobs_about(registry, &crate::http::ServerOptions::offline(registry.data_dir(), None), &conversion.id)?;
+                    crate::jobs::run_jobs_about(registry, &crate::jobs::JobSettings::offline(registry.data_dir(), None), &conversion.id)?;
                     // A server on the same data directory may have claimed the job first.
                     loop {
                         let current = registry.get_conversion(who, &model, &version, &conversion.id)?;
@@ -808,7 +808,7 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
                     // Before storing any file, as the route does before reading the body.
                     registry.access(who, EntityKind::Model, &model)?;
                     let guard = registry.upload_guard()?;
-                    let mut upload = version_api::Upload::default();
+                    let mut upload = crate::registry::custom_versions::Upload::default();
                     for (path, file) in &files {
                         upload.files.push(registry.put_blob(&mut File::open(file)?, None)?);
                         upload.paths.push(path.clone());
@@ -819,7 +819,7 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
                             upload.fields.insert(key.into(), json!(v));
                         }
                     }
-                    let version = version_api::commit_version(registry, who, &model, upload, from_previous)?;
+                    let version = crate::registry::custom_versions::commit_version(registry, who, &model, upload, from_previous)?;
                     drop(guard);
                     version_api::render_version(&version, true)
                 }
@@ -906,8 +906,8 @@ fn version_from_repository(target: &Target, model: &str, body: Value, from_previ
     let body = body.as_object().cloned().unwrap_or_default();
     match target {
         Target::Local { registry, who } => {
-            let options = crate::http::ServerOptions::offline(registry.data_dir(), None);
-            let job = repo_api::start_pull(registry, &options, who, model, &body, from_previous)?;
+            let options = crate::jobs::JobSettings::offline(registry.data_dir(), None);
+            let job = crate::git::pull::start_pull(registry, &options.git_paths, who, model, &body, from_previous)?;
             let subject = job.subject_id.clone().unwrap_or_default();
             crate::jobs::run_jobs_about(registry, &options, &subject)?;
             let job = registry.get_job(who, &job.id)?;

@@ -436,8 +436,17 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
     drop(prepared);
     crate::http::access_log::set_format(args.log_format);
     crate::http::metrics::set_scrape_token(read_metrics_token(args.metrics_token_file.as_deref())?);
-    let options = ServerOptions {
+    let jobs = crate::jobs::JobSettings {
         data_dir: data_dir.clone(),
+        machine_delay: Duration::from_millis(args.machine_delay_ms),
+        image_builder: args.image_builder,
+        compute_slots: args.compute_slots.max(1),
+        python: args.python,
+        git_paths: crate::registry::repositories::GitPaths::Under(allowed_git_paths(&args.allow_git_paths)?),
+        pull_limit: args.max_upload_bytes,
+    };
+    let options = ServerOptions {
+        jobs,
         bind: args.bind,
         json_limit: args.max_json_bytes,
         upload_limit: args.max_upload_bytes,
@@ -448,11 +457,6 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         shutdown_grace: args.shutdown_grace,
         gc_interval: args.gc_interval.0,
         rate_limit: args.rate_limit,
-        machine_delay: Duration::from_millis(args.machine_delay_ms),
-        image_builder: args.image_builder,
-        compute_slots: args.compute_slots.max(1),
-        python: args.python,
-        git_paths: crate::registry::repositories::GitPaths::Under(allowed_git_paths(&args.allow_git_paths)?),
         proxying: crate::http::forwarded::Proxying {
             public_url: args.public_url.as_deref().map(crate::http::forwarded::Proxying::parse_public_url).transpose().map_err(|e| Error::invalid("public-url", e))?,
             trusted: args.trusted_proxies,
@@ -460,7 +464,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs.max(1)),
         convert_on_upload: !args.no_convert_on_upload,
     };
-    crate::jobs::start(&options)?;
+    crate::jobs::start(&options.jobs)?;
     crate::http::serve(options, crate::server::router(), |addr| {
         // Tests and scripts wait for this line to know the port.
         eprintln!("modelreg: listening on http://{addr} (data directory {})", data_dir.display());

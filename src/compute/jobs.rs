@@ -290,7 +290,7 @@ fn prepare_and_run(
 
 /// As DataRobot's door shows it: a model made through another door, with
 /// no target type of its own, runs as Unstructured
-/// (`api::datarobot::models::target_type_of` is the rule's other reader).
+/// (`Model::target_type` is the rule's other reader).
 fn target_type(model: &Model) -> String {
     model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("Unstructured").to_string()
 }

@@ -18,9 +18,9 @@ pub mod table;
 /// Whether this server can run models: with an image builder it runs them in
 /// their environments' images; otherwise it needs the Python runtime. Err
 /// says the one command that makes it possible.
-pub fn available(options: &crate::http::ServerOptions) -> Result<(), String> {
-    if options.image_builder.is_some() {
+pub fn available(settings: &jobs::Settings) -> Result<(), String> {
+    if settings.image_builder.is_some() {
         return Ok(());
     }
-    crate::runtime::locate(&options.data_dir, options.python.as_deref()).map(|_| ())
+    crate::runtime::locate(settings.data_dir, settings.python).map(|_| ())
 }

@@ -7,113 +7,18 @@
 //! map per family and a formatter is all it takes; those crates would bring
 //! registries, macros and dependencies for no gain here.
 //!
-//! Counters live in this process and start at zero when it starts, as
+//! Counters live in this process (`crate::metrics`, where the transport
+//! and the job runner record them) and start at zero when it starts, as
 //! Prometheus expects (`rate()` handles resets). Store-wide gauges (blobs,
 //! the job queue) are read from the database at scrape time, so they count
 //! what every process did, the offline CLI included.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 
+use crate::metrics::{lock, Histogram, IN_FLIGHT, JOB_BUCKETS, REQUEST_BUCKETS};
 use crate::registry::{Principal, Registry, Result};
-
-/// Upper bounds of the request latency buckets, in seconds: from a cached
-/// read (sub-millisecond) to a large upload (minutes).
-const REQUEST_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
-/// Jobs run from milliseconds (a machine state change) to an hour (a build).
-const JOB_BUCKETS: &[f64] = &[0.01, 0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
-
-#[derive(Clone, Debug)]
-struct Histogram {
-    /// Per bucket, not cumulative; summed when rendered.
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn new(buckets: &[f64]) -> Histogram {
-        Histogram { counts: vec![0; buckets.len()], sum: 0.0, count: 0 }
-    }
-
-    fn observe(&mut self, buckets: &[f64], seconds: f64) {
-        if let Some(i) = buckets.iter().position(|&le| seconds <= le) {
-            self.counts[i] += 1;
-        }
-        self.sum += seconds;
-        self.count += 1;
-    }
-}
-
-type RequestKey = (&'static str, &'static str, String, u16);
-type RouteKey = (&'static str, &'static str, String);
-
-#[derive(Default)]
-struct State {
-    requests: BTreeMap<RequestKey, u64>,
-    latency: BTreeMap<RouteKey, Histogram>,
-    bytes_in: BTreeMap<&'static str, u64>,
-    bytes_out: BTreeMap<&'static str, u64>,
-    rate_limited: BTreeMap<&'static str, u64>,
-    jobs: BTreeMap<(String, &'static str), Histogram>,
-}
-
-fn state() -> &'static Mutex<State> {
-    static STATE: OnceLock<Mutex<State>> = OnceLock::new();
-    STATE.get_or_init(Default::default)
-}
-
-fn lock() -> std::sync::MutexGuard<'static, State> {
-    state().lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Requests being handled right now (incremented by `handle`).
-pub static IN_FLIGHT: AtomicI64 = AtomicI64::new(0);
-
-/// One finished request. `route` is the matched pattern, so the label set
-/// stays bounded whatever paths clients send.
-pub struct Observation<'a> {
-    pub dialect: &'static str,
-    pub route: &'static str,
-    pub method: &'a str,
-    pub status: u16,
-    pub elapsed: Duration,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-}
-
-pub fn observe_request(o: &Observation) {
-    // Unknown methods are clients' inventions: one label for all of them.
-    let method = match o.method {
-        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => o.method,
-        _ => "other",
-    };
-    let mut state = lock();
-    *state.requests.entry((o.dialect, o.route, method.to_string(), o.status)).or_default() += 1;
-    state
-        .latency
-        .entry((o.dialect, o.route, method.to_string()))
-        .or_insert_with(|| Histogram::new(REQUEST_BUCKETS))
-        .observe(REQUEST_BUCKETS, o.elapsed.as_secs_f64());
-    *state.bytes_in.entry(o.dialect).or_default() += o.bytes_in;
-    *state.bytes_out.entry(o.dialect).or_default() += o.bytes_out;
-    if o.status == 429 {
-        *state.rate_limited.entry(o.dialect).or_default() += 1;
-    }
-}
-
-/// A job ran to its end (`succeeded` or `failed` as its handler returned).
-pub fn observe_job(kind: &str, succeeded: bool, elapsed: Duration) {
-    let outcome = if succeeded { "succeeded" } else { "failed" };
-    lock()
-        .jobs
-        .entry((kind.to_string(), outcome))
-        .or_insert_with(|| Histogram::new(JOB_BUCKETS))
-        .observe(JOB_BUCKETS, elapsed.as_secs_f64());
-}
 
 static SCRAPE_TOKEN: OnceLock<Option<String>> = OnceLock::new();
 

@@ -15,7 +15,6 @@ pub mod response;
 pub mod router;
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,7 +30,8 @@ use crate::registry::{Error, Registry};
 /// Everything `modelreg serve` was configured with.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    pub data_dir: PathBuf,
+    /// The data directory, and how jobs run (the server starts their runners).
+    pub jobs: crate::jobs::JobSettings,
     pub bind: String,
     pub json_limit: u64,
     pub upload_limit: u64,
@@ -49,18 +49,6 @@ pub struct ServerOptions {
     /// How often gc runs while serving (None: never); the temp sweep runs as often.
     pub gc_interval: Option<Duration>,
     pub rate_limit: Option<RateLimit>,
-    /// How long an emulated machine takes to change state.
-    pub machine_delay: Duration,
-    /// `docker` to build environment images for real; None to only validate.
-    pub image_builder: Option<String>,
-    /// How many compute jobs (builds, model tests) run at once.
-    pub compute_slots: usize,
-    /// The Python that runs models (`serve --python`); None: the managed
-    /// runtime under the data directory, when installed.
-    pub python: Option<PathBuf>,
-    /// Where local (`git`) repositories may be registered and pulled from
-    /// (`serve --allow-git-path`; the offline CLI's operator: anywhere).
-    pub git_paths: crate::registry::repositories::GitPaths,
     /// `--public-url` and `--trusted-proxy`: absolute URLs and client
     /// addresses behind a reverse proxy.
     pub proxying: forwarded::Proxying,
@@ -70,36 +58,6 @@ pub struct ServerOptions {
     /// when the runtime has the converters (`serve --no-convert-on-upload`
     /// turns it off; a download of a missing format still converts).
     pub convert_on_upload: bool,
-}
-
-impl ServerOptions {
-    /// The settings under which the offline CLI runs jobs itself: no delay
-    /// for emulated machines, no image builder, no upload limit (0), and
-    /// local repositories anywhere (its user is the operator).
-    pub fn offline(data_dir: &std::path::Path, python: Option<PathBuf>) -> ServerOptions {
-        ServerOptions {
-            data_dir: data_dir.to_path_buf(),
-            bind: String::new(),
-            json_limit: 0,
-            upload_limit: 0,
-            io_timeout: Duration::ZERO,
-            max_connections: 0,
-            max_connections_per_address: 0,
-            head_timeout: Duration::ZERO,
-            shutdown_grace: Duration::ZERO,
-            gc_interval: None,
-            rate_limit: None,
-            machine_delay: Duration::ZERO,
-            image_builder: None,
-            compute_slots: 1,
-            python,
-            git_paths: crate::registry::repositories::GitPaths::Any,
-            proxying: forwarded::Proxying::default(),
-            signed_url_ttl: crate::registry::signed_urls::URL_TTL,
-            // The CLI converts when asked (`versions convert`, `download --format`).
-            convert_on_upload: false,
-        }
-    }
 }
 
 /// What a handler gets besides the request: this worker's registry handle
@@ -150,7 +108,7 @@ pub fn serve(options: ServerOptions, router: Router, on_ready: impl FnOnce(&str)
             REGISTRY.with(|slot| {
                 let mut slot = slot.borrow_mut();
                 if slot.is_none() {
-                    match Registry::open(&options.data_dir) {
+                    match Registry::open(&options.jobs.data_dir) {
                         Ok(registry) => *slot = Some(registry),
                         Err(e) => {
                             let dialect = router.dialect_for(request.url());
@@ -206,7 +164,7 @@ const GC_GRACE: Duration = Duration::from_secs(3600);
 /// each gc too). gc waits for uploads in progress (the gc lock); it runs off the request
 /// path, so requests never wait for it.
 fn start_maintenance(options: &ServerOptions) -> Result<(), Error> {
-    let registry = Registry::open(&options.data_dir)?;
+    let registry = Registry::open(&options.jobs.data_dir)?;
     let swept = registry.sweep_temp()?;
     if !swept.is_empty() {
         let bytes: u64 = swept.iter().map(|(_, n)| n).sum();
@@ -258,7 +216,7 @@ impl Drop for InFlight<'_> {
 
 fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw: tiny_http::Request, stopping: &AtomicBool) {
     let started = Instant::now();
-    metrics::IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::metrics::IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let request_id = access_log::request_id(
         raw.headers().iter().find(|h| h.field.equiv("X-Request-Id")).map(|h| h.value.as_str()),
     );
@@ -306,7 +264,7 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
         eprintln!("modelreg: sending the response to {remote} failed: {e}");
     }
     let route = router.pattern_for(&method, &request.path);
-    let observation = metrics::Observation {
+    let observation = crate::metrics::Observation {
         dialect: dialect_name,
         route,
         method: &method,
@@ -315,8 +273,8 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
         bytes_in,
         bytes_out: bytes,
     };
-    metrics::observe_request(&observation);
-    metrics::IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    crate::metrics::observe_request(&observation);
+    crate::metrics::IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     access_log::write(&access_log::Entry {
         request_id: &request_id,
         remote: &remote.to_string(),

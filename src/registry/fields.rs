@@ -122,3 +122,22 @@ pub fn pairs_list(field: &str, value: &Value, second: &str, max_value: usize) ->
     Ok(Value::Array(out))
 }
 
+/// A JSON-text multipart field (or a JSON value, from a JSON body).
+pub fn json_field(fields: &Map<String, Value>, name: &str) -> Result<Option<Value>> {
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Null) => Ok(None),
+            Ok(v) => Ok(Some(v)),
+            Err(e) => Err(Error::invalid(name, format!("is not valid JSON: {e}"))),
+        },
+        Some(v) => Ok(Some(v.clone())),
+    }
+}
+
+/// Sets `key` to `value` when there is one; `None` leaves `attrs` as it was.
+pub fn insert_some(attrs: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        attrs.insert(key.into(), v);
+    }
+}

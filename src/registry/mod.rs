@@ -11,6 +11,7 @@ mod backup;
 mod bundles;
 pub mod conversions;
 pub mod custom_templates;
+pub mod custom_versions;
 pub mod data_dir;
 pub mod datasets;
 pub mod dependency_builds;

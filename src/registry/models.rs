@@ -27,6 +27,16 @@ pub struct Model {
     pub origin: Origin,
 }
 
+impl Model {
+    /// The model's DataRobot target type. One made through another door has
+    /// none of its own, and is shown as `Unstructured`, the type DataRobot
+    /// gives models whose input and output it does not interpret (see
+    /// ARCHITECTURE.md, "One registry, three doors"); a PATCH may set it once.
+    pub fn target_type(&self) -> &str {
+        self.attrs.get("targetType").and_then(serde_json::Value::as_str).unwrap_or("Unstructured")
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct NewModel {
     pub name: String,

@@ -17,10 +17,6 @@ use rusqlite::{params, OptionalExtension};
 use super::{format_time, now, Error, Principal, Registry, Result};
 use crate::store::blobs::Digest;
 
-/// How long a signed URL may be used after it is issued, unless `serve
-/// --signed-url-ttl-secs` says otherwise. An upload that began in time may
-/// finish later; its confirmation then has as long again.
-pub const URL_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// An upload URL's grant: what its asker said they would upload.
 #[derive(Clone, Debug)]

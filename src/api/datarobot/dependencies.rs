@@ -25,7 +25,7 @@ pub fn routes(router: &mut Router) {
 fn start(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let (model, version) = model_version_ids(req);
-    crate::compute::available(ctx.options).map_err(Error::unprocessable)?;
+    crate::compute::available(&ctx.options.jobs.compute()).map_err(Error::unprocessable)?;
     let build = ctx.registry.start_dependency_build(&who, &model, &version)?;
     crate::jobs::wake();
     wait_briefly(ctx.registry, &who, &build.job_id)?;

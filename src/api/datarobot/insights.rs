@@ -104,7 +104,7 @@ fn start(ctx: &Ctx, req: &mut Request, model: &str, version: &str, kind: Insight
 fn start_checked(ctx: &Ctx, req: &Request, model: &str, version: &str, kind: InsightKind, body: Map<String, Value>) -> Result<Response> {
     let who = req.who()?.clone();
     let row_count = super::opt_int_or_text(&body, "rowCount", 10, 100_000)?;
-    let job = start_insight(ctx.registry, ctx.options, &who, model, version, kind, row_count)?;
+    let job = start_insight(ctx.registry, &ctx.options.jobs, &who, model, version, kind, row_count)?;
     crate::jobs::wake();
     let location = status_location(req, &job.id);
     Ok(match kind {
@@ -118,7 +118,7 @@ fn start_checked(ctx: &Ctx, req: &Request, model: &str, version: &str, kind: Ins
 /// with the CLI.
 pub(crate) fn start_insight(
     registry: &Registry,
-    options: &crate::http::ServerOptions,
+    options: &crate::jobs::JobSettings,
     who: &Principal,
     model: &str,
     version: &str,
@@ -127,7 +127,7 @@ pub(crate) fn start_insight(
 ) -> Result<crate::registry::Job> {
     let found = registry.get_model(who, model)?;
     registry.get_version_by_id(who, model, version)?;
-    let target = super::models::target_type_of(&found);
+    let target = found.target_type();
     if !SUPPORTED_TARGETS.contains(&target) {
         return Err(Error::unprocessable(format!(
             "custom model {model} is {} and not valid for {}: it needs a Regression, Binary or Multiclass target",
@@ -139,7 +139,7 @@ pub(crate) fn start_insight(
         Error::unprocessable(format!("version {version} has no training data; assign some (trainingData/) first"))
     })?;
     registry.usable_dataset(who, &dataset.id)?;
-    crate::compute::available(options).map_err(Error::unprocessable)?;
+    crate::compute::available(&options.compute()).map_err(Error::unprocessable)?;
     let (_, job) = registry.start_insight(who, model, version, kind, json!({"rowCount": row_count}))?;
     Ok(job)
 }

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::models::{apply_resource_fields, TARGET_TYPES};
-use super::versions::numbers;
+use super::models::TARGET_TYPES;
+use crate::registry::custom_versions::{apply_resource_fields, numbers};
 use super::{attachment, opt_str, page_body, paging, status_location};
 use crate::compute::checks::{Config, Mode, CHECKS, SEED_CHECKS};
 use crate::http::{Ctx, Request, Response, Router};
@@ -30,7 +30,7 @@ fn required(body: &Map<String, Value>, field: &str) -> Result<String> {
 fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let body = req.json_object()?;
-    let (_, job) = start_test(ctx.registry, ctx.options, &who, &body)?;
+    let (_, job) = start_test(ctx.registry, &ctx.options.jobs, &who, &body)?;
     crate::jobs::wake();
     Ok(Response::json(202, &json!({"statusId": job.id})).with_header("Location", status_location(req, &job.id)))
 }
@@ -40,7 +40,7 @@ fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// image builder) answers 422 now rather than queue a test that cannot run.
 pub(crate) fn start_test(
     registry: &Registry,
-    options: &crate::http::ServerOptions,
+    options: &crate::jobs::JobSettings,
     who: &Principal,
     body: &Map<String, Value>,
 ) -> Result<(ModelTest, crate::registry::Job)> {
@@ -48,7 +48,7 @@ pub(crate) fn start_test(
     let version_id = required(body, "customModelVersionId")?;
     let model = registry.get_model(who, &model_id)?;
     let version = registry.get_version_by_id(who, &model_id, &version_id)?;
-    let target_type = super::models::target_type_of(&model);
+    let target_type = model.target_type();
     if !TARGET_TYPES.contains(&target_type) {
         return Err(Error::unprocessable(format!("custom model {model_id} has target type {target_type:?}, which DataRobot cannot test")));
     }
@@ -71,7 +71,7 @@ pub(crate) fn start_test(
         }
     }
     // No runtime: a clear 422 now rather than a test that cannot run.
-    crate::compute::available(options).map_err(Error::unprocessable)?;
+    crate::compute::available(&options.compute()).map_err(Error::unprocessable)?;
     let mut settings = Map::new();
     apply_resource_fields(body, &mut settings)?;
     for deprecated in ["environmentId", "environmentVersionId"] {

@@ -8,9 +8,11 @@
 use serde_json::{json, Map, Value};
 
 use super::versions::{render_version, zip_response};
-use super::{access_changes, access_list, opt_bool_or_text, opt_int_or_text, opt_str, opt_string_list, page_body, paging, query_bool};
+use super::{access_changes, access_list, opt_bool_or_text, opt_str, opt_string_list, page_body, paging, query_bool};
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
+use crate::registry::custom_versions::{apply_resource_fields, MAX_MEMORY};
+use crate::registry::fields::insert_some;
 use crate::registry::{Error, Model, ModelOrder, ModelPatch, ModelQuery, NewModel, Origin, PageRequest, Principal, Registry, Result};
 
 pub fn routes(router: &mut Router) {
@@ -18,7 +20,6 @@ pub fn routes(router: &mut Router) {
     router.add(d, "GET", "/api/v2/customModels/", list);
     router.add(d, "POST", "/api/v2/customModels/", create);
     router.add(d, "POST", "/api/v2/customModels/fromCustomModel/", copy);
-    router.add(d, "POST", "/api/v2/customModels/fromModelTemplate/", super::templates::from_template);
     router.add(d, "GET", "/api/v2/customModelLimits/", limits);
     router.add(d, "GET", "/api/v2/customModels/{id}/", get);
     router.add(d, "PATCH", "/api/v2/customModels/{id}/", update);
@@ -35,8 +36,7 @@ pub const TARGET_TYPES: [&str; 11] = [
 ];
 /// Types the client insists on a targetName for.
 const NEEDS_TARGET_NAME: [&str; 6] = ["Binary", "Multiclass", "Multilabel", "Regression", "TextGeneration", "AgenticWorkflow"];
-pub const MIN_MEMORY: i64 = 134_217_728;
-pub const MAX_MEMORY: i64 = 15_032_385_536;
+
 
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
@@ -127,24 +127,18 @@ pub(crate) fn new_model(body: &Map<String, Value>) -> Result<NewModel> {
     if target_name.is_none() && NEEDS_TARGET_NAME.contains(&target_type.as_str()) {
         return Err(Error::invalid("targetName", format!("is required for {target_type} models")));
     }
-    set(&mut attrs, "targetName", target_name.map(Value::from));
-    set(&mut attrs, "language", opt_str(body, "language", 500)?.map(Value::from));
+    insert_some(&mut attrs, "targetName", target_name.map(Value::from));
+    insert_some(&mut attrs, "language", opt_str(body, "language", 500)?.map(Value::from));
     apply_label_fields(body, &target_type, &mut attrs, true)?;
     apply_resource_fields(body, &mut attrs)?;
     if let Some(v) = opt_bool_or_text(body, "isTrainingDataForVersionsPermanentlyEnabled")? {
         attrs.insert("isTrainingDataForVersionsPermanentlyEnabled".into(), json!(v));
     }
-    set(&mut attrs, "calibratePredictions", opt_bool_or_text(body, "calibratePredictions")?.map(Value::from));
-    set(&mut attrs, "userProvidedId", opt_str(body, "userProvidedId", 100)?.map(Value::from));
-    set(&mut attrs, "playgroundId", opt_str(body, "playgroundId", 100)?.map(Value::from));
+    insert_some(&mut attrs, "calibratePredictions", opt_bool_or_text(body, "calibratePredictions")?.map(Value::from));
+    insert_some(&mut attrs, "userProvidedId", opt_str(body, "userProvidedId", 100)?.map(Value::from));
+    insert_some(&mut attrs, "playgroundId", opt_str(body, "playgroundId", 100)?.map(Value::from));
     let description = opt_str(body, "description", 10_000)?;
     Ok(NewModel { name, description, attrs, origin: Origin::DataRobot })
-}
-
-fn set(attrs: &mut Map<String, Value>, key: &str, value: Option<Value>) {
-    if let Some(v) = value {
-        attrs.insert(key.into(), v);
-    }
 }
 
 /// Labels, threshold and class labels, for create (`fresh`) and update.
@@ -186,25 +180,6 @@ fn apply_label_fields(body: &Map<String, Value>, target_type: &str, attrs: &mut 
     } else if fresh && matches!(target_type, "Multiclass" | "Multilabel") {
         return Err(Error::invalid("classLabels", format!("is required for {target_type} models")));
     }
-    Ok(())
-}
-
-/// Memory, replicas and egress: shared by models and versions.
-pub(crate) fn apply_resource_fields(body: &Map<String, Value>, attrs: &mut Map<String, Value>) -> Result<()> {
-    match opt_str(body, "networkEgressPolicy", 20)?.as_deref() {
-        None => {}
-        Some(p @ ("NONE" | "PUBLIC")) => {
-            attrs.insert("networkEgressPolicy".into(), json!(p));
-        }
-        // The seed allows DR_API_ACCESS here, but client 3.20 crashes on
-        // reading it back; refusing it is the honest choice.
-        Some(other) => return Err(Error::invalid("networkEgressPolicy", format!("must be NONE or PUBLIC, got {other:?}"))),
-    }
-    set(attrs, "maximumMemory", opt_int_or_text(body, "maximumMemory", MIN_MEMORY, MAX_MEMORY)?.map(Value::from));
-    set(attrs, "desiredMemory", opt_int_or_text(body, "desiredMemory", MIN_MEMORY, MAX_MEMORY)?.map(Value::from));
-    set(attrs, "replicas", opt_int_or_text(body, "replicas", 1, 8)?.map(Value::from));
-    set(attrs, "requiresHa", opt_bool_or_text(body, "requiresHa")?.map(Value::from));
-    set(attrs, "resourceBundleId", opt_str(body, "resourceBundleId", 100)?.map(Value::from));
     Ok(())
 }
 
@@ -252,7 +227,7 @@ fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
                 attrs.insert("targetType".into(), json!(new));
                 new
             }
-            _ => target_type_of(model).to_string(),
+            _ => model.target_type().to_string(),
         };
         apply_label_fields(&body, &target_type, &mut attrs, false)?;
         apply_resource_fields(&body, &mut attrs)?;
@@ -336,14 +311,6 @@ fn patch_access(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 /// `CustomModelResponse`: every key the client requires, nulls (not "")
 /// for unset optional strings.
-/// A model's DataRobot target type. One made through another door has
-/// none of its own, and is shown as `Unstructured`, the type DataRobot
-/// gives models whose input and output it does not interpret (see
-/// ARCHITECTURE.md, "One registry, three doors"); a PATCH may set it once.
-pub(crate) fn target_type_of(model: &Model) -> &str {
-    model.attrs.get("targetType").and_then(Value::as_str).unwrap_or("Unstructured")
-}
-
 pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) -> Result<Value> {
     let created_by = registry.find_user(&who.team_id, &model.created_by).map(|u| u.username).unwrap_or_else(|_| model.created_by.clone());
     let latest = registry.latest_version(who, &model.id)?;
@@ -354,7 +321,7 @@ pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) 
 /// looked up (a list page looks them up for the whole page at once).
 fn render_model_as(model: &Model, created_by: String, latest: Option<&crate::registry::Version>) -> Value {
     let attr = |key: &str| model.attrs.get(key).cloned().unwrap_or(Value::Null);
-    let target_type = Some(target_type_of(model));
+    let target_type = Some(model.target_type());
     let binary = target_type == Some("Binary");
     let or_default = |key: &str, default: Value| {
         let v = attr(key);

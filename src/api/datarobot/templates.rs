@@ -12,7 +12,9 @@ use std::fs::File;
 use serde_json::{json, Map, Value};
 
 use super::models::new_model;
-use super::versions::{commit_version, read_upload, Upload};
+use super::versions::read_upload;
+use crate::registry::custom_versions::{commit_version, Upload};
+use crate::registry::fields::json_field;
 use super::{opt_bool_or_text, opt_str, page_of, paging, query_bool};
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::custom_templates::{admin_only, runtime_environment, CustomTemplate, TemplateFields, TemplateUpdate, MAX_TEMPLATE_FILES};
@@ -30,6 +32,7 @@ pub fn routes(router: &mut Router) {
     router.add(d, "PATCH", "/api/v2/customTemplates/{id}/", update);
     router.add(d, "DELETE", "/api/v2/customTemplates/{id}/", delete);
     router.add(d, "GET", "/api/v2/customTemplates/{id}/files/{item}/", file);
+    router.add(d, "POST", "/api/v2/customModels/fromModelTemplate/", from_template);
 }
 
 /// The one template type modelreg makes something of.
@@ -289,12 +292,12 @@ pub(crate) fn template_fields(body: &Map<String, Value>, current: Option<&Templa
         description: required("description", 10_000, current.map(|c| &c.description))?,
         template_type: required("templateType", 100, current.map(|c| &c.template_type))?,
         template_sub_type: required("templateSubType", 100, current.map(|c| &c.template_sub_type))?,
-        template_metadata: match super::versions::json_field(body, "templateMetadata")? {
+        template_metadata: match json_field(body, "templateMetadata")? {
             Some(Value::Object(m)) => checked_metadata(m)?,
             Some(_) => return Err(Error::invalid("templateMetadata", "must be a JSON object")),
             None => current.map(|c| c.template_metadata.clone()).unwrap_or_default(),
         },
-        default_environment: match super::versions::json_field(body, "defaultEnvironment")? {
+        default_environment: match json_field(body, "defaultEnvironment")? {
             Some(v) => checked_environment(&v)?,
             None => current.map(|c| c.default_environment.clone()).unwrap_or_else(runtime_environment),
         },

@@ -11,25 +11,21 @@
 //! routes that DataRobot answers with 202 + Location record a job that is
 //! already finished, so the client's first status poll gets its 303.
 
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
-use super::versions::{commit_version, hide_forbidden, json_field, render_version, Upload};
-use super::{opt_bool_or_text, opt_str, status_location};
+use super::versions::render_version;
+use super::{opt_str, status_location};
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
+use crate::registry::custom_versions::{commit_version, hide_forbidden, not_on_versions, versions_hold_training_data, Upload};
 use crate::registry::datasets::{TrainingDataRef, TRAINING_DATA_JOB};
-use crate::registry::{Error, Model, Principal, Registry, Result, Version};
+use crate::registry::fields::json_field;
+use crate::registry::{Error, Result};
 
 pub fn routes(router: &mut Router) {
     let d = &super::DATAROBOT;
     router.add(d, "PATCH", "/api/v2/customModels/{id}/trainingData/", assign_to_model);
     router.add(d, "PATCH", "/api/v2/customModels/{id}/versions/withTrainingData/", with_training_data);
-}
-
-const VERSIONS_FLAG: &str = "isTrainingDataForVersionsPermanentlyEnabled";
-
-fn versions_hold_training_data(model: &Model) -> bool {
-    model.attrs.get(VERSIONS_FLAG).and_then(Value::as_bool) == Some(true)
 }
 
 /// `{datasetId, datasetVersionId?, datasetName?, partitionColumn?}` → the
@@ -86,99 +82,3 @@ fn with_training_data(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     Ok(Response::json(202, &render_version(&version, true)).with_header("Location", status_location(req, &job.id)))
 }
 
-fn not_on_versions() -> Error {
-    Error::unprocessable(format!(
-        "this model keeps its training data on the model, not on its versions; set {VERSIONS_FLAG} on the model \
-         first, or assign the data with PATCH customModels/{{id}}/trainingData/"
-    ))
-}
-
-/// The `trainingData` and `holdoutData` attrs of a version being created
-/// from `fields` (an upload's, or withTrainingData's body): the data sent,
-/// checked against the model and its datasets, or else, unless
-/// `keepTrainingHoldoutData` is false, the latest version's. Runs inside
-/// the version's write transaction.
-pub(crate) fn version_training_attrs(
-    registry: &Registry,
-    who: &Principal,
-    model_id: &str,
-    fields: &Map<String, Value>,
-    latest: Option<&Version>,
-) -> Result<Map<String, Value>> {
-    let training = json_field(fields, "trainingData")?;
-    let holdout = json_field(fields, "holdoutData")?;
-    let keep = opt_bool_or_text(fields, "keepTrainingHoldoutData")?.unwrap_or(true);
-    let mut attrs = Map::new();
-    if training.is_none() && holdout.is_none() {
-        for key in ["trainingData", "holdoutData"] {
-            if let Some(v) = latest.filter(|_| keep).and_then(|l| l.attrs.get(key)) {
-                attrs.insert(key.into(), v.clone());
-            }
-        }
-        return Ok(attrs);
-    }
-    let model = registry.get_model(who, model_id)?;
-    if !versions_hold_training_data(&model) {
-        return Err(not_on_versions());
-    }
-    let Some(training) = training else {
-        return Err(Error::invalid("holdoutData", "needs trainingData: holdout data goes with the version's training data"));
-    };
-    let training = object("trainingData", &training)?;
-    let holdout = holdout.as_ref().map(|h| object("holdoutData", h)).transpose()?;
-    let partition_column = match holdout {
-        Some(h) => opt_str(h, "partitionColumn", 500)?.filter(|s| !s.is_empty()),
-        None => None,
-    };
-    let dataset = registry.training_dataset(
-        who,
-        &model,
-        &TrainingDataRef {
-            dataset_id: opt_str(training, "datasetId", 100)?
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| Error::invalid("trainingData", "needs a datasetId"))?,
-            dataset_version_id: opt_str(training, "datasetVersionId", 100)?.filter(|s| !s.is_empty()),
-            partition_column: partition_column.clone(),
-        },
-    )?;
-    attrs.insert(
-        "trainingData".into(),
-        json!({
-            "datasetId": dataset.id,
-            "datasetVersionId": dataset.version_id,
-            "datasetName": opt_str(training, "datasetName", 255)?.unwrap_or(dataset.name),
-            // Checked above, so never in progress and never failed.
-            "assignmentInProgress": false,
-            "assignmentError": null,
-        }),
-    );
-    if let Some(holdout) = holdout {
-        // Structured models split by a partition column, unstructured ones
-        // hold out a dataset (seed 002; the client refuses both at once).
-        let holdout_id = opt_str(holdout, "datasetId", 100)?.filter(|s| !s.is_empty());
-        if holdout_id.is_some() && partition_column.is_some() {
-            return Err(Error::invalid("holdoutData", "give either a datasetId or a partitionColumn, not both"));
-        }
-        let held = match holdout_id {
-            Some(dataset_id) => {
-                let dataset_version_id = opt_str(holdout, "datasetVersionId", 100)?.filter(|s| !s.is_empty());
-                Some(registry.training_dataset(who, &model, &TrainingDataRef { dataset_id, dataset_version_id, partition_column: None })?)
-            }
-            None => None,
-        };
-        attrs.insert(
-            "holdoutData".into(),
-            json!({
-                "datasetId": held.as_ref().map(|d| d.id.clone()),
-                "datasetVersionId": held.as_ref().map(|d| d.version_id.clone()),
-                "datasetName": opt_str(holdout, "datasetName", 255)?.or_else(|| held.map(|d| d.name)),
-                "partitionColumn": partition_column,
-            }),
-        );
-    }
-    Ok(attrs)
-}
-
-fn object<'a>(field: &str, value: &'a Value) -> Result<&'a Map<String, Value>> {
-    value.as_object().ok_or_else(|| Error::invalid(field, "must be a JSON object such as {\"datasetId\": \"…\"}"))
-}

@@ -6,17 +6,13 @@
 //! straight into the blob store; the i-th `file` pairs with the i-th
 //! `filePath`.
 
-use std::collections::BTreeMap;
-use std::io::Read;
-
 use serde_json::{json, Map, Value};
 
-use super::models::apply_resource_fields;
-use super::training::version_training_attrs;
-use super::{opt_bool_or_text, opt_str, paging, page_of, pairs_list, query_bool, PartBudget, MAX_TEXT_BYTES};
+use super::{opt_str, paging, page_of, pairs_list, query_bool, PartBudget, MAX_TEXT_BYTES};
 use crate::http::{Body, Ctx, Request, Response, Router};
 use crate::registry::access::{Access, EntityKind};
-use crate::registry::{requirements, validate_file_path, Digest, Error, NewFile, NewVersion, Principal, Registry, Result, Version};
+use crate::registry::custom_versions::{commit_version, hide_forbidden, numbers, Upload, MAX_UPLOAD_PATHS, REPOSITORY_FILES};
+use crate::registry::{Error, Principal, Registry, Result, Version};
 
 pub fn routes(router: &mut Router) {
     let d = &super::DATAROBOT;
@@ -27,15 +23,6 @@ pub fn routes(router: &mut Router) {
     router.add(d, "PATCH", "/api/v2/customModels/{id}/versions/{vid}/", update);
     router.add(d, "GET", "/api/v2/customModels/{id}/versions/{vid}/download/", download);
 }
-
-/// The seed's response schema says 100 items, but issue 5 requires 1,000-file
-/// versions (the client does not check the count); uploads allow 1000 paths.
-const MAX_ITEMS: usize = 1000;
-/// The seed's request schema allows 1000 filePath values per upload; the
-/// same cap applies to file parts and to filesToDelete.
-const MAX_UPLOAD_PATHS: usize = 1000;
-/// requirements.txt is parsed in memory: at most this many bytes.
-const MAX_REQUIREMENTS_BYTES: u64 = 1024 * 1024;
 
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
@@ -101,14 +88,6 @@ pub(crate) fn zip_response(registry: &Registry, version: &Version) -> Result<Res
     Ok(response)
 }
 
-/// The seed's 404 "…or user does not have edit permissions" for uploads.
-pub(crate) fn hide_forbidden(e: Error) -> Error {
-    match e {
-        Error::Forbidden(m) => Error::NotFound(format!("custom model not found or you do not have edit permissions ({m})")),
-        other => other,
-    }
-}
-
 fn create_clean(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     create(ctx, req, false)
 }
@@ -116,23 +95,6 @@ fn create_clean(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 fn create_from_previous(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     create(ctx, req, true)
 }
-
-/// What a version upload sent, once its files are in the blob store.
-#[derive(Default)]
-pub(crate) struct Upload {
-    pub files: Vec<Digest>,
-    pub paths: Vec<String>,
-    pub delete: Vec<String>,
-    /// Text fields (multipart) or JSON values, by name.
-    pub fields: Map<String, Value>,
-    /// Where uploaded files came from, by path, when not from the client
-    /// (a pull from a repository: `repository_origin`).
-    pub origins: Map<String, Value>,
-}
-
-/// The version attr that records, per path, the repository a file was
-/// pulled from (`render_version` shows it on the file's item).
-pub(crate) const REPOSITORY_FILES: &str = "repositoryFiles";
 
 pub(crate) fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
     let mut upload = Upload::default();
@@ -180,19 +142,6 @@ pub(crate) fn read_upload(ctx: &Ctx, req: &mut Request) -> Result<Upload> {
     Ok(upload)
 }
 
-/// A JSON-text multipart field (or a JSON value, from a JSON body).
-pub(crate) fn json_field(fields: &Map<String, Value>, name: &str) -> Result<Option<Value>> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Null) => Ok(None),
-            Ok(v) => Ok(Some(v)),
-            Err(e) => Err(Error::invalid(name, format!("is not valid JSON: {e}"))),
-        },
-        Some(v) => Ok(Some(v.clone())),
-    }
-}
-
 fn create(ctx: &Ctx, req: &mut Request, from_previous: bool) -> Result<Response> {
     let who = req.who()?.clone();
     let id = req.param("id").to_string();
@@ -203,227 +152,6 @@ fn create(ctx: &Ctx, req: &mut Request, from_previous: bool) -> Result<Response>
     let version = commit_version(ctx.registry, &who, &id, upload, from_previous)?;
     drop(guard);
     Ok(Response::json(201, &render_version(&version, true)))
-}
-
-/// Records an upload as the model's next version: a clean one, or one
-/// derived from the latest (`from_previous`). The blobs must be stored
-/// already, under an upload guard the caller still holds. Shared with the
-/// CLI.
-pub(crate) fn commit_version(registry: &Registry, who: &Principal, id: &str, upload: Upload, from_previous: bool) -> Result<Version> {
-    registry.require(who, EntityKind::Model, id, Access::Write).map_err(hide_forbidden)?;
-    let who = who.clone();
-    let fields = &upload.fields;
-    if upload.files.len() != upload.paths.len() {
-        return Err(Error::invalid(
-            "filePath",
-            format!("every file needs a filePath: got {} files and {} paths", upload.files.len(), upload.paths.len()),
-        ));
-    }
-    for path in &upload.paths {
-        validate_file_path(path)?;
-    }
-    if upload.delete.len() > MAX_UPLOAD_PATHS {
-        return Err(Error::invalid("filesToDelete", format!("at most {MAX_UPLOAD_PATHS} may be sent at once")));
-    }
-    let major = opt_bool_or_text(fields, "isMajorUpdate")?.unwrap_or(true);
-    let mut sent = Map::new();
-    apply_resource_fields(fields, &mut sent)?;
-    if let Some(values) = json_field(fields, "requiredMetadataValues")? {
-        sent.insert("requiredMetadataValues".into(), pairs_list("requiredMetadataValues", &values, "value", 100)?);
-    }
-    if let Some(git) = json_field(fields, "gitModelVersion")? {
-        sent.insert("gitModelVersion".into(), git_model_version(&git)?);
-    }
-    let uploaded: BTreeMap<String, Digest> = upload.paths.iter().cloned().zip(upload.files.iter().cloned()).collect();
-    // Everything that depends on the latest version (inherited settings and
-    // environment, the files, the number) is computed inside the write
-    // transaction, from the latest version as it is when this one commits.
-    registry.create_version_with(&who, id, |latest| {
-        let mut attrs = Map::new();
-        // Resource settings: a derived version inherits them unless re-sent.
-        if from_previous {
-            if let Some(l) = latest {
-                for key in ["networkEgressPolicy", "maximumMemory", "desiredMemory", "replicas", "requiresHa", "resourceBundleId", "requiredMetadataValues"] {
-                    if let Some(v) = l.attrs.get(key) {
-                        attrs.insert(key.into(), v.clone());
-                    }
-                }
-            }
-        }
-        attrs.extend(sent.clone());
-        // Checked against the model and its datasets as they are when this
-        // version commits.
-        attrs.extend(version_training_attrs(registry, &who, id, fields, latest)?);
-        let (env_id, env_version_id) = resolve_environment(registry, &who, fields, latest, from_previous)?;
-        attrs.insert("baseEnvironmentId".into(), json!(env_id));
-        attrs.insert("baseEnvironmentVersionId".into(), json!(env_version_id));
-        // The basis: the latest version's files for PATCH, nothing for POST.
-        let mut files: BTreeMap<String, Digest> = BTreeMap::new();
-        if from_previous {
-            if let Some(l) = latest {
-                for f in &l.files {
-                    files.insert(f.path.clone(), Digest { sha256: f.sha256.clone(), size: f.size });
-                }
-                for item in &upload.delete {
-                    let Some(f) = l.files.iter().find(|f| &f.id == item) else {
-                        return Err(Error::invalid("filesToDelete", format!("{item:?} is not the id of a file of the latest version")));
-                    };
-                    files.remove(&f.path);
-                }
-            } else if !upload.delete.is_empty() {
-                return Err(Error::invalid("filesToDelete", "the model has no version to delete files from"));
-            }
-        }
-        // Uploaded files replace files at the same path (seed).
-        files.extend(uploaded.clone());
-        // Kept files keep the record of the repository they came from;
-        // replaced ones lose it (or get the new one).
-        let mut origins = Map::new();
-        if let (true, Some(Value::Object(kept))) = (from_previous, latest.and_then(|l| l.attrs.get(REPOSITORY_FILES))) {
-            origins.extend(kept.iter().filter(|(path, _)| files.contains_key(*path) && !uploaded.contains_key(*path)).map(|(p, o)| (p.clone(), o.clone())));
-        }
-        origins.extend(upload.origins.clone());
-        if !origins.is_empty() {
-            attrs.insert(REPOSITORY_FILES.into(), Value::Object(origins));
-        }
-        if files.len() > MAX_ITEMS {
-            return Err(Error::unprocessable(format!("a version may hold at most {MAX_ITEMS} files; this one would hold {}", files.len())));
-        }
-        let (vmaj, vmin) = match latest.map(numbers) {
-            None if major => (1, 0),
-            None => (0, 1),
-            Some((a, _)) if major => (a + 1, 0),
-            Some((a, b)) => (a, b + 1),
-        };
-        attrs.insert("versionMajor".into(), json!(vmaj));
-        attrs.insert("versionMinor".into(), json!(vmin));
-        attrs.insert("dependencies".into(), dependencies(registry, files.get("requirements.txt"))?);
-        let files = files.into_iter().map(|(path, digest)| NewFile { path, digest }).collect();
-        Ok(NewVersion { description: Some(String::new()), attrs, files, label: None })
-    })
-}
-
-/// `{commitUrl, mainBranchCommitSha, pullRequestCommitSha, refName}`: the
-/// commit a CI run built the version from (seed 002's GitModelVersion).
-fn git_model_version(value: &Value) -> Result<Value> {
-    let bad = |why: &str| Error::invalid("gitModelVersion", why.to_string());
-    let Some(git) = value.as_object() else { return Err(bad("must be an object")) };
-    let sha = |key: &str, required: bool| -> Result<Value> {
-        match git.get(key) {
-            Some(Value::String(s)) if s.len() == 40 && s.chars().all(|c| c.is_ascii_hexdigit()) => Ok(json!(s)),
-            None | Some(Value::Null) if !required => Ok(Value::Null),
-            _ => Err(bad(&format!("{key} must be a 40-character commit SHA-1"))),
-        }
-    };
-    let text = |key: &str| -> Result<Value> {
-        match git.get(key) {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 2000 => Ok(json!(s)),
-            _ => Err(bad(&format!("{key} is required"))),
-        }
-    };
-    Ok(json!({
-        "commitUrl": text("commitUrl")?,
-        "mainBranchCommitSha": sha("mainBranchCommitSha", true)?,
-        "pullRequestCommitSha": sha("pullRequestCommitSha", false)?,
-        "refName": text("refName")?,
-    }))
-}
-
-/// The version's parsed requirements.txt; an invalid line fails the upload
-/// with the seed's 422 fields `dependencies` and `invalidDependencies`.
-fn dependencies(registry: &Registry, requirements: Option<&Digest>) -> Result<Value> {
-    let Some(digest) = requirements else { return Ok(json!([])) };
-    // Read one byte more than allowed: a longer file is refused, never
-    // silently cut.
-    let mut bytes = Vec::new();
-    registry.open_blob(&digest.sha256)?.take(MAX_REQUIREMENTS_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_REQUIREMENTS_BYTES {
-        return Err(Error::unprocessable(format!("requirements.txt is larger than {MAX_REQUIREMENTS_BYTES} bytes")));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| Error::unprocessable("requirements.txt must be UTF-8 text"))?;
-    let parsed = requirements::parse(&text);
-    let deps: Vec<Value> = parsed.dependencies.iter().map(|d| d.to_json()).collect();
-    if !parsed.invalid.is_empty() {
-        return Err(Error::Unprocessable {
-            message: "Invalid requirements.txt: some lines cannot be parsed".into(),
-            details: json!({
-                "dependencies": deps,
-                "invalidDependencies": parsed.invalid.iter().map(|i| i.to_json()).collect::<Vec<_>>(),
-            }),
-        });
-    }
-    if deps.len() > 1000 {
-        return Err(Error::unprocessable("requirements.txt may list at most 1000 dependencies"));
-    }
-    Ok(Value::Array(deps))
-}
-
-/// The seed's base environment rules: at least one of the two ids (a
-/// derived version inherits both); a version id must belong to the
-/// environment; a missing version id is the latest model version's when
-/// it used the same environment, else the environment's latest successful
-/// build.
-pub(super) fn resolve_environment(
-    registry: &Registry,
-    who: &Principal,
-    fields: &Map<String, Value>,
-    latest: Option<&Version>,
-    from_previous: bool,
-) -> Result<(String, String)> {
-    let env_id = opt_str(fields, "baseEnvironmentId", 100)?.filter(|s| !s.is_empty());
-    let env_version_id = opt_str(fields, "baseEnvironmentVersionId", 100)?.filter(|s| !s.is_empty());
-    let inherited = |key: &str| latest.and_then(|l| l.attrs.get(key)).and_then(Value::as_str).map(String::from);
-    let (env_id, env_version_id) = match (env_id, env_version_id) {
-        (None, None) if from_previous && inherited("baseEnvironmentId").is_some() => {
-            (inherited("baseEnvironmentId"), inherited("baseEnvironmentVersionId"))
-        }
-        (None, None) => {
-            return Err(Error::invalid("baseEnvironmentId", "at least one of baseEnvironmentId and baseEnvironmentVersionId must be provided"))
-        }
-        pair => pair,
-    };
-    let not_usable = |e: Error| match e {
-        Error::NotFound(m) => Error::invalid("baseEnvironmentId", m),
-        other => other,
-    };
-    match (env_id, env_version_id) {
-        (env, Some(vid)) => {
-            // One team- and access-filtered lookup, one message: another
-            // team's or an invisible version is "not found", naming only
-            // the id the caller sent.
-            let version = registry.usable_env_version(who, &vid).map_err(|e| match e {
-                Error::NotFound(_) => Error::invalid("baseEnvironmentVersionId", format!("environment version {vid} not found")),
-                other => other,
-            })?;
-            if let Some(env) = env.filter(|e| *e != version.environment_id) {
-                return Err(Error::invalid("baseEnvironmentVersionId", format!("version {vid} does not belong to environment {env}")));
-            }
-            Ok((version.environment_id, vid))
-        }
-        (Some(env), None) => {
-            registry.get_environment(who, &env).map_err(not_usable)?;
-            if inherited("baseEnvironmentId").as_deref() == Some(env.as_str()) {
-                if let Some(vid) = inherited("baseEnvironmentVersionId") {
-                    return Ok((env, vid));
-                }
-            }
-            let built = registry.latest_env_version(&env, true)?.ok_or_else(|| {
-                Error::invalid("baseEnvironmentId", format!("environment {env} has no successfully built version"))
-            })?;
-            Ok((env, built.id))
-        }
-        (None, None) => Err(Error::invalid("baseEnvironmentId", "is required")),
-    }
-}
-
-/// (versionMajor, versionMinor); a version made by another dialect counts
-/// as `number.0`.
-pub(crate) fn numbers(v: &Version) -> (i64, i64) {
-    let get = |k: &str| v.attrs.get(k).and_then(Value::as_i64);
-    match (get("versionMajor"), get("versionMinor")) {
-        (Some(a), Some(b)) => (a, b),
-        _ => (v.number, 0),
-    }
 }
 
 /// `CustomModelVersionResponse`. Earlier versions are frozen: a newer one

@@ -65,7 +65,7 @@ impl Availability {
 }
 
 fn settings<'a>(ctx: &Ctx<'a>) -> Settings<'a> {
-    Settings { data_dir: &ctx.options.data_dir, python: ctx.options.python.as_deref(), image_builder: ctx.options.image_builder.as_deref() }
+    ctx.options.jobs.compute()
 }
 
 fn row_availability(row: FormatArtifact) -> Availability {
@@ -389,7 +389,7 @@ pub(crate) fn offline_artifact(
     let version = registry.get_version(who, model_id, number)?;
     let mut availability = request(registry, &settings, who, &version, format, None, Retry::Never)?;
     if let Availability::Pending(row) = &availability {
-        let options = crate::http::ServerOptions::offline(registry.data_dir(), python.map(std::path::Path::to_path_buf));
+        let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.map(std::path::Path::to_path_buf));
         crate::jobs::run_jobs_about(registry, &options, &row.id)?;
         availability = wait_for_verdict(registry, &settings, &version, format)?;
     }
@@ -417,7 +417,7 @@ pub(crate) fn offline_convert(
     let settings = Settings { data_dir: registry.data_dir(), python, image_builder: None };
     let (_, pending) = request_body(registry, &settings, who, model_id, number, format, input_shape)?;
     if let Some(row_id) = pending {
-        let options = crate::http::ServerOptions::offline(registry.data_dir(), python.map(std::path::Path::to_path_buf));
+        let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.map(std::path::Path::to_path_buf));
         crate::jobs::run_jobs_about(registry, &options, &row_id)?;
         let version = registry.get_version(who, model_id, number)?;
         wait_for_verdict(registry, &settings, &version, format)?;

@@ -23,6 +23,8 @@
 //! helper that prints it (`<data>/repositories/askpass`), never its command
 //! line, so it appears in no process list, log or message.
 
+pub mod pull;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
