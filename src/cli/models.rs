@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::remote::{enc, Download, Remote};
 use crate::api::octomil;
 use crate::registry::{Error, Principal, Registry};
-use crate::store::blobs::{copy_hashing, Digest, PutError};
+use crate::registry::{copy_hashing, Digest, PutError};
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {

@@ -96,7 +96,7 @@ pub struct Pulled {
     /// Taken before the first blob was written (not for the fetch, which
     /// may be slow, so gc is not held up by it): hold it until the version
     /// that names the blobs commits.
-    pub guard: crate::store::blobs::UploadGuard,
+    pub guard: crate::registry::UploadGuard,
 }
 
 /// One line of `git ls-tree -r -l`.

@@ -74,7 +74,7 @@ pub fn render(registry: &Registry) -> Result<String> {
         out,
         "modelreg_build_info{{version=\"{}\",schema=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION"),
-        crate::store::db::SCHEMA_VERSION
+        crate::registry::SCHEMA_VERSION
     );
 
     family(&mut out, "modelreg_http_requests_total", "counter", "HTTP requests answered, by dialect, route pattern, method and status.");
@@ -108,7 +108,7 @@ pub fn render(registry: &Registry) -> Result<String> {
     family(&mut out, "modelreg_http_requests_in_flight", "gauge", "Requests being handled now.");
     let _ = writeln!(out, "modelreg_http_requests_in_flight {}", IN_FLIGHT.load(Ordering::Relaxed));
     family(&mut out, "modelreg_uploads_in_flight", "gauge", "Uploads streaming into the blob store now (in this server).");
-    let _ = writeln!(out, "modelreg_uploads_in_flight {}", crate::store::blobs::UPLOADS_IN_FLIGHT.load(Ordering::Relaxed));
+    let _ = writeln!(out, "modelreg_uploads_in_flight {}", crate::registry::UPLOADS_IN_FLIGHT.load(Ordering::Relaxed));
 
     family(&mut out, "modelreg_blobs", "gauge", "Blobs recorded in the store.");
     let _ = writeln!(out, "modelreg_blobs {}", stats.blobs);

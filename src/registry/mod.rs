@@ -37,8 +37,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::store::blobs::{BlobStore, PutError, UploadGuard};
-pub use crate::store::blobs::{Digest, PendingBlobs};
+use crate::store::blobs::BlobStore;
+pub use crate::store::blobs::{copy_hashing, hex, Digest, PendingBlobs, PutError, UploadGuard, UPLOADS_IN_FLIGHT};
+pub use crate::store::db::SCHEMA_VERSION;
 use crate::store::db;
 pub use crate::store::stamps::{format_time, is_uuid, new_id, now};
 

@@ -60,7 +60,7 @@ pub fn env_key(runtime_identity: &str, lines: &[String]) -> String {
         hasher.update(line.as_bytes());
         hasher.update(b"\n");
     }
-    crate::store::blobs::hex(&hasher.finalize())
+    crate::registry::hex(&hasher.finalize())
 }
 
 /// The Python of a built environment, if it exists.

@@ -120,7 +120,7 @@ fn image_id(version: &Version) -> String {
     hasher.update(b"\0");
     let deps = version.attrs.get("dependencies").cloned().unwrap_or_else(|| json!([]));
     hasher.update(crate::runtime::deps::requirement_lines(&deps).join("\n").as_bytes());
-    crate::store::blobs::hex(&hasher.finalize())[..24].to_string()
+    crate::registry::hex(&hasher.finalize())[..24].to_string()
 }
 
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
