@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::registry::repositories::GitPaths;
+use crate::registry::catalogue::repositories::GitPaths;
 use crate::registry::{Job, Registry};
 
 /// How jobs run: what `serve` was told, or what the offline CLI assumes
@@ -90,16 +90,16 @@ const BOOKKEEPING_THREADS: usize = 2;
 /// Every kind of job, its lane, and the function that runs it.
 const HANDLERS: &[(&str, Lane, JobFn)] = &[
     (crate::registry::MACHINE_JOB, Lane::Bookkeeping, advance_machine),
-    (crate::registry::environments::BUILD_JOB, Lane::Compute, build_environment),
+    (crate::registry::compute::environments::BUILD_JOB, Lane::Compute, build_environment),
     // Compute: reading a large CSV takes as long as the file is big.
-    (crate::registry::datasets::INGEST_JOB, Lane::Compute, ingest_dataset),
-    (crate::registry::dependency_builds::DEPENDENCY_BUILD_JOB, Lane::Compute, build_dependencies),
-    (crate::registry::model_tests::TEST_JOB, Lane::Compute, test_model),
-    (crate::registry::insights::INSIGHT_JOB, Lane::Compute, compute_insight),
+    (crate::registry::compute::datasets::INGEST_JOB, Lane::Compute, ingest_dataset),
+    (crate::registry::compute::dependency_builds::DEPENDENCY_BUILD_JOB, Lane::Compute, build_dependencies),
+    (crate::registry::compute::model_tests::TEST_JOB, Lane::Compute, test_model),
+    (crate::registry::compute::insights::INSIGHT_JOB, Lane::Compute, compute_insight),
     // Compute: a fetch takes as long as the network and the repository.
-    (crate::registry::repositories::PULL_JOB, Lane::Compute, pull_from_repository),
-    (crate::registry::conversions::CONVERSION_JOB, Lane::Compute, convert),
-    (crate::registry::formats::FORMAT_JOB, Lane::Compute, convert_format),
+    (crate::registry::catalogue::repositories::PULL_JOB, Lane::Compute, pull_from_repository),
+    (crate::registry::compute::conversions::CONVERSION_JOB, Lane::Compute, convert),
+    (crate::registry::compute::formats::FORMAT_JOB, Lane::Compute, convert_format),
 ];
 
 fn kinds_of(lane: Lane) -> Vec<&'static str> {
@@ -111,11 +111,11 @@ fn advance_machine(ctx: &JobContext, job: &Job) -> Result<Value, String> {
 }
 
 fn build_environment(ctx: &JobContext, job: &Job) -> Result<Value, String> {
-    crate::registry::envbuild::run_build(ctx.registry, ctx.options.image_builder.as_deref(), job)
+    crate::registry::compute::envbuild::run_build(ctx.registry, ctx.options.image_builder.as_deref(), job)
 }
 
 fn ingest_dataset(ctx: &JobContext, job: &Job) -> Result<Value, String> {
-    crate::registry::datasets::run_ingest(ctx.registry, job)
+    crate::registry::compute::datasets::run_ingest(ctx.registry, job)
 }
 
 fn build_dependencies(ctx: &JobContext, job: &Job) -> Result<Value, String> {

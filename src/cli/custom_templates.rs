@@ -15,7 +15,7 @@ use super::models::progress;
 use super::remote::{enc, FormPart};
 use super::Target;
 use crate::api::datarobot::templates::{self as api, TemplateFilter};
-use crate::registry::custom_templates::admin_only;
+use crate::registry::catalogue::custom_templates::admin_only;
 use crate::registry::{Error, NewFile};
 
 /// The manifest a template folder may hold: the create request's fields as

@@ -24,9 +24,9 @@ use crate::api::datarobot::{
     conversions as conversion_api, dependencies as deps_api, environments as env_api, insights as insights_api, model_tests as test_api,
     models as model_api, templates as template_api, versions as version_api,
 };
-use crate::registry::access::{Access, EntityKind};
-use crate::registry::envbuild::sniff;
-use crate::registry::environments::{NewEnvVersion, NewEnvironment, BUILD_JOB, LANGUAGES};
+use crate::registry::access::roles::{Access, EntityKind};
+use crate::registry::compute::envbuild::sniff;
+use crate::registry::compute::environments::{NewEnvVersion, NewEnvironment, BUILD_JOB, LANGUAGES};
 use crate::registry::{validate_file_path, Error, ModelQuery, PageRequest, Registry};
 
 #[derive(Subcommand)]
@@ -567,7 +567,7 @@ fn feature_impact(
     python: Option<PathBuf>,
     as_json: bool,
 ) -> Result<i32, Error> {
-    use crate::registry::insights::InsightKind;
+    use crate::registry::compute::insights::InsightKind;
     let path = format!("{}versions/{}/featureImpact/", model_path(model), enc(version));
     let body = match target {
         Target::Local { registry, who } => {
@@ -808,7 +808,7 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
                     // Before storing any file, as the route does before reading the body.
                     registry.access(who, EntityKind::Model, &model)?;
                     let guard = registry.upload_guard()?;
-                    let mut upload = crate::registry::custom_versions::Upload::default();
+                    let mut upload = crate::registry::catalogue::custom_versions::Upload::default();
                     for (path, file) in &files {
                         upload.files.push(registry.put_blob(&mut File::open(file)?, None)?);
                         upload.paths.push(path.clone());
@@ -819,7 +819,7 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
                             upload.fields.insert(key.into(), json!(v));
                         }
                     }
-                    let version = crate::registry::custom_versions::commit_version(registry, who, &model, upload, from_previous)?;
+                    let version = crate::registry::catalogue::custom_versions::commit_version(registry, who, &model, upload, from_previous)?;
                     drop(guard);
                     version_api::render_version(&version, true)
                 }
@@ -1075,7 +1075,7 @@ pub fn environments(target: &Target, cmd: EnvironmentsCommand, as_json: bool) ->
         EnvironmentsCommand::List => {
             let items = match target {
                 Target::Local { registry, who } => {
-                    let query = crate::registry::environments::EnvironmentQuery { limit: 1000, ..Default::default() };
+                    let query = crate::registry::compute::environments::EnvironmentQuery { limit: 1000, ..Default::default() };
                     let page = registry.list_environments(who, &query)?;
                     let items = page.items.iter().map(|e| env_api::render_environment(registry, "", e)).collect::<Result<Vec<_>, _>>()?;
                     Value::Array(items)
@@ -1181,7 +1181,7 @@ fn add_version_offline(
     while !registry.get_job(who, &job.id)?.state.is_finished() {
         // Only this version's build: another's belongs to whoever queued it.
         let Some(next) = registry.claim_job_about(&[BUILD_JOB], &version.id)? else { break };
-        let outcome = crate::registry::envbuild::run_build(registry, None, &next);
+        let outcome = crate::registry::compute::envbuild::run_build(registry, None, &next);
         registry.finish_job(&next.id, outcome)?;
     }
     let version = registry.get_env_version(who, environment, &version.id)?;

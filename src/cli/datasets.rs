@@ -14,7 +14,7 @@ use super::models::{open_with_progress, progress, write_verified};
 use super::remote::{enc, Download, FormPart};
 use super::Target;
 use crate::api::datarobot::datasets::{dataset_patch, render_dataset};
-use crate::registry::datasets::{run_ingest, DatasetQuery, DatasetState, NewDataset, INGEST_JOB};
+use crate::registry::compute::datasets::{run_ingest, DatasetQuery, DatasetState, NewDataset, INGEST_JOB};
 use crate::registry::{Error, Principal, Registry};
 
 #[derive(Subcommand)]

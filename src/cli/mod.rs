@@ -442,7 +442,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
         image_builder: args.image_builder,
         compute_slots: args.compute_slots.max(1),
         python: args.python,
-        git_paths: crate::registry::repositories::GitPaths::Under(allowed_git_paths(&args.allow_git_paths)?),
+        git_paths: crate::registry::catalogue::repositories::GitPaths::Under(allowed_git_paths(&args.allow_git_paths)?),
         pull_limit: args.max_upload_bytes,
     };
     let options = ServerOptions {

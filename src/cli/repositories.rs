@@ -15,7 +15,7 @@ use super::datarobot::{deleted, print, ListPage};
 use super::remote::enc;
 use super::Target;
 use crate::api::datarobot::repositories::{new_repository, remove_repository, render_repository};
-use crate::registry::repositories::GitPaths;
+use crate::registry::catalogue::repositories::GitPaths;
 use crate::registry::Error;
 
 #[derive(Subcommand)]

@@ -30,8 +30,8 @@ use serde_json::{json, Value};
 
 use super::jobs::Settings;
 use crate::process::{self, Stopped};
-use crate::registry::conversions::Conversion;
-use crate::registry::jobs::JobLog;
+use crate::registry::compute::conversions::Conversion;
+use crate::registry::compute::jobs::JobLog;
 use crate::registry::{Error, Job, Principal, Registry};
 
 /// How long a whole conversion (javac and jar) may take.

@@ -29,8 +29,8 @@ use serde_json::{json, Value};
 
 use super::jobs::Settings;
 use crate::process::{self, Stopped};
-use crate::registry::formats::FormatArtifact;
-use crate::registry::jobs::JobLog;
+use crate::registry::compute::formats::FormatArtifact;
+use crate::registry::compute::jobs::JobLog;
 use crate::registry::{Job, Registry, Version};
 
 /// The script the jobs run (see its header).

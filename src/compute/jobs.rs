@@ -19,8 +19,8 @@ use serde_json::{json, Map, Value};
 use super::checks::{self, Config, Event, Plan, Status};
 use super::drum::{self, Runner, ServerSpec};
 use super::insights;
-use crate::registry::insights::InsightKind;
-use crate::registry::jobs::JobLog;
+use crate::registry::compute::insights::InsightKind;
+use crate::registry::compute::jobs::JobLog;
 use crate::registry::{Job, Model, Principal, Registry, Version};
 use crate::runtime::{self, deps};
 
@@ -129,7 +129,7 @@ fn build_dependency_image(
     log(&format!("Dependencies: {builder} build -t {tag} (FROM {image}, pip install {})", lines.join(" ")));
     let mut command = std::process::Command::new(builder);
     command.args(["build", "-t", tag]).arg(&context);
-    let timeout = crate::registry::envbuild::build_timeout();
+    let timeout = crate::registry::compute::envbuild::build_timeout();
     match crate::process::run_logged(command, timeout, log, should_stop).map_err(|e| format!("cannot run {builder}: {e}"))? {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("{builder} build of the dependency image failed ({status}); its output is in the log above")),
@@ -212,7 +212,7 @@ fn prepare_and_run(
     settings: &Settings,
     job: &Job,
     who: &Principal,
-    test: &crate::registry::model_tests::ModelTest,
+    test: &crate::registry::compute::model_tests::ModelTest,
     job_dir: &Path,
     job_log: &JobLog,
     cancelled: &dyn Fn() -> bool,
@@ -234,7 +234,7 @@ fn prepare_and_run(
 
     // What to read: the test dataset (twice, for the verification check)
     // and the dataset of expected predictions.
-    let open_dataset = |id: &str| -> Result<(crate::registry::datasets::Dataset, std::fs::File), String> {
+    let open_dataset = |id: &str| -> Result<(crate::registry::compute::datasets::Dataset, std::fs::File), String> {
         let dataset = registry.usable_dataset(who, id).map_err(|e| e.message())?;
         let file = registry.open_blob(&dataset.sha256).map_err(|e| e.message())?;
         Ok((dataset, file))

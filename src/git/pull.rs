@@ -7,11 +7,11 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::registry::access::{Access, EntityKind};
-use crate::registry::custom_versions::{commit_version, hide_forbidden, resolve_environment, Upload};
+use crate::registry::access::roles::{Access, EntityKind};
+use crate::registry::catalogue::custom_versions::{commit_version, hide_forbidden, resolve_environment, Upload};
 use crate::registry::fields::{opt_bool_or_text, opt_str, pairs_list};
-use crate::registry::jobs::JobLog;
-use crate::registry::repositories::{fetch_location, GitPaths, normalize_source_path, validate_ref, Repository, SourceType, PULL_JOB};
+use crate::registry::compute::jobs::JobLog;
+use crate::registry::catalogue::repositories::{fetch_location, GitPaths, normalize_source_path, validate_ref, Repository, SourceType, PULL_JOB};
 use crate::registry::{Error, Job, Principal, Registry, Result};
 
 /// The most `sourcePath` values one request may name (seed).

@@ -6,32 +6,12 @@
 //! is cheap: the schema is applied once per data directory).
 
 pub mod access;
-mod auth;
-mod backup;
-mod bundles;
-pub mod conversions;
-pub mod custom_templates;
-pub mod custom_versions;
-pub mod data_dir;
-pub mod datasets;
-pub mod dependency_builds;
-pub mod envbuild;
-pub mod environments;
-pub mod formats;
-pub mod insights;
+pub mod catalogue;
+pub mod compute;
 mod error;
 pub mod fields;
-pub mod jobs;
-mod machines;
-mod maintenance;
-pub mod model_tests;
-mod models;
-mod overview;
+pub mod operations;
 mod page;
-mod stats;
-pub mod repositories;
-pub mod signed_urls;
-pub mod requirements;
 
 use std::path::{Path, PathBuf};
 
@@ -43,20 +23,20 @@ pub use crate::store::db::SCHEMA_VERSION;
 use crate::store::db;
 pub use crate::store::stamps::{format_time, is_uuid, new_id, now};
 
-pub use auth::{ApiKey, NewUser, Principal, FIRST_KEY_FILE};
-pub use backup::{restore, BackupReport};
-pub use data_dir::Prepared;
+pub use access::auth::{ApiKey, NewUser, Principal, FIRST_KEY_FILE};
+pub use operations::backup::{restore, BackupReport};
+pub use operations::data_dir::Prepared;
 pub use error::{Error, Result};
-pub use jobs::{Job, JobState};
-pub use machines::{
+pub use compute::jobs::{Job, JobState};
+pub use compute::machines::{
     machine_type, Assignee, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, NewMachine,
     NewTemplate, Template, TemplateSource, MACHINE_JOB, REGIONS,
 };
-pub use models::{
+pub use catalogue::models::{
     validate_file_path, Model, ModelOrder, ModelPatch, ModelQuery, ModelsPage, NewFile, NewModel, NewVersion, Origin,
     Version, VersionRef, VersionStatus,
 };
-pub use overview::VersionSummary;
+pub use catalogue::overview::VersionSummary;
 pub use page::{Cursor, Page, PageRequest};
 
 pub struct Registry {
@@ -72,7 +52,7 @@ impl Registry {
     pub fn open(data_dir: &Path) -> Result<Registry> {
         crate::store::blobs::create_private_dir(data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
-        let conn = db::open(&data_dir.join(data_dir::DB_FILE))?;
+        let conn = db::open(&data_dir.join(operations::data_dir::DB_FILE))?;
         let blobs = BlobStore::open(&data_dir.join("blobs"))?;
         Ok(Registry { conn, blobs, data_dir: data_dir.to_path_buf() })
     }

@@ -138,7 +138,7 @@ fn install_into(
     pip.args(["-m", "pip", "install", "--no-input", "--disable-pip-version-check", "--progress-bar", "off", "-r"])
         .arg(&requirements);
     // The deadline of every build (`MODELREG_BUILD_TIMEOUT_SECS` overrides it).
-    match crate::process::run_logged(pip, crate::registry::envbuild::build_timeout(), log, should_stop).map_err(|e| format!("cannot run pip: {e}"))? {
+    match crate::process::run_logged(pip, crate::registry::compute::envbuild::build_timeout(), log, should_stop).map_err(|e| format!("cannot run pip: {e}"))? {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("pip install failed ({status}); its error is in the log above")),
         Err(Stopped::Asked(reason)) => Err(reason),
@@ -164,9 +164,9 @@ mod tests {
 
     #[test]
     fn the_key_ignores_order_spelling_and_comments() {
-        let a = crate::registry::requirements::parse("Foo_Bar==1.0\n# pinned\nbaz[x]>=2,<3\n");
-        let b = crate::registry::requirements::parse("baz[x] >= 2, < 3\nfoo-bar == 1.0\n");
-        let json = |p: &crate::registry::requirements::Parsed| Value::Array(p.dependencies.iter().map(|d| d.to_json()).collect());
+        let a = crate::registry::catalogue::requirements::parse("Foo_Bar==1.0\n# pinned\nbaz[x]>=2,<3\n");
+        let b = crate::registry::catalogue::requirements::parse("baz[x] >= 2, < 3\nfoo-bar == 1.0\n");
+        let json = |p: &crate::registry::catalogue::requirements::Parsed| Value::Array(p.dependencies.iter().map(|d| d.to_json()).collect());
         let (la, lb) = (requirement_lines(&json(&a)), requirement_lines(&json(&b)));
         assert_eq!(la, ["baz[x]>=2,<3", "foo-bar==1.0"]);
         assert_eq!(la, lb);

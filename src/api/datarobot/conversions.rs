@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::{attachment, model_version_ids, opt_str, page_body, page_of, paging, query_bool, status_location, wait_briefly};
 use crate::http::response::FileToSend;
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::conversions::Conversion;
+use crate::registry::compute::conversions::Conversion;
 use crate::registry::{Digest, Error, Registry, Result};
 
 pub fn routes(router: &mut Router) {

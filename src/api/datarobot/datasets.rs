@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::{attachment, opt_str, page_body, paging, query_bool, status_location, wait_briefly, PartBudget, MAX_TEXT_BYTES};
 use crate::http::{Ctx, FileToSend, Request, Response, Router};
-use crate::registry::datasets::{Dataset, DatasetPatch, DatasetQuery, DatasetState, NewDataset};
+use crate::registry::compute::datasets::{Dataset, DatasetPatch, DatasetQuery, DatasetState, NewDataset};
 use crate::registry::{Error, Result};
 
 pub fn routes(router: &mut Router) {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::{model_version_ids, wait_briefly};
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::dependency_builds::DependencyBuild;
+use crate::registry::compute::dependency_builds::DependencyBuild;
 use crate::registry::{Error, Result};
 
 pub fn routes(router: &mut Router) {

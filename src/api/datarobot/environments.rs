@@ -13,12 +13,12 @@ use super::{
     wait_briefly, PartBudget,
 };
 use crate::http::{Ctx, FileToSend, Request, Response, Router};
-use crate::registry::access::{Access, EntityKind};
-use crate::registry::environments::{
+use crate::registry::access::roles::{Access, EntityKind};
+use crate::registry::compute::environments::{
     EnvVersion, Environment, EnvironmentPatch, EnvironmentQuery, NewEnvVersion, NewEnvironment, BUILD_STATUSES,
     LANGUAGES, USE_CASES,
 };
-use crate::registry::envbuild::{sniff, ArchiveFormat};
+use crate::registry::compute::envbuild::{sniff, ArchiveFormat};
 use crate::registry::{Error, PageRequest, Registry, Result};
 
 pub fn routes(router: &mut Router) {

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::{opt_str, status_location};
 use crate::compute::insights::SUPPORTED_TARGETS;
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::insights::InsightKind;
+use crate::registry::compute::insights::InsightKind;
 use crate::registry::{Error, Principal, Registry, Result};
 
 pub fn routes(router: &mut Router) {

@@ -255,7 +255,7 @@ impl PartBudget {
 }
 
 /// Reads an access-control PATCH body `{data: [{username, role, canShare?, canUseData?}]}`.
-pub(crate) fn access_changes(body: &Map<String, Value>) -> Result<Vec<crate::registry::access::AccessChange>> {
+pub(crate) fn access_changes(body: &Map<String, Value>) -> Result<Vec<crate::registry::access::roles::AccessChange>> {
     let Some(Value::Array(items)) = body.get("data") else {
         return Err(Error::invalid("data", "is required: a list of {username, role}"));
     };
@@ -270,7 +270,7 @@ pub(crate) fn access_changes(body: &Map<String, Value>) -> Result<Vec<crate::reg
             if !obj.contains_key("role") {
                 return Err(Error::invalid("role", "is required (null revokes)"));
             }
-            Ok(crate::registry::access::AccessChange {
+            Ok(crate::registry::access::roles::AccessChange {
                 username,
                 role: opt_str(obj, "role", 64)?,
                 can_share: opt_bool_or_text(obj, "canShare")?,
@@ -281,7 +281,7 @@ pub(crate) fn access_changes(body: &Map<String, Value>) -> Result<Vec<crate::reg
 }
 
 /// `GET …/accessControl/`: paged entries, filterable by username or userId.
-pub(crate) fn access_list(req: &Request, entries: Vec<crate::registry::access::AccessEntry>) -> Result<Value> {
+pub(crate) fn access_list(req: &Request, entries: Vec<crate::registry::access::roles::AccessEntry>) -> Result<Value> {
     let paging = paging(req)?;
     let (username, user_id) = (req.query("username"), req.query("userId"));
     if username.is_some() && user_id.is_some() {

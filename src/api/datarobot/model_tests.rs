@@ -6,11 +6,11 @@
 use serde_json::{json, Map, Value};
 
 use super::models::TARGET_TYPES;
-use crate::registry::custom_versions::{apply_resource_fields, numbers};
+use crate::registry::catalogue::custom_versions::{apply_resource_fields, numbers};
 use super::{attachment, opt_str, page_body, paging, status_location};
 use crate::compute::checks::{Config, Mode, CHECKS, SEED_CHECKS};
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::model_tests::{ModelTest, NewTest};
+use crate::registry::compute::model_tests::{ModelTest, NewTest};
 use crate::registry::{Error, Principal, Registry, Result, Version};
 
 pub fn routes(router: &mut Router) {

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 use super::versions::{render_version, zip_response};
 use super::{access_changes, access_list, opt_bool_or_text, opt_str, opt_string_list, page_body, paging, query_bool};
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::access::{Access, EntityKind};
-use crate::registry::custom_versions::{apply_resource_fields, MAX_MEMORY};
+use crate::registry::access::roles::{Access, EntityKind};
+use crate::registry::catalogue::custom_versions::{apply_resource_fields, MAX_MEMORY};
 use crate::registry::fields::insert_some;
 use crate::registry::{Error, Model, ModelOrder, ModelPatch, ModelQuery, NewModel, Origin, PageRequest, Principal, Registry, Result};
 

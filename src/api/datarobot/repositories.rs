@@ -13,9 +13,9 @@ use serde_json::{json, Map, Value};
 
 use super::{opt_str, page_body, paging, status_location, wait_briefly};
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::access::{Access, EntityKind};
-use crate::registry::custom_versions::hide_forbidden;
-use crate::registry::repositories::{NewRepository, Repository, RepositoryPatch, SourceType};
+use crate::registry::access::roles::{Access, EntityKind};
+use crate::registry::catalogue::custom_versions::hide_forbidden;
+use crate::registry::catalogue::repositories::{NewRepository, Repository, RepositoryPatch, SourceType};
 use crate::registry::{Error, Principal, Registry, Result};
 
 pub fn routes(router: &mut Router) {

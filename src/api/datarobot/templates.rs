@@ -13,13 +13,13 @@ use serde_json::{json, Map, Value};
 
 use super::models::new_model;
 use super::versions::read_upload;
-use crate::registry::custom_versions::{commit_version, Upload};
+use crate::registry::catalogue::custom_versions::{commit_version, Upload};
 use crate::registry::fields::json_field;
 use super::{opt_bool_or_text, opt_str, page_of, paging, query_bool};
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::custom_templates::{admin_only, runtime_environment, CustomTemplate, TemplateFields, TemplateUpdate, MAX_TEMPLATE_FILES};
-use crate::registry::envbuild::{each_file, sniff};
-use crate::registry::environments::EnvironmentQuery;
+use crate::registry::catalogue::custom_templates::{admin_only, runtime_environment, CustomTemplate, TemplateFields, TemplateUpdate, MAX_TEMPLATE_FILES};
+use crate::registry::compute::envbuild::{each_file, sniff};
+use crate::registry::compute::environments::EnvironmentQuery;
 use crate::registry::{Digest, Error, Model, NewFile, NewModel, Principal, Registry, Result, Version};
 
 pub fn routes(router: &mut Router) {

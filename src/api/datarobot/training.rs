@@ -16,9 +16,9 @@ use serde_json::json;
 use super::versions::render_version;
 use super::{opt_str, status_location};
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::access::{Access, EntityKind};
-use crate::registry::custom_versions::{commit_version, hide_forbidden, not_on_versions, versions_hold_training_data, Upload};
-use crate::registry::datasets::{TrainingDataRef, TRAINING_DATA_JOB};
+use crate::registry::access::roles::{Access, EntityKind};
+use crate::registry::catalogue::custom_versions::{commit_version, hide_forbidden, not_on_versions, versions_hold_training_data, Upload};
+use crate::registry::compute::datasets::{TrainingDataRef, TRAINING_DATA_JOB};
 use crate::registry::fields::json_field;
 use crate::registry::{Error, Result};
 

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::{opt_str, paging, page_of, pairs_list, query_bool, PartBudget, MAX_TEXT_BYTES};
 use crate::http::{Body, Ctx, Request, Response, Router};
-use crate::registry::access::{Access, EntityKind};
-use crate::registry::custom_versions::{commit_version, hide_forbidden, numbers, Upload, MAX_UPLOAD_PATHS, REPOSITORY_FILES};
+use crate::registry::access::roles::{Access, EntityKind};
+use crate::registry::catalogue::custom_versions::{commit_version, hide_forbidden, numbers, Upload, MAX_UPLOAD_PATHS, REPOSITORY_FILES};
 use crate::registry::{Error, Principal, Registry, Result, Version};
 
 pub fn routes(router: &mut Router) {

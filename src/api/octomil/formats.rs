@@ -22,7 +22,7 @@ use super::OCTOMIL;
 use crate::compute::formats::{self as convert, Need, Plan};
 use crate::compute::jobs::Settings;
 use crate::http::{Ctx, FileToSend, Request, Response, Router};
-use crate::registry::formats::{FormatArtifact, Retry};
+use crate::registry::compute::formats::{FormatArtifact, Retry};
 use crate::registry::{Error, Principal, Registry, Result, Version};
 
 pub fn routes(router: &mut Router) {

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use super::data_dir::DB_FILE;
-use super::{Error, Registry, Result, FIRST_KEY_FILE};
+use crate::registry::operations::data_dir::DB_FILE;
+use crate::registry::{Error, Registry, Result, FIRST_KEY_FILE};
 use crate::store::blobs::{create_private_dir, BlobStore, PRIVATE_FILE};
 use crate::store::db;
 

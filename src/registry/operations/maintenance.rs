@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rusqlite::OptionalExtension;
 
-use super::{Registry, Result};
+use crate::registry::{Registry, Result};
 use crate::store::blobs::GcReport;
 use crate::store::db;
 

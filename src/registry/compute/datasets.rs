@@ -15,10 +15,10 @@ use std::rc::Rc;
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
-use super::jobs::{enqueue_job_in, finished_job_in, Job, JobLog};
-use super::models::{Attrs, Model, ModelPatch};
-use super::page::{offset_page, offset_tail, Page};
-use super::{new_id, now, Digest, Error, Principal, Registry, Result};
+use crate::registry::compute::jobs::{enqueue_job_in, finished_job_in, Job, JobLog};
+use crate::registry::catalogue::models::{Attrs, Model, ModelPatch};
+use crate::registry::page::{offset_page, offset_tail, Page};
+use crate::registry::{new_id, now, Digest, Error, Principal, Registry, Result};
 
 pub const INGEST_JOB: &str = "dataset-ingest";
 /// The kind of the already-finished job a training-data assignment records,
@@ -549,13 +549,13 @@ mod tests {
 
         let mut attrs = Attrs::new();
         attrs.insert("targetName".into(), json!("price"));
-        let model = registry.create_model(&who, super::super::NewModel { name: "m".into(), description: None, attrs, origin: super::super::Origin::DataRobot }).unwrap();
+        let model = registry.create_model(&who, crate::registry::NewModel { name: "m".into(), description: None, attrs, origin: crate::registry::Origin::DataRobot }).unwrap();
         let version = registry.create_version(&who, &model.id, Default::default()).unwrap();
         assert_eq!(registry.training_dataset_for(&who, &model.id, &version.id).unwrap(), None);
         let data = TrainingDataRef { dataset_id: dataset.id.clone(), partition_column: Some("fold".into()), ..Default::default() };
         let (model, job) = registry.assign_training_data(&who, &model.id, &data, json!({"location": "/m/"})).unwrap();
         assert_eq!(model.attrs["trainingDatasetId"], json!(dataset.id));
-        assert_eq!((job.state, registry.get_job(&who, &job.id).unwrap().result), (super::super::JobState::Succeeded, Some(json!({"location": "/m/"}))));
+        assert_eq!((job.state, registry.get_job(&who, &job.id).unwrap().result), (crate::registry::JobState::Succeeded, Some(json!({"location": "/m/"}))));
         let (used, partition) = registry.training_dataset_for(&who, &model.id, &version.id).unwrap().unwrap();
         assert_eq!((used.id.as_str(), partition.as_deref()), (dataset.id.as_str(), Some("fold")));
 
@@ -564,7 +564,7 @@ mod tests {
         ingest(&registry, &other.id);
         let mut attrs = Attrs::new();
         attrs.insert("trainingData".into(), json!({"datasetId": other.id}));
-        let v2 = registry.create_version(&who, &model.id, super::super::NewVersion { attrs, ..Default::default() }).unwrap();
+        let v2 = registry.create_version(&who, &model.id, crate::registry::NewVersion { attrs, ..Default::default() }).unwrap();
         let (used, partition) = registry.training_dataset_for(&who, &model.id, &v2.id).unwrap().unwrap();
         assert_eq!((used.id.as_str(), partition), (other.id.as_str(), None));
         registry.delete_dataset(&who, &other.id).unwrap();

@@ -6,9 +6,9 @@
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
-use super::access::Access;
-use super::jobs::enqueue_job_in;
-use super::{now, Error, Job, Principal, Registry, Result};
+use crate::registry::access::roles::Access;
+use crate::registry::compute::jobs::enqueue_job_in;
+use crate::registry::{now, Error, Job, Principal, Registry, Result};
 
 /// The job that computes an insight; its input names the kind.
 pub const INSIGHT_JOB: &str = "version-insight";

@@ -5,7 +5,7 @@
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
-use super::{new_id, now, Error, Principal, Registry, Result};
+use crate::registry::{new_id, now, Error, Principal, Registry, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobState {
@@ -76,7 +76,7 @@ const LOG_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1
 
 /// Queues a job on `conn`, inside the caller's write transaction when it
 /// holds one, so that the job commits with the row it is about.
-pub(super) fn enqueue_job_in(
+pub(in crate::registry) fn enqueue_job_in(
     conn: &rusqlite::Connection,
     team_id: &str,
     kind: &str,
@@ -111,7 +111,7 @@ pub(super) fn enqueue_job_in(
 /// through a status. Inside the caller's write transaction, so the record
 /// commits with the work (and is never seen queued: no runner handles these
 /// kinds anyway).
-pub(super) fn finished_job_in(
+pub(in crate::registry) fn finished_job_in(
     conn: &rusqlite::Connection,
     team_id: &str,
     kind: &str,
@@ -360,7 +360,7 @@ impl Registry {
     /// is flagged, and its runner kills its processes when it next looks
     /// (`cancel_requested`). Runs on the caller's connection, so inside the
     /// caller's write transaction when it holds one.
-    pub(super) fn request_cancel_in(conn: &rusqlite::Connection, id: &str) -> Result<()> {
+    pub(in crate::registry) fn request_cancel_in(conn: &rusqlite::Connection, id: &str) -> Result<()> {
         conn.execute(
             "UPDATE jobs SET cancel_requested = 1,
                              state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,

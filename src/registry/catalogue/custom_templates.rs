@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
 
-use super::models::{validate_version_paths, NewFile};
-use super::{new_id, now, parse_attrs, Digest, Error, Principal, Registry, Result};
+use crate::registry::catalogue::models::{validate_version_paths, NewFile};
+use crate::registry::{new_id, now, parse_attrs, Digest, Error, Principal, Registry, Result};
 
 /// A team may hold this many templates (lists are paged in memory).
 pub const MAX_TEAM_TEMPLATES: usize = 1000;
@@ -102,8 +102,8 @@ macro_rules! builtin {
     ($id:literal, [$($path:literal),* $(,)?]) => {
         Builtin {
             id: $id,
-            manifest: include_str!(concat!("../../templates/", $id, "/template.json")),
-            files: &[$(($path, include_str!(concat!("../../templates/", $id, "/", $path)))),*],
+            manifest: include_str!(concat!("../../../templates/", $id, "/template.json")),
+            files: &[$(($path, include_str!(concat!("../../../templates/", $id, "/", $path)))),*],
         }
     };
 }

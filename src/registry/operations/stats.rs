@@ -1,7 +1,7 @@
 //! Store-wide figures for /metrics, read from the database at scrape time
 //! so that they include what every process (the offline CLI too) did.
 
-use super::{Registry, Result};
+use crate::registry::{Registry, Result};
 
 pub struct StoreStats {
     pub blobs: u64,

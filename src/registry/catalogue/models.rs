@@ -7,9 +7,9 @@
 use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::access::{check_rank, visible_sql, Access, EntityKind};
-use super::page::{clamp_i64, keyset_page, keyset_tail, Cursor, Page, PageRequest};
-use super::{new_id, now, parse_attrs, Error, Principal, Registry, Result};
+use crate::registry::access::roles::{check_rank, visible_sql, Access, EntityKind};
+use crate::registry::page::{clamp_i64, keyset_page, keyset_tail, Cursor, Page, PageRequest};
+use crate::registry::{new_id, now, parse_attrs, Error, Principal, Registry, Result};
 use crate::store::blobs::Digest;
 
 pub type Attrs = Map<String, Value>;
@@ -364,7 +364,7 @@ impl Registry {
         self.model_for(who, model_id, Access::Write).map(|_| ())
     }
 
-    pub(super) fn insert_model(&self, conn: &rusqlite::Connection, who: &Principal, new: NewModel) -> Result<Model> {
+    pub(in crate::registry) fn insert_model(&self, conn: &rusqlite::Connection, who: &Principal, new: NewModel) -> Result<Model> {
         let at = now();
         let id = new_id();
         let model = Model {
@@ -407,7 +407,7 @@ impl Registry {
     /// invisible to them, Forbidden when visible but `need` is above their
     /// access. Inside a write transaction (same connection) the check and
     /// the write see the same roles.
-    pub(super) fn model_for(&self, who: &Principal, id: &str, need: Access) -> Result<Model> {
+    pub(in crate::registry) fn model_for(&self, who: &Principal, id: &str, need: Access) -> Result<Model> {
         let model = self
             .conn
             .prepare_cached(&format!("SELECT {MODEL_COLUMNS} FROM models WHERE id = ?1 AND team_id = ?2"))?
@@ -435,7 +435,7 @@ impl Registry {
     /// `update_model` inside the caller's write transaction `tx`, for writes
     /// that must commit together with the model's (a training-data
     /// assignment and its job record).
-    pub(super) fn patch_model_in(
+    pub(in crate::registry) fn patch_model_in(
         &self,
         tx: &rusqlite::Connection,
         who: &Principal,
@@ -847,7 +847,7 @@ impl Registry {
 /// Inserts a version row numbered `number` with its files (fresh ids) and
 /// their blob rows. The caller holds the write transaction, has checked the
 /// paths, and stored every blob under an upload guard it still holds.
-pub(super) fn insert_version(tx: &rusqlite::Connection, who: &Principal, model_id: &str, number: i64, new: NewVersion) -> Result<Version> {
+pub(in crate::registry) fn insert_version(tx: &rusqlite::Connection, who: &Principal, model_id: &str, number: i64, new: NewVersion) -> Result<Version> {
     let at = now();
     let version = Version {
         id: new_id(),

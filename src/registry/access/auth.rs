@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest as _, Sha256};
 
-use super::{new_id, now, Error, Registry, Result};
+use crate::registry::{new_id, now, Error, Registry, Result};
 use crate::store::blobs::hex;
 
 /// Who is making a request: resolved from an API key on every call.
@@ -61,11 +61,11 @@ pub struct Bootstrap {
 /// The file in the data directory that holds the first key's secret.
 pub const FIRST_KEY_FILE: &str = "admin.key";
 
-pub(super) fn hash_secret(secret: &str) -> String {
+pub(in crate::registry) fn hash_secret(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
 }
 
-pub(super) fn new_secret() -> String {
+pub(in crate::registry) fn new_secret() -> String {
     // Two v4 UUIDs give 244 random bits from the OS generator.
     let a = uuid::Uuid::new_v4();
     let b = uuid::Uuid::new_v4();
@@ -183,7 +183,7 @@ impl Registry {
 
     /// Inserts a user unless the username or email is taken. Runs on
     /// `self.conn`, so inside the caller's write transaction.
-    pub(super) fn insert_unique_user(&self, team_id: &str, new: &NewUser) -> Result<User> {
+    pub(in crate::registry) fn insert_unique_user(&self, team_id: &str, new: &NewUser) -> Result<User> {
         validate_name("username", &new.username)?;
         let taken: bool = self.conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1 OR (email IS NOT NULL AND email = ?2))",

@@ -8,9 +8,9 @@
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
-use super::access::Access;
-use super::jobs::enqueue_job_in;
-use super::{now, Error, Principal, Registry, Result};
+use crate::registry::access::roles::Access;
+use crate::registry::compute::jobs::enqueue_job_in;
+use crate::registry::{now, Error, Principal, Registry, Result};
 
 pub const DEPENDENCY_BUILD_JOB: &str = "dependency-build";
 

@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{Error, Registry, Result};
+use crate::registry::{Error, Registry, Result};
 use crate::store::blobs::{create_private_dir, PRIVATE_DIR, PRIVATE_FILE};
 
 /// The database file of a data directory.
@@ -68,7 +68,7 @@ pub fn make_private(data_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         Ok(())
     };
     tighten(data_dir, PRIVATE_DIR)?;
-    for name in [DB_FILE, "modelreg.db-wal", "modelreg.db-shm", super::FIRST_KEY_FILE] {
+    for name in [DB_FILE, "modelreg.db-wal", "modelreg.db-shm", crate::registry::FIRST_KEY_FILE] {
         tighten(&data_dir.join(name), PRIVATE_FILE)?;
     }
     let blobs = data_dir.join("blobs");

@@ -10,10 +10,10 @@
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
 
-use super::access::Access;
-use super::jobs::enqueue_job_in;
-use super::page::Page;
-use super::{new_id, now, Error, Principal, Registry, Result};
+use crate::registry::access::roles::Access;
+use crate::registry::compute::jobs::enqueue_job_in;
+use crate::registry::page::Page;
+use crate::registry::{new_id, now, Error, Principal, Registry, Result};
 
 /// The job that runs a test (`crate::compute::jobs::run_model_test`).
 pub const TEST_JOB: &str = "custom-model-test";
@@ -65,7 +65,7 @@ const COLUMNS: &str = "id, team_id, model_id, version_id, dataset_id, dataset_ve
     image_id, job_id, overall_status, checks, configuration, settings, created_by, created_at, completed_at";
 
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<ModelTest> {
-    let object = |i: usize| -> rusqlite::Result<Map<String, Value>> { super::parse_attrs(&r.get::<_, String>(i)?) };
+    let object = |i: usize| -> rusqlite::Result<Map<String, Value>> { crate::registry::parse_attrs(&r.get::<_, String>(i)?) };
     Ok(ModelTest {
         id: r.get(0)?,
         team_id: r.get(1)?,
@@ -90,7 +90,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<ModelTest> {
 impl Registry {
     /// Records a test and queues its job, in one transaction. One test at a
     /// time per model: another running test is a 422, as DataRobot answers.
-    pub fn create_test(&self, who: &Principal, new: NewTest) -> Result<(ModelTest, super::Job)> {
+    pub fn create_test(&self, who: &Principal, new: NewTest) -> Result<(ModelTest, crate::registry::Job)> {
         let tx = self.write()?;
         self.model_for(who, &new.model_id, Access::Write)?;
         let version_exists: bool = tx.query_row(
@@ -162,7 +162,7 @@ impl Registry {
         Ok((test, job))
     }
 
-    pub(super) fn model_under_test(&self, model_id: &str) -> Result<bool> {
+    pub(in crate::registry) fn model_under_test(&self, model_id: &str) -> Result<bool> {
         Ok(self.conn.query_row(
             &format!("SELECT EXISTS (SELECT 1 FROM model_tests WHERE model_id = ?1 AND overall_status NOT IN {TERMINAL})"),
             [model_id],
@@ -200,7 +200,7 @@ impl Registry {
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM model_tests WHERE model_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
             ))?
-            .query_map(params![model_id, super::page::clamp_i64(limit), super::page::clamp_i64(offset)], from_row)?
+            .query_map(params![model_id, crate::registry::page::clamp_i64(limit), crate::registry::page::clamp_i64(offset)], from_row)?
             .collect::<rusqlite::Result<_>>()?;
         let has_more = offset.saturating_add(items.len() as u64) < total as u64;
         Ok(Page { items, total: Some(total as u64), has_more, next: None })

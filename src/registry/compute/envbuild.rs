@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::jobs::JobLog;
-use super::{Job, Registry};
+use crate::registry::compute::jobs::JobLog;
+use crate::registry::{Job, Registry};
 
 /// Caps that make a context "absurd": a decompression bomb or a mistake.
 pub const MAX_ENTRIES: usize = 100_000;

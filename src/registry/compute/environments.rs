@@ -7,10 +7,10 @@
 use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::Value;
 
-use super::access::{visible_sql, Access, EntityKind};
-use super::jobs::{enqueue_job_in, Job};
-use super::page::{offset_page, offset_tail, Page, PageRequest};
-use super::{new_id, now, Digest, Error, Principal, Registry, Result};
+use crate::registry::access::roles::{visible_sql, Access, EntityKind};
+use crate::registry::compute::jobs::{enqueue_job_in, Job};
+use crate::registry::page::{offset_page, offset_tail, Page, PageRequest};
+use crate::registry::{new_id, now, Digest, Error, Principal, Registry, Result};
 
 pub const BUILD_JOB: &str = "environment_build";
 
@@ -493,7 +493,7 @@ mod tests {
         let new = NewEnvVersion { docker_image_uri: Some("alpine:3".into()), ..Default::default() };
         let (version, job) = registry.create_env_version_and_build(&who, &env.id, new).unwrap();
         let queued = registry.latest_job_for(&version.id).unwrap().expect("the build job is queued with the version");
-        assert_eq!((queued.id.as_str(), queued.kind.as_str(), queued.state), (job.id.as_str(), BUILD_JOB, super::super::JobState::Queued));
+        assert_eq!((queued.id.as_str(), queued.kind.as_str(), queued.state), (job.id.as_str(), BUILD_JOB, crate::registry::JobState::Queued));
         // An unknown environment leaves neither a version nor a job.
         let new = NewEnvVersion { id: Some("v2".into()), docker_image_uri: Some("alpine:3".into()), ..Default::default() };
         assert!(registry.create_env_version_and_build(&who, "nope", new).is_err());

@@ -14,8 +14,8 @@ use std::path::{Component, Path, PathBuf};
 
 use rusqlite::{params, OptionalExtension};
 
-use super::page::{offset_page, offset_tail, Page};
-use super::{new_id, now, Error, Principal, Registry, Result};
+use crate::registry::page::{offset_page, offset_tail, Page};
+use crate::registry::{new_id, now, Error, Principal, Registry, Result};
 
 /// The job that pulls files from a repository into a new version.
 pub const PULL_JOB: &str = "version-from-repository";

@@ -11,10 +11,11 @@ use std::io::Read;
 
 use serde_json::{json, Map, Value};
 
-use super::access::{Access, EntityKind};
-use super::datasets::TrainingDataRef;
-use super::fields::{insert_some, json_field, opt_bool_or_text, opt_int_or_text, opt_str, pairs_list};
-use super::{requirements, validate_file_path, Digest, Error, Model, NewFile, NewVersion, Principal, Registry, Result, Version};
+use crate::registry::access::roles::{Access, EntityKind};
+use crate::registry::compute::datasets::TrainingDataRef;
+use crate::registry::fields::{insert_some, json_field, opt_bool_or_text, opt_int_or_text, opt_str, pairs_list};
+use crate::registry::catalogue::requirements;
+use crate::registry::{validate_file_path, Digest, Error, Model, NewFile, NewVersion, Principal, Registry, Result, Version};
 
 /// The seed's response schema says 100 items, but issue 5 requires 1,000-file
 /// versions (the client does not check the count); uploads allow 1000 paths.

@@ -8,10 +8,10 @@
 use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
-use super::access::Access;
-use super::jobs::enqueue_job_in;
-use super::page::Page;
-use super::{new_id, now, Digest, Error, Job, Principal, Registry, Result};
+use crate::registry::access::roles::Access;
+use crate::registry::compute::jobs::enqueue_job_in;
+use crate::registry::page::Page;
+use crate::registry::{new_id, now, Digest, Error, Job, Principal, Registry, Result};
 
 /// The job that compiles and packages (`crate::compute::convert::run`).
 pub const CONVERSION_JOB: &str = "custom-model-conversion";
@@ -152,7 +152,7 @@ impl Registry {
                 "SELECT {COLUMNS} FROM conversions WHERE version_id = ?1 AND team_id = ?2
                  ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
             ))?
-            .query_map(params![version_id, who.team_id, super::page::clamp_i64(limit), super::page::clamp_i64(offset)], from_row)?
+            .query_map(params![version_id, who.team_id, crate::registry::page::clamp_i64(limit), crate::registry::page::clamp_i64(offset)], from_row)?
             .collect::<rusqlite::Result<_>>()?;
         let has_more = offset.saturating_add(items.len() as u64) < total as u64;
         Ok(Page { items, total: Some(total as u64), has_more, next: None })

@@ -11,9 +11,9 @@
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
-use super::access::Access;
-use super::jobs::enqueue_job_in;
-use super::{new_id, now, Digest, Error, Job, Principal, Registry, Result, Version};
+use crate::registry::access::roles::Access;
+use crate::registry::compute::jobs::enqueue_job_in;
+use crate::registry::{new_id, now, Digest, Error, Job, Principal, Registry, Result, Version};
 
 /// The job that converts and verifies (`crate::compute::formats::run`).
 pub const FORMAT_JOB: &str = "format-conversion";

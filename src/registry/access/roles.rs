@@ -7,7 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Error, Principal, Registry, Result};
+use crate::registry::{Error, Principal, Registry, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntityKind {
@@ -102,7 +102,7 @@ impl Registry {
     /// Records `user_id` as the owner of a new entity. Runs on the
     /// registry's connection, so inside a caller's open write transaction it
     /// commits with it.
-    pub(super) fn grant_owner_in(conn: &Connection, kind: EntityKind, entity_id: &str, user_id: &str) -> Result<()> {
+    pub(in crate::registry) fn grant_owner_in(conn: &Connection, kind: EntityKind, entity_id: &str, user_id: &str) -> Result<()> {
         conn.execute(
             "INSERT OR REPLACE INTO access_roles (kind, entity_id, user_id, role, can_share, can_use_data)
              VALUES (?1, ?2, ?3, 'OWNER', 1, 1)",
@@ -139,7 +139,7 @@ impl Registry {
 
     /// The rule itself, for an entity of the caller's team whose creator and
     /// publicity the caller already read.
-    pub(super) fn decide_access(&self, who: &Principal, kind: EntityKind, id: &str, creator: &str, public: bool) -> Result<Access> {
+    pub(in crate::registry) fn decide_access(&self, who: &Principal, kind: EntityKind, id: &str, creator: &str, public: bool) -> Result<Access> {
         if who.is_admin {
             return Ok(Access::Own);
         }
@@ -164,7 +164,7 @@ impl Registry {
 }
 
 /// Forbidden when `have` is below `need`.
-pub(super) fn check_rank(kind: EntityKind, have: Access, need: Access) -> Result<Access> {
+pub(in crate::registry) fn check_rank(kind: EntityKind, have: Access, need: Access) -> Result<Access> {
     if have < need {
         let what = match need {
             Access::Read => "view",
@@ -311,7 +311,7 @@ const CAN_SHARE_DEFAULT: bool = true;
 /// team admins. Both EXISTS probes are served by access_roles' primary key
 /// (kind, entity_id, user_id), so a page costs the same whatever the size
 /// of the team.
-pub(super) fn visible_sql(who: &Principal, kind: EntityKind, alias: &str, args: &mut Vec<rusqlite::types::Value>) -> String {
+pub(in crate::registry) fn visible_sql(who: &Principal, kind: EntityKind, alias: &str, args: &mut Vec<rusqlite::types::Value>) -> String {
     if who.is_admin {
         return String::new();
     }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{format_time, now, Error, Principal, Registry, Result};
+use crate::registry::{format_time, now, Error, Principal, Registry, Result};
 use crate::store::blobs::Digest;
 
 
@@ -58,13 +58,13 @@ impl Registry {
     }
 
     fn sign(&self, kind: &str, who: &Principal, model_ref: &str, version: &str, detail: &str, ttl: Duration) -> Result<Signed> {
-        let token = super::auth::new_secret();
+        let token = crate::registry::access::auth::new_secret();
         let expires_at = expiry(ttl);
         self.conn.execute(
             "INSERT INTO signed_urls (token_hash, kind, team_id, user_id, key_id, model_ref, version, detail, created_at, expires_at, ttl_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
-                super::auth::hash_secret(&token),
+                crate::registry::access::auth::hash_secret(&token),
                 kind,
                 who.team_id,
                 who.user_id,
@@ -91,7 +91,7 @@ impl Registry {
                  WHERE s.token_hash = ?1 AND s.kind = ?2 AND s.expires_at > ?3
                    AND (s.key_id IS NULL OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = s.key_id AND k.revoked_at IS NULL))",
             )?
-            .query_row(params![super::auth::hash_secret(token), kind, now()], |r| {
+            .query_row(params![crate::registry::access::auth::hash_secret(token), kind, now()], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
             })
             .optional()?
@@ -114,7 +114,7 @@ impl Registry {
         let (_, model_ref, version, filename, state) = self.redeem("upload", token)?;
         let claimed = self.conn.execute(
             "UPDATE signed_urls SET state = 'receiving' WHERE token_hash = ?1 AND state = 'issued'",
-            [super::auth::hash_secret(token)],
+            [crate::registry::access::auth::hash_secret(token)],
         )?;
         if claimed == 0 || state != "issued" {
             return Err(Error::Forbidden("this upload URL was already used; ask for a new one".into()));
@@ -125,7 +125,7 @@ impl Registry {
     /// Records the stored blob of a claimed upload. The caller holds the
     /// upload guard, so gc cannot take the blob before this row holds it.
     pub fn finish_upload(&self, token: &str, digest: &Digest) -> Result<()> {
-        let hash = super::auth::hash_secret(token);
+        let hash = crate::registry::access::auth::hash_secret(token);
         let ttl: i64 = self.conn.query_row("SELECT ttl_ms FROM signed_urls WHERE token_hash = ?1", [&hash], |r| r.get(0))?;
         self.conn.execute(
             "UPDATE signed_urls SET state = 'uploaded', sha256 = ?2, size = ?3, expires_at = ?4
@@ -148,7 +148,7 @@ impl Registry {
                 "the upload with this storage_key is {state}, not uploaded: PUT the file to its upload_url first"
             )));
         }
-        let hash = super::auth::hash_secret(token);
+        let hash = crate::registry::access::auth::hash_secret(token);
         let (sha256, size): (String, i64) = self.conn.query_row(
             "UPDATE signed_urls SET state = 'confirmed' WHERE token_hash = ?1 AND state = 'uploaded' RETURNING sha256, size",
             [&hash],
@@ -160,7 +160,7 @@ impl Registry {
     pub fn unconfirm_upload(&self, token: &str) -> Result<()> {
         self.conn.execute(
             "UPDATE signed_urls SET state = 'uploaded' WHERE token_hash = ?1 AND state = 'confirmed'",
-            [super::auth::hash_secret(token)],
+            [crate::registry::access::auth::hash_secret(token)],
         )?;
         Ok(())
     }

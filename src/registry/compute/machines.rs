@@ -12,8 +12,8 @@ use std::time::Duration;
 use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::{json, Value};
 
-use super::page::{keyset_page, keyset_tail, Cursor, Page};
-use super::{format_time, new_id, now, Error, Job, NewUser, Principal, Registry, Result};
+use crate::registry::page::{keyset_page, keyset_tail, Cursor, Page};
+use crate::registry::{format_time, new_id, now, Error, Job, NewUser, Principal, Registry, Result};
 
 pub const REGIONS: [&str; 3] = ["East Coast (NY2)", "West Coast (CA1)", "Europe (AMS1)"];
 pub const MACHINE_JOB: &str = "machine-event";

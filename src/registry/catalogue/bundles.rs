@@ -4,9 +4,9 @@
 
 use std::fs::File;
 
-use super::access::EntityKind;
-use super::models::{insert_version, Model, NewFile, NewModel, NewVersion, Version};
-use super::{Digest, Error, Principal, Registry, Result};
+use crate::registry::access::roles::EntityKind;
+use crate::registry::catalogue::models::{insert_version, Model, NewFile, NewModel, NewVersion, Version};
+use crate::registry::{Digest, Error, Principal, Registry, Result};
 
 impl Registry {
     /// Copies a model of the caller's team with all its versions. Version

@@ -5,8 +5,8 @@
 
 use rusqlite::OptionalExtension;
 
-use super::models::{Attrs, Model};
-use super::{parse_attrs, Principal, Registry, Result};
+use crate::registry::catalogue::models::{Attrs, Model};
+use crate::registry::{parse_attrs, Principal, Registry, Result};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct VersionSummary {
@@ -56,7 +56,7 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ModelQuery, NewModel, NewVersion, Origin, PageRequest};
+    use crate::registry::{ModelQuery, NewModel, NewVersion, Origin, PageRequest};
     use super::*;
 
     #[test]
