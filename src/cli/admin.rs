@@ -251,7 +251,7 @@ pub fn gc(registry: &Registry, grace: Duration, dry_run: bool, as_json: bool) ->
             println!("{verb} blob {sha} ({size} bytes)");
         }
         for (path, size) in &report.removed_temp_files {
-            println!("{verb} temp file {} ({size} bytes)", path.display());
+            println!("{verb} temp file {path} ({size} bytes)");
         }
         println!(
             "{verb} {} blob(s) and {} temp file(s), {} bytes",

@@ -486,13 +486,7 @@ pub fn materialise(registry: &crate::registry::Registry, version: &crate::regist
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("cannot create the folder of {}: {e}", file.path))?;
         }
-        let mut blob = registry.open_blob(&file.sha256).map_err(|e| e.message())?;
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&target)
-            .map_err(|e| format!("cannot write {}: {e}", file.path))?;
-        std::io::copy(&mut blob, &mut out).map_err(|e| format!("cannot write {}: {e}", file.path))?;
+        registry.materialise_blob(&file.sha256, &target).map_err(|e| format!("cannot write {}: {e}", file.path))?;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o444)).map_err(|e| e.to_string())?;
     }
     Ok(())

@@ -158,10 +158,10 @@ fn torchscript(registry: &Registry, version: &Version) -> Result<(), String> {
 /// looks for that record through the whole file, so a 1 GiB upload that is
 /// not a zip (a state_dict, random weights) was read back in full before its
 /// 201: 13% of the upload's CPU.
-fn has_zip_end(file: &mut std::fs::File) -> bool {
+fn has_zip_end(file: &mut crate::registry::Blob) -> bool {
     use std::io::{Read, Seek, SeekFrom};
     const TAIL: u64 = 22 + 65_535;
-    let Ok(len) = file.metadata().map(|m| m.len()) else { return false };
+    let len = file.len();
     let mut tail = Vec::new();
     let read = file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_ok()
         && file.by_ref().take(TAIL).read_to_end(&mut tail).is_ok()
@@ -295,10 +295,7 @@ fn convert(
     crate::registry::validate_file_path(&source.path).map_err(|e| e.message())?;
     let base = source.path.rsplit('/').next().unwrap_or("model");
     let input = job_dir.join(format!("source-{base}"));
-    let mut blob = registry.open_blob(&source.sha256).map_err(|e| e.message())?;
-    let mut copy = std::fs::File::create(&input).map_err(|e| format!("cannot write {}: {e}", input.display()))?;
-    std::io::copy(&mut blob, &mut copy).map_err(|e| format!("cannot copy the original: {e}"))?;
-    drop(copy);
+    registry.materialise_blob(&source.sha256, &input).map_err(|e| format!("cannot copy the original to {}: {e}", input.display()))?;
     let output = job_dir.join(format!("converted.{}", row.format));
     let result = job_dir.join("result.json");
     log(&format!(

@@ -234,12 +234,12 @@ fn prepare_and_run(
 
     // What to read: the test dataset (twice, for the verification check)
     // and the dataset of expected predictions.
-    let open_dataset = |id: &str| -> Result<(crate::registry::compute::datasets::Dataset, std::fs::File), String> {
+    let open_dataset = |id: &str| -> Result<(crate::registry::compute::datasets::Dataset, crate::registry::Blob), String> {
         let dataset = registry.usable_dataset(who, id).map_err(|e| e.message())?;
         let file = registry.open_blob(&dataset.sha256).map_err(|e| e.message())?;
         Ok((dataset, file))
     };
-    let boxed = |file: std::fs::File| Box::new(file) as Box<dyn std::io::Read + Send>;
+    let boxed = |file: crate::registry::Blob| Box::new(file) as Box<dyn std::io::Read + Send>;
     let (dataset, dataset_again) = match &test.dataset_id {
         Some(id) => {
             let (d, file) = open_dataset(id)?;

@@ -60,7 +60,7 @@ impl Response {
 
 /// A stored file to send: its bytes, size and sha256 (the ETag).
 pub struct FileToSend {
-    pub file: File,
+    pub file: crate::registry::Blob,
     pub size: u64,
     pub sha256: String,
     pub content_type: String,
@@ -104,7 +104,10 @@ pub fn file_response(if_none_match: Option<&str>, range: Option<&str>, if_range:
     if status == 206 {
         response = response.with_header("Content-Range", format!("bytes {}-{}/{}", start, start + len - 1, f.size));
     }
-    response.body = Body::File { file, start, len };
+    response.body = match file.into_local_file() {
+        Ok(file) => Body::File { file, start, len },
+        Err(blob) => Body::Stream { reader: Box::new(blob.take(len)), len },
+    };
     response
 }
 

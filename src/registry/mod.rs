@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::store::blobs::BlobStore;
-pub use crate::store::blobs::{copy_hashing, hex, Digest, PendingBlobs, PutError, UploadGuard, UPLOADS_IN_FLIGHT};
+use crate::store::blobs::{BlobStore, LocalBlobs, Materialise};
+pub use crate::store::blobs::{copy_hashing, hex, Blob, Digest, PendingBlobs, PutError, UploadGuard, UPLOADS_IN_FLIGHT};
 pub use crate::store::db::SCHEMA_VERSION;
 use crate::store::db;
 pub use crate::store::stamps::{format_time, is_uuid, new_id, now};
@@ -41,7 +41,9 @@ pub use page::{Cursor, Page, PageRequest};
 
 pub struct Registry {
     conn: Connection,
-    blobs: BlobStore,
+    /// Shared so that a stream handed out (a version's zip) can read blobs
+    /// after the call that made it returns.
+    blobs: std::sync::Arc<dyn BlobStore>,
     data_dir: PathBuf,
 }
 
@@ -53,7 +55,7 @@ impl Registry {
         crate::store::blobs::create_private_dir(data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         let conn = db::open(&data_dir.join(operations::data_dir::DB_FILE))?;
-        let blobs = BlobStore::open(&data_dir.join("blobs"))?;
+        let blobs = std::sync::Arc::new(LocalBlobs::create(&data_dir.join("blobs"))?);
         Ok(Registry { conn, blobs, data_dir: data_dir.to_path_buf() })
     }
 
@@ -146,10 +148,15 @@ fn put_error(e: PutError) -> Error {
 impl Registry {
 
     /// Opens a stored blob for reading.
-    pub fn open_blob(&self, sha256: &str) -> Result<std::fs::File> {
-        self.blobs
-            .open_blob(sha256)
-            .map_err(|e| Error::Internal(format!("blob {sha256} is referenced but cannot be opened: {e}")))
+    pub fn open_blob(&self, sha256: &str) -> Result<Blob> {
+        self.blobs.open(sha256).map_err(|e| Error::Internal(format!("blob {sha256} is referenced but cannot be opened: {e}")))
+    }
+
+    /// Writes a copy of a stored blob to `dest`, a new file of the caller's
+    /// own, for a job whose tool needs a path (a model server's code folder,
+    /// a converter's input).
+    pub fn materialise_blob(&self, sha256: &str, dest: &Path) -> std::io::Result<()> {
+        self.blobs.materialise(sha256, dest, Materialise::Copy).map(|_| ())
     }
 }
 

@@ -91,7 +91,7 @@ pub(crate) fn open_jar(
     model: &str,
     version: &str,
     id: &str,
-) -> Result<(Conversion, Digest, std::fs::File)> {
+) -> Result<(Conversion, Digest, crate::registry::Blob)> {
     let conversion = registry.get_conversion(who, model, version, id)?;
     let Some(jar) = conversion.jar.clone() else {
         let state = if conversion.is_running() { "is still running".to_string() } else { format!("{} without one", conversion.state) };

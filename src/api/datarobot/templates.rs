@@ -7,7 +7,6 @@
 //! `file`, named `template-content`), or as `file`/`filePath` pairs like a
 //! version upload. A PATCH that sends files replaces them all.
 
-use std::fs::File;
 
 use serde_json::{json, Map, Value};
 
@@ -243,7 +242,7 @@ pub(crate) fn upload_files(registry: &Registry, files: Vec<Digest>, paths: Vec<S
 
 /// Stores every regular file of an archive blob as a blob of its own.
 fn unpack(registry: &Registry, archive: &Digest, limit: u64) -> Result<Vec<NewFile>> {
-    let mut file: File = registry.open_blob(&archive.sha256)?;
+    let mut file = registry.open_blob(&archive.sha256)?;
     let format = sniff(&mut file)?.ok_or_else(|| {
         Error::invalid("file", "a single file without a filePath must be a .zip or .tar.gz of the template's folder; send filePath to upload one plain file")
     })?;

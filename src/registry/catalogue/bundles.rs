@@ -2,11 +2,12 @@
 //! model with all its versions (sharing blobs, copying no bytes), and
 //! writing a version's files out as a zip.
 
-use std::fs::File;
+use std::sync::Arc;
 
 use crate::registry::access::roles::EntityKind;
 use crate::registry::catalogue::models::{insert_version, Model, NewFile, NewModel, NewVersion, Version};
-use crate::registry::{Digest, Error, Principal, Registry, Result};
+use crate::registry::{Blob, Digest, Error, Principal, Registry, Result};
+use crate::store::blobs::BlobStore;
 
 impl Registry {
     /// Copies a model of the caller's team with all its versions. Version
@@ -49,22 +50,24 @@ impl Registry {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let mut entries = Vec::with_capacity(files.len());
         for f in files {
-            let path = self.blobs.path_of(&f.sha256);
-            let on_disk = std::fs::metadata(&path)
-                .map_err(|e| Error::Internal(format!("blob {} is referenced but cannot be opened: {e}", f.sha256)))?;
-            if on_disk.len() != f.size {
-                return Err(Error::Internal(format!("blob {} has {} bytes, its row says {}", f.sha256, on_disk.len(), f.size)));
+            let stored = self
+                .blobs
+                .stat(&f.sha256)
+                .map_err(|e| Error::Internal(format!("blob {} is referenced but cannot be opened: {e}", f.sha256)))?
+                .ok_or_else(|| Error::Internal(format!("blob {} is referenced but missing", f.sha256)))?;
+            if stored != f.size {
+                return Err(Error::Internal(format!("blob {} has {stored} bytes, its row says {}", f.sha256, f.size)));
             }
-            entries.push(ZipEntry { name: f.path.clone(), blob: path, size: f.size, offset: 0, crc: 0 });
+            entries.push(ZipEntry { name: f.path.clone(), sha256: f.sha256.clone(), size: f.size, offset: 0, crc: 0 });
         }
-        Ok(ZipStream::new(entries))
+        Ok(ZipStream::new(Arc::clone(&self.blobs), entries))
     }
 }
 
 /// One file of a `ZipStream`.
 struct ZipEntry {
     name: String,
-    blob: std::path::PathBuf,
+    sha256: String,
     size: u64,
     /// Where its local header starts in the zip.
     offset: u64,
@@ -103,12 +106,13 @@ enum Phase {
 
 /// A stored-only zip as a `Read` (see `Registry::version_zip`).
 pub struct ZipStream {
+    blobs: Arc<dyn BlobStore>,
     entries: Vec<ZipEntry>,
     phase: Phase,
     /// Bytes produced and not yet read out (headers; file data goes straight through).
     pending: Vec<u8>,
     at: usize,
-    file: Option<(File, u64, crc32fast::Hasher)>,
+    file: Option<(Blob, u64, crc32fast::Hasher)>,
     central_offset: u64,
     central_len: u64,
 }
@@ -120,7 +124,7 @@ const DOS_DATE: u16 = (1 << 5) | 1;
 const FLAGS: u16 = 0x0008 | 0x0800;
 
 impl ZipStream {
-    fn new(mut entries: Vec<ZipEntry>) -> (ZipStream, u64) {
+    fn new(blobs: Arc<dyn BlobStore>, mut entries: Vec<ZipEntry>) -> (ZipStream, u64) {
         let mut offset = 0u64;
         for e in &mut entries {
             e.offset = offset;
@@ -133,6 +137,7 @@ impl ZipStream {
             total += 56 + 20;
         }
         let stream = ZipStream {
+            blobs,
             entries,
             phase: Phase::Local(0),
             pending: Vec::new(),
@@ -176,7 +181,7 @@ impl ZipStream {
                     put64(p, e.size);
                     put64(p, e.size);
                 }
-                self.file = Some((File::open(&e.blob)?, e.size, crc32fast::Hasher::new()));
+                self.file = Some((self.blobs.open(&e.sha256)?, e.size, crc32fast::Hasher::new()));
                 self.phase = Phase::Data(i);
             }
             Phase::Data(i) => self.phase = Phase::Descriptor(i),
@@ -312,13 +317,13 @@ mod tests {
     #[test]
     fn a_streamed_zip_has_its_announced_length_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
+        let blobs = Arc::new(crate::store::blobs::LocalBlobs::create(dir.path()).unwrap());
         let mut entries = Vec::new();
         for (name, bytes) in [("a.txt", b"hello".to_vec()), ("dir/b.bin", vec![7u8; 300_000]), ("empty", Vec::new())] {
-            let path = dir.path().join(name.replace('/', "_"));
-            std::fs::write(&path, &bytes).unwrap();
-            entries.push(ZipEntry { name: name.into(), blob: path, size: bytes.len() as u64, offset: 0, crc: 0 });
+            let digest = blobs.put(&mut &bytes[..], None).unwrap();
+            entries.push(ZipEntry { name: name.into(), sha256: digest.sha256, size: bytes.len() as u64, offset: 0, crc: 0 });
         }
-        let (mut stream, len) = ZipStream::new(entries);
+        let (mut stream, len) = ZipStream::new(blobs, entries);
         let mut out = Vec::new();
         let mut buf = [0u8; 1000];
         loop {

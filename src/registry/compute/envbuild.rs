@@ -9,7 +9,6 @@
 //! written, extraction writes only regular files and directories it creates
 //! itself (never through a link), and only below the job directory.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,7 +49,7 @@ impl ArchiveFormat {
 }
 
 /// Sniffs the magic bytes (never the file name).
-pub fn sniff(file: &mut File) -> std::io::Result<Option<ArchiveFormat>> {
+pub fn sniff(file: &mut (impl Read + Seek)) -> std::io::Result<Option<ArchiveFormat>> {
     let mut magic = [0u8; 4];
     file.seek(SeekFrom::Start(0))?;
     let n = file.read(&mut magic)?;
@@ -98,7 +97,7 @@ enum Kind {
 /// Walks the archive, calling `visit` for every accepted entry with its
 /// safe path and a reader of its bytes. Refuses links, devices and unsafe
 /// paths, and stops at the size caps.
-fn walk(file: &mut File, format: ArchiveFormat, visit: &mut dyn FnMut(&str, Kind, &mut dyn Read) -> Result<(), String>) -> Result<(usize, u64), String> {
+fn walk(file: &mut (impl Read + Seek), format: ArchiveFormat, visit: &mut dyn FnMut(&str, Kind, &mut dyn Read) -> Result<(), String>) -> Result<(usize, u64), String> {
     let mut count = 0usize;
     let mut total = 0u64;
     let mut account = |size: u64| -> Result<(), String> {
@@ -163,7 +162,7 @@ fn walk(file: &mut File, format: ArchiveFormat, visit: &mut dyn FnMut(&str, Kind
 /// a .tar.gz or .zip archive, under the same rules as a context (links,
 /// devices and unsafe paths refused, the size caps applied). Used for
 /// archives other than docker contexts too (an uploaded template folder).
-pub fn each_file(file: &mut File, format: ArchiveFormat, visit: &mut dyn FnMut(&str, &mut dyn Read) -> Result<(), String>) -> Result<(), String> {
+pub fn each_file(file: &mut (impl Read + Seek), format: ArchiveFormat, visit: &mut dyn FnMut(&str, &mut dyn Read) -> Result<(), String>) -> Result<(), String> {
     walk(file, format, &mut |path, kind, reader| match kind {
         Kind::File => visit(path, reader),
         Kind::Dir => Ok(()),
@@ -172,7 +171,7 @@ pub fn each_file(file: &mut File, format: ArchiveFormat, visit: &mut dyn FnMut(&
 }
 
 /// Checks a context without writing anything.
-pub fn inspect(file: &mut File) -> Result<ContextReport, String> {
+pub fn inspect(file: &mut (impl Read + Seek)) -> Result<ContextReport, String> {
     let format = sniff(file)
         .map_err(|e| format!("cannot read the context: {e}"))?
         .ok_or("the context is neither a .tar.gz nor a .zip archive")?;
@@ -198,7 +197,7 @@ pub fn inspect(file: &mut File) -> Result<ContextReport, String> {
 /// Writes a context that `inspect` accepted into `dest` (which must be a
 /// fresh, empty directory). Files are created with create_new, so nothing
 /// pre-existing, and no link, is ever written through.
-pub fn extract(file: &mut File, format: ArchiveFormat, dest: &Path) -> Result<(), String> {
+pub fn extract(file: &mut (impl Read + Seek), format: ArchiveFormat, dest: &Path) -> Result<(), String> {
     walk(file, format, &mut |path, kind, reader| {
         let target = dest.join(path);
         match kind {
@@ -312,7 +311,7 @@ fn docker_build(
     builder: &str,
     job: &Job,
     vid: &str,
-    file: &mut File,
+    file: &mut (impl Read + Seek),
     format: ArchiveFormat,
     log: &dyn Fn(&str),
     timeout: Duration,

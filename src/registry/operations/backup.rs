@@ -28,7 +28,7 @@ use rusqlite::Connection;
 
 use crate::registry::operations::data_dir::DB_FILE;
 use crate::registry::{Error, Registry, Result, FIRST_KEY_FILE};
-use crate::store::blobs::{create_private_dir, BlobStore, PRIVATE_FILE};
+use crate::store::blobs::{create_private_dir, BlobStore, LocalBlobs, Materialise, Materialised, PRIVATE_FILE};
 use crate::store::db;
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -53,7 +53,7 @@ impl Registry {
             let _gc_waits = self.blobs.backup_guard()?;
             db::snapshot(&self.conn, &part)?;
             wait_at_test_gate();
-            copy_blobs(&Connection::open(&part)?, &self.blobs, dest)?
+            copy_blobs(&Connection::open(&part)?, self.blobs.as_ref(), dest)?
         };
         finish(&part, self.data_dir(), dest, &mut report)?;
         Ok(report)
@@ -75,7 +75,7 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupReport> {
     let part = data_dir.join(format!("{DB_FILE}.part"));
     let source = Connection::open_with_flags(backup.join(DB_FILE), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     db::snapshot(&source, &part)?;
-    let blobs = BlobStore::open_existing(&backup.join("blobs"));
+    let blobs = LocalBlobs::at(&backup.join("blobs"));
     let mut report = copy_blobs(&Connection::open(&part)?, &blobs, data_dir)?;
     finish(&part, backup, data_dir, &mut report)?;
     // Opening applies any migration this binary has and the backup lacks.
@@ -113,7 +113,7 @@ fn prepare_destination(dest: &Path) -> Result<()> {
 
 /// Copies every blob `snapshot` has a row for or references from `source`
 /// to `dest/blobs`, linking where it can.
-fn copy_blobs(snapshot: &Connection, source: &BlobStore, dest: &Path) -> Result<BackupReport> {
+fn copy_blobs(snapshot: &Connection, source: &dyn BlobStore, dest: &Path) -> Result<BackupReport> {
     let mut report = BackupReport { destination: dest.to_path_buf(), ..Default::default() };
     let referenced: BTreeSet<String> = snapshot
         .prepare("SELECT sha256 FROM blob_references")?
@@ -121,13 +121,13 @@ fn copy_blobs(snapshot: &Connection, source: &BlobStore, dest: &Path) -> Result<
         .collect::<rusqlite::Result<_>>()?;
     let known: BTreeSet<String> =
         snapshot.prepare("SELECT sha256 FROM blobs")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-    let target = BlobStore::open(&dest.join("blobs"))?;
+    let target = LocalBlobs::create(&dest.join("blobs"))?;
     let mut touched_dirs = BTreeSet::new();
     for sha in referenced.union(&known) {
-        let (Some(from), Some(to)) = (source.file_of(sha), target.file_of(sha)) else { continue };
-        let size = match fs::metadata(&from) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let Some(to) = target.file_of(sha) else { continue };
+        let size = match source.stat(sha) {
+            Ok(Some(size)) => size,
+            Ok(None) => {
                 // A row with no reference and no file is a crash leftover
                 // gc forgets; a referenced one is damage to report.
                 if referenced.contains(sha) {
@@ -139,10 +139,10 @@ fn copy_blobs(snapshot: &Connection, source: &BlobStore, dest: &Path) -> Result<
         };
         let dir = to.parent().expect("blob paths have a parent").to_path_buf();
         create_private_dir(&dir)?;
-        if fs::hard_link(&from, &to).is_ok() {
-            report.linked += 1;
-        } else {
-            copy_file(&from, &to).map_err(|e| Error::Internal(format!("cannot copy blob {sha}: {e}")))?;
+        let copied = source.materialise(sha, &to, Materialise::LinkOrDurableCopy);
+        match copied.map_err(|e| Error::Internal(format!("cannot copy blob {sha}: {e}")))? {
+            Materialised::Linked => report.linked += 1,
+            Materialised::Copied => {}
         }
         touched_dirs.insert(dir);
         report.blobs += 1;

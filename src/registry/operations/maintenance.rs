@@ -36,8 +36,8 @@ impl Registry {
         let referenced = stmt.query_map([], |r| r.get::<_, String>(0))?;
         for sha in referenced {
             let sha = sha?;
-            if !self.blobs.exists(&sha) {
-                report.problems.push(format!("blob {sha} is referenced but missing from the blob directory"));
+            if self.blobs.stat(&sha)?.is_none() {
+                report.problems.push(format!("blob {sha} is referenced but missing from the blob store"));
             }
         }
         Ok(report)
@@ -66,7 +66,7 @@ impl Registry {
     }
 
     /// Removes upload temp files no live upload owns (see `BlobStore::sweep_temp`).
-    pub fn sweep_temp(&self) -> Result<Vec<(std::path::PathBuf, u64)>> {
+    pub fn sweep_temp(&self) -> Result<Vec<(String, u64)>> {
         Ok(self.blobs.sweep_temp()?)
     }
 }

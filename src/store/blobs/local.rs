@@ -1,84 +1,23 @@
-//! The content-addressed blob store: `blobs/sha256/ab/cdef…` under the data
-//! directory, one file per distinct content.
+//! `LocalBlobs`: the blob store as a directory, `blobs/sha256/ab/cdef…`
+//! under the data directory, one file per distinct content.
 //!
-//! Invariants:
-//! * A blob file is complete and durable before `put` (or `settle`) returns:
-//!   it is written to `blobs/tmp/`, fsynced, renamed into place, and the
-//!   directory fsynced (a large batch: all written, one syncfs, all renamed,
-//!   a second syncfs). Callers commit the row that references a blob only
-//!   after that, so an acknowledged upload survives a crash; and a name at
-//!   its address is only ever given to bytes already on disk.
-//! * A blob's file name is the sha256 of its bytes; the same content is
-//!   stored once.
-//! * gc only removes a blob that no row references *and* whose file is older
-//!   than the grace period, while holding the gc lock exclusively. Writers
-//!   hold the same lock shared from `put` until their row commits (see
-//!   `UploadGuard`), so gc never sweeps a blob between its write and its row,
-//!   even when the writer is another process.
+//! How it keeps the promises of `BlobStore`:
+//! * A blob is written to `blobs/tmp/`, fsynced, renamed into place, and
+//!   the directory fsynced (a large batch: all written, one syncfs, all
+//!   renamed, a second syncfs); a name at its address is only ever given to
+//!   bytes already on disk.
+//! * The gc lock is `blobs/gc.lock`: writers and backups take it shared
+//!   (`UploadGuard`), gc exclusively, so gc never sweeps a blob between its
+//!   write and its row, even when the writer is another process.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest as _, Sha256};
-
-/// Reads and writes move this much at a time: large enough to keep the disk
-/// and the hash busy, small enough that memory stays flat.
-const CHUNK: usize = 256 * 1024;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Digest {
-    /// Lower-case hex sha256 of the content.
-    pub sha256: String,
-    pub size: u64,
-}
-
-#[derive(Debug)]
-pub enum PutError {
-    /// The source had more bytes than the caller allowed.
-    TooLarge { limit: u64 },
-    /// Reading the source failed: the client's body was cut short or
-    /// malformed. Nothing was stored.
-    Read(io::Error),
-    /// Writing failed on our side (disk full, permissions). Nothing was stored.
-    Write(io::Error),
-}
-
-impl std::fmt::Display for PutError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PutError::TooLarge { limit } => write!(f, "content is larger than the limit of {limit} bytes"),
-            PutError::Read(e) => write!(f, "reading the upload failed: {e}"),
-            PutError::Write(e) => write!(f, "writing the blob failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for PutError {}
-
-/// Held by a writer from before `put` until the row referencing the blob has
-/// committed. While any guard is alive (in any process), gc waits. A backup
-/// holds one too, from before its database snapshot until it has copied
-/// every blob the snapshot references, so gc cannot remove one in between.
-pub struct UploadGuard {
-    _lock: File,
-    /// An upload's guard (counted in `UPLOADS_IN_FLIGHT`), not a backup's.
-    upload: bool,
-}
-
-/// Upload guards alive in this process: /metrics' uploads in flight.
-pub static UPLOADS_IN_FLIGHT: AtomicI64 = AtomicI64::new(0);
-
-impl Drop for UploadGuard {
-    fn drop(&mut self) {
-        if self.upload {
-            UPLOADS_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
+use super::stream::copy_hashing;
+use super::{is_sha256_hex, Blob, BlobStore, Digest, GcReport, Materialise, Materialised, PutError, StoredBlob, UploadGuard};
 
 /// Blob files and their folders are the owner's alone: models are often
 /// private, and the data directory may sit on a shared machine.
@@ -90,43 +29,23 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR).create(dir)
 }
 
-#[derive(Debug, Default)]
-pub struct GcReport {
-    pub removed_blobs: Vec<(String, u64)>,
-    pub removed_temp_files: Vec<(PathBuf, u64)>,
-}
-
-impl GcReport {
-    pub fn bytes(&self) -> u64 {
-        self.removed_blobs.iter().map(|(_, n)| n).sum::<u64>()
-            + self.removed_temp_files.iter().map(|(_, n)| n).sum::<u64>()
-    }
-}
-
-/// A blob file found on disk by `list`.
-pub struct StoredBlob {
-    pub sha256: String,
-    pub path: PathBuf,
-    pub size: u64,
-    pub modified: SystemTime,
-}
-
+/// The blob store as a directory (`<data>/blobs`).
 #[derive(Clone, Debug)]
-pub struct BlobStore {
+pub struct LocalBlobs {
     root: PathBuf,
 }
 
-impl BlobStore {
+impl LocalBlobs {
     /// Opens (creating if needed) the store rooted at `root` (`<data>/blobs`).
-    pub fn open(root: &Path) -> io::Result<BlobStore> {
+    pub fn create(root: &Path) -> io::Result<LocalBlobs> {
         create_private_dir(&root.join("sha256"))?;
         create_private_dir(&root.join("tmp"))?;
-        Ok(BlobStore { root: root.to_path_buf() })
+        Ok(LocalBlobs { root: root.to_path_buf() })
     }
 
     /// A store to read from that is not created if missing (a backup's).
-    pub fn open_existing(root: &Path) -> BlobStore {
-        BlobStore { root: root.to_path_buf() }
+    pub fn at(root: &Path) -> LocalBlobs {
+        LocalBlobs { root: root.to_path_buf() }
     }
 
     pub fn path_of(&self, sha256: &str) -> PathBuf {
@@ -138,26 +57,69 @@ impl BlobStore {
         OpenOptions::new().create(true).truncate(false).write(true).mode(PRIVATE_FILE).open(self.root.join("gc.lock"))
     }
 
+    /// Writes the temp file under an exclusive `flock` of its own, which the caller holds
+    /// until the file is renamed: `sweep_temp` removes only temp files nobody holds.
+    /// Not fsynced: `settle` does that.
+    fn write_temp(&self, source: &mut dyn Read, limit: Option<u64>, temp_path: &Path) -> Result<(Digest, File), PutError> {
+        let file =
+            OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(temp_path).map_err(PutError::Write)?;
+        file.lock().map_err(PutError::Write)?;
+        let digest = std::thread::scope(|scope| {
+            let mut sink = EarlyWriteback { file: &file, written: 0, flushed: 0, flusher: None, scope };
+            copy_hashing(source, &mut sink, limit)
+        })?;
+        Ok((digest, file))
+    }
+
+    /// Moves a complete, durable temp file to its content address, adding to
+    /// `dirs` the directories whose entries changed: the caller makes them
+    /// durable before acknowledging.
+    fn install(&self, temp_path: &Path, sha256: &str, dirs: &mut std::collections::BTreeSet<PathBuf>) -> io::Result<()> {
+        let final_path = self.path_of(sha256);
+        let dir = final_path.parent().expect("blob paths have a parent");
+        // Should another upload have stored the same content since `settle`
+        // looked, the rename replaces it with identical bytes and a fresh
+        // mtime, which a gc about to judge it old must see anyway.
+        // The shard directory is made on first use: asking first would cost
+        // every blob a lookup that only the first of its shard needs.
+        match fs::rename(temp_path, &final_path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && temp_path.exists() => {
+                create_private_dir(dir)?;
+                dirs.insert(dir.parent().expect("shard dirs have a parent").to_path_buf());
+                fs::rename(temp_path, &final_path)?;
+            }
+            other => other?,
+        }
+        dirs.insert(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Where a blob's file is; None for a name that is not a digest.
+    pub fn file_of(&self, sha256: &str) -> Option<PathBuf> {
+        is_sha256_hex(sha256).then(|| self.path_of(sha256))
+    }
+}
+
+impl BlobStore for LocalBlobs {
     /// Takes the gc lock shared: see `UploadGuard`.
-    pub fn upload_guard(&self) -> io::Result<UploadGuard> {
+    fn upload_guard(&self) -> io::Result<UploadGuard> {
         let lock = self.lock_file()?;
         lock.lock_shared()?;
-        UPLOADS_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        Ok(UploadGuard { _lock: lock, upload: true })
+        Ok(UploadGuard::new(Box::new(lock), true))
     }
 
     /// The same shared lock for a backup: gc waits until it has copied
     /// every blob its snapshot names.
-    pub fn backup_guard(&self) -> io::Result<UploadGuard> {
+    fn backup_guard(&self) -> io::Result<UploadGuard> {
         let lock = self.lock_file()?;
         lock.lock_shared()?;
-        Ok(UploadGuard { _lock: lock, upload: false })
+        Ok(UploadGuard::new(Box::new(lock), false))
     }
 
     /// Streams `source` into the store, hashing as it writes. At most `limit`
     /// bytes are accepted. On any error the temp file is removed and nothing
     /// is stored.
-    pub fn put(&self, source: &mut dyn Read, limit: Option<u64>) -> Result<Digest, PutError> {
+    fn put(&self, source: &mut dyn Read, limit: Option<u64>) -> Result<Digest, PutError> {
         let mut one = PendingBlobs::default();
         let digest = self.put_pending(source, limit, &mut one)?;
         self.settle(&mut one).map_err(PutError::Write)?;
@@ -175,7 +137,7 @@ impl BlobStore {
     /// one has the writeback of every file started first, then each file
     /// fsynced before its rename and each directory after. At most
     /// `MAX_PENDING` files wait at once (each holds a descriptor).
-    pub fn put_pending(&self, source: &mut dyn Read, limit: Option<u64>, pending: &mut PendingBlobs) -> Result<Digest, PutError> {
+    fn put_pending(&self, source: &mut dyn Read, limit: Option<u64>, pending: &mut PendingBlobs) -> Result<Digest, PutError> {
         if pending.files.len() >= MAX_PENDING {
             self.settle(pending).map_err(PutError::Write)?;
         }
@@ -194,7 +156,7 @@ impl BlobStore {
 
     /// Makes every blob in `pending` durable at its address (see
     /// `put_pending`); on error the ones not yet installed are removed.
-    pub fn settle(&self, pending: &mut PendingBlobs) -> io::Result<()> {
+    fn settle(&self, pending: &mut PendingBlobs) -> io::Result<()> {
         let files = std::mem::take(&mut pending.files);
         let mut left = files.into_iter().collect::<std::collections::VecDeque<_>>();
         let result = (|| {
@@ -252,25 +214,97 @@ impl BlobStore {
         result
     }
 
-    /// Writes the temp file under an exclusive `flock` of its own, which the caller holds
-    /// until the file is renamed: `sweep_temp` removes only temp files nobody holds.
-    /// Not fsynced: `settle` does that.
-    fn write_temp(&self, source: &mut dyn Read, limit: Option<u64>, temp_path: &Path) -> Result<(Digest, File), PutError> {
-        let file =
-            OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(temp_path).map_err(PutError::Write)?;
-        file.lock().map_err(PutError::Write)?;
-        let digest = std::thread::scope(|scope| {
-            let mut sink = EarlyWriteback { file: &file, written: 0, flushed: 0, flusher: None, scope };
-            copy_hashing(source, &mut sink, limit)
-        })?;
-        Ok((digest, file))
+    fn open(&self, sha256: &str) -> io::Result<Blob> {
+        if !is_sha256_hex(sha256) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256 digest"));
+        }
+        Blob::from_file(File::open(self.path_of(sha256))?)
+    }
+
+    fn stat(&self, sha256: &str) -> io::Result<Option<u64>> {
+        let Some(path) = self.file_of(sha256) else { return Ok(None) };
+        match fs::metadata(path) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn materialise(&self, sha256: &str, dest: &Path, how: Materialise) -> io::Result<Materialised> {
+        let source = self.file_of(sha256).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a sha256 digest"))?;
+        // Blobs are never changed in place, so a link is a copy at no cost;
+        // a job gets a file of its own, since it may change its mode.
+        if how == Materialise::LinkOrDurableCopy && fs::hard_link(&source, dest).is_ok() {
+            return Ok(Materialised::Linked);
+        }
+        let mut from = File::open(&source)?;
+        let mut out = OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(dest)?;
+        // File to file: the kernel copies the bytes (copy_file_range), no buffer here.
+        io::copy(&mut from, &mut out)?;
+        if how == Materialise::LinkOrDurableCopy {
+            out.sync_all()?;
+        }
+        Ok(Materialised::Copied)
+    }
+
+    /// Every blob file on disk, in no particular order.
+    fn list(&self) -> io::Result<Vec<StoredBlob>> {
+        let mut blobs = Vec::new();
+        for entry in walkdir::WalkDir::new(self.root.join("sha256")).min_depth(2).max_depth(2) {
+            let entry = entry.map_err(io::Error::other)?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let shard = entry.path().parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+            let rest = entry.file_name().to_str().unwrap_or("");
+            let meta = entry.metadata().map_err(io::Error::other)?;
+            blobs.push(StoredBlob {
+                sha256: format!("{shard}{rest}"),
+                size: meta.len(),
+                modified: meta.modified()?,
+            });
+        }
+        Ok(blobs)
+    }
+
+    /// Removes blobs older than `grace` that `release` lets go of, and temp
+    /// files older than `grace` (left by a crash or a cancelled upload).
+    /// `release` is asked under the gc lock, held exclusively throughout, so
+    /// it can check for references and forget the blob's row with no upload
+    /// able to add a reference in between.
+    fn gc(&self, release: &mut dyn FnMut(&str) -> io::Result<bool>, grace: Duration, dry_run: bool) -> io::Result<GcReport> {
+        let lock = self.lock_file()?;
+        lock.lock()?;
+        let now = SystemTime::now();
+        let is_old = |t: SystemTime| now.duration_since(t).map(|age| age >= grace).unwrap_or(false);
+        let mut report = GcReport::default();
+        for blob in self.list()? {
+            if !is_old(blob.modified) || !release(&blob.sha256)? {
+                continue;
+            }
+            if !dry_run {
+                fs::remove_file(self.path_of(&blob.sha256))?;
+            }
+            report.removed_blobs.push((blob.sha256, blob.size));
+        }
+        for entry in fs::read_dir(self.root.join("tmp"))? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() && is_old(meta.modified()?) {
+                if !dry_run {
+                    fs::remove_file(entry.path())?;
+                }
+                report.removed_temp_files.push((entry.path().display().to_string(), meta.len()));
+            }
+        }
+        Ok(report)
     }
 
     /// Removes the `.part` files in `tmp/` that no live upload owns: those whose `flock`
     /// can be taken. A process that died (kill -9, power loss) holds no lock, so its temp
     /// files go at once, whatever their age; an upload in progress, in this process or
     /// another (the offline CLI), keeps its file. Returns what was removed.
-    pub fn sweep_temp(&self) -> io::Result<Vec<(PathBuf, u64)>> {
+    fn sweep_temp(&self) -> io::Result<Vec<(String, u64)>> {
         let mut removed = Vec::new();
         for entry in fs::read_dir(self.root.join("tmp"))? {
             let path = entry?.path();
@@ -285,7 +319,7 @@ impl BlobStore {
                     // removed while locked, so no upload can be between its checks and its
                     // rename (the names are fresh UUIDs, never reused)
                     if fs::remove_file(&path).is_ok() {
-                        removed.push((path, size));
+                        removed.push((path.display().to_string(), size));
                     }
                 }
                 Err(fs::TryLockError::WouldBlock) => (),
@@ -293,105 +327,6 @@ impl BlobStore {
             }
         }
         Ok(removed)
-    }
-
-    /// Moves a complete, durable temp file to its content address, adding to
-    /// `dirs` the directories whose entries changed: the caller makes them
-    /// durable before acknowledging.
-    fn install(&self, temp_path: &Path, sha256: &str, dirs: &mut std::collections::BTreeSet<PathBuf>) -> io::Result<()> {
-        let final_path = self.path_of(sha256);
-        let dir = final_path.parent().expect("blob paths have a parent");
-        // Should another upload have stored the same content since `settle`
-        // looked, the rename replaces it with identical bytes and a fresh
-        // mtime, which a gc about to judge it old must see anyway.
-        // The shard directory is made on first use: asking first would cost
-        // every blob a lookup that only the first of its shard needs.
-        match fs::rename(temp_path, &final_path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && temp_path.exists() => {
-                create_private_dir(dir)?;
-                dirs.insert(dir.parent().expect("shard dirs have a parent").to_path_buf());
-                fs::rename(temp_path, &final_path)?;
-            }
-            other => other?,
-        }
-        dirs.insert(dir.to_path_buf());
-        Ok(())
-    }
-
-    /// Where a blob's file is; None for a name that is not a digest.
-    pub fn file_of(&self, sha256: &str) -> Option<PathBuf> {
-        is_sha256_hex(sha256).then(|| self.path_of(sha256))
-    }
-
-    pub fn open_blob(&self, sha256: &str) -> io::Result<File> {
-        if !is_sha256_hex(sha256) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256 digest"));
-        }
-        File::open(self.path_of(sha256))
-    }
-
-    pub fn exists(&self, sha256: &str) -> bool {
-        is_sha256_hex(sha256) && self.path_of(sha256).is_file()
-    }
-
-    /// Re-hashes a stored blob: Ok(true) when its bytes still match its name.
-    pub fn verify(&self, sha256: &str) -> io::Result<bool> {
-        let mut file = self.open_blob(sha256)?;
-        Ok(hash_reader(&mut file)?.sha256 == sha256)
-    }
-
-    /// Every blob file on disk, in no particular order.
-    pub fn list(&self) -> io::Result<Vec<StoredBlob>> {
-        let mut blobs = Vec::new();
-        for entry in walkdir::WalkDir::new(self.root.join("sha256")).min_depth(2).max_depth(2) {
-            let entry = entry.map_err(io::Error::other)?;
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            let shard = entry.path().parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
-            let rest = entry.file_name().to_str().unwrap_or("");
-            let meta = entry.metadata().map_err(io::Error::other)?;
-            blobs.push(StoredBlob {
-                sha256: format!("{shard}{rest}"),
-                path: entry.path().to_path_buf(),
-                size: meta.len(),
-                modified: meta.modified()?,
-            });
-        }
-        Ok(blobs)
-    }
-
-    /// Removes blobs older than `grace` that `release` lets go of, and temp
-    /// files older than `grace` (left by a crash or a cancelled upload).
-    /// `release` is asked under the gc lock, held exclusively throughout, so
-    /// it can check for references and forget the blob's row with no upload
-    /// able to add a reference in between.
-    pub fn gc(&self, release: &mut dyn FnMut(&str) -> io::Result<bool>, grace: Duration, dry_run: bool) -> io::Result<GcReport> {
-        let lock = self.lock_file()?;
-        lock.lock()?;
-        let now = SystemTime::now();
-        let is_old = |t: SystemTime| now.duration_since(t).map(|age| age >= grace).unwrap_or(false);
-        let mut report = GcReport::default();
-        for blob in self.list()? {
-            if !is_old(blob.modified) || !release(&blob.sha256)? {
-                continue;
-            }
-            if !dry_run {
-                fs::remove_file(&blob.path)?;
-            }
-            report.removed_blobs.push((blob.sha256, blob.size));
-        }
-        for entry in fs::read_dir(self.root.join("tmp"))? {
-            let entry = entry?;
-            let meta = entry.metadata()?;
-            if meta.is_file() && is_old(meta.modified()?) {
-                if !dry_run {
-                    fs::remove_file(entry.path())?;
-                }
-                report.removed_temp_files.push((entry.path(), meta.len()));
-            }
-        }
-        Ok(report)
     }
 }
 
@@ -538,140 +473,6 @@ impl<'f: 'scope, 'scope, 'env> Write for EarlyWriteback<'f, 'scope, 'env> {
     }
 }
 
-/// Buffers in flight per copy: one being filled and written, the rest queued
-/// for (or being hashed by) the hashing thread. Memory per upload is
-/// `BUFFERS * CHUNK`, whatever its size.
-const BUFFERS: usize = 8;
-
-/// Copies `source` to `sink` in fixed-size chunks, hashing on the way, and
-/// stops with TooLarge past `limit` bytes. Errors say which side failed.
-///
-/// A source larger than one chunk goes through a pipeline of three threads:
-/// this one receives (socket copy, multipart scan), a second writes each
-/// chunk to `sink`, a third hashes it and hands the buffer back. sha256
-/// alone costs about as much CPU as everything else together, so on its own
-/// thread it sets the pace, and the wall time is near the hash's instead of
-/// the sum of all three. (One thread for the write and the hash together was
-/// the slower stage, and the client, which the scheduler likes to put on the
-/// receiving thread's core, needs the room too.) The chunks go round a fixed
-/// set of `BUFFERS` buffers, so memory stays flat and a slow disk or hash
-/// slows the reader instead of queueing data. A source that fits in one
-/// chunk (most metadata-sized files) is done inline: threads would cost more
-/// than they save.
-pub fn copy_hashing(source: &mut dyn Read, sink: &mut (dyn Write + Send), limit: Option<u64>) -> Result<Digest, PutError> {
-    let check = |size: u64| match limit {
-        Some(limit) if size > limit => Err(PutError::TooLarge { limit }),
-        _ => Ok(()),
-    };
-    // The first chunk grows as it is read rather than being zeroed whole: a
-    // DataRobot version of 1,000 small files would otherwise clear 256 MiB.
-    let mut buf = Vec::new();
-    source.take(CHUNK as u64).read_to_end(&mut buf).map_err(PutError::Read)?;
-    let (n, eof) = (buf.len(), buf.len() < CHUNK);
-    let mut size = n as u64;
-    check(size)?;
-    if eof {
-        sink.write_all(&buf[..n]).map_err(PutError::Write)?;
-        return Ok(Digest { sha256: hex(&Sha256::digest(&buf[..n])), size });
-    }
-    std::thread::scope(|scope| {
-        use std::sync::mpsc::sync_channel;
-        let (to_writer, written) = sync_channel::<(Vec<u8>, usize)>(BUFFERS);
-        let (to_hasher, hashed) = sync_channel::<(Vec<u8>, usize)>(BUFFERS);
-        let (give_back, free) = sync_channel::<Vec<u8>>(BUFFERS);
-        for _ in 1..BUFFERS {
-            give_back.send(vec![0u8; CHUNK]).expect("the receiver is alive");
-        }
-        let writer = scope.spawn(move || {
-            for (chunk, n) in written {
-                // On a failed write the writer returns, dropping both its
-                // channels: the hasher ends, the reader's next hand-over fails.
-                sink.write_all(&chunk[..n])?;
-                if to_hasher.send((chunk, n)).is_err() {
-                    break;
-                }
-            }
-            Ok::<_, io::Error>(())
-        });
-        let hasher = scope.spawn(move || {
-            let mut hasher = Sha256::new();
-            for (chunk, n) in hashed {
-                hasher.update(&chunk[..n]);
-                // the reader may have stopped early and dropped `free`: fine
-                let _ = give_back.send(chunk);
-            }
-            hasher.finalize()
-        });
-        let copied = (|| {
-            let (mut chunk, mut n, mut eof) = (buf, n, eof);
-            loop {
-                if n > 0 {
-                    if to_writer.send((chunk, n)).is_err() {
-                        // the writer stopped on an error, which its join reports
-                        return Ok(());
-                    }
-                } else {
-                    drop(chunk);
-                }
-                if eof {
-                    return Ok(());
-                }
-                let Ok(next) = free.recv() else { return Ok(()) };
-                chunk = next;
-                (n, eof) = fill(source, &mut chunk)?;
-                size += n as u64;
-                check(size)?;
-            }
-        })();
-        // ends the writer's loop, and with it the hasher's, however the copy ended
-        drop(to_writer);
-        let panicked = |what| PutError::Write(io::Error::other(format!("the {what} thread panicked")));
-        let wrote = writer.join().map_err(|_| panicked("writing"))?;
-        let hash = hasher.join().map_err(|_| panicked("hashing"))?;
-        copied?;
-        wrote.map_err(PutError::Write)?;
-        Ok(Digest { sha256: hex(&hash), size })
-    })
-}
-
-/// Reads until `buf` is full or the source ends: whole chunks mean fewer
-/// writes and hand-overs than the source's own (often 64 KiB) pieces.
-/// Returns the bytes read and whether the source ended.
-fn fill(source: &mut dyn Read, buf: &mut [u8]) -> Result<(usize, bool), PutError> {
-    let mut n = 0;
-    while n < buf.len() {
-        match source.read(&mut buf[n..]) {
-            Ok(0) => return Ok((n, true)),
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(PutError::Read(e)),
-        }
-    }
-    Ok((n, false))
-}
-
-pub fn hash_reader(reader: &mut dyn Read) -> io::Result<Digest> {
-    match copy_hashing(reader, &mut io::sink(), None) {
-        Ok(digest) => Ok(digest),
-        Err(PutError::Read(e)) | Err(PutError::Write(e)) => Err(e),
-        Err(PutError::TooLarge { .. }) => unreachable!("no limit was set"),
-    }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    s
-}
-
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -679,10 +480,11 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::blobs::stream::CHUNK;
 
-    fn store() -> (tempfile::TempDir, BlobStore) {
+    fn store() -> (tempfile::TempDir, LocalBlobs) {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(&dir.path().join("blobs")).unwrap();
+        let store = LocalBlobs::create(&dir.path().join("blobs")).unwrap();
         (dir, store)
     }
 
@@ -703,7 +505,7 @@ mod tests {
         let d = store.put(&mut io::empty(), None).unwrap();
         assert_eq!(d.size, 0);
         let mut back = Vec::new();
-        store.open_blob(&d.sha256).unwrap().read_to_end(&mut back).unwrap();
+        store.open(&d.sha256).unwrap().read_to_end(&mut back).unwrap();
         assert!(back.is_empty());
     }
 
@@ -790,7 +592,7 @@ mod tests {
         let digests: Vec<Digest> = (0..SYNCFS_BATCH * 2)
             .map(|i| store.put_pending(&mut format!("file {i}").as_bytes(), None, &mut pending).unwrap())
             .collect();
-        assert!(digests.iter().all(|d| !store.exists(&d.sha256)));
+        assert!(digests.iter().all(|d| !store.stat(&d.sha256).unwrap().is_some()));
         store.settle(&mut pending).unwrap();
         assert!(digests.iter().all(|d| store.verify(&d.sha256).unwrap()));
         assert_eq!(fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(), 0);
@@ -814,9 +616,9 @@ mod tests {
         let again = store.put_pending(&mut &b"already here"[..], None, &mut pending).unwrap();
         let twice = store.put_pending(&mut &b"a"[..], None, &mut pending).unwrap();
         assert_eq!((&again, &twice), (&kept, &a));
-        assert!(!store.exists(&a.sha256));
+        assert!(!store.stat(&a.sha256).unwrap().is_some());
         store.settle(&mut pending).unwrap();
-        assert!(store.exists(&a.sha256) && store.verify(&a.sha256).unwrap());
+        assert!(store.stat(&a.sha256).unwrap().is_some() && store.verify(&a.sha256).unwrap());
         assert_eq!(store.list().unwrap().len(), 2);
         assert_eq!(fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(), 0);
 
@@ -824,7 +626,7 @@ mod tests {
         let mut abandoned = PendingBlobs::default();
         let b = store.put_pending(&mut &b"b"[..], None, &mut abandoned).unwrap();
         drop(abandoned);
-        assert!(!store.exists(&b.sha256));
+        assert!(!store.stat(&b.sha256).unwrap().is_some());
         assert_eq!(fs::read_dir(dir.path().join("blobs/tmp")).unwrap().count(), 0);
     }
 
@@ -842,8 +644,8 @@ mod tests {
             .gc(&mut |sha| Ok(sha != kept.sha256), Duration::from_secs(600), false)
             .unwrap();
         assert_eq!(report.removed_blobs, vec![(swept.sha256.clone(), 5)]);
-        assert!(store.exists(&kept.sha256));
-        assert!(store.exists(&young.sha256));
-        assert!(!store.exists(&swept.sha256));
+        assert!(store.stat(&kept.sha256).unwrap().is_some());
+        assert!(store.stat(&young.sha256).unwrap().is_some());
+        assert!(!store.stat(&swept.sha256).unwrap().is_some());
     }
 }
