@@ -21,7 +21,7 @@ use super::models::progress;
 use super::remote::{enc, Download, FormPart, Remote};
 use super::Target;
 use crate::api::datarobot::{
-    conversions as conversion_api, dependencies as deps_api, environments as env_api, insights as insights_api, model_tests as test_api,
+    conversions as conversion_api, dependencies as deps_api, environments as env_api, model_tests as test_api,
     models as model_api, templates as template_api, versions as version_api,
 };
 use crate::registry::access::roles::{Access, EntityKind};
@@ -522,7 +522,7 @@ fn test(
         Target::Local { registry, who } => {
             let body = body.as_object().cloned().unwrap_or_default();
             let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.clone());
-            let (test, _) = test_api::start_test(registry, &options, who, &body)?;
+            let (test, _) = crate::compute::requests::start_test(registry, &options, who, &body)?;
             let worker = run_in_background(registry.data_dir(), python, test.id.clone());
             loop {
                 let current = test_api::render_test(registry, who, &registry.get_test(who, &test.id)?)?;
@@ -573,7 +573,7 @@ fn feature_impact(
         Target::Local { registry, who } => {
             if !existing {
                 let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.clone());
-                insights_api::start_insight(registry, &options, who, model, version, InsightKind::FeatureImpact, row_count)?;
+                crate::compute::requests::start_insight(registry, &options, who, model, version, InsightKind::FeatureImpact, row_count)?;
                 run_in_background(registry.data_dir(), python, version.to_string())
                     .join()
                     .map_err(|_| Error::Internal("the feature impact runner panicked".into()))??;

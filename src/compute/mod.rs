@@ -13,6 +13,7 @@ pub mod drum;
 pub mod formats;
 pub mod insights;
 pub mod jobs;
+pub mod requests;
 pub mod table;
 
 /// Whether this server can run models: with an image builder it runs them in

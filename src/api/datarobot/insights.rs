@@ -7,7 +7,6 @@
 use serde_json::{json, Map, Value};
 
 use super::{opt_str, status_location};
-use crate::compute::insights::SUPPORTED_TARGETS;
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::compute::insights::InsightKind;
 use crate::registry::{Error, Principal, Registry, Result};
@@ -104,7 +103,7 @@ fn start(ctx: &Ctx, req: &mut Request, model: &str, version: &str, kind: Insight
 fn start_checked(ctx: &Ctx, req: &Request, model: &str, version: &str, kind: InsightKind, body: Map<String, Value>) -> Result<Response> {
     let who = req.who()?.clone();
     let row_count = super::opt_int_or_text(&body, "rowCount", 10, 100_000)?;
-    let job = start_insight(ctx.registry, &ctx.options.jobs, &who, model, version, kind, row_count)?;
+    let job = crate::compute::requests::start_insight(ctx.registry, &ctx.options.jobs, &who, model, version, kind, row_count)?;
     crate::jobs::wake();
     let location = status_location(req, &job.id);
     Ok(match kind {
@@ -112,36 +111,6 @@ fn start_checked(ctx: &Ctx, req: &Request, model: &str, version: &str, kind: Ins
         InsightKind::PredictionExplanations => Response::empty(202),
     }
     .with_header("Location", location))
-}
-
-/// Checks what can be refused before queueing, and queues the run. Shared
-/// with the CLI.
-pub(crate) fn start_insight(
-    registry: &Registry,
-    options: &crate::jobs::JobSettings,
-    who: &Principal,
-    model: &str,
-    version: &str,
-    kind: InsightKind,
-    row_count: Option<i64>,
-) -> Result<crate::registry::Job> {
-    let found = registry.get_model(who, model)?;
-    registry.get_version_by_id(who, model, version)?;
-    let target = found.target_type();
-    if !SUPPORTED_TARGETS.contains(&target) {
-        return Err(Error::unprocessable(format!(
-            "custom model {model} is {} and not valid for {}: it needs a Regression, Binary or Multiclass target",
-            if target.is_empty() { "untyped" } else { target },
-            kind.describe()
-        )));
-    }
-    let (dataset, _) = registry.training_dataset_for(who, model, version)?.ok_or_else(|| {
-        Error::unprocessable(format!("version {version} has no training data; assign some (trainingData/) first"))
-    })?;
-    registry.usable_dataset(who, &dataset.id)?;
-    crate::compute::available(&options.compute()).map_err(Error::unprocessable)?;
-    let (_, job) = registry.start_insight(who, model, version, kind, json!({"rowCount": row_count}))?;
-    Ok(job)
 }
 
 /// The version's prediction explanations initialisation, for its GET (a

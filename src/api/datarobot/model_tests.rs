@@ -3,15 +3,13 @@
 //! lists the new test at once and then polls the status route, which
 //! answers 303 to the test whatever its verdict.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::models::TARGET_TYPES;
-use crate::registry::catalogue::custom_versions::{apply_resource_fields, numbers};
-use super::{attachment, opt_str, page_body, paging, status_location};
-use crate::compute::checks::{Config, Mode, CHECKS, SEED_CHECKS};
+use super::{attachment, page_body, paging, status_location};
 use crate::http::{Ctx, Request, Response, Router};
-use crate::registry::compute::model_tests::{ModelTest, NewTest};
-use crate::registry::{Error, Principal, Registry, Result, Version};
+use crate::registry::catalogue::custom_versions::numbers;
+use crate::registry::compute::model_tests::ModelTest;
+use crate::registry::{Error, Principal, Registry, Result};
 
 pub fn routes(router: &mut Router) {
     let d = &super::DATAROBOT;
@@ -23,105 +21,14 @@ pub fn routes(router: &mut Router) {
     router.add(d, "GET", "/api/v2/customModelTests/{id}/tail/", tail);
 }
 
-fn required(body: &Map<String, Value>, field: &str) -> Result<String> {
-    opt_str(body, field, 100)?.filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid(field, "is required"))
-}
-
 fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let body = req.json_object()?;
-    let (_, job) = start_test(ctx.registry, &ctx.options.jobs, &who, &body)?;
+    let (_, job) = crate::compute::requests::start_test(ctx.registry, &ctx.options.jobs, &who, &body)?;
     crate::jobs::wake();
     Ok(Response::json(202, &json!({"statusId": job.id})).with_header("Location", status_location(req, &job.id)))
 }
 
-/// Validates a `CustomModelTests` body and records the test with its job.
-/// Shared with the CLI. A server that cannot run models (no runtime, no
-/// image builder) answers 422 now rather than queue a test that cannot run.
-pub(crate) fn start_test(
-    registry: &Registry,
-    options: &crate::jobs::JobSettings,
-    who: &Principal,
-    body: &Map<String, Value>,
-) -> Result<(ModelTest, crate::registry::Job)> {
-    let model_id = required(body, "customModelId")?;
-    let version_id = required(body, "customModelVersionId")?;
-    let model = registry.get_model(who, &model_id)?;
-    let version = registry.get_version_by_id(who, &model_id, &version_id)?;
-    let target_type = model.target_type();
-    if !TARGET_TYPES.contains(&target_type) {
-        return Err(Error::unprocessable(format!("custom model {model_id} has target type {target_type:?}, which DataRobot cannot test")));
-    }
-    let config = Config::parse(body.get("configuration"), body.get("parameters")).map_err(|(field, message)| Error::invalid(&field, message))?;
-    let dataset_id = opt_str(body, "datasetId", 100)?.filter(|s| !s.is_empty());
-    let dataset_version_id = match &dataset_id {
-        Some(id) => {
-            let dataset = registry.usable_dataset(who, id)?;
-            match opt_str(body, "datasetVersionId", 100)?.filter(|s| !s.is_empty()) {
-                Some(v) if v != dataset.version_id => return Err(Error::NotFound(format!("dataset {id} has no version {v}"))),
-                _ => Some(dataset.version_id),
-            }
-        }
-        None if target_type == "Unstructured" => None,
-        None => return Err(Error::invalid("datasetId", format!("is required to test a {target_type} model"))),
-    };
-    if let Some(id) = config.parameter("predictionVerificationCheck", "datasetId").and_then(Value::as_str) {
-        if config.mode("predictionVerificationCheck") != Mode::Skip {
-            registry.usable_dataset(who, id)?;
-        }
-    }
-    // No runtime: a clear 422 now rather than a test that cannot run.
-    crate::compute::available(&options.compute()).map_err(Error::unprocessable)?;
-    let mut settings = Map::new();
-    apply_resource_fields(body, &mut settings)?;
-    for deprecated in ["environmentId", "environmentVersionId"] {
-        if let Some(v) = opt_str(body, deprecated, 100)? {
-            settings.insert(deprecated.into(), json!(v));
-        }
-    }
-    // testingStatus holds the seed's four checks, and the newer ones the
-    // request named (the client knows only the four).
-    let named = |check: &str| body.get("configuration").and_then(|c| c.get(check)).is_some();
-    let checks: Map<String, Value> = CHECKS
-        .iter()
-        .filter(|c| SEED_CHECKS.contains(c) || named(c))
-        .map(|c| {
-            let skipped = config.mode(c) == Mode::Skip;
-            let status = if skipped { "skipped" } else { "queued" };
-            let message = if skipped { "skipped by the test's configuration" } else { "" };
-            (c.to_string(), json!({"status": status, "message": message}))
-        })
-        .collect();
-    let attr = |key: &str| version.attrs.get(key).and_then(Value::as_str).map(String::from);
-    let new = NewTest {
-        model_id,
-        version_id: version.id.clone(),
-        dataset_id,
-        dataset_version_id,
-        environment_id: attr("baseEnvironmentId"),
-        environment_version_id: attr("baseEnvironmentVersionId"),
-        image_id: image_id(&version),
-        checks,
-        configuration: config.to_json(),
-        settings,
-    };
-    registry.create_test(who, new)
-}
-
-/// DataRobot's `customModelImageId`: what a test ran, named by the version,
-/// its environment version and its dependencies (the client requires one
-/// on every test, so it is minted up front).
-fn image_id(version: &Version) -> String {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(version.id.as_bytes());
-    hasher.update(b"\0");
-    hasher.update(version.attrs.get("baseEnvironmentVersionId").and_then(Value::as_str).unwrap_or("").as_bytes());
-    hasher.update(b"\0");
-    let deps = version.attrs.get("dependencies").cloned().unwrap_or_else(|| json!([]));
-    hasher.update(crate::runtime::deps::requirement_lines(&deps).join("\n").as_bytes());
-    crate::registry::hex(&hasher.finalize())[..24].to_string()
-}
 
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();

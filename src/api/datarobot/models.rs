@@ -11,7 +11,7 @@ use super::versions::{render_version, zip_response};
 use super::{access_changes, access_list, opt_bool_or_text, opt_str, opt_string_list, page_body, paging, query_bool};
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::access::roles::{Access, EntityKind};
-use crate::registry::catalogue::custom_versions::{apply_resource_fields, MAX_MEMORY};
+use crate::registry::catalogue::custom_versions::{apply_resource_fields, MAX_MEMORY, TARGET_TYPES};
 use crate::registry::fields::insert_some;
 use crate::registry::{Error, Model, ModelOrder, ModelPatch, ModelQuery, NewModel, Origin, PageRequest, Principal, Registry, Result};
 
@@ -29,11 +29,6 @@ pub fn routes(router: &mut Router) {
     router.add(d, "PATCH", "/api/v2/customModels/{id}/accessControl/", patch_access);
 }
 
-/// The seed's enum plus Multilabel, which client 3.20 sends.
-pub const TARGET_TYPES: [&str; 11] = [
-    "Binary", "Regression", "Multiclass", "Multilabel", "Anomaly", "Transform", "TextGeneration", "GeoPoint", "Unstructured",
-    "VectorDatabase", "AgenticWorkflow",
-];
 /// Types the client insists on a targetName for.
 const NEEDS_TARGET_NAME: [&str; 6] = ["Binary", "Multiclass", "Multilabel", "Regression", "TextGeneration", "AgenticWorkflow"];
 
