@@ -522,7 +522,7 @@ fn test(
         Target::Local { registry, who } => {
             let body = body.as_object().cloned().unwrap_or_default();
             let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.clone());
-            let (test, _) = crate::compute::requests::start_test(registry, &options, who, &body)?;
+            let (test, _) = crate::compute::requests::start_test(registry, &options.compute(), who, &body)?;
             let worker = run_in_background(registry.data_dir(), python, test.id.clone());
             loop {
                 let current = test_api::render_test(registry, who, &registry.get_test(who, &test.id)?)?;
@@ -573,7 +573,7 @@ fn feature_impact(
         Target::Local { registry, who } => {
             if !existing {
                 let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.clone());
-                crate::compute::requests::start_insight(registry, &options, who, model, version, InsightKind::FeatureImpact, row_count)?;
+                crate::compute::requests::start_insight(registry, &options.compute(), who, model, version, InsightKind::FeatureImpact, row_count)?;
                 run_in_background(registry.data_dir(), python, version.to_string())
                     .join()
                     .map_err(|_| Error::Internal("the feature impact runner panicked".into()))??;

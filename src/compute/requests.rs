@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::checks::{Config, Mode, CHECKS, SEED_CHECKS};
 use super::insights::SUPPORTED_TARGETS;
-use crate::jobs::JobSettings;
+use super::jobs::Settings;
 use crate::registry::catalogue::custom_versions::{apply_resource_fields, TARGET_TYPES};
 use crate::registry::compute::insights::InsightKind;
 use crate::registry::compute::model_tests::{ModelTest, NewTest};
@@ -24,7 +24,7 @@ fn required(body: &Map<String, Value>, field: &str) -> Result<String> {
 /// image builder) answers 422 now rather than queue a test that cannot run.
 pub fn start_test(
     registry: &Registry,
-    options: &JobSettings,
+    settings: &Settings,
     who: &Principal,
     body: &Map<String, Value>,
 ) -> Result<(ModelTest, Job)> {
@@ -55,7 +55,7 @@ pub fn start_test(
         }
     }
     // No runtime: a clear 422 now rather than a test that cannot run.
-    super::available(&options.compute()).map_err(Error::unprocessable)?;
+    super::available(settings).map_err(Error::unprocessable)?;
     let mut settings = Map::new();
     apply_resource_fields(body, &mut settings)?;
     for deprecated in ["environmentId", "environmentVersionId"] {
@@ -110,7 +110,7 @@ fn image_id(version: &Version) -> String {
 /// with the CLI.
 pub fn start_insight(
     registry: &Registry,
-    options: &JobSettings,
+    settings: &Settings,
     who: &Principal,
     model: &str,
     version: &str,
@@ -131,7 +131,7 @@ pub fn start_insight(
         Error::unprocessable(format!("version {version} has no training data; assign some (trainingData/) first"))
     })?;
     registry.usable_dataset(who, &dataset.id)?;
-    super::available(&options.compute()).map_err(Error::unprocessable)?;
+    super::available(settings).map_err(Error::unprocessable)?;
     let (_, job) = registry.start_insight(who, model, version, kind, json!({"rowCount": row_count}))?;
     Ok(job)
 }

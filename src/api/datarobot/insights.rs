@@ -103,7 +103,7 @@ fn start(ctx: &Ctx, req: &mut Request, model: &str, version: &str, kind: Insight
 fn start_checked(ctx: &Ctx, req: &Request, model: &str, version: &str, kind: InsightKind, body: Map<String, Value>) -> Result<Response> {
     let who = req.who()?.clone();
     let row_count = super::opt_int_or_text(&body, "rowCount", 10, 100_000)?;
-    let job = crate::compute::requests::start_insight(ctx.registry, &ctx.options.jobs, &who, model, version, kind, row_count)?;
+    let job = crate::compute::requests::start_insight(ctx.registry, &ctx.options.jobs.compute(), &who, model, version, kind, row_count)?;
     crate::jobs::wake();
     let location = status_location(req, &job.id);
     Ok(match kind {

@@ -24,7 +24,7 @@ pub fn routes(router: &mut Router) {
 fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let body = req.json_object()?;
-    let (_, job) = crate::compute::requests::start_test(ctx.registry, &ctx.options.jobs, &who, &body)?;
+    let (_, job) = crate::compute::requests::start_test(ctx.registry, &ctx.options.jobs.compute(), &who, &body)?;
     crate::jobs::wake();
     Ok(Response::json(202, &json!({"statusId": job.id})).with_header("Location", status_location(req, &job.id)))
 }
