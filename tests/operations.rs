@@ -75,16 +75,22 @@ fn poll<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -
 
 /// The versions a restored registry holds for `model`: number → sha256.
 fn hashes_of(server: &Server, model: &str) -> std::collections::HashMap<i64, String> {
-    let reply = server.get(&format!("/api/v1/models/{model}/versions"));
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let body = reply.json();
-    let list = body.as_array().cloned().or_else(|| body["versions"].as_array().cloned()).unwrap_or_default();
-    list.iter()
-        .map(|v| {
+    // Every version, page by page: a list stops at 100 (20 by default), and a
+    // busy writer makes more than that.
+    let mut hashes = std::collections::HashMap::new();
+    loop {
+        let reply = server.get(&format!("/api/v1/models/{model}/versions?limit=100&offset={}", hashes.len()));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let body = reply.json();
+        let page = body["versions"].as_array().cloned().unwrap_or_default();
+        for v in &page {
             let hash = v["model_hash"].as_str().unwrap().trim_start_matches("sha256:").to_string();
-            (v["version"].as_i64().unwrap(), hash)
-        })
-        .collect()
+            hashes.insert(v["version"].as_i64().unwrap(), hash);
+        }
+        if page.is_empty() || hashes.len() as u64 >= body["total"].as_u64().unwrap() {
+            return hashes;
+        }
+    }
 }
 
 #[test]
