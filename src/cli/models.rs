@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::remote::{enc, Download, Remote};
 use crate::api::octomil;
+use crate::registry::catalogue::weights;
 use crate::registry::{Error, Principal, Registry};
 use crate::registry::{copy_hashing, Digest, PutError};
 
@@ -130,7 +131,7 @@ struct Local {
 impl Backend for Local {
     fn create_model(&self, body: Value) -> Result<Value, Error> {
         let body = body.as_object().cloned().unwrap_or_default();
-        let (model, _) = octomil::create_or_get(&self.registry, &self.who, octomil::new_model_from_json(&body)?)?;
+        let (model, _) = self.registry.create_or_get_model(&self.who, octomil::new_model_from_json(&body)?)?;
         octomil::model_detail(&self.registry, &self.who, &model.id)
     }
 
@@ -151,7 +152,7 @@ impl Backend for Local {
     fn upload(&self, handle: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error> {
         let model = &self.registry.resolve_model(&self.who, handle)?.id;
         let filename = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        octomil::resolve_format(filename, format.as_deref())?;
+        weights::resolve_format(filename, format.as_deref())?;
         let (mut reader, _) = open_with_progress(file)?;
         let guard = self.registry.upload_guard()?;
         let digest = self.registry.put_blob(&mut reader, None)?;
@@ -168,7 +169,7 @@ impl Backend for Local {
             reader: Box::new(self.registry.open_blob(&file.sha256)?),
             len: Some(file.size),
             sha256: Some(file.sha256.clone()),
-            file_name: Some(octomil::download_file_name(&version)),
+            file_name: Some(weights::download_file_name(&version)),
         })
     }
 
@@ -217,7 +218,7 @@ impl Backend for Remote {
         let filename = file.file_name().and_then(|n| n.to_str()).unwrap_or("model.bin");
         // Fail before sending any bytes when the server would refuse them
         // anyway: an unknown model (or key), or a format it cannot tell.
-        octomil::resolve_format(filename, format.as_deref())?;
+        weights::resolve_format(filename, format.as_deref())?;
         self.show_model(model)?;
         let (mut reader, len) = open_with_progress(file)?;
         let mut fields = Vec::new();

@@ -159,10 +159,10 @@ fn model_and_number(ctx: &Ctx, req: &Request) -> Result<(String, i64)> {
 
 fn format_param(req: &Request) -> Result<String> {
     let format = req.param("format").to_ascii_lowercase();
-    if !convert::TARGETS.contains(&format.as_str()) && !super::FORMATS.contains(&format.as_str()) {
+    if !convert::TARGETS.contains(&format.as_str()) && !crate::registry::catalogue::weights::FORMATS.contains(&format.as_str()) {
         return Err(Error::invalid(
             "format",
-            format!("must be one of {}, {}, got {format:?}", super::FORMATS.join(", "), convert::TARGETS.join(", ")),
+            format!("must be one of {}, {}, got {format:?}", crate::registry::catalogue::weights::FORMATS.join(", "), convert::TARGETS.join(", ")),
         ));
     }
     Ok(format)

@@ -16,12 +16,11 @@ pub(crate) mod formats;
 use serde_json::{json, Map, Value};
 
 use crate::http::params::{query_bool, query_int};
+use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
+use crate::registry::catalogue::weights::{check_description, download_file_name, version_format};
 use crate::registry::fields::{opt_bool, opt_number, opt_string};
 use crate::registry::is_uuid;
-use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
-use crate::registry::{
-    Digest, Error, Model, Origin, ModelQuery, NewFile, NewModel, NewVersion, PageRequest, Principal, Registry, Result, Version,
-};
+use crate::registry::{Digest, Error, Model, ModelQuery, NewModel, Origin, PageRequest, Principal, Registry, Result, Version};
 
 
 pub static OCTOMIL: Dialect = Dialect { name: "octomil", prefix: "/api/v1/", render_error, trailing_slash_optional: false };
@@ -72,10 +71,8 @@ fn render_error(error: &Error) -> Response {
 }
 
 pub(super) const FRAMEWORKS: [&str; 4] = ["pytorch", "tensorflow", "xgboost", "sklearn"];
-const FORMATS: [&str; 5] = ["pytorch", "tensorflow", "onnx", "sklearn", "xgboost"];
 /// Formats a client may ask a download in (seed 004 lists converted ones).
 const DOWNLOAD_FORMATS: [&str; 8] = ["original", "pytorch", "tensorflow", "onnx", "sklearn", "xgboost", "tflite", "coreml"];
-const MAX_DESCRIPTION: usize = 1000;
 
 /// The model a `{model_id}` names: by id, or else by name.
 pub(super) fn resolve_model(registry: &Registry, who: &Principal, handle: &str) -> Result<Model> {
@@ -181,27 +178,9 @@ fn create_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     // models of one name would be ambiguous to it, and its `ensure_model`
     // looks for the name on the first page of the list only (20 models)
     // before it POSTs. See README, "Octomil".
-    let (model, created) = create_or_get(ctx.registry, req.who()?, new)?;
+    let (model, created) = ctx.registry.create_or_get_model(req.who()?, new)?;
     let latest = if created { None } else { ctx.registry.latest_version(req.who()?, &model.id)? };
     Ok(Response::json(if created { 201 } else { 200 }, &render_model(&model, latest.as_ref())))
-}
-
-/// Creates a model, or returns the caller's model of that name (false)
-/// unless the request contradicts it (a framework other than the one it
-/// has: 409). The route
-/// and the CLI's `models create` share it.
-pub(crate) fn create_or_get(registry: &Registry, who: &Principal, new: NewModel) -> Result<(Model, bool)> {
-    let framework = new.attrs.get("framework").cloned();
-    let (model, created) = registry.create_model_named(who, new)?;
-    let stored = model.attrs.get("framework");
-    if !created && framework.is_some() && stored.is_some() && stored != framework.as_ref() {
-        return Err(Error::Conflict(format!(
-            "a model named {:?} already exists with framework {}",
-            model.name,
-            model.attrs.get("framework").and_then(Value::as_str).unwrap_or("unset")
-        )));
-    }
-    Ok((model, created))
 }
 
 /// Validates a create body (seed 004's fields, plus what the Octomil SDK
@@ -232,13 +211,6 @@ pub(crate) fn new_model_from_json(body: &Map<String, Value>) -> Result<NewModel>
     check_description(description.as_deref())?;
     let name = opt_string(body, "name")?.unwrap_or_default();
     Ok(NewModel { name, description, attrs, origin: Origin::Octomil })
-}
-
-fn check_description(description: Option<&str>) -> Result<()> {
-    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
-        return Err(Error::invalid("description", format!("must be at most {MAX_DESCRIPTION} characters")));
-    }
-    Ok(())
 }
 
 fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
@@ -341,26 +313,8 @@ fn upload_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     Ok(Response::json(201, &body))
 }
 
-/// The format a version is stored as: the one given, or else the one the
-/// file name's extension implies. The CLI calls it before sending any bytes.
-pub(crate) fn resolve_format(filename: &str, format: Option<&str>) -> Result<String> {
-    match format.filter(|f| !f.is_empty()) {
-        Some(f) if FORMATS.contains(&f) => Ok(f.to_string()),
-        Some(f) => Err(Error::invalid("format", format!("must be one of {}, got {f:?}", FORMATS.join(", ")))),
-        None => infer_format(filename).ok_or_else(|| {
-            Error::invalid("format", format!("is required: it cannot be inferred from the file name {filename:?}"))
-        }),
-    }
-}
-
-/// Records an uploaded file as the model's next version. The blob must be
-/// stored already, under an upload guard the caller still holds.
-///
-/// A version made here is one weights file with no environment. A model
-/// whose newest version is more than that (a DataRobot version of many
-/// files, or one with an execution environment) is refused with a 409
-/// naming the DataRobot route, rather than given a version that drops its
-/// other files and its environment.
+/// Records an uploaded file as the model's next version (see
+/// `Registry::commit_weights`) and renders it. Shared with the CLI.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn commit_upload(
     registry: &Registry,
@@ -372,27 +326,7 @@ pub(crate) fn commit_upload(
     description: Option<String>,
     label: Option<String>,
 ) -> Result<Value> {
-    let format = resolve_format(filename, format.as_deref())?;
-    check_description(description.as_deref())?;
-    let path = stored_file_name(filename, &format);
-    let mut attrs = Map::new();
-    attrs.insert("format".into(), json!(format));
-    let version = registry.create_version_with(who, model_id, |newest| {
-        if let Some(newest) = newest {
-            let environment = newest.attrs.get("baseEnvironmentId").is_some_and(|e| !e.is_null());
-            if newest.files.len() > 1 || environment {
-                return Err(Error::Conflict(format!(
-                    "version {} of model {model_id} is a DataRobot custom model version ({} files{}); a single-file \
-                     upload would drop the rest. Add or replace files through the DataRobot door: \
-                     PATCH /api/v2/customModels/{model_id}/versions/",
-                    newest.number,
-                    newest.files.len(),
-                    if environment { ", an execution environment" } else { "" }
-                )));
-            }
-        }
-        Ok(NewVersion { description, attrs, files: vec![NewFile { path, digest }], label })
-    })?;
+    let version = registry.commit_weights(who, model_id, filename, digest, format.as_deref(), description, label)?;
     Ok(render_version(model_id, &version))
 }
 
@@ -458,72 +392,6 @@ pub(super) fn download_response(ctx: &Ctx, req: &Request, who: &Principal, versi
     Ok(response
         .with_header("Content-Disposition", format!("attachment; filename=\"{}\"", download_file_name(version)))
         .with_header("X-Model-Hash", file.sha256.clone()))
-}
-
-fn infer_format(filename: &str) -> Option<String> {
-    let ext = filename.rsplit_once('.')?.1.to_ascii_lowercase();
-    let format = match ext.as_str() {
-        "pt" | "pth" => "pytorch",
-        "h5" | "keras" => "tensorflow",
-        "pkl" | "joblib" => "sklearn",
-        "onnx" => "onnx",
-        "json" | "ubj" => "xgboost",
-        _ => return None,
-    };
-    Some(format.to_string())
-}
-
-fn default_extension(format: &str) -> &'static str {
-    match format {
-        "pytorch" => "pt",
-        "tensorflow" => "h5",
-        "sklearn" => "pkl",
-        "onnx" => "onnx",
-        "xgboost" => "json",
-        _ => "bin",
-    }
-}
-
-/// The uploaded file's base name when it is a safe one, else `model.<ext>`.
-fn stored_file_name(filename: &str, format: &str) -> String {
-    let base = filename.rsplit(['/', '\\']).next().unwrap_or("");
-    let safe = !base.is_empty()
-        && base != "."
-        && base != ".."
-        && base.len() <= 255
-        && base.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
-    if safe {
-        base.to_string()
-    } else {
-        format!("model.{}", default_extension(format))
-    }
-}
-
-/// `model_v{N}.{ext}`: the name a download is offered under (the
-/// extension of the uploaded file, else the format's usual one). The CLI
-/// writes downloads under the same name by default.
-pub(crate) fn download_file_name(version: &Version) -> String {
-    // The extension goes into a quoted header: only a short alphanumeric one
-    // is taken from the stored path (which another dialect may have named).
-    let ext = match version.files.first().and_then(|f| f.path.rsplit_once('.')) {
-        Some((_, ext)) if (1..=16).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric()) => ext.to_string(),
-        _ => default_extension(&version_format(version)).to_string(),
-    };
-    format!("model_v{}.{ext}", version.number)
-}
-
-/// The format a version was uploaded as; for a version made through
-/// another door, the one its single file's name implies, else `original`
-/// (a DataRobot folder of files, which `?format=original` serves when it
-/// is one file).
-fn version_format(version: &Version) -> String {
-    if let Some(format) = version.attrs.get("format").and_then(Value::as_str) {
-        return format.to_string();
-    }
-    match version.files.as_slice() {
-        [file] => infer_format(&file.path).unwrap_or_else(|| "original".into()),
-        _ => "original".into(),
-    }
 }
 
 fn model_path(model_id: &str, version: &Version) -> String {

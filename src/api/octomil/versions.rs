@@ -138,7 +138,7 @@ fn upload_url(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let version = field(&fields, "version").ok_or_else(|| Error::invalid("version", "is required"))?.to_string();
     let filename = field(&fields, "filename").unwrap_or("model.bin").to_string();
     // Refuse now what confirm-upload would refuse, before any bytes move.
-    super::resolve_format(&filename, None)?;
+    crate::registry::catalogue::weights::resolve_format(&filename, None)?;
     let model_ref = match resolve_model(ctx.registry, &who, &handle) {
         Ok(model) => {
             ctx.registry.check_can_add_version(&who, &model.id)?;
@@ -198,7 +198,7 @@ fn confirm_upload(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             Ok(model) => model,
             Err(Error::NotFound(_)) if !super::is_uuid(&grant.model_ref) => {
                 let mut attrs = Map::new();
-                let format = super::resolve_format(&grant.filename, None)?;
+                let format = crate::registry::catalogue::weights::resolve_format(&grant.filename, None)?;
                 if super::FRAMEWORKS.contains(&format.as_str()) {
                     attrs.insert("framework".into(), json!(format));
                 }

@@ -9,3 +9,4 @@ pub mod models;
 pub mod overview;
 pub mod repositories;
 pub mod requirements;
+pub mod weights;

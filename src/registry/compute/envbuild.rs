@@ -350,6 +350,7 @@ fn docker_build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::time::Instant;
     use std::io::Write;
 

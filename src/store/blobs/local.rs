@@ -480,6 +480,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::blobs::hex;
+    use sha2::{Digest as _, Sha256};
     use crate::store::blobs::stream::CHUNK;
 
     fn store() -> (tempfile::TempDir, LocalBlobs) {
