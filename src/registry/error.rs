@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::store::sql;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
     /// The thing does not exist, or belongs to another team (the two are
@@ -79,13 +81,13 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Error {
+impl From<sql::Error> for Error {
+    fn from(e: sql::Error) -> Error {
         match e {
             // A row read a moment ago was deleted by another request before
             // the next statement reached it: it is gone, not broken.
-            rusqlite::Error::QueryReturnedNoRows => Error::NotFound("the record no longer exists".into()),
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => Error::out_of_space(),
+            sql::Error::NoRows => Error::NotFound("the record no longer exists".into()),
+            sql::Error::DiskFull(_) => Error::out_of_space(),
             e => Error::Internal(format!("database: {e}")),
         }
     }

@@ -15,12 +15,10 @@ mod page;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-
 use crate::store::blobs::{BlobStore, LocalBlobs, Materialise};
 pub use crate::store::blobs::{copy_hashing, hex, Blob, Digest, PendingBlobs, PutError, UploadGuard, UPLOADS_IN_FLIGHT};
-pub use crate::store::db::SCHEMA_VERSION;
-use crate::store::db;
+use crate::store::sql::{self, Connection, Transaction};
+pub use crate::store::sql::SCHEMA_VERSION;
 pub use crate::store::stamps::{format_time, is_uuid, new_id, now};
 
 pub use access::auth::{ApiKey, NewUser, Principal, FIRST_KEY_FILE};
@@ -54,7 +52,7 @@ impl Registry {
     pub fn open(data_dir: &Path) -> Result<Registry> {
         crate::store::blobs::create_private_dir(data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
-        let conn = db::open(&data_dir.join(operations::data_dir::DB_FILE))?;
+        let conn = Connection::open(&data_dir.join(operations::data_dir::DB_FILE))?;
         let blobs = std::sync::Arc::new(LocalBlobs::create(&data_dir.join("blobs"))?);
         Ok(Registry { conn, blobs, data_dir: data_dir.to_path_buf() })
     }
@@ -75,7 +73,7 @@ impl Registry {
     /// in other processes (the CLI).
     fn write(&self) -> Result<WriteTx<'_>> {
         let turn = WRITER_TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(WriteTx { tx: Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?, _turn: turn })
+        Ok(WriteTx { tx: self.conn.begin_write()?, _turn: turn })
     }
 
     /// Held by an upload from before its first blob is written until the row
@@ -115,7 +113,7 @@ pub(crate) struct WriteTx<'a> {
 }
 
 impl<'a> WriteTx<'a> {
-    pub(crate) fn commit(self) -> rusqlite::Result<()> {
+    pub(crate) fn commit(self) -> sql::Result<()> {
         self.tx.commit()
     }
 }
@@ -162,6 +160,6 @@ impl Registry {
 
 /// Parses a JSON object column; a corrupt value is an internal error rather
 /// than a panic.
-fn parse_attrs(text: &str) -> rusqlite::Result<serde_json::Map<String, serde_json::Value>> {
-    serde_json::from_str(text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+fn parse_attrs(text: &str) -> sql::Result<serde_json::Map<String, serde_json::Value>> {
+    serde_json::from_str(text).map_err(|e| sql::Error::conversion(0, e))
 }

@@ -5,6 +5,7 @@
 
 use super::{Error, Result};
 use crate::store::blobs::hex;
+use crate::store::sql;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PageRequest {
@@ -70,9 +71,9 @@ pub(super) fn keyset_tail(
     descending: bool,
     after: Option<&Cursor>,
     limit: u64,
-    args: &mut Vec<rusqlite::types::Value>,
+    args: &mut Vec<sql::Value>,
 ) -> String {
-    use rusqlite::types::Value as Sql;
+    use sql::Value as Sql;
     let (cmp, dir) = if descending { ("<", "DESC") } else { (">", "ASC") };
     let mut sql = String::new();
     if let Some(cursor) = after {
@@ -96,9 +97,9 @@ pub(super) fn keyset_page<T>(mut items: Vec<T>, limit: u64, key: impl Fn(&T) -> 
 /// The SQL tail of an offset page: `LIMIT limit + 1 OFFSET offset`, both
 /// clamped to SQLite's integer range (a client's `offset=2^64-1` is an
 /// empty page, not an overflow). Its arguments are appended to `args`.
-pub(super) fn offset_tail(offset: u64, limit: u64, args: &mut Vec<rusqlite::types::Value>) -> String {
-    args.push(rusqlite::types::Value::Integer(clamp_i64(limit.saturating_add(1))));
-    args.push(rusqlite::types::Value::Integer(clamp_i64(offset)));
+pub(super) fn offset_tail(offset: u64, limit: u64, args: &mut Vec<sql::Value>) -> String {
+    args.push(sql::Value::Integer(clamp_i64(limit.saturating_add(1))));
+    args.push(sql::Value::Integer(clamp_i64(offset)));
     " LIMIT ? OFFSET ?".to_string()
 }
 
@@ -130,6 +131,6 @@ mod tests {
     fn offset_tail_clamps_huge_offsets() {
         let mut args = Vec::new();
         offset_tail(u64::MAX, u64::MAX, &mut args);
-        assert_eq!(args, vec![rusqlite::types::Value::Integer(i64::MAX), rusqlite::types::Value::Integer(i64::MAX)]);
+        assert_eq!(args, vec![sql::Value::Integer(i64::MAX), sql::Value::Integer(i64::MAX)]);
     }
 }

@@ -1,6 +1,7 @@
-//! Storage: SQLite for metadata (`db`) and a content-addressed directory
-//! for bytes (`blobs`). Only `registry` uses this module.
+//! Storage: the registry's database behind the SQL seam (`sql`) and a
+//! content-addressed directory for bytes (`blobs`). Only `registry` uses
+//! this module.
 
 pub mod blobs;
-pub mod db;
+pub mod sql;
 pub mod stamps;

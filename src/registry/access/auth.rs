@@ -4,11 +4,11 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use rusqlite::{params, OptionalExtension};
 use sha2::{Digest as _, Sha256};
 
 use crate::registry::{new_id, now, Error, Registry, Result};
 use crate::store::blobs::hex;
+use crate::store::sql::{self, params, OptionalExtension};
 
 /// Who is making a request: resolved from an API key on every call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub(in crate::registry) fn new_secret() -> String {
     format!("mr_{}{}", a.simple(), b.simple())
 }
 
-fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<User> {
+fn user_from_row(r: &sql::Row) -> sql::Result<User> {
     Ok(User {
         id: r.get("id")?,
         team_id: r.get("team_id")?,
@@ -171,7 +171,7 @@ impl Registry {
     pub fn list_teams(&self) -> Result<Vec<Team>> {
         let mut stmt = self.conn.prepare("SELECT id, name, created_at FROM teams ORDER BY created_at, id")?;
         let teams = stmt.query_map([], |r| Ok(Team { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? }))?;
-        Ok(teams.collect::<rusqlite::Result<_>>()?)
+        Ok(teams.collect::<sql::Result<_>>()?)
     }
 
     pub fn create_user(&self, team_id: &str, new: &NewUser) -> Result<User> {
@@ -220,7 +220,7 @@ impl Registry {
     pub fn list_users(&self, team_id: &str) -> Result<Vec<User>> {
         let mut stmt = self.conn.prepare("SELECT * FROM users WHERE team_id = ?1 ORDER BY created_at, id")?;
         let users = stmt.query_map([team_id], user_from_row)?;
-        Ok(users.collect::<rusqlite::Result<_>>()?)
+        Ok(users.collect::<sql::Result<_>>()?)
     }
 
     /// Creates a key for `user_id`; returns it with its secret, which is not
@@ -247,7 +247,7 @@ impl Registry {
                 revoked_at: r.get(5)?,
             })
         })?;
-        Ok(keys.collect::<rusqlite::Result<_>>()?)
+        Ok(keys.collect::<sql::Result<_>>()?)
     }
 
     pub fn revoke_key(&self, key_id: &str) -> Result<()> {
@@ -355,7 +355,7 @@ impl Registry {
     fn list_all_users(&self) -> Result<Vec<User>> {
         let mut stmt = self.conn.prepare("SELECT * FROM users")?;
         let users = stmt.query_map([], user_from_row)?;
-        Ok(users.collect::<rusqlite::Result<_>>()?)
+        Ok(users.collect::<sql::Result<_>>()?)
     }
 
     /// A user as a principal: jobs act with the rights of whoever queued
@@ -392,13 +392,13 @@ fn validate_name(field: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn insert_team(tx: &rusqlite::Transaction, name: &str) -> Result<Team> {
+fn insert_team(tx: &sql::Transaction, name: &str) -> Result<Team> {
     let team = Team { id: new_id(), name: name.to_string(), created_at: now() };
     tx.execute("INSERT INTO teams (id, name, created_at) VALUES (?1, ?2, ?3)", params![team.id, team.name, team.created_at])?;
     Ok(team)
 }
 
-fn insert_user(tx: &rusqlite::Connection, team_id: &str, new: &NewUser) -> Result<User> {
+fn insert_user(tx: &sql::Connection, team_id: &str, new: &NewUser) -> Result<User> {
     let user = User {
         id: new_id(),
         team_id: team_id.to_string(),
@@ -417,7 +417,7 @@ fn insert_user(tx: &rusqlite::Connection, team_id: &str, new: &NewUser) -> Resul
     Ok(user)
 }
 
-fn insert_key(tx: &rusqlite::Transaction, user_id: &str, label: &str) -> Result<(ApiKey, String)> {
+fn insert_key(tx: &sql::Transaction, user_id: &str, label: &str) -> Result<(ApiKey, String)> {
     let username: String = tx
         .query_row("SELECT username FROM users WHERE id = ?1", [user_id], |r| r.get(0))
         .optional()?

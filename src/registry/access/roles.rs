@@ -5,9 +5,8 @@
 //! another dialect) is shared with its whole team, its creator owning it;
 //! a public environment is usable by the whole team.
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use crate::registry::{Error, Principal, Registry, Result};
+use crate::store::sql::{self, params, Connection, OptionalExtension};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntityKind {
@@ -187,7 +186,7 @@ impl Registry {
             .query_map([kind.as_str(), id], |r| {
                 Ok(AccessEntry { user_id: r.get(0)?, username: r.get(1)?, role: r.get(2)?, can_share: r.get(3)?, can_use_data: r.get(4)? })
             })?
-            .collect::<rusqlite::Result<_>>()?)
+            .collect::<sql::Result<_>>()?)
     }
 
     /// The entity's role list (visible to anyone who can see the entity).
@@ -311,11 +310,11 @@ const CAN_SHARE_DEFAULT: bool = true;
 /// team admins. Both EXISTS probes are served by access_roles' primary key
 /// (kind, entity_id, user_id), so a page costs the same whatever the size
 /// of the team.
-pub(in crate::registry) fn visible_sql(who: &Principal, kind: EntityKind, alias: &str, args: &mut Vec<rusqlite::types::Value>) -> String {
+pub(in crate::registry) fn visible_sql(who: &Principal, kind: EntityKind, alias: &str, args: &mut Vec<sql::Value>) -> String {
     if who.is_admin {
         return String::new();
     }
-    args.push(rusqlite::types::Value::Text(who.user_id.clone()));
+    args.push(sql::Value::Text(who.user_id.clone()));
     match kind {
         EntityKind::Model => format!(
             " AND (EXISTS (SELECT 1 FROM access_roles a WHERE a.kind = 'model' AND a.entity_id = {alias}.id AND a.user_id = ?)

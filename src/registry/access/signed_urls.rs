@@ -12,10 +12,9 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension};
-
 use crate::registry::{format_time, now, Error, Principal, Registry, Result};
 use crate::store::blobs::Digest;
+use crate::store::sql::{params, OptionalExtension};
 
 
 /// An upload URL's grant: what its asker said they would upload.

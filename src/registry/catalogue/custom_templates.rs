@@ -13,11 +13,11 @@
 use std::io::Read;
 use std::sync::OnceLock;
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use crate::registry::catalogue::models::{validate_version_paths, NewFile};
 use crate::registry::{new_id, now, parse_attrs, Digest, Error, Principal, Registry, Result};
+use crate::store::sql::{self, params, OptionalExtension};
 
 /// A team may hold this many templates (lists are paged in memory).
 pub const MAX_TEAM_TEMPLATES: usize = 1000;
@@ -171,7 +171,7 @@ pub fn runtime_environment() -> Value {
 const COLUMNS: &str = "t.id, t.team_id, t.name, t.description, t.template_type, t.template_sub_type, t.template_metadata,
     t.default_environment, t.default_resource_bundle_id, t.enabled, t.is_hidden, u.username, t.created_at, t.updated_at";
 
-fn from_row(r: &rusqlite::Row) -> rusqlite::Result<CustomTemplate> {
+fn from_row(r: &sql::Row) -> sql::Result<CustomTemplate> {
     let environment: String = r.get(7)?;
     Ok(CustomTemplate {
         id: r.get(0)?,
@@ -220,7 +220,7 @@ impl Registry {
             .conn
             .prepare_cached("SELECT id FROM custom_templates WHERE team_id = ?1 ORDER BY created_at, id")?
             .query_map([&who.team_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         for id in ids {
             all.push(self.load_custom_template(&who.team_id, &id)?.ok_or_else(|| Error::not_found("custom template", &id))?);
         }
@@ -253,7 +253,7 @@ impl Registry {
             .query_map([id], |r| {
                 Ok(TemplateFile { id: r.get(0)?, path: r.get(1)?, size: r.get::<_, i64>(2)? as u64, content: FileContent::Blob(r.get(3)?) })
             })?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         Ok(Some(template))
     }
 
@@ -361,7 +361,7 @@ impl Registry {
 }
 
 /// Writes every field of a template and its update time.
-fn write_fields(tx: &rusqlite::Connection, id: &str, f: TemplateFields, at: &str) -> Result<()> {
+fn write_fields(tx: &sql::Connection, id: &str, f: TemplateFields, at: &str) -> Result<()> {
     tx.execute(
         "UPDATE custom_templates SET name = ?2, description = ?3, template_type = ?4, template_sub_type = ?5,
          template_metadata = ?6, default_environment = ?7, default_resource_bundle_id = ?8, enabled = ?9,
@@ -383,7 +383,7 @@ fn write_fields(tx: &rusqlite::Connection, id: &str, f: TemplateFields, at: &str
     Ok(())
 }
 
-fn insert_files(tx: &rusqlite::Connection, template_id: &str, files: Vec<NewFile>, at: &str) -> Result<()> {
+fn insert_files(tx: &sql::Connection, template_id: &str, files: Vec<NewFile>, at: &str) -> Result<()> {
     for (position, file) in files.into_iter().enumerate() {
         tx.execute(
             "INSERT INTO blobs (sha256, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",

@@ -4,13 +4,13 @@
 //! one dialect knows. A version is an immutable, ordered set of files
 //! (path -> blob), numbered 1, 2, 3... per model.
 
-use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::{Map, Value};
 
 use crate::registry::access::roles::{check_rank, visible_sql, Access, EntityKind};
 use crate::registry::page::{clamp_i64, keyset_page, keyset_tail, Cursor, Page, PageRequest};
 use crate::registry::{new_id, now, parse_attrs, Error, Principal, Registry, Result};
 use crate::store::blobs::Digest;
+use crate::store::sql::{self, params, params_from_iter, OptionalExtension};
 
 pub type Attrs = Map<String, Value>;
 
@@ -267,7 +267,7 @@ pub struct NewVersion {
 
 const MODEL_COLUMNS: &str = "id, team_id, name, description, created_by, created_at, modified_at, attrs, origin";
 
-fn model_from_row(r: &rusqlite::Row) -> rusqlite::Result<Model> {
+fn model_from_row(r: &sql::Row) -> sql::Result<Model> {
     Ok(Model {
         id: r.get(0)?,
         team_id: r.get(1)?,
@@ -364,7 +364,7 @@ impl Registry {
         self.model_for(who, model_id, Access::Write).map(|_| ())
     }
 
-    pub(in crate::registry) fn insert_model(&self, conn: &rusqlite::Connection, who: &Principal, new: NewModel) -> Result<Model> {
+    pub(in crate::registry) fn insert_model(&self, conn: &sql::Connection, who: &Principal, new: NewModel) -> Result<Model> {
         let at = now();
         let id = new_id();
         let model = Model {
@@ -437,7 +437,7 @@ impl Registry {
     /// assignment and its job record).
     pub(in crate::registry) fn patch_model_in(
         &self,
-        tx: &rusqlite::Connection,
+        tx: &sql::Connection,
         who: &Principal,
         id: &str,
         build: impl FnOnce(&Model) -> Result<ModelPatch>,
@@ -515,7 +515,7 @@ impl Registry {
         let access_filter = visible_sql(who, EntityKind::Model, "models", &mut access_args);
         filter.push_str(&access_filter);
         args.extend(access_args.into_iter().map(|v| match v {
-            rusqlite::types::Value::Text(t) => Value::String(t),
+            sql::Value::Text(t) => Value::String(t),
             _ => Value::Null,
         }));
         let unfiltered =
@@ -536,14 +536,14 @@ impl Registry {
         // Callers validate their dialect's bounds; this keeps a page's
         // size sane whatever a caller passes.
         let limit = q.page.limit().min(10_000);
-        let mut args: Vec<rusqlite::types::Value> = args.iter().map(sql_value).collect();
+        let mut args: Vec<sql::Value> = args.iter().map(sql_value).collect();
         let column = q.order.column();
         let tail = match &q.page {
             PageRequest::After { after, .. } => keyset_tail(column, q.descending, after.as_ref(), limit, &mut args),
             PageRequest::Offset { offset, .. } => {
                 let mut tail = keyset_tail(column, q.descending, None, limit, &mut args);
                 tail.push_str(" OFFSET ?");
-                args.push(rusqlite::types::Value::Integer(clamp_i64(*offset)));
+                args.push(sql::Value::Integer(clamp_i64(*offset)));
                 tail
             }
         };
@@ -552,7 +552,7 @@ impl Registry {
             .conn
             .prepare_cached(&sql)?
             .query_map(params_from_iter(args.iter()), model_from_row)?
-            .collect::<rusqlite::Result<Vec<Model>>>()?;
+            .collect::<sql::Result<Vec<Model>>>()?;
         let mut page = keyset_page(items, limit, |m| Cursor { key: q.order.key_of(m), id: m.id.clone() });
         page.total = total;
         Ok(page)
@@ -594,11 +594,11 @@ impl Registry {
     /// snapshot and one WAL read lock. None inside a transaction already
     /// open on this connection, which gives both. Dropping it ends it (a
     /// rollback, which for a reader only releases the lock).
-    fn read_snapshot(&self) -> Result<Option<rusqlite::Transaction<'_>>> {
-        if !self.conn.is_autocommit() {
+    fn read_snapshot(&self) -> Result<Option<sql::Transaction<'_>>> {
+        if self.conn.in_transaction() {
             return Ok(None);
         }
-        Ok(Some(rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Deferred)?))
+        Ok(Some(self.conn.begin_read()?))
     }
 
     /// Creates the next version of a model. `build` receives the files of the
@@ -641,7 +641,7 @@ impl Registry {
             .conn
             .prepare_cached("SELECT id FROM model_versions WHERE model_id = ?1 ORDER BY number")?
             .query_map([model_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         ids.iter().map(|id| load_version(&self.conn, id)).collect()
     }
 
@@ -670,7 +670,7 @@ impl Registry {
                  ORDER BY number DESC LIMIT ?3 OFFSET ?4",
             )?
             .query_map(params![model_id, status, limit, offset], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         let versions = ids.iter().map(|id| load_version(&self.conn, id)).collect::<Result<_>>()?;
         Ok((versions, total as u64))
     }
@@ -763,7 +763,7 @@ impl Registry {
             .conn
             .prepare_cached("SELECT id FROM models WHERE team_id = ?1 AND name = ?2 ORDER BY created_at, id LIMIT 50")?
             .query_map([&who.team_id, name], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         let mut models = Vec::new();
         for id in ids {
             match self.get_model(who, &id) {
@@ -847,7 +847,7 @@ impl Registry {
 /// Inserts a version row numbered `number` with its files (fresh ids) and
 /// their blob rows. The caller holds the write transaction, has checked the
 /// paths, and stored every blob under an upload guard it still holds.
-pub(in crate::registry) fn insert_version(tx: &rusqlite::Connection, who: &Principal, model_id: &str, number: i64, new: NewVersion) -> Result<Version> {
+pub(in crate::registry) fn insert_version(tx: &sql::Connection, who: &Principal, model_id: &str, number: i64, new: NewVersion) -> Result<Version> {
     let at = now();
     let version = Version {
         id: new_id(),
@@ -910,8 +910,8 @@ fn merge_attrs(attrs: &mut Attrs, patch: Attrs) {
     }
 }
 
-fn sql_value(v: &Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as Sql;
+fn sql_value(v: &Value) -> sql::Value {
+    use sql::Value as Sql;
     match v {
         Value::Null => Sql::Null,
         Value::Bool(b) => Sql::Integer(*b as i64),
@@ -930,7 +930,7 @@ pub fn unnamed(id: &str) -> String {
 
 /// A label is unique within its model, and one that looks like a number
 /// must be the number itself, so that a reference is never ambiguous.
-fn check_label(tx: &rusqlite::Connection, model_id: &str, label: &str, number: i64) -> Result<()> {
+fn check_label(tx: &sql::Connection, model_id: &str, label: &str, number: i64) -> Result<()> {
     if label.is_empty() || label.chars().count() > 64 || label.chars().any(|c| c.is_control() || c == '/') {
         return Err(Error::invalid("version", "must be 1 to 64 characters, without control characters or '/'"));
     }
@@ -951,7 +951,7 @@ fn check_label(tx: &rusqlite::Connection, model_id: &str, label: &str, number: i
     Ok(())
 }
 
-fn latest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Option<Version>> {
+fn latest_version_in(conn: &sql::Connection, model_id: &str) -> Result<Option<Version>> {
     let id: Option<String> = conn
         .prepare_cached(
             "SELECT id FROM model_versions WHERE model_id = ?1 AND status <> 'deprecated' ORDER BY number DESC LIMIT 1",
@@ -965,7 +965,7 @@ fn latest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Opti
 /// in the same order: one query for the versions and one for their files,
 /// whatever the number of models. No access check: callers pass models they
 /// were allowed to list.
-fn latest_versions_in(conn: &rusqlite::Connection, model_ids: &[&str]) -> Result<Vec<Option<Version>>> {
+fn latest_versions_in(conn: &sql::Connection, model_ids: &[&str]) -> Result<Vec<Option<Version>>> {
     let mut latest: Vec<Option<Version>> = model_ids.iter().map(|_| None).collect();
     if model_ids.is_empty() {
         return Ok(latest);
@@ -981,7 +981,7 @@ fn latest_versions_in(conn: &rusqlite::Connection, model_ids: &[&str]) -> Result
     let mut at = std::collections::HashMap::new();
     while let Some(r) = rows.next()? {
         let index: usize = r.get(0)?;
-        let version = version_from_row(r, 1)?;
+        let version = version_from_row(&r, 1)?;
         at.insert(version.id.clone(), index);
         if let Some(slot) = latest.get_mut(index) {
             *slot = Some(version);
@@ -1013,7 +1013,7 @@ fn json_list(items: &[&str]) -> String {
 const VERSION_COLUMNS: &str = "v.id, v.model_id, v.number, v.description, v.created_by, v.created_at, v.attrs, v.status, v.label, v.metrics";
 
 /// A version's row from `VERSION_COLUMNS` starting at column `at`; its files are left empty.
-fn version_from_row(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Version> {
+fn version_from_row(r: &sql::Row, at: usize) -> sql::Result<Version> {
     Ok(Version {
         id: r.get(at)?,
         model_id: r.get(at + 1)?,
@@ -1030,7 +1030,7 @@ fn version_from_row(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Version> {
     })
 }
 
-fn newest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Option<Version>> {
+fn newest_version_in(conn: &sql::Connection, model_id: &str) -> Result<Option<Version>> {
     let id: Option<String> = conn
         .prepare_cached("SELECT id FROM model_versions WHERE model_id = ?1 ORDER BY number DESC LIMIT 1")?
         .query_row([model_id], |r| r.get(0))
@@ -1038,7 +1038,7 @@ fn newest_version_in(conn: &rusqlite::Connection, model_id: &str) -> Result<Opti
     id.map(|id| load_version(conn, &id)).transpose()
 }
 
-fn load_version(conn: &rusqlite::Connection, id: &str) -> Result<Version> {
+fn load_version(conn: &sql::Connection, id: &str) -> Result<Version> {
     let mut version = conn
         .prepare_cached(&format!("SELECT {VERSION_COLUMNS} FROM model_versions v WHERE v.id = ?1"))?
         .query_row([id], |r| version_from_row(r, 0))?;
@@ -1047,7 +1047,7 @@ fn load_version(conn: &rusqlite::Connection, id: &str) -> Result<Version> {
         .query_map([id], |r| {
             Ok(VersionFile { id: r.get(0)?, path: r.get(1)?, sha256: r.get(2)?, size: r.get::<_, i64>(3)? as u64, created_at: r.get(4)? })
         })?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<sql::Result<_>>()?;
     Ok(version)
 }
 

@@ -3,10 +3,9 @@
 //! every door at once, and loading whole versions (with their files) per row
 //! would make a page's cost grow with the files of its models.
 
-use rusqlite::OptionalExtension;
-
 use crate::registry::catalogue::models::{Attrs, Model};
 use crate::registry::{parse_attrs, Principal, Registry, Result};
+use crate::store::sql::OptionalExtension;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct VersionSummary {

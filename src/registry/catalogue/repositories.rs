@@ -12,10 +12,9 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use rusqlite::{params, OptionalExtension};
-
 use crate::registry::page::{offset_page, offset_tail, Page};
 use crate::registry::{new_id, now, Error, Principal, Registry, Result};
+use crate::store::sql::{self, params, OptionalExtension};
 
 /// The job that pulls files from a repository into a new version.
 pub const PULL_JOB: &str = "version-from-repository";
@@ -113,7 +112,7 @@ pub struct RepositoryPatch {
 
 const COLUMNS: &str = "id, team_id, name, description, location, source_type, credential_id, token IS NOT NULL, created_by, created_at";
 
-fn repository_from_row(r: &rusqlite::Row) -> rusqlite::Result<Repository> {
+fn repository_from_row(r: &sql::Row) -> sql::Result<Repository> {
     let source: String = r.get(5)?;
     Ok(Repository {
         id: r.get(0)?,
@@ -320,15 +319,15 @@ impl Registry {
             .conn
             .prepare_cached("SELECT COUNT(*) FROM remote_repositories WHERE team_id = ?1")?
             .query_row([&who.team_id], |r| r.get(0))?;
-        let mut args: Vec<rusqlite::types::Value> = vec![who.team_id.clone().into()];
+        let mut args: Vec<sql::Value> = vec![who.team_id.clone().into()];
         let tail = offset_tail(offset, limit, &mut args);
         let items = self
             .conn
             .prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM remote_repositories WHERE team_id = ? ORDER BY created_at DESC, id DESC{tail}"
             ))?
-            .query_map(rusqlite::params_from_iter(args.iter()), repository_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .query_map(sql::params_from_iter(args.iter()), repository_from_row)?
+            .collect::<sql::Result<Vec<_>>>()?;
         Ok(offset_page(items, limit, total))
     }
 

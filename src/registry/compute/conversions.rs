@@ -5,13 +5,13 @@
 //! while running, final at once: the job's later writes are guarded by
 //! "still running", as for dependency builds). The log is the job's.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
 use crate::registry::access::roles::Access;
 use crate::registry::compute::jobs::enqueue_job_in;
 use crate::registry::page::Page;
 use crate::registry::{new_id, now, Digest, Error, Job, Principal, Registry, Result};
+use crate::store::sql::{self, params, OptionalExtension};
 
 /// The job that compiles and packages (`crate::compute::convert::run`).
 pub const CONVERSION_JOB: &str = "custom-model-conversion";
@@ -44,7 +44,7 @@ impl Conversion {
 const COLUMNS: &str = "id, team_id, model_id, version_id, main_program_item_id, main_class, state, job_id, jar_sha256, jar_size, \
     created_by, created_at, finished_at";
 
-fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Conversion> {
+fn from_row(r: &sql::Row) -> sql::Result<Conversion> {
     let sha256: Option<String> = r.get(8)?;
     let size: Option<i64> = r.get(9)?;
     Ok(Conversion {
@@ -153,7 +153,7 @@ impl Registry {
                  ORDER BY created_at DESC, id DESC LIMIT ?3 OFFSET ?4"
             ))?
             .query_map(params![version_id, who.team_id, crate::registry::page::clamp_i64(limit), crate::registry::page::clamp_i64(offset)], from_row)?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         let has_more = offset.saturating_add(items.len() as u64) < total as u64;
         Ok(Page { items, total: Some(total as u64), has_more, next: None })
     }

@@ -12,13 +12,13 @@ use std::cell::Cell;
 use std::io::Read;
 use std::rc::Rc;
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::registry::compute::jobs::{enqueue_job_in, finished_job_in, Job, JobLog};
 use crate::registry::catalogue::models::{Attrs, Model, ModelPatch};
 use crate::registry::page::{offset_page, offset_tail, Page};
 use crate::registry::{new_id, now, Digest, Error, Principal, Registry, Result};
+use crate::store::sql::{self, params, OptionalExtension};
 
 pub const INGEST_JOB: &str = "dataset-ingest";
 /// The kind of the already-finished job a training-data assignment records,
@@ -122,10 +122,10 @@ const DATASET_COLUMNS: &str = "d.id, d.team_id, d.version_id, d.name, d.file_nam
     d.columns, d.row_count, d.categories, d.created_by, u.username, d.created_at";
 const DATASET_FROM: &str = "datasets d JOIN users u ON u.id = d.created_by";
 
-fn dataset_from_row(r: &rusqlite::Row) -> rusqlite::Result<Dataset> {
-    let strings = |i: usize| -> rusqlite::Result<Vec<String>> {
+fn dataset_from_row(r: &sql::Row) -> sql::Result<Dataset> {
+    let strings = |i: usize| -> sql::Result<Vec<String>> {
         let Some(text) = r.get::<_, Option<String>>(i)? else { return Ok(Vec::new()) };
-        serde_json::from_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        serde_json::from_str(&text).map_err(|e| sql::Error::conversion(i, e))
     };
     Ok(Dataset {
         id: r.get(0)?,
@@ -218,7 +218,7 @@ impl Registry {
     /// filtered list counts its matches.
     pub fn list_datasets(&self, who: &Principal, q: &DatasetQuery) -> Result<Page<Dataset>> {
         let mut filter = String::from("d.team_id = ?");
-        let mut args: Vec<rusqlite::types::Value> = vec![who.team_id.clone().into()];
+        let mut args: Vec<sql::Value> = vec![who.team_id.clone().into()];
         if let Some(category) = &q.category {
             filter.push_str(" AND EXISTS (SELECT 1 FROM json_each(d.categories) WHERE value = ?)");
             args.push(category.clone().into());
@@ -235,7 +235,7 @@ impl Registry {
         } else {
             self.conn
                 .prepare_cached(&format!("SELECT COUNT(*) FROM datasets d WHERE {filter}"))?
-                .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?
+                .query_row(sql::params_from_iter(args.iter()), |r| r.get(0))?
         };
         let direction = if q.oldest_first { "ASC" } else { "DESC" };
         let tail = offset_tail(q.offset, q.limit, &mut args);
@@ -245,8 +245,8 @@ impl Registry {
                 "SELECT {DATASET_COLUMNS} FROM {DATASET_FROM} WHERE {filter}
                  ORDER BY d.created_at {direction}, d.id {direction}{tail}"
             ))?
-            .query_map(rusqlite::params_from_iter(args.iter()), dataset_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .query_map(sql::params_from_iter(args.iter()), dataset_from_row)?
+            .collect::<sql::Result<Vec<_>>>()?;
         Ok(offset_page(items, q.limit, total))
     }
 

@@ -5,12 +5,12 @@
 //! failure rebuilds; while one runs or after a success, starting returns
 //! the build there is. Cancelling fails it, saying so.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::registry::access::roles::Access;
 use crate::registry::compute::jobs::enqueue_job_in;
 use crate::registry::{now, Error, Principal, Registry, Result};
+use crate::store::sql::{self, params, OptionalExtension};
 
 pub const DEPENDENCY_BUILD_JOB: &str = "dependency-build";
 
@@ -34,7 +34,7 @@ impl DependencyBuild {
 
 const COLUMNS: &str = "version_id, team_id, status, env_key, job_id, build_start, build_end";
 
-fn from_row(r: &rusqlite::Row) -> rusqlite::Result<DependencyBuild> {
+fn from_row(r: &sql::Row) -> sql::Result<DependencyBuild> {
     Ok(DependencyBuild {
         version_id: r.get(0)?,
         team_id: r.get(1)?,

@@ -4,13 +4,13 @@
 //! `envbuild::run_build`) that moves `build_status` from submitted through
 //! processing to success or failed.
 
-use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::Value;
 
 use crate::registry::access::roles::{visible_sql, Access, EntityKind};
 use crate::registry::compute::jobs::{enqueue_job_in, Job};
 use crate::registry::page::{offset_page, offset_tail, Page, PageRequest};
 use crate::registry::{new_id, now, Digest, Error, Principal, Registry, Result};
+use crate::store::sql::{self, params, params_from_iter, OptionalExtension};
 
 pub const BUILD_JOB: &str = "environment_build";
 
@@ -104,10 +104,10 @@ pub struct NewEnvVersion {
 const ENV_COLUMNS: &str = "e.id, e.team_id, e.name, e.description, e.programming_language, e.is_public, e.use_cases,
     e.required_metadata_keys, e.created_by, u.username, e.created_at";
 
-fn env_from_row(r: &rusqlite::Row) -> rusqlite::Result<Environment> {
-    let json = |i: usize| -> rusqlite::Result<Value> {
+fn env_from_row(r: &sql::Row) -> sql::Result<Environment> {
+    let json = |i: usize| -> sql::Result<Value> {
         let text: String = r.get(i)?;
-        serde_json::from_str(&text).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        serde_json::from_str(&text).map_err(|e| sql::Error::conversion(i, e))
     };
     let use_cases = json(6)?.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
     Ok(Environment {
@@ -128,16 +128,16 @@ fn env_from_row(r: &rusqlite::Row) -> rusqlite::Result<Environment> {
 const VERSION_COLUMNS: &str = "id, environment_id, label, description, context_sha256, context_size, context_filename,
     image_sha256, image_size, docker_image_uri, build_status, image_id, base_image, created_at";
 
-fn version_from_row(r: &rusqlite::Row) -> rusqlite::Result<EnvVersion> {
+fn version_from_row(r: &sql::Row) -> sql::Result<EnvVersion> {
     let context = r
         .get::<_, Option<String>>(4)?
-        .map(|sha256| -> rusqlite::Result<StoredFile> {
+        .map(|sha256| -> sql::Result<StoredFile> {
             Ok(StoredFile { sha256, size: r.get::<_, i64>(5)? as u64, filename: r.get(6)? })
         })
         .transpose()?;
     let image = r
         .get::<_, Option<String>>(7)?
-        .map(|sha256| -> rusqlite::Result<StoredFile> { Ok(StoredFile { sha256, size: r.get::<_, i64>(8)? as u64, filename: None }) })
+        .map(|sha256| -> sql::Result<StoredFile> { Ok(StoredFile { sha256, size: r.get::<_, i64>(8)? as u64, filename: None }) })
         .transpose()?;
     Ok(EnvVersion {
         id: r.get(0)?,
@@ -205,7 +205,7 @@ impl Registry {
     /// Newest first, with the total count.
     pub fn list_environments(&self, who: &Principal, q: &EnvironmentQuery) -> Result<Page<Environment>> {
         let mut filter = String::from("e.team_id = ? AND e.deleted_at IS NULL");
-        let mut args: Vec<rusqlite::types::Value> = vec![who.team_id.clone().into()];
+        let mut args: Vec<sql::Value> = vec![who.team_id.clone().into()];
         // The access rule, as index-backed EXISTS probes (no id list).
         filter.push_str(&visible_sql(who, EntityKind::Environment, "e", &mut args));
         if let Some(text) = &q.search {
@@ -237,7 +237,7 @@ impl Registry {
                  ORDER BY e.created_at DESC, e.id DESC{tail}"
             ))?
             .query_map(params_from_iter(args.iter()), env_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<sql::Result<Vec<_>>>()?;
         Ok(offset_page(items, q.limit, total))
     }
 
@@ -334,7 +334,7 @@ impl Registry {
         self.get_env_version(who, env_id, &id)
     }
 
-    fn insert_env_version(&self, tx: &rusqlite::Connection, who: &Principal, env_id: &str, new: NewEnvVersion) -> Result<String> {
+    fn insert_env_version(&self, tx: &sql::Connection, who: &Principal, env_id: &str, new: NewEnvVersion) -> Result<String> {
         self.require(who, EntityKind::Environment, env_id, Access::Write)?;
         let id = new.id.unwrap_or_else(new_id);
         let taken: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM environment_versions WHERE id = ?1)", [&id], |r| r.get(0))?;
@@ -424,7 +424,7 @@ impl Registry {
             return Err(Error::Internal("environment versions are paged by offset".into()));
         };
         let mut filter = String::from("environment_id = ?");
-        let mut args: Vec<rusqlite::types::Value> = vec![env_id.to_string().into()];
+        let mut args: Vec<sql::Value> = vec![env_id.to_string().into()];
         if let Some(status) = build_status {
             filter.push_str(" AND build_status = ?");
             args.push(status.to_string().into());
@@ -450,7 +450,7 @@ impl Registry {
                 "SELECT {VERSION_COLUMNS} FROM environment_versions WHERE {filter} ORDER BY created_at DESC, rowid DESC{tail}"
             ))?
             .query_map(params_from_iter(args.iter()), version_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<sql::Result<Vec<_>>>()?;
         Ok(offset_page(items, limit, total))
     }
 

@@ -8,12 +8,12 @@
 //! client retrying its download does not restart a doomed conversion. The
 //! log is the job's.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::registry::access::roles::Access;
 use crate::registry::compute::jobs::enqueue_job_in;
 use crate::registry::{new_id, now, Digest, Error, Job, Principal, Registry, Result, Version};
+use crate::store::sql::{self, params, OptionalExtension};
 
 /// The job that converts and verifies (`crate::compute::formats::run`).
 pub const FORMAT_JOB: &str = "format-conversion";
@@ -50,7 +50,7 @@ impl FormatArtifact {
 const COLUMNS: &str = "id, team_id, model_id, version_id, format, state, source_sha256, input_shape, reason, job_id, sha256, size, \
     provenance, created_by, created_at, finished_at";
 
-fn from_row(r: &rusqlite::Row) -> rusqlite::Result<FormatArtifact> {
+fn from_row(r: &sql::Row) -> sql::Result<FormatArtifact> {
     let json_of = |text: Option<String>| text.and_then(|t| serde_json::from_str::<Value>(&t).ok());
     let sha256: Option<String> = r.get(10)?;
     let size: Option<i64> = r.get(11)?;
@@ -104,7 +104,7 @@ impl Registry {
             .conn
             .prepare_cached(&format!("SELECT {COLUMNS} FROM format_artifacts WHERE version_id = ?1 ORDER BY format"))?
             .query_map([&version.id], from_row)?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         Ok(rows)
     }
 

@@ -3,12 +3,12 @@
 //! kind, replaced by each new run; a run is a job in the compute lane
 //! (`crate::compute::jobs::run_insight`), and the row holds its result.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
 use crate::registry::access::roles::Access;
 use crate::registry::compute::jobs::enqueue_job_in;
 use crate::registry::{now, Error, Job, Principal, Registry, Result};
+use crate::store::sql::{self, params, OptionalExtension};
 
 /// The job that computes an insight; its input names the kind.
 pub const INSIGHT_JOB: &str = "version-insight";
@@ -61,7 +61,7 @@ pub struct Insight {
 
 const COLUMNS: &str = "version_id, kind, state, job_id, params, result, error, created_at, finished_at";
 
-fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Insight> {
+fn from_row(r: &sql::Row) -> sql::Result<Insight> {
     let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
     Ok(Insight {
         version_id: r.get(0)?,

@@ -2,10 +2,10 @@
 //! state lives in the database so that it survives a restart and every
 //! dialect can report it. `crate::jobs` runs them.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
 use crate::registry::{new_id, now, Error, Principal, Registry, Result};
+use crate::store::sql::{self, params, OptionalExtension};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobState {
@@ -77,7 +77,7 @@ const LOG_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1
 /// Queues a job on `conn`, inside the caller's write transaction when it
 /// holds one, so that the job commits with the row it is about.
 pub(in crate::registry) fn enqueue_job_in(
-    conn: &rusqlite::Connection,
+    conn: &sql::Connection,
     team_id: &str,
     kind: &str,
     subject_id: Option<&str>,
@@ -112,7 +112,7 @@ pub(in crate::registry) fn enqueue_job_in(
 /// commits with the work (and is never seen queued: no runner handles these
 /// kinds anyway).
 pub(in crate::registry) fn finished_job_in(
-    conn: &rusqlite::Connection,
+    conn: &sql::Connection,
     team_id: &str,
     kind: &str,
     subject_id: Option<&str>,
@@ -213,7 +213,7 @@ impl Drop for JobLog<'_> {
     }
 }
 
-fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<Job> {
+fn job_from_row(r: &sql::Row) -> sql::Result<Job> {
     let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
     Ok(Job {
         id: r.get(0)?,
@@ -360,7 +360,7 @@ impl Registry {
     /// is flagged, and its runner kills its processes when it next looks
     /// (`cancel_requested`). Runs on the caller's connection, so inside the
     /// caller's write transaction when it holds one.
-    pub(in crate::registry) fn request_cancel_in(conn: &rusqlite::Connection, id: &str) -> Result<()> {
+    pub(in crate::registry) fn request_cancel_in(conn: &sql::Connection, id: &str) -> Result<()> {
         conn.execute(
             "UPDATE jobs SET cancel_requested = 1,
                              state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,

@@ -9,11 +9,11 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::registry::page::{keyset_page, keyset_tail, Cursor, Page};
 use crate::registry::{format_time, new_id, now, Error, Job, NewUser, Principal, Registry, Result};
+use crate::store::sql::{self, params, params_from_iter, OptionalExtension};
 
 pub const REGIONS: [&str; 3] = ["East Coast (NY2)", "West Coast (CA1)", "Europe (AMS1)"];
 pub const MACHINE_JOB: &str = "machine-event";
@@ -177,7 +177,7 @@ pub struct NewTemplate {
 
 const TEMPLATE_COLUMNS: &str = "id, team_id, name, os, agent_type, os_label, region, default_size_gb, machine_types, created_at";
 
-fn template_from_row(r: &rusqlite::Row) -> rusqlite::Result<Template> {
+fn template_from_row(r: &sql::Row) -> sql::Result<Template> {
     let types: String = r.get(8)?;
     Ok(Template {
         id: r.get(0)?,
@@ -306,7 +306,7 @@ pub enum MachineOrder {
 const MACHINE_COLUMNS: &str = "id, team_id, user_id, name, state, machine_type, template_id, os, agent_type, region, \
      disk_size_gb, auto_shutdown_enabled, auto_shutdown_timeout, public_ip_type, created_at, modified_at";
 
-fn machine_from_row(r: &rusqlite::Row) -> rusqlite::Result<Machine> {
+fn machine_from_row(r: &sql::Row) -> sql::Result<Machine> {
     Ok(Machine {
         id: r.get(0)?,
         team_id: r.get(1)?,
@@ -329,7 +329,7 @@ fn machine_from_row(r: &rusqlite::Row) -> rusqlite::Result<Machine> {
 
 const EVENT_COLUMNS: &str = "id, machine_id, name, state, created_at, started_at, finished_at, error";
 
-fn event_from_row(r: &rusqlite::Row) -> rusqlite::Result<MachineEvent> {
+fn event_from_row(r: &sql::Row) -> sql::Result<MachineEvent> {
     Ok(MachineEvent {
         id: r.get(0)?,
         machine_id: r.get(1)?,
@@ -411,14 +411,14 @@ impl Registry {
                 os_templates().into_iter().filter(|t| after.is_none_or(|c| t.id > c.id)).take(limit as usize + 1).collect();
             return Ok(keyset_page(items, limit, |t| Cursor { key: String::new(), id: t.id.clone() }));
         }
-        let mut args = vec![rusqlite::types::Value::Text(who.team_id.clone())];
+        let mut args = vec![sql::Value::Text(who.team_id.clone())];
         let tail = keyset_tail("created_at", true, after, limit, &mut args);
         let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE team_id = ?{tail}");
         let items = self
             .conn
             .prepare_cached(&sql)?
             .query_map(params_from_iter(args), template_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<sql::Result<Vec<_>>>()?;
         Ok(keyset_page(items, limit, |t| Cursor { key: t.created_at.clone().unwrap_or_default(), id: t.id.clone() }))
     }
 
@@ -508,14 +508,14 @@ impl Registry {
             MachineOrder::Created => "created_at",
             MachineOrder::Name => "name",
         };
-        let mut args = vec![rusqlite::types::Value::Text(who.team_id.clone())];
+        let mut args = vec![sql::Value::Text(who.team_id.clone())];
         let tail = keyset_tail(column, descending, after, limit, &mut args);
         let sql = format!("SELECT {MACHINE_COLUMNS} FROM machines WHERE team_id = ?{tail}");
         let items = self
             .conn
             .prepare_cached(&sql)?
             .query_map(params_from_iter(args), machine_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<sql::Result<Vec<_>>>()?;
         Ok(keyset_page(items, limit, |m| Cursor {
             key: if order == MachineOrder::Name { m.name.clone() } else { m.created_at.clone() },
             id: m.id.clone(),
@@ -721,14 +721,14 @@ impl Registry {
         limit: u64,
     ) -> Result<Page<MachineEvent>> {
         self.get_machine(who, machine_id)?;
-        let mut args = vec![rusqlite::types::Value::Text(machine_id.to_string())];
+        let mut args = vec![sql::Value::Text(machine_id.to_string())];
         let tail = keyset_tail("created_at", true, after, limit, &mut args);
         let sql = format!("SELECT {EVENT_COLUMNS} FROM machine_events WHERE machine_id = ?{tail}");
         let items = self
             .conn
             .prepare_cached(&sql)?
             .query_map(params_from_iter(args), event_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+            .collect::<sql::Result<Vec<_>>>()?;
         Ok(keyset_page(items, limit, |e| Cursor { key: e.created_at.clone(), id: e.id.clone() }))
     }
 

@@ -7,13 +7,13 @@
 //! A cancelled or finished test is terminal: later writes from a job that
 //! has not noticed yet are ignored, so a cancel can never be overwritten.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use crate::registry::access::roles::Access;
 use crate::registry::compute::jobs::enqueue_job_in;
 use crate::registry::page::Page;
 use crate::registry::{new_id, now, Error, Principal, Registry, Result};
+use crate::store::sql::{self, params, OptionalExtension};
 
 /// The job that runs a test (`crate::compute::jobs::run_model_test`).
 pub const TEST_JOB: &str = "custom-model-test";
@@ -64,8 +64,8 @@ pub struct NewTest {
 const COLUMNS: &str = "id, team_id, model_id, version_id, dataset_id, dataset_version_id, environment_id, environment_version_id, \
     image_id, job_id, overall_status, checks, configuration, settings, created_by, created_at, completed_at";
 
-fn from_row(r: &rusqlite::Row) -> rusqlite::Result<ModelTest> {
-    let object = |i: usize| -> rusqlite::Result<Map<String, Value>> { crate::registry::parse_attrs(&r.get::<_, String>(i)?) };
+fn from_row(r: &sql::Row) -> sql::Result<ModelTest> {
+    let object = |i: usize| -> sql::Result<Map<String, Value>> { crate::registry::parse_attrs(&r.get::<_, String>(i)?) };
     Ok(ModelTest {
         id: r.get(0)?,
         team_id: r.get(1)?,
@@ -201,7 +201,7 @@ impl Registry {
                 "SELECT {COLUMNS} FROM model_tests WHERE model_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
             ))?
             .query_map(params![model_id, crate::registry::page::clamp_i64(limit), crate::registry::page::clamp_i64(offset)], from_row)?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         let has_more = offset.saturating_add(items.len() as u64) < total as u64;
         Ok(Page { items, total: Some(total as u64), has_more, next: None })
     }

@@ -24,12 +24,10 @@ use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
-
 use crate::registry::operations::data_dir::DB_FILE;
 use crate::registry::{Error, Registry, Result, FIRST_KEY_FILE};
 use crate::store::blobs::{create_private_dir, BlobStore, LocalBlobs, Materialise, Materialised, PRIVATE_FILE};
-use crate::store::db;
+use crate::store::sql::{self, Connection};
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct BackupReport {
@@ -51,9 +49,9 @@ impl Registry {
         let part = dest.join(format!("{DB_FILE}.part"));
         let mut report = {
             let _gc_waits = self.blobs.backup_guard()?;
-            db::snapshot(&self.conn, &part)?;
+            self.conn.snapshot(&part)?;
             wait_at_test_gate();
-            copy_blobs(&Connection::open(&part)?, self.blobs.as_ref(), dest)?
+            copy_blobs(&Connection::open_snapshot(&part)?, self.blobs.as_ref(), dest)?
         };
         finish(&part, self.data_dir(), dest, &mut report)?;
         Ok(report)
@@ -73,10 +71,10 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupReport> {
     }
     prepare_destination(data_dir)?;
     let part = data_dir.join(format!("{DB_FILE}.part"));
-    let source = Connection::open_with_flags(backup.join(DB_FILE), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    db::snapshot(&source, &part)?;
+    let source = Connection::open_snapshot(&backup.join(DB_FILE))?;
+    source.snapshot(&part)?;
     let blobs = LocalBlobs::at(&backup.join("blobs"));
-    let mut report = copy_blobs(&Connection::open(&part)?, &blobs, data_dir)?;
+    let mut report = copy_blobs(&Connection::open_snapshot(&part)?, &blobs, data_dir)?;
     finish(&part, backup, data_dir, &mut report)?;
     // Opening applies any migration this binary has and the backup lacks.
     Registry::open(data_dir)?;
@@ -118,9 +116,9 @@ fn copy_blobs(snapshot: &Connection, source: &dyn BlobStore, dest: &Path) -> Res
     let referenced: BTreeSet<String> = snapshot
         .prepare("SELECT sha256 FROM blob_references")?
         .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<sql::Result<_>>()?;
     let known: BTreeSet<String> =
-        snapshot.prepare("SELECT sha256 FROM blobs")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        snapshot.prepare("SELECT sha256 FROM blobs")?.query_map([], |r| r.get(0))?.collect::<sql::Result<_>>()?;
     let target = LocalBlobs::create(&dest.join("blobs"))?;
     let mut touched_dirs = BTreeSet::new();
     for sha in referenced.union(&known) {

@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use rusqlite::OptionalExtension;
-
 use crate::registry::{Registry, Result};
 use crate::store::blobs::GcReport;
-use crate::store::db;
+use crate::store::sql::{self, OptionalExtension};
 
 #[derive(Debug, Default)]
 pub struct VerifyReport {
@@ -22,7 +20,7 @@ impl Registry {
     /// runs SQLite's integrity check.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut report = VerifyReport::default();
-        for line in db::integrity_problems(&self.conn)? {
+        for line in self.conn.integrity_problems()? {
             report.problems.push(format!("database: {line}"));
         }
         for blob in self.blobs.list()? {
@@ -53,7 +51,7 @@ impl Registry {
         }
         let mut referenced = self.conn.prepare("SELECT 1 FROM blob_references WHERE sha256 = ?1 LIMIT 1")?;
         let mut forget = self.conn.prepare("DELETE FROM blobs WHERE sha256 = ?1")?;
-        let mut release = |sha: &str| -> rusqlite::Result<bool> {
+        let mut release = |sha: &str| -> sql::Result<bool> {
             if referenced.query_row([sha], |_| Ok(())).optional()?.is_some() {
                 return Ok(false);
             }

@@ -2,6 +2,7 @@
 //! so that they include what every process (the offline CLI too) did.
 
 use crate::registry::{Registry, Result};
+use crate::store::sql;
 
 pub struct StoreStats {
     pub blobs: u64,
@@ -20,7 +21,7 @@ impl Registry {
         )?;
         let jobs = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)? as u64)))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<sql::Result<_>>()?;
         Ok(StoreStats { blobs: blobs as u64, blob_bytes: blob_bytes as u64, jobs })
     }
 }

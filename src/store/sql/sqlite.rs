@@ -1,5 +1,8 @@
-//! The SQLite side of the store: opening a connection, applying schema.sql,
-//! and the per-connection settings every caller relies on.
+//! The SQLite engine of the SQL seam: the one file that names `rusqlite`.
+//! Opening a connection with the settings every caller relies on, applying
+//! schema.sql and the migrations, binding parameters and reading columns
+//! through the seam's `ToSql`/`FromSql`, transactions, the backup API, and
+//! rusqlite's errors turned into `sql::Error`.
 //!
 //! There is no global connection and no pool: each HTTP worker, job worker and
 //! CLI invocation opens its own. WAL lets readers run beside the one writer,
@@ -9,24 +12,29 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::types::{ToSqlOutput, ValueRef as SqliteValue};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
-use super::blobs::PRIVATE_FILE;
+use super::{Column, Error, Params, Result, ValueRef};
+use crate::store::blobs::PRIVATE_FILE;
+
+// The engine's types, as the seam's enums hold them.
+pub(super) use rusqlite::{Connection as Conn, Row, Rows, Transaction as Tx};
 
 /// Version 1 of the schema. Every later version is one step in `MIGRATIONS`;
 /// a fresh data directory gets version 1 and then every step, so each table
 /// is defined in exactly one place.
-const SCHEMA: &str = include_str!("../../schema.sql");
+const SCHEMA: &str = include_str!("../../../schema.sql");
 /// Step i takes the schema from version i + 1 to i + 2.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../migrations/0002_compute.sql"),
-    include_str!("../../migrations/0003_conversions.sql"),
-    include_str!("../../migrations/0004_repositories.sql"),
-    include_str!("../../migrations/0005_templates.sql"),
-    include_str!("../../migrations/0006_insights.sql"),
-    include_str!("../../migrations/0007_model_origin.sql"),
-    include_str!("../../migrations/0008_version_lifecycle.sql"),
-    include_str!("../../migrations/0009_format_artifacts.sql"),
+    include_str!("../../../migrations/0002_compute.sql"),
+    include_str!("../../../migrations/0003_conversions.sql"),
+    include_str!("../../../migrations/0004_repositories.sql"),
+    include_str!("../../../migrations/0005_templates.sql"),
+    include_str!("../../../migrations/0006_insights.sql"),
+    include_str!("../../../migrations/0007_model_origin.sql"),
+    include_str!("../../../migrations/0008_version_lifecycle.sql"),
+    include_str!("../../../migrations/0009_format_artifacts.sql"),
 ];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
@@ -35,7 +43,7 @@ pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 /// means something is wrong rather than busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+pub(super) fn open(path: &Path) -> Result<Connection> {
     // SQLite gives its -wal and -shm files the database file's mode, so a
     // database created private keeps all three private.
     let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(path);
@@ -55,7 +63,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version == SCHEMA_VERSION {
         return Ok(());
@@ -88,28 +96,25 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.execute_batch(step)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()
+    Ok(tx.commit()?)
 }
 
 /// A database written by a newer modelreg: opening it could corrupt what
 /// this binary does not know about.
-fn newer_schema(version: i64) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
-        Some(format!(
-            "the database has schema version {version}, newer than this modelreg {} understands (schema version {SCHEMA_VERSION}); \
-             run the newer modelreg that wrote it, or restore a backup taken before the upgrade",
-            env!("CARGO_PKG_VERSION")
-        )),
-    )
+fn newer_schema(version: i64) -> Error {
+    Error::Other(format!(
+        "the database has schema version {version}, newer than this modelreg {} understands (schema version {SCHEMA_VERSION}); \
+         run the newer modelreg that wrote it, or restore a backup taken before the upgrade",
+        env!("CARGO_PKG_VERSION")
+    ))
 }
 
 /// Copies the database, as it is, to `modelreg.db.schema-<version>.<time>`
 /// beside it (through SQLite's backup API, so a server writing meanwhile
 /// does not tear the copy), and returns where.
-fn copy_before_migration(conn: &Connection, version: i64) -> rusqlite::Result<PathBuf> {
+fn copy_before_migration(conn: &Connection, version: i64) -> Result<PathBuf> {
     let path = PathBuf::from(conn.path().unwrap_or_default());
-    let stamp = super::stamps::now().replace([':', '.'], "");
+    let stamp = crate::store::stamps::now().replace([':', '.'], "");
     let copy = path.with_file_name(format!(
         "{}.schema-{version}.{stamp}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("modelreg.db")
@@ -122,8 +127,8 @@ fn copy_before_migration(conn: &Connection, version: i64) -> rusqlite::Result<Pa
 /// private, fsynced) with SQLite's online backup API. The copy is taken in
 /// one step, under one read transaction: writers carry on (WAL), and the
 /// copy is the database as of one commit.
-pub fn snapshot(conn: &Connection, dest: &Path) -> rusqlite::Result<()> {
-    let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+pub(super) fn snapshot(conn: &Connection, dest: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::Other(e.to_string());
     std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(dest).map_err(io)?;
     let mut out = Connection::open(dest)?;
     {
@@ -145,8 +150,13 @@ pub fn snapshot(conn: &Connection, dest: &Path) -> rusqlite::Result<()> {
     std::fs::File::open(dest).and_then(|f| f.sync_all()).map_err(io)
 }
 
+/// Opens a database file written by `snapshot`, read-only and as it is.
+pub(super) fn open_snapshot(path: &Path) -> Result<Connection> {
+    Ok(Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?)
+}
+
 /// `PRAGMA integrity_check`: an empty list when the database is sound.
-pub fn integrity_problems(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+pub(super) fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     let mut problems = Vec::new();
@@ -157,6 +167,127 @@ pub fn integrity_problems(conn: &Connection) -> rusqlite::Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+// Statements, parameters and rows.
+
+/// A statement prepared once, or taken from the connection's cache.
+pub(super) enum Stmt<'c> {
+    Plain(rusqlite::Statement<'c>),
+    Cached(rusqlite::CachedStatement<'c>),
+}
+
+impl<'c> Stmt<'c> {
+    fn statement(&mut self) -> &mut rusqlite::Statement<'c> {
+        match self {
+            Stmt::Plain(stmt) => stmt,
+            Stmt::Cached(stmt) => stmt,
+        }
+    }
+}
+
+pub(super) fn prepare<'c>(conn: &'c Connection, sql: &str) -> Result<Stmt<'c>> {
+    Ok(Stmt::Plain(conn.prepare(sql)?))
+}
+
+pub(super) fn prepare_cached<'c>(conn: &'c Connection, sql: &str) -> Result<Stmt<'c>> {
+    Ok(Stmt::Cached(conn.prepare_cached(sql)?))
+}
+
+/// `BEGIN IMMEDIATE` (`write`) or `BEGIN DEFERRED`, on a shared reference:
+/// registry code keeps reading through the connection while it is open.
+pub(super) fn begin(conn: &Connection, write: bool) -> Result<Tx<'_>> {
+    let behavior = if write { TransactionBehavior::Immediate } else { TransactionBehavior::Deferred };
+    Ok(Tx::new_unchecked(conn, behavior)?)
+}
+
+/// rusqlite's `Statement::execute`, with the parameters bound here.
+pub(super) fn execute<P: Params>(stmt: &mut Stmt<'_>, params: P) -> Result<usize> {
+    let stmt = stmt.statement();
+    bind(stmt, params)?;
+    Ok(stmt.raw_execute()?)
+}
+
+/// rusqlite's `Statement::query`, with the parameters bound here. The rows
+/// reset the statement when dropped.
+pub(super) fn query<'s, P: Params>(stmt: &'s mut Stmt<'_>, params: P) -> Result<Rows<'s>> {
+    let stmt = stmt.statement();
+    bind(stmt, params)?;
+    Ok(stmt.raw_query())
+}
+
+/// Binds every parameter, as rusqlite's own `bind_parameters` does: in
+/// order from index 1, and exactly as many as the statement has.
+fn bind<P: Params>(stmt: &mut rusqlite::Statement<'_>, params: P) -> Result<()> {
+    let expected = stmt.parameter_count();
+    let mut given = 0;
+    params.bind_each(&mut |param| {
+        given += 1;
+        if given <= expected {
+            stmt.raw_bind_parameter(given, Bind(param.to_sql()?))?;
+        }
+        Ok(())
+    })?;
+    if given != expected {
+        return Err(rusqlite::Error::InvalidParameterCount(given, expected).into());
+    }
+    Ok(())
+}
+
+/// A seam value as rusqlite binds it: borrowed, so text and blobs are not
+/// copied on the way (SQLite copies them once, as for rusqlite's own types).
+struct Bind<'a>(ValueRef<'a>);
+
+impl rusqlite::ToSql for Bind<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            ValueRef::Null => SqliteValue::Null,
+            ValueRef::Integer(n) => SqliteValue::Integer(n),
+            ValueRef::Real(x) => SqliteValue::Real(x),
+            ValueRef::Text(t) => SqliteValue::Text(t),
+            ValueRef::Blob(b) => SqliteValue::Blob(b),
+        }))
+    }
+}
+
+/// A column of `row` as a seam value.
+pub(super) fn value<'r>(row: &'r Row<'_>, column: Column<'_>) -> Result<ValueRef<'r>> {
+    let value = match column {
+        Column::At(i) => row.get_ref(i)?,
+        Column::Named(name) => row.get_ref(name)?,
+    };
+    Ok(match value {
+        SqliteValue::Null => ValueRef::Null,
+        SqliteValue::Integer(n) => ValueRef::Integer(n),
+        SqliteValue::Real(x) => ValueRef::Real(x),
+        SqliteValue::Text(t) => ValueRef::Text(t),
+        SqliteValue::Blob(b) => ValueRef::Blob(b),
+    })
+}
+
+/// rusqlite's errors in the cases the registry tells apart; the message is
+/// rusqlite's own, so what a person reads has not changed.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        let message = e.to_string();
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => Error::NoRows,
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                ErrorCode::DiskFull => Error::DiskFull(message),
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Error::Busy(message),
+                ErrorCode::ConstraintViolation => match f.extended_code {
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => Error::Unique(message),
+                    _ => Error::Constraint(message),
+                },
+                _ => Error::Other(message),
+            },
+            rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::ToSqlConversionFailure(_) => Error::Conversion { what: "a value".into(), message },
+            _ => Error::Other(message),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,625 @@
+//! The SQL seam: the one way the registry reaches its database.
+//!
+//! Registry code writes SQL by hand and runs it through the types here:
+//! `Connection` (open, `execute`, `query_row`, `prepare`, `prepare_cached`,
+//! transactions), `Statement`, `Rows` and `Row`, parameters (`params!`,
+//! `params_from_iter` over `Value`s, or an array), and one `Error`. Nothing
+//! outside `src/store/` names the engine's crate (tests/layering.rs checks
+//! it), so a second engine is added here, not in the registry's files.
+//!
+//! ## Engines: an enum, not a trait
+//!
+//! Each public type holds a private enum with one variant per engine
+//! (today only `Sqlite`, in `sqlite.rs`), and each method matches on it.
+//! A trait was the other choice, and a worse one here: the methods the
+//! registry calls are generic (`query_row::<T, P, F>`, `Row::get::<I, T>`),
+//! so a `dyn Engine` could not carry them without erasing every closure and
+//! type, and a generic `Registry<E: Engine>` would put a type parameter on
+//! every registry signature and on the doors that hold a `Registry`. The
+//! set of engines is closed (SQLite, PostgreSQL) and chosen at run time from
+//! the data directory or a `--database` URL, which is what an enum is for;
+//! the one-variant `match`es cost nothing.
+//!
+//! ## Where a second engine plugs in
+//!
+//! A PostgreSQL engine is a `postgres.rs` beside `sqlite.rs` and a
+//! `Postgres` variant in each enum below, with its arm in each `match`:
+//! - Values cross the seam as `ValueRef`/`Value` (null, integer, real, text,
+//!   blob), never as an engine's own types: an engine binds them (SQLite
+//!   through `rusqlite::ToSql`, PostgreSQL through `postgres::types::ToSql`
+//!   for INT8/FLOAT8/TEXT/BYTEA) and reads columns back into them.
+//! - Registry SQL numbers its placeholders SQLite's way, `?1` or bare `?`.
+//!   The PostgreSQL engine rewrites them to `$1…` when it prepares a
+//!   statement, and caches the prepared statement by the SQL text, as
+//!   `prepare_cached` does here, so the rewrite happens once per statement.
+//! - `begin_write` is `BEGIN IMMEDIATE` here (the write lock up front, so
+//!   read-then-write sequences cannot interleave); PostgreSQL takes the same
+//!   guarantee with `BEGIN ISOLATION LEVEL SERIALIZABLE` or a transaction
+//!   advisory lock. `in_transaction` and a deferred `begin_read` map
+//!   directly. Methods take `&self`, as rusqlite's do, because registry code
+//!   reads through `&Connection` while a `Transaction` on it is open: a
+//!   PostgreSQL connection would keep its client behind a `RefCell` and
+//!   issue BEGIN/COMMIT itself rather than borrow the client mutably.
+//! - The schema is versioned per engine: `schema.sql` and `migrations/` are
+//!   SQLite's, stamped with `PRAGMA user_version` (`sqlite::migrate`);
+//!   PostgreSQL gets its own files and a one-row version table, with the
+//!   same `SCHEMA_VERSION` numbering.
+//! - Statements that are SQLite's own dialect stay in the registry's SQL
+//!   until that issue: `INSERT OR REPLACE` (PostgreSQL: `ON CONFLICT … DO
+//!   UPDATE`, which SQLite also accepts, so the statement can be rewritten
+//!   once for both), `json_each`/`json_extract`, `instr`, two-argument
+//!   `max()`, `rowid`. Where one text cannot serve both, the engine offers the
+//!   fragment (for example a `json_each` table expression) and the registry
+//!   asks for it, so the difference lives here and is named.
+//! - `snapshot`, `open_snapshot` and `integrity_problems` are SQLite's backup
+//!   API, a read-only open and `PRAGMA integrity_check`; a PostgreSQL
+//!   registry is backed up with its server's tools, and its engine refuses
+//!   `snapshot` with an error that says so.
+
+mod sqlite;
+
+use std::fmt;
+use std::ops::Deref;
+use std::path::Path;
+
+pub use sqlite::SCHEMA_VERSION;
+
+/// A connection to the registry's database. One per thread: there is no
+/// pool and no global lock.
+pub struct Connection {
+    engine: Engine,
+}
+
+enum Engine {
+    Sqlite(sqlite::Conn),
+}
+
+impl Connection {
+    /// Opens the registry database at `path`, creating it (private) and
+    /// bringing its schema up to `SCHEMA_VERSION`, with the settings every
+    /// caller relies on (see `sqlite::open`).
+    pub fn open(path: &Path) -> Result<Connection> {
+        Ok(Connection { engine: Engine::Sqlite(sqlite::open(path)?) })
+    }
+
+    /// Opens a copy written by `snapshot` (a backup's database) to read it,
+    /// as it is: no settings, no migration, no writes.
+    pub fn open_snapshot(path: &Path) -> Result<Connection> {
+        Ok(Connection { engine: Engine::Sqlite(sqlite::open_snapshot(path)?) })
+    }
+
+    /// Runs one statement and returns the number of rows it changed.
+    pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
+        self.prepare(sql)?.execute(params)
+    }
+
+    /// Runs a query and maps its first row; `Error::NoRows` when there is none.
+    pub fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> Result<T>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> Result<T>,
+    {
+        self.prepare(sql)?.query_row(params, f)
+    }
+
+    pub fn prepare(&self, sql: &str) -> Result<Statement<'_>> {
+        let engine = match &self.engine {
+            Engine::Sqlite(conn) => StatementEngine::Sqlite(sqlite::prepare(conn, sql)?),
+        };
+        Ok(Statement { engine })
+    }
+
+    /// `prepare`, kept for the next call with the same SQL text: for the
+    /// statements a request runs every time (list pages, lookups by id).
+    pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {
+        let engine = match &self.engine {
+            Engine::Sqlite(conn) => StatementEngine::Sqlite(sqlite::prepare_cached(conn, sql)?),
+        };
+        Ok(Statement { engine })
+    }
+
+    /// A write transaction that takes the database's write lock up front
+    /// (SQLite's `BEGIN IMMEDIATE`), so that a read-then-write sequence
+    /// cannot interleave with another writer. Dropped without `commit`, it
+    /// rolls back.
+    pub fn begin_write(&self) -> Result<Transaction<'_>> {
+        let engine = match &self.engine {
+            Engine::Sqlite(conn) => TransactionEngine::Sqlite(sqlite::begin(conn, true)?),
+        };
+        Ok(Transaction { conn: self, engine })
+    }
+
+    /// A read transaction: the statements inside it see one snapshot.
+    pub fn begin_read(&self) -> Result<Transaction<'_>> {
+        let engine = match &self.engine {
+            Engine::Sqlite(conn) => TransactionEngine::Sqlite(sqlite::begin(conn, false)?),
+        };
+        Ok(Transaction { conn: self, engine })
+    }
+
+    /// Whether a transaction is open on this connection.
+    pub fn in_transaction(&self) -> bool {
+        match &self.engine {
+            Engine::Sqlite(conn) => !conn.is_autocommit(),
+        }
+    }
+
+    /// Writes a consistent copy of the database to `dest`, a new file
+    /// (private, fsynced), while writers carry on.
+    pub fn snapshot(&self, dest: &Path) -> Result<()> {
+        match &self.engine {
+            Engine::Sqlite(conn) => sqlite::snapshot(conn, dest),
+        }
+    }
+
+    /// The engine's own consistency check: empty when the database is sound.
+    pub fn integrity_problems(&self) -> Result<Vec<String>> {
+        match &self.engine {
+            Engine::Sqlite(conn) => sqlite::integrity_problems(conn),
+        }
+    }
+}
+
+/// An open transaction. It derefs to its connection, so functions that take
+/// `&Connection` run inside it when given `&tx`. Dropped without `commit`,
+/// it rolls back.
+pub struct Transaction<'c> {
+    conn: &'c Connection,
+    engine: TransactionEngine<'c>,
+}
+
+enum TransactionEngine<'c> {
+    Sqlite(sqlite::Tx<'c>),
+}
+
+impl Transaction<'_> {
+    pub fn commit(self) -> Result<()> {
+        match self.engine {
+            TransactionEngine::Sqlite(tx) => Ok(tx.commit()?),
+        }
+    }
+}
+
+impl Deref for Transaction<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// A prepared statement, to run once or many times.
+pub struct Statement<'c> {
+    engine: StatementEngine<'c>,
+}
+
+enum StatementEngine<'c> {
+    Sqlite(sqlite::Stmt<'c>),
+}
+
+impl Statement<'_> {
+    /// Runs the statement and returns the number of rows it changed.
+    pub fn execute<P: Params>(&mut self, params: P) -> Result<usize> {
+        match &mut self.engine {
+            StatementEngine::Sqlite(stmt) => sqlite::execute(stmt, params),
+        }
+    }
+
+    /// Runs the query; its rows are read one at a time with `Rows::next`.
+    pub fn query<P: Params>(&mut self, params: P) -> Result<Rows<'_>> {
+        let engine = match &mut self.engine {
+            StatementEngine::Sqlite(stmt) => RowsEngine::Sqlite(sqlite::query(stmt, params)?),
+        };
+        Ok(Rows { engine })
+    }
+
+    /// Runs the query and maps its first row; `Error::NoRows` when there is none.
+    pub fn query_row<T, P, F>(&mut self, params: P, f: F) -> Result<T>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> Result<T>,
+    {
+        match self.query(params)?.next()? {
+            Some(row) => f(&row),
+            None => Err(Error::NoRows),
+        }
+    }
+
+    /// Runs the query; the iterator maps each row with `f`.
+    pub fn query_map<T, P, F>(&mut self, params: P, f: F) -> Result<MappedRows<'_, F>>
+    where
+        P: Params,
+        F: FnMut(&Row<'_>) -> Result<T>,
+    {
+        Ok(MappedRows { rows: self.query(params)?, map: f })
+    }
+}
+
+/// The rows of a running query.
+pub struct Rows<'s> {
+    engine: RowsEngine<'s>,
+}
+
+enum RowsEngine<'s> {
+    Sqlite(sqlite::Rows<'s>),
+}
+
+impl Rows<'_> {
+    /// The next row, or None after the last.
+    #[allow(clippy::should_implement_trait)] // a row borrows from its Rows, which Iterator cannot say
+    pub fn next(&mut self) -> Result<Option<Row<'_>>> {
+        match &mut self.engine {
+            RowsEngine::Sqlite(rows) => Ok(rows.next()?.map(|row| Row { engine: RowEngine::Sqlite(row) })),
+        }
+    }
+}
+
+/// `Statement::query_map`'s rows, each mapped.
+pub struct MappedRows<'s, F> {
+    rows: Rows<'s>,
+    map: F,
+}
+
+impl<T, F> Iterator for MappedRows<'_, F>
+where
+    F: FnMut(&Row<'_>) -> Result<T>,
+{
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        let map = &mut self.map;
+        self.rows.next().transpose().map(|row| row.and_then(|row| map(&row)))
+    }
+}
+
+/// One row of a query.
+pub struct Row<'r> {
+    engine: RowEngine<'r>,
+}
+
+enum RowEngine<'r> {
+    Sqlite(&'r sqlite::Row<'r>),
+}
+
+impl Row<'_> {
+    /// Column `idx` (its position from 0, or its name) as a `T`.
+    pub fn get<I: ColumnIndex, T: FromSql>(&self, idx: I) -> Result<T> {
+        let column = idx.column();
+        let value = match &self.engine {
+            RowEngine::Sqlite(row) => sqlite::value(row, column)?,
+        };
+        T::from_sql(value).map_err(|message| Error::Conversion { what: format!("column {column}"), message })
+    }
+}
+
+/// A column by position (from 0) or by name.
+#[derive(Clone, Copy, Debug)]
+pub enum Column<'a> {
+    At(usize),
+    Named(&'a str),
+}
+
+impl fmt::Display for Column<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Column::At(i) => write!(f, "{i}"),
+            Column::Named(name) => write!(f, "{name:?}"),
+        }
+    }
+}
+
+/// What `Row::get` accepts: a position or a name.
+pub trait ColumnIndex {
+    fn column(&self) -> Column<'_>;
+}
+
+impl ColumnIndex for usize {
+    fn column(&self) -> Column<'_> {
+        Column::At(*self)
+    }
+}
+
+impl ColumnIndex for &str {
+    fn column(&self) -> Column<'_> {
+        Column::Named(self)
+    }
+}
+
+// Values.
+
+/// A value as an engine binds or returns it, borrowed. Text is bytes here
+/// because SQLite does not promise UTF-8; reading it as a `String` checks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+impl ValueRef<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            ValueRef::Null => "NULL",
+            ValueRef::Integer(_) => "INTEGER",
+            ValueRef::Real(_) => "REAL",
+            ValueRef::Text(_) => "TEXT",
+            ValueRef::Blob(_) => "BLOB",
+        }
+    }
+}
+
+/// An owned value: the parameters of a statement whose SQL is assembled at
+/// run time (filters, pages) are a `Vec<Value>` given to `params_from_iter`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Value {
+        Value::Text(text)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
+        Value::Integer(n)
+    }
+}
+
+/// A Rust value that binds as a statement parameter.
+pub trait ToSql {
+    fn to_sql(&self) -> Result<ValueRef<'_>>;
+}
+
+impl<T: ToSql + ?Sized> ToSql for &T {
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        (**self).to_sql()
+    }
+}
+
+impl<T: ToSql> ToSql for Option<T> {
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        match self {
+            Some(value) => value.to_sql(),
+            None => Ok(ValueRef::Null),
+        }
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        Ok(match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(n) => ValueRef::Integer(*n),
+            Value::Real(x) => ValueRef::Real(*x),
+            Value::Text(s) => ValueRef::Text(s.as_bytes()),
+        })
+    }
+}
+
+impl ToSql for str {
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        Ok(ValueRef::Text(self.as_bytes()))
+    }
+}
+
+impl ToSql for String {
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        self.as_str().to_sql()
+    }
+}
+
+
+
+impl ToSql for bool {
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        Ok(ValueRef::Integer(*self as i64))
+    }
+}
+
+
+impl ToSql for i64 {
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        Ok(ValueRef::Integer(*self))
+    }
+}
+
+/// Integers are 64-bit signed in SQL: a larger `u64` is an error, not a wrap.
+impl ToSql for u64 {
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        i64::try_from(*self)
+            .map(ValueRef::Integer)
+            .map_err(|e| Error::Conversion { what: format!("the parameter {self}"), message: e.to_string() })
+    }
+}
+
+/// A Rust value that a column reads as. The error is a message; `Row::get`
+/// adds which column it was.
+pub trait FromSql: Sized {
+    fn from_sql(value: ValueRef<'_>) -> std::result::Result<Self, String>;
+}
+
+fn wrong_type(value: ValueRef<'_>, wanted: &str) -> String {
+    format!("a {} value cannot be read as {wanted}", value.type_name())
+}
+
+impl<T: FromSql> FromSql for Option<T> {
+    fn from_sql(value: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match value {
+            ValueRef::Null => Ok(None),
+            value => T::from_sql(value).map(Some),
+        }
+    }
+}
+
+impl FromSql for String {
+    fn from_sql(value: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match value {
+            ValueRef::Text(bytes) => std::str::from_utf8(bytes).map(str::to_string).map_err(|e| e.to_string()),
+            other => Err(wrong_type(other, "text")),
+        }
+    }
+}
+
+
+impl FromSql for i64 {
+    fn from_sql(value: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match value {
+            ValueRef::Integer(n) => Ok(n),
+            other => Err(wrong_type(other, "an integer")),
+        }
+    }
+}
+
+
+/// An integer: 0 is false, anything else true.
+impl FromSql for bool {
+    fn from_sql(value: ValueRef<'_>) -> std::result::Result<Self, String> {
+        i64::from_sql(value).map(|n| n != 0)
+    }
+}
+
+/// A count or a position: a negative integer is an error, not a wrap.
+impl FromSql for usize {
+    fn from_sql(value: ValueRef<'_>) -> std::result::Result<Self, String> {
+        let n = i64::from_sql(value)?;
+        usize::try_from(n).map_err(|_| format!("{n} is out of range for usize"))
+    }
+}
+
+// Parameters.
+
+/// The parameters of one statement, bound in order to `?1`, `?2`… (or to
+/// each bare `?`): `params![a, b]`, an array `[a, b]` of one type, `[]` for
+/// none, or `params_from_iter(values)` for a list built at run time.
+pub trait Params {
+    /// Calls `bind` with each parameter, in order.
+    fn bind_each(self, bind: &mut dyn FnMut(&dyn ToSql) -> Result<()>) -> Result<()>;
+}
+
+impl Params for [&dyn ToSql; 0] {
+    fn bind_each(self, _: &mut dyn FnMut(&dyn ToSql) -> Result<()>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Params for &[&dyn ToSql] {
+    fn bind_each(self, bind: &mut dyn FnMut(&dyn ToSql) -> Result<()>) -> Result<()> {
+        self.iter().try_for_each(|p| bind(*p))
+    }
+}
+
+// One impl per length rather than one for every N, so that `[]` (length 0,
+// above) has a single impl to infer its element type from.
+macro_rules! array_params {
+    ($($n:literal)*) => {$(
+        impl<T: ToSql> Params for [T; $n] {
+            fn bind_each(self, bind: &mut dyn FnMut(&dyn ToSql) -> Result<()>) -> Result<()> {
+                self.iter().try_for_each(|p| bind(p))
+            }
+        }
+    )*};
+}
+array_params!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+
+/// Parameters from an iterator: see `params_from_iter`.
+pub struct ParamsFromIter<I>(I);
+
+/// Binds the items of `iter` in order: the parameters of SQL assembled at
+/// run time, usually a `Vec<Value>` grown beside the SQL text.
+pub fn params_from_iter<I>(iter: I) -> ParamsFromIter<I>
+where
+    I: IntoIterator,
+    I::Item: ToSql,
+{
+    ParamsFromIter(iter)
+}
+
+impl<I> Params for ParamsFromIter<I>
+where
+    I: IntoIterator,
+    I::Item: ToSql,
+{
+    fn bind_each(self, bind: &mut dyn FnMut(&dyn ToSql) -> Result<()>) -> Result<()> {
+        self.0.into_iter().try_for_each(|p| bind(&p))
+    }
+}
+
+/// `params![a, b, c]`: parameters of different types, bound in order.
+macro_rules! params {
+    () => {
+        &[] as &[&dyn $crate::store::sql::ToSql]
+    };
+    ($($param:expr),+ $(,)?) => {
+        &[$(&$param as &dyn $crate::store::sql::ToSql),+] as &[&dyn $crate::store::sql::ToSql]
+    };
+}
+pub(crate) use params;
+
+// Errors.
+
+/// What went wrong, in the cases callers tell apart; the message is the
+/// engine's own.
+#[derive(Debug)]
+pub enum Error {
+    /// A query that must return a row returned none (`query_row`).
+    NoRows,
+    /// A UNIQUE or PRIMARY KEY constraint refused a write.
+    Unique(String),
+    /// Another constraint (CHECK, NOT NULL, FOREIGN KEY) refused a write.
+    Constraint(String),
+    /// The disk, or a quota, is full.
+    DiskFull(String),
+    /// Another connection held a lock this one needed past the busy timeout.
+    Busy(String),
+    /// A value could not be converted between SQL and Rust; `what` names it.
+    Conversion { what: String, message: String },
+    /// Anything else.
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A column whose stored text does not parse as what it holds (a JSON
+    /// column, for example).
+    pub fn conversion(column: usize, error: impl fmt::Display) -> Error {
+        Error::Conversion { what: format!("column {column}"), message: error.to_string() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoRows => f.write_str("the query returned no rows"),
+            Error::Conversion { what, message } => write!(f, "cannot convert {what}: {message}"),
+            Error::Unique(message)
+            | Error::Constraint(message)
+            | Error::DiskFull(message)
+            | Error::Busy(message)
+            | Error::Other(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `.optional()` on a `query_row`: `Error::NoRows` becomes `Ok(None)`.
+pub trait OptionalExtension<T> {
+    fn optional(self) -> Result<Option<T>>;
+}
+
+impl<T> OptionalExtension<T> for Result<T> {
+    fn optional(self) -> Result<Option<T>> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::NoRows) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
