@@ -2,12 +2,15 @@
 //! theirs: read the sources, build the import graph, and fail with the
 //! offending line when it bends.
 //!
-//! Three rules, written once here and once in ARCHITECTURE.md ("Layers"):
+//! Four rules, written once here and once in ARCHITECTURE.md ("Layers"):
 //! 1. A module imports only from layers below its own (`LAYERS`, top first);
 //!    modules that share a layer do not import each other.
 //! 2. Only the registry reaches the store (`store` is SQL and bytes: a door,
 //!    a job or the CLI that touched it would bypass the registry's rules).
 //! 3. The file-level import graph has no cycle, within a module too.
+//! 4. Only the store names the database engine's crate (`ENGINE_CRATES`):
+//!    the registry goes through `store::sql`, so that a second engine is
+//!    added there and not in every registry file. Test code counts too.
 //!
 //! An import is any `crate::…`, `super::…` or `self::…` path outside
 //! comments and `#[cfg(test)]` code, `use` lines and inline paths alike,
@@ -42,6 +45,10 @@ const LAYERS: &[&[&str]] = &[
 
 /// Modules that only the named modules may import (besides themselves).
 const ONLY_FROM: &[(&str, &[&str])] = &[("store", &["registry"])];
+
+/// External crates that only one folder of `src/` may name: the database
+/// engines, behind the SQL seam in `src/store/sql/`.
+const ENGINE_CRATES: &[(&str, &str)] = &[("rusqlite", "store/")];
 
 #[test]
 fn src_keeps_its_layers() {
@@ -103,6 +110,22 @@ fn a_cycle_inside_a_module_is_found_through_grouped_and_relative_imports() {
 }
 
 #[test]
+fn only_the_store_names_the_database_engine() {
+    let problems = check(&tree(&[
+        ("registry/mod.rs", "pub mod models;\npub mod page;\n"),
+        ("registry/models.rs", "// not rusqlite::Row: a comment\nuse rusqlite::{params, Row};\nfn f(r: &rusqlite::Row) {}\n"),
+        ("registry/page.rs", "fn f() {}\n#[cfg(test)]\nmod tests { fn g(_: rusqlite::types::Value) {} }\n"),
+        ("registry/sqlite_ish.rs", "fn my_rusqlite_helper() {}\n"),
+        ("store/sql/mod.rs", "mod sqlite;\n"),
+        ("store/sql/sqlite.rs", "use rusqlite::Connection;\n"),
+    ]));
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems[0].contains("src/registry/models.rs:2") && problems[0].contains("use rusqlite::{params, Row};"), "{}", problems[0]);
+    assert!(problems[0].contains("and 1 more line") && problems[0].contains("store::sql"), "{}", problems[0]);
+    assert!(problems[1].contains("src/registry/page.rs:3"), "{}", problems[1]);
+}
+
+#[test]
 fn a_module_without_a_layer_is_refused_and_tests_are_not_imports() {
     let problems = check(&tree(&[
         ("newthing.rs", "use crate::registry::Registry;\n"),
@@ -143,6 +166,25 @@ fn check(files: &BTreeMap<String, String>) -> Vec<String> {
                     let why = if a == b { "its peer in the same layer" } else { "a layer above it" };
                     problems.push(format!("{at}: `{from_module}` imports `{to_module}`, {why}"));
                 }
+            }
+        }
+    }
+    for (file, text) in files {
+        for (name, home) in ENGINE_CRATES {
+            if file.starts_with(home) {
+                continue;
+            }
+            let lines = lines_naming(&without_comments(text), name);
+            if let Some(&first) = lines.first() {
+                let more = match lines.len() {
+                    1 => String::new(),
+                    2 => " (and 1 more line)".to_string(),
+                    n => format!(" (and {} more lines)", n - 1),
+                };
+                let line = text.lines().nth(first - 1).unwrap_or("").trim();
+                problems.push(format!(
+                    "src/{file}:{first}: `{line}`{more}: names `{name}`, which only src/{home} may: go through `store::sql`"
+                ));
             }
         }
     }
@@ -195,12 +237,32 @@ fn import_edges(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeMap<S
 }
 
 /// The source without comments and without its `#[cfg(test)]` code (a
-/// module's tests are not part of the product's graph). Comments become
-/// spaces, so offsets still give line numbers. Strings and character
-/// literals are followed only so that a `//` or a quote inside one is not
-/// taken for a comment or the end of a string.
+/// module's tests are not part of the product's graph).
 fn code_of(text: &str) -> String {
-    let text = &text[..text.find("#[cfg(test)]").unwrap_or(text.len())];
+    without_comments(&text[..text.find("#[cfg(test)]").unwrap_or(text.len())])
+}
+
+/// The line numbers (from 1) where `name` appears as a whole identifier.
+fn lines_naming(code: &str, name: &str) -> Vec<usize> {
+    let mut lines = Vec::new();
+    for (offset, _) in code.match_indices(name) {
+        let before = code[..offset].chars().next_back();
+        let after = code[offset + name.len()..].chars().next();
+        if !before.is_some_and(is_ident) && !after.is_some_and(is_ident) {
+            let line = code[..offset].matches('\n').count() + 1;
+            if lines.last() != Some(&line) {
+                lines.push(line);
+            }
+        }
+    }
+    lines
+}
+
+/// The source with its comments turned into spaces, so offsets still give
+/// line numbers. Strings and character literals are followed only so that
+/// a `//` or a quote inside one is not taken for a comment or the end of a
+/// string.
+fn without_comments(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let (mut i, mut in_string) = (0, false);
