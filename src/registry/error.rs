@@ -106,3 +106,15 @@ impl From<std::io::Error> for Error {
 pub fn is_out_of_space(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_map_to_what_the_doors_answer() {
+        assert_eq!(Error::from(sql::Error::NoRows), Error::NotFound("the record no longer exists".into()));
+        assert_eq!(Error::from(sql::Error::DiskFull("database or disk is full".into())), Error::out_of_space());
+        assert_eq!(Error::from(sql::Error::Busy("database is locked".into())), Error::Internal("database: database is locked".into()));
+    }
+}

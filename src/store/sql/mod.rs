@@ -623,3 +623,118 @@ impl<T> OptionalExtension<T> for Result<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(&dir.path().join("modelreg.db")).unwrap();
+        conn.execute("CREATE TEMP TABLE t (id TEXT PRIMARY KEY, n INTEGER, flag INTEGER, note TEXT, CHECK (n >= 0))", []).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn parameters_bind_in_every_form_and_columns_read_back() {
+        let (_dir, conn) = connection();
+        let note: Option<String> = None;
+        conn.execute("INSERT INTO t (id, n, flag, note) VALUES (?1, ?2, ?3, ?4)", params!["a", 7_i64, true, note]).unwrap();
+        conn.execute("INSERT INTO t (id, n, flag, note) VALUES (?1, ?2, 0, 'x')", ["b", "3"]).unwrap();
+        let args = vec![Value::from("c".to_string()), Value::from(5_i64), Value::Real(1.5), Value::Null];
+        conn.execute("INSERT INTO t (id, n, flag, note) VALUES (?, ?, ?, ?)", params_from_iter(args.iter())).unwrap();
+
+        let (n, flag, note): (i64, bool, Option<String>) =
+            conn.query_row("SELECT n, flag, note FROM t WHERE id = ?1", ["a"], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+        assert_eq!((n, flag, note), (7, true, None));
+        // SQLite's column affinity made '3' the integer 3, as it always has.
+        let n: usize = conn.query_row("SELECT n FROM t WHERE id = 'b'", [], |r| r.get("n")).unwrap();
+        assert_eq!(n, 3);
+        let mut stmt = conn.prepare_cached("SELECT id FROM t WHERE n > ?1 ORDER BY id").unwrap();
+        let ids = stmt.query_map([0_i64], |r| r.get::<_, String>(0)).unwrap().collect::<Result<Vec<_>>>().unwrap();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let mut rows = stmt.query([4_i64]).unwrap();
+        let mut seen = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            seen.push(row.get::<_, String>(0).unwrap());
+        }
+        assert_eq!(seen, ["a", "c"]);
+    }
+
+    #[test]
+    fn a_statement_takes_exactly_its_parameters() {
+        let (_dir, conn) = connection();
+        for wrong in [conn.execute("INSERT INTO t (id) VALUES (?1)", []), conn.execute("INSERT INTO t (id) VALUES (?1)", ["a", "b"])] {
+            let e = wrong.unwrap_err();
+            assert!(matches!(e, Error::Other(_)) && e.to_string().contains("number of parameters"), "{e:?}");
+        }
+        let e = conn.execute("INSERT INTO t (id, n) VALUES ('a', ?1)", [u64::MAX]).unwrap_err();
+        assert!(matches!(e, Error::Conversion { .. }), "a u64 beyond i64 is refused, not wrapped: {e:?}");
+    }
+
+    #[test]
+    fn no_row_is_its_own_error_and_optional_makes_it_none() {
+        let (_dir, conn) = connection();
+        let missing = conn.query_row("SELECT id FROM t WHERE id = 'nope'", [], |r| r.get::<_, String>(0));
+        assert!(matches!(missing, Err(Error::NoRows)));
+        let missing = conn.query_row("SELECT id FROM t WHERE id = 'nope'", [], |r| r.get::<_, String>(0)).optional().unwrap();
+        assert_eq!(missing, None);
+    }
+
+    #[test]
+    fn a_column_of_the_wrong_type_is_named() {
+        let (_dir, conn) = connection();
+        conn.execute("INSERT INTO t (id, n) VALUES ('a', 0)", []).unwrap();
+        let e = conn.query_row("SELECT id FROM t", [], |r| r.get::<_, i64>(0)).unwrap_err();
+        assert!(matches!(e, Error::Conversion { .. }) && e.to_string().contains("column 0"), "{e}");
+        let e = conn.query_row("SELECT -1 AS n", [], |r| r.get::<_, usize>("n")).unwrap_err();
+        assert!(e.to_string().contains("column \"n\"") && e.to_string().contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn unique_and_other_constraints_are_told_apart() {
+        let (_dir, conn) = connection();
+        conn.execute("INSERT INTO t (id, n) VALUES ('a', 1)", []).unwrap();
+        let e = conn.execute("INSERT INTO t (id, n) VALUES ('a', 2)", []).unwrap_err();
+        assert!(matches!(&e, Error::Unique(m) if m.contains("UNIQUE constraint failed")), "{e:?}");
+        let e = conn.execute("INSERT INTO t (id, n) VALUES ('b', -1)", []).unwrap_err();
+        assert!(matches!(&e, Error::Constraint(m) if m.contains("CHECK constraint failed")), "{e:?}");
+    }
+
+    #[test]
+    fn a_transaction_rolls_back_unless_committed() {
+        let (_dir, conn) = connection();
+        let count = |conn: &Connection| conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap();
+        assert!(!conn.in_transaction());
+        {
+            let tx = conn.begin_write().unwrap();
+            tx.execute("INSERT INTO t (id) VALUES ('a')", []).unwrap();
+            assert!(conn.in_transaction());
+            assert_eq!(count(&tx), 1, "statements through the connection run inside it");
+        }
+        assert!(!conn.in_transaction());
+        assert_eq!(count(&conn), 0);
+        let tx = conn.begin_write().unwrap();
+        tx.execute("INSERT INTO t (id) VALUES ('a')", []).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(count(&conn), 1);
+        let read = conn.begin_read().unwrap();
+        assert!(conn.in_transaction());
+        drop(read);
+        assert!(!conn.in_transaction());
+    }
+
+    #[test]
+    fn a_snapshot_is_the_database_and_opens_read_only() {
+        let (dir, conn) = connection();
+        conn.execute("INSERT INTO teams (id, name, created_at) VALUES ('t', 'team', 'now')", []).unwrap();
+        let copy = dir.path().join("copy.db");
+        conn.snapshot(&copy).unwrap();
+        let snapshot = Connection::open_snapshot(&copy).unwrap();
+        let teams: i64 = snapshot.query_row("SELECT COUNT(*) FROM teams", [], |r| r.get(0)).unwrap();
+        assert_eq!(teams, 1);
+        assert!(snapshot.execute("DELETE FROM teams", []).is_err(), "a snapshot is only read");
+        assert!(snapshot.integrity_problems().unwrap().is_empty());
+        assert!(conn.snapshot(&copy).is_err(), "a snapshot never overwrites a file");
+    }
+}
