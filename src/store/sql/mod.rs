@@ -24,19 +24,24 @@
 //!
 //! A PostgreSQL engine is a `postgres.rs` beside `sqlite.rs` and a
 //! `Postgres` variant in each enum below, with its arm in each `match`:
-//! - Values cross the seam as `ValueRef`/`Value` (null, integer, real, text,
-//!   blob), never as an engine's own types: an engine binds them (SQLite
-//!   through `rusqlite::ToSql`, PostgreSQL through `postgres::types::ToSql`
-//!   for INT8/FLOAT8/TEXT/BYTEA) and reads columns back into them.
+//! - Values cross the seam as `ValueRef` (null, integer, real, text, blob)
+//!   and `Value`, never as an engine's own types: an engine binds them
+//!   (SQLite through `rusqlite::ToSql`, PostgreSQL through
+//!   `postgres::types::ToSql` as INT8/FLOAT8/TEXT/BYTEA) and reads columns
+//!   back into them, so `ToSql`/`FromSql` for Rust types are written once.
 //! - Registry SQL numbers its placeholders SQLite's way, `?1` or bare `?`.
-//!   The PostgreSQL engine rewrites them to `$1…` when it prepares a
-//!   statement, and caches the prepared statement by the SQL text, as
-//!   `prepare_cached` does here, so the rewrite happens once per statement.
-//! - `begin_write` is `BEGIN IMMEDIATE` here (the write lock up front, so
-//!   read-then-write sequences cannot interleave); PostgreSQL takes the same
-//!   guarantee with `BEGIN ISOLATION LEVEL SERIALIZABLE` or a transaction
-//!   advisory lock. `in_transaction` and a deferred `begin_read` map
-//!   directly. Methods take `&self`, as rusqlite's do, because registry code
+//!   The PostgreSQL engine rewrites them (outside string literals) to `$1…`
+//!   when it prepares a statement, and caches the prepared statement by its
+//!   SQL text, as `prepare_cached` does here, so the rewrite happens once
+//!   per statement text.
+//! - `begin_write` is `BEGIN IMMEDIATE` here: the write lock up front, so a
+//!   read-then-write sequence (next version number, state transitions)
+//!   cannot interleave with another writer. PostgreSQL keeps that promise
+//!   with `BEGIN` and a transaction-scoped advisory lock taken first
+//!   (`pg_advisory_xact_lock`), one writer at a time as here; SERIALIZABLE
+//!   would need retries the registry does not make. `in_transaction` and a
+//!   deferred `begin_read` map directly. The writer-turn mutex in
+//!   `Registry::write` is the process's own and stays as it is. Methods take `&self`, as rusqlite's do, because registry code
 //!   reads through `&Connection` while a `Transaction` on it is open: a
 //!   PostgreSQL connection would keep its client behind a `RefCell` and
 //!   issue BEGIN/COMMIT itself rather than borrow the client mutably.
@@ -53,8 +58,8 @@
 //!   asks for it, so the difference lives here and is named.
 //! - `snapshot`, `open_snapshot` and `integrity_problems` are SQLite's backup
 //!   API, a read-only open and `PRAGMA integrity_check`; a PostgreSQL
-//!   registry is backed up with its server's tools, and its engine refuses
-//!   `snapshot` with an error that says so.
+//!   registry is backed up with its server's tools, so its engine would
+//!   refuse `snapshot` with an error that says so.
 
 mod sqlite;
 
@@ -71,7 +76,7 @@ pub struct Connection {
 }
 
 enum Engine {
-    Sqlite(sqlite::Conn),
+    Sqlite(sqlite::Connection),
 }
 
 impl Connection {
@@ -169,7 +174,7 @@ pub struct Transaction<'c> {
 }
 
 enum TransactionEngine<'c> {
-    Sqlite(sqlite::Tx<'c>),
+    Sqlite(sqlite::Transaction<'c>),
 }
 
 impl Transaction<'_> {
@@ -641,7 +646,7 @@ mod tests {
         let note: Option<String> = None;
         conn.execute("INSERT INTO t (id, n, flag, note) VALUES (?1, ?2, ?3, ?4)", params!["a", 7_i64, true, note]).unwrap();
         conn.execute("INSERT INTO t (id, n, flag, note) VALUES (?1, ?2, 0, 'x')", ["b", "3"]).unwrap();
-        let args = vec![Value::from("c".to_string()), Value::from(5_i64), Value::Real(1.5), Value::Null];
+        let args = [Value::from("c".to_string()), Value::from(5_i64), Value::Real(1.5), Value::Null];
         conn.execute("INSERT INTO t (id, n, flag, note) VALUES (?, ?, ?, ?)", params_from_iter(args.iter())).unwrap();
 
         let (n, flag, note): (i64, bool, Option<String>) =

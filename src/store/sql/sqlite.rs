@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef as SqliteValue};
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use rusqlite::{ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::{Column, Error, Params, Result, ValueRef};
 use crate::store::blobs::PRIVATE_FILE;
 
 // The engine's types, as the seam's enums hold them.
-pub(super) use rusqlite::{Connection as Conn, Row, Rows, Transaction as Tx};
+pub(super) use rusqlite::{Connection, Row, Rows, Transaction};
 
 /// Version 1 of the schema. Every later version is one step in `MIGRATIONS`;
 /// a fresh data directory gets version 1 and then every step, so each table
@@ -196,9 +196,9 @@ pub(super) fn prepare_cached<'c>(conn: &'c Connection, sql: &str) -> Result<Stmt
 
 /// `BEGIN IMMEDIATE` (`write`) or `BEGIN DEFERRED`, on a shared reference:
 /// registry code keeps reading through the connection while it is open.
-pub(super) fn begin(conn: &Connection, write: bool) -> Result<Tx<'_>> {
+pub(super) fn begin(conn: &Connection, write: bool) -> Result<Transaction<'_>> {
     let behavior = if write { TransactionBehavior::Immediate } else { TransactionBehavior::Deferred };
-    Ok(Tx::new_unchecked(conn, behavior)?)
+    Ok(Transaction::new_unchecked(conn, behavior)?)
 }
 
 /// rusqlite's `Statement::execute`, with the parameters bound here.
