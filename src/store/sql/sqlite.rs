@@ -178,6 +178,7 @@ pub(super) enum Stmt<'c> {
 }
 
 impl<'c> Stmt<'c> {
+    #[inline]
     fn statement(&mut self) -> &mut rusqlite::Statement<'c> {
         match self {
             Stmt::Plain(stmt) => stmt,
@@ -239,6 +240,7 @@ fn bind<P: Params>(stmt: &mut rusqlite::Statement<'_>, params: P) -> Result<()> 
 struct Bind<'a>(ValueRef<'a>);
 
 impl rusqlite::ToSql for Bind<'_> {
+    #[inline]
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(ToSqlOutput::Borrowed(match self.0 {
             ValueRef::Null => SqliteValue::Null,
@@ -250,7 +252,8 @@ impl rusqlite::ToSql for Bind<'_> {
     }
 }
 
-/// A column of `row` as a seam value.
+/// A column of `row` as a seam value. Always inlined: see `Row::get`.
+#[inline(always)]
 pub(super) fn value<'r>(row: &'r Row<'_>, column: Column<'_>) -> Result<ValueRef<'r>> {
     let value = match column {
         Column::At(i) => row.get_ref(i)?,
