@@ -25,10 +25,14 @@
 //! A PostgreSQL engine is a `postgres.rs` beside `sqlite.rs` and a
 //! `Postgres` variant in each enum below, with its arm in each `match`:
 //! - Values cross the seam as `ValueRef` (null, integer, real, text, blob)
-//!   and `Value`, never as an engine's own types: an engine binds them
-//!   (SQLite through `rusqlite::ToSql`, PostgreSQL through
-//!   `postgres::types::ToSql` as INT8/FLOAT8/TEXT/BYTEA) and reads columns
-//!   back into them, so `ToSql`/`FromSql` for Rust types are written once.
+//!   and `Value`, never as an engine's own types: an engine binds them and
+//!   reads columns back into them, so `ToSql`/`FromSql` for Rust types are
+//!   written once. SQLite binds through `rusqlite::ToSql`. PostgreSQL's
+//!   prepared statement reports each parameter's and column's type, and its
+//!   engine converts by it (an integer binds to INT8, INT4 or a BOOLEAN
+//!   column, text to TEXT or JSONB; a BOOLEAN reads as the integer 0 or 1,
+//!   JSONB as its text), so registry code that stores flags as integers and
+//!   attributes as JSON text reads the same on both.
 //! - Registry SQL numbers its placeholders SQLite's way, `?1` or bare `?`.
 //!   The PostgreSQL engine rewrites them (outside string literals) to `$1…`
 //!   when it prepares a statement, and caches the prepared statement by its
@@ -38,17 +42,21 @@
 //!   read-then-write sequence (next version number, state transitions)
 //!   cannot interleave with another writer. PostgreSQL keeps that promise
 //!   with `BEGIN` and a transaction-scoped advisory lock taken first
-//!   (`pg_advisory_xact_lock`), one writer at a time as here; SERIALIZABLE
-//!   would need retries the registry does not make. `in_transaction` and a
+//!   (`pg_advisory_xact_lock`), one writer at a time as here, across
+//!   servers too; SERIALIZABLE would need a retry around every write
+//!   transaction, which the registry does not have. `in_transaction` and a
 //!   deferred `begin_read` map directly. The writer-turn mutex in
-//!   `Registry::write` is the process's own and stays as it is. Methods take `&self`, as rusqlite's do, because registry code
-//!   reads through `&Connection` while a `Transaction` on it is open: a
-//!   PostgreSQL connection would keep its client behind a `RefCell` and
-//!   issue BEGIN/COMMIT itself rather than borrow the client mutably.
+//!   `Registry::write` only orders this process's writers, and stays.
+//! - Methods take `&self`, as rusqlite's do, because registry code reads
+//!   through `&Connection` while a `Transaction` on it is open. A PostgreSQL
+//!   `Connection` holds a client (checked out of the process's pool for the
+//!   connection's life) behind a `RefCell`, and issues BEGIN and COMMIT on
+//!   it itself rather than borrowing it mutably for a `postgres::Transaction`.
 //! - The schema is versioned per engine: `schema.sql` and `migrations/` are
-//!   SQLite's, stamped with `PRAGMA user_version` (`sqlite::migrate`);
-//!   PostgreSQL gets its own files and a one-row version table, with the
-//!   same `SCHEMA_VERSION` numbering.
+//!   SQLite's, stamped with `PRAGMA user_version` and applied inside one
+//!   IMMEDIATE transaction (`sqlite::migrate`); PostgreSQL gets its own
+//!   files, a one-row version table and an advisory lock around the steps,
+//!   with the same `SCHEMA_VERSION` numbering.
 //! - Statements that are SQLite's own dialect stay in the registry's SQL
 //!   until that issue: `INSERT OR REPLACE` (PostgreSQL: `ON CONFLICT … DO
 //!   UPDATE`, which SQLite also accepts, so the statement can be rewritten
@@ -57,9 +65,10 @@
 //!   fragment (for example a `json_each` table expression) and the registry
 //!   asks for it, so the difference lives here and is named.
 //! - `snapshot`, `open_snapshot` and `integrity_problems` are SQLite's backup
-//!   API, a read-only open and `PRAGMA integrity_check`; a PostgreSQL
-//!   registry is backed up with its server's tools, so its engine would
-//!   refuse `snapshot` with an error that says so.
+//!   API, a read-only open of the copy and `PRAGMA integrity_check`. A
+//!   PostgreSQL registry is backed up with `pg_dump` (issue 23), which is
+//!   not a database this module can open, so backup.rs will ask the engine
+//!   which kind of copy it makes; until then these stay SQLite's.
 
 mod sqlite;
 
