@@ -1,6 +1,5 @@
-//! Storage: the registry's database behind the SQL seam (`sql`) and a
-//! content-addressed directory for bytes (`blobs`). Only `registry` uses
-//! this module.
+//! Storage: the two seams under the registry, the database (`sql`) and the
+//! content-addressed blob store (`blobs`). Only `registry` uses this module.
 
 pub mod blobs;
 pub mod sql;

@@ -553,8 +553,8 @@ impl Params for &[&dyn ToSql] {
     }
 }
 
-// One impl per length rather than one for every N, so that `[]` (length 0,
-// above) has a single impl to infer its element type from.
+// One impl per length rather than a const-generic one, so that `[]` (length
+// 0, above) has a single impl to infer its element type from.
 macro_rules! array_params {
     ($($n:literal)*) => {$(
         impl<T: ToSql> Params for [T; $n] {
@@ -589,11 +589,9 @@ where
     }
 }
 
-/// `params![a, b, c]`: parameters of different types, bound in order.
+/// `params![a, b, c]`: parameters of different types, bound in order (`[]`
+/// for none).
 macro_rules! params {
-    () => {
-        &[] as &[&dyn $crate::store::sql::ToSql]
-    };
     ($($param:expr),+ $(,)?) => {
         &[$(&$param as &dyn $crate::store::sql::ToSql),+] as &[&dyn $crate::store::sql::ToSql]
     };
@@ -622,7 +620,7 @@ pub enum Error {
     Other(String),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// A column whose stored text does not parse as what it holds (a JSON
