@@ -25,6 +25,7 @@ use crate::api::datarobot::{
     models as model_api, templates as template_api, versions as version_api,
 };
 use crate::registry::access::roles::{Access, EntityKind};
+use crate::registry::catalogue::custom_models::new_model;
 use crate::registry::compute::envbuild::sniff;
 use crate::registry::compute::environments::{NewEnvVersion, NewEnvironment, BUILD_JOB, LANGUAGES};
 use crate::registry::{validate_file_path, Error, ModelQuery, PageRequest, Registry};
@@ -416,7 +417,7 @@ pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: boo
             }
             let model = match target {
                 Target::Local { registry, who } => {
-                    let model = registry.create_owned_model(who, model_api::new_model(&body)?)?;
+                    let model = registry.create_owned_model(who, new_model(&body)?)?;
                     model_api::render_model(registry, who, &model)?
                 }
                 Target::Remote(remote) => remote.post_json("/api/v2/customModels/", &Value::Object(body))?,

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::models::new_model;
+use crate::registry::catalogue::custom_models::new_model;
 use super::versions::read_upload;
 use crate::registry::catalogue::custom_versions::{commit_version, Upload};
 use crate::registry::fields::json_field;

@@ -26,12 +26,6 @@ pub const MAX_UPLOAD_PATHS: usize = 1000;
 /// requirements.txt is parsed in memory: at most this many bytes.
 pub const MAX_REQUIREMENTS_BYTES: u64 = 1024 * 1024;
 
-/// The seed's enum plus Multilabel, which client 3.20 sends.
-pub const TARGET_TYPES: [&str; 11] = [
-    "Binary", "Regression", "Multiclass", "Multilabel", "Anomaly", "Transform", "TextGeneration", "GeoPoint", "Unstructured",
-    "VectorDatabase", "AgenticWorkflow",
-];
-
 pub const MIN_MEMORY: i64 = 134_217_728;
 pub const MAX_MEMORY: i64 = 15_032_385_536;
 

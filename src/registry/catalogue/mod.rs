@@ -3,6 +3,7 @@
 //! pulled from, and whole-model operations (copies, zips).
 
 pub mod bundles;
+pub mod custom_models;
 pub mod custom_templates;
 pub mod custom_versions;
 pub mod models;
