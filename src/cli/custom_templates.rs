@@ -14,7 +14,8 @@ use super::datarobot::{deleted, folder_files, print};
 use super::models::progress;
 use super::remote::{enc, FormPart};
 use super::Target;
-use crate::api::datarobot::templates::{self as api, TemplateFilter};
+use crate::api::datarobot::templates::render_template;
+use crate::registry::catalogue::custom_template_rules::{TemplateFilter, MODEL_TEMPLATE_TYPE};
 use crate::registry::catalogue::custom_templates::admin_only;
 use crate::registry::{Error, NewFile};
 
@@ -87,7 +88,7 @@ pub fn custom_templates(target: &Target, cmd: CustomTemplatesCommand, as_json: b
             let filter = TemplateFilter { search, tag, template_type, template_sub_type, show_hidden, ..Default::default() };
             let items = match target {
                 Target::Local { registry, who } => {
-                    Value::Array(api::list_templates(registry, who, &filter)?.iter().map(api::render_template).collect())
+                    Value::Array(registry.list_custom_templates(who, &filter)?.iter().map(render_template).collect())
                 }
                 Target::Remote(remote) => {
                     let mut query = vec!["limit=1000".to_string()];
@@ -111,7 +112,7 @@ pub fn custom_templates(target: &Target, cmd: CustomTemplatesCommand, as_json: b
         }
         CustomTemplatesCommand::Show { id } => {
             let template = match target {
-                Target::Local { registry, who } => api::render_template(&registry.get_custom_template(who, &id)?),
+                Target::Local { registry, who } => render_template(&registry.get_custom_template(who, &id)?),
                 Target::Remote(remote) => remote.get_json(&template_path(&id))?,
             };
             print(&template, as_json, template_line);
@@ -128,7 +129,7 @@ pub fn custom_templates(target: &Target, cmd: CustomTemplatesCommand, as_json: b
                     fields.insert(key.into(), json!(v));
                 }
             }
-            fields.entry("templateType").or_insert_with(|| json!(api::MODEL_TEMPLATE_TYPE));
+            fields.entry("templateType").or_insert_with(|| json!(MODEL_TEMPLATE_TYPE));
             let mut files = folder_files(&folder)?;
             files.retain(|(path, _)| path != MANIFEST);
             let template = match target {
@@ -140,9 +141,9 @@ pub fn custom_templates(target: &Target, cmd: CustomTemplatesCommand, as_json: b
                     for (path, file) in &files {
                         stored.push(NewFile { path: path.clone(), digest: registry.put_blob(&mut File::open(file)?, None)? });
                     }
-                    let template = api::create_template(registry, who, &fields, Some(stored))?;
+                    let template = registry.create_template_from(who, &fields, Some(stored))?;
                     drop(guard);
-                    api::render_template(&template)
+                    render_template(&template)
                 }
                 Target::Remote(remote) => {
                     let mut parts: Vec<FormPart> = fields.iter().filter(|(_, v)| !v.is_null()).map(|(key, value)| FormPart::text(key, form_text(value))).collect();

@@ -22,7 +22,7 @@ use super::remote::{enc, Download, FormPart, Remote};
 use super::Target;
 use crate::api::datarobot::{
     conversions as conversion_api, dependencies as deps_api, environments as env_api, model_tests as test_api,
-    models as model_api, templates as template_api, versions as version_api,
+    models as model_api, versions as version_api,
 };
 use crate::registry::access::roles::{Access, EntityKind};
 use crate::registry::catalogue::custom_models::new_model;
@@ -395,7 +395,7 @@ pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: boo
             }
             let model = match target {
                 Target::Local { registry, who } => {
-                    let (model, _) = template_api::model_from_template(registry, who, &body)?;
+                    let (model, _) = registry.model_from_template(who, &body)?;
                     model_api::render_model(registry, who, &model)?
                 }
                 Target::Remote(remote) => {

@@ -4,7 +4,8 @@
 //! `custom_template_files`, migration 0005). A template is metadata plus a
 //! set of files (path -> blob, like a version's); a custom model template
 //! is what `POST customModels/fromModelTemplate/` makes a model and its
-//! first version from.
+//! first version from. What a template's fields may be, and how a model is
+//! made from one, are `custom_template_rules`.
 //!
 //! The built-ins live under `templates/<id>/` at the repository top: a
 //! `template.json` manifest (the same fields a create request sends) and
@@ -25,8 +26,8 @@ pub const MAX_TEAM_TEMPLATES: usize = 1000;
 pub const MAX_TEMPLATE_FILES: usize = 1000;
 /// What the built-ins name as their default environment: not an environment
 /// row but "a python environment of the caller's team" (see
-/// `api::datarobot::templates::template_environment`). An admin may create
-/// an environment with this id to pin it.
+/// `template_environment` in `custom_template_rules`). An admin may
+/// create an environment with this id to pin it.
 pub const RUNTIME_ENVIRONMENT_ID: &str = "modelreg-python";
 pub const RUNTIME_ENVIRONMENT_VERSION_ID: &str = "modelreg-python-latest";
 

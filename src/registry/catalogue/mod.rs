@@ -4,6 +4,7 @@
 
 pub mod bundles;
 pub mod custom_models;
+pub mod custom_template_rules;
 pub mod custom_templates;
 pub mod custom_versions;
 pub mod models;
