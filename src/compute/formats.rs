@@ -161,7 +161,7 @@ fn torchscript(registry: &Registry, version: &Version) -> Result<(), String> {
 fn has_zip_end(file: &mut crate::registry::Blob) -> bool {
     use std::io::{Read, Seek, SeekFrom};
     const TAIL: u64 = 22 + 65_535;
-    let len = file.len();
+    let Ok(len) = file.len() else { return false };
     let mut tail = Vec::new();
     let read = file.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_ok()
         && file.by_ref().take(TAIL).read_to_end(&mut tail).is_ok()

@@ -218,7 +218,7 @@ impl BlobStore for LocalBlobs {
         if !is_sha256_hex(sha256) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256 digest"));
         }
-        Blob::from_file(File::open(self.path_of(sha256))?)
+        Ok(Blob::from_file(File::open(self.path_of(sha256))?))
     }
 
     fn stat(&self, sha256: &str) -> io::Result<Option<u64>> {

@@ -190,7 +190,6 @@ pub trait BlobStore: Send + Sync {
 /// ranges. Built by a `BlobStore`; readers never learn where it lives.
 pub struct Blob {
     source: Source,
-    len: u64,
 }
 
 enum Source {
@@ -199,13 +198,17 @@ enum Source {
 }
 
 impl Blob {
-    pub fn from_file(file: File) -> io::Result<Blob> {
-        let len = file.metadata()?.len();
-        Ok(Blob { source: Source::File(file), len })
+    pub fn from_file(file: File) -> Blob {
+        Blob { source: Source::File(file) }
     }
 
-    pub fn len(&self) -> u64 {
-        self.len
+    /// Asked of the blob, not kept: most readers know the size from the
+    /// row that names the blob, and a zip of 1,000 files should not pay
+    /// 1,000 fstat calls for a figure nobody reads.
+    pub fn len(&self) -> io::Result<u64> {
+        match &self.source {
+            Source::File(file) => Ok(file.metadata()?.len()),
+        }
     }
 
     /// The open file behind the blob, where the store keeps it on local disk:
