@@ -150,6 +150,8 @@ fn a_backup_during_concurrent_uploads_restores_clean_with_every_acknowledged_upl
 
 #[test]
 fn gc_waits_for_a_backup_to_copy_what_its_snapshot_names() {
+    // the backup gate is compiled into debug builds only (backup.rs)
+    assert!(cfg!(debug_assertions), "MODELREG_TEST_BACKUP_GATE exists only in debug builds: run this test without --release");
     let server = Server::start();
     let model = new_model(&server, "short-lived");
     let bytes = weights(9, 9);
