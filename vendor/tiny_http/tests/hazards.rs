@@ -225,30 +225,62 @@ fn slow_client_is_disconnected() {
     assert!(elapsed < Duration::from_secs(3), "{:?}", elapsed);
 }
 
-#[test]
-fn trickling_client_is_disconnected() {
-    // each byte arrives within the read timeout, but the head as a whole does not
-    let (_server, addr) = start(short_timeouts(), echo_method);
-    let mut stream = connect(addr);
+/// Short read timeouts and a head deadline well under the trickle below: a
+/// client that sends a byte every 50 ms never lets a 200 ms read time out, so
+/// only the head deadline can end it while it still sends.
+fn short_head_deadline() -> ConnectionLimits {
+    ConnectionLimits {
+        head_timeout: Some(HEAD_DEADLINE),
+        ..short_timeouts()
+    }
+}
+
+const HEAD_DEADLINE: Duration = Duration::from_millis(500);
+/// How long the trickling clients keep sending.
+const TRICKLE_FOR: Duration = Duration::from_secs(2);
+
+/// Sends `bytes` one every 50 ms for up to `TRICKLE_FOR`, watching the
+/// connection after each: when the server answered or closed it while the
+/// client was still sending, how long after the start (None: it did not).
+fn trickle(stream: &mut TcpStream, bytes: impl Iterator<Item = u8>) -> Option<Duration> {
     let started = Instant::now();
-    let mut closed = false;
-    for byte in b"GET / HTTP/1.1\r\nX-Slow: ".iter().cycle().take(200) {
-        if stream.write_all(&[*byte]).is_err() {
-            closed = true;
+    stream.set_nonblocking(true).unwrap();
+    let mut ended = None;
+    for byte in bytes {
+        if stream.write_all(&[byte]).is_err() {
+            ended = Some(started.elapsed());
             break;
         }
         thread::sleep(Duration::from_millis(50));
-        if started.elapsed() > Duration::from_secs(2) {
+        match stream.peek(&mut [0u8; 1]) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // an answer, a close or a reset
+            _ => {
+                ended = Some(started.elapsed());
+                break;
+            }
+        }
+        if started.elapsed() > TRICKLE_FOR {
             break;
         }
     }
+    stream.set_nonblocking(false).unwrap();
+    ended
+}
+
+#[test]
+fn trickling_client_is_disconnected() {
+    // each byte arrives within the read timeout, but the head as a whole does
+    // not: the head deadline fires while the client is still sending (the read
+    // timeout could only fire once it stops, after TRICKLE_FOR)
+    let (_server, addr) = start(short_head_deadline(), echo_method);
+    let mut stream = connect(addr);
+    let head = b"GET / HTTP/1.1\r\nX-Slow: ".iter().copied().cycle();
+    let ended = trickle(&mut stream, head);
     let response = read_to_close(&mut stream);
-    assert!(
-        closed || response.starts_with("HTTP/1.1 408"),
-        "{}",
-        response
-    );
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let ended = ended.unwrap_or_else(|| panic!("still open after {:?} of trickling: not the head deadline ({:?})", TRICKLE_FOR, response));
+    assert!(ended >= HEAD_DEADLINE && ended < HEAD_DEADLINE * 2, "ended after {:?}, head deadline {:?}", ended, HEAD_DEADLINE);
+    assert!(response.starts_with("HTTP/1.1 408"), "{}", response);
 }
 
 #[test]
@@ -387,23 +419,16 @@ fn zero_timeouts_are_refused() {
 
 #[test]
 fn trickled_small_body_is_cut_off() {
-    // a small body is read together with the head, within the same read timeout
-    let (_server, addr) = start(short_timeouts(), echo_method);
+    // a small body is read together with the head, within the head deadline:
+    // it fires while the client still sends (see trickling_client_is_disconnected)
+    let (_server, addr) = start(short_head_deadline(), echo_method);
     let mut stream = connect(addr);
     stream
         .write_all(b"POST / HTTP/1.1\r\nContent-Length: 500\r\n\r\n")
         .unwrap();
-    let started = Instant::now();
-    for _ in 0..100 {
-        if stream.write_all(b"x").is_err() {
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-        if started.elapsed() > Duration::from_secs(2) {
-            break;
-        }
-    }
+    let ended = trickle(&mut stream, std::iter::repeat(b'x').take(100));
     let response = read_to_close(&mut stream);
+    let ended = ended.unwrap_or_else(|| panic!("still open after {:?} of trickling: not the head deadline ({:?})", TRICKLE_FOR, response));
+    assert!(ended >= HEAD_DEADLINE && ended < HEAD_DEADLINE * 2, "ended after {:?}, head deadline {:?}", ended, HEAD_DEADLINE);
     assert!(response.starts_with("HTTP/1.1 408"), "{}", response);
-    assert!(started.elapsed() < Duration::from_secs(3));
 }
