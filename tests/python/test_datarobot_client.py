@@ -19,6 +19,13 @@ URL = os.environ["MODELREG_URL"]
 TOKEN = os.environ["MODELREG_TOKEN"]
 
 
+def check(cond, what):
+    """An assertion PYTHONOPTIMIZE cannot remove (a bare `assert` vanishes
+    under -O while the script still reports success)."""
+    if not cond:
+        raise AssertionError(what)
+
+
 def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
@@ -30,7 +37,7 @@ def fails_with(status, what, call, *args):
     try:
         call(*args)
     except dr.errors.ClientError as e:
-        assert e.status_code == status, (what, e.status_code, e)
+        check(e.status_code == status, (what, e.status_code, e))
         return
     raise AssertionError(what)
 
@@ -52,16 +59,16 @@ def run(tmp):
     write(os.path.join(ctx, "Dockerfile"), b"FROM python:3.11-slim\nRUN pip install flask\n")
     write(os.path.join(ctx, "start_server.sh"), b"#!/bin/sh\nexec python -m flask run\n")
     env_version = dr.ExecutionEnvironmentVersion.create(env.id, ctx, label="v1", description="first", max_wait=60)
-    assert env_version.build_status == "success", env_version.build_status
+    check(env_version.build_status == "success", env_version.build_status)
     log = env_version.get_build_log()
-    assert "python:3.11-slim" in log[0], log
-    assert env.id in [e.id for e in dr.ExecutionEnvironment.list(search_for="Python")]
-    assert [v.id for v in dr.ExecutionEnvironmentVersion.list(env.id)] == [env_version.id]
+    check("python:3.11-slim" in log[0], log)
+    check(env.id in [e.id for e in dr.ExecutionEnvironment.list(search_for="Python")], 'env.id in [e.id for e in dr.ExecutionEnvironment.list(search_for="Python")]')
+    check([v.id for v in dr.ExecutionEnvironmentVersion.list(env.id)] == [env_version.id], '[v.id for v in dr.ExecutionEnvironmentVersion.list(env.id)] == [env_version.id]')
     env.refresh()
-    assert env.latest_successful_version.id == env_version.id
+    check(env.latest_successful_version.id == env_version.id, 'env.latest_successful_version.id == env_version.id')
     env_version.download(os.path.join(tmp, "ctx-download.zip"))
     env.update(description="updated")
-    assert env.description == "updated"
+    check(env.description == "updated", 'env.description == "updated"')
 
     # Regression and binary custom models.
     reg = dr.CustomInferenceModel.create(
@@ -71,7 +78,7 @@ def run(tmp):
         name="Churn", target_type=dr.TARGET_TYPE.BINARY, target_name="churned",
         positive_class_label="yes", negative_class_label="no",
     )
-    assert binary.positive_class_label == "yes"
+    check(binary.positive_class_label == "yes", 'binary.positive_class_label == "yes"')
 
     # A clean version from a folder with start_server.sh, a model file and requirements.txt.
     folder = os.path.join(tmp, "model")
@@ -80,9 +87,9 @@ def run(tmp):
     write(os.path.join(folder, "requirements.txt"), b"pandas==1.5.3\nscikit-learn>=1.0,<2\n")
     write(os.path.join(folder, "src", "helpers.py"), b"def f():\n    return 1\n")
     v1 = dr.CustomModelVersion.create_clean(reg.id, base_environment_id=env.id, folder_path=folder)
-    assert (v1.version_major, v1.version_minor) == (1, 0)
-    assert sorted(i.file_path for i in v1.items) == ["model.pkl", "requirements.txt", "src/helpers.py", "start_server.sh"]
-    assert [d.package_name for d in v1.dependencies] == ["pandas", "scikit-learn"]
+    check((v1.version_major, v1.version_minor) == (1, 0), '(v1.version_major, v1.version_minor) == (1, 0)')
+    check(sorted(i.file_path for i in v1.items) == ["model.pkl", "requirements.txt", "src/helpers.py", "start_server.sh"], 'sorted(i.file_path for i in v1.items) == ["model.pkl", "requirements.txt", "src/helpers.py", "start_server.sh"]')
+    check([d.package_name for d in v1.dependencies] == ["pandas", "scikit-learn"], '[d.package_name for d in v1.dependencies] == ["pandas", "scikit-learn"]')
 
     # Derive a version that adds and deletes files.
     extra = os.path.join(tmp, "extra.py")
@@ -92,14 +99,14 @@ def run(tmp):
         reg.id, base_environment_id=env.id, is_major_update=False,
         files=[(extra, "src/extra.py")], files_to_delete=[helpers.id],
     )
-    assert (v2.version_major, v2.version_minor) == (1, 1)
-    assert sorted(i.file_path for i in v2.items) == ["model.pkl", "requirements.txt", "src/extra.py", "start_server.sh"]
+    check((v2.version_major, v2.version_minor) == (1, 1), '(v2.version_major, v2.version_minor) == (1, 1)')
+    check(sorted(i.file_path for i in v2.items) == ["model.pkl", "requirements.txt", "src/extra.py", "start_server.sh"], 'sorted(i.file_path for i in v2.items) == ["model.pkl", "requirements.txt", "src/extra.py", "start_server.sh"]')
 
     # List and get versions and their items.
     versions = dr.CustomModelVersion.list(reg.id)
-    assert [v.id for v in versions] == [v2.id, v1.id]
+    check([v.id for v in versions] == [v2.id, v1.id], '[v.id for v in versions] == [v2.id, v1.id]')
     got = dr.CustomModelVersion.get(reg.id, v1.id)
-    assert got.is_frozen and len(got.items) == 4
+    check(got.is_frozen and len(got.items) == 4, 'got.is_frozen and len(got.items) == 4')
 
     # Download and compare bytes.
     zpath = os.path.join(tmp, "v1.zip")
@@ -108,28 +115,28 @@ def run(tmp):
     with zipfile.ZipFile(zpath) as z:
         z.extractall(out)
     for rel in ["model.pkl", "requirements.txt", "src/helpers.py", "start_server.sh"]:
-        assert filecmp.cmp(os.path.join(folder, rel), os.path.join(out, rel), shallow=False), rel
+        check(filecmp.cmp(os.path.join(folder, rel), os.path.join(out, rel), shallow=False), rel)
     reg.download_latest_version(os.path.join(tmp, "latest.zip"))
     with zipfile.ZipFile(os.path.join(tmp, "latest.zip")) as z:
-        assert z.read("src/extra.py") == b"X = 1\n"
+        check(z.read("src/extra.py") == b"X = 1\n", 'z.read("src/extra.py") == b"X = 1\\n"')
 
     # Update the model and a version.
     reg.update(description="predicts prices", name="Prices")
-    assert reg.name == "Prices"
+    check(reg.name == "Prices", 'reg.name == "Prices"')
     got.update(description="the first one")
-    assert got.description == "the first one"
+    check(got.description == "the first one", 'got.description == "the first one"')
     got.update()
 
     # Copy, list, access, delete.
     copy = dr.CustomInferenceModel.copy_custom_model(reg.id)
-    assert copy.id != reg.id and copy.latest_version.label == "v1.1"
+    check(copy.id != reg.id and copy.latest_version.label == "v1.1", 'copy.id != reg.id and copy.latest_version.label == "v1.1"')
     listed = [m.id for m in dr.CustomInferenceModel.list()]
-    assert {reg.id, binary.id, copy.id} <= set(listed)
-    assert dr.CustomInferenceModel.get(reg.id).name == "Prices"
+    check({reg.id, binary.id, copy.id} <= set(listed), '{reg.id, binary.id, copy.id} <= set(listed)')
+    check(dr.CustomInferenceModel.get(reg.id).name == "Prices", 'dr.CustomInferenceModel.get(reg.id).name == "Prices"')
     access = reg.get_access_list()
-    assert [(a.username, a.role) for a in access] == [("admin", "OWNER")], access
+    check([(a.username, a.role) for a in access] == [("admin", "OWNER")], access)
     env_access = env.get_access_list()
-    assert env_access[0].role == "OWNER"
+    check(env_access[0].role == "OWNER", 'env_access[0].role == "OWNER"')
     copy.delete()
     binary.delete()
     fails_with(404, "deleted model still readable", dr.CustomInferenceModel.get, copy.id)
@@ -154,22 +161,22 @@ def run_datasets(tmp):
     csv_path = os.path.join(tmp, "houses.csv")
     write(csv_path, HOUSES)
     dataset = dr.Dataset.create_from_file(file_path=csv_path)
-    assert dataset.processing_state == "COMPLETED", dataset.processing_state
-    assert dataset.row_count == 3, dataset.row_count
-    assert dataset.name == "houses.csv" and dataset.size == len(HOUSES)
+    check(dataset.processing_state == "COMPLETED", dataset.processing_state)
+    check(dataset.row_count == 3, dataset.row_count)
+    check(dataset.name == "houses.csv" and dataset.size == len(HOUSES), 'dataset.name == "houses.csv" and dataset.size == len(HOUSES)')
     got = dr.Dataset.get(dataset.id)
-    assert (got.row_count, got.processing_state, got.version_id) == (3, "COMPLETED", dataset.version_id)
+    check((got.row_count, got.processing_state, got.version_id) == (3, "COMPLETED", dataset.version_id), '(got.row_count, got.processing_state, got.version_id) == (3, "COMPLETED", dataset.version_id)')
     out = os.path.join(tmp, "houses-copy.csv")
     got.get_file(file_path=out)
-    assert filecmp.cmp(csv_path, out, shallow=False)
+    check(filecmp.cmp(csv_path, out, shallow=False), 'filecmp.cmp(csv_path, out, shallow=False)')
 
     # With categories the client PATCHes the new dataset and reads them back.
     tagged = dr.Dataset.create_from_file(file_path=csv_path, categories=["TRAINING"])
-    assert tagged.categories == ["TRAINING"], tagged.categories
-    assert [d.id for d in dr.Dataset.list(category="TRAINING")] == [tagged.id]
-    assert {dataset.id, tagged.id} <= {d.id for d in dr.Dataset.list()}
+    check(tagged.categories == ["TRAINING"], tagged.categories)
+    check([d.id for d in dr.Dataset.list(category="TRAINING")] == [tagged.id], '[d.id for d in dr.Dataset.list(category="TRAINING")] == [tagged.id]')
+    check({dataset.id, tagged.id} <= {d.id for d in dr.Dataset.list()}, '{dataset.id, tagged.id} <= {d.id for d in dr.Dataset.list()}')
     tagged.modify(name="Houses")
-    assert dr.Dataset.get(tagged.id).name == "Houses"
+    check(dr.Dataset.get(tagged.id).name == "Houses", 'dr.Dataset.get(tagged.id).name == "Houses"')
     dr.Dataset.delete(tagged.id)
     fails_with(404, "deleted dataset still readable", dr.Dataset.get, tagged.id)
 
@@ -180,10 +187,10 @@ def run_datasets(tmp):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.assign_training_data(dataset.id, partition_column="partition")
-    assert model.training_dataset_id == dataset.id, model.training_dataset_id
-    assert model.training_data_partition_column == "partition"
-    assert model.training_data_assignment_in_progress is False
-    assert dr.CustomInferenceModel.get(model.id).training_dataset_version_id == dataset.version_id
+    check(model.training_dataset_id == dataset.id, model.training_dataset_id)
+    check(model.training_data_partition_column == "partition", 'model.training_data_partition_column == "partition"')
+    check(model.training_data_assignment_in_progress is False, 'model.training_data_assignment_in_progress is False')
+    check(dr.CustomInferenceModel.get(model.id).training_dataset_version_id == dataset.version_id, 'dr.CustomInferenceModel.get(model.id).training_dataset_version_id == dataset.version_id')
 
     # Training data on versions, for a model that keeps it there.
     env = next(e for e in dr.ExecutionEnvironment.list(search_for="Python") if e.latest_successful_version)
@@ -197,12 +204,12 @@ def run_datasets(tmp):
         versioned.id, base_environment_id=env.id, folder_path=folder,
         training_dataset_id=dataset.id, partition_column="partition",
     )
-    assert v1.training_data.dataset_id == dataset.id, v1.training_data
-    assert v1.training_data.assignment_in_progress is False
-    assert v1.holdout_data.partition_column == "partition"
+    check(v1.training_data.dataset_id == dataset.id, v1.training_data)
+    check(v1.training_data.assignment_in_progress is False, 'v1.training_data.assignment_in_progress is False')
+    check(v1.holdout_data.partition_column == "partition", 'v1.holdout_data.partition_column == "partition"')
     v2 = dr.CustomModelVersion.create_from_previous(versioned.id, base_environment_id=env.id, is_major_update=False)
-    assert v2.training_data.dataset_id == dataset.id, "a derived version keeps its training data"
-    assert dr.CustomModelVersion.get(versioned.id, v2.id).holdout_data.partition_column == "partition"
+    check(v2.training_data.dataset_id == dataset.id, "a derived version keeps its training data")
+    check(dr.CustomModelVersion.get(versioned.id, v2.id).holdout_data.partition_column == "partition", 'dr.CustomModelVersion.get(versioned.id, v2.id).holdout_data.partition_column == "partition"')
 
 
 SCORE = b"""import pandas as pd
@@ -238,8 +245,8 @@ def run_compute(tmp, env):
     write(os.path.join(slow_dir, "custom.py"), SLOW)
     slow = dr.CustomModelVersion.create_clean(model.id, base_environment_id=env.id, folder_path=slow_dir)
     slow_test = dr.CustomModelTest.create(model.id, slow.id, dataset_id=dataset.id, max_wait=None)
-    assert slow_test.overall_status == "in_progress", slow_test.overall_status
-    assert slow_test.custom_model_image_id
+    check(slow_test.overall_status == "in_progress", slow_test.overall_status)
+    check(slow_test.custom_model_image_id, 'slow_test.custom_model_image_id')
 
     # ...so a dependency build waits in the queue, and can be cancelled there.
     queued_dir = os.path.join(tmp, "queued")
@@ -247,15 +254,15 @@ def run_compute(tmp, env):
     write(os.path.join(queued_dir, "requirements.txt"), b"tabulate==0.9.0\n")
     queued = dr.CustomModelVersion.create_clean(model.id, base_environment_id=env.id, folder_path=queued_dir)
     build = dr.CustomModelVersionDependencyBuild.start_build(model.id, queued.id, max_wait=None)
-    assert build.build_status in ("submitted", "processing"), build.build_status
+    check(build.build_status in ("submitted", "processing"), build.build_status)
     build.cancel()
-    assert dr.CustomModelVersionDependencyBuild.get_build_info(model.id, queued.id).build_status == "failed"
+    check(dr.CustomModelVersionDependencyBuild.get_build_info(model.id, queued.id).build_status == "failed", 'dr.CustomModelVersionDependencyBuild.get_build_info(model.id, queued.id).build_status == "failed"')
 
     listed = dr.CustomModelTest.list(model.id)
-    assert [t.id for t in listed] == [slow_test.id]
+    check([t.id for t in listed] == [slow_test.id], '[t.id for t in listed] == [slow_test.id]')
     slow_test.cancel()
     slow_test.refresh()
-    assert slow_test.overall_status == "canceled", slow_test.overall_status
+    check(slow_test.overall_status == "canceled", slow_test.overall_status)
     fails_with(409, "a finished test was cancelled twice", slow_test.cancel)
 
     # A version with a requirements.txt: build its dependencies, then test it.
@@ -264,20 +271,20 @@ def run_compute(tmp, env):
     write(os.path.join(folder, "requirements.txt"), b"tabulate==0.9.0\n")
     version = dr.CustomModelVersion.create_clean(model.id, base_environment_id=env.id, folder_path=folder)
     build = dr.CustomModelVersionDependencyBuild.start_build(model.id, version.id, max_wait=600)
-    assert build.build_status == "success", build.get_log()
-    assert "tabulate" in build.get_log()
+    check(build.build_status == "success", build.get_log())
+    check("tabulate" in build.get_log(), '"tabulate" in build.get_log()')
 
     test = dr.CustomModelTest.create(model.id, version.id, dataset_id=dataset.id, max_wait=600)
-    assert test.overall_status == "succeeded", (test.overall_status, test.detailed_status)
-    for check in ("error_check", "long_running_service", "null_value_imputation", "side_effects"):
-        assert test.detailed_status[check]["status"] == "succeeded", (check, test.detailed_status)
-    assert [t.id for t in dr.CustomModelTest.list(model.id)][0] == test.id
+    check(test.overall_status == "succeeded", (test.overall_status, test.detailed_status))
+    for name in ("error_check", "long_running_service", "null_value_imputation", "side_effects"):
+        check(test.detailed_status[name]["status"] == "succeeded", (name, test.detailed_status))
+    check([t.id for t in dr.CustomModelTest.list(model.id)][0] == test.id, '[t.id for t in dr.CustomModelTest.list(model.id)][0] == test.id')
     again = dr.CustomModelTest.get(test.id)
-    assert again.dataset_id == dataset.id and again.custom_model_image_id == test.custom_model_image_id
+    check(again.dataset_id == dataset.id and again.custom_model_image_id == test.custom_model_image_id, 'again.dataset_id == dataset.id and again.custom_model_image_id == test.custom_model_image_id')
     log = again.get_log()
-    assert "errorCheck passed" in log, log
+    check("errorCheck passed" in log, log)
     tail = again.get_log_tail()
-    assert "Overall: succeeded" in tail, tail
+    check("Overall: succeeded" in tail, tail)
 
 
 def run_feature_impact(tmp, env):
@@ -304,10 +311,10 @@ def score(data, model, **kwargs):
     model.assign_training_data(dataset.id)
     version.calculate_feature_impact(max_wait=600)
     impacts = version.get_feature_impact()
-    assert [f["featureName"] for f in impacts] == ["x1", "x2", "x3"], impacts
-    assert impacts[0]["impactNormalized"] == 1.0 and abs(impacts[2]["impactNormalized"]) < 1e-9, impacts
+    check([f["featureName"] for f in impacts] == ["x1", "x2", "x3"], impacts)
+    check(impacts[0]["impactNormalized"] == 1.0 and abs(impacts[2]["impactNormalized"]) < 1e-9, impacts)
     with_metadata = version.get_feature_impact(with_metadata=True)
-    assert with_metadata["count"] == 3 and with_metadata["shapBased"] is False, with_metadata
+    check(with_metadata["count"] == 3 and with_metadata["shapBased"] is False, with_metadata)
 
 MAIN_JAVA = b"""package com.example;
 
@@ -347,12 +354,12 @@ def run_conversions(tmp, env):
     # With max_wait the client polls the POST's Location until its 303.
     second = Conversion.run_conversion(model.id, version.id, main, max_wait=120)
     got = Conversion.get(model.id, version.id, second)
-    assert got.id == second and got.custom_model_version_id == version.id, got
-    assert got.conversion_succeeded is True and got.conversion_in_progress is False, (got.conversion_succeeded, got.log_message)
-    assert got.should_stop is False and got.main_program_item_id == main
-    assert "Conversion succeeded." in got.log_message, got.log_message
-    assert [c.id for c in Conversion.list(model.id, version.id)] == [second, first]
-    assert Conversion.get_latest(model.id, version.id).id == second
+    check(got.id == second and got.custom_model_version_id == version.id, got)
+    check(got.conversion_succeeded is True and got.conversion_in_progress is False, (got.conversion_succeeded, got.log_message))
+    check(got.should_stop is False and got.main_program_item_id == main, 'got.should_stop is False and got.main_program_item_id == main')
+    check("Conversion succeeded." in got.log_message, got.log_message)
+    check([c.id for c in Conversion.list(model.id, version.id)] == [second, first], '[c.id for c in Conversion.list(model.id, version.id)] == [second, first]')
+    check(Conversion.get_latest(model.id, version.id).id == second, 'Conversion.get_latest(model.id, version.id).id == second')
     try:
         Conversion.stop_conversion(model.id, version.id, second)
         raise AssertionError("a finished conversion was stopped")
@@ -362,7 +369,7 @@ def run_conversions(tmp, env):
         Conversion.run_conversion(model.id, version.id, items["report.sas"])
         raise AssertionError("a SAS program was accepted")
     except dr.errors.ClientError as e:
-        assert e.status_code == 422 and "no SAS compiler" in str(e), e
+        check(e.status_code == 422 and "no SAS compiler" in str(e), e)
 def run_templates(tmp):
     """Custom templates: the built-ins, and one of the team's own made,
     updated and deleted with the client's own calls."""
@@ -370,15 +377,15 @@ def run_templates(tmp):
 
     builtins = dr.CustomTemplate.list()
     ids = [t.id for t in builtins]
-    assert {"python3-regression", "python3-binary", "python3-unstructured-echo", "python3-sklearn-regression"} <= set(ids), ids
-    assert [t.id for t in dr.CustomTemplate.list(template_sub_type="Binary")] == ["python3-binary"]
-    assert [t.id for t in dr.CustomTemplate.list(search="scikit", offset=0, limit=10)] == ["python3-sklearn-regression"]
+    check({"python3-regression", "python3-binary", "python3-unstructured-echo", "python3-sklearn-regression"} <= set(ids), ids)
+    check([t.id for t in dr.CustomTemplate.list(template_sub_type="Binary")] == ["python3-binary"], '[t.id for t in dr.CustomTemplate.list(template_sub_type="Binary")] == ["python3-binary"]')
+    check([t.id for t in dr.CustomTemplate.list(search="scikit", offset=0, limit=10)] == ["python3-sklearn-regression"], '[t.id for t in dr.CustomTemplate.list(search="scikit", offset=0, limit=10)] == ["python3-sklearn-regression"]')
     ordered = dr.CustomTemplate.list(order_by=dr.enums.ListCustomTemplatesSortQueryParams.NAME_ASCENDING)
-    assert [t.name for t in ordered] == sorted((t.name for t in ordered), key=str.lower)
+    check([t.name for t in ordered] == sorted((t.name for t in ordered), key=str.lower), '[t.name for t in ordered] == sorted((t.name for t in ordered), key=str.lower)')
     regression = dr.CustomTemplate.get("python3-regression")
-    assert regression.template_type == "customModel" and regression.enabled
-    assert regression.default_environment["environment_id"] == "modelreg-python"
-    assert b"def score(" in regression.download_content(filename="custom.py")
+    check(regression.template_type == "customModel" and regression.enabled, 'regression.template_type == "customModel" and regression.enabled')
+    check(regression.default_environment["environment_id"] == "modelreg-python", 'regression.default_environment["environment_id"] == "modelreg-python"')
+    check(b"def score(" in regression.download_content(filename="custom.py"), 'b"def score(" in regression.download_content(filename="custom.py")')
 
     # A team template from a folder: the client zips it.
     env = dr.ExecutionEnvironment.list(search_for="Python")[0]
@@ -396,19 +403,19 @@ def run_templates(tmp):
         default_environment=DefaultEnvironment(environment_id=env.id, environment_version_id=env_version.id),
         file=folder, enabled=True,
     )
-    assert created.name == "Ours" and created.template_metadata["tags"] == ["ours"], created.template_metadata
-    assert created.default_environment["environment_version_id"] == env_version.id
-    assert sorted(i["name"] for i in created.items) == ["custom.py", "src/helpers.py"], created.items
-    assert created.id in [t.id for t in dr.CustomTemplate.list(tag="ours")]
+    check(created.name == "Ours" and created.template_metadata["tags"] == ["ours"], created.template_metadata)
+    check(created.default_environment["environment_version_id"] == env_version.id, 'created.default_environment["environment_version_id"] == env_version.id')
+    check(sorted(i["name"] for i in created.items) == ["custom.py", "src/helpers.py"], created.items)
+    check(created.id in [t.id for t in dr.CustomTemplate.list(tag="ours")], 'created.id in [t.id for t in dr.CustomTemplate.list(tag="ours")]')
 
     created.update(name="Ours, renamed", description="renamed")
     again = dr.CustomTemplate.get(created.id)
-    assert (again.name, again.description) == ("Ours, renamed", "renamed")
+    check((again.name, again.description) == ("Ours, renamed", "renamed"), '(again.name, again.description) == ("Ours, renamed", "renamed")')
     replacement = os.path.join(tmp, "template2")
     write(os.path.join(replacement, "custom.py"), b"def load_model(code_dir):\n    return 2\n")
     again.update(file=replacement)
-    assert [i["name"] for i in again.items] == ["custom.py"], again.items
-    assert b"return 2" in again.download_content(filename="custom.py")
+    check([i["name"] for i in again.items] == ["custom.py"], again.items)
+    check(b"return 2" in again.download_content(filename="custom.py"), 'b"return 2" in again.download_content(filename="custom.py")')
 
     # A model from it (the route client 3.20 has no method for), then delete.
     made = dr.client.get_client().post(
@@ -416,9 +423,9 @@ def run_templates(tmp):
         data={"templateId": created.id, "resourceBundleId": "cpu.small", "secretConfigId": "none"},
     ).json()
     model = dr.CustomInferenceModel.get(made["customModelId"])
-    assert model.name == "Ours, renamed" and model.target_name == "y"
-    assert model.latest_version.id == made["customModelVersionId"]
-    assert model.latest_version.base_environment_version_id == env_version.id
+    check(model.name == "Ours, renamed" and model.target_name == "y", 'model.name == "Ours, renamed" and model.target_name == "y"')
+    check(model.latest_version.id == made["customModelVersionId"], 'model.latest_version.id == made["customModelVersionId"]')
+    check(model.latest_version.base_environment_version_id == env_version.id, 'model.latest_version.base_environment_version_id == env_version.id')
     model.delete()
 
     again.delete()
