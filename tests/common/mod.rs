@@ -534,3 +534,21 @@ esac
     );
     write_script(&state.join("docker"), &body)
 }
+
+/// Whether this is a CI run (`CI` set), where a host that allows the
+/// stronger branch of a host-dependent test must take it.
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// Says which branch of a host-dependent test ran, where a person sees it:
+/// on the terminal (/dev/tty) when there is one, since libtest swallows a
+/// passing test's stderr; on stderr as well (shown with `--nocapture` and
+/// when the test fails).
+pub fn host_note(test: &str, note: &str) {
+    let line = format!("NOTE {test}: {note}\n");
+    if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+        let _ = tty.write_all(line.as_bytes());
+    }
+    eprint!("{line}");
+}
