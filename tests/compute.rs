@@ -393,15 +393,12 @@ fn a_model_over_its_memory_limit_fails_saying_so() {
     let setup = regression_setup(&s, "memory_hog");
     let test = run_setup(&s, &setup, json!({"maximumMemory": 134217728}));
     let log = test_log(&s, test["id"].as_str().unwrap());
-    assert_eq!(test["overallStatus"], "failed", "{test}\n--- log\n{log}");
-    assert_eq!(test["maximumMemory"], 134217728);
-    // The server started: it was scoring that broke the limit.
-    assert!(log.contains("answered GET /"), "{log}");
-    let message = check_is(&test, "errorCheck", "failed");
+    // Which limit the model ran under: a cgroup, or where the host allows
+    // none, setrlimit. Less than the host allows fails anywhere; a host
+    // that allows no cgroup is the weaker branch outside CI only.
     let report = containment(&log);
-    if report.ends_with("; memory cgroup") {
-        // The check a person reads says why, not just "disconnected".
-        assert!(message.contains("killed for exceeding its memory limit (maximumMemory 134217728 bytes)"), "{message}\n--- log\n{log}");
+    let cgroup = report.ends_with("; memory cgroup");
+    if cgroup {
         common::host_note("a_model_over_its_memory_limit_fails_saying_so", "limited by a memory cgroup");
     } else {
         assert!(report.contains("memory rlimit-data"), "the memory was limited neither by a cgroup nor by setrlimit: {report}\n--- log\n{log}");
@@ -410,8 +407,19 @@ fn a_model_over_its_memory_limit_fails_saying_so() {
             Ok(()) => "CAN make a memory cgroup".to_string(),
             Err(e) => format!("cannot make a memory cgroup either ({e})"),
         });
-        assert!(!(common::under_ci() && host.is_ok()), "under CI: {note}\n--- log\n{log}");
+        assert!(host.is_err(), "{note}\n--- log\n{log}");
+        assert!(!common::under_ci(), "under CI the host must allow a memory cgroup: {note}\n--- log\n{log}");
         common::host_note("a_model_over_its_memory_limit_fails_saying_so", &note);
+    }
+    assert_eq!(test["overallStatus"], "failed", "{test}\n--- log\n{log}");
+    assert_eq!(test["maximumMemory"], 134217728);
+    // The server started: it was scoring that broke the limit.
+    assert!(log.contains("answered GET /"), "{log}");
+    let message = check_is(&test, "errorCheck", "failed");
+    if cgroup {
+        // The check a person reads says why, not just "disconnected".
+        assert!(message.contains("killed for exceeding its memory limit (maximumMemory 134217728 bytes)"), "{message}\n--- log\n{log}");
+    } else {
         // Only setrlimit: Python raises MemoryError, which DRUM reports.
         assert!(message.contains("MemoryError") || log.contains("MemoryError"), "{message}\n--- log\n{log}");
     }
@@ -440,7 +448,10 @@ fn a_model_sees_its_own_pid_namespace_in_proc() {
         Ok(()) => "CAN make one (unshare --pid --fork --mount-proc)".to_string(),
         Err(e) => format!("cannot make one either ({e})"),
     });
-    assert!(!(common::under_ci() && host.is_ok()), "under CI: {note}\n--- log\n{log}");
+    // Less than the host allows fails anywhere; a host that allows none
+    // is a skip outside CI only.
+    assert!(host.is_err(), "{note}\n--- log\n{log}");
+    assert!(!common::under_ci(), "under CI the host must allow a PID namespace: {note}\n--- log\n{log}");
     common::host_note("a_model_sees_its_own_pid_namespace_in_proc", &note);
 }
 
