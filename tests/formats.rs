@@ -53,11 +53,13 @@ fn converters_python() -> PathBuf {
         .clone()
 }
 
-/// The version of the distribution `name` in the converters runtime, as
-/// its own package metadata says (not as modelreg reports it).
+/// The version of the package that provides the module `name` in the
+/// converters runtime, as its installed metadata says (not as modelreg
+/// reports it): TensorFlow may be installed as `tensorflow-cpu`.
 fn installed_version(name: &str) -> String {
+    let code = "import importlib.metadata as m, sys; print(m.version(m.packages_distributions()[sys.argv[1]][0]))";
     let out = Command::new(converters_python())
-        .args(["-c", "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))", name])
+        .args(["-c", code, name])
         .output()
         .unwrap();
     assert!(out.status.success(), "no version of {name} in the converters runtime: {}", String::from_utf8_lossy(&out.stderr));
