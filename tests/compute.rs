@@ -428,8 +428,9 @@ fn a_model_over_its_memory_limit_fails_saying_so() {
 /// A model in its own PID namespace sees a /proc of that namespace: DRUM's
 /// resource monitor calls psutil.Process(), which reads /proc/<getpid()>.
 /// `/proc/self == getpid()` also holds with no namespace at all, so the
-/// containment report in the log says whether there was one; under CI a
-/// host that can make one (probed with `unshare`) must get one.
+/// containment report in the log says whether there was one. A host that
+/// can make one (probed with `unshare`) must get one; under CI every host
+/// must.
 #[test]
 fn a_model_sees_its_own_pid_namespace_in_proc() {
     let s = Server::start_compute(&[]);

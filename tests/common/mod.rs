@@ -542,13 +542,9 @@ pub fn under_ci() -> bool {
 }
 
 /// Says which branch of a host-dependent test ran, where a person sees it:
-/// on the terminal (/dev/tty) when there is one, since libtest swallows a
-/// passing test's stderr; on stderr as well (shown with `--nocapture` and
-/// when the test fails).
+/// libtest captures `print!`/`eprint!` of a passing test, so the line is
+/// written to the process's stderr handle itself, which it does not capture
+/// (it reaches a terminal and a CI log alike).
 pub fn host_note(test: &str, note: &str) {
-    let line = format!("NOTE {test}: {note}\n");
-    if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
-        let _ = tty.write_all(line.as_bytes());
-    }
-    eprint!("{line}");
+    let _ = writeln!(std::io::stderr(), "NOTE {test}: {note}");
 }
