@@ -547,3 +547,17 @@ esac
     );
     write_script(&state.join("docker"), &body)
 }
+
+/// Whether this is a CI run (`CI` set), where a host that allows the
+/// stronger branch of a host-dependent test must take it.
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// Says which branch of a host-dependent test ran, where a person sees it:
+/// libtest captures `print!`/`eprint!` of a passing test, so the line is
+/// written to the process's stderr handle itself, which it does not capture
+/// (it reaches a terminal and a CI log alike).
+pub fn host_note(test: &str, note: &str) {
+    let _ = writeln!(std::io::stderr(), "NOTE {test}: {note}");
+}
