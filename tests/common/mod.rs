@@ -466,16 +466,13 @@ pub fn client_python_or_skip() -> Option<PathBuf> {
 
 /// For a test whose host lacks `what` (for `reason`): under `CI` a failure,
 /// since .ci/run provides what the tests need; elsewhere the caller skips,
-/// and this says so on the terminal. libtest captures `print!`/`eprint!` of a
-/// passing test, so the line is written to the process's stderr handle
-/// itself, which libtest does not capture (it reaches a terminal and a CI log
-/// alike).
+/// and this says so on the terminal (see `host_note`).
 pub fn skip_outside_ci(what: &str, reason: &str) {
     let test = std::thread::current().name().unwrap_or("a test").to_string();
-    if std::env::var_os("CI").is_some() {
+    if under_ci() {
         panic!("CI is set and {test} cannot have {what}: {reason}");
     }
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: this host cannot give it {what} ({reason}); under CI this fails");
+    host_note(&test, &format!("SKIPPED: this host cannot give it {what} ({reason}); under CI this fails"));
 }
 
 impl Server {
