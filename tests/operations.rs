@@ -601,8 +601,7 @@ fn the_systemd_unit_verifies_and_keeps_its_hardening() {
     }
     let analyze = Command::new("systemd-analyze").arg("--version").output();
     if analyze.map(|o| !o.status.success()).unwrap_or(true) {
-        assert!(std::env::var_os("CI").is_none(), "CI must install systemd (apt-get install systemd) to verify the unit");
-        eprintln!("systemd-analyze is not installed; the unit was checked textually only");
+        common::skip_outside_ci("systemd-analyze (.ci/run installs systemd)", "not installed; the unit was checked textually only");
         return;
     }
     // verify checks that ExecStart exists: point it at the binary under test.
