@@ -297,16 +297,19 @@ impl From<rusqlite::Error> for Error {
 mod tests {
     use super::*;
 
+    /// A database as schema version 1 left it, with one team in it.
+    fn version_1_database_with_a_team(path: &Path) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute("INSERT INTO teams (id, name, created_at) VALUES ('t', 'team', 'now')", []).unwrap();
+    }
+
     #[test]
     fn a_version_1_database_is_migrated_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("modelreg.db");
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(SCHEMA).unwrap();
-            conn.pragma_update(None, "user_version", 1).unwrap();
-            conn.execute("INSERT INTO teams (id, name, created_at) VALUES ('t', 'team', 'now')", []).unwrap();
-        }
+        version_1_database_with_a_team(&path);
         let conn = open(&path).unwrap();
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
@@ -371,12 +374,7 @@ mod tests {
     fn a_migration_first_copies_the_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("modelreg.db");
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch(SCHEMA).unwrap();
-            conn.pragma_update(None, "user_version", 1).unwrap();
-            conn.execute("INSERT INTO teams (id, name, created_at) VALUES ('t', 'team', 'now')", []).unwrap();
-        }
+        version_1_database_with_a_team(&path);
         open(&path).unwrap();
         let copies: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
