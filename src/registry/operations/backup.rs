@@ -21,12 +21,12 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::registry::operations::data_dir::DB_FILE;
 use crate::registry::{Error, Registry, Result, FIRST_KEY_FILE};
-use crate::store::blobs::{create_private_dir, BlobStore, LocalBlobs, Materialise, Materialised, PRIVATE_FILE};
+use crate::store::blobs::{copy_private, create_private_dir, BlobStore, LocalBlobs, Materialise, Materialised};
 use crate::store::sql::{self, Connection};
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -173,21 +173,13 @@ fn copy_blobs(snapshot: &Connection, source: &dyn BlobStore, dest: &Path) -> Res
 fn finish(part: &Path, source_dir: &Path, dest: &Path, report: &mut BackupReport) -> Result<()> {
     let key = source_dir.join(FIRST_KEY_FILE);
     if key.is_file() {
-        copy_file(&key, &dest.join(FIRST_KEY_FILE))?;
+        copy_private(&key, &dest.join(FIRST_KEY_FILE), true)?;
     }
     let db = dest.join(DB_FILE);
     fs::rename(part, &db)?;
     sync_dir(dest)?;
     report.database_bytes = fs::metadata(&db)?.len();
     Ok(())
-}
-
-/// A private, fsynced copy (the kernel copies the bytes: no buffer here).
-fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
-    let mut source = fs::File::open(from)?;
-    let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(to)?;
-    io::copy(&mut source, &mut out)?;
-    out.sync_all()
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -24,6 +24,18 @@ use super::{is_sha256_hex, Blob, BlobStore, Digest, GcReport, Materialise, Mater
 pub const PRIVATE_FILE: u32 = 0o600;
 pub const PRIVATE_DIR: u32 = 0o700;
 
+/// Copies `from` to `to`, a new private file, fsynced when `durable`. File
+/// to file, the kernel copies the bytes (copy_file_range): no buffer here.
+pub fn copy_private(from: &Path, to: &Path, durable: bool) -> io::Result<()> {
+    let mut source = File::open(from)?;
+    let mut out = OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(to)?;
+    io::copy(&mut source, &mut out)?;
+    if durable {
+        out.sync_all()?;
+    }
+    Ok(())
+}
+
 /// `create_dir_all` with every folder it creates private.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(PRIVATE_DIR).create(dir)
@@ -237,13 +249,7 @@ impl BlobStore for LocalBlobs {
         if how == Materialise::LinkOrDurableCopy && fs::hard_link(&source, dest).is_ok() {
             return Ok(Materialised::Linked);
         }
-        let mut from = File::open(&source)?;
-        let mut out = OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(dest)?;
-        // File to file: the kernel copies the bytes (copy_file_range), no buffer here.
-        io::copy(&mut from, &mut out)?;
-        if how == Materialise::LinkOrDurableCopy {
-            out.sync_all()?;
-        }
+        copy_private(&source, dest, how == Materialise::LinkOrDurableCopy)?;
         Ok(Materialised::Copied)
     }
 

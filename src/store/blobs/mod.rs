@@ -28,7 +28,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
-pub use local::{create_private_dir, LocalBlobs, PendingBlobs, PRIVATE_DIR, PRIVATE_FILE};
+pub use local::{copy_private, create_private_dir, LocalBlobs, PendingBlobs, PRIVATE_DIR, PRIVATE_FILE};
 pub use stream::{copy_hashing, hash_reader};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
