@@ -306,6 +306,10 @@ impl BlobStore for LocalBlobs {
         Ok(report)
     }
 
+    fn describe(&self) -> String {
+        "local".to_string()
+    }
+
     /// Removes the `.part` files in `tmp/` that no live upload owns: those whose `flock`
     /// can be taken. A process that died (kill -9, power loss) holds no lock, so its temp
     /// files go at once, whatever their age; an upload in progress, in this process or

@@ -14,12 +14,16 @@
 //!   the grace period, and never while an `UploadGuard` is alive: writers
 //!   hold one from `put` until their row commits, a backup from its database
 //!   snapshot until it has copied every blob the snapshot names.
+//! * A store that cannot be used now (an object store that is down) fails
+//!   with an `Unavailable` inside its `io::Error`, never by hanging.
 //! * Reading never needs a local path: `open` gives a `Blob` (`Read + Seek`
 //!   with a length); a job that needs a real file asks `materialise` for one.
 //!   Where the store keeps the blob on local disk, `Blob::local_file` hands
 //!   the transport the open file, which it sends with sendfile(2).
 
 mod local;
+pub mod location;
+mod s3;
 mod stream;
 
 use std::fs::File;
@@ -29,7 +33,36 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 pub use local::{copy_private, create_private_dir, LocalBlobs, PendingBlobs, PRIVATE_DIR, PRIVATE_FILE};
+pub use location::{BlobLocation, S3Options, S3Settings, UrlStyle};
+pub use s3::{S3Blobs, PART_SIZE};
 pub use stream::{copy_hashing, hash_reader};
+
+/// The store cannot be used now: unreachable, answering errors, or refusing
+/// our credentials. Carried inside an `io::Error` so that every store's
+/// errors travel one way; the registry turns it into a 503 that names the
+/// store, where any other failure would be a 500.
+#[derive(Debug)]
+pub struct Unavailable {
+    pub store: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the blob store {} is unavailable: {}", self.store, self.reason)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+pub fn unavailable(store: &str, reason: impl Into<String>) -> io::Error {
+    io::Error::other(Unavailable { store: store.to_string(), reason: reason.into() })
+}
+
+/// The `Unavailable` inside `e`, if that is what it is.
+pub fn as_unavailable(e: &io::Error) -> Option<&Unavailable> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<Unavailable>())
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Digest {
@@ -184,6 +217,26 @@ pub trait BlobStore: Send + Sync {
     /// Removes the leftovers of uploads that no live upload owns (a process
     /// that died mid-upload), whatever their age. Returns their names and sizes.
     fn sweep_temp(&self) -> io::Result<Vec<(String, u64)>>;
+
+    /// Fails, saying why, when the store cannot be written, read and
+    /// deleted from (`serve` asks before it listens).
+    fn check(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// The store as a person would name it (`local`, `s3://bucket/prefix`).
+    fn describe(&self) -> String;
+
+    /// A URL that GETs the blob from the store itself, without modelreg's
+    /// credentials, where the store has such URLs.
+    fn presigned_get(&self, _sha256: &str) -> Option<String> {
+        None
+    }
+}
+
+/// A blob read from somewhere other than a local file (an object store).
+pub trait RemoteBlob: Read + Seek + Send {
+    fn len(&self) -> u64;
 }
 
 /// A stored blob open for reading: its bytes, its length, and seeking for
@@ -195,11 +248,16 @@ pub struct Blob {
 enum Source {
     /// A file on local disk (`LocalBlobs`).
     File(File),
+    Remote(Box<dyn RemoteBlob>),
 }
 
 impl Blob {
     pub fn from_file(file: File) -> Blob {
         Blob { source: Source::File(file) }
+    }
+
+    pub fn remote(reader: Box<dyn RemoteBlob>) -> Blob {
+        Blob { source: Source::Remote(reader) }
     }
 
     /// Asked of the blob, not kept: most readers know the size from the
@@ -208,6 +266,7 @@ impl Blob {
     pub fn len(&self) -> io::Result<u64> {
         match &self.source {
             Source::File(file) => Ok(file.metadata()?.len()),
+            Source::Remote(remote) => Ok(remote.len()),
         }
     }
 
@@ -217,6 +276,7 @@ impl Blob {
     pub fn into_local_file(self) -> Result<File, Blob> {
         match self.source {
             Source::File(file) => Ok(file),
+            source @ Source::Remote(_) => Err(Blob { source }),
         }
     }
 }
@@ -225,6 +285,7 @@ impl Read for Blob {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.source {
             Source::File(file) => file.read(buf),
+            Source::Remote(remote) => remote.read(buf),
         }
     }
 }
@@ -233,6 +294,7 @@ impl Seek for Blob {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         match &mut self.source {
             Source::File(file) => file.seek(pos),
+            Source::Remote(remote) => remote.seek(pos),
         }
     }
 }
