@@ -16,7 +16,7 @@ use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{Error, NewUser, Result};
 
 pub static ADMIN: Dialect =
-    Dialect { name: "admin", prefix: "/api/modelreg/", render_error: crate::http::generic::render_generic_error, trailing_slash_optional: false };
+    Dialect { name: "admin", prefix: "/api/modelreg/", render_error: crate::http::generic::render_generic_error, trailing_slash_optional: false, retry_resends_no_body: false };
 
 pub fn routes(router: &mut Router) {
     router.add(&ADMIN, "GET", "/api/modelreg/v1/teams", list_teams);

@@ -16,7 +16,7 @@ use crate::registry::{
     ModelOrder, ModelQuery, NewMachine, NewModel, NewTemplate, Origin, Page, PageRequest, Result, Template, TemplateSource,
 };
 
-pub static PAPERSPACE: Dialect = Dialect { name: "paperspace", prefix: "/v1/", render_error, trailing_slash_optional: false };
+pub static PAPERSPACE: Dialect = Dialect { name: "paperspace", prefix: "/v1/", render_error, trailing_slash_optional: false, retry_resends_no_body: false };
 
 pub fn routes(router: &mut Router) {
     router.add(&PAPERSPACE, "GET", "/v1/models", list_models);
@@ -58,6 +58,8 @@ fn render_error(error: &Error) -> Response {
         Error::RateLimited { .. } => (429, "TOO_MANY_REQUESTS"),
         // tRPC has no code of its own for a full disk
         Error::InsufficientStorage(_) => (507, "INTERNAL_SERVER_ERROR"),
+        // a tRPC code, which the official client requires
+        Error::Unavailable(_) => (503, "SERVICE_UNAVAILABLE"),
         Error::Internal(_) => (500, "INTERNAL_SERVER_ERROR"),
     };
     let mut body = json!({"code": code, "message": error.message()});

@@ -40,8 +40,38 @@ pub struct Cli {
     /// Print machine-readable JSON (errors too: one JSON object on stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// How S3 requests name the bucket: `path` (https://HOST/BUCKET/key) or `virtual-host`
+    /// (https://BUCKET.HOST/key). Default: path when AWS_ENDPOINT_URL is set, else virtual-host.
+    #[arg(long, global = true, env = "MODELREG_S3_URL_STYLE", value_parser = parse_url_style, value_name = "STYLE")]
+    s3_url_style: Option<crate::registry::UrlStyle>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where a new registry keeps its bytes (`init`, `serve`).
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// `local` (the data directory's blobs/, the default) or `s3://BUCKET[/PREFIX]`, reached
+    /// through AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. The
+    /// registry records it; a registry holding blobs is moved with `blobs migrate`, not this.
+    #[arg(long, env = "MODELREG_BLOB_STORE", value_parser = crate::registry::BlobLocation::parse, value_name = "STORE")]
+    blob_store: Option<crate::registry::BlobLocation>,
+}
+
+fn parse_url_style(text: &str) -> Result<crate::registry::UrlStyle, String> {
+    match text {
+        "path" => Ok(crate::registry::UrlStyle::Path),
+        "virtual-host" => Ok(crate::registry::UrlStyle::VirtualHost),
+        other => Err(format!("{other:?}: expected `path` or `virtual-host`")),
+    }
+}
+
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?}: expected `on` or `off`")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -50,7 +80,7 @@ enum Command {
     Serve(ServeArgs),
     /// Create the data directory, its first team, user and API key; on an existing one, make its
     /// files private again. Only `init` and `serve` create a data directory.
-    Init,
+    Init(StoreArgs),
     /// Manage teams (with --server: the /api/modelreg/v1/ admin routes; creating a team needs an
     /// admin key of the first team).
     #[command(subcommand)]
@@ -132,6 +162,17 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The S3 endpoint as clients reach it, for the presigned URLs they are given (download-url,
+    /// redirects), when the server reaches the store at an internal name.
+    #[arg(long, env = "MODELREG_S3_PUBLIC_ENDPOINT", value_name = "URL")]
+    s3_public_endpoint: Option<String>,
+    /// `on`: authenticated downloads of an S3 registry answer 307 to a presigned GET of the
+    /// store; `off` (default): they stream through modelreg, since some clients (the Octomil
+    /// SDK) do not follow redirects.
+    #[arg(long, env = "MODELREG_S3_REDIRECT", value_parser = parse_on_off, default_value = "off", value_name = "on|off")]
+    s3_redirect: bool,
     /// Address to listen on.
     #[arg(long, env = "MODELREG_BIND", default_value = DEFAULT_BIND)]
     bind: String,
@@ -267,6 +308,7 @@ fn report_error(error: &Error, as_json: bool) {
         Error::MethodNotAllowed { .. } => "method_not_allowed",
         Error::Unprocessable { .. } => "unprocessable",
         Error::InsufficientStorage(_) => "insufficient_storage",
+        Error::Unavailable(_) => "unavailable",
         Error::Internal(_) => "internal",
     };
     let mut body = serde_json::json!({"error": code, "message": error.message()});
@@ -320,6 +362,9 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
         None => default_data_dir()?,
     };
     let server = cli.server.as_deref();
+    if !matches!(cli.command, Command::Serve(_) | Command::Init(_)) {
+        crate::registry::storage::configure_s3(crate::registry::S3Options { url_style: cli.s3_url_style, ..Default::default() });
+    }
     let admin_target = || -> Result<admin::Admin, Error> {
         Ok(match server {
             Some(url) => admin::Admin::Remote(remote::connect(&data_dir, url, cli.token.as_deref())?),
@@ -329,11 +374,12 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
     match cli.command {
         Command::Serve(args) => {
             local_only("serve", server, server_from_env)?;
-            serve(data_dir, args)
+            serve(data_dir, args, cli.s3_url_style)
         }
-        Command::Init => {
+        Command::Init(store) => {
             local_only("init", server, server_from_env)?;
-            let prepared = Registry::prepare(&data_dir)?;
+            crate::registry::storage::configure_s3(crate::registry::S3Options { url_style: cli.s3_url_style, ..Default::default() });
+            let prepared = Registry::prepare(&data_dir, store.blob_store.as_ref())?;
             announce_prepared(&prepared);
             admin::announce_bootstrap(&prepared.registry)?;
             Ok(0)
@@ -422,7 +468,7 @@ pub(crate) fn target(data_dir: &std::path::Path, server: Option<&str>, token: Op
     }
 }
 
-fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
+fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registry::UrlStyle>) -> Result<i32, Error> {
     raise_open_file_limit();
     // Whatever the server and its jobs create (job folders, runtimes, git
     // caches) is the service's alone, like the database and blobs.
@@ -430,9 +476,18 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
     unsafe {
         libc::umask(0o077);
     }
-    let prepared = Registry::prepare(&data_dir)?;
+    crate::registry::storage::configure_s3(crate::registry::S3Options {
+        public_endpoint: args.s3_public_endpoint.clone(),
+        url_style: s3_url_style,
+        redirect_downloads: args.s3_redirect,
+    });
+    let prepared = Registry::prepare(&data_dir, args.store.blob_store.as_ref())?;
     announce_prepared(&prepared);
     admin::announce_bootstrap(&prepared.registry)?;
+    // A bucket that is missing or refuses our credentials is a mistake to
+    // report now, not at the first upload.
+    prepared.registry.check_blob_store()?;
+    let store = prepared.registry.blob_location()?;
     drop(prepared);
     crate::http::access_log::set_format(args.log_format);
     crate::http::metrics::set_scrape_token(read_metrics_token(args.metrics_token_file.as_deref())?);
@@ -467,7 +522,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs) -> Result<i32, Error> {
     crate::jobs::start(&options.jobs)?;
     crate::http::serve(options, crate::server::router(), |addr| {
         // Tests and scripts wait for this line to know the port.
-        eprintln!("modelreg: listening on http://{addr} (data directory {})", data_dir.display());
+        eprintln!("modelreg: listening on http://{addr} (data directory {}, blobs {store})", data_dir.display());
     })?;
     Ok(0)
 }

@@ -7,7 +7,7 @@ use super::{Ctx, Dialect, Request, Response};
 use crate::registry::{Error, Result};
 
 /// Answers paths outside every dialect (and /healthz).
-pub static GENERIC: Dialect = Dialect { name: "modelreg", prefix: "/", render_error: render_generic_error, trailing_slash_optional: false };
+pub static GENERIC: Dialect = Dialect { name: "modelreg", prefix: "/", render_error: render_generic_error, trailing_slash_optional: false, retry_resends_no_body: false };
 
 pub fn render_generic_error(error: &Error) -> Response {
     let (status, code) = match error {
@@ -21,6 +21,7 @@ pub fn render_generic_error(error: &Error) -> Response {
         Error::MethodNotAllowed { .. } => (405, "method_not_allowed"),
         Error::Unprocessable { .. } => (422, "unprocessable"),
         Error::InsufficientStorage(_) => (507, "insufficient_storage"),
+        Error::Unavailable(_) => (503, "service_unavailable"),
         Error::Internal(_) => (500, "internal_error"),
     };
     Response::json(status, &json!({"error": code, "message": error.message()}))

@@ -250,10 +250,19 @@ fn handle(ctx: &Ctx, router: &Router, limiter: Option<&ratelimit::Limiter>, raw:
     let response = match response {
         Ok(response) => response,
         Err(error) => {
-            if let Error::Internal(message) = &error {
-                eprintln!("modelreg: internal error on {method} {path}: {message}");
+            match &error {
+                Error::Internal(message) => eprintln!("modelreg: internal error on {method} {path}: {message}"),
+                Error::Unavailable(message) => eprintln!("modelreg: {method} {path}: {message}"),
+                _ => {}
             }
-            (dialect.render_error)(&error)
+            match error {
+                Error::Unavailable(message) if dialect.retry_resends_no_body && !matches!(method.as_str(), "GET" | "HEAD" | "DELETE") => {
+                    (dialect.render_error)(&Error::Internal(message))
+                }
+                // the store recovers by itself; a client may try again soon
+                Error::Unavailable(_) => (dialect.render_error)(&error).with_header("Retry-After", "5"),
+                error => (dialect.render_error)(&error),
+            }
         }
     };
     let response = response.with_header("X-Request-Id", request_id.as_str());

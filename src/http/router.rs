@@ -21,6 +21,10 @@ pub struct Dialect {
     /// provider drop the slash on some routes); the others keep the
     /// trailing slash significant.
     pub trailing_slash_optional: bool,
+    /// The dialect's client retries a 503 by resending the request head
+    /// without its body (the DataRobot client does: the stream is spent), so
+    /// a request with a body is answered 500 where it would be 503.
+    pub retry_resends_no_body: bool,
 }
 
 enum Segment {
@@ -154,8 +158,8 @@ mod tests {
     fn render(_: &Error) -> Response {
         Response::empty(500)
     }
-    static D: Dialect = Dialect { name: "t", prefix: "/", render_error: render, trailing_slash_optional: false };
-    static SLASHLESS: Dialect = Dialect { name: "s", prefix: "/api/v2/", render_error: render, trailing_slash_optional: true };
+    static D: Dialect = Dialect { name: "t", prefix: "/", render_error: render, trailing_slash_optional: false, retry_resends_no_body: false };
+    static SLASHLESS: Dialect = Dialect { name: "s", prefix: "/api/v2/", render_error: render, trailing_slash_optional: true, retry_resends_no_body: false };
     fn h(_: &Ctx, _: &mut Request) -> Result<Response> {
         Ok(Response::empty(200))
     }

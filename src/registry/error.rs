@@ -30,6 +30,9 @@ pub enum Error {
     Unprocessable { message: String, details: serde_json::Value },
     /// The disk (or quota) is full: nothing was stored. Each dialect answers 507.
     InsufficientStorage(String),
+    /// A part the request needs (the blob store) cannot be used now; it may
+    /// work again without anyone doing anything. Each dialect answers 503.
+    Unavailable(String),
     /// Our fault: storage failed, or an invariant broke.
     Internal(String),
 }
@@ -64,6 +67,7 @@ impl Error {
             | Error::Unauthorized(m)
             | Error::NoRoute(m)
             | Error::InsufficientStorage(m)
+            | Error::Unavailable(m)
             | Error::Internal(m) => m.clone(),
             Error::Invalid { field, message } => format!("{field}: {message}"),
             Error::RateLimited { retry_after_secs } => format!("rate limit exceeded; retry after {retry_after_secs} s"),
@@ -97,6 +101,9 @@ impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
         if is_out_of_space(&e) {
             return Error::out_of_space();
+        }
+        if let Some(unavailable) = crate::store::blobs::as_unavailable(&e) {
+            return Error::Unavailable(unavailable.to_string());
         }
         Error::Internal(format!("i/o: {e}"))
     }

@@ -12,10 +12,12 @@ mod error;
 pub mod fields;
 pub mod operations;
 mod page;
+pub mod storage;
 
 use std::path::{Path, PathBuf};
 
-use crate::store::blobs::{BlobStore, LocalBlobs, Materialise};
+use crate::store::blobs::{as_unavailable, BlobStore, Materialise};
+pub use crate::store::blobs::{BlobLocation, S3Options, UrlStyle};
 pub use crate::store::blobs::{copy_hashing, hex, Blob, Digest, PendingBlobs, PutError, UploadGuard, UPLOADS_IN_FLIGHT};
 use crate::store::sql::{self, Connection, Transaction};
 pub use crate::store::sql::SCHEMA_VERSION;
@@ -50,10 +52,19 @@ impl Registry {
     /// and the blob store on first use (all private). Commands other than
     /// `init` and `serve` use `open_existing`, which creates nothing.
     pub fn open(data_dir: &Path) -> Result<Registry> {
+        Registry::open_choosing(data_dir, None)
+    }
+
+    /// `open`, first making `store` the registry's blob store when it is
+    /// given (see `storage::choose`).
+    fn open_choosing(data_dir: &Path, store: Option<&BlobLocation>) -> Result<Registry> {
         crate::store::blobs::create_private_dir(data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         let conn = Connection::open(&data_dir.join(operations::data_dir::DB_FILE))?;
-        let blobs = std::sync::Arc::new(LocalBlobs::create(&data_dir.join("blobs"))?);
+        if let Some(store) = store {
+            storage::choose(&conn, store)?;
+        }
+        let blobs = storage::open(data_dir, &storage::recorded(&conn)?)?;
         Ok(Registry { conn, blobs, data_dir: data_dir.to_path_buf() })
     }
 
@@ -138,6 +149,7 @@ fn put_error(e: PutError) -> Error {
             }
             PutError::Read(e) => Error::Invalid { field: "body".into(), message: format!("the upload could not be read: {e}") },
             PutError::Write(e) if error::is_out_of_space(&e) => Error::out_of_space(),
+            PutError::Write(e) if as_unavailable(&e).is_some() => store_error(e),
             PutError::Write(e) => Error::Internal(format!("storing the upload failed: {e}")),
         }
     }
@@ -147,7 +159,10 @@ impl Registry {
 
     /// Opens a stored blob for reading.
     pub fn open_blob(&self, sha256: &str) -> Result<Blob> {
-        self.blobs.open(sha256).map_err(|e| Error::Internal(format!("blob {sha256} is referenced but cannot be opened: {e}")))
+        self.blobs.open(sha256).map_err(|e| match as_unavailable(&e) {
+            Some(_) => store_error(e),
+            None => Error::Internal(format!("blob {sha256} is referenced but cannot be opened: {e}")),
+        })
     }
 
     /// Writes a copy of a stored blob to `dest`, a new file of the caller's
@@ -155,6 +170,16 @@ impl Registry {
     /// a converter's input).
     pub fn materialise_blob(&self, sha256: &str, dest: &Path) -> std::io::Result<()> {
         self.blobs.materialise(sha256, dest, Materialise::Copy).map(|_| ())
+    }
+}
+
+/// An error of the blob store as the registry reports it: a store that
+/// cannot be used now is `Unavailable` (503, naming the store), anything
+/// else is ours.
+pub(crate) fn store_error(e: std::io::Error) -> Error {
+    match as_unavailable(&e) {
+        Some(unavailable) => Error::Unavailable(unavailable.to_string()),
+        None => Error::Internal(format!("the blob store failed: {e}")),
     }
 }
 

@@ -30,7 +30,7 @@ static ICON_SVG: &str = include_str!("assets/icon.svg");
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
                        base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-pub static UI: Dialect = Dialect { name: "ui", prefix: "/ui/", render_error, trailing_slash_optional: false };
+pub static UI: Dialect = Dialect { name: "ui", prefix: "/ui/", render_error, trailing_slash_optional: false, retry_resends_no_body: false };
 
 pub fn routes(router: &mut Router) {
     router.add_public(&UI, "GET", "/", index);

@@ -28,7 +28,7 @@ use crate::http::request::percent_encode;
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{Error, JobState, Result};
 
-pub static DATAROBOT: Dialect = Dialect { name: "datarobot", prefix: "/api/v2/", render_error, trailing_slash_optional: true };
+pub static DATAROBOT: Dialect = Dialect { name: "datarobot", prefix: "/api/v2/", render_error, trailing_slash_optional: true, retry_resends_no_body: true };
 
 pub fn routes(router: &mut Router) {
     router.add(&DATAROBOT, "GET", "/api/v2/version/", version);
@@ -75,8 +75,10 @@ fn render_error(error: &Error) -> Response {
         Error::Unauthorized(_) => 401,
         Error::RateLimited { .. } => 429,
         Error::MethodNotAllowed { .. } => 405,
-        // 500, never 502/503/504: the client retries those ten times.
+        // 500, never 502/504: the client retries those ten times.
         Error::InsufficientStorage(_) => 507,
+        // only where no body is lost to the client's retry: see `retry_resends_no_body`
+        Error::Unavailable(_) => 503,
         Error::Internal(_) => 500,
     };
     let mut body = json!({"message": error.message()});

@@ -23,7 +23,7 @@ use crate::registry::is_uuid;
 use crate::registry::{Digest, Error, Model, ModelQuery, NewModel, Origin, PageRequest, Principal, Registry, Result, Version};
 
 
-pub static OCTOMIL: Dialect = Dialect { name: "octomil", prefix: "/api/v1/", render_error, trailing_slash_optional: false };
+pub static OCTOMIL: Dialect = Dialect { name: "octomil", prefix: "/api/v1/", render_error, trailing_slash_optional: false, retry_resends_no_body: false };
 
 pub fn routes(router: &mut Router) {
     router.add(&OCTOMIL, "GET", "/api/v1/models", list_models);
@@ -65,6 +65,7 @@ fn render_error(error: &Error) -> Response {
         Error::TooLarge(_) => (413, "payload_too_large"),
         Error::RateLimited { .. } => (429, "rate_limited"),
         Error::InsufficientStorage(_) => (507, "insufficient_storage"),
+        Error::Unavailable(_) => (503, "service_unavailable"),
         Error::Internal(_) => (500, "internal_error"),
     };
     Response::json(status, &json!({"error": code, "message": error.message()}))

@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::registry::{Error, Registry, Result};
+use crate::registry::{BlobLocation, Error, Registry, Result};
 use crate::store::blobs::{create_private_dir, PRIVATE_DIR, PRIVATE_FILE};
 
 /// The database file of a data directory.
@@ -35,14 +35,15 @@ impl Registry {
     }
 
     /// For `init` and `serve`: creates the data directory if needed and
-    /// makes everything in it private.
-    pub fn prepare(data_dir: &Path) -> Result<Prepared> {
+    /// makes everything in it private; with `store`, makes it the registry's
+    /// blob store (see `storage::choose`).
+    pub fn prepare(data_dir: &Path, store: Option<&BlobLocation>) -> Result<Prepared> {
         let created = !data_dir.join(DB_FILE).is_file();
         create_private_dir(data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         let fixed = make_private(data_dir)
             .map_err(|e| Error::Internal(format!("cannot make {} private: {e}", data_dir.display())))?;
-        let registry = Registry::open(data_dir)?;
+        let registry = Registry::open_choosing(data_dir, store)?;
         Ok(Prepared { registry, created, fixed })
     }
 }
@@ -103,7 +104,7 @@ mod tests {
     fn prepare_creates_private_and_fixes_what_is_not() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("data");
-        let prepared = Registry::prepare(&dir).unwrap();
+        let prepared = Registry::prepare(&dir, None).unwrap();
         assert!(prepared.created);
         assert!(prepared.fixed.is_empty(), "{:?}", prepared.fixed);
         let digest = prepared.registry.put_blob(&mut &b"weights"[..], None).unwrap();
@@ -117,7 +118,7 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let again = Registry::prepare(&dir).unwrap();
+        let again = Registry::prepare(&dir, None).unwrap();
         assert!(!again.created);
         assert!(again.fixed.contains(&dir.join(DB_FILE)) && again.fixed.contains(&blob), "{:?}", again.fixed);
         assert_eq!((mode(&dir), mode(&dir.join(DB_FILE)), mode(&blob)), (0o700, 0o600, 0o600));
