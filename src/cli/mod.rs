@@ -171,7 +171,7 @@ struct ServeArgs {
     /// `on`: authenticated downloads of an S3 registry answer 307 to a presigned GET of the
     /// store; `off` (default): they stream through modelreg, since some clients (the Octomil
     /// SDK) do not follow redirects.
-    #[arg(long, env = "MODELREG_S3_REDIRECT", value_parser = parse_on_off, default_value = "off", value_name = "on|off")]
+    #[arg(long, env = "MODELREG_S3_REDIRECT", action = clap::ArgAction::Set, value_parser = parse_on_off, default_value = "off", value_name = "on|off")]
     s3_redirect: bool,
     /// Address to listen on.
     #[arg(long, env = "MODELREG_BIND", default_value = DEFAULT_BIND)]

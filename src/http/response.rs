@@ -79,6 +79,11 @@ pub fn file_response(if_none_match: Option<&str>, range: Option<&str>, if_range:
             return base(304);
         }
     }
+    // The store serves the bytes itself (`serve --s3-redirect on`); the
+    // client's Range travels with it to the store.
+    if let Some(location) = f.file.redirect() {
+        return Response::empty(307).with_header("Location", location).with_header("ETag", etag.clone());
+    }
     let range = match (range, if_range) {
         // If-Range needs a strong match (RFC 9110 13.1.5); anything else
         // means "the file may have changed: send all of it".

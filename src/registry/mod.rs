@@ -165,6 +165,12 @@ impl Registry {
         })
     }
 
+    /// A URL that reads the blob straight from the store, without a key,
+    /// where the store has such URLs (an object store's presigned GET).
+    pub fn presigned_blob_url(&self, sha256: &str, filename: &str, ttl: std::time::Duration) -> Option<String> {
+        self.blobs.presigned_get(sha256, Some(filename), ttl)
+    }
+
     /// Writes a copy of a stored blob to `dest`, a new file of the caller's
     /// own, for a job whose tool needs a path (a model server's code folder,
     /// a converter's input).

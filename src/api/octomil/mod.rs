@@ -370,6 +370,15 @@ pub(super) fn download_format_param(req: &Request) -> Result<String> {
 
 /// The bytes of one version in one format, for the download route and the
 /// signed download URL alike.
+/// The one stored file a download of `wanted` sends as it is, if that is
+/// what it sends (not a conversion, not a folder of many files).
+pub(super) fn stored_single_file<'v>(version: &'v Version, wanted: &str) -> Option<&'v crate::registry::catalogue::models::VersionFile> {
+    match version.files.as_slice() {
+        [file] if wanted == "original" || wanted == version_format(version) => Some(file),
+        _ => None,
+    }
+}
+
 pub(super) fn download_response(ctx: &Ctx, req: &Request, who: &Principal, version: &Version, wanted: &str) -> Result<Response> {
     let stored = version_format(version);
     if wanted != "original" && wanted != stored {

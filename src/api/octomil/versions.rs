@@ -243,6 +243,15 @@ fn download_url(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let model = resolve_model(ctx.registry, who, req.param("model_id"))?;
     let version = ctx.registry.find_version(who, &model.id, &version_param(req)?)?;
     let format = super::download_format_param(req)?;
+    // Where the bytes are in an object store, the client reads them there.
+    // A converted format is made on demand, so it always comes through us.
+    let stored = super::stored_single_file(&version, &format);
+    let ttl = ctx.options.signed_url_ttl;
+    let file_name = crate::registry::catalogue::weights::download_file_name(&version);
+    if let Some(url) = stored.and_then(|file| ctx.registry.presigned_blob_url(&file.sha256, &file_name, ttl)) {
+        let expires_at = crate::registry::format_time(time::OffsetDateTime::now_utc() + ttl);
+        return Ok(Response::json(200, &json!({"url": url, "expires_at": expires_at, "format": format, "version": version.number})));
+    }
     let signed = ctx.registry.sign_download(who, &model.id, version.number, &format, ctx.options.signed_url_ttl)?;
     Ok(Response::json(
         200,

@@ -6,7 +6,6 @@
 //! registry can be opened from a laptop and from a server.
 
 use std::fmt;
-use std::time::Duration;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BlobLocation {
@@ -89,8 +88,6 @@ pub struct S3Settings {
     /// Authenticated downloads answer 307 to a presigned GET of the store
     /// instead of streaming through modelreg.
     pub redirect_downloads: bool,
-    /// How long a presigned URL handed to a client stays valid.
-    pub presign_ttl: Duration,
 }
 
 /// The server's S3 choices (flags of `serve`); the rest is the environment.
@@ -130,7 +127,6 @@ impl S3Settings {
             secret_access_key: var("AWS_SECRET_ACCESS_KEY").ok_or_else(|| missing("AWS_SECRET_ACCESS_KEY"))?,
             session_token: var("AWS_SESSION_TOKEN"),
             redirect_downloads: options.redirect_downloads,
-            presign_ttl: Duration::from_secs(3600),
         })
     }
 }

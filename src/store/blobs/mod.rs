@@ -228,8 +228,9 @@ pub trait BlobStore: Send + Sync {
     fn describe(&self) -> String;
 
     /// A URL that GETs the blob from the store itself, without modelreg's
-    /// credentials, where the store has such URLs.
-    fn presigned_get(&self, _sha256: &str) -> Option<String> {
+    /// credentials, where the store has such URLs; `filename` names the
+    /// download (Content-Disposition).
+    fn presigned_get(&self, _sha256: &str, _filename: Option<&str>, _ttl: std::time::Duration) -> Option<String> {
         None
     }
 }
@@ -237,6 +238,10 @@ pub trait BlobStore: Send + Sync {
 /// A blob read from somewhere other than a local file (an object store).
 pub trait RemoteBlob: Read + Seek + Send {
     fn len(&self) -> u64;
+
+    /// Where a client should be sent to read the blob itself (an object
+    /// store's presigned GET), when the store is set to redirect downloads.
+    fn redirect(&self) -> Option<String>;
 }
 
 /// A stored blob open for reading: its bytes, its length, and seeking for
@@ -267,6 +272,14 @@ impl Blob {
         match &self.source {
             Source::File(file) => Ok(file.metadata()?.len()),
             Source::Remote(remote) => Ok(remote.len()),
+        }
+    }
+
+    /// See `RemoteBlob::redirect`.
+    pub fn redirect(&self) -> Option<String> {
+        match &self.source {
+            Source::File(_) => None,
+            Source::Remote(remote) => remote.redirect(),
         }
     }
 

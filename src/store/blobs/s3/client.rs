@@ -24,7 +24,6 @@ pub struct Client {
     agent: ureq::Agent,
     /// `s3://bucket/prefix`, for messages.
     store: String,
-    presign_ttl: Duration,
 }
 
 /// An object found by `list`.
@@ -79,7 +78,6 @@ impl Client {
             credentials,
             agent,
             store,
-            presign_ttl: settings.presign_ttl,
         })
     }
 
@@ -273,8 +271,15 @@ impl Client {
     }
 
     /// A URL a client can GET the object with, without credentials of its own.
-    pub fn presigned_get(&self, key: &str) -> String {
-        self.public_bucket.get_object(Some(&self.credentials), key).sign(self.presign_ttl).to_string()
+    /// `filename`, when given, is what the store's answer names the
+    /// download (`response-content-disposition`, signed with the rest).
+    pub fn presigned_get(&self, key: &str, filename: Option<&str>, ttl: Duration) -> String {
+        let mut action = self.public_bucket.get_object(Some(&self.credentials), key);
+        let disposition = filename.map(|name| format!("attachment; filename=\"{}\"", name.replace(['"', '\\'], "_")));
+        if let Some(disposition) = &disposition {
+            action.query_mut().insert("response-content-disposition", disposition.as_str());
+        }
+        action.sign(ttl).to_string()
     }
 
     /// A URL a client can PUT the object with; the store refuses bytes whose

@@ -46,6 +46,9 @@ use super::{
 pub const PART_SIZE: usize = 16 << 20;
 const LARGE_PART_SIZE: usize = 64 << 20;
 const GROW_AFTER_PARTS: usize = 2_000;
+/// A redirect is followed at once; S3 checks the expiry only when a
+/// request starts, so a long download outlives it.
+const REDIRECT_TTL: Duration = Duration::from_secs(15 * 60);
 
 pub struct S3Blobs {
     client: Arc<client::Client>,
@@ -53,6 +56,8 @@ pub struct S3Blobs {
     prefix: String,
     /// gc's lock for this machine (see the module doc).
     lock_path: PathBuf,
+    /// Downloads are sent to the store (`serve --s3-redirect on`).
+    redirect_downloads: bool,
 }
 
 impl S3Blobs {
@@ -64,6 +69,7 @@ impl S3Blobs {
             client: Arc::new(client::Client::new(settings, bucket, store)?),
             prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
             lock_path: lock_dir.join("blobs-gc.lock"),
+            redirect_downloads: settings.redirect_downloads,
         })
     }
 
@@ -150,8 +156,17 @@ impl BlobStore for S3Blobs {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256 digest"));
         }
         let key = self.key(sha256);
-        let (body, len) = self.client.get(&key, 0)?;
-        Ok(Blob::remote(Box::new(ObjectReader { client: Arc::clone(&self.client), key, len, pos: 0, body: Some(body) })))
+        // Asked now, so that a store that is down is a 503 before any byte
+        // of the answer is sent. A client sent to the store itself reads
+        // nothing here: it is asked only for the size.
+        let (body, len, redirect) = if self.redirect_downloads {
+            let len = self.client.head(&key)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+            (None, len, Some(self.client.presigned_get(&key, None, REDIRECT_TTL)))
+        } else {
+            let (body, len) = self.client.get(&key, 0)?;
+            (Some(body), len, None)
+        };
+        Ok(Blob::remote(Box::new(ObjectReader { client: Arc::clone(&self.client), key, len, pos: 0, body, redirect })))
     }
 
     fn stat(&self, sha256: &str) -> io::Result<Option<u64>> {
@@ -259,8 +274,8 @@ impl BlobStore for S3Blobs {
         self.client.store().to_string()
     }
 
-    fn presigned_get(&self, sha256: &str) -> Option<String> {
-        is_sha256_hex(sha256).then(|| self.client.presigned_get(&self.key(sha256)))
+    fn presigned_get(&self, sha256: &str, filename: Option<&str>, ttl: Duration) -> Option<String> {
+        is_sha256_hex(sha256).then(|| self.client.presigned_get(&self.key(sha256), filename, ttl))
     }
 }
 
@@ -330,6 +345,7 @@ struct ObjectReader {
     len: u64,
     pos: u64,
     body: Option<Box<dyn Read + Send>>,
+    redirect: Option<String>,
 }
 
 impl Read for ObjectReader {
@@ -372,6 +388,10 @@ impl Seek for ObjectReader {
 impl RemoteBlob for ObjectReader {
     fn len(&self) -> u64 {
         self.len
+    }
+
+    fn redirect(&self) -> Option<String> {
+        self.redirect.clone()
     }
 }
 
