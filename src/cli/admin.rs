@@ -263,10 +263,53 @@ pub fn gc(registry: &Registry, grace: Duration, dry_run: bool, as_json: bool) ->
     Ok(0)
 }
 
-pub fn backup(registry: &Registry, dest: &std::path::Path, as_json: bool) -> Result<i32, Error> {
+pub fn backup(registry: &Registry, dest: &std::path::Path, with_blobs: bool, as_json: bool) -> Result<i32, Error> {
     let started = std::time::Instant::now();
-    let report = registry.backup(dest)?;
+    let report = registry.backup(dest, with_blobs)?;
     report_copy(&report, "backed up", started, as_json)
+}
+
+pub fn migrate_blobs(registry: &mut Registry, to: &crate::registry::BlobLocation, as_json: bool) -> Result<i32, Error> {
+    let started = std::time::Instant::now();
+    let bar = (!as_json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let report = registry.migrate_blobs(to, &mut |done, total| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if as_json {
+        print_json(&json!(report));
+    } else {
+        println!(
+            "{} blob(s) ({} bytes) are in {}: {} copied and checked, {} already there, in {:.1}s",
+            report.blobs,
+            report.bytes,
+            report.to,
+            report.copied,
+            report.already_there,
+            started.elapsed().as_secs_f64()
+        );
+        if report.switched {
+            println!("the registry now keeps its blobs in {}; those in {} are no longer used", report.to, report.from);
+        } else {
+            println!(
+                "not switched: a server is running on this data directory; stop it and run this again \
+                 (what is copied stays copied)"
+            );
+        }
+    }
+    Ok(if report.switched { 0 } else { 1 })
 }
 
 pub fn restore(backup: &std::path::Path, data_dir: &std::path::Path, as_json: bool) -> Result<i32, Error> {
@@ -282,15 +325,26 @@ fn report_copy(report: &crate::registry::BackupReport, verb: &str, started: std:
         for sha in &report.missing {
             println!("problem: blob {sha} is referenced but was missing from the source; the copy lacks it too");
         }
-        println!(
-            "{verb} the database ({} bytes) and {} blob(s) ({} bytes, {} hard-linked) to {} in {:.1}s",
-            report.database_bytes,
-            report.blobs,
-            report.blob_bytes,
-            report.linked,
-            report.destination.display(),
-            started.elapsed().as_secs_f64()
-        );
+        if report.blob_store == "local" {
+            println!(
+                "{verb} the database ({} bytes) and {} blob(s) ({} bytes, {} hard-linked) to {} in {:.1}s",
+                report.database_bytes,
+                report.blobs,
+                report.blob_bytes,
+                report.linked,
+                report.destination.display(),
+                started.elapsed().as_secs_f64()
+            );
+        } else {
+            println!(
+                "{verb} the database ({} bytes) to {} in {:.1}s; its blobs stay in {} (back up with --with-blobs \
+                 to copy them too)",
+                report.database_bytes,
+                report.destination.display(),
+                started.elapsed().as_secs_f64(),
+                report.blob_store
+            );
+        }
     }
     Ok(if report.missing.is_empty() { 0 } else { 1 })
 }

@@ -48,6 +48,18 @@ pub struct Cli {
     command: Command,
 }
 
+#[derive(Subcommand)]
+enum BlobsCommand {
+    /// Copy every blob to another store (`s3://BUCKET[/PREFIX]`, or `local`), read each back
+    /// there and check its sha256, then switch the registry to it. Interrupted, run it again:
+    /// what is already there is kept. It switches only when no server runs on the data
+    /// directory; the old store is left as it was.
+    Migrate {
+        #[arg(long, value_parser = crate::registry::BlobLocation::parse, value_name = "STORE")]
+        to: crate::registry::BlobLocation,
+    },
+}
+
 /// Where a new registry keeps its bytes (`init`, `serve`).
 #[derive(clap::Args)]
 struct StoreArgs {
@@ -100,7 +112,15 @@ enum Command {
     Backup {
         /// Where to put the backup; must not exist, or be empty.
         dest: PathBuf,
+        /// On a registry whose blobs are in an object store, copy them into the backup too
+        /// (which is then a local registry of its own); without it, the backup holds the
+        /// database and says where the blobs are.
+        #[arg(long)]
+        with_blobs: bool,
     },
+    /// Where the registry keeps its bytes. Works on the data directory only (not with --server).
+    #[command(subcommand)]
+    Blobs(BlobsCommand),
     /// Restore a backup made by `modelreg backup` as the data directory (--data-dir), which
     /// must not exist or be empty. Stop the server first; not with --server.
     Restore {
@@ -391,9 +411,13 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
             local_only("verify", server, server_from_env)?;
             admin::verify(&Registry::open_existing(&data_dir)?, cli.json)
         }
-        Command::Backup { dest } => {
+        Command::Backup { dest, with_blobs } => {
             local_only("backup", server, server_from_env)?;
-            admin::backup(&Registry::open_existing(&data_dir)?, &dest, cli.json)
+            admin::backup(&Registry::open_existing(&data_dir)?, &dest, with_blobs, cli.json)
+        }
+        Command::Blobs(BlobsCommand::Migrate { to }) => {
+            local_only("blobs migrate", server, server_from_env)?;
+            admin::migrate_blobs(&mut Registry::open_existing(&data_dir)?, &to, cli.json)
         }
         Command::Restore { backup } => {
             local_only("restore", server, server_from_env)?;
@@ -489,6 +513,8 @@ fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registr
     prepared.registry.check_blob_store()?;
     let store = prepared.registry.blob_location()?;
     drop(prepared);
+    // `blobs migrate` does not switch the store under a running server.
+    let _serving = crate::registry::operations::blob_migration::hold_serve_lock(&data_dir)?;
     crate::http::access_log::set_format(args.log_format);
     crate::http::metrics::set_scrape_token(read_metrics_token(args.metrics_token_file.as_deref())?);
     let jobs = crate::jobs::JobSettings {

@@ -30,7 +30,7 @@ pub fn configure_s3(options: S3Options) {
 }
 
 /// The store recorded in the registry's database; `local` when none is.
-pub(super) fn recorded(conn: &Connection) -> Result<BlobLocation> {
+pub(crate) fn recorded(conn: &Connection) -> Result<BlobLocation> {
     let value: Option<String> = conn
         .query_row("SELECT value FROM registry_settings WHERE name = ?1", [SETTING], |r| r.get(0))
         .optional()?;
@@ -57,7 +57,7 @@ pub(super) fn choose(conn: &Connection, location: &BlobLocation) -> Result<()> {
     record(conn, location)
 }
 
-pub(super) fn record(conn: &Connection, location: &BlobLocation) -> Result<()> {
+pub(crate) fn record(conn: &Connection, location: &BlobLocation) -> Result<()> {
     conn.execute(
         "INSERT INTO registry_settings (name, value) VALUES (?1, ?2) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",

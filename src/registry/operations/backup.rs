@@ -25,7 +25,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::registry::operations::data_dir::DB_FILE;
-use crate::registry::{Error, Registry, Result, FIRST_KEY_FILE};
+use crate::registry::{storage, BlobLocation, Error, Registry, Result, FIRST_KEY_FILE};
 use crate::store::blobs::{copy_private, create_private_dir, BlobStore, LocalBlobs, Materialise, Materialised};
 use crate::store::sql::{self, Connection};
 
@@ -40,18 +40,34 @@ pub struct BackupReport {
     /// Referenced blobs that were missing from the source: the backup lacks
     /// them, as the source does (`modelreg verify` on the source says more).
     pub missing: Vec<String>,
+    /// Where the copy's blobs are: `local` (in it), or the object store it
+    /// still reads them from.
+    pub blob_store: String,
 }
 
 impl Registry {
     /// Backs the registry up into `dest`, which must not exist or be empty.
-    pub fn backup(&self, dest: &Path) -> Result<BackupReport> {
+    /// The blobs of a registry on an object store stay there (the store has
+    /// its own durability, and a copy of terabytes is rarely what a nightly
+    /// backup wants) unless `with_blobs`, which copies them too and makes
+    /// the backup a local registry of its own.
+    pub fn backup(&self, dest: &Path, with_blobs: bool) -> Result<BackupReport> {
         prepare_destination(dest)?;
         let part = dest.join(format!("{DB_FILE}.part"));
+        let location = self.blob_location()?;
+        let copy = location == BlobLocation::Local || with_blobs;
         let mut report = {
             let _gc_waits = self.blobs.backup_guard()?;
             self.conn.snapshot(&part)?;
             wait_at_test_gate();
-            copy_blobs(&Connection::open_snapshot(&part)?, self.blobs.as_ref(), dest)?
+            let snapshot = Connection::open_snapshot(&part)?;
+            if copy {
+                let report = copy_blobs(&snapshot, self.blobs.as_ref(), dest)?;
+                storage::record(&snapshot, &BlobLocation::Local)?;
+                report
+            } else {
+                BackupReport { destination: dest.to_path_buf(), blob_store: location.to_string(), ..Default::default() }
+            }
         };
         finish(&part, self.data_dir(), dest, &mut report)?;
         Ok(report)
@@ -73,8 +89,14 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupReport> {
     let part = data_dir.join(format!("{DB_FILE}.part"));
     let source = Connection::open_snapshot(&backup.join(DB_FILE))?;
     source.snapshot(&part)?;
-    let blobs = LocalBlobs::at(&backup.join("blobs"));
-    let mut report = copy_blobs(&Connection::open_snapshot(&part)?, &blobs, data_dir)?;
+    let snapshot = Connection::open_snapshot(&part)?;
+    // A backup of a registry on an object store, taken without its blobs,
+    // reads them from that store again.
+    let mut report = match storage::recorded(&snapshot)? {
+        BlobLocation::Local => copy_blobs(&snapshot, &LocalBlobs::at(&backup.join("blobs")), data_dir)?,
+        remote => BackupReport { destination: data_dir.to_path_buf(), blob_store: remote.to_string(), ..Default::default() },
+    };
+    drop(snapshot);
     finish(&part, backup, data_dir, &mut report)?;
     // Opening applies any migration this binary has and the backup lacks.
     Registry::open(data_dir)?;
@@ -125,7 +147,7 @@ fn prepare_destination(dest: &Path) -> Result<()> {
 /// Copies every blob `snapshot` has a row for or references from `source`
 /// to `dest/blobs`, linking where it can.
 fn copy_blobs(snapshot: &Connection, source: &dyn BlobStore, dest: &Path) -> Result<BackupReport> {
-    let mut report = BackupReport { destination: dest.to_path_buf(), ..Default::default() };
+    let mut report = BackupReport { destination: dest.to_path_buf(), blob_store: "local".into(), ..Default::default() };
     let referenced: BTreeSet<String> = snapshot
         .prepare("SELECT sha256 FROM blob_references")?
         .query_map([], |r| r.get(0))?

@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 
 pub use local::{copy_private, create_private_dir, LocalBlobs, PendingBlobs, PRIVATE_DIR, PRIVATE_FILE};
 pub use location::{BlobLocation, S3Options, S3Settings, UrlStyle};
-pub use s3::{S3Blobs, PART_SIZE};
+pub use s3::S3Blobs;
 pub use stream::{copy_hashing, hash_reader};
 
 /// The store cannot be used now: unreachable, answering errors, or refusing

@@ -43,7 +43,6 @@ pub struct PendingUpload {
 enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
-    Reader(&'a mut dyn Read, u64),
 }
 
 impl Client {
@@ -129,12 +128,6 @@ impl Client {
         let url = action.sign(OWN_REQUEST_TTL);
         let headers: Vec<(&str, &str)> = checksum.iter().map(|c| ("x-amz-checksum-sha256", c.as_str())).collect();
         self.send("PUT", url, &headers, Body::Bytes(bytes)).map(drop)
-    }
-
-    /// Stores `len` bytes read from `source` at `key` in one request.
-    pub fn put_reader(&self, key: &str, source: &mut dyn Read, len: u64) -> io::Result<()> {
-        let url = self.bucket.put_object(Some(&self.credentials), key).sign(OWN_REQUEST_TTL);
-        self.send("PUT", url, &[], Body::Reader(source, len)).map(drop)
     }
 
     /// Copies `from` to `to` inside the bucket, without the bytes passing
@@ -282,16 +275,6 @@ impl Client {
         action.sign(ttl).to_string()
     }
 
-    /// A URL a client can PUT the object with; the store refuses bytes whose
-    /// sha256 is not `sha256` (the client must send the same
-    /// `x-amz-checksum-sha256` header, which is signed).
-    pub fn presigned_put(&self, key: &str, sha256: &[u8; 32], ttl: Duration) -> (String, String) {
-        let checksum = base64(sha256);
-        let mut action = self.public_bucket.put_object(Some(&self.credentials), key);
-        action.headers_mut().insert("x-amz-checksum-sha256", checksum.as_str());
-        (action.sign(ttl).to_string(), checksum)
-    }
-
     /// One request, with the answer classified (see the module's doc).
     fn send(&self, method: &str, url: url::Url, headers: &[(&str, &str)], body: Body<'_>) -> io::Result<ureq::http::Response<ureq::Body>> {
         let mut request = ureq::http::Request::builder().method(method).uri(url.as_str());
@@ -302,9 +285,6 @@ impl Client {
         let sent = match body {
             Body::Empty => self.agent.run(request.body(()).map_err(built)?),
             Body::Bytes(bytes) => self.agent.run(request.body(bytes).map_err(built)?),
-            Body::Reader(reader, len) => self
-                .agent
-                .run(request.header("content-length", len.to_string()).body(ureq::SendBody::from_reader(reader)).map_err(built)?),
         };
         let mut response = match sent {
             Ok(response) => response,
