@@ -78,6 +78,26 @@ fn parse_url_style(text: &str) -> Result<crate::registry::UrlStyle, String> {
     }
 }
 
+/// `1048576`, `512M`, `10G`: a byte count with an optional binary suffix.
+fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("{text:?}: the suffix must be K, M, G or T")),
+            };
+            (&text[..i], shift)
+        }
+        _ => (text, 0),
+    };
+    let n: u64 = digits.trim().parse().map_err(|_| format!("{text:?}: expected a number of bytes, such as 10G"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{text:?} is too large"))
+}
+
 fn parse_on_off(text: &str) -> Result<bool, String> {
     match text {
         "on" => Ok(true),
@@ -193,6 +213,14 @@ struct ServeArgs {
     /// SDK) do not follow redirects.
     #[arg(long, env = "MODELREG_S3_REDIRECT", action = clap::ArgAction::Set, value_parser = parse_on_off, default_value = "off", value_name = "on|off")]
     s3_redirect: bool,
+    /// Where jobs (model tests, conversions) keep their copies of an S3 registry's blobs.
+    /// Default: cache/blobs in the data directory.
+    #[arg(long, env = "MODELREG_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// How large that cache may grow before the least recently used blobs leave: bytes, or
+    /// with K, M, G or T (powers of 1024). Default: 10G.
+    #[arg(long, env = "MODELREG_CACHE_SIZE", value_parser = parse_byte_size, value_name = "SIZE")]
+    cache_size: Option<u64>,
     /// Address to listen on.
     #[arg(long, env = "MODELREG_BIND", default_value = DEFAULT_BIND)]
     bind: String,
@@ -504,6 +532,8 @@ fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registr
         public_endpoint: args.s3_public_endpoint.clone(),
         url_style: s3_url_style,
         redirect_downloads: args.s3_redirect,
+        cache_dir: args.cache_dir.clone(),
+        cache_bytes: args.cache_size,
     });
     let prepared = Registry::prepare(&data_dir, args.store.blob_store.as_ref())?;
     announce_prepared(&prepared);

@@ -6,6 +6,7 @@
 //! registry can be opened from a laptop and from a server.
 
 use std::fmt;
+use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum BlobLocation {
@@ -88,6 +89,10 @@ pub struct S3Settings {
     /// Authenticated downloads answer 307 to a presigned GET of the store
     /// instead of streaming through modelreg.
     pub redirect_downloads: bool,
+    /// Where jobs' copies of blobs are cached (default: `<data>/cache/blobs`), and how large
+    /// the cache may grow.
+    pub cache_dir: Option<PathBuf>,
+    pub cache_bytes: u64,
 }
 
 /// The server's S3 choices (flags of `serve`); the rest is the environment.
@@ -96,7 +101,12 @@ pub struct S3Options {
     pub public_endpoint: Option<String>,
     pub url_style: Option<UrlStyle>,
     pub redirect_downloads: bool,
+    pub cache_dir: Option<PathBuf>,
+    /// None: `DEFAULT_CACHE_BYTES`.
+    pub cache_bytes: Option<u64>,
 }
+
+pub const DEFAULT_CACHE_BYTES: u64 = 10 << 30;
 
 impl S3Settings {
     /// Reads `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`), `AWS_REGION` (or
@@ -127,6 +137,8 @@ impl S3Settings {
             secret_access_key: var("AWS_SECRET_ACCESS_KEY").ok_or_else(|| missing("AWS_SECRET_ACCESS_KEY"))?,
             session_token: var("AWS_SESSION_TOKEN"),
             redirect_downloads: options.redirect_downloads,
+            cache_dir: options.cache_dir.clone(),
+            cache_bytes: options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
         })
     }
 }

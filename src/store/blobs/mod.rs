@@ -21,6 +21,7 @@
 //!   Where the store keeps the blob on local disk, `Blob::local_file` hands
 //!   the transport the open file, which it sends with sendfile(2).
 
+mod cache;
 mod local;
 pub mod location;
 mod s3;

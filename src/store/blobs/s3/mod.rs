@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::cache::BlobCache;
 use super::location::S3Settings;
 use super::stream::copy_hashing;
 use super::{
@@ -58,6 +59,8 @@ pub struct S3Blobs {
     lock_path: PathBuf,
     /// Downloads are sent to the store (`serve --s3-redirect on`).
     redirect_downloads: bool,
+    /// Blobs a job needs as a file (see `cache.rs`).
+    cache: BlobCache,
 }
 
 impl S3Blobs {
@@ -70,6 +73,7 @@ impl S3Blobs {
             prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
             lock_path: lock_dir.join("blobs-gc.lock"),
             redirect_downloads: settings.redirect_downloads,
+            cache: BlobCache::new(&settings.cache_dir.clone().unwrap_or_else(|| lock_dir.join("cache").join("blobs")), settings.cache_bytes),
         })
     }
 
@@ -107,6 +111,30 @@ impl S3Blobs {
         // left behind only if this fails too: gc removes it once it is old
         let _ = self.client.delete(&sink.key);
         stored
+    }
+
+    /// Downloads the blob to `dest`, a new file, checking its sha256 on the way.
+    fn download(&self, sha256: &str, dest: &Path, how: Materialise) -> io::Result<Materialised> {
+        let mut blob = self.open(sha256)?;
+        let mut out = OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(dest)?;
+        let digest = copy_hashing(&mut blob, &mut out, None).map_err(|e| match e {
+            PutError::Read(e) | PutError::Write(e) => e,
+            PutError::TooLarge { .. } => io::Error::other(e.to_string()),
+        });
+        let checked = digest.and_then(|d| {
+            if d.sha256 != sha256 {
+                return Err(io::Error::other(format!("{}: the blob {sha256} reads back as {}", self.client.store(), d.sha256)));
+            }
+            if how == Materialise::LinkOrDurableCopy {
+                out.sync_all()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = checked {
+            let _ = std::fs::remove_file(dest);
+            return Err(e);
+        }
+        Ok(Materialised::Copied)
     }
 
     fn is_old(modified: SystemTime, grace: Duration) -> bool {
@@ -176,28 +204,13 @@ impl BlobStore for S3Blobs {
         self.client.head(&self.key(sha256))
     }
 
-    /// Downloads the blob to `dest`, checking its sha256 on the way.
+    /// Through the cache on local disk (see `cache.rs`).
     fn materialise(&self, sha256: &str, dest: &Path, how: Materialise) -> io::Result<Materialised> {
-        let mut blob = self.open(sha256)?;
-        let mut out = OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE).open(dest)?;
-        let digest = copy_hashing(&mut blob, &mut out, None).map_err(|e| match e {
-            PutError::Read(e) | PutError::Write(e) => e,
-            PutError::TooLarge { .. } => io::Error::other(e.to_string()),
-        });
-        let checked = digest.and_then(|d| {
-            if d.sha256 != sha256 {
-                return Err(io::Error::other(format!("{}: the blob {sha256} reads back as {}", self.client.store(), d.sha256)));
-            }
-            if how == Materialise::LinkOrDurableCopy {
-                out.sync_all()?;
-            }
-            Ok(())
-        });
-        if let Err(e) = checked {
-            let _ = std::fs::remove_file(dest);
-            return Err(e);
+        // A backup's copy of every blob would only push the jobs' blobs out.
+        if how == Materialise::LinkOrDurableCopy {
+            return self.download(sha256, dest, how);
         }
-        Ok(Materialised::Copied)
+        self.cache.materialise(sha256, dest, how, &|path| self.download(sha256, path, Materialise::Copy).map(drop))
     }
 
     fn list(&self) -> io::Result<Vec<StoredBlob>> {
