@@ -1,5 +1,6 @@
-//! The process's counters: requests (recorded by the transport) and job
-//! durations (recorded by the job runner). `http::metrics` renders them for
+//! The process's counters: requests (recorded by the transport), job
+//! durations (recorded by the job runner) and requests to an object store
+//! (recorded by its client). `http::metrics` renders them for
 //! `GET /metrics`; recording needs nothing from the layers above, so the
 //! runner can count without knowing of HTTP.
 
@@ -47,6 +48,9 @@ pub struct State {
     pub bytes_out: BTreeMap<&'static str, u64>,
     pub rate_limited: BTreeMap<&'static str, u64>,
     pub jobs: BTreeMap<(String, &'static str), Histogram>,
+    /// Requests to the blob store, by method and outcome.
+    pub store_requests: BTreeMap<(&'static str, &'static str), u64>,
+    pub store_latency: BTreeMap<&'static str, Histogram>,
 }
 
 fn state() -> &'static Mutex<State> {
@@ -91,6 +95,23 @@ pub fn observe_request(o: &Observation) {
     if o.status == 429 {
         *state.rate_limited.entry(o.dialect).or_default() += 1;
     }
+}
+
+/// Whether the object store answered its last request: 1 yes, 0 no, -1
+/// nothing asked yet (or the store is local).
+pub static STORE_UP: AtomicI64 = AtomicI64::new(-1);
+
+/// One request to the object store. `outcome` is `ok`, `not_found`,
+/// `unavailable` (unreachable, 5xx, refused credentials) or `error`.
+pub fn observe_store_request(method: &'static str, outcome: &'static str, elapsed: Duration) {
+    STORE_UP.store(if outcome == "unavailable" { 0 } else { 1 }, std::sync::atomic::Ordering::Relaxed);
+    let mut state = lock();
+    *state.store_requests.entry((method, outcome)).or_default() += 1;
+    state
+        .store_latency
+        .entry(method)
+        .or_insert_with(|| Histogram::new(REQUEST_BUCKETS))
+        .observe(REQUEST_BUCKETS, elapsed.as_secs_f64());
 }
 
 /// A job ran to its end (`succeeded` or `failed` as its handler returned).

@@ -2,12 +2,13 @@
 //! modelreg's own routes (health, admin, metrics) and the web UI. The doors
 //! do not know of each other; this is the one place that knows them all.
 
-use crate::http::generic::{healthz, GENERIC};
+use crate::http::generic::{healthz, readyz, GENERIC};
 use crate::http::Router;
 
 pub fn router() -> Router {
     let mut router = Router::new(&GENERIC);
     router.add_public(&GENERIC, "GET", "/healthz", healthz);
+    router.add_public(&GENERIC, "GET", "/readyz", readyz);
     crate::api::octomil::routes(&mut router);
     crate::api::paperspace::routes(&mut router);
     crate::api::datarobot::routes(&mut router);

@@ -39,8 +39,10 @@ const LAYERS: &[&[&str]] = &[
     &["runtime"],
     // the domain: every operation, typed in and out
     &["registry"],
-    // storage, child processes, counters
-    &["store", "process", "metrics"],
+    // storage, child processes
+    &["store", "process"],
+    // counters, which everything above may record into
+    &["metrics"],
 ];
 
 /// Modules that only the named modules may import (besides themselves).

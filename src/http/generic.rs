@@ -27,6 +27,13 @@ pub fn render_generic_error(error: &Error) -> Response {
     Response::json(status, &json!({"error": code, "message": error.message()}))
 }
 
+/// Whether this server can serve uploads and downloads now: its blob store
+/// answers (one cheap request). For a balancer's health check; needs no key.
+pub fn readyz(ctx: &Ctx, _: &mut Request) -> Result<Response> {
+    let store = ctx.registry.ping_blob_store()?;
+    Ok(Response::json(200, &json!({"status": "ready", "blob_store": store})))
+}
+
 /// Whether the process is up; needs no key.
 pub fn healthz(_: &Ctx, _: &mut Request) -> Result<Response> {
     Ok(Response::json(200, &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})))

@@ -115,6 +115,17 @@ pub fn render(registry: &Registry) -> Result<String> {
     family(&mut out, "modelreg_blob_bytes", "gauge", "Bytes of the blobs recorded in the store.");
     let _ = writeln!(out, "modelreg_blob_bytes {}", stats.blob_bytes);
 
+    family(&mut out, "modelreg_blob_store_up", "gauge", "Whether the object store answered its last request (1, or 0); -1 before any, or for a local store.");
+    let _ = writeln!(out, "modelreg_blob_store_up {}", crate::metrics::STORE_UP.load(Ordering::Relaxed));
+    family(&mut out, "modelreg_blob_store_requests_total", "counter", "Requests to the object store, by method and outcome (ok, not_found, unavailable, error).");
+    for ((method, outcome), n) in &state.store_requests {
+        let _ = writeln!(out, "modelreg_blob_store_requests_total{{method=\"{method}\",outcome=\"{outcome}\"}} {n}");
+    }
+    family(&mut out, "modelreg_blob_store_request_duration_seconds", "histogram", "Time to the object store's answer (its head, for a download), by method.");
+    for (method, h) in &state.store_latency {
+        histogram(&mut out, "modelreg_blob_store_request_duration_seconds", &format!("method=\"{method}\""), REQUEST_BUCKETS, h);
+    }
+
     family(&mut out, "modelreg_jobs", "gauge", "Jobs waiting (queued) or running, by kind.");
     for (kind, state_name, n) in &stats.jobs {
         let _ = writeln!(out, "modelreg_jobs{{kind=\"{}\",state=\"{}\"}} {n}", esc(kind), esc(state_name));

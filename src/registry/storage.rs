@@ -94,6 +94,15 @@ impl Registry {
         recorded(&self.conn)
     }
 
+    /// Fails, as `Unavailable`, when the blob store cannot be reached now.
+    pub fn ping_blob_store(&self) -> Result<String> {
+        self.blobs.ping().map_err(|e| match crate::store::blobs::as_unavailable(&e) {
+            Some(unavailable) => Error::Unavailable(unavailable.to_string()),
+            None => Error::Unavailable(format!("the blob store {} cannot be reached: {e}", self.blobs.describe())),
+        })?;
+        Ok(self.blobs.describe())
+    }
+
     /// Fails, saying why, when the blob store cannot be written, read and
     /// deleted from: `serve` asks before it listens.
     pub fn check_blob_store(&self) -> Result<()> {

@@ -225,6 +225,12 @@ pub trait BlobStore: Send + Sync {
         Ok(())
     }
 
+    /// Fails when the store cannot be reached now: one cheap request, for
+    /// `/readyz`.
+    fn ping(&self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// The store as a person would name it (`local`, `s3://bucket/prefix`).
     fn describe(&self) -> String;
 

@@ -275,8 +275,22 @@ impl Client {
         action.sign(ttl).to_string()
     }
 
-    /// One request, with the answer classified (see the module's doc).
-    fn send(&self, method: &str, url: url::Url, headers: &[(&str, &str)], body: Body<'_>) -> io::Result<ureq::http::Response<ureq::Body>> {
+    /// One request, with the answer classified (see the module's doc) and
+    /// counted for /metrics.
+    fn send(&self, method: &'static str, url: url::Url, headers: &[(&str, &str)], body: Body<'_>) -> io::Result<ureq::http::Response<ureq::Body>> {
+        let started = std::time::Instant::now();
+        let answer = self.send_uncounted(method, url, headers, body);
+        let outcome = match &answer {
+            Ok(_) => "ok",
+            Err(e) if e.kind() == io::ErrorKind::NotFound => "not_found",
+            Err(e) if super::super::as_unavailable(e).is_some() => "unavailable",
+            Err(_) => "error",
+        };
+        crate::metrics::observe_store_request(method, outcome, started.elapsed());
+        answer
+    }
+
+    fn send_uncounted(&self, method: &str, url: url::Url, headers: &[(&str, &str)], body: Body<'_>) -> io::Result<ureq::http::Response<ureq::Body>> {
         let mut request = ureq::http::Request::builder().method(method).uri(url.as_str());
         for (name, value) in headers {
             request = request.header(*name, *value);

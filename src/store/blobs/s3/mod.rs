@@ -283,6 +283,10 @@ impl BlobStore for S3Blobs {
         Ok(())
     }
 
+    fn ping(&self) -> io::Result<()> {
+        self.client.check_bucket()
+    }
+
     fn describe(&self) -> String {
         self.client.store().to_string()
     }
