@@ -324,7 +324,8 @@ fn multipart_without_a_boundary_gets_400() {
 fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     let mut server = Server::start();
     let model = create_model(&server);
-    let payload = vec![7u8; 100_000];
+    // half of it is past what the database keeps, so it streams to a temp file
+    let payload = vec![7u8; 1_000_000];
     let (ct, body) = multipart_body(&[Part::File { name: "file", filename: "m.pt", bytes: &payload }]);
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     let head = format!(
@@ -347,11 +348,17 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// Weights larger than the database keeps (64 KiB), so that they are a
+/// file of their own under blobs/.
+fn large(tag: &str) -> Vec<u8> {
+    tag.as_bytes().iter().copied().cycle().take(100 * 1024).collect()
+}
+
 #[test]
 fn verify_reports_a_flipped_byte_and_a_missing_blob() {
     let server = Server::start();
     let model = create_model(&server);
-    let v = upload(&server, &model, b"some weights");
+    let v = upload(&server, &model, &large("some weights"));
     let ok = server.cli(&["verify"]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
 
@@ -386,11 +393,11 @@ fn blob_path(server: &Server, version: &Value) -> std::path::PathBuf {
 fn gc_removes_only_old_unreferenced_blobs_and_stale_temp_files() {
     let server = Server::start();
     let kept_model = create_model(&server);
-    let kept = blob_path(&server, &upload(&server, &kept_model, b"referenced"));
+    let kept = blob_path(&server, &upload(&server, &kept_model, &large("referenced")));
     let doomed_model = create_model(&server);
-    let doomed = blob_path(&server, &upload(&server, &doomed_model, b"unreferenced and old"));
+    let doomed = blob_path(&server, &upload(&server, &doomed_model, &large("unreferenced and old")));
     let young_model = create_model(&server);
-    let young = blob_path(&server, &upload(&server, &young_model, b"unreferenced but young"));
+    let young = blob_path(&server, &upload(&server, &young_model, &large("unreferenced but young")));
     assert_eq!(server.delete(&format!("/api/v1/models/{doomed_model}")).status, 200);
     assert_eq!(server.delete(&format!("/api/v1/models/{young_model}")).status, 200);
     let stale_temp = server.data_dir().join("blobs/tmp/crashed-upload.part");
@@ -408,13 +415,41 @@ fn gc_removes_only_old_unreferenced_blobs_and_stale_temp_files() {
     assert!(out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["blobs"].as_array().unwrap().len(), 1);
-    assert_eq!(report["bytes"], "unreferenced and old".len() + 1234);
+    assert_eq!(report["bytes"], large("unreferenced and old").len() + 1234);
     assert!(kept.exists(), "gc removed a referenced blob");
     assert!(young.exists(), "gc removed a blob younger than the grace period");
     assert!(!doomed.exists() && !stale_temp.exists());
     // The referenced version still downloads, and verify is clean.
-    assert_eq!(server.get(&format!("/api/v1/models/{kept_model}/versions/1/download")).body, b"referenced");
+    assert_eq!(server.get(&format!("/api/v1/models/{kept_model}/versions/1/download")).body, large("referenced"));
     assert!(server.cli(&["verify"]).status.success());
+}
+
+#[test]
+fn small_blobs_live_in_the_database_and_read_verify_and_gc_like_any_other() {
+    let server = Server::start();
+    let kept_model = create_model(&server);
+    let kept = upload(&server, &kept_model, b"small and referenced");
+    let doomed_model = create_model(&server);
+    upload(&server, &doomed_model, b"small and unreferenced");
+    assert!(blob_files(&server).is_empty(), "a small blob became a file: {:?}", blob_files(&server));
+    let download = server.get(&format!("/api/v1/models/{kept_model}/versions/1/download"));
+    assert_eq!(download.body, b"small and referenced");
+    assert_eq!(download.header("ETag"), Some(format!("\"{}\"", kept["model_hash"].as_str().unwrap().trim_start_matches("sha256:")).as_str()));
+    let range = server.request("GET", &format!("/api/v1/models/{kept_model}/versions/1/download"), &[("Range", "bytes=6-8")], None);
+    assert_eq!((range.status, range.body.as_slice()), (206, &b"and"[..]));
+    let verify = server.cli(&["verify"]);
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("checked 2 blobs"), "{}", String::from_utf8_lossy(&verify.stdout));
+
+    assert_eq!(server.delete(&format!("/api/v1/models/{doomed_model}")).status, 200);
+    let young = server.cli(&["--json", "gc", "--grace-secs", "3600"]);
+    let report: Value = serde_json::from_slice(&young.stdout).unwrap();
+    assert_eq!(report["blobs"].as_array().unwrap().len(), 0, "gc removed a blob younger than the grace period");
+    let out = server.cli(&["--json", "gc", "--grace-secs", "0"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["bytes"], "small and unreferenced".len(), "{report}");
+    assert_eq!(server.get(&format!("/api/v1/models/{kept_model}/versions/1/download")).body, b"small and referenced");
+    let verify = server.cli(&["verify"]);
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("checked 1 blobs"), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
 #[test]

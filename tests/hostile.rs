@@ -106,6 +106,10 @@ struct Upload {
     sent: usize,
 }
 
+/// A first piece of an upload past the 64 KiB the database keeps: the
+/// upload then streams into a temp file of its own, which tests wait for.
+const PAST_INLINE: usize = 80 * 1024;
+
 impl Upload {
     fn start(server: &Server, model: &str, size: usize, first: usize) -> Upload {
         let file: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
@@ -408,7 +412,7 @@ fn slow_uploads_do_not_freeze_short_requests() {
             s
         })
         .collect();
-    let mut crawling: Vec<Upload> = (0..6).map(|_| Upload::start(&server, &model, 256 * 1024, 1024)).collect();
+    let mut crawling: Vec<Upload> = (0..6).map(|_| Upload::start(&server, &model, 256 * 1024, PAST_INLINE)).collect();
     // once a handler reads an upload's body it has a temp file: wait for the
     // six (on the old pool only two get that far), then keep them crawling at
     // about 1 KiB per 100 ms while short requests are made
@@ -446,8 +450,8 @@ fn sigterm_closes_the_listener_and_lets_requests_in_flight_finish() {
     let mut server = Server::start_with(&["--shutdown-grace", "3s", "--io-timeout-ms", "60000"]);
     let model = new_model(&server);
     // one upload that will finish after the signal, one that never will
-    let finishing = Upload::start(&server, &model, 64 * 1024, 4096);
-    let _stalled = Upload::start(&server, &model, 64 * 1024, 4096);
+    let finishing = Upload::start(&server, &model, 256 * 1024, PAST_INLINE);
+    let _stalled = Upload::start(&server, &model, 256 * 1024, PAST_INLINE);
     // both are in a handler once each has its temp file
     let tmp = server.data_dir().join("blobs/tmp");
     assert!(eventually(Duration::from_secs(5), || std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0) >= 2));
@@ -552,7 +556,10 @@ fn version_zips_stream_without_a_temp_file() {
         .expect("a Content-Length");
     // no file under the data directory is open but blobs (a temp zip would be)
     let data = server.data_dir().to_path_buf();
-    let open = open_files_under(&server, &data) - open_files_under(&server, &data.join("blobs")) - open_files_under(&server, &data.join("modelreg.db"));
+    let open = open_files_under(&server, &data)
+        - open_files_under(&server, &data.join("blobs"))
+        - open_files_under(&server, &data.join("modelreg.db"))
+        - open_files_under(&server, &data.join("serve.lock"));
     assert_eq!(open, 0, "a file other than a blob or the database is open during the download");
     // the rest arrives, as long as announced, and unzips to what was uploaded
     let mut rest = Vec::new();
@@ -763,7 +770,7 @@ fn serve_sweeps_temp_files_no_live_upload_owns() {
 
     // while serving: an orphan goes at the next sweep, a live upload's file stays
     let model = new_model(&server);
-    let live = Upload::start(&server, &model, 64 * 1024, 8 * 1024);
+    let live = Upload::start(&server, &model, 256 * 1024, PAST_INLINE);
     let tmp = server.data_dir().join("blobs/tmp");
     let parts = || -> Vec<std::path::PathBuf> { std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect() };
     assert!(eventually(Duration::from_secs(5), || parts().len() == 1), "the upload has its temp file");

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::registry::{Error, Registry, Result};
-use crate::store::blobs::{BlobLocation, BlobStore, LocalBlobs, S3Blobs, S3Options, S3Settings};
+use crate::registry::operations::data_dir::DB_FILE;
+use crate::store::blobs::{BlobLocation, BlobStore, InlineSmall, LocalBlobs, S3Blobs, S3Options, S3Settings};
 use crate::store::sql::{Connection, OptionalExtension};
 
 const SETTING: &str = "blob_store";
@@ -74,7 +75,7 @@ pub(super) fn open(data_dir: &Path, location: &BlobLocation) -> Result<Arc<dyn B
     if let Some(store) = open.get_or_insert_with(HashMap::new).get(&key) {
         return Ok(Arc::clone(store));
     }
-    let store: Arc<dyn BlobStore> = match location {
+    let behind: Arc<dyn BlobStore> = match location {
         BlobLocation::Local => Arc::new(LocalBlobs::create(&data_dir.join("blobs"))?),
         BlobLocation::S3 { bucket, prefix } => {
             let options = S3_OPTIONS.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default();
@@ -84,6 +85,7 @@ pub(super) fn open(data_dir: &Path, location: &BlobLocation) -> Result<Arc<dyn B
             Arc::new(store)
         }
     };
+    let store: Arc<dyn BlobStore> = Arc::new(InlineSmall::new(behind, &data_dir.join(DB_FILE))?);
     open.get_or_insert_with(HashMap::new).insert(key, Arc::clone(&store));
     Ok(store)
 }

@@ -25,6 +25,11 @@ pub fn format_time(t: time::OffsetDateTime) -> String {
 /// that ids sort by creation time. Lists ordered by a millisecond timestamp
 /// break ties by id, which then keeps creation order within the same
 /// millisecond (the generator is monotonic within a process).
+/// Reads a time `format_time` wrote.
+pub fn parse_time(text: &str) -> Option<std::time::SystemTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok().map(Into::into)
+}
+
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }

@@ -107,7 +107,9 @@ mod tests {
         let prepared = Registry::prepare(&dir, None).unwrap();
         assert!(prepared.created);
         assert!(prepared.fixed.is_empty(), "{:?}", prepared.fixed);
-        let digest = prepared.registry.put_blob(&mut &b"weights"[..], None).unwrap();
+        // larger than what the database keeps, so that it is a file of its own
+        let weights = vec![7u8; 100 * 1024];
+        let digest = prepared.registry.put_blob(&mut &weights[..], None).unwrap();
         drop(prepared);
         let blob = dir.join("blobs/sha256").join(&digest.sha256[..2]).join(&digest.sha256[2..]);
         assert_eq!(mode(&dir), 0o700);

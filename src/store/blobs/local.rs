@@ -310,6 +310,12 @@ impl BlobStore for LocalBlobs {
         "local".to_string()
     }
 
+    fn gc_exclusion(&self) -> io::Result<UploadGuard> {
+        let lock = self.lock_file()?;
+        lock.lock()?;
+        Ok(UploadGuard::new(Box::new(lock), false))
+    }
+
     /// Removes the `.part` files in `tmp/` that no live upload owns: those whose `flock`
     /// can be taken. A process that died (kill -9, power loss) holds no lock, so its temp
     /// files go at once, whatever their age; an upload in progress, in this process or
@@ -348,6 +354,9 @@ const MAX_PENDING: usize = 256;
 #[derive(Default)]
 pub struct PendingBlobs {
     files: Vec<Pending>,
+    /// Small blobs held in memory until `settle` writes them to the
+    /// database (see `inline.rs`).
+    pub(super) small: Vec<(String, Vec<u8>)>,
 }
 
 struct Pending {

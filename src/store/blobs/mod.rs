@@ -22,6 +22,7 @@
 //!   the transport the open file, which it sends with sendfile(2).
 
 mod cache;
+mod inline;
 mod local;
 pub mod location;
 mod s3;
@@ -35,6 +36,7 @@ use std::time::{Duration, SystemTime};
 
 pub use local::{copy_private, create_private_dir, LocalBlobs, PendingBlobs, PRIVATE_DIR, PRIVATE_FILE};
 pub use location::{BlobLocation, S3Options, S3Settings, UrlStyle};
+pub use inline::InlineSmall;
 pub use s3::S3Blobs;
 pub use stream::{copy_hashing, hash_reader};
 
@@ -225,6 +227,10 @@ pub trait BlobStore: Send + Sync {
         Ok(())
     }
 
+    /// gc's side of the lock uploads hold shared (`upload_guard`): while it
+    /// is held, no upload on this machine is between its bytes and its row.
+    fn gc_exclusion(&self) -> io::Result<UploadGuard>;
+
     /// Fails when the store cannot be reached now: one cheap request, for
     /// `/readyz`.
     fn ping(&self) -> io::Result<()> {
@@ -261,6 +267,8 @@ enum Source {
     /// A file on local disk (`LocalBlobs`).
     File(File),
     Remote(Box<dyn RemoteBlob>),
+    /// A small blob kept in the database (`InlineSmall`).
+    Memory(io::Cursor<Vec<u8>>),
 }
 
 impl Blob {
@@ -272,6 +280,10 @@ impl Blob {
         Blob { source: Source::Remote(reader) }
     }
 
+    pub fn memory(bytes: Vec<u8>) -> Blob {
+        Blob { source: Source::Memory(io::Cursor::new(bytes)) }
+    }
+
     /// Asked of the blob, not kept: most readers know the size from the
     /// row that names the blob, and a zip of 1,000 files should not pay
     /// 1,000 fstat calls for a figure nobody reads.
@@ -279,13 +291,14 @@ impl Blob {
         match &self.source {
             Source::File(file) => Ok(file.metadata()?.len()),
             Source::Remote(remote) => Ok(remote.len()),
+            Source::Memory(bytes) => Ok(bytes.get_ref().len() as u64),
         }
     }
 
     /// See `RemoteBlob::redirect`.
     pub fn redirect(&self) -> Option<String> {
         match &self.source {
-            Source::File(_) => None,
+            Source::File(_) | Source::Memory(_) => None,
             Source::Remote(remote) => remote.redirect(),
         }
     }
@@ -296,7 +309,7 @@ impl Blob {
     pub fn into_local_file(self) -> Result<File, Blob> {
         match self.source {
             Source::File(file) => Ok(file),
-            source @ Source::Remote(_) => Err(Blob { source }),
+            source @ (Source::Remote(_) | Source::Memory(_)) => Err(Blob { source }),
         }
     }
 }
@@ -306,6 +319,7 @@ impl Read for Blob {
         match &mut self.source {
             Source::File(file) => file.read(buf),
             Source::Remote(remote) => remote.read(buf),
+            Source::Memory(bytes) => bytes.read(buf),
         }
     }
 }
@@ -315,6 +329,7 @@ impl Seek for Blob {
         match &mut self.source {
             Source::File(file) => file.seek(pos),
             Source::Remote(remote) => remote.seek(pos),
+            Source::Memory(bytes) => bytes.seek(pos),
         }
     }
 }

@@ -441,6 +441,21 @@ impl ToSql for String {
     }
 }
 
+/// Bytes bind as a BLOB (small blobs kept in the database).
+impl ToSql for [u8] {
+    #[inline]
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        Ok(ValueRef::Blob(self))
+    }
+}
+
+impl ToSql for Vec<u8> {
+    #[inline]
+    fn to_sql(&self) -> Result<ValueRef<'_>> {
+        self.as_slice().to_sql()
+    }
+}
+
 impl ToSql for bool {
     #[inline]
     fn to_sql(&self) -> Result<ValueRef<'_>> {
@@ -500,6 +515,16 @@ impl FromSql for String {
                 Err(e) => Err(not_utf8(e)),
             },
             other => Err(wrong_type(other, "text")),
+        }
+    }
+}
+
+impl FromSql for Vec<u8> {
+    #[inline]
+    fn from_sql(value: ValueRef<'_>) -> std::result::Result<Self, String> {
+        match value {
+            ValueRef::Blob(bytes) => Ok(bytes.to_vec()),
+            other => Err(wrong_type(other, "bytes")),
         }
     }
 }

@@ -283,6 +283,12 @@ impl BlobStore for S3Blobs {
         Ok(())
     }
 
+    fn gc_exclusion(&self) -> io::Result<UploadGuard> {
+        let lock = self.lock_file()?;
+        lock.lock()?;
+        Ok(UploadGuard::new(Box::new(lock), false))
+    }
+
     fn ping(&self) -> io::Result<()> {
         self.client.check_bucket()
     }
