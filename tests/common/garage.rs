@@ -1,0 +1,552 @@
+//! A real Garage node (https://garagehq.deuxfleurs.fr, 2.5.0) for the S3
+//! blob store's tests: Garage refuses a bad signature and a payload that
+//! does not match its signed checksum, as AWS does, where a lenient
+//! stand-in (s3rver accepts both) would let those bugs pass.
+//!
+//! Each node is one `garage server` on loopback ports, with its metadata,
+//! data, configuration and log in a directory of its own under
+//! `CARGO_TARGET_TMPDIR` (on the disk the build uses, not a tmpfs: blob
+//! tests write hundreds of megabytes, and `fsync` must mean something).
+//! Most tests need only a bucket of their own and share one node per test
+//! binary (`fresh_bucket`); a test that stops or restarts Garage starts its
+//! own (`Garage::start`).
+//!
+//! Garage 2.5.0 is installed by .ci/run; elsewhere a test without it skips
+//! through `skip_outside_ci`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::skip_outside_ci;
+
+/// How long Garage may take to answer after it is started: a cold start is
+/// well under a second on an idle machine, but a busy CI machine compiles
+/// and runs other test binaries meanwhile.
+const START_DEADLINE: Duration = Duration::from_secs(30);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(20);
+/// Whole starts tried before giving up on finding free ports.
+const PORT_ATTEMPTS: u32 = 4;
+/// What Garage logs when its RPC or S3 port is taken (the RPC one makes it
+/// exit; the S3 one only ends that API's task).
+const PORT_TAKEN: &str = "Address already in use";
+/// Garage binds its three ports within milliseconds of each other: one
+/// still missing this long after another is held by another process. A
+/// taken admin port is the case that needs this: Garage logs its error only
+/// once the S3 API has stopped, and runs on without it.
+const PARTLY_BOUND: Duration = Duration::from_millis(500);
+
+/// A running Garage node with one access key allowed on every bucket the
+/// harness creates. Dropping it kills the server and deletes its directory.
+pub struct Garage {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    child: Child,
+    s3_port: u16,
+    rpc_port: u16,
+    admin_port: u16,
+    endpoint: String,
+    key_id: String,
+    secret: String,
+}
+
+impl Garage {
+    /// A node of this test's own (for a test that stops or restarts it), or
+    /// None where this host has no Garage (the test then returns; under CI
+    /// this panics instead). `fsync` sets Garage's `metadata_fsync` and
+    /// `data_fsync`: off, as Garage ships, a write is acknowledged before
+    /// it reaches the disk.
+    pub fn start(fsync: bool) -> Option<Garage> {
+        let binary = binary_or_skip()?;
+        Some(Garage::start_with(binary, fsync))
+    }
+
+    fn start_with(binary: PathBuf, fsync: bool) -> Garage {
+        // The ports are free when chosen and taken by Garage a moment
+        // later; another process can take one in between.
+        for _ in 0..PORT_ATTEMPTS {
+            if let Some(garage) = Garage::try_start(&binary, fsync) {
+                return garage;
+            }
+        }
+        panic!("Garage found its ports taken {PORT_ATTEMPTS} times in a row");
+    }
+
+    /// None when a port was taken before Garage bound it.
+    fn try_start(binary: &Path, fsync: bool) -> Option<Garage> {
+        let dir = tempfile::Builder::new().prefix("garage-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let [s3_port, rpc_port, admin_port] = free_ports();
+        let path = dir.path().to_str().expect("a UTF-8 temporary directory");
+        // TOML literal strings take the path as it is, without escapes.
+        assert!(!path.contains('\''), "{path} cannot be a TOML literal string");
+        let config = format!(
+            "metadata_dir = '{path}/meta'\n\
+             data_dir = '{path}/data'\n\
+             db_engine = \"sqlite\"\n\
+             metadata_fsync = {fsync}\n\
+             data_fsync = {fsync}\n\
+             replication_factor = 1\n\
+             rpc_bind_addr = \"127.0.0.1:{rpc_port}\"\n\
+             rpc_public_addr = \"127.0.0.1:{rpc_port}\"\n\
+             rpc_secret = \"{rpc_secret}\"\n\
+             \n\
+             [s3_api]\n\
+             s3_region = \"garage\"\n\
+             api_bind_addr = \"127.0.0.1:{s3_port}\"\n\
+             root_domain = \".s3.garage.localhost\"\n\
+             \n\
+             [admin]\n\
+             api_bind_addr = \"127.0.0.1:{admin_port}\"\n\
+             admin_token = \"{admin_token}\"\n",
+            rpc_secret = random_hex(32),
+            admin_token = random_hex(32),
+        );
+        std::fs::write(dir.path().join("garage.toml"), config).unwrap();
+        let child = spawn_server(binary, dir.path());
+        let mut garage = Garage {
+            binary: binary.to_path_buf(),
+            dir,
+            child,
+            s3_port,
+            rpc_port,
+            admin_port,
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            key_id: String::new(),
+            secret: String::new(),
+        };
+        // The CLI needs the RPC port only; before a layout, /health
+        // answers 503 (no quorum).
+        if !garage.wait_for("listen on its ports", 0, |g| g.health().is_some()) {
+            return None;
+        }
+        garage.configure();
+        if !garage.wait_for("be healthy", 0, |g| g.serving()) {
+            return None;
+        }
+        Some(garage)
+    }
+
+    /// The one-node layout and the access key: what `garage server
+    /// --single-node --default-access-key` would do, spelled out as an
+    /// operator's first steps are in Garage's quick start.
+    fn configure(&mut self) {
+        // `node id -q` prints `<64 hex>@127.0.0.1:<rpc port>`; `layout
+        // assign` wants the part before the `@`.
+        let node = self.cli(&["node", "id", "-q"]);
+        let node = node.trim().split('@').next().unwrap().to_string();
+        self.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        self.cli(&["layout", "apply", "--version", "1"]);
+        // Imported rather than created: the key is known without reading it
+        // back from `key create`'s report, and `key import` prints the
+        // secret as "(redacted)" anyway. The Key ID line says Garage took it.
+        let key_id = format!("GK{}", random_hex(12));
+        let secret = random_hex(32);
+        let report = self.cli(&["key", "import", "--yes", "-n", "modelreg-tests", &key_id, &secret]);
+        let reported = report.lines().find_map(|l| l.strip_prefix("Key ID:")).map(str::trim);
+        assert_eq!(reported, Some(key_id.as_str()), "garage key import reported:\n{report}");
+        self.key_id = key_id;
+        self.secret = secret;
+    }
+
+    /// The S3 endpoint, `http://127.0.0.1:<port>` (path-style requests).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The region Garage signs and checks (`s3_region`).
+    pub fn region(&self) -> &str {
+        "garage"
+    }
+
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// The server's process id (while it runs).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where its garage.toml, garage.log, metadata and data are.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The standard AWS variables that point an S3 client at this node, for
+    /// `Server::start_with_env`.
+    pub fn aws_env(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_REGION", self.region()),
+            ("AWS_ACCESS_KEY_ID", self.key_id()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret()),
+        ]
+    }
+
+    /// Creates bucket `name` and allows this node's key to read, write and
+    /// own it. A name Garage refuses (S3's rules: 3–63 characters of
+    /// lowercase letters, digits, `-` and `.`) panics.
+    pub fn create_bucket(&self, name: &str) {
+        self.cli(&["bucket", "create", name]);
+        self.cli(&["bucket", "allow", "--read", "--write", "--owner", name, "--key", &self.key_id]);
+    }
+
+    /// Runs `garage -c <its garage.toml> <args>` against this node and
+    /// returns what it printed; a failure panics with the node's log. For
+    /// what the harness does not wrap (`bucket deny`, `key delete`…).
+    pub fn cli(&self, args: &[&str]) -> String {
+        // Into files rather than pipes: nothing has to read while it runs.
+        let (mut stdout, mut stderr) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+        let mut child = garage_command(&self.binary, self.dir.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout.try_clone().unwrap())
+            .stderr(stderr.try_clone().unwrap())
+            .spawn()
+            .unwrap();
+        // The CLI waits forever for a node that stopped answering mid-call.
+        let pid = child.id() as libc::pid_t;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait()));
+        let Ok(status) = rx.recv_timeout(START_DEADLINE) else {
+            // SAFETY: the waiter has not reaped it (it would have sent).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("garage {} did not finish within {} s:\n{}", args.join(" "), START_DEADLINE.as_secs(), self.log_tail());
+        };
+        let status = status.unwrap();
+        let read = |file: &mut std::fs::File| {
+            let mut text = String::new();
+            std::io::Seek::rewind(file).unwrap();
+            file.read_to_string(&mut text).unwrap();
+            text
+        };
+        let (out, err) = (read(&mut stdout), read(&mut stderr));
+        assert!(status.success(), "garage {} failed ({status}):\n{out}{err}\n{}", args.join(" "), self.log_tail());
+        out
+    }
+
+    /// Kills the server and waits for it: an outage as abrupt as a crash.
+    /// SIGKILL rather than SIGTERM, because a stopping Garage waits up to
+    /// 10 s for open connections (an S3 client's idle pooled ones
+    /// included). Nothing acknowledged is lost: its writes are in the
+    /// kernel's page cache, which outlives the process.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again (stopping it first if it runs) on the same
+    /// ports, configuration and data, and waits until it serves. Between a
+    /// stop and a restart another process may hold one of the ports for a
+    /// while (a client's outgoing connection takes ports from the same
+    /// range); it is tried again until the start deadline.
+    pub fn restart(&mut self) {
+        self.stop();
+        let until = Instant::now() + START_DEADLINE;
+        loop {
+            let log_from = self.log_len();
+            self.child = spawn_server(&self.binary, self.dir.path());
+            if self.wait_for("serve again", log_from, |g| g.serving()) {
+                return;
+            }
+            self.stop();
+            assert!(Instant::now() < until, "Garage's ports stayed taken for {} s:\n{}", START_DEADLINE.as_secs(), self.log_tail());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The last lines Garage logged, for a failure message.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!("--- last lines of {} ---\n{tail}", self.log_path().display())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("garage.log")
+    }
+
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(self.log_path()).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Whether Garage logged a taken port since byte `from` of its log.
+    fn port_taken_since(&self, from: u64) -> bool {
+        let mut log = Vec::new();
+        if let Ok(mut file) = std::fs::File::open(self.log_path()) {
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(from)).unwrap();
+            file.read_to_end(&mut log).unwrap();
+        }
+        String::from_utf8_lossy(&log).contains(PORT_TAKEN)
+    }
+
+    /// Waits until Garage listens on all its ports and `ready` holds;
+    /// false (the server killed) when a port turns out to be another
+    /// process's (see `PORT_TAKEN`, `PARTLY_BOUND`), looking at the log
+    /// from byte `log_from`. An exit or the deadline panics with the log.
+    fn wait_for(&mut self, what: &str, log_from: u64, ready: impl Fn(&Garage) -> bool) -> bool {
+        let until = Instant::now() + START_DEADLINE;
+        let mut partly_since = None;
+        loop {
+            if self.port_taken_since(log_from) {
+                self.stop();
+                return false;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // A taken RPC port makes Garage panic and exit.
+                if self.port_taken_since(log_from) {
+                    return false;
+                }
+                panic!("Garage exited ({status}) before it would {what}:\n{}", self.log_tail());
+            }
+            // Its own sockets, not whoever answers on the port: only then
+            // is the answer to `ready` Garage's.
+            let bound = listening(self.child.id(), &[self.s3_port, self.rpc_port, self.admin_port]);
+            if bound == 3 && ready(self) {
+                return true;
+            }
+            if bound == 0 || bound == 3 {
+                partly_since = None;
+            } else if partly_since.get_or_insert_with(Instant::now).elapsed() > PARTLY_BOUND {
+                self.stop();
+                return false;
+            }
+            assert!(Instant::now() < until, "Garage did not {what} within {} s:\n{}", START_DEADLINE.as_secs(), self.log_tail());
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Serving S3: the admin API's health check says every partition has
+    /// its quorum.
+    fn serving(&self) -> bool {
+        self.health() == Some(200)
+    }
+
+    /// The status of `GET /health` on the admin API (no token needed), or
+    /// None while nothing answers there.
+    fn health(&self) -> Option<u16> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.admin_port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        let reply = String::from_utf8_lossy(&reply);
+        reply.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The node that tests needing only a bucket share, started by the first
+/// of them (without fsync), or None where this host has no Garage. It runs
+/// until the test binary exits: an exit handler kills it and deletes its
+/// directory, and PR_SET_PDEATHSIG kills it if the binary is killed.
+pub fn shared() -> Option<&'static Garage> {
+    static SHARED: OnceLock<Result<Garage, String>> = OnceLock::new();
+    let binary = binary_or_skip()?;
+    let shared = SHARED.get_or_init(|| {
+        // A failed start is remembered, so that every later test fails at
+        // once with its reason instead of trying again for 30 s.
+        std::panic::catch_unwind(move || Garage::start_with(binary, false)).map_err(|panic| {
+            panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+        })
+    });
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        extern "C" fn stop_shared() {
+            // Statics are never dropped: without this the node would live
+            // until the PDEATHSIG, and its directory forever.
+            if let Some(Ok(garage)) = SHARED.get() {
+                let pid = garage.child.id() as libc::pid_t;
+                // SAFETY: the pid is our own unreaped child's.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                let _ = std::fs::remove_dir_all(garage.dir.path());
+            }
+        }
+        // SAFETY: registers a function that neither panics nor unwinds.
+        unsafe { libc::atexit(stop_shared) };
+    });
+    match shared {
+        Ok(garage) => Some(garage),
+        Err(reason) => panic!("the shared Garage did not start: {reason}"),
+    }
+}
+
+/// A new, empty bucket on the shared node, named after the test (for
+/// reading Garage's log), or None where this host has no Garage.
+pub fn fresh_bucket() -> Option<(&'static Garage, String)> {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let garage = shared()?;
+    let test = std::thread::current().name().unwrap_or("test").rsplit("::").next().unwrap().to_string();
+    let mut name = String::new();
+    for c in test.chars().map(|c| c.to_ascii_lowercase()) {
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
+        if !(c == '-' && (name.is_empty() || name.ends_with('-'))) {
+            name.push(c);
+        }
+    }
+    name.truncate(50);
+    let name = format!("{}-{}", name.trim_end_matches('-'), NEXT.fetch_add(1, Ordering::Relaxed));
+    let name = if name.len() < 3 { format!("bucket{name}") } else { name };
+    garage.create_bucket(&name);
+    Some((garage, name))
+}
+
+/// The Garage binary: `MODELREG_GARAGE`, else `garage` on PATH, else where
+/// `cargo install` puts it, else where a CI cache keeps it. None when there
+/// is none (a `MODELREG_GARAGE` naming nothing is a mistake, and panics).
+pub fn binary() -> Option<PathBuf> {
+    if let Some(named) = std::env::var_os("MODELREG_GARAGE") {
+        let named = PathBuf::from(named);
+        assert!(named.is_file(), "MODELREG_GARAGE={} is not a file", named.display());
+        return Some(named);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let cargo_home = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".cargo")));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("garage"))
+        .chain(cargo_home.map(|c| c.join("bin/garage")))
+        .chain(home.map(|h| h.join(".cache/modelreg-ci/garage/bin/garage")))
+        .find(|candidate| is_executable(candidate))
+}
+
+/// `binary`, for a test that can do nothing without Garage: None (saying
+/// so) where this host has none, and a panic under CI, whose .ci/run
+/// installs it.
+pub fn binary_or_skip() -> Option<PathBuf> {
+    let binary = binary();
+    if binary.is_none() {
+        skip_outside_ci(
+            "a Garage node",
+            "no garage binary (MODELREG_GARAGE, PATH, $CARGO_HOME/bin, ~/.cache/modelreg-ci/garage/bin); .ci/run installs Garage 2.5.0",
+        );
+    }
+    binary
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `garage -c <dir>/garage.toml` with an environment of our own: Garage
+/// reads GARAGE_* variables (an RPC host, secrets, a log format) that would
+/// point it elsewhere, and colours its log unless told not to.
+fn garage_command(binary: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command.arg("-c").arg(dir.join("garage.toml"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("GARAGE_")) {
+            command.env_remove(name);
+        }
+    }
+    command.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    command
+}
+
+/// Starts `garage server` with its output appended to `<dir>/garage.log`.
+fn spawn_server(binary: &Path, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("garage.log")).unwrap();
+    let mut command = garage_command(binary, dir);
+    command.arg("server").stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated
+    // after fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl, and then no signal comes.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    spawn_for_life(command).unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
+}
+
+/// Spawns `command` from a thread that lives as long as the process.
+/// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits,
+/// not the process: spawned from a test's thread, the shared node would die
+/// with the first test, and a node restarted from a helper thread with it.
+fn spawn_for_life(command: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        // Never ends: the static holds the sender.
+        std::thread::Builder::new()
+            .name("garage-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .unwrap();
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::channel();
+    spawner.lock().unwrap().send((command, tx)).unwrap();
+    rx.recv().unwrap()
+}
+
+/// How many of `ports` process `pid` listens on at 127.0.0.1: the listening
+/// sockets of /proc/net/tcp whose inodes are among the process's open files.
+fn listening(pid: u32, ports: &[u16]) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    let sockets: Vec<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(String::from))
+        .collect();
+    // The address as the kernel prints it: the network-order bytes read as
+    // a native integer.
+    let loopback = format!("{:08X}", u32::from_ne_bytes([127, 0, 0, 1]));
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    ports
+        .iter()
+        .filter(|port| {
+            let local = format!("{loopback}:{port:04X}");
+            table.lines().skip(1).any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // Field 3 is the state, 0A LISTEN; field 9 the inode.
+                fields.len() > 9 && fields[1] == local && fields[3] == "0A" && sockets.iter().any(|s| s == fields[9])
+            })
+        })
+        .count()
+}
+
+/// Three distinct loopback ports that were free a moment ago (held
+/// together while chosen, so the kernel gives three different ones).
+fn free_ports() -> [u16; 3] {
+    let listeners = [(); 3].map(|_| TcpListener::bind("127.0.0.1:0").unwrap());
+    listeners.map(|l| l.local_addr().unwrap().port())
+}
+
+/// `bytes` random bytes from the kernel, as hex.
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut buf).unwrap();
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
