@@ -557,7 +557,8 @@ fn twenty_concurrent_uploads_get_versions_1_to_20_once_each() {
 
 #[test]
 fn the_same_bytes_in_two_models_are_stored_once() {
-    let server = Server::start();
+    // looks at the blob files of the data directory: the local store's layout
+    let server = Server::start_local(tempfile::tempdir().unwrap(), &[]);
     let a = new_model(&server, "pytorch");
     let b = new_model(&server, "sklearn");
     let weights: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
@@ -965,9 +966,11 @@ fn exceeding_the_rate_limit_is_429_with_retry_after() {
 
 #[test]
 fn a_missing_blob_file_is_500_internal_error() {
-    let server = Server::start();
+    // removes a blob file of the data directory: the local store's layout
+    let server = Server::start_local(tempfile::tempdir().unwrap(), &[]);
     let id = new_model(&server, "pytorch");
-    let weights = b"soon gone".to_vec();
+    // past the 64 KiB the database keeps, so that it is a file of its own
+    let weights = b"soon gone".repeat(10_000);
     upload_ok(&server, &id, "model.pt", &weights);
     std::fs::remove_file(blob_path(&server, &sha256_hex(&weights))).unwrap();
     expect_error(&server.get(&download_path(&id, 1)), 500, "internal_error");
@@ -1004,7 +1007,8 @@ fn an_over_cap_json_body_is_413() {
 #[test]
 fn a_server_killed_mid_upload_restarts_clean() {
     const DECLARED: u64 = 1 << 30;
-    let server = Server::start();
+    // watches the data directory's temp files: the local store's layout
+    let server = Server::start_local(tempfile::tempdir().unwrap(), &[]);
     let id = new_model(&server, "pytorch");
 
     let (head, _) = multipart_frame("big.pt");
@@ -1212,9 +1216,10 @@ fn corrupt(path: &Path) {
 
 #[test]
 fn cli_download_of_corrupt_bytes_leaves_no_file() {
-    let server = Server::start();
+    // corrupts a blob file of the data directory: the local store's layout
+    let server = Server::start_local(tempfile::tempdir().unwrap(), &[]);
     let id = new_model(&server, "pytorch");
-    let weights = vec![42u8; 10_000];
+    let weights = vec![42u8; 100_000];
     upload_ok(&server, &id, "model.pt", &weights);
     corrupt(&blob_path(&server, &sha256_hex(&weights)));
 

@@ -159,10 +159,7 @@ impl Registry {
 
     /// Opens a stored blob for reading.
     pub fn open_blob(&self, sha256: &str) -> Result<Blob> {
-        self.blobs.open(sha256).map_err(|e| match as_unavailable(&e) {
-            Some(_) => store_error(e),
-            None => Error::Internal(format!("blob {sha256} is referenced but cannot be opened: {e}")),
-        })
+        self.blobs.open(sha256).map_err(|e| referenced_blob_error(sha256, e))
     }
 
     /// A URL that reads the blob straight from the store, without a key,
@@ -186,6 +183,15 @@ pub(crate) fn store_error(e: std::io::Error) -> Error {
     match as_unavailable(&e) {
         Some(unavailable) => Error::Unavailable(unavailable.to_string()),
         None => Error::Internal(format!("the blob store failed: {e}")),
+    }
+}
+
+/// A blob a row names could not be read: the store is down (503), or the
+/// registry is damaged (ours).
+pub(crate) fn referenced_blob_error(sha256: &str, e: std::io::Error) -> Error {
+    match as_unavailable(&e) {
+        Some(_) => store_error(e),
+        None => Error::Internal(format!("blob {sha256} is referenced but cannot be opened: {e}")),
     }
 }
 

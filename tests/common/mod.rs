@@ -24,7 +24,23 @@ pub struct Server {
     pub data: tempfile::TempDir,
     /// Everything the server printed to stderr so far (access log included).
     pub log: Arc<Mutex<String>>,
+    /// `s3://bucket` when this server keeps its blobs on Garage (`on_s3`).
+    pub blob_store: Option<String>,
+    /// The environment that reaches that bucket, which offline commands
+    /// on the data directory need too.
+    store_env: Vec<(String, String)>,
     agent: ureq::Agent,
+}
+
+/// Whether this test binary's servers keep their blobs in a bucket of a
+/// real Garage node: binaries named `s3_*` (tests/s3_*.rs compile a suite
+/// again under that name) and any run with `MODELREG_TEST_BLOB_STORE=s3`.
+pub fn on_s3() -> bool {
+    if std::env::var("MODELREG_TEST_BLOB_STORE").is_ok_and(|v| v == "s3") {
+        return true;
+    }
+    let exe = std::env::current_exe().ok();
+    exe.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("s3_"))
 }
 
 pub struct Reply {
@@ -70,10 +86,41 @@ impl Server {
     }
 
     fn start_in_env(data: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Server {
+        let store = on_s3().then(garage::fresh_bucket).flatten();
+        Server::launch(data, env, args, store.map(|(garage, bucket)| (garage, bucket)))
+    }
+
+    /// Starts a server on the local blob store, whatever `on_s3` says.
+    pub fn start_local(data: tempfile::TempDir, args: &[&str]) -> Server {
+        Server::launch(data, &[], args, None)
+    }
+
+    /// Starts a server whose blobs are in `bucket` of `garage` (a node of
+    /// the test's own, which it may stop and restart).
+    pub fn start_on_bucket(data: tempfile::TempDir, garage: &garage::Garage, bucket: &str, args: &[&str]) -> Server {
+        Server::launch(data, &[], args, Some((garage, bucket.to_string())))
+    }
+
+    fn launch(data: tempfile::TempDir, env: &[(&str, &str)], args: &[&str], store: Option<(&garage::Garage, String)>) -> Server {
+        // a data directory that already records its store (a restart) keeps it
+        let fresh = !data.path().join("modelreg.db").exists();
+        let (blob_store, store_env) = match store {
+            Some((garage, bucket)) => (
+                Some(format!("s3://{bucket}")),
+                garage.aws_env().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ),
+            None => (None, Vec::new()),
+        };
+        let store_args: Vec<String> = match &blob_store {
+            Some(store) if fresh => vec!["--blob-store".into(), store.clone()],
+            _ => Vec::new(),
+        };
         let mut child = Command::new(BIN)
             .args(["serve", "--bind", "127.0.0.1:0", "--machine-delay-ms", "0", "--data-dir"])
             .arg(data.path())
+            .args(&store_args)
             .args(args)
+            .envs(store_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -101,7 +148,7 @@ impl Server {
         let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
         let key = std::fs::read_to_string(data.path().join("admin.key")).unwrap().trim().to_string();
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-        Server { child, addr, key, data, log, agent }
+        Server { child, addr, key, data, log, blob_store, store_env, agent }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -114,7 +161,15 @@ impl Server {
 
     /// Runs the CLI against this server's data directory (offline mode).
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN).arg("--data-dir").arg(self.data_dir()).args(args).output().unwrap()
+        self.cli_command().args(args).output().unwrap()
+    }
+
+    /// The CLI on this server's data directory, with what reaches its blob store.
+    pub fn cli_command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command.arg("--data-dir").arg(self.data_dir());
+        command.envs(self.store_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
     }
 
     /// Runs the CLI against this server over HTTP (`--server`, admin key).
@@ -143,6 +198,25 @@ impl Server {
     }
 
     /// A request with the admin key; `headers` are added as given.
+    /// `request`, but None when the exchange failed at the transport level
+    /// (a server killed under it).
+    pub fn try_request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Option<Reply> {
+        let mut builder = ureq::http::Request::builder().method(method).uri(self.url(path)).header("Authorization", self.auth());
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let response = self.agent.run(builder.body(body.unwrap_or_default()).unwrap()).ok()?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let mut body = Vec::new();
+        response.into_body().into_reader().read_to_end(&mut body).ok()?;
+        Some(Reply { status, headers, body })
+    }
+
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
         let mut builder = ureq::http::Request::builder().method(method).uri(self.url(path));
         let has_auth = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));

@@ -53,7 +53,7 @@ impl Registry {
             let stored = self
                 .blobs
                 .stat(&f.sha256)
-                .map_err(|e| Error::Internal(format!("blob {} is referenced but cannot be opened: {e}", f.sha256)))?
+                .map_err(|e| crate::registry::referenced_blob_error(&f.sha256, e))?
                 .ok_or_else(|| Error::Internal(format!("blob {} is referenced but missing", f.sha256)))?;
             if stored != f.size {
                 return Err(Error::Internal(format!("blob {} has {stored} bytes, its row says {}", f.sha256, f.size)));

@@ -59,7 +59,9 @@ impl Registry {
         let mut report = {
             let _gc_waits = self.blobs.backup_guard()?;
             self.conn.snapshot(&part)?;
-            wait_at_test_gate();
+            // tests/operations.rs holds a backup here to show that gc cannot
+            // remove a blob the snapshot names before it is copied
+            super::wait_at_test_gate("MODELREG_TEST_BACKUP_GATE");
             let snapshot = Connection::open_snapshot(&part)?;
             if copy {
                 let report = copy_blobs(&snapshot, self.blobs.as_ref(), dest)?;
@@ -103,31 +105,6 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupReport> {
     Ok(report)
 }
 
-/// tests/operations.rs holds a backup between its snapshot and its copying
-/// (`MODELREG_TEST_BACKUP_GATE=FILE`: say so in FILE.reached, go on once FILE
-/// exists) to show that gc cannot remove a blob the snapshot names in that
-/// window. Without the variable this does nothing.
-///
-/// Only debug builds read the variable: a release build (`cargo build
-/// --release`, `cargo install`) has no such switch, so no environment can
-/// stall a production backup. `debug_assertions` is the seam, not a cargo
-/// feature, because the integration tests run the binary cargo builds for
-/// them (`CARGO_BIN_EXE_modelreg`, the dev profile, which has
-/// debug_assertions) and a package's own tests cannot turn on a feature of
-/// that package: `cargo test` would need `--features` on every invocation,
-/// and without it the gate test would fail or have to skip.
-#[cfg(debug_assertions)]
-fn wait_at_test_gate() {
-    let Some(gate) = std::env::var_os("MODELREG_TEST_BACKUP_GATE").map(PathBuf::from) else { return };
-    let _ = fs::write(gate.with_extension("reached"), b"");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !gate.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-#[cfg(not(debug_assertions))]
-fn wait_at_test_gate() {}
 
 fn prepare_destination(dest: &Path) -> Result<()> {
     let unusable = |why: String| Error::invalid("destination", format!("{}: {why}", dest.display()));

@@ -125,6 +125,9 @@ impl Registry {
             report.bytes += size;
             done.insert(sha, size);
             progress(report.bytes, total);
+            if report.copied == 1 {
+                super::wait_at_test_gate("MODELREG_TEST_MIGRATE_GATE");
+            }
         }
         Ok(())
     }

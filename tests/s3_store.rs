@@ -1,0 +1,361 @@
+//! Issue 22: blobs in S3-compatible storage, against a real Garage node
+//! started by the tests on loopback ports (tests/common/garage.rs). What
+//! the suites compiled again as tests/s3_*.rs cannot show: where the bytes
+//! are, a store that goes away and comes back, kill -9 during uploads, and
+//! moving a registry between stores and back.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::datarobot::{add_version, id_of, python_environment, regression, API};
+use common::garage::{self, Garage};
+use common::{multipart_body, ok, Part, Server, BIN};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const MODELS: &str = "/api/v1/models";
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Bytes that differ per `seed`, larger than the 64 KiB the database keeps.
+fn weights(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn new_model(server: &Server, name: &str) -> String {
+    let reply = server.post_json(MODELS, &json!({"name": name, "framework": "pytorch"}));
+    id_of(&ok(&reply, 201), "id")
+}
+
+fn upload(server: &Server, model: &str, bytes: &[u8]) -> common::Reply {
+    server.post_multipart(&format!("{MODELS}/{model}/versions/upload"), &[Part::File { name: "file", filename: "model.pt", bytes }])
+}
+
+/// Objects in `bucket`, as Garage counts them.
+fn objects_in(garage: &Garage, bucket: &str) -> u64 {
+    let info = garage.cli(&["bucket", "info", bucket]);
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("Objects:").map(|n| n.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no object count in {info}"))
+}
+
+/// Asserts that `bucket` holds `expected` objects. Garage updates its
+/// counters in the background, a moment after the writes they count, so
+/// the count is read until it agrees or ten seconds have passed.
+fn assert_objects(garage: &Garage, bucket: &str, expected: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = objects_in(garage, bucket);
+        if seen == expected {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {seen} objects in {bucket}, expected {expected}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_bucket_holds_the_bytes_and_the_data_directory_only_the_database() {
+    let Some((garage, bucket)) = garage::fresh_bucket() else { return };
+    let server = Server::start_on_bucket(tempfile::tempdir().unwrap(), garage, &bucket, &[]);
+    let model = new_model(&server, "resnet");
+    let large = weights(1, 3 << 20);
+    let small = b"a small file, kept in the database".to_vec();
+    assert_eq!(upload(&server, &model, &large).status, 201);
+    assert_eq!(upload(&server, &model, &small).status, 201);
+
+    assert_objects(garage, &bucket, 1, "the large file is the bucket's one object; the small one is in the database");
+    let unexpected: Vec<String> = entries(server.data_dir())
+        .into_iter()
+        .filter(|name| !name.starts_with("modelreg.db") && !["admin.key", "serve.lock", "blobs-gc.lock", "cache"].contains(&name.as_str()))
+        .collect();
+    assert!(unexpected.is_empty(), "the data directory holds more than the database and locks: {unexpected:?}");
+
+    assert_eq!(server.get(&format!("{MODELS}/{model}/versions/1/download")).body, large);
+    assert_eq!(server.get(&format!("{MODELS}/{model}/versions/2/download")).body, small);
+    let range = server.request("GET", &format!("{MODELS}/{model}/versions/1/download"), &[("Range", "bytes=1000-1999")], None);
+    assert_eq!((range.status, &range.body[..]), (206, &large[1000..2000]));
+
+    // download-url sends a client to the store itself, without a key, for the large file
+    let signed = server.get(&format!("{MODELS}/{model}/versions/1/download-url")).json();
+    let url = signed["url"].as_str().unwrap();
+    assert!(url.starts_with(garage.endpoint()), "not a URL of the store: {url}");
+    let direct = ureq::get(url).call().unwrap().into_body().read_to_vec().unwrap();
+    assert_eq!(sha256(&direct), sha256(&large));
+    // the small one has no object of its own: its URL is modelreg's
+    let small_url = server.get(&format!("{MODELS}/{model}/versions/2/download-url")).json()["url"].as_str().unwrap().to_string();
+    assert!(small_url.starts_with(&server.url("/")), "{small_url}");
+
+    // offline commands use the store the registry recorded
+    let out_file = server.data_dir().parent().unwrap().join(format!("{bucket}-download.pt"));
+    let out = server.cli(&["versions", "download", &model, "1", "-o", out_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(sha256(&std::fs::read(&out_file).unwrap()), sha256(&large));
+    std::fs::remove_file(&out_file).unwrap();
+    let verify = server.cli(&["verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("checked 2 blobs"), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[test]
+fn a_store_that_goes_away_is_a_503_naming_it_and_comes_back_without_a_restart() {
+    let Some(mut garage) = Garage::start(false) else { return };
+    garage.create_bucket("outage");
+    let server = Server::start_on_bucket(tempfile::tempdir().unwrap(), &garage, "outage", &[]);
+    let model = new_model(&server, "fraud");
+    let before = weights(2, 1 << 20);
+    assert_eq!(upload(&server, &model, &before).status, 201);
+    let env = python_environment(&server);
+    let dr_model = id_of(&ok(&server.post_json(&format!("{API}/customModels/"), &regression()), 201), "id");
+    let version = add_version(&server, &dr_model, &env, &[("weights.bin".to_string(), weights(3, 200 * 1024))], &[]);
+
+    garage.stop();
+    let answered_within = |started: Instant| assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+
+    let started = Instant::now();
+    let refused = upload(&server, &model, &weights(4, 1 << 20));
+    answered_within(started);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.json()["error"], "service_unavailable");
+    assert!(refused.json()["message"].as_str().unwrap().contains("s3://outage"), "{}", refused.text());
+    assert_eq!(refused.header("Retry-After"), Some("5"));
+    let download = server.get(&format!("{MODELS}/{model}/versions/1/download"));
+    assert_eq!(download.status, 503, "{}", download.text());
+    assert!(download.json()["message"].as_str().unwrap().contains("s3://outage"));
+    // DataRobot's own body; a download is a 503 its client may retry
+    let zip = server.get(&format!("{API}/customModels/{dr_model}/versions/{version}/download/"));
+    assert_eq!(zip.status, 503, "{}", zip.text());
+    assert!(zip.json()["message"].as_str().unwrap().contains("s3://outage"), "{}", zip.text());
+    // an upload with a body is a 500 there: the DataRobot client retries a 503 without the body
+    let parts = [Part::Field("baseEnvironmentId", &env), Part::File { name: "file", filename: "w.bin", bytes: &weights(5, 200 * 1024) }, Part::Field("filePath", "w.bin")];
+    let dr_upload = server.post_multipart(&format!("{API}/customModels/{dr_model}/versions/"), &parts);
+    assert_eq!(dr_upload.status, 500, "{}", dr_upload.text());
+    assert!(dr_upload.json()["message"].as_str().unwrap().contains("s3://outage"), "{}", dr_upload.text());
+
+    // what needs no bytes from the store keeps answering; small files live in the database
+    assert_eq!(server.get(&format!("{MODELS}/{model}")).status, 200);
+    assert_eq!(server.get(&format!("/v1/models/{model}")).status, 200);
+    assert_eq!(upload(&server, &model, b"small weights").status, 201);
+    assert_eq!(server.get("/healthz").status, 200);
+    let ready = server.get("/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    let metrics = server.get("/metrics").text();
+    assert!(metrics.contains("modelreg_blob_store_up 0"), "{metrics}");
+    assert!(metrics.contains("outcome=\"unavailable\""), "{metrics}");
+
+    garage.restart();
+    let after = weights(6, 1 << 20);
+    let stored = upload(&server, &model, &after);
+    assert_eq!(stored.status, 201, "{}", stored.text());
+    let number = stored.json()["version"].as_i64().unwrap();
+    assert_eq!(server.get(&format!("{MODELS}/{model}/versions/1/download")).body, before);
+    assert_eq!(server.get(&format!("{MODELS}/{model}/versions/{number}/download")).body, after);
+    assert_eq!(server.get("/readyz").status, 200);
+    assert!(server.get("/metrics").text().contains("modelreg_blob_store_up 1"));
+    assert!(!server.log.lock().unwrap().contains("\" 500 ") || dr_upload.status == 500);
+}
+
+/// One acknowledged upload: what was sent, and where to read it back
+/// (`entry`: the file of a DataRobot version's zip).
+struct Acked {
+    path: String,
+    entry: Option<&'static str>,
+    sha256: String,
+}
+
+fn read_back(server: &Server, upload: &Acked) -> String {
+    let got = server.get(&upload.path);
+    assert_eq!(got.status, 200, "{}: {}", upload.path, got.text());
+    match upload.entry {
+        None => sha256(&got.body),
+        Some(name) => {
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(got.body)).unwrap();
+            let mut file = zip.by_name(name).unwrap();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).unwrap();
+            sha256(&bytes)
+        }
+    }
+}
+
+#[test]
+fn kill_9_during_uploads_through_every_door_loses_nothing_acknowledged() {
+    let Some(garage) = Garage::start(true) else { return };
+    garage.create_bucket("crash");
+    let mut data = tempfile::tempdir().unwrap();
+    let mut acked: Vec<Acked> = Vec::new();
+    let mut env = String::new();
+    let mut dr_model = String::new();
+    let mut octo_model = String::new();
+    for round in 0..20u64 {
+        let server = Server::start_on_bucket(data, &garage, "crash", &[]);
+        if round == 0 {
+            env = python_environment(&server);
+            dr_model = id_of(&ok(&server.post_json(&format!("{API}/customModels/"), &regression()), 201), "id");
+            octo_model = new_model(&server, "crashing");
+        }
+        let done = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            let (server, done, env, dr_model, octo_model) = (&server, &done, &env, &dr_model, &octo_model);
+            // Octomil multipart
+            scope.spawn(move || {
+                for i in 0.. {
+                    let bytes = weights(round * 1000 + i, 300 * 1024 + (i as usize) * 7919);
+                    let Some(reply) = try_upload(server, &format!("{MODELS}/{octo_model}/versions/upload"), &[Part::File { name: "file", filename: "m.pt", bytes: &bytes }]) else { return };
+                    if reply.status != 201 {
+                        return;
+                    }
+                    let number = reply.json()["version"].as_i64().unwrap();
+                    done.lock().unwrap().push(Acked { path: format!("{MODELS}/{octo_model}/versions/{number}/download"), entry: None, sha256: sha256(&bytes) });
+                }
+            });
+            // DataRobot versions of one large and one small file
+            scope.spawn(move || {
+                for i in 0.. {
+                    let bytes = weights(round * 1000 + 500 + i, 200 * 1024);
+                    let parts = [Part::Field("baseEnvironmentId", env.as_str()), Part::File { name: "file", filename: "w.bin", bytes: &bytes }, Part::Field("filePath", "w.bin"), Part::File { name: "file", filename: "custom.py", bytes: b"def score(d, m, **k):\n    return d\n" }, Part::Field("filePath", "custom.py")];
+                    let Some(reply) = try_upload(server, &format!("{API}/customModels/{dr_model}/versions/"), &parts) else { return };
+                    if reply.status != 201 {
+                        return;
+                    }
+                    let version = id_of(&reply.json(), "id");
+                    done.lock().unwrap().push(Acked { path: format!("{API}/customModels/{dr_model}/versions/{version}/download/"), entry: Some("w.bin"), sha256: sha256(&bytes) });
+                }
+            });
+            // the CLI, offline on the data directory, as a third writer of the same registry
+            scope.spawn(move || {
+                let dir = tempfile::tempdir().unwrap();
+                for i in 0..3 {
+                    let bytes = weights(round * 1000 + 900 + i, 150 * 1024);
+                    let file = dir.path().join("w.pt");
+                    std::fs::write(&file, &bytes).unwrap();
+                    let out = server.cli(&["--json", "versions", "upload", octo_model, file.to_str().unwrap(), "--format", "pytorch"]);
+                    if !out.status.success() {
+                        return;
+                    }
+                    let number = serde_json::from_slice::<Value>(&out.stdout).unwrap()["version"].as_i64().unwrap();
+                    done.lock().unwrap().push(Acked { path: format!("{MODELS}/{octo_model}/versions/{number}/download"), entry: None, sha256: sha256(&bytes) });
+                }
+            });
+            // kill -9 at a different moment each round
+            std::thread::sleep(Duration::from_millis(40 + (round * 37) % 400));
+            server.signal("KILL");
+        });
+        acked.extend(done.into_inner().unwrap());
+        data = server.kill();
+    }
+    assert!(acked.len() >= 40, "too few uploads were acknowledged to mean anything: {}", acked.len());
+
+    let server = Server::start_on_bucket(data, &garage, "crash", &[]);
+    for upload in &acked {
+        assert_eq!(read_back(&server, upload), upload.sha256, "{} reads back other bytes", upload.path);
+    }
+    let verify = server.cli(&["verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    // every crash's leftovers go; then each object in the bucket is a blob the registry knows
+    let gc = server.cli(&["--json", "gc", "--grace-secs", "0"]);
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    let known_large: u64 = {
+        let db = rusqlite::Connection::open(server.data_dir().join("modelreg.db")).unwrap();
+        db.query_row("SELECT COUNT(*) FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM blob_contents)", [], |r| r.get(0)).unwrap()
+    };
+    assert_objects(&garage, "crash", known_large, "every object in the bucket is a blob the registry knows");
+    let again: Value = serde_json::from_slice(&server.cli(&["--json", "gc", "--grace-secs", "0", "--dry-run"]).stdout).unwrap();
+    assert_eq!(again["blobs"], json!([]), "{again}");
+    for upload in acked.iter().step_by(7) {
+        assert_eq!(read_back(&server, upload), upload.sha256);
+    }
+}
+
+/// A multipart POST that returns None when the server died under it.
+fn try_upload(server: &Server, path: &str, parts: &[Part]) -> Option<common::Reply> {
+    let (content_type, body) = multipart_body(parts);
+    server.try_request("POST", path, &[("Content-Type", &content_type)], Some(body))
+}
+
+#[test]
+fn a_registry_moves_to_s3_and_back_byte_identical_after_an_interrupted_migration() {
+    let Some((garage, bucket)) = garage::fresh_bucket() else { return };
+    let server = Server::start_local(tempfile::tempdir().unwrap(), &[]);
+    let model = new_model(&server, "moving");
+    let files: Vec<Vec<u8>> = (0..6).map(|i| weights(10 + i, (1 << 20) + i as usize * 4099)).chain([b"small".to_vec()]).collect();
+    for bytes in &files {
+        assert_eq!(upload(&server, &model, bytes).status, 201);
+    }
+    let data = server.kill();
+    let store = format!("s3://{bucket}");
+    let cli = |envs: &[(&str, &str)], args: &[&str]| -> std::process::Output {
+        Command::new(BIN).arg("--data-dir").arg(data.path()).envs(garage.aws_env()).envs(envs.iter().copied()).args(args).output().unwrap()
+    };
+
+    // a registry holding blobs is not switched by a flag
+    let refused = cli(&[], &["init", "--blob-store", &store]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("local") && message.contains(&store) && message.contains("blobs migrate"), "{message}");
+
+    // interrupted after its first blob: kill -9 at the gate
+    let gates = tempfile::tempdir().unwrap();
+    let gate = gates.path().join("migrate");
+    let mut first = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data.path())
+        .envs(garage.aws_env())
+        .env("MODELREG_TEST_MIGRATE_GATE", &gate)
+        .args(["blobs", "migrate", "--to", &store])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gate.with_extension("reached").exists() {
+        assert!(Instant::now() < deadline, "the migration never reached its first blob");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_objects(garage, &bucket, 1, "one blob was copied before the kill");
+    let still_local = Server::start_local(data, &[]);
+    assert_eq!(still_local.get(&format!("{MODELS}/{model}/versions/3/download")).body, files[2], "an unfinished migration switched");
+    let data = still_local.kill();
+
+    let again = Command::new(BIN).arg("--data-dir").arg(data.path()).envs(garage.aws_env()).args(["--json", "blobs", "migrate", "--to", &store]).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    // already there: the blob copied before the kill, and the small file the database keeps
+    assert_eq!((report["already_there"].as_u64(), report["copied"].as_u64(), report["switched"].as_bool()), (Some(2), Some(5), Some(true)), "{report}");
+    // the old copies go: what is read now comes from the bucket
+    std::fs::remove_dir_all(data.path().join("blobs")).unwrap();
+    let on_s3 = Server::start_on_bucket(data, garage, &bucket, &[]);
+    for (i, bytes) in files.iter().enumerate() {
+        assert_eq!(on_s3.get(&format!("{MODELS}/{model}/versions/{}/download", i + 1)).body, *bytes, "version {} on S3", i + 1);
+    }
+    let data = on_s3.kill();
+
+    let back = Command::new(BIN).arg("--data-dir").arg(data.path()).envs(garage.aws_env()).args(["blobs", "migrate", "--to", "local"]).output().unwrap();
+    assert!(back.status.success(), "{}", String::from_utf8_lossy(&back.stderr));
+    // started without S3 credentials: what it reads comes from the data directory
+    let local_again = Server::start_local(data, &[]);
+    for (i, bytes) in files.iter().enumerate() {
+        assert_eq!(local_again.get(&format!("{MODELS}/{model}/versions/{}/download", i + 1)).body, *bytes, "version {} back on local disk", i + 1);
+    }
+    assert!(local_again.cli(&["verify"]).status.success());
+    assert_eq!(local_again.blob_store, None);
+}
