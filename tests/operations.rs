@@ -50,7 +50,8 @@ fn upload(server: &Server, model: &str, bytes: &[u8]) -> i64 {
 
 /// Distinct content per (writer, n), a few hundred KiB each.
 fn weights(writer: u64, n: u64) -> Vec<u8> {
-    let len = 64 * 1024 + ((writer * 7919 + n * 104_729) % (384 * 1024)) as usize;
+    // past the 64 KiB the database keeps: each upload is a blob file of its own
+    let len = 64 * 1024 + 1 + ((writer * 7919 + n * 104_729) % (384 * 1024)) as usize;
     let mut state = writer.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_add(1);
     (0..len)
         .map(|_| {

@@ -65,7 +65,10 @@ impl Registry {
             let snapshot = Connection::open_snapshot(&part)?;
             if copy {
                 let report = copy_blobs(&snapshot, self.blobs.as_ref(), dest)?;
-                storage::record(&snapshot, &BlobLocation::Local)?;
+                if location != BlobLocation::Local {
+                    // the backup holds the blobs now: it is a local registry of its own
+                    storage::record(&Connection::open_snapshot_for_edit(&part)?, &BlobLocation::Local)?;
+                }
                 report
             } else {
                 BackupReport { destination: dest.to_path_buf(), blob_store: location.to_string(), ..Default::default() }

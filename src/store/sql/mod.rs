@@ -102,6 +102,13 @@ impl Connection {
         Ok(Connection { engine: Engine::Sqlite(sqlite::open_snapshot(path)?) })
     }
 
+    /// Opens a copy written by `snapshot` to change it before it is put in
+    /// place (a backup that takes its blobs along records the local store):
+    /// no settings, no migration.
+    pub fn open_snapshot_for_edit(path: &Path) -> Result<Connection> {
+        Ok(Connection { engine: Engine::Sqlite(sqlite::open_snapshot_for_edit(path)?) })
+    }
+
     /// Runs one statement and returns the number of rows it changed.
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
         self.prepare(sql)?.execute(params)

@@ -156,6 +156,10 @@ pub(super) fn open_snapshot(path: &Path) -> Result<Connection> {
     Ok(Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?)
 }
 
+pub(super) fn open_snapshot_for_edit(path: &Path) -> Result<Connection> {
+    Ok(Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?)
+}
+
 /// `PRAGMA integrity_check`: an empty list when the database is sound.
 pub(super) fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("PRAGMA integrity_check")?;
