@@ -1163,13 +1163,7 @@ fn cli_create_of_a_taken_name_returns_that_model_like_the_server() {
 
 /// Runs the CLI in `dir` as its working directory.
 fn cli_in(server: &Server, dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(common::BIN)
-        .current_dir(dir)
-        .arg("--data-dir")
-        .arg(server.data_dir())
-        .args(args)
-        .output()
-        .unwrap()
+    server.cli_command().current_dir(dir).args(args).output().unwrap()
 }
 
 #[test]
@@ -1275,6 +1269,7 @@ fn cli_on_a_terminal(server: &Server, dir: &Path, args: &[&str]) -> String {
         command.push_str(&quote(arg));
     }
     let out = std::process::Command::new("script")
+        .envs(server.store_env())
         .current_dir(dir)
         .args(["-qec", &command, "/dev/null"])
         .output()

@@ -135,9 +135,9 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on http://").nth(1) {
+                if line.contains("listening on http://") {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                        let _ = tx.send(line.clone());
                     }
                 }
                 let mut log = sink.lock().unwrap();
@@ -145,7 +145,12 @@ impl Server {
                 log.push('\n');
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        let listening = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        // `listening on http://ADDR (data directory DIR, blobs STORE)`
+        let addr = listening.split("listening on http://").nth(1).and_then(|a| a.split_whitespace().next()).unwrap_or("").to_string();
+        if let (Some(store), true) = (&blob_store, fresh) {
+            assert!(listening.contains(&format!("blobs {store})")), "the server does not keep its blobs in {store}: {listening}");
+        }
         let key = std::fs::read_to_string(data.path().join("admin.key")).unwrap().trim().to_string();
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
         Server { child, addr, key, data, log, blob_store, store_env, agent }
@@ -164,11 +169,16 @@ impl Server {
         self.cli_command().args(args).output().unwrap()
     }
 
+    /// The variables that reach this server's blob store (none for a local one).
+    pub fn store_env(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.store_env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The CLI on this server's data directory, with what reaches its blob store.
     pub fn cli_command(&self) -> Command {
         let mut command = Command::new(BIN);
         command.arg("--data-dir").arg(self.data_dir());
-        command.envs(self.store_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command.envs(self.store_env());
         command
     }
 
