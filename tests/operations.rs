@@ -52,15 +52,7 @@ fn upload(server: &Server, model: &str, bytes: &[u8]) -> i64 {
 fn weights(writer: u64, n: u64) -> Vec<u8> {
     // past the 64 KiB the database keeps: each upload is a blob file of its own
     let len = 64 * 1024 + 1 + ((writer * 7919 + n * 104_729) % (384 * 1024)) as usize;
-    let mut state = writer.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+    common::pseudo_random(writer.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n.wrapping_add(1), len)
 }
 
 fn poll<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>) -> T {

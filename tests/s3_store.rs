@@ -22,17 +22,9 @@ fn sha256(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// Bytes that differ per `seed`, larger than the 64 KiB the database keeps.
+/// Bytes that differ per `seed`.
 fn weights(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::pseudo_random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), len)
 }
 
 fn new_model(server: &Server, name: &str) -> String {
@@ -114,6 +106,46 @@ fn the_bucket_holds_the_bytes_and_the_data_directory_only_the_database() {
     let verify = server.cli(&["verify"]);
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
     assert!(String::from_utf8_lossy(&verify.stdout).contains("checked 2 blobs"), "{}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[test]
+fn files_of_several_parts_round_trip_through_every_upload_path() {
+    let Some((garage, bucket)) = garage::fresh_bucket() else { return };
+    let server = Server::start_on_bucket(tempfile::tempdir().unwrap(), garage, &bucket, &[]);
+    let model = new_model(&server, "parts");
+    // 16 MiB parts: three and a bit, two and exactly two; uploads at once
+    // compete for the spare part buffers, which each sends while it fills
+    let sizes = [(3 << 24) + 12345, 2 << 24, (1 << 24) + 1, 5 << 20];
+    let files: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, &len)| weights(100 + i as u64, len)).collect();
+    std::thread::scope(|scope| {
+        for bytes in &files {
+            let (server, model) = (&server, &model);
+            scope.spawn(move || assert_eq!(upload(server, model, bytes).status, 201));
+        }
+    });
+    // the Octomil SDK's path: a signed raw PUT
+    let pushed = weights(200, (2 << 24) + 777);
+    let body = b"version=9.9.9&filename=model.pt".to_vec();
+    let signed = server.request("POST", &format!("{MODELS}/{model}/versions/upload-url"), &[("Content-Type", "application/x-www-form-urlencoded")], Some(body)).json();
+    let path = signed["upload_url"].as_str().unwrap().split_once("/api/").map(|(_, p)| format!("/api/{p}")).unwrap();
+    let put = server.request("PUT", &path, &[], Some(pushed.clone()));
+    assert_eq!(put.status, 200, "{}", put.text());
+    let confirm = format!("version=9.9.9&storage_key={}", signed["storage_key"].as_str().unwrap()).into_bytes();
+    let made = server.request("POST", &format!("{MODELS}/{model}/versions/confirm-upload"), &[("Content-Type", "application/x-www-form-urlencoded")], Some(confirm));
+    assert_eq!(made.status, 201, "{}", made.text());
+
+    let versions = server.get(&format!("{MODELS}/{model}/versions")).json();
+    let mut stored: Vec<String> = versions["versions"].as_array().unwrap().iter().map(|v| v["model_hash"].as_str().unwrap().trim_start_matches("sha256:").to_string()).collect();
+    let mut sent: Vec<String> = files.iter().chain([&pushed]).map(|b| sha256(b)).collect();
+    stored.sort();
+    sent.sort();
+    assert_eq!(stored, sent);
+    for number in 1..=5 {
+        let got = server.get(&format!("{MODELS}/{model}/versions/{number}/download"));
+        assert!(sent.contains(&sha256(&got.body)), "version {number} reads back bytes nobody sent");
+    }
+    // nothing of the multipart uploads is left under uploads/
+    assert_objects(garage, &bucket, 5, "one object per file");
 }
 
 #[test]

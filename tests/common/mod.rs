@@ -32,6 +32,27 @@ pub struct Server {
     agent: ureq::Agent,
 }
 
+/// `len` bytes that differ per `seed` and do not compress (xorshift).
+pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn read_reply(response: ureq::http::Response<ureq::Body>) -> std::io::Result<Reply> {
+    let status = response.status().as_u16();
+    let headers = response.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let mut body = Vec::new();
+    response.into_body().into_reader().read_to_end(&mut body)?;
+    Ok(Reply { status, headers, body })
+}
+
 /// Whether this test binary's servers keep their blobs in a bucket of a
 /// real Garage node: binaries named `s3_*` (tests/s3_*.rs compile a suite
 /// again under that name) and any run with `MODELREG_TEST_BLOB_STORE=s3`.
@@ -191,23 +212,13 @@ impl Server {
     }
 
     fn finish(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-        let response = result.expect("request failed at the transport level");
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let mut body = Vec::new();
-        response.into_body().into_reader().read_to_end(&mut body).unwrap();
-        Reply { status, headers, body }
+        read_reply(result.expect("request failed at the transport level")).expect("reading the answer failed")
     }
 
     pub fn auth(&self) -> String {
         format!("Bearer {}", self.key)
     }
 
-    /// A request with the admin key; `headers` are added as given.
     /// `request`, but None when the exchange failed at the transport level
     /// (a server killed under it).
     pub fn try_request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Option<Reply> {
@@ -215,18 +226,10 @@ impl Server {
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let response = self.agent.run(builder.body(body.unwrap_or_default()).unwrap()).ok()?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let mut body = Vec::new();
-        response.into_body().into_reader().read_to_end(&mut body).ok()?;
-        Some(Reply { status, headers, body })
+        read_reply(self.agent.run(builder.body(body.unwrap_or_default()).unwrap()).ok()?).ok()
     }
 
+    /// A request with the admin key; `headers` are added as given.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
         let mut builder = ureq::http::Request::builder().method(method).uri(self.url(path));
         let has_auth = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::stream::copy_hashing;
-use super::{is_sha256_hex, Blob, BlobStore, Digest, GcReport, Materialise, Materialised, PutError, StoredBlob, UploadGuard};
+use super::{is_sha256_hex, Blob, BlobStore, Digest, GcLock, GcReport, Materialise, Materialised, PutError, StoredBlob, UploadGuard};
 
 /// Blob files and their folders are the owner's alone: models are often
 /// private, and the data directory may sit on a shared machine.
@@ -65,8 +65,8 @@ impl LocalBlobs {
         self.root.join("sha256").join(prefix).join(rest)
     }
 
-    fn lock_file(&self) -> io::Result<File> {
-        OpenOptions::new().create(true).truncate(false).write(true).mode(PRIVATE_FILE).open(self.root.join("gc.lock"))
+    fn gc_lock(&self) -> GcLock {
+        GcLock::at(self.root.join("gc.lock"))
     }
 
     /// Writes the temp file under an exclusive `flock` of its own, which the caller holds
@@ -113,19 +113,12 @@ impl LocalBlobs {
 }
 
 impl BlobStore for LocalBlobs {
-    /// Takes the gc lock shared: see `UploadGuard`.
     fn upload_guard(&self) -> io::Result<UploadGuard> {
-        let lock = self.lock_file()?;
-        lock.lock_shared()?;
-        Ok(UploadGuard::new(Box::new(lock), true))
+        self.gc_lock().upload()
     }
 
-    /// The same shared lock for a backup: gc waits until it has copied
-    /// every blob its snapshot names.
     fn backup_guard(&self) -> io::Result<UploadGuard> {
-        let lock = self.lock_file()?;
-        lock.lock_shared()?;
-        Ok(UploadGuard::new(Box::new(lock), false))
+        self.gc_lock().backup()
     }
 
     /// Streams `source` into the store, hashing as it writes. At most `limit`
@@ -279,8 +272,7 @@ impl BlobStore for LocalBlobs {
     /// it can check for references and forget the blob's row with no upload
     /// able to add a reference in between.
     fn gc(&self, release: &mut dyn FnMut(&str) -> io::Result<bool>, grace: Duration, dry_run: bool) -> io::Result<GcReport> {
-        let lock = self.lock_file()?;
-        lock.lock()?;
+        let _uploads_wait = self.gc_lock().exclusive()?;
         let now = SystemTime::now();
         let is_old = |t: SystemTime| now.duration_since(t).map(|age| age >= grace).unwrap_or(false);
         let mut report = GcReport::default();
@@ -311,9 +303,7 @@ impl BlobStore for LocalBlobs {
     }
 
     fn gc_exclusion(&self) -> io::Result<UploadGuard> {
-        let lock = self.lock_file()?;
-        lock.lock()?;
-        Ok(UploadGuard::new(Box::new(lock), false))
+        self.gc_lock().exclusive()
     }
 
     /// Removes the `.part` files in `tmp/` that no live upload owns: those whose `flock`

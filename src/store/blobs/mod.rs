@@ -118,6 +118,47 @@ impl Drop for UploadGuard {
     }
 }
 
+/// The lock file gc and writers share (see `UploadGuard`): a store on this
+/// machine's disk keeps it beside its blobs, an object store beside the
+/// database.
+#[derive(Clone, Debug)]
+pub struct GcLock {
+    path: std::path::PathBuf,
+}
+
+impl GcLock {
+    pub fn at(path: std::path::PathBuf) -> GcLock {
+        GcLock { path }
+    }
+
+    fn open(&self) -> io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).mode(PRIVATE_FILE).open(&self.path)
+    }
+
+    /// An upload's guard: shared, counted in `UPLOADS_IN_FLIGHT`.
+    pub fn upload(&self) -> io::Result<UploadGuard> {
+        let lock = self.open()?;
+        lock.lock_shared()?;
+        Ok(UploadGuard::new(Box::new(lock), true))
+    }
+
+    /// A backup's guard: shared, so gc waits until it has copied every blob
+    /// its snapshot names.
+    pub fn backup(&self) -> io::Result<UploadGuard> {
+        let lock = self.open()?;
+        lock.lock_shared()?;
+        Ok(UploadGuard::new(Box::new(lock), false))
+    }
+
+    /// gc's side: exclusive, so no upload is between its bytes and its row.
+    pub fn exclusive(&self) -> io::Result<UploadGuard> {
+        let lock = self.open()?;
+        lock.lock()?;
+        Ok(UploadGuard::new(Box::new(lock), false))
+    }
+}
+
 impl UploadGuard {
     /// A guard holding `lock` (whatever the store locks with) until dropped;
     /// an `upload`'s is counted in `UPLOADS_IN_FLIGHT`, a backup's is not.

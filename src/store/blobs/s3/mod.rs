@@ -25,10 +25,11 @@
 
 mod client;
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -36,7 +37,7 @@ use super::cache::BlobCache;
 use super::location::S3Settings;
 use super::stream::copy_hashing;
 use super::{
-    is_sha256_hex, Blob, BlobStore, Digest, GcReport, Materialise, Materialised, PendingBlobs, PutError, RemoteBlob,
+    is_sha256_hex, Blob, BlobStore, Digest, GcLock, GcReport, Materialise, Materialised, PendingBlobs, PutError, RemoteBlob,
     StoredBlob, UploadGuard, PRIVATE_FILE,
 };
 
@@ -56,7 +57,7 @@ pub struct S3Blobs {
     /// `PREFIX/`, or empty.
     prefix: String,
     /// gc's lock for this machine (see the module doc).
-    lock_path: PathBuf,
+    gc_lock: GcLock,
     /// Downloads are sent to the store (`serve --s3-redirect on`).
     redirect_downloads: bool,
     /// Blobs a job needs as a file (see `cache.rs`).
@@ -71,7 +72,7 @@ impl S3Blobs {
         Ok(S3Blobs {
             client: Arc::new(client::Client::new(settings, bucket, store)?),
             prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
-            lock_path: lock_dir.join("blobs-gc.lock"),
+            gc_lock: GcLock::at(lock_dir.join("blobs-gc.lock")),
             redirect_downloads: settings.redirect_downloads,
             cache: BlobCache::new(&settings.cache_dir.clone().unwrap_or_else(|| lock_dir.join("cache").join("blobs")), settings.cache_bytes),
         })
@@ -85,13 +86,10 @@ impl S3Blobs {
         format!("{}uploads/", self.prefix)
     }
 
-    fn lock_file(&self) -> io::Result<File> {
-        OpenOptions::new().create(true).truncate(false).write(true).mode(PRIVATE_FILE).open(&self.lock_path)
-    }
 
     /// Makes the blob `digest` names stored, from the bytes `sink` holds
     /// (sent whole, or completed as a multipart upload).
-    fn finish(&self, sink: &mut PartSink<'_>, digest: &Digest) -> io::Result<()> {
+    fn finish(&self, sink: &mut PartSink, digest: &Digest) -> io::Result<()> {
         let address = self.key(&digest.sha256);
         let Some(upload_id) = sink.upload_id.take() else {
             if self.client.head(&address)?.is_some() {
@@ -99,9 +97,7 @@ impl S3Blobs {
             }
             return self.client.put(&address, &sink.buf, Some(&digest_bytes(&digest.sha256)));
         };
-        if !sink.buf.is_empty() {
-            sink.send_part(&upload_id)?;
-        }
+        sink.finish_parts(&upload_id)?;
         self.client.complete_multipart(&sink.key, &upload_id, &sink.etags)?;
         let stored = if self.client.head(&address)?.is_some() {
             self.client.copy(&address, &address)
@@ -144,23 +140,20 @@ impl S3Blobs {
 
 impl BlobStore for S3Blobs {
     fn upload_guard(&self) -> io::Result<UploadGuard> {
-        let lock = self.lock_file()?;
-        lock.lock_shared()?;
-        Ok(UploadGuard::new(Box::new(lock), true))
+        self.gc_lock.upload()
     }
 
     fn backup_guard(&self) -> io::Result<UploadGuard> {
-        let lock = self.lock_file()?;
-        lock.lock_shared()?;
-        Ok(UploadGuard::new(Box::new(lock), false))
+        self.gc_lock.backup()
     }
 
     fn put(&self, source: &mut dyn Read, limit: Option<u64>) -> Result<Digest, PutError> {
         let key = format!("{}{}", self.uploads_prefix(), uuid::Uuid::new_v4());
-        let mut sink = PartSink { client: &self.client, key, upload_id: None, etags: Vec::new(), buf: Vec::new() };
+        let mut sink = PartSink::new(Arc::clone(&self.client), key);
         let result = copy_hashing(source, &mut sink, limit)
             .and_then(|digest| self.finish(&mut sink, &digest).map(|()| digest).map_err(PutError::Write));
         if result.is_err() {
+            let _ = sink.wait_for_sending();
             if let Some(upload_id) = &sink.upload_id {
                 // if the store is down this fails too, and gc aborts it later
                 let _ = self.client.abort_multipart(&sink.key, upload_id);
@@ -227,8 +220,7 @@ impl BlobStore for S3Blobs {
     }
 
     fn gc(&self, release: &mut dyn FnMut(&str) -> io::Result<bool>, grace: Duration, dry_run: bool) -> io::Result<GcReport> {
-        let lock = self.lock_file()?;
-        lock.lock()?;
+        let _uploads_wait = self.gc_lock.exclusive()?;
         let mut report = GcReport::default();
         for blob in self.list()? {
             if !Self::is_old(blob.modified, grace) || !release(&blob.sha256)? {
@@ -284,9 +276,7 @@ impl BlobStore for S3Blobs {
     }
 
     fn gc_exclusion(&self) -> io::Result<UploadGuard> {
-        let lock = self.lock_file()?;
-        lock.lock()?;
-        Ok(UploadGuard::new(Box::new(lock), false))
+        self.gc_lock.exclusive()
     }
 
     fn ping(&self) -> io::Result<()> {
@@ -302,17 +292,34 @@ impl BlobStore for S3Blobs {
     }
 }
 
+/// Part buffers beyond each upload's own that may be in use at once, in
+/// the whole process. An upload holding one sends a full part on a thread of
+/// its own while it fills the next, so the client and the store are kept
+/// busy at the same time (one upload alone goes about as fast as the store
+/// takes it); eight uploads at once hold at most 8 + SPARE_PARTS parts,
+/// which keeps the server within its memory budget (BENCHMARKS.md, S3).
+const SPARE_PARTS: usize = 4;
+static SPARE_PARTS_FREE: AtomicUsize = AtomicUsize::new(SPARE_PARTS);
+
 /// The `Write` end of an upload: fills a part, sends it when full.
-struct PartSink<'a> {
-    client: &'a client::Client,
+struct PartSink {
+    client: Arc<client::Client>,
     /// The upload object's key (`uploads/<uuid>`).
     key: String,
     upload_id: Option<String>,
     etags: Vec<String>,
     buf: Vec<u8>,
+    /// The part being sent while `buf` fills, when this upload holds a
+    /// spare part: its thread answers its ETag and gives the buffer back.
+    sending: Option<std::thread::JoinHandle<io::Result<(String, Vec<u8>)>>>,
+    holds_spare: bool,
 }
 
-impl PartSink<'_> {
+impl PartSink {
+    fn new(client: Arc<client::Client>, key: String) -> PartSink {
+        PartSink { client, key, upload_id: None, etags: Vec::new(), buf: Vec::new(), sending: None, holds_spare: false }
+    }
+
     fn part_size(&self) -> usize {
         if self.etags.len() < GROW_AFTER_PARTS {
             PART_SIZE
@@ -321,19 +328,72 @@ impl PartSink<'_> {
         }
     }
 
-    fn send_part(&mut self, upload_id: &str) -> io::Result<()> {
-        let number = u16::try_from(self.etags.len() + 1)
+    fn next_part_number(&self) -> io::Result<u16> {
+        let sent = self.etags.len() + usize::from(self.sending.is_some());
+        u16::try_from(sent + 1)
             .ok()
             .filter(|n| *n <= 10_000)
-            .ok_or_else(|| io::Error::other("the upload is larger than S3's 10,000 parts can hold"))?;
+            .ok_or_else(|| io::Error::other("the upload is larger than S3's 10,000 parts can hold"))
+    }
+
+    /// Waits for the part being sent, if any, and gives its buffer back.
+    fn wait_for_sending(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let Some(sending) = self.sending.take() else { return Ok(None) };
+        let (etag, mut spare) = sending.join().map_err(|_| io::Error::other("sending a part panicked"))??;
+        self.etags.push(etag);
+        spare.clear();
+        Ok(Some(spare))
+    }
+
+    /// Sends `buf` as the next part: on a thread of its own when this upload
+    /// holds (or can take) a spare part, filling the other buffer meanwhile;
+    /// else here.
+    fn send_part(&mut self, upload_id: &str, last: bool) -> io::Result<()> {
+        let spare = self.wait_for_sending()?;
+        let number = self.next_part_number()?;
+        if !last && (self.holds_spare || take_spare_part()) {
+            self.holds_spare = true;
+            let full = std::mem::replace(&mut self.buf, spare.unwrap_or_default());
+            let (client, key, upload_id) = (Arc::clone(&self.client), self.key.clone(), upload_id.to_string());
+            self.sending = Some(std::thread::spawn(move || {
+                let etag = client.upload_part(&key, &upload_id, number, &full)?;
+                Ok((etag, full))
+            }));
+            return Ok(());
+        }
         let etag = self.client.upload_part(&self.key, upload_id, number, &self.buf)?;
         self.etags.push(etag);
         self.buf.clear();
         Ok(())
     }
+
+    /// Sends what is left and waits for every part: the ETags are complete.
+    fn finish_parts(&mut self, upload_id: &str) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send_part(upload_id, true)?;
+        }
+        self.wait_for_sending().map(drop)
+    }
 }
 
-impl Write for PartSink<'_> {
+fn take_spare_part() -> bool {
+    SPARE_PARTS_FREE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| free.checked_sub(1)).is_ok()
+}
+
+impl Drop for PartSink {
+    fn drop(&mut self) {
+        // a failed upload's part may still be on its way: the spare is not
+        // free until its thread has given the buffer back
+        if let Some(sending) = self.sending.take() {
+            let _ = sending.join();
+        }
+        if self.holds_spare {
+            SPARE_PARTS_FREE.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Write for PartSink {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         let size = self.part_size();
         if self.buf.capacity() < size {
@@ -350,7 +410,7 @@ impl Write for PartSink<'_> {
                     id
                 }
             };
-            self.send_part(&upload_id)?;
+            self.send_part(&upload_id, false)?;
         }
         Ok(n)
     }
