@@ -391,3 +391,43 @@ fn a_registry_moves_to_s3_and_back_byte_identical_after_an_interrupted_migration
     assert!(local_again.cli(&["verify"]).status.success());
     assert_eq!(local_again.blob_store, None);
 }
+
+/// A signed S3 request straight to Garage (curl's SigV4), as a crashed
+/// upload would have left things; answers the body.
+fn s3_curl(garage: &Garage, args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-f", "--aws-sigv4", &format!("aws:amz:{}:s3", garage.region()), "--user", &format!("{}:{}", garage.key_id(), garage.secret())])
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn gc_removes_what_crashed_uploads_left_in_the_bucket_once_it_is_old() {
+    let Some((garage, bucket)) = garage::fresh_bucket() else { return };
+    let server = Server::start_on_bucket(tempfile::tempdir().unwrap(), garage, &bucket, &[]);
+    let base = format!("{}/{bucket}", garage.endpoint());
+    // a multipart upload never completed, and an upload object never copied to its address
+    s3_curl(garage, &["-X", "POST", &format!("{base}/uploads/crashed-multipart?uploads=")]);
+    let leftover = server.data_dir().parent().unwrap().join(format!("{bucket}-leftover"));
+    std::fs::write(&leftover, weights(300, 100_000)).unwrap();
+    s3_curl(garage, &["-T", leftover.to_str().unwrap(), &format!("{base}/uploads/crashed-object")]);
+    std::fs::remove_file(&leftover).unwrap();
+    let pending = || s3_curl(garage, &[&format!("{base}/?uploads=")]).matches("<Upload>").count();
+    assert_eq!(pending(), 1);
+
+    // young: an upload in progress looks the same, so gc leaves it
+    let young: Value = serde_json::from_slice(&server.cli(&["--json", "gc"]).stdout).unwrap();
+    assert_eq!(young["temp_files"], json!([]), "{young}");
+    assert_eq!(pending(), 1);
+
+    let old: Value = serde_json::from_slice(&server.cli(&["--json", "gc", "--grace-secs", "0"]).stdout).unwrap();
+    let removed: Vec<&str> = old["temp_files"].as_array().unwrap().iter().map(|t| t["path"].as_str().unwrap()).collect();
+    assert_eq!(removed.len(), 2, "{old}");
+    assert!(removed.iter().any(|p| p.contains("crashed-object")) && removed.iter().any(|p| p.contains("crashed-multipart")), "{old}");
+    assert_eq!(pending(), 0, "the unfinished multipart upload was not aborted");
+    assert_objects(garage, &bucket, 0, "the leftover object was not removed");
+}
