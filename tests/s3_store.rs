@@ -431,3 +431,41 @@ fn gc_removes_what_crashed_uploads_left_in_the_bucket_once_it_is_old() {
     assert_eq!(pending(), 0, "the unfinished multipart upload was not aborted");
     assert_objects(garage, &bucket, 0, "the leftover object was not removed");
 }
+
+#[test]
+fn an_upload_url_for_a_named_sha256_goes_straight_to_the_store_which_refuses_other_bytes() {
+    let Some((garage, bucket)) = garage::fresh_bucket() else { return };
+    let server = Server::start_on_bucket(tempfile::tempdir().unwrap(), garage, &bucket, &[]);
+    let model = new_model(&server, "direct");
+    let bytes = weights(400, 300_000);
+    let body = format!("version=2.0.0&filename=model.pt&sha256={}", sha256(&bytes)).into_bytes();
+    let signed = server.request("POST", &format!("{MODELS}/{model}/versions/upload-url"), &[("Content-Type", "application/x-www-form-urlencoded")], Some(body)).json();
+    let url = signed["upload_url"].as_str().unwrap();
+    assert!(url.starts_with(garage.endpoint()), "not a URL of the store: {signed}");
+    let checksum = signed["headers"]["x-amz-checksum-sha256"].as_str().unwrap().to_string();
+    let put = |payload: &[u8]| ureq::put(url).header("x-amz-checksum-sha256", &checksum).config().http_status_as_error(false).build().send(payload).unwrap().status().as_u16();
+    let confirm = || {
+        let body = format!("version=2.0.0&storage_key={}&file_size={}", signed["storage_key"].as_str().unwrap(), bytes.len()).into_bytes();
+        server.request("POST", &format!("{MODELS}/{model}/versions/confirm-upload"), &[("Content-Type", "application/x-www-form-urlencoded")], Some(body))
+    };
+
+    // other bytes than the name says: the store refuses them, and there is nothing to confirm
+    let mut tampered = bytes.clone();
+    tampered[1000] ^= 1;
+    assert_eq!(put(&tampered), 400);
+    let early = confirm();
+    assert_eq!(early.status, 409, "{}", early.text());
+    assert!(early.text().contains("PUT the file"), "{}", early.text());
+
+    assert_eq!(put(&bytes), 200);
+    let made = confirm();
+    assert_eq!(made.status, 201, "{}", made.text());
+    assert_eq!(made.json()["model_hash"], format!("sha256:{}", sha256(&bytes)));
+    let number = made.json()["version"].as_i64().unwrap();
+    assert_eq!(server.get(&format!("{MODELS}/{model}/versions/{number}/download")).body, bytes);
+    assert!(server.cli(&["verify"]).status.success());
+
+    // without a sha256 the URL stays on modelreg, as the Octomil SDK expects
+    let plain = server.request("POST", &format!("{MODELS}/{model}/versions/upload-url"), &[("Content-Type", "application/x-www-form-urlencoded")], Some(b"version=3.0.0&filename=model.pt".to_vec())).json();
+    assert!(plain["upload_url"].as_str().unwrap().starts_with(&server.url("/api/v1/uploads/")), "{plain}");
+}

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::store::blobs::{as_unavailable, BlobStore, Materialise};
 pub use crate::store::blobs::{BlobLocation, S3Options, UrlStyle};
-pub use crate::store::blobs::{copy_hashing, hex, Blob, Digest, PendingBlobs, PutError, UploadGuard, UPLOADS_IN_FLIGHT};
+pub use crate::store::blobs::{copy_hashing, hex, is_sha256_hex, Blob, Digest, PendingBlobs, PutError, UploadGuard, UPLOADS_IN_FLIGHT};
 use crate::store::sql::{self, Connection, Transaction};
 pub use crate::store::sql::SCHEMA_VERSION;
 pub use crate::store::stamps::{format_time, is_uuid, new_id, now};
@@ -166,6 +166,12 @@ impl Registry {
     /// where the store has such URLs (an object store's presigned GET).
     pub fn presigned_blob_url(&self, sha256: &str, filename: &str, ttl: std::time::Duration) -> Option<String> {
         self.blobs.presigned_get(sha256, Some(filename), ttl)
+    }
+
+    /// A URL that stores the blob named `sha256` straight into the store,
+    /// which checks the bytes against the name, where the store can.
+    pub fn presigned_blob_put(&self, sha256: &str, ttl: std::time::Duration) -> Option<crate::store::blobs::PresignedPut> {
+        self.blobs.presigned_put(sha256, ttl)
     }
 
     /// Writes a copy of a stored blob to `dest`, a new file of the caller's

@@ -147,7 +147,25 @@ fn upload_url(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         Err(Error::NotFound(_)) if !super::is_uuid(&handle) => handle,
         Err(e) => return Err(e),
     };
-    let signed = ctx.registry.sign_upload(&who, &model_ref, &version, &filename, ctx.options.signed_url_ttl)?;
+    let ttl = ctx.options.signed_url_ttl;
+    // A client that says what it will upload can send it straight to an
+    // object store, which refuses other bytes (modelreg's own field; the
+    // Octomil SDK sends no sha256, and uploads through modelreg).
+    let sha256 = field(&fields, "sha256").map(|s| s.trim_start_matches("sha256:").to_ascii_lowercase());
+    if let Some(sha256) = &sha256 {
+        if !crate::registry::is_sha256_hex(sha256) {
+            return Err(Error::invalid("sha256", "must be the file's sha256 as 64 hex digits"));
+        }
+    }
+    if let Some((sha256, direct)) = sha256.as_deref().and_then(|sha| Some((sha, ctx.registry.presigned_blob_put(sha, ttl)?))) {
+        let signed = ctx.registry.sign_direct_upload(&who, &model_ref, &version, &filename, sha256, ttl)?;
+        let headers: serde_json::Map<String, Value> = direct.headers.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        return Ok(Response::json(
+            200,
+            &json!({"upload_url": direct.url, "storage_key": signed.token, "method": "PUT", "headers": headers, "expires_at": signed.expires_at}),
+        ));
+    }
+    let signed = ctx.registry.sign_upload(&who, &model_ref, &version, &filename, ttl)?;
     Ok(Response::json(
         200,
         &json!({

@@ -52,6 +52,18 @@ impl Registry {
         self.sign("upload", who, model_ref, version, filename, ttl)
     }
 
+    /// An upload the client sends straight to the blob store, as the blob
+    /// `sha256`: the row names it from the start, so gc keeps what arrives
+    /// until confirm-upload (or the URL's expiry).
+    pub fn sign_direct_upload(&self, who: &Principal, model_ref: &str, version: &str, filename: &str, sha256: &str, ttl: Duration) -> Result<Signed> {
+        let signed = self.sign("upload", who, model_ref, version, filename, ttl)?;
+        self.conn.execute(
+            "UPDATE signed_urls SET sha256 = ?2 WHERE token_hash = ?1",
+            params![crate::registry::access::auth::hash_secret(&signed.token), sha256],
+        )?;
+        Ok(signed)
+    }
+
     pub fn sign_download(&self, who: &Principal, model_id: &str, number: i64, format: &str, ttl: Duration) -> Result<Signed> {
         self.sign("download", who, model_id, &number.to_string(), format, ttl)
     }
@@ -142,18 +154,37 @@ impl Registry {
         if owner.user_id != who.user_id {
             return Err(Error::NotFound("no upload with this storage_key".into()));
         }
+        let hash = crate::registry::access::auth::hash_secret(token);
+        if state == "issued" {
+            self.arrived_in_store(&hash)?;
+        }
+        let state: String = self.conn.query_row("SELECT state FROM signed_urls WHERE token_hash = ?1", [&hash], |r| r.get(0))?;
         if state != "uploaded" {
             return Err(Error::Conflict(format!(
                 "the upload with this storage_key is {state}, not uploaded: PUT the file to its upload_url first"
             )));
         }
-        let hash = crate::registry::access::auth::hash_secret(token);
         let (sha256, size): (String, i64) = self.conn.query_row(
             "UPDATE signed_urls SET state = 'confirmed' WHERE token_hash = ?1 AND state = 'uploaded' RETURNING sha256, size",
             [&hash],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         Ok((UploadGrant { model_ref, version, filename }, Digest { sha256, size: size as u64 }))
+    }
+
+    /// A direct upload (`sign_direct_upload`) whose object is now in the
+    /// store becomes `uploaded`, with the size the store reports; the store
+    /// has checked its sha256. Otherwise nothing changes.
+    fn arrived_in_store(&self, token_hash: &str) -> Result<()> {
+        let expected: Option<String> =
+            self.conn.query_row("SELECT sha256 FROM signed_urls WHERE token_hash = ?1", [token_hash], |r| r.get(0))?;
+        let Some(sha256) = expected else { return Ok(()) };
+        let Some(size) = self.blobs.stat(&sha256).map_err(crate::registry::store_error)? else { return Ok(()) };
+        self.conn.execute(
+            "UPDATE signed_urls SET state = 'uploaded', size = ?2 WHERE token_hash = ?1 AND state = 'issued'",
+            params![token_hash, size as i64],
+        )?;
+        Ok(())
     }
 
     pub fn unconfirm_upload(&self, token: &str) -> Result<()> {

@@ -287,6 +287,19 @@ pub trait BlobStore: Send + Sync {
     fn presigned_get(&self, _sha256: &str, _filename: Option<&str>, _ttl: std::time::Duration) -> Option<String> {
         None
     }
+
+    /// A URL that stores the blob named `sha256` straight into the store,
+    /// which refuses any other bytes, where the store can check them so.
+    fn presigned_put(&self, _sha256: &str, _ttl: std::time::Duration) -> Option<PresignedPut> {
+        None
+    }
+}
+
+/// A PUT a client sends straight to the store: the URL, and the headers
+/// it must send with it.
+pub struct PresignedPut {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
 }
 
 /// A blob read from somewhere other than a local file (an object store).

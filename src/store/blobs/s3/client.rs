@@ -275,6 +275,16 @@ impl Client {
         action.sign(ttl).to_string()
     }
 
+    /// A URL a client can PUT the object with, and the header it must send:
+    /// the store refuses bytes whose sha256 is not `sha256` (the header is
+    /// signed, so the client cannot change it).
+    pub fn presigned_put(&self, key: &str, sha256: &[u8; 32], ttl: Duration) -> (String, String) {
+        let checksum = base64(sha256);
+        let mut action = self.public_bucket.put_object(Some(&self.credentials), key);
+        action.headers_mut().insert("x-amz-checksum-sha256", checksum.as_str());
+        (action.sign(ttl).to_string(), checksum)
+    }
+
     /// One request, with the answer classified (see the module's doc) and
     /// counted for /metrics.
     fn send(&self, method: &'static str, url: url::Url, headers: &[(&str, &str)], body: Body<'_>) -> io::Result<ureq::http::Response<ureq::Body>> {

@@ -37,7 +37,7 @@ use super::cache::BlobCache;
 use super::location::S3Settings;
 use super::stream::copy_hashing;
 use super::{
-    is_sha256_hex, Blob, BlobStore, Digest, GcLock, GcReport, Materialise, Materialised, PendingBlobs, PutError, RemoteBlob,
+    is_sha256_hex, Blob, BlobStore, Digest, GcLock, GcReport, PresignedPut, Materialise, Materialised, PendingBlobs, PutError, RemoteBlob,
     StoredBlob, UploadGuard, PRIVATE_FILE,
 };
 
@@ -285,6 +285,14 @@ impl BlobStore for S3Blobs {
 
     fn describe(&self) -> String {
         self.client.store().to_string()
+    }
+
+    fn presigned_put(&self, sha256: &str, ttl: Duration) -> Option<PresignedPut> {
+        if !is_sha256_hex(sha256) {
+            return None;
+        }
+        let (url, checksum) = self.client.presigned_put(&self.key(sha256), &digest_bytes(sha256), ttl);
+        Some(PresignedPut { url, headers: vec![("x-amz-checksum-sha256".into(), checksum)] })
     }
 
     fn presigned_get(&self, sha256: &str, filename: Option<&str>, ttl: Duration) -> Option<String> {
