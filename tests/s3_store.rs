@@ -469,3 +469,24 @@ fn an_upload_url_for_a_named_sha256_goes_straight_to_the_store_which_refuses_oth
     let plain = server.request("POST", &format!("{MODELS}/{model}/versions/upload-url"), &[("Content-Type", "application/x-www-form-urlencoded")], Some(b"version=3.0.0&filename=model.pt".to_vec())).json();
     assert!(plain["upload_url"].as_str().unwrap().starts_with(&server.url("/api/v1/uploads/")), "{plain}");
 }
+
+#[test]
+fn an_object_larger_than_one_copy_request_is_copied_to_its_address_in_parts() {
+    // AWS copies at most 5 GiB in one request; debug builds lower the limit
+    // so that a 40 MiB upload takes the same path
+    let Some((garage, bucket)) = garage::fresh_bucket() else { return };
+    let limit = (8 << 20).to_string();
+    let server = Server::start_on_bucket_with_env(tempfile::tempdir().unwrap(), garage, &bucket, &[("MODELREG_TEST_S3_COPY_IN_ONE_MAX", &limit)], &[]);
+    let model = new_model(&server, "big-copy");
+    let bytes = weights(500, (40 << 20) + 4321);
+    let first = upload(&server, &model, &bytes);
+    assert_eq!(first.status, 201, "{}", first.text());
+    // the same content again: the stored object is copied onto itself, in parts too
+    let again = upload(&server, &model, &bytes);
+    assert_eq!(again.status, 201, "{}", again.text());
+    assert_eq!(first.json()["model_hash"], again.json()["model_hash"]);
+    for number in [1, 2] {
+        assert_eq!(sha256(&server.get(&format!("{MODELS}/{model}/versions/{number}/download")).body), sha256(&bytes));
+    }
+    assert_objects(garage, &bucket, 1, "one object, at its address");
+}

@@ -122,6 +122,11 @@ impl Server {
         Server::launch(data, &[], args, Some((garage, bucket.to_string())))
     }
 
+    /// `start_on_bucket` with extra environment variables.
+    pub fn start_on_bucket_with_env(data: tempfile::TempDir, garage: &garage::Garage, bucket: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::launch(data, env, args, Some((garage, bucket.to_string())))
+    }
+
     fn launch(data: tempfile::TempDir, env: &[(&str, &str)], args: &[&str], store: Option<(&garage::Garage, String)>) -> Server {
         // a data directory that already records its store (a restart) keeps it
         let fresh = !data.path().join("modelreg.db").exists();

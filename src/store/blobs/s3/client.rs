@@ -130,10 +130,15 @@ impl Client {
         self.send("PUT", url, &headers, Body::Bytes(bytes)).map(drop)
     }
 
-    /// Copies `from` to `to` inside the bucket, without the bytes passing
-    /// through us. Copying an object onto itself gives it a new modification
-    /// time, which is how a blob that an upload reuses is kept from gc.
-    pub fn copy(&self, from: &str, to: &str) -> io::Result<()> {
+    /// Copies `from` (`size` bytes) to `to` inside the bucket, without the
+    /// bytes passing through us. Copying an object onto itself gives it a
+    /// new modification time, which is how a blob that an upload reuses is
+    /// kept from gc. AWS copies at most 5 GiB in one request; a larger
+    /// object is copied as a multipart upload of ranges.
+    pub fn copy(&self, from: &str, to: &str, size: u64) -> io::Result<()> {
+        if size > copy_in_one_max() {
+            return self.copy_in_parts(from, to, size);
+        }
         let source = format!("/{}/{from}", self.bucket.name());
         let mut action = self.bucket.put_object(Some(&self.credentials), to);
         action.headers_mut().insert("x-amz-copy-source", source.as_str());
@@ -148,6 +153,36 @@ impl Client {
             return Err(unavailable(&self.store, format!("copying {from} to {to} failed: {code} {message}")));
         }
         Ok(())
+    }
+
+    fn copy_in_parts(&self, from: &str, to: &str, size: u64) -> io::Result<()> {
+        let source = format!("/{}/{from}", self.bucket.name());
+        let upload_id = self.start_multipart(to)?;
+        let part = copy_in_one_max().max(1);
+        let copied = (|| {
+            let mut etags = Vec::new();
+            for (i, start) in (0..size).step_by(part as usize).enumerate() {
+                let number = u16::try_from(i + 1).map_err(|_| io::Error::other("too many parts to copy"))?;
+                let range = format!("bytes={start}-{}", (start + part).min(size) - 1);
+                let mut action = self.bucket.upload_part(Some(&self.credentials), to, number, &upload_id);
+                action.headers_mut().insert("x-amz-copy-source", source.as_str());
+                action.headers_mut().insert("x-amz-copy-source-range", range.as_str());
+                let url = action.sign(OWN_REQUEST_TTL);
+                let headers = [("x-amz-copy-source", source.as_str()), ("x-amz-copy-source-range", range.as_str())];
+                let mut response = self.send("PUT", url, &headers, Body::Empty)?;
+                let body = read_text(&mut response)?;
+                let etag = element(&body, "ETag").map(|e| e.replace("&quot;", "\"")).ok_or_else(|| {
+                    let (code, message) = error_fields(&body);
+                    unavailable(&self.store, format!("copying part {number} of {from} failed: {code} {message}"))
+                })?;
+                etags.push(etag);
+            }
+            self.complete_multipart(to, &upload_id, &etags)
+        })();
+        if copied.is_err() {
+            let _ = self.abort_multipart(to, &upload_id);
+        }
+        copied
     }
 
     pub fn delete(&self, key: &str) -> io::Result<()> {
@@ -331,6 +366,19 @@ impl Client {
             _ => io::Error::other(format!("{}: {what}", self.store)),
         })
     }
+}
+
+/// The largest object copied in one request: AWS's limit for CopyObject.
+/// Debug builds read `MODELREG_TEST_S3_COPY_IN_ONE_MAX` (bytes) so that
+/// tests/s3_store.rs can copy in parts without uploading 5 GiB; a release
+/// build has no such switch.
+fn copy_in_one_max() -> u64 {
+    const AWS_COPY_MAX: u64 = 5 << 30;
+    #[cfg(debug_assertions)]
+    if let Some(max) = std::env::var("MODELREG_TEST_S3_COPY_IN_ONE_MAX").ok().and_then(|v| v.parse().ok()) {
+        return max;
+    }
+    AWS_COPY_MAX
 }
 
 fn content_length(response: &ureq::http::Response<ureq::Body>) -> io::Result<u64> {

@@ -93,16 +93,16 @@ impl S3Blobs {
         let address = self.key(&digest.sha256);
         let Some(upload_id) = sink.upload_id.take() else {
             if self.client.head(&address)?.is_some() {
-                return self.client.copy(&address, &address);
+                return self.client.copy(&address, &address, digest.size);
             }
             return self.client.put(&address, &sink.buf, Some(&digest_bytes(&digest.sha256)));
         };
         sink.finish_parts(&upload_id)?;
         self.client.complete_multipart(&sink.key, &upload_id, &sink.etags)?;
         let stored = if self.client.head(&address)?.is_some() {
-            self.client.copy(&address, &address)
+            self.client.copy(&address, &address, digest.size)
         } else {
-            self.client.copy(&sink.key, &address)
+            self.client.copy(&sink.key, &address, digest.size)
         };
         // left behind only if this fails too: gc removes it once it is old
         let _ = self.client.delete(&sink.key);
