@@ -490,3 +490,67 @@ fn an_object_larger_than_one_copy_request_is_copied_to_its_address_in_parts() {
     }
     assert_objects(garage, &bucket, 1, "one object, at its address");
 }
+
+#[test]
+fn serve_refuses_to_start_on_a_missing_bucket_or_refused_credentials_and_says_which() {
+    let Some((garage, bucket)) = garage::fresh_bucket() else { return };
+    let serve = |store: &str, env: &[(&str, &str)]| -> String {
+        let data = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .args(["--blob-store", store])
+            .envs(garage.aws_env())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "serve started on {store}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let missing = serve("s3://no-such-bucket-here", &[]);
+    assert!(missing.contains("s3://no-such-bucket-here") && missing.contains("does not exist"), "{missing}");
+    let refused = serve(&format!("s3://{bucket}"), &[("AWS_SECRET_ACCESS_KEY", "0000000000000000000000000000000000000000000000000000000000000000")]);
+    assert!(refused.contains(&format!("s3://{bucket}")) && refused.contains("403"), "{refused}");
+    let unset = serve(&format!("s3://{bucket}"), &[("AWS_ACCESS_KEY_ID", "")]);
+    assert!(unset.contains("AWS_ACCESS_KEY_ID"), "{unset}");
+}
+
+#[test]
+fn a_backup_of_an_s3_registry_says_where_the_blobs_are_and_with_blobs_takes_them_along() {
+    let Some((garage, bucket)) = garage::fresh_bucket() else { return };
+    let server = Server::start_on_bucket(tempfile::tempdir().unwrap(), garage, &bucket, &[]);
+    let model = new_model(&server, "backed-up");
+    let files = [weights(600, 2 << 20), b"small".to_vec()];
+    for bytes in &files {
+        assert_eq!(upload(&server, &model, bytes).status, 201);
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let (thin, full) = (parent.path().join("thin"), parent.path().join("full"));
+    let out = server.cli(&["--json", "backup", thin.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["blob_store"].as_str(), report["blobs"].as_u64()), (Some(format!("s3://{bucket}").as_str()), Some(0)), "{report}");
+    assert!(!thin.join("blobs").exists(), "a backup without --with-blobs copied blobs");
+    let out = server.cli(&["--json", "backup", "--with-blobs", full.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["blob_store"].as_str(), report["blobs"].as_u64()), (Some("local"), Some(2)), "{report}");
+
+    // restored, the thin backup reads its blobs from the bucket again
+    let restored = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN).arg("--data-dir").arg(restored.path()).envs(server.store_env()).args(["restore", thin.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let on_s3 = Server::start_on_bucket(restored, garage, &bucket, &[]);
+    for (i, bytes) in files.iter().enumerate() {
+        assert_eq!(on_s3.get(&format!("{MODELS}/{model}/versions/{}/download", i + 1)).body, *bytes);
+    }
+    // the full one is a local registry of its own: no S3 credentials needed
+    let local = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN).arg("--data-dir").arg(local.path()).args(["restore", full.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let local = Server::start_local(local, &[]);
+    for (i, bytes) in files.iter().enumerate() {
+        assert_eq!(local.get(&format!("{MODELS}/{model}/versions/{}/download", i + 1)).body, *bytes);
+    }
+    assert!(local.cli(&["verify"]).status.success());
+}
