@@ -689,8 +689,9 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn cli_in(data: &Path, args: &[&str]) -> Output {
-    Command::new(common::BIN).arg("--data-dir").arg(data).args(args).output().unwrap()
+/// The CLI on `data`, with `env` (what reaches its blob store).
+fn cli_in(data: &Path, env: &[(String, String)], args: &[&str]) -> Output {
+    Command::new(common::BIN).arg("--data-dir").arg(data).envs(env.iter().map(|(k, v)| (k, v))).args(args).output().unwrap()
 }
 
 /// Exit code 0 or 1 as `expected`, with the output in the message.
@@ -719,10 +720,11 @@ fn the_cli_tests_and_builds_offline_and_with_a_server() {
     let build_args = |version: &str| -> Vec<String> { ["custom-models", "build-deps", &setup.model, version].map(String::from).to_vec() };
 
     // Offline, with no server running on the data directory.
+    let store_env: Vec<(String, String)> = s.store_env().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let data = s.kill();
     let offline = |mut args: Vec<String>| {
         args.extend(["--python".to_string(), python.to_string()]);
-        cli_in(data.path(), &strs(&args))
+        cli_in(data.path(), &store_env, &strs(&args))
     };
     let out = assert_exit(&offline(test_args(&setup.version)), 0, "offline test of a passing version");
     for check in SEED_CHECKS {
