@@ -554,3 +554,35 @@ fn a_backup_of_an_s3_registry_says_where_the_blobs_are_and_with_blobs_takes_them
     }
     assert!(local.cli(&["verify"]).status.success());
 }
+
+#[test]
+fn a_store_that_stops_answering_is_a_503_after_the_timeout_not_a_hang() {
+    let Some(garage) = Garage::start(false) else { return };
+    garage.create_bucket("frozen");
+    let server = Server::start_on_bucket(tempfile::tempdir().unwrap(), &garage, "frozen", &["--s3-timeout", "1s"]);
+    let model = new_model(&server, "frozen");
+    let stored = weights(700, 1 << 20);
+    assert_eq!(upload(&server, &model, &stored).status, 201);
+    let signal = |which: &str| assert!(Command::new("kill").args([which, &garage.pid().to_string()]).status().unwrap().success());
+
+    // the node still accepts connections (the kernel does) but answers nothing
+    signal("-STOP");
+    let started = Instant::now();
+    let refused = upload(&server, &model, &weights(701, 1 << 20));
+    let download = server.get(&format!("{MODELS}/{model}/versions/1/download"));
+    let waited = started.elapsed();
+    let metadata_started = Instant::now();
+    let metadata = server.get(&format!("{MODELS}/{model}"));
+    let metadata_took = metadata_started.elapsed();
+    signal("-CONT");
+    assert_eq!(metadata.status, 200);
+    assert!(metadata_took < Duration::from_millis(500), "a route that needs no bytes took {metadata_took:?}");
+    assert_eq!((refused.status, download.status), (503, 503), "{} / {}", refused.text(), download.text());
+    assert!(refused.json()["message"].as_str().unwrap().contains("s3://frozen"), "{}", refused.text());
+    assert!(waited < Duration::from_secs(8), "two requests took {waited:?} with a 1 s timeout");
+    // once it answers again all is well, without a restart
+    let after = weights(702, 1 << 20);
+    let stored_again = upload(&server, &model, &after);
+    assert_eq!(stored_again.status, 201, "{}", stored_again.text());
+    assert_eq!(server.get(&format!("{MODELS}/{model}/versions/1/download")).body, stored);
+}

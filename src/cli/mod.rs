@@ -213,6 +213,10 @@ struct ServeArgs {
     /// SDK) do not follow redirects.
     #[arg(long, env = "MODELREG_S3_REDIRECT", action = clap::ArgAction::Set, value_parser = parse_on_off, default_value = "off", value_name = "on|off")]
     s3_redirect: bool,
+    /// How long a request to the S3 store may wait for progress (to connect, for the next bytes
+    /// of an answer, to send) before the store counts as unavailable (503). E.g. 30s, 500ms.
+    #[arg(long, env = "MODELREG_S3_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    s3_timeout: Duration,
     /// Where jobs (model tests, conversions) keep their copies of an S3 registry's blobs.
     /// Default: cache/blobs in the data directory.
     #[arg(long, env = "MODELREG_CACHE_DIR", value_name = "DIR")]
@@ -534,6 +538,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registr
         redirect_downloads: args.s3_redirect,
         cache_dir: args.cache_dir.clone(),
         cache_bytes: args.cache_size,
+        timeout: Some(args.s3_timeout),
     });
     let prepared = Registry::prepare(&data_dir, args.store.blob_store.as_ref())?;
     announce_prepared(&prepared);

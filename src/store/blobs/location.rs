@@ -93,6 +93,7 @@ pub struct S3Settings {
     /// the cache may grow.
     pub cache_dir: Option<PathBuf>,
     pub cache_bytes: u64,
+    pub timeout: std::time::Duration,
 }
 
 /// The server's S3 choices (flags of `serve`); the rest is the environment.
@@ -104,9 +105,14 @@ pub struct S3Options {
     pub cache_dir: Option<PathBuf>,
     /// None: `DEFAULT_CACHE_BYTES`.
     pub cache_bytes: Option<u64>,
+    /// None: `DEFAULT_TIMEOUT`.
+    pub timeout: Option<std::time::Duration>,
 }
 
 pub const DEFAULT_CACHE_BYTES: u64 = 10 << 30;
+/// How long a request waits for the store to make progress (a connect, a
+/// read, a write) before the store counts as unavailable.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl S3Settings {
     /// Reads `AWS_ENDPOINT_URL_S3` (or `AWS_ENDPOINT_URL`), `AWS_REGION` (or
@@ -139,6 +145,7 @@ impl S3Settings {
             redirect_downloads: options.redirect_downloads,
             cache_dir: options.cache_dir.clone(),
             cache_bytes: options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
+            timeout: options.timeout.unwrap_or(DEFAULT_TIMEOUT),
         })
     }
 }

@@ -61,13 +61,13 @@ impl Client {
             None => Credentials::new(&settings.access_key_id, &settings.secret_access_key),
         };
         // No overall timeout: a multi-GiB body takes as long as it takes. What
-        // must not hang is a store that stops answering, hence the per-read
-        // and per-write limits.
+        // must not hang is a store that stops answering, hence the limits on
+        // each wait for progress.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_per_read(Some(Duration::from_secs(30)))
-            .timeout_per_write(Some(Duration::from_secs(30)))
+            .timeout_connect(Some(settings.timeout.min(Duration::from_secs(5))))
+            .timeout_per_read(Some(settings.timeout))
+            .timeout_per_write(Some(settings.timeout))
             .max_idle_connections_per_host(64)
             .build()
             .new_agent();
