@@ -4,8 +4,9 @@
 //!
 //! How it keeps the promises of `BlobStore`:
 //! * An upload streams into a multipart upload at `PREFIX/uploads/<uuid>`
-//!   while it is hashed, one part (`PART_SIZE`) in memory at a time; only
-//!   when it is complete, and its sha256 known, is it copied inside the
+//!   while it is hashed, a part (`PART_SIZE`) in memory at a time (two for
+//!   the few uploads that send one while they fill the next: `SPARE_PARTS`);
+//!   only when it is complete, and its sha256 known, is it copied inside the
 //!   store to its address and the upload object deleted. A blob smaller than
 //!   one part is sent once, straight to its address, with its sha256 for the
 //!   store to check. Either way the object is whole at its address before
