@@ -49,31 +49,28 @@ fn expiry(ttl: Duration) -> String {
 
 impl Registry {
     pub fn sign_upload(&self, who: &Principal, model_ref: &str, version: &str, filename: &str, ttl: Duration) -> Result<Signed> {
-        self.sign("upload", who, model_ref, version, filename, ttl)
+        self.sign("upload", who, model_ref, version, filename, None, ttl)
     }
 
     /// An upload the client sends straight to the blob store, as the blob
     /// `sha256`: the row names it from the start, so gc keeps what arrives
     /// until confirm-upload (or the URL's expiry).
     pub fn sign_direct_upload(&self, who: &Principal, model_ref: &str, version: &str, filename: &str, sha256: &str, ttl: Duration) -> Result<Signed> {
-        let signed = self.sign("upload", who, model_ref, version, filename, ttl)?;
-        self.conn.execute(
-            "UPDATE signed_urls SET sha256 = ?2 WHERE token_hash = ?1",
-            params![crate::registry::access::auth::hash_secret(&signed.token), sha256],
-        )?;
-        Ok(signed)
+        self.sign("upload", who, model_ref, version, filename, Some(sha256), ttl)
     }
 
     pub fn sign_download(&self, who: &Principal, model_id: &str, number: i64, format: &str, ttl: Duration) -> Result<Signed> {
-        self.sign("download", who, model_id, &number.to_string(), format, ttl)
+        self.sign("download", who, model_id, &number.to_string(), format, None, ttl)
     }
 
-    fn sign(&self, kind: &str, who: &Principal, model_ref: &str, version: &str, detail: &str, ttl: Duration) -> Result<Signed> {
+    /// `sha256`: the blob a direct upload will store (see `sign_direct_upload`).
+    #[allow(clippy::too_many_arguments)]
+    fn sign(&self, kind: &str, who: &Principal, model_ref: &str, version: &str, detail: &str, sha256: Option<&str>, ttl: Duration) -> Result<Signed> {
         let token = crate::registry::access::auth::new_secret();
         let expires_at = expiry(ttl);
         self.conn.execute(
-            "INSERT INTO signed_urls (token_hash, kind, team_id, user_id, key_id, model_ref, version, detail, created_at, expires_at, ttl_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO signed_urls (token_hash, kind, team_id, user_id, key_id, model_ref, version, detail, created_at, expires_at, ttl_ms, sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 crate::registry::access::auth::hash_secret(&token),
                 kind,
@@ -85,7 +82,8 @@ impl Registry {
                 detail,
                 now(),
                 expires_at,
-                ttl.as_millis() as i64
+                ttl.as_millis() as i64,
+                sha256
             ],
         )?;
         Ok(Signed { token, expires_at })
@@ -155,10 +153,7 @@ impl Registry {
             return Err(Error::NotFound("no upload with this storage_key".into()));
         }
         let hash = crate::registry::access::auth::hash_secret(token);
-        if state == "issued" {
-            self.arrived_in_store(&hash)?;
-        }
-        let state: String = self.conn.query_row("SELECT state FROM signed_urls WHERE token_hash = ?1", [&hash], |r| r.get(0))?;
+        let state = if state == "issued" && self.arrived_in_store(&hash)? { "uploaded".to_string() } else { state };
         if state != "uploaded" {
             return Err(Error::Conflict(format!(
                 "the upload with this storage_key is {state}, not uploaded: PUT the file to its upload_url first"
@@ -174,17 +169,18 @@ impl Registry {
 
     /// A direct upload (`sign_direct_upload`) whose object is now in the
     /// store becomes `uploaded`, with the size the store reports; the store
-    /// has checked its sha256. Otherwise nothing changes.
-    fn arrived_in_store(&self, token_hash: &str) -> Result<()> {
+    /// has checked its sha256. False when it is not a direct upload, or
+    /// nothing has arrived.
+    fn arrived_in_store(&self, token_hash: &str) -> Result<bool> {
         let expected: Option<String> =
             self.conn.query_row("SELECT sha256 FROM signed_urls WHERE token_hash = ?1", [token_hash], |r| r.get(0))?;
-        let Some(sha256) = expected else { return Ok(()) };
-        let Some(size) = self.blobs.stat(&sha256).map_err(crate::registry::store_error)? else { return Ok(()) };
-        self.conn.execute(
+        let Some(sha256) = expected else { return Ok(false) };
+        let Some(size) = self.blobs.stat(&sha256).map_err(crate::registry::store_error)? else { return Ok(false) };
+        let updated = self.conn.execute(
             "UPDATE signed_urls SET state = 'uploaded', size = ?2 WHERE token_hash = ?1 AND state = 'issued'",
             params![token_hash, size as i64],
         )?;
-        Ok(())
+        Ok(updated == 1)
     }
 
     pub fn unconfirm_upload(&self, token: &str) -> Result<()> {
