@@ -271,14 +271,7 @@ pub fn backup(registry: &Registry, dest: &std::path::Path, with_blobs: bool, as_
 
 pub fn migrate_blobs(registry: &mut Registry, to: &crate::registry::BlobLocation, as_json: bool) -> Result<i32, Error> {
     let started = std::time::Instant::now();
-    let bar = (!as_json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = if as_json { None } else { super::models::byte_bar(0) };
     let report = registry.migrate_blobs(to, &mut |done, total| {
         if let Some(bar) = &bar {
             bar.set_length(total);

@@ -270,15 +270,23 @@ pub(super) fn open_with_progress(path: &Path) -> Result<(Box<dyn Read>, u64), Er
 }
 
 pub(super) fn progress(reader: Box<dyn Read>, len: Option<u64>) -> Box<dyn Read> {
-    if !io::stderr().is_terminal() {
-        return reader;
+    match byte_bar(len.unwrap_or(0)) {
+        Some(bar) => Box::new(bar.wrap_read(reader)),
+        None => reader,
     }
-    let bar = indicatif::ProgressBar::new(len.unwrap_or(0));
+}
+
+/// A progress bar of bytes on stderr, when stderr is a terminal.
+pub(super) fn byte_bar(len: u64) -> Option<indicatif::ProgressBar> {
+    if !io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    Box::new(bar.wrap_read(reader))
+    Some(bar)
 }
 
 pub(super) fn print(value: &Value, as_json: bool, human: impl FnOnce(&Value)) {
