@@ -2,7 +2,7 @@
 //! official DataRobot client pages through 250 models and follows a status
 //! redirect over https, which works only if every absolute URL modelreg
 //! returns names the proxy's scheme and address (`--trusted-proxy`). The
-//! nginx configuration is the one the README recommends.
+//! nginx configuration is the one docs/operating.md recommends.
 
 mod common;
 

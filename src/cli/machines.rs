@@ -33,7 +33,7 @@ fn page_limit(text: &str) -> Result<u64, String> {
 
 #[derive(Subcommand)]
 pub enum MachinesCommand {
-    /// Record a new machine (no hardware is provisioned: see the README).
+    /// Record a new machine (no hardware is provisioned: see docs/paperspace.md).
     ///
     /// Offline the machine is ready when the command returns; with --server it is
     /// `provisioning` until the server has run the change.

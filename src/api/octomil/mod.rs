@@ -178,7 +178,7 @@ fn create_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     // Create-or-get by name: the Octomil SDK resolves models by name, so two
     // models of one name would be ambiguous to it, and its `ensure_model`
     // looks for the name on the first page of the list only (20 models)
-    // before it POSTs. See README, "Octomil".
+    // before it POSTs. See docs/octomil.md.
     let (model, created) = ctx.registry.create_or_get_model(req.who()?, new)?;
     let latest = if created { None } else { ctx.registry.latest_version(req.who()?, &model.id)? };
     Ok(Response::json(if created { 201 } else { 200 }, &render_model(&model, latest.as_ref())))
