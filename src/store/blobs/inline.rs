@@ -18,7 +18,7 @@
 use std::fs::OpenOptions;
 use std::io::{self, Cursor, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -36,21 +36,67 @@ pub const INLINE_MAX: usize = 64 * 1024;
 
 pub struct InlineSmall {
     inner: Arc<dyn BlobStore>,
-    db: Mutex<Connection>,
+    db: Pool,
+}
+
+/// Connections to the database, one per caller at a time: a download's
+/// lookup never waits behind another's, nor behind a writer waiting for
+/// SQLite's write lock (which a caller inside a write transaction of its
+/// own may hold).
+struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Connections kept open between calls; a burst opens more and closes them.
+const IDLE_CONNECTIONS: usize = 16;
+
+struct Pooled<'a> {
+    pool: &'a Pool,
+    conn: Option<Connection>,
+}
+
+impl Pool {
+    fn get(&self) -> io::Result<Pooled<'_>> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => Connection::open(&self.path).map_err(io::Error::other)?,
+        };
+        Ok(Pooled { pool: self, conn: Some(conn) })
+    }
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.extend(self.conn.take());
+        }
+    }
 }
 
 impl InlineSmall {
     /// Keeps small blobs in the database at `db_path`, the rest in `inner`.
     pub fn new(inner: Arc<dyn BlobStore>, db_path: &Path) -> sql::Result<InlineSmall> {
-        Ok(InlineSmall { inner, db: Mutex::new(Connection::open(db_path)?) })
+        // opened once here, so that a database this binary cannot use fails now
+        let first = Connection::open(db_path)?;
+        Ok(InlineSmall { inner, db: Pool { path: db_path.to_path_buf(), idle: Mutex::new(vec![first]) } })
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    fn db(&self) -> io::Result<Pooled<'_>> {
+        self.db.get()
     }
 
     fn contents(&self, sha256: &str) -> io::Result<Option<Vec<u8>>> {
-        self.db()
+        self.db()?
             .query_row("SELECT bytes FROM blob_contents WHERE sha256 = ?1", [sha256], |r| r.get(0))
             .optional()
             .map_err(io::Error::other)
@@ -62,7 +108,7 @@ impl InlineSmall {
             return Ok(());
         }
         let now = crate::store::stamps::now();
-        let db = self.db();
+        let db = self.db()?;
         let tx = db.begin_write().map_err(io::Error::other)?;
         {
             let mut insert = tx
@@ -141,7 +187,7 @@ impl BlobStore for InlineSmall {
 
     fn stat(&self, sha256: &str) -> io::Result<Option<u64>> {
         let size: Option<i64> = self
-            .db()
+            .db()?
             .query_row("SELECT length(bytes) FROM blob_contents WHERE sha256 = ?1", [sha256], |r| r.get(0))
             .optional()
             .map_err(io::Error::other)?;
@@ -163,7 +209,7 @@ impl BlobStore for InlineSmall {
 
     fn list(&self) -> io::Result<Vec<StoredBlob>> {
         let mut blobs = self.inner.list()?;
-        let db = self.db();
+        let db = self.db()?;
         let mut statement =
             db.prepare("SELECT sha256, length(bytes), created_at FROM blob_contents").map_err(io::Error::other)?;
         let rows = statement
@@ -181,7 +227,7 @@ impl BlobStore for InlineSmall {
         let mut report = self.inner.gc(release, grace, dry_run)?;
         let cutoff = crate::store::stamps::format_time(time::OffsetDateTime::now_utc() - grace);
         let old: Vec<(String, i64)> = {
-            let db = self.db();
+            let db = self.db()?;
             let mut statement = db
                 .prepare("SELECT sha256, length(bytes) FROM blob_contents WHERE created_at < ?1")
                 .map_err(io::Error::other)?;
@@ -196,7 +242,7 @@ impl BlobStore for InlineSmall {
             // `created_at` again: content stored anew since the listing is young
             let removed = dry_run
                 || self
-                    .db()
+                    .db()?
                     .execute("DELETE FROM blob_contents WHERE sha256 = ?1 AND created_at < ?2", [&sha256, &cutoff])
                     .map_err(io::Error::other)?
                     > 0;
@@ -235,7 +281,9 @@ impl BlobStore for InlineSmall {
 
     fn presigned_get(&self, sha256: &str, filename: Option<&str>, ttl: Duration) -> Option<String> {
         // a small blob has no object of its own to send a client to
-        let inline = self.db().query_row("SELECT 1 FROM blob_contents WHERE sha256 = ?1", [sha256], |_| Ok(())).optional();
+        let inline = self.db().and_then(|db| {
+            db.query_row("SELECT 1 FROM blob_contents WHERE sha256 = ?1", [sha256], |_| Ok(())).optional().map_err(io::Error::other)
+        });
         match inline {
             Ok(None) => self.inner.presigned_get(sha256, filename, ttl),
             _ => None,
