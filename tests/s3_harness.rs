@@ -10,10 +10,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::child;
 use common::garage::{self, Garage};
 
 /// What came back from an S3 request: the HTTP status and the body.
@@ -174,85 +174,19 @@ fn stop_refuses_connections_and_restart_brings_the_objects_back() {
     assert!(got.status == 200 && got.body == b"after", "{}: {}", got.status, got.text());
 }
 
-/// Where `shared_node_in_a_child_process` reports, and how it ends.
-const PROBE_FILE: &str = "S3_HARNESS_PROBE_FILE";
-const PROBE_END: &str = "S3_HARNESS_PROBE_END";
-
 /// The other half of the two tests below, in a test binary of its own that
-/// they start: it starts the shared node from a thread that then ends (as a
-/// test's thread does), shows the node outlived that thread, writes its pid
-/// and directory to `PROBE_FILE`, and then returns (`PROBE_END=exit`) or
-/// waits to be killed.
+/// they start (`child::probe`): it starts the shared node from a thread
+/// that then ends (as a test's thread does), shows the node outlived that
+/// thread, reports its pid and directory, and then returns or waits to be
+/// killed.
 #[test]
 #[ignore = "a child process of the shared-node lifetime tests, which run it"]
 fn shared_node_in_a_child_process() {
-    let Some(file) = std::env::var_os(PROBE_FILE) else { return };
+    let Some(file) = child::probe_file() else { return };
     let Some((g, bucket)) = std::thread::spawn(garage::fresh_bucket).join().unwrap() else { return };
     // A node that died with the thread fails here: the CLI finds no one.
     g.create_bucket(&format!("{bucket}-later"));
-    std::fs::write(&file, format!("{}\n{}", g.pid(), g.dir().display())).unwrap();
-    if std::env::var(PROBE_END).as_deref() != Ok("exit") {
-        // Until killed, or until the test that started it is gone.
-        // SAFETY: getppid cannot fail.
-        let parent = unsafe { libc::getppid() };
-        while unsafe { libc::getppid() } == parent {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// The child test binary, killed if a test fails before it ends.
-struct Probe(std::process::Child);
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts this binary's `shared_node_in_a_child_process`, ending as `end`
-/// says, and returns it with the pid and directory of its shared node.
-fn probe(end: &str) -> (Probe, u32, PathBuf) {
-    let report = tempfile::tempdir().unwrap();
-    let file = report.path().join("probe");
-    let output = report.path().join("output");
-    let log = std::fs::File::create(&output).unwrap();
-    let mut child = Probe(Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "shared_node_in_a_child_process", "--ignored", "--nocapture"])
-        .env(PROBE_FILE, &file)
-        .env(PROBE_END, end)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap());
-    let until = Instant::now() + Duration::from_secs(60);
-    let text = loop {
-        // Written at once by the child; a partial read lacks its newline.
-        match std::fs::read_to_string(&file) {
-            Ok(text) if text.contains('\n') => break text,
-            _ => {
-                if let Some(status) = child.0.try_wait().unwrap() {
-                    panic!("the child test binary ended ({status}) before it reported:\n{}", std::fs::read_to_string(&output).unwrap());
-                }
-                assert!(Instant::now() < until, "the child test binary reported no shared node within 60 s");
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (pid, dir) = text.split_once('\n').unwrap();
-    (child, pid.parse().unwrap(), PathBuf::from(dir))
-}
-
-/// Whether `pid` is a process that has not ended (a zombie has: where PID 1
-/// does not reap, an orphan's zombie stays).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])))
-}
-
-fn is_garage(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "garage"))
+    child::probe_report(&file, g.pid(), g.dir());
 }
 
 #[test]
@@ -260,29 +194,15 @@ fn the_shared_node_dies_with_a_killed_test_binary() {
     if garage::binary_or_skip().is_none() {
         return;
     }
-    // Orphaned by the kill, Garage would go to PID 1, which in some
-    // containers never reaps it; as its subreaper this test reaps it, and
-    // learns how it ended. (No other test here leaves an orphan.)
-    // SAFETY: a process attribute, no memory involved.
-    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }, 0);
-    let (mut child, pid, dir) = probe("kill");
-    assert!(alive(pid) && is_garage(pid), "{pid} is not a running garage");
-    child.0.kill().unwrap();
-    child.0.wait().unwrap();
-    let until = Instant::now() + Duration::from_secs(10);
-    let mut status = 0;
-    // SAFETY: waits for our own (adopted) child.
-    while unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) } != pid as libc::pid_t {
-        if Instant::now() >= until {
-            // SAFETY: as above; not leaving it running for ever.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                libc::waitpid(pid as libc::pid_t, &mut status, 0);
-            }
-            panic!("garage {pid} outlived its SIGKILLed test binary by 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // (No other test here leaves an orphan.)
+    child::become_subreaper();
+    let (mut probe, pid, dir) = child::probe("shared_node_in_a_child_process", "kill");
+    assert!(child::alive(pid) && child::program(pid).as_deref() == Some("garage"), "{pid} is not a running garage");
+    probe.0.kill().unwrap();
+    probe.0.wait().unwrap();
+    let Some(status) = child::wait_adopted(pid, Duration::from_secs(10)) else {
+        panic!("garage {pid} outlived its SIGKILLed test binary by 10 s");
+    };
     assert!(
         libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
         "garage ended with wait status {status:#x}, not by PR_SET_PDEATHSIG's SIGKILL"
@@ -297,10 +217,10 @@ fn the_shared_node_and_its_directory_go_when_the_test_binary_exits() {
     if garage::binary_or_skip().is_none() {
         return;
     }
-    let (mut child, pid, dir) = probe("exit");
-    let status = child.0.wait().unwrap();
+    let (mut probe, pid, dir) = child::probe("shared_node_in_a_child_process", "exit");
+    let status = probe.0.wait().unwrap();
     assert!(status.success(), "the child test binary: {status}");
-    if alive(pid) {
+    if child::alive(pid) {
         // SAFETY: a signal to the garage the child reported, not left running.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         panic!("garage {pid} outlived its test binary");

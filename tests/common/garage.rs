@@ -15,15 +15,14 @@
 //! through `skip_outside_ci`.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::child::{self, free_ports, listening, random_hex};
 use super::skip_outside_ci;
 
 /// How long Garage may take to answer after it is started: a cold start is
@@ -206,34 +205,15 @@ impl Garage {
     /// returns what it printed; a failure panics with the node's log. For
     /// what the harness does not wrap (`bucket deny`, `key delete`…).
     pub fn cli(&self, args: &[&str]) -> String {
-        // Into files rather than pipes: nothing has to read while it runs.
-        let (mut stdout, mut stderr) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
-        let mut child = garage_command(&self.binary, self.dir.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(stdout.try_clone().unwrap())
-            .stderr(stderr.try_clone().unwrap())
-            .spawn()
-            .unwrap();
         // The CLI waits forever for a node that stopped answering mid-call.
-        let pid = child.id() as libc::pid_t;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || tx.send(child.wait()));
-        let Ok(status) = rx.recv_timeout(START_DEADLINE) else {
-            // SAFETY: the waiter has not reaped it (it would have sent).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+        let mut command = garage_command(&self.binary, self.dir.path());
+        command.args(args).stdin(Stdio::null());
+        let Some(output) = child::output_within(&mut command, START_DEADLINE) else {
             panic!("garage {} did not finish within {} s:\n{}", args.join(" "), START_DEADLINE.as_secs(), self.log_tail());
         };
-        let status = status.unwrap();
-        let read = |file: &mut std::fs::File| {
-            let mut text = String::new();
-            std::io::Seek::rewind(file).unwrap();
-            file.read_to_string(&mut text).unwrap();
-            text
-        };
-        let (out, err) = (read(&mut stdout), read(&mut stderr));
-        assert!(status.success(), "garage {} failed ({status}):\n{out}{err}\n{}", args.join(" "), self.log_tail());
-        out
+        let (out, err) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "garage {} failed ({}):\n{out}{err}\n{}", args.join(" "), output.status, self.log_tail());
+        out.into_owned()
     }
 
     /// Kills the server and waits for it: an outage as abrupt as a crash.
@@ -363,27 +343,14 @@ pub fn shared() -> Option<&'static Garage> {
     let shared = SHARED.get_or_init(|| {
         // A failed start is remembered, so that every later test fails at
         // once with its reason instead of trying again for 30 s.
-        std::panic::catch_unwind(move || Garage::start_with(binary, false)).map_err(|panic| {
+        let started = std::panic::catch_unwind(move || Garage::start_with(binary, false)).map_err(|panic| {
             panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
-        })
-    });
-    static AT_EXIT: std::sync::Once = std::sync::Once::new();
-    AT_EXIT.call_once(|| {
-        extern "C" fn stop_shared() {
-            // Statics are never dropped: without this the node would live
-            // until the PDEATHSIG, and its directory forever.
-            if let Some(Ok(garage)) = SHARED.get() {
-                let pid = garage.child.id() as libc::pid_t;
-                // SAFETY: the pid is our own unreaped child's.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, std::ptr::null_mut(), 0);
-                }
-                let _ = std::fs::remove_dir_all(garage.dir.path());
-            }
+        });
+        if let Ok(garage) = &started {
+            // Killed at once, as `stop` does.
+            child::end_at_exit(garage.pid(), libc::SIGKILL, garage.dir().to_path_buf());
         }
-        // SAFETY: registers a function that neither panics nor unwinds.
-        unsafe { libc::atexit(stop_shared) };
+        started
     });
     match shared {
         Ok(garage) => Some(garage),
@@ -469,84 +436,6 @@ fn spawn_server(binary: &Path, dir: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("garage.log")).unwrap();
     let mut command = garage_command(binary, dir);
     command.arg("server").stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated
-    // after fork.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before the prctl, and then no signal comes.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-    spawn_for_life(command).unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
-}
-
-/// Spawns `command` from a thread that lives as long as the process.
-/// PR_SET_PDEATHSIG fires when the *thread* that forked the child exits,
-/// not the process: spawned from a test's thread, the shared node would die
-/// with the first test, and a node restarted from a helper thread with it.
-fn spawn_for_life(command: Command) -> std::io::Result<Child> {
-    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Request>();
-        // Never ends: the static holds the sender.
-        std::thread::Builder::new()
-            .name("garage-spawner".into())
-            .spawn(move || {
-                for (mut command, reply) in rx {
-                    let _ = reply.send(command.spawn());
-                }
-            })
-            .unwrap();
-        Mutex::new(tx)
-    });
-    let (tx, rx) = mpsc::channel();
-    spawner.lock().unwrap().send((command, tx)).unwrap();
-    rx.recv().unwrap()
-}
-
-/// How many of `ports` process `pid` listens on at 127.0.0.1: the listening
-/// sockets of /proc/net/tcp whose inodes are among the process's open files.
-fn listening(pid: u32, ports: &[u16]) -> usize {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
-    let sockets: Vec<String> = fds
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter_map(|link| link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(String::from))
-        .collect();
-    // The address as the kernel prints it: the network-order bytes read as
-    // a native integer.
-    let loopback = format!("{:08X}", u32::from_ne_bytes([127, 0, 0, 1]));
-    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
-    ports
-        .iter()
-        .filter(|port| {
-            let local = format!("{loopback}:{port:04X}");
-            table.lines().skip(1).any(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                // Field 3 is the state, 0A LISTEN; field 9 the inode.
-                fields.len() > 9 && fields[1] == local && fields[3] == "0A" && sockets.iter().any(|s| s == fields[9])
-            })
-        })
-        .count()
-}
-
-/// Three distinct loopback ports that were free a moment ago (held
-/// together while chosen, so the kernel gives three different ones).
-fn free_ports() -> [u16; 3] {
-    let listeners = [(); 3].map(|_| TcpListener::bind("127.0.0.1:0").unwrap());
-    listeners.map(|l| l.local_addr().unwrap().port())
-}
-
-/// `bytes` random bytes from the kernel, as hex.
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut buf).unwrap();
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    // SIGKILL: see `stop`.
+    child::spawn_for_life(command, libc::SIGKILL).unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
 }
