@@ -6,6 +6,7 @@
 pub mod child;
 pub mod datarobot;
 pub mod garage;
+pub mod postgres;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
