@@ -302,23 +302,23 @@ impl Registry {
     /// Fair across teams: among due jobs, the oldest of the team with the
     /// fewest jobs of these kinds running goes first, so one team's burst
     /// of builds cannot hold every slot while another team waits.
+    ///
+    /// The work does not grow with the backlog: per kind, the teams with
+    /// queued jobs are found by skipping through `jobs_queue` (one seek per
+    /// team) and each team's oldest due job is one more seek; the running
+    /// jobs counted are at most the lanes' slots.
     fn claim(&self, kinds: &[&str], subject_id: Option<&str>) -> Result<Option<Job>> {
         let tx = self.write()?;
-        let kinds_json = Value::from(kinds.to_vec()).to_string();
-        let job = tx
-            .prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS_NO_LOG} FROM jobs j WHERE state = 'queued' AND run_after <= ?1
-                 AND kind IN (SELECT value FROM json_each(?2)) AND (?3 IS NULL OR subject_id = ?3)
-                 ORDER BY (SELECT COUNT(*) FROM jobs r WHERE r.state = 'running' AND r.team_id = j.team_id
-                           AND r.kind IN (SELECT value FROM json_each(?2))),
-                          run_after, created_at
-                 LIMIT 1"
-            ))?
-            .query_row(params![now(), kinds_json, subject_id], job_from_row)
-            .optional()?;
-        let Some(mut job) = job else { return Ok(None) };
         let at = now();
-        tx.execute("UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1", params![job.id, at])?;
+        let chosen = match subject_id {
+            Some(subject) => oldest_due_about(&tx, kinds, subject, &at)?,
+            None => fairest_due(&tx, kinds, &at)?,
+        };
+        let Some(id) = chosen else { return Ok(None) };
+        tx.execute("UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1", params![id, at])?;
+        let mut job = tx
+            .prepare_cached(&format!("SELECT {JOB_COLUMNS_NO_LOG} FROM jobs WHERE id = ?1"))?
+            .query_row([&id], job_from_row)?;
         tx.commit()?;
         job.state = JobState::Running;
         job.started_at = Some(at);
@@ -327,12 +327,16 @@ impl Registry {
 
     /// When the next queued job of `kinds` is due, if any.
     pub fn next_job_due(&self, kinds: &[&str]) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT MIN(run_after) FROM jobs WHERE state = 'queued' AND kind IN (SELECT value FROM json_each(?1))",
-            )?
-            .query_row([Value::from(kinds.to_vec()).to_string()], |r| r.get(0))?)
+        let mut first: Option<String> = None;
+        let mut due = self.conn.prepare_cached("SELECT MIN(run_after) FROM jobs WHERE state = 'queued' AND kind = ?1")?;
+        for kind in kinds {
+            let at: Option<String> = due.query_row([kind], |r| r.get(0))?;
+            first = match (first, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(first)
     }
 
     pub fn append_job_log(&self, id: &str, text: &str) -> Result<()> {
@@ -391,6 +395,63 @@ impl Registry {
         )?;
         Ok(self.conn.execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])?)
     }
+}
+
+/// The job of `kinds` to claim next, fairly across teams (see `claim`).
+fn fairest_due(conn: &sql::Connection, kinds: &[&str], now: &str) -> Result<Option<String>> {
+    let mut running: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut count = conn.prepare_cached("SELECT team_id, COUNT(*) FROM jobs WHERE state = 'running' AND kind = ?1 GROUP BY team_id")?;
+    for kind in kinds {
+        for row in count.query_map([kind], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (team, n) = row?;
+            *running.entry(team).or_default() += n;
+        }
+    }
+    // The teams with queued jobs of a kind, without reading those jobs: the
+    // next team after each is one seek in jobs_queue.
+    let mut teams = conn.prepare_cached(
+        "WITH RECURSIVE queued(team_id) AS (
+             SELECT MIN(team_id) FROM jobs WHERE state = 'queued' AND kind = ?1
+             UNION ALL
+             SELECT (SELECT MIN(team_id) FROM jobs WHERE state = 'queued' AND kind = ?1 AND team_id > queued.team_id)
+             FROM queued WHERE queued.team_id IS NOT NULL
+         )
+         SELECT team_id FROM queued WHERE team_id IS NOT NULL",
+    )?;
+    let mut oldest = conn.prepare_cached(
+        "SELECT id, run_after, created_at FROM jobs
+         WHERE state = 'queued' AND kind = ?1 AND team_id = ?2 AND run_after <= ?3
+         ORDER BY run_after, created_at LIMIT 1",
+    )?;
+    let mut best: Option<((i64, String, String), String)> = None;
+    for kind in kinds {
+        let with_queued: Vec<String> = teams.query_map([kind], |r| r.get(0))?.collect::<sql::Result<_>>()?;
+        for team in with_queued {
+            let Some((id, run_after, created_at)) = oldest
+                .query_row(params![kind, team, now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+                .optional()?
+            else {
+                continue;
+            };
+            let rank = (running.get(&team).copied().unwrap_or(0), run_after, created_at);
+            if best.as_ref().is_none_or(|(b, _)| rank < *b) {
+                best = Some((rank, id));
+            }
+        }
+    }
+    Ok(best.map(|(_, id)| id))
+}
+
+/// The oldest due job of `kinds` about `subject` (the offline CLI's own work).
+fn oldest_due_about(conn: &sql::Connection, kinds: &[&str], subject: &str, now: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM jobs WHERE subject_id = ?1 AND state = 'queued' AND run_after <= ?2
+             AND kind IN (SELECT value FROM json_each(?3))
+             ORDER BY run_after, created_at LIMIT 1",
+        )?
+        .query_row(params![subject, now, Value::from(kinds.to_vec()).to_string()], |r| r.get(0))
+        .optional()?)
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0008_version_lifecycle.sql"),
     include_str!("../../../migrations/0009_format_artifacts.sql"),
     include_str!("../../../migrations/0010_blob_store.sql"),
+    include_str!("../../../migrations/0011_job_queue.sql"),
 ];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
