@@ -284,3 +284,46 @@ pub fn wait_adopted(pid: u32, within: Duration) -> Option<libc::c_int> {
     }
     Some(status)
 }
+
+/// Starts the server a whole test binary shares, once: the first caller
+/// runs `start`, and `started` then registers it (its exit handler). A
+/// failed start is remembered, so that every later test fails at once with
+/// its reason instead of trying again for 30 s.
+pub fn start_shared<T: Send + Sync>(
+    cell: &'static OnceLock<Result<T, String>>,
+    what: &str,
+    start: impl FnOnce() -> T + std::panic::UnwindSafe,
+    started: impl FnOnce(&T),
+) -> &'static T {
+    let shared = cell.get_or_init(|| {
+        let result = std::panic::catch_unwind(start).map_err(|panic| {
+            panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+        });
+        if let Ok(server) = &result {
+            started(server);
+        }
+        result
+    });
+    match shared {
+        Ok(server) => server,
+        Err(reason) => panic!("the shared {what} did not start: {reason}"),
+    }
+}
+
+/// A name for what a test makes on a shared server (a bucket, a database),
+/// after the test, for reading the server's log: lower-case letters and
+/// digits with `separator` between words, at most 50 of them, then a number
+/// of this process's own.
+pub fn named_after_test(separator: char) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let test = std::thread::current().name().unwrap_or("test").rsplit("::").next().unwrap_or("test").to_string();
+    let mut name = String::new();
+    for c in test.chars().map(|c| c.to_ascii_lowercase()) {
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { separator };
+        if !(c == separator && (name.is_empty() || name.ends_with(separator))) {
+            name.push(c);
+        }
+    }
+    name.truncate(50);
+    format!("{}{separator}{}", name.trim_end_matches(separator), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}

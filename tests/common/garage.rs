@@ -18,7 +18,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -340,39 +339,17 @@ impl Drop for Garage {
 pub fn shared() -> Option<&'static Garage> {
     static SHARED: OnceLock<Result<Garage, String>> = OnceLock::new();
     let binary = binary_or_skip()?;
-    let shared = SHARED.get_or_init(|| {
-        // A failed start is remembered, so that every later test fails at
-        // once with its reason instead of trying again for 30 s.
-        let started = std::panic::catch_unwind(move || Garage::start_with(binary, false)).map_err(|panic| {
-            panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
-        });
-        if let Ok(garage) = &started {
-            // Killed at once, as `stop` does.
-            child::end_at_exit(garage.pid(), libc::SIGKILL, garage.dir().to_path_buf());
-        }
-        started
-    });
-    match shared {
-        Ok(garage) => Some(garage),
-        Err(reason) => panic!("the shared Garage did not start: {reason}"),
-    }
+    Some(child::start_shared(&SHARED, "Garage", move || Garage::start_with(binary, false), |garage| {
+        // Killed at once, as `stop` does.
+        child::end_at_exit(garage.pid(), libc::SIGKILL, garage.dir().to_path_buf());
+    }))
 }
 
 /// A new, empty bucket on the shared node, named after the test (for
 /// reading Garage's log), or None where this host has no Garage.
 pub fn fresh_bucket() -> Option<(&'static Garage, String)> {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
     let garage = shared()?;
-    let test = std::thread::current().name().unwrap_or("test").rsplit("::").next().unwrap().to_string();
-    let mut name = String::new();
-    for c in test.chars().map(|c| c.to_ascii_lowercase()) {
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' };
-        if !(c == '-' && (name.is_empty() || name.ends_with('-'))) {
-            name.push(c);
-        }
-    }
-    name.truncate(50);
-    let name = format!("{}-{}", name.trim_end_matches('-'), NEXT.fetch_add(1, Ordering::Relaxed));
+    let name = child::named_after_test('-');
     let name = if name.len() < 3 { format!("bucket{name}") } else { name };
     garage.create_bucket(&name);
     Some((garage, name))

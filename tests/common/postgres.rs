@@ -27,7 +27,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -413,41 +412,19 @@ pub fn processes(dir: &Path) -> Vec<u32> {
 pub fn shared() -> Option<&'static Postgres> {
     static SHARED: OnceLock<Result<Postgres, String>> = OnceLock::new();
     let bin = bin_dir_or_skip()?;
-    let shared = SHARED.get_or_init(|| {
-        // A failed start is remembered, so that every later test fails at
-        // once with its reason instead of trying again for 30 s.
-        let started = std::panic::catch_unwind(move || Postgres::start_with(bin, false)).map_err(|panic| {
-            panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
-        });
-        if let Ok(postgres) = &started {
-            // An immediate shutdown, as its death signal (see `spawn_server`).
-            child::end_at_exit(postgres.pid(), libc::SIGQUIT, postgres.dir().to_path_buf());
-        }
-        started
-    });
-    match shared {
-        Ok(postgres) => Some(postgres),
-        Err(reason) => panic!("the shared PostgreSQL did not start: {reason}"),
-    }
+    Some(child::start_shared(&SHARED, "PostgreSQL", move || Postgres::start_with(bin, false), |postgres| {
+        // An immediate shutdown, as its death signal (see `spawn_server`).
+        child::end_at_exit(postgres.pid(), libc::SIGQUIT, postgres.dir().to_path_buf());
+    }))
 }
 
 /// A new, empty database on the shared cluster, named after the test (for
 /// reading PostgreSQL's log), and its URL; None where this host has no
 /// PostgreSQL.
 pub fn fresh_database() -> Option<(&'static Postgres, String)> {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
     let postgres = shared()?;
-    let test = std::thread::current().name().unwrap_or("test").rsplit("::").next().unwrap().to_string();
-    let mut name = String::new();
-    for c in test.chars().map(|c| c.to_ascii_lowercase()) {
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '_' };
-        if !(c == '_' && (name.is_empty() || name.ends_with('_'))) {
-            name.push(c);
-        }
-    }
-    // Names are cut at 63 bytes; the number must survive.
-    name.truncate(50);
-    let name = format!("{}_{}", name.trim_end_matches('_'), NEXT.fetch_add(1, Ordering::Relaxed));
+    // PostgreSQL cuts names at 63 bytes; the number must survive (50 + the number)
+    let name = child::named_after_test('_');
     let url = postgres.create_database(&name);
     Some((postgres, url))
 }
