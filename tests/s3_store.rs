@@ -571,13 +571,11 @@ fn a_store_that_stops_answering_is_a_503_after_the_timeout_not_a_hang() {
     let refused = upload(&server, &model, &weights(701, 1 << 20));
     let download = server.get(&format!("{MODELS}/{model}/versions/1/download"));
     let waited = started.elapsed();
-    let metadata_started = Instant::now();
+    // a route that asked the store would answer 503 after the timeout: a 200
+    // while the node is still stopped shows that it never asked
     let metadata = server.get(&format!("{MODELS}/{model}"));
-    let metadata_took = metadata_started.elapsed();
     signal("-CONT");
-    assert_eq!(metadata.status, 200);
-    // a wait on the store would take at least its 2 s timeout
-    assert!(metadata_took < Duration::from_secs(1), "a route that needs no bytes took {metadata_took:?}");
+    assert_eq!(metadata.status, 200, "{}", metadata.text());
     assert_eq!((refused.status, download.status), (503, 503), "{} / {}", refused.text(), download.text());
     assert!(refused.json()["message"].as_str().unwrap().contains("s3://frozen"), "{}", refused.text());
     assert!(waited < Duration::from_secs(12), "two requests took {waited:?} with a 2 s timeout");
