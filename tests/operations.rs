@@ -108,6 +108,15 @@ fn a_backup_during_concurrent_uploads_restores_clean_with_every_acknowledged_upl
                 }
             });
         }
+        // The writers stop when this scope ends, however it ends: a failed
+        // assertion below must fail the test, not leave it waiting on them.
+        struct StopOnExit<'a>(&'a AtomicBool);
+        impl Drop for StopOnExit<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _writers_stop = StopOnExit(&stop);
         poll("uploads to get going", Duration::from_secs(60), || (acknowledged.lock().unwrap().len() >= 9).then_some(()));
         let began = Instant::now();
         let out = cli(server.data_dir(), &["--json", "backup", dest.to_str().unwrap()]);
@@ -115,7 +124,6 @@ fn a_backup_during_concurrent_uploads_restores_clean_with_every_acknowledged_upl
         // Uploads carry on after the backup too; they are simply not in it.
         let count = acknowledged.lock().unwrap().len();
         poll("uploads after the backup", Duration::from_secs(60), || (acknowledged.lock().unwrap().len() >= count + 3).then_some(()));
-        stop.store(true, Ordering::Relaxed);
         (began, report)
     });
     let before: Vec<(i64, String)> =
