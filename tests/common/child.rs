@@ -327,3 +327,27 @@ pub fn named_after_test(separator: char) -> String {
     name.truncate(50);
     format!("{}{separator}{}", name.trim_end_matches(separator), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
+
+/// The last 40 lines of a server's log file, for a failure message.
+pub fn log_tail(path: &Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    format!("--- last lines of {} ---\n{tail}", path.display())
+}
+
+/// How long a log file is now: where to look from for what comes next.
+pub fn log_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Whether `text` was logged to `path` since byte `from`.
+pub fn logged_since(path: &Path, from: u64, text: &str) -> bool {
+    let mut log = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        if file.seek(std::io::SeekFrom::Start(from)).is_ok() {
+            let _ = file.read_to_end(&mut log);
+        }
+    }
+    String::from_utf8_lossy(&log).contains(text)
+}

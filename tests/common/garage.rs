@@ -247,10 +247,7 @@ impl Garage {
 
     /// The last lines Garage logged, for a failure message.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-        format!("--- last lines of {} ---\n{tail}", self.log_path().display())
+        child::log_tail(&self.log_path())
     }
 
     fn log_path(&self) -> PathBuf {
@@ -258,17 +255,12 @@ impl Garage {
     }
 
     fn log_len(&self) -> u64 {
-        std::fs::metadata(self.log_path()).map(|m| m.len()).unwrap_or(0)
+        child::log_len(&self.log_path())
     }
 
     /// Whether Garage logged a taken port since byte `from` of its log.
     fn port_taken_since(&self, from: u64) -> bool {
-        let mut log = Vec::new();
-        if let Ok(mut file) = std::fs::File::open(self.log_path()) {
-            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(from)).unwrap();
-            file.read_to_end(&mut log).unwrap();
-        }
-        String::from_utf8_lossy(&log).contains(PORT_TAKEN)
+        child::logged_since(&self.log_path(), from, PORT_TAKEN)
     }
 
     /// Waits until Garage listens on all its ports and `ready` holds;
