@@ -98,19 +98,22 @@ impl Registry {
 
     /// Fails, as `Unavailable`, when the blob store cannot be reached now.
     pub fn ping_blob_store(&self) -> Result<String> {
-        self.blobs.ping().map_err(|e| match crate::store::blobs::as_unavailable(&e) {
-            Some(unavailable) => Error::Unavailable(unavailable.to_string()),
-            None => Error::Unavailable(format!("the blob store {} cannot be reached: {e}", self.blobs.describe())),
-        })?;
+        self.blobs.ping().map_err(|e| self.unusable_store("cannot be reached", e))?;
         Ok(self.blobs.describe())
     }
 
     /// Fails, saying why, when the blob store cannot be written, read and
     /// deleted from: `serve` asks before it listens.
     pub fn check_blob_store(&self) -> Result<()> {
-        self.blobs.check().map_err(|e| match crate::store::blobs::as_unavailable(&e) {
+        self.blobs.check().map_err(|e| self.unusable_store("cannot be used", e))
+    }
+
+    /// A failed check of the store: `Unavailable`, in the store's own words
+    /// when it gave them.
+    fn unusable_store(&self, what: &str, e: std::io::Error) -> Error {
+        match crate::store::blobs::as_unavailable(&e) {
             Some(unavailable) => Error::Unavailable(unavailable.to_string()),
-            None => Error::Unavailable(format!("the blob store {} cannot be used: {e}", self.blobs.describe())),
-        })
+            None => Error::Unavailable(format!("the blob store {} {what}: {e}", self.blobs.describe())),
+        }
     }
 }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::cache::BlobCache;
-use super::location::S3Settings;
+use super::location::{BlobLocation, S3Settings};
 use super::stream::copy_hashing;
 use super::{
     is_sha256_hex, Blob, BlobStore, Digest, GcLock, GcReport, PresignedPut, Materialise, Materialised, PendingBlobs, PutError, RemoteBlob,
@@ -69,7 +69,7 @@ impl S3Blobs {
     /// The store `s3://bucket/prefix`, reached as `settings` say; `lock_dir`
     /// holds the lock file that orders gc and uploads on this machine.
     pub fn new(settings: &S3Settings, bucket: &str, prefix: &str, lock_dir: &Path) -> Result<S3Blobs, String> {
-        let store = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
+        let store = BlobLocation::S3 { bucket: bucket.to_string(), prefix: prefix.to_string() }.to_string();
         Ok(S3Blobs {
             client: Arc::new(client::Client::new(settings, bucket, store)?),
             prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
