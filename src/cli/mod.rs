@@ -44,6 +44,14 @@ pub struct Cli {
     /// (https://BUCKET.HOST/key). Default: path when AWS_ENDPOINT_URL is set, else virtual-host.
     #[arg(long, global = true, env = "MODELREG_S3_URL_STYLE", value_parser = parse_url_style, value_name = "STYLE")]
     s3_url_style: Option<crate::registry::UrlStyle>,
+    /// Keep the registry's records in this PostgreSQL database
+    /// (postgres://USER:PASSWORD@HOST:PORT/DB), shared by several servers and workers,
+    /// instead of SQLite in the data directory.
+    #[arg(long, global = true, env = "MODELREG_DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database: Option<String>,
+    /// At most this many connections to a --database, per process.
+    #[arg(long, global = true, env = "MODELREG_DB_POOL", default_value_t = crate::registry::database::DEFAULT_POOL, value_name = "N")]
+    db_pool: usize,
     #[command(subcommand)]
     command: Command,
 }
@@ -414,6 +422,18 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
         None => default_data_dir()?,
     };
     let server = cli.server.as_deref();
+    if let Some(url) = &cli.database {
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(Error::Invalid {
+                field: "--database".into(),
+                message: "must be a PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB (without it, the registry is SQLite in the data directory)".into(),
+            });
+        }
+        if cli.db_pool == 0 {
+            return Err(Error::Invalid { field: "--db-pool".into(), message: "must be at least 1".into() });
+        }
+        crate::registry::database::use_postgres(url, cli.db_pool);
+    }
     if !matches!(cli.command, Command::Serve(_) | Command::Init(_)) {
         crate::registry::storage::configure_s3(crate::registry::S3Options { url_style: cli.s3_url_style, ..Default::default() });
     }
@@ -581,9 +601,10 @@ fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registr
         convert_on_upload: !args.no_convert_on_upload,
     };
     crate::jobs::start(&options.jobs)?;
+    let database = crate::registry::database::describe(&data_dir)?;
     crate::http::serve(options, crate::server::router(), |addr| {
         // Tests and scripts wait for this line to know the port.
-        eprintln!("modelreg: listening on http://{addr} (data directory {}, blobs {store})", data_dir.display());
+        eprintln!("modelreg: listening on http://{addr} (data directory {}, database {database}, blobs {store})", data_dir.display());
     })?;
     Ok(0)
 }

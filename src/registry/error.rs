@@ -92,6 +92,7 @@ impl From<sql::Error> for Error {
             // the next statement reached it: it is gone, not broken.
             sql::Error::NoRows => Error::NotFound("the record no longer exists".into()),
             sql::Error::DiskFull(_) => Error::out_of_space(),
+            sql::Error::Unavailable(m) => Error::Unavailable(format!("the database cannot be used now: {m}")),
             e => Error::Internal(format!("database: {e}")),
         }
     }

@@ -1,13 +1,15 @@
 //! The registry: every operation modelreg offers, typed in and typed out.
 //!
 //! Both the HTTP dialects and the CLI call these functions; nothing here knows
-//! about HTTP. A `Registry` owns one SQLite connection and a handle on the
-//! blob store, so each thread that needs one opens its own (`Registry::open`
-//! is cheap: the schema is applied once per data directory).
+//! about HTTP. A `Registry` owns one connection to its database (a SQLite
+//! file, or a handle on the process's PostgreSQL pool: `database`) and a
+//! handle on the blob store, so each thread that needs one opens its own
+//! (`Registry::open` is cheap: the schema is applied once per database).
 
 pub mod access;
 pub mod catalogue;
 pub mod compute;
+pub mod database;
 mod error;
 pub mod fields;
 pub mod operations;
@@ -60,11 +62,12 @@ impl Registry {
     fn open_choosing(data_dir: &Path, store: Option<&BlobLocation>) -> Result<Registry> {
         crate::store::blobs::create_private_dir(data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
-        let conn = Connection::open(&data_dir.join(operations::data_dir::DB_FILE))?;
+        let database = database::open(data_dir)?;
+        let conn = Connection::connect(&database)?;
         if let Some(store) = store {
             storage::choose(&conn, store)?;
         }
-        let blobs = storage::open(data_dir, &storage::recorded(&conn)?)?;
+        let blobs = storage::open(data_dir, &database, &storage::recorded(&conn)?)?;
         Ok(Registry { conn, blobs, data_dir: data_dir.to_path_buf() })
     }
 

@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::registry::{Error, Registry, Result};
-use crate::registry::operations::data_dir::DB_FILE;
 use crate::store::blobs::{BlobLocation, BlobStore, InlineSmall, LocalBlobs, S3Blobs, S3Options, S3Settings};
-use crate::store::sql::{Connection, OptionalExtension};
+use crate::store::sql::{Connection, Database, OptionalExtension};
 
 const SETTING: &str = "blob_store";
 
@@ -69,7 +68,7 @@ pub(crate) fn record(conn: &Connection, location: &BlobLocation) -> Result<()> {
 
 /// The store at `location` for the registry in `data_dir`, opened once per
 /// process.
-pub(super) fn open(data_dir: &Path, location: &BlobLocation) -> Result<Arc<dyn BlobStore>> {
+pub(super) fn open(data_dir: &Path, database: &Database, location: &BlobLocation) -> Result<Arc<dyn BlobStore>> {
     let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
     let key = (data_dir.to_path_buf(), location.clone());
     if let Some(store) = open.get_or_insert_with(HashMap::new).get(&key) {
@@ -85,7 +84,7 @@ pub(super) fn open(data_dir: &Path, location: &BlobLocation) -> Result<Arc<dyn B
             Arc::new(store)
         }
     };
-    let store: Arc<dyn BlobStore> = Arc::new(InlineSmall::new(behind, &data_dir.join(DB_FILE))?);
+    let store: Arc<dyn BlobStore> = Arc::new(InlineSmall::new(behind, database)?);
     open.get_or_insert_with(HashMap::new).insert(key, Arc::clone(&store));
     Ok(store)
 }

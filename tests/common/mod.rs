@@ -66,6 +66,37 @@ pub fn on_s3() -> bool {
     exe.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("s3_"))
 }
 
+/// Whether this test binary's servers keep their records in a database of
+/// a real PostgreSQL server (`--database`): binaries named `pg_*` (tests/
+/// pg_*.rs compile a suite again under that name) and any run with
+/// `MODELREG_TEST_DATABASE=postgres`.
+pub fn on_postgres() -> bool {
+    if std::env::var("MODELREG_TEST_DATABASE").is_ok_and(|v| v == "postgres") {
+        return true;
+    }
+    let exe = std::env::current_exe().ok();
+    exe.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("pg_"))
+}
+
+/// The file in a test's data directory that remembers which PostgreSQL
+/// database its server was given, so that a restart on the same directory
+/// finds the same records.
+const TEST_DATABASE_FILE: &str = "test-database-url";
+
+/// `MODELREG_DATABASE_URL` for a server on `data` when `on_postgres`: the
+/// database it had before, else a fresh one on the shared cluster.
+fn test_database(data: &Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    if let Ok(url) = std::fs::read_to_string(data.join(TEST_DATABASE_FILE)) {
+        return Some(url);
+    }
+    let (_, url) = postgres::fresh_database()?;
+    std::fs::write(data.join(TEST_DATABASE_FILE), &url).unwrap();
+    Some(url)
+}
+
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -131,14 +162,18 @@ impl Server {
 
     fn launch(data: tempfile::TempDir, env: &[(&str, &str)], args: &[&str], store: Option<(&garage::Garage, String)>) -> Server {
         // a data directory that already records its store (a restart) keeps it
-        let fresh = !data.path().join("modelreg.db").exists();
-        let (blob_store, store_env) = match store {
+        let fresh = !data.path().join("admin.key").exists();
+        let (blob_store, mut store_env): (_, Vec<(String, String)>) = match store {
             Some((garage, bucket)) => (
                 Some(format!("s3://{bucket}")),
                 garage.aws_env().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             ),
             None => (None, Vec::new()),
         };
+        let database = test_database(data.path());
+        if let Some(url) = &database {
+            store_env.push(("MODELREG_DATABASE_URL".into(), url.clone()));
+        }
         let store_args: Vec<String> = match &blob_store {
             Some(store) if fresh => vec!["--blob-store".into(), store.clone()],
             _ => Vec::new(),
@@ -173,11 +208,16 @@ impl Server {
                 log.push('\n');
             }
         });
-        let listening = rx.recv_timeout(Duration::from_secs(30)).expect("server did not start");
+        let listening = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("server did not start ({e}); it said:\n{}", log.lock().unwrap()));
         // `listening on http://ADDR (data directory DIR, blobs STORE)`
         let addr = listening.split("listening on http://").nth(1).and_then(|a| a.split_whitespace().next()).unwrap_or("").to_string();
         if let (Some(store), true) = (&blob_store, fresh) {
             assert!(listening.contains(&format!("blobs {store})")), "the server does not keep its blobs in {store}: {listening}");
+        }
+        if database.is_some() {
+            assert!(listening.contains("database postgres://"), "the server does not keep its records in PostgreSQL: {listening}");
         }
         let key = std::fs::read_to_string(data.path().join("admin.key")).unwrap().trim().to_string();
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
@@ -197,12 +237,14 @@ impl Server {
         self.cli_command().args(args).output().unwrap()
     }
 
-    /// The variables that reach this server's blob store (none for a local one).
+    /// The variables that reach this server's blob store and its database
+    /// (none for a local store and SQLite).
     pub fn store_env(&self) -> impl Iterator<Item = (&str, &str)> {
         self.store_env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The CLI on this server's data directory, with what reaches its blob store.
+    /// The CLI on this server's data directory, with what reaches its blob
+    /// store and its database.
     pub fn cli_command(&self) -> Command {
         let mut command = Command::new(BIN);
         command.arg("--data-dir").arg(self.data_dir());

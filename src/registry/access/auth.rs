@@ -124,6 +124,11 @@ impl Registry {
         Ok(Some(Bootstrap { team, user, key_file }))
     }
 
+    /// Whether the registry has been set up (`bootstrap` made its first team).
+    pub fn has_teams(&self) -> Result<bool> {
+        Ok(self.conn.query_row("SELECT EXISTS (SELECT 1 FROM teams)", [], |r| r.get(0))?)
+    }
+
     /// Resolves a presented API key secret.
     pub fn authenticate(&self, secret: &str) -> Result<Principal> {
         let found = self

@@ -485,7 +485,7 @@ impl Registry {
         for ((key, value), or_missing) in filters {
             // json_extract returns SQL values: booleans as 0/1, strings as text.
             let column = if or_missing { "coalesce(json_extract(attrs, ?), ?)" } else { "json_extract(attrs, ?)" };
-            filter.push_str(&format!(" AND {column} IS ?"));
+            filter.push_str(&format!(" AND {column} IS NOT DISTINCT FROM ?"));
             args.push(Value::String(format!("$.\"{}\"", key.replace('"', ""))));
             let value = match value {
                 Value::Bool(b) => Value::from(*b as i64),
@@ -881,7 +881,7 @@ pub(in crate::registry) fn insert_version(tx: &sql::Connection, who: &Principal,
         ],
     )?;
     tx.execute(
-        "UPDATE models SET last_version_number = max(last_version_number, ?2) WHERE id = ?1",
+        "UPDATE models SET last_version_number = ?2 WHERE id = ?1 AND last_version_number < ?2",
         params![version.model_id, version.number],
     )?;
     // prepared once for all of a version's files, which may be thousands

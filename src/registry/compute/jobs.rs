@@ -390,7 +390,7 @@ impl Registry {
     /// those whose cancel was asked for end cancelled instead.
     pub fn requeue_interrupted_jobs(&self) -> Result<usize> {
         self.conn.execute(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ?1 WHERE state = 'running' AND cancel_requested",
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?1 WHERE state = 'running' AND cancel_requested = 1",
             [now()],
         )?;
         Ok(self.conn.execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])?)

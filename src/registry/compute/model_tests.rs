@@ -222,13 +222,18 @@ impl Registry {
     /// for a check the test does not report (a newer check it was not asked
     /// to run).
     pub fn set_test_check(&self, id: &str, check: &str, status: &str, message: &str) -> Result<()> {
-        self.conn.execute(
-            &format!(
-                "UPDATE model_tests SET checks = json_set(checks, '$.' || ?2, json_object('status', ?3, 'message', ?4))
-                 WHERE id = ?1 AND overall_status NOT IN {TERMINAL} AND json_type(checks, '$.' || ?2) IS NOT NULL"
-            ),
-            params![id, check, status, message],
-        )?;
+        let tx = self.write()?;
+        let Some(mut test) = tx
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM model_tests WHERE id = ?1 AND overall_status NOT IN {TERMINAL}"))?
+            .query_row([id], from_row)
+            .optional()?
+        else {
+            return Ok(());
+        };
+        let Some(entry) = test.checks.get_mut(check) else { return Ok(()) };
+        *entry = json!({"status": status, "message": message});
+        tx.execute("UPDATE model_tests SET checks = ?2 WHERE id = ?1", params![id, Value::Object(test.checks).to_string()])?;
+        tx.commit()?;
         Ok(())
     }
 

@@ -55,7 +55,7 @@ impl Registry {
         if &from == to {
             return Err(Error::Conflict(format!("this registry's blobs are already in {to}")));
         }
-        let target = storage::open(&self.data_dir, to)?;
+        let target = storage::open(&self.data_dir, &crate::registry::database::open(&self.data_dir)?, to)?;
         target.check()?;
         let mut report = MigrationReport { from: from.to_string(), to: to.to_string(), ..Default::default() };
         let mut done = BTreeMap::new();

@@ -23,7 +23,12 @@ pub struct Prepared {
 
 impl Registry {
     /// Opens an existing data directory; refuses to create one.
+    /// On a PostgreSQL registry (`--database`) the records are the server's,
+    /// and this machine's data directory holds only what is local to it.
     pub fn open_existing(data_dir: &Path) -> Result<Registry> {
+        if crate::registry::database::is_external() {
+            return Registry::open_external(data_dir);
+        }
         if !data_dir.join(DB_FILE).is_file() {
             return Err(Error::NotFound(format!(
                 "no modelreg data directory at {} (it has no {DB_FILE}); create one with `modelreg init`, \
@@ -34,11 +39,25 @@ impl Registry {
         Registry::open(data_dir)
     }
 
+    /// `open_existing` on a shared database: refuses one no `init` has set up.
+    fn open_external(data_dir: &Path) -> Result<Registry> {
+        let registry = Registry::open(data_dir)?;
+        if !registry.has_teams()? {
+            return Err(Error::NotFound(
+                "the database holds no registry yet (no team); create one with `modelreg init --database …`".into(),
+            ));
+        }
+        Ok(registry)
+    }
+
     /// For `init` and `serve`: creates the data directory if needed and
     /// makes everything in it private; with `store`, makes it the registry's
     /// blob store (see `storage::choose`).
     pub fn prepare(data_dir: &Path, store: Option<&BlobLocation>) -> Result<Prepared> {
-        let created = !data_dir.join(DB_FILE).is_file();
+        let created = match crate::registry::database::is_external() {
+            true => !data_dir.is_dir(),
+            false => !data_dir.join(DB_FILE).is_file(),
+        };
         create_private_dir(data_dir)
             .map_err(|e| Error::Internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
         let fixed = make_private(data_dir)

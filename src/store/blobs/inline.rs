@@ -18,14 +18,14 @@
 use std::fs::OpenOptions;
 use std::io::{self, Cursor, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 
 use super::{hex, Blob, BlobStore, Digest, GcReport, Materialise, Materialised, PendingBlobs, PutError, StoredBlob, UploadGuard, PRIVATE_FILE};
-use crate::store::sql::{self, params, Connection, OptionalExtension};
+use crate::store::sql::{self, params, Connection, Database, OptionalExtension};
 
 /// The largest blob kept in the database. Below it a blob's own file or
 /// object costs more than its bytes (a create, an fsync, a rename and a
@@ -44,7 +44,7 @@ pub struct InlineSmall {
 /// SQLite's write lock (which a caller inside a write transaction of its
 /// own may hold).
 struct Pool {
-    path: PathBuf,
+    database: Database,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -61,7 +61,7 @@ impl Pool {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => Connection::open(&self.path).map_err(io::Error::other)?,
+            None => Connection::connect(&self.database).map_err(db_error)?,
         };
         Ok(Pooled { pool: self, conn: Some(conn) })
     }
@@ -83,12 +83,21 @@ impl Drop for Pooled<'_> {
     }
 }
 
+/// A database error as the blob store reports it: a database that cannot be
+/// reached is `Unavailable`, as a store that cannot be is.
+fn db_error(e: sql::Error) -> io::Error {
+    match e {
+        sql::Error::Unavailable(reason) => super::unavailable("in the database", reason),
+        e => io::Error::other(e),
+    }
+}
+
 impl InlineSmall {
-    /// Keeps small blobs in the database at `db_path`, the rest in `inner`.
-    pub fn new(inner: Arc<dyn BlobStore>, db_path: &Path) -> sql::Result<InlineSmall> {
+    /// Keeps small blobs in `database`, the rest in `inner`.
+    pub fn new(inner: Arc<dyn BlobStore>, database: &Database) -> sql::Result<InlineSmall> {
         // opened once here, so that a database this binary cannot use fails now
-        let first = Connection::open(db_path)?;
-        Ok(InlineSmall { inner, db: Pool { path: db_path.to_path_buf(), idle: Mutex::new(vec![first]) } })
+        let first = Connection::connect(database)?;
+        Ok(InlineSmall { inner, db: Pool { database: database.clone(), idle: Mutex::new(vec![first]) } })
     }
 
     fn db(&self) -> io::Result<Pooled<'_>> {
@@ -99,7 +108,7 @@ impl InlineSmall {
         self.db()?
             .query_row("SELECT bytes FROM blob_contents WHERE sha256 = ?1", [sha256], |r| r.get(0))
             .optional()
-            .map_err(io::Error::other)
+            .map_err(db_error)
     }
 
     /// Stores small blobs, each refreshing `created_at` if already there.
@@ -109,19 +118,19 @@ impl InlineSmall {
         }
         let now = crate::store::stamps::now();
         let db = self.db()?;
-        let tx = db.begin_write().map_err(io::Error::other)?;
+        let tx = db.begin_write().map_err(db_error)?;
         {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO blob_contents (sha256, bytes, created_at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (sha256) DO UPDATE SET created_at = excluded.created_at",
                 )
-                .map_err(io::Error::other)?;
+                .map_err(db_error)?;
             for (sha256, bytes) in blobs {
-                insert.execute(params![sha256, bytes, now]).map_err(io::Error::other)?;
+                insert.execute(params![sha256, bytes, now]).map_err(db_error)?;
             }
         }
-        tx.commit().map_err(io::Error::other)
+        tx.commit().map_err(db_error)
     }
 
     /// Reads the start of `source`: the whole blob if it is small, else the
@@ -190,7 +199,7 @@ impl BlobStore for InlineSmall {
             .db()?
             .query_row("SELECT length(bytes) FROM blob_contents WHERE sha256 = ?1", [sha256], |r| r.get(0))
             .optional()
-            .map_err(io::Error::other)?;
+            .map_err(db_error)?;
         match size {
             Some(size) => Ok(Some(size as u64)),
             None => self.inner.stat(sha256),
@@ -211,12 +220,12 @@ impl BlobStore for InlineSmall {
         let mut blobs = self.inner.list()?;
         let db = self.db()?;
         let mut statement =
-            db.prepare("SELECT sha256, length(bytes), created_at FROM blob_contents").map_err(io::Error::other)?;
+            db.prepare("SELECT sha256, length(bytes), created_at FROM blob_contents").map_err(db_error)?;
         let rows = statement
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))
-            .map_err(io::Error::other)?;
+            .map_err(db_error)?;
         for row in rows {
-            let (sha256, size, created_at) = row.map_err(io::Error::other)?;
+            let (sha256, size, created_at) = row.map_err(db_error)?;
             let modified = crate::store::stamps::parse_time(&created_at).unwrap_or(SystemTime::now());
             blobs.push(StoredBlob { sha256, size: size as u64, modified });
         }
@@ -230,9 +239,9 @@ impl BlobStore for InlineSmall {
             let db = self.db()?;
             let mut statement = db
                 .prepare("SELECT sha256, length(bytes) FROM blob_contents WHERE created_at < ?1")
-                .map_err(io::Error::other)?;
-            let rows = statement.query_map([&cutoff], |r| Ok((r.get(0)?, r.get(1)?))).map_err(io::Error::other)?;
-            rows.collect::<sql::Result<_>>().map_err(io::Error::other)?
+                .map_err(db_error)?;
+            let rows = statement.query_map([&cutoff], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db_error)?;
+            rows.collect::<sql::Result<_>>().map_err(db_error)?
         };
         let _gc_excludes_uploads = self.inner.gc_exclusion()?;
         for (sha256, size) in old {
@@ -244,7 +253,7 @@ impl BlobStore for InlineSmall {
                 || self
                     .db()?
                     .execute("DELETE FROM blob_contents WHERE sha256 = ?1 AND created_at < ?2", [&sha256, &cutoff])
-                    .map_err(io::Error::other)?
+                    .map_err(db_error)?
                     > 0;
             if removed {
                 report.removed_blobs.push((sha256, size as u64));
@@ -282,7 +291,7 @@ impl BlobStore for InlineSmall {
     fn presigned_get(&self, sha256: &str, filename: Option<&str>, ttl: Duration) -> Option<String> {
         // a small blob has no object of its own to send a client to
         let inline = self.db().and_then(|db| {
-            db.query_row("SELECT 1 FROM blob_contents WHERE sha256 = ?1", [sha256], |_| Ok(())).optional().map_err(io::Error::other)
+            db.query_row("SELECT 1 FROM blob_contents WHERE sha256 = ?1", [sha256], |_| Ok(())).optional().map_err(db_error)
         });
         match inline {
             Ok(None) => self.inner.presigned_get(sha256, filename, ttl),

@@ -70,25 +70,69 @@
 //!   not a database this module can open, so backup.rs will ask the engine
 //!   which kind of copy it makes; until then these stay SQLite's.
 
+mod postgresql;
 mod sqlite;
 
 use std::fmt;
 use std::ops::Deref;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use sqlite::SCHEMA_VERSION;
 
-/// A connection to the registry's database. One per thread: there is no
-/// pool and no global lock.
+/// Where a registry's database is: a SQLite file (the default, in the data
+/// directory), or a PostgreSQL database reached through this process's
+/// pool of clients. Cloning shares the pool.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(Arc<postgresql::Pool>),
+}
+
+impl Database {
+    /// Connects to the PostgreSQL database at `url` (`postgres://USER:PASSWORD@HOST:PORT/DB`),
+    /// brings its schema to `SCHEMA_VERSION`, and keeps at most `pool_size`
+    /// clients open to it.
+    pub fn postgres(url: &str, pool_size: usize) -> Result<Database> {
+        Ok(Database::Postgres(Arc::new(postgresql::Pool::open(url, pool_size)?)))
+    }
+
+    /// Where the database is, for people: a path, or a URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(pool) => pool.describe().to_string(),
+        }
+    }
+}
+
+/// A connection to the registry's database. For SQLite, one per thread (there is no
+/// pool and no global lock); for PostgreSQL, a handle on the process's pool
+/// that holds a client only while a statement or a transaction runs.
 pub struct Connection {
     engine: Engine,
 }
 
 enum Engine {
     Sqlite(sqlite::Connection),
+    Postgres(postgresql::Connection),
 }
 
 impl Connection {
+    /// Opens a connection to `database`: `open` for a SQLite file.
+    pub fn connect(database: &Database) -> Result<Connection> {
+        match database {
+            Database::Sqlite(path) => Connection::open(path),
+            Database::Postgres(pool) => Ok(Connection { engine: Engine::Postgres(postgresql::connect(pool)) }),
+        }
+    }
+
+    /// Whether this is a PostgreSQL connection: backups and integrity
+    /// checks are the server's tools there, not this module's.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
+    }
+
     /// Opens the registry database at `path`, creating it (private) and
     /// bringing its schema up to `SCHEMA_VERSION`, with the settings every
     /// caller relies on (see `sqlite::open`).
@@ -126,6 +170,7 @@ impl Connection {
     pub fn prepare(&self, sql: &str) -> Result<Statement<'_>> {
         let engine = match &self.engine {
             Engine::Sqlite(conn) => StatementEngine::Sqlite(sqlite::prepare(conn, sql)?),
+            Engine::Postgres(conn) => StatementEngine::Postgres(postgresql::prepare(conn, sql)),
         };
         Ok(Statement { engine })
     }
@@ -135,6 +180,8 @@ impl Connection {
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {
         let engine = match &self.engine {
             Engine::Sqlite(conn) => StatementEngine::Sqlite(sqlite::prepare_cached(conn, sql)?),
+            // every statement is cached per client: see postgresql::Client::statement
+            Engine::Postgres(conn) => StatementEngine::Postgres(postgresql::prepare(conn, sql)),
         };
         Ok(Statement { engine })
     }
@@ -146,6 +193,7 @@ impl Connection {
     pub fn begin_write(&self) -> Result<Transaction<'_>> {
         let engine = match &self.engine {
             Engine::Sqlite(conn) => TransactionEngine::Sqlite(sqlite::begin(conn, true)?),
+            Engine::Postgres(conn) => TransactionEngine::Postgres(postgresql::begin(conn, true)?),
         };
         Ok(Transaction { conn: self, engine })
     }
@@ -154,6 +202,7 @@ impl Connection {
     pub fn begin_read(&self) -> Result<Transaction<'_>> {
         let engine = match &self.engine {
             Engine::Sqlite(conn) => TransactionEngine::Sqlite(sqlite::begin(conn, false)?),
+            Engine::Postgres(conn) => TransactionEngine::Postgres(postgresql::begin(conn, false)?),
         };
         Ok(Transaction { conn: self, engine })
     }
@@ -162,6 +211,7 @@ impl Connection {
     pub fn in_transaction(&self) -> bool {
         match &self.engine {
             Engine::Sqlite(conn) => !conn.is_autocommit(),
+            Engine::Postgres(conn) => conn.in_transaction(),
         }
     }
 
@@ -170,6 +220,9 @@ impl Connection {
     pub fn snapshot(&self, dest: &Path) -> Result<()> {
         match &self.engine {
             Engine::Sqlite(conn) => sqlite::snapshot(conn, dest),
+            Engine::Postgres(_) => Err(Error::Other(
+                "a PostgreSQL registry's database is copied with pg_dump, not by modelreg (see docs/administration.md)".into(),
+            )),
         }
     }
 
@@ -177,6 +230,9 @@ impl Connection {
     pub fn integrity_problems(&self) -> Result<Vec<String>> {
         match &self.engine {
             Engine::Sqlite(conn) => sqlite::integrity_problems(conn),
+            // The server checks its own pages (and its checksums, when the
+            // cluster has them); there is no PRAGMA integrity_check to run.
+            Engine::Postgres(_) => Ok(Vec::new()),
         }
     }
 }
@@ -191,12 +247,14 @@ pub struct Transaction<'c> {
 
 enum TransactionEngine<'c> {
     Sqlite(sqlite::Transaction<'c>),
+    Postgres(postgresql::Transaction<'c>),
 }
 
 impl Transaction<'_> {
     pub fn commit(self) -> Result<()> {
         match self.engine {
             TransactionEngine::Sqlite(tx) => Ok(tx.commit()?),
+            TransactionEngine::Postgres(tx) => tx.commit(),
         }
     }
 }
@@ -215,6 +273,7 @@ pub struct Statement<'c> {
 
 enum StatementEngine<'c> {
     Sqlite(sqlite::Stmt<'c>),
+    Postgres(postgresql::Stmt<'c>),
 }
 
 impl Statement<'_> {
@@ -222,6 +281,7 @@ impl Statement<'_> {
     pub fn execute<P: Params>(&mut self, params: P) -> Result<usize> {
         match &mut self.engine {
             StatementEngine::Sqlite(stmt) => sqlite::execute(stmt, params),
+            StatementEngine::Postgres(stmt) => postgresql::execute(stmt, params),
         }
     }
 
@@ -229,6 +289,7 @@ impl Statement<'_> {
     pub fn query<P: Params>(&mut self, params: P) -> Result<Rows<'_>> {
         let engine = match &mut self.engine {
             StatementEngine::Sqlite(stmt) => RowsEngine::Sqlite(sqlite::query(stmt, params)?),
+            StatementEngine::Postgres(stmt) => RowsEngine::Postgres(postgresql::query(stmt, params)?),
         };
         Ok(Rows { engine })
     }
@@ -262,6 +323,7 @@ pub struct Rows<'s> {
 
 enum RowsEngine<'s> {
     Sqlite(sqlite::Rows<'s>),
+    Postgres(postgresql::Rows),
 }
 
 impl Rows<'_> {
@@ -271,6 +333,7 @@ impl Rows<'_> {
     pub fn next(&mut self) -> Result<Option<Row<'_>>> {
         match &mut self.engine {
             RowsEngine::Sqlite(rows) => Ok(rows.next()?.map(|row| Row { engine: RowEngine::Sqlite(row) })),
+            RowsEngine::Postgres(rows) => Ok(rows.next().map(|row| Row { engine: RowEngine::Postgres(row) })),
         }
     }
 }
@@ -301,6 +364,7 @@ pub struct Row<'r> {
 
 enum RowEngine<'r> {
     Sqlite(&'r sqlite::Row<'r>),
+    Postgres(&'r postgresql::Row),
 }
 
 impl Row<'_> {
@@ -313,6 +377,7 @@ impl Row<'_> {
         let column = idx.column();
         let value = match &self.engine {
             RowEngine::Sqlite(row) => sqlite::value(row, column)?,
+            RowEngine::Postgres(row) => postgresql::value(row, column)?,
         };
         T::from_sql(value).map_err(|message| Error::Conversion { what: format!("column {column}"), message })
     }
@@ -646,6 +711,9 @@ pub enum Error {
     DiskFull(String),
     /// Another connection held a lock this one needed past the busy timeout.
     Busy(String),
+    /// The database server cannot be reached, or is shutting down or
+    /// starting; it may answer again without anyone doing anything.
+    Unavailable(String),
     /// A value could not be converted between SQL and Rust; `what` names it.
     Conversion { what: String, message: String },
     /// Anything else.
@@ -671,12 +739,23 @@ impl fmt::Display for Error {
             | Error::Constraint(message)
             | Error::DiskFull(message)
             | Error::Busy(message)
+            | Error::Unavailable(message)
             | Error::Other(message) => f.write_str(message),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// A database written by a newer modelreg: opening it could corrupt what
+/// this binary does not know about.
+fn newer_schema(version: i64) -> Error {
+    Error::Other(format!(
+        "the database has schema version {version}, newer than this modelreg {} understands (schema version {SCHEMA_VERSION}); \
+         run the newer modelreg that wrote it, or restore a backup taken before the upgrade",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
 
 /// `.optional()` on a `query_row`: `Error::NoRows` becomes `Ok(None)`.
 pub trait OptionalExtension<T> {

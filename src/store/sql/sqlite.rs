@@ -15,7 +15,7 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, ValueRef as SqliteValue};
 use rusqlite::{ErrorCode, OpenFlags, TransactionBehavior};
 
-use super::{Column, Error, Params, Result, ValueRef};
+use super::{newer_schema, Column, Error, Params, Result, ValueRef};
 use crate::store::blobs::PRIVATE_FILE;
 
 // The engine's types, as the seam's enums hold them.
@@ -99,16 +99,6 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(tx.commit()?)
-}
-
-/// A database written by a newer modelreg: opening it could corrupt what
-/// this binary does not know about.
-fn newer_schema(version: i64) -> Error {
-    Error::Other(format!(
-        "the database has schema version {version}, newer than this modelreg {} understands (schema version {SCHEMA_VERSION}); \
-         run the newer modelreg that wrote it, or restore a backup taken before the upgrade",
-        env!("CARGO_PKG_VERSION")
-    ))
 }
 
 /// Copies the database, as it is, to `modelreg.db.schema-<version>.<time>`
