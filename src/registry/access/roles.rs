@@ -103,8 +103,9 @@ impl Registry {
     /// commits with it.
     pub(in crate::registry) fn grant_owner_in(conn: &Connection, kind: EntityKind, entity_id: &str, user_id: &str) -> Result<()> {
         conn.execute(
-            "INSERT OR REPLACE INTO access_roles (kind, entity_id, user_id, role, can_share, can_use_data)
-             VALUES (?1, ?2, ?3, 'OWNER', 1, 1)",
+            "INSERT INTO access_roles (kind, entity_id, user_id, role, can_share, can_use_data)
+             VALUES (?1, ?2, ?3, 'OWNER', 1, 1)
+             ON CONFLICT (kind, entity_id, user_id) DO UPDATE SET role = 'OWNER', can_share = 1, can_use_data = 1",
             params![kind.as_str(), entity_id, user_id],
         )?;
         Ok(())

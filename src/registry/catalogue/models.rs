@@ -661,12 +661,12 @@ impl Registry {
         let status = status.map(|s| s.as_str());
         let total: i64 = self
             .conn
-            .prepare_cached("SELECT COUNT(*) FROM model_versions WHERE model_id = ?1 AND (?2 IS NULL OR status = ?2)")?
+            .prepare_cached("SELECT COUNT(*) FROM model_versions WHERE model_id = ?1 AND (status = ?2 OR ?2 IS NULL)")?
             .query_row(params![model_id, status], |r| r.get(0))?;
         let ids: Vec<String> = self
             .conn
             .prepare_cached(
-                "SELECT id FROM model_versions WHERE model_id = ?1 AND (?2 IS NULL OR status = ?2)
+                "SELECT id FROM model_versions WHERE model_id = ?1 AND (status = ?2 OR ?2 IS NULL)
                  ORDER BY number DESC LIMIT ?3 OFFSET ?4",
             )?
             .query_map(params![model_id, status, limit, offset], |r| r.get(0))?

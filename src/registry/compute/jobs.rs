@@ -352,7 +352,7 @@ impl Registry {
             Err(error) => (JobState::Failed, None, Some(error)),
         };
         self.conn.execute(
-            "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE ?2 END,
+            "UPDATE jobs SET state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE ?2 END,
                              result = ?3, error = ?4, finished_at = ?5
              WHERE id = ?1 AND state = 'running'",
             params![id, state.as_str(), result, error, now()],
