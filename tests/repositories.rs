@@ -263,8 +263,8 @@ fn holds(item: &Value, text: &str) -> bool {
 /// The log of the job behind a status, read from the database (the pull
 /// job's log has no route of its own).
 fn job_log(s: &Server, status: &str) -> String {
-    let db = rusqlite::Connection::open(s.data_dir().join("modelreg.db")).unwrap();
-    db.query_row("SELECT log FROM jobs WHERE id = ?1", [status], |r| r.get(0)).unwrap()
+    assert!(status.chars().all(|c| c.is_ascii_hexdigit() || c == '-'), "{status} is a job id");
+    s.database_text(&format!("SELECT log FROM jobs WHERE id = '{status}'"))
 }
 
 // ----------------------------------------------------------------------------

@@ -31,6 +31,8 @@ pub struct Server {
     /// The environment that reaches that bucket, which offline commands
     /// on the data directory need too.
     store_env: Vec<(String, String)>,
+    /// The PostgreSQL database this server keeps its records in (`on_postgres`).
+    pub database: Option<String>,
     agent: ureq::Agent,
 }
 
@@ -221,7 +223,7 @@ impl Server {
         }
         let key = std::fs::read_to_string(data.path().join("admin.key")).unwrap().trim().to_string();
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-        Server { child, addr, key, data, log, blob_store, store_env, agent }
+        Server { child, addr, key, data, log, blob_store, store_env, database, agent }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -235,6 +237,19 @@ impl Server {
     /// Runs the CLI against this server's data directory (offline mode).
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         self.cli_command().args(args).output().unwrap()
+    }
+
+    /// The first column of the first row of `query`, as text, read from the
+    /// server's database itself (SQLite's file, or PostgreSQL through psql):
+    /// for what no route shows.
+    pub fn database_text(&self, query: &str) -> String {
+        match &self.database {
+            Some(url) => postgres::shared().expect("a PostgreSQL server").try_psql(url, query).unwrap_or_else(|e| panic!("{query}: {e}")),
+            None => rusqlite::Connection::open(self.data_dir().join("modelreg.db"))
+                .unwrap()
+                .query_row(query, [], |r| r.get(0))
+                .unwrap_or_else(|e| panic!("{query}: {e}")),
+        }
     }
 
     /// The variables that reach this server's blob store and its database
