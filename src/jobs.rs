@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::registry::catalogue::repositories::GitPaths;
+use crate::registry::compute::jobs::Lease;
 use crate::registry::{Job, Registry};
 
 /// How jobs run: what `serve` was told, or what the offline CLI assumes
@@ -41,7 +42,16 @@ pub struct JobSettings {
     /// The most bytes one pull from a repository may bring, as an upload
     /// may (`serve --max-upload-bytes`); 0: no cap.
     pub pull_limit: u64,
+    /// How long a claimed job stays this process's without a heartbeat
+    /// (`--job-lease`): after that, another runner may take it.
+    pub lease: Duration,
 }
+
+/// The lease `--job-lease` gives when it is not set: long enough that a
+/// database slow for a moment does not cost a worker its job (heartbeats
+/// come every third of it), short enough that a dead machine's jobs are
+/// picked up within a minute.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 impl JobSettings {
     /// The settings under which the offline CLI runs jobs itself: no delay
@@ -56,7 +66,13 @@ impl JobSettings {
             python,
             git_paths: GitPaths::Any,
             pull_limit: 0,
+            lease: DEFAULT_LEASE,
         }
+    }
+
+    /// The lease this process's runners take their jobs under.
+    pub fn lease(&self) -> Lease {
+        Lease { owner: this_runner().to_string(), length: self.lease }
     }
 
     /// What the compute handlers (model servers, builds, conversions) need.
@@ -72,6 +88,7 @@ impl JobSettings {
 pub struct JobContext<'a> {
     pub registry: &'a Registry,
     pub options: &'a JobSettings,
+    pub lease: &'a Lease,
 }
 
 pub type JobFn = fn(&JobContext, &Job) -> Result<Value, String>;
@@ -160,34 +177,101 @@ pub fn wake() {
     condvar.notify_all();
 }
 
-/// Starts the runner threads of both lanes. Jobs left `running` by a
-/// previous process are queued again first.
+/// Starts the runner threads of both lanes and their heartbeat. Jobs whose
+/// runner is gone (a previous process of this machine, a worker whose lease
+/// ran out) are queued again first.
 pub fn start(options: &JobSettings) -> crate::registry::Result<()> {
     let registry = Registry::open(&options.data_dir)?;
-    let requeued = registry.requeue_interrupted_jobs()?;
-    if requeued > 0 {
-        eprintln!("modelreg: {requeued} interrupted job(s) queued again");
-    }
+    let lease = options.lease();
+    requeue_abandoned(&registry);
     for (lane, threads) in [(Lane::Bookkeeping, BOOKKEEPING_THREADS), (Lane::Compute, options.compute_slots.max(1))] {
         let kinds = kinds_of(lane);
         for n in 0..threads {
             let registry = Registry::open(&options.data_dir)?;
             let options = options.clone();
             let kinds = kinds.clone();
+            let lease = lease.clone();
             std::thread::Builder::new()
                 .name(format!("jobs-{lane:?}-{n}").to_lowercase())
-                .spawn(move || run_forever(&JobContext { registry: &registry, options: &options }, &kinds))
+                .spawn(move || run_forever(&JobContext { registry: &registry, options: &options, lease: &lease }, &kinds))
                 .map_err(|e| crate::registry::Error::Internal(format!("cannot start job thread: {e}")))?;
         }
     }
+    std::thread::Builder::new()
+        .name("jobs-heartbeat".into())
+        .spawn(move || heartbeat(&registry, &lease))
+        .map_err(|e| crate::registry::Error::Internal(format!("cannot start job thread: {e}")))?;
     Ok(())
+}
+
+/// Every third of a lease: renews the leases of the jobs this process
+/// runs, and queues again the jobs of runners that are gone.
+fn heartbeat(registry: &Registry, lease: &Lease) {
+    loop {
+        std::thread::sleep(lease.length / 3);
+        if let Err(e) = registry.renew_job_leases(lease) {
+            eprintln!("modelreg: renewing the leases of this process's jobs failed: {e}");
+        }
+        requeue_abandoned(registry);
+    }
+}
+
+fn requeue_abandoned(registry: &Registry) {
+    match registry.requeue_abandoned_jobs(&owner_is_gone) {
+        Ok(0) => {}
+        Ok(n) => {
+            eprintln!("modelreg: {n} job(s) whose runner is gone queued again");
+            wake();
+        }
+        Err(e) => eprintln!("modelreg: looking for jobs whose runner is gone failed: {e}"),
+    }
+}
+
+/// This process as the holder of job leases: the kernel's boot, its PID
+/// namespace, its pid and its start time. Two processes never share it,
+/// even with a reused pid, and another process that shares the first two
+/// can tell from /proc whether it still runs (`owner_is_gone`).
+fn this_runner() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let pid = std::process::id();
+        format!("{}/{}/{pid}/{}", boot_id(), pid_namespace(), start_time(pid).unwrap_or_default())
+    })
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid").map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+/// A process's start time in clock ticks since boot (field 22 of its stat).
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) may hold spaces and parentheses: count from its end
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19).map(String::from)
+}
+
+/// Whether the runner named `owner` (see `this_runner`) is known to have
+/// exited: it ran under this kernel and PID namespace, and no process with
+/// its pid and start time runs now. A runner elsewhere is never known to be
+/// gone here; its lease says when it is.
+fn owner_is_gone(owner: &str) -> bool {
+    let mut parts = owner.split('/');
+    let (Some(boot), Some(namespace), Some(pid), Some(started)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(pid), true) = (pid.parse::<u32>(), !boot.is_empty()) else { return false };
+    boot == boot_id() && namespace == pid_namespace() && start_time(pid).as_deref() != Some(started)
 }
 
 fn run_forever(ctx: &JobContext, kinds: &[&str]) {
     loop {
         let (count, condvar) = bell();
         let seen = *count.lock().unwrap_or_else(|p| p.into_inner());
-        match ctx.registry.claim_job(kinds) {
+        match ctx.registry.claim_job(kinds, ctx.lease) {
             Ok(Some(job)) => {
                 run_one(ctx, &job);
                 continue;
@@ -219,7 +303,7 @@ pub fn run_one(ctx: &JobContext, job: &Job) {
         None => Err(format!("no worker for jobs of kind {}", job.kind)),
     };
     crate::metrics::observe_job(&job.kind, outcome.is_ok(), started.elapsed());
-    if let Err(e) = ctx.registry.finish_job(&job.id, outcome) {
+    if let Err(e) = ctx.registry.finish_job(&job.id, ctx.lease, outcome) {
         eprintln!("modelreg: recording the end of job {} failed: {e}", job.id);
     }
 }
@@ -228,8 +312,9 @@ pub fn run_one(ctx: &JobContext, job: &Job) {
 /// finishes the work it queued itself and leaves everyone else's alone.
 pub fn run_jobs_about(registry: &Registry, options: &JobSettings, subject: &str) -> crate::registry::Result<()> {
     let kinds: Vec<&str> = HANDLERS.iter().map(|(kind, _, _)| *kind).collect();
-    while let Some(job) = registry.claim_job_about(&kinds, subject)? {
-        run_one(&JobContext { registry, options }, &job);
+    let lease = options.lease();
+    while let Some(job) = registry.claim_job_about(&kinds, subject, &lease)? {
+        run_one(&JobContext { registry, options, lease: &lease }, &job);
     }
     Ok(())
 }

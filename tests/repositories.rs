@@ -264,7 +264,12 @@ fn holds(item: &Value, text: &str) -> bool {
 /// job's log has no route of its own).
 fn job_log(s: &Server, status: &str) -> String {
     assert!(status.chars().all(|c| c.is_ascii_hexdigit() || c == '-'), "{status} is a job id");
-    s.database_text(&format!("SELECT log FROM jobs WHERE id = '{status}'"))
+    // the log's chunks in order, each engine's way of joining them
+    let chunks = format!("SELECT text FROM job_log_chunks WHERE job_id = '{status}' ORDER BY seq");
+    match s.database {
+        Some(_) => s.database_text(&format!("SELECT string_agg(text, '' ORDER BY seq) FROM job_log_chunks WHERE job_id = '{status}'")),
+        None => s.database_text(&format!("SELECT group_concat(text, '') FROM ({chunks})")),
+    }
 }
 
 // ----------------------------------------------------------------------------

@@ -1178,13 +1178,9 @@ fn add_version_offline(
     let new = NewEnvVersion { label, description, context: Some((digest, filename)), ..Default::default() };
     let version = registry.create_env_version(who, environment, new)?;
     drop(guard);
-    let job = registry.enqueue_job(&who.team_id, BUILD_JOB, Some(&version.id), json!({"environmentId": environment}), None)?;
-    while !registry.get_job(who, &job.id)?.state.is_finished() {
-        // Only this version's build: another's belongs to whoever queued it.
-        let Some(next) = registry.claim_job_about(&[BUILD_JOB], &version.id)? else { break };
-        let outcome = crate::registry::compute::envbuild::run_build(registry, None, &next);
-        registry.finish_job(&next.id, outcome)?;
-    }
+    registry.enqueue_job(&who.team_id, BUILD_JOB, Some(&version.id), json!({"environmentId": environment}), None)?;
+    // Only this version's build: another's belongs to whoever queued it.
+    crate::jobs::run_jobs_about(registry, &crate::jobs::JobSettings::offline(registry.data_dir(), None), &version.id)?;
     let version = registry.get_env_version(who, environment, &version.id)?;
     Ok(env_api::render_version("", &version))
 }

@@ -14,7 +14,7 @@ use super::models::{open_with_progress, progress, write_verified};
 use super::remote::{enc, Download, FormPart};
 use super::Target;
 use crate::api::datarobot::datasets::{dataset_patch, render_dataset};
-use crate::registry::compute::datasets::{run_ingest, DatasetQuery, DatasetState, NewDataset, INGEST_JOB};
+use crate::registry::compute::datasets::{DatasetQuery, DatasetState, NewDataset};
 use crate::registry::{Error, Principal, Registry};
 
 #[derive(Subcommand)]
@@ -175,10 +175,7 @@ fn upload_offline(registry: &Registry, who: &Principal, file: &Path, name: Optio
     let (dataset, _) = registry.create_dataset(who, NewDataset { name, file_name, digest, categories: Vec::new() })?;
     drop(guard);
     // Only this dataset's ingest: another's belongs to whoever queued it.
-    while let Some(job) = registry.claim_job_about(&[INGEST_JOB], &dataset.id)? {
-        let outcome = run_ingest(registry, &job);
-        registry.finish_job(&job.id, outcome)?;
-    }
+    crate::jobs::run_jobs_about(registry, &crate::jobs::JobSettings::offline(registry.data_dir(), None), &dataset.id)?;
     // A server on the same data directory may have claimed the job first.
     let deadline = Instant::now() + INGEST_TIMEOUT;
     loop {

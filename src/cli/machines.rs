@@ -10,7 +10,6 @@
 //! With `--server` the command returns the server's answer: the machine in
 //! its transitional state.
 
-use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -20,7 +19,7 @@ use super::remote::enc;
 use super::Target;
 use crate::api::paperspace::{new_machine_from_json, render_event, render_machine, render_page, render_template};
 use crate::registry::{
-    Cursor, Error, MachineAction, MachineOrder, MachinePatch, NewTemplate, Registry, TemplateSource, MACHINE_JOB, REGIONS,
+    Cursor, Error, MachineAction, MachineOrder, MachinePatch, NewTemplate, Registry, TemplateSource, REGIONS,
 };
 
 /// The Paperspace routes' page size limits (`limit` 1–120).
@@ -128,11 +127,7 @@ pub enum TemplatesCommand {
 /// Carries out the queued state changes of one machine, with no delay
 /// (other machines' jobs are a server's to run).
 fn settle(registry: &Registry, machine_id: &str) -> Result<(), Error> {
-    while let Some(job) = registry.claim_job_about(&[MACHINE_JOB], machine_id)? {
-        let outcome = registry.advance_machine_event(&job, Duration::ZERO).map_err(|e| e.to_string());
-        registry.finish_job(&job.id, outcome)?;
-    }
-    Ok(())
+    Ok(crate::jobs::run_jobs_about(registry, &crate::jobs::JobSettings::offline(registry.data_dir(), None), machine_id)?)
 }
 
 fn machine_line(m: &Value) {

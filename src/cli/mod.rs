@@ -118,6 +118,9 @@ fn parse_on_off(text: &str) -> Result<bool, String> {
 enum Command {
     /// Run the HTTP server (creates the data directory if needed, and makes it private).
     Serve(ServeArgs),
+    /// Run jobs only (builds, model tests, conversions, machine state changes), no HTTP: a
+    /// compute machine of a registry whose --database and --blob-store several processes share.
+    Worker(WorkerArgs),
     /// Create the data directory, its first team, user and API key; on an existing one, make its
     /// files private again. Only `init` and `serve` create a data directory.
     Init(StoreArgs),
@@ -208,6 +211,65 @@ enum Command {
     Contain(crate::compute::contain::ContainArgs),
 }
 
+/// How this process reaches an S3 store: `serve` and `worker` alike.
+#[derive(clap::Args)]
+struct S3Args {
+    /// How long a request to the S3 store may wait for progress (to connect, for the next bytes
+    /// of an answer, to send) before the store counts as unavailable (503). E.g. 30s, 500ms.
+    #[arg(long, env = "MODELREG_S3_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    s3_timeout: Duration,
+    /// Where jobs (model tests, conversions) keep their copies of an S3 registry's blobs.
+    /// Default: cache/blobs in the data directory.
+    #[arg(long, env = "MODELREG_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// How large that cache may grow before the least recently used blobs leave: bytes, or
+    /// with K, M, G or T (powers of 1024). Default: 10G.
+    #[arg(long, env = "MODELREG_CACHE_SIZE", value_parser = parse_byte_size, value_name = "SIZE")]
+    cache_size: Option<u64>,
+}
+
+/// How this process runs jobs: `serve` (unless --no-jobs) and `worker` alike.
+#[derive(clap::Args)]
+struct JobArgs {
+    /// How long an emulated Paperspace machine takes to change state, in milliseconds.
+    /// Given twice, the last wins.
+    #[arg(long, env = "MODELREG_MACHINE_DELAY_MS", default_value_t = 3000, overrides_with = "machine_delay_ms")]
+    machine_delay_ms: u64,
+    /// Build execution environment images with this engine (`docker`); default: validate only.
+    #[arg(long, env = "MODELREG_IMAGE_BUILDER")]
+    image_builder: Option<String>,
+    /// How many compute jobs (environment and dependency builds, model tests) run at once.
+    #[arg(long, env = "MODELREG_COMPUTE_SLOTS", default_value_t = 2)]
+    compute_slots: usize,
+    /// The Python interpreter that runs models (it must have datarobot-drum); default: the
+    /// runtime `modelreg runtime install` put in the data directory.
+    #[arg(long, env = "MODELREG_PYTHON")]
+    python: Option<PathBuf>,
+    /// Allow local git repositories (remoteRepositories of sourceType `git`) under this folder.
+    /// Repeatable (in the environment: separated by commas); none by default, so team admins
+    /// can only register https repositories.
+    #[arg(long = "allow-git-path", env = "MODELREG_ALLOW_GIT_PATHS", value_delimiter = ',', value_name = "DIR")]
+    allow_git_paths: Vec<PathBuf>,
+    /// How long a job this process claimed stays its own without a heartbeat (sent every third
+    /// of it): if the process dies, another `serve` or `worker` on the same database takes the
+    /// job after this long. E.g. 30s, 2m.
+    #[arg(long, env = "MODELREG_JOB_LEASE", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    job_lease: Duration,
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    s3: S3Args,
+    #[command(flatten)]
+    jobs: JobArgs,
+    /// The most bytes one pull from a remote repository may bring; 0: no cap.
+    #[arg(long, env = "MODELREG_MAX_UPLOAD_BYTES", default_value_t = 64 * 1024 * 1024 * 1024)]
+    max_upload_bytes: u64,
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     #[command(flatten)]
@@ -221,18 +283,8 @@ struct ServeArgs {
     /// SDK) do not follow redirects.
     #[arg(long, env = "MODELREG_S3_REDIRECT", action = clap::ArgAction::Set, value_parser = parse_on_off, default_value = "off", value_name = "on|off")]
     s3_redirect: bool,
-    /// How long a request to the S3 store may wait for progress (to connect, for the next bytes
-    /// of an answer, to send) before the store counts as unavailable (503). E.g. 30s, 500ms.
-    #[arg(long, env = "MODELREG_S3_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
-    s3_timeout: Duration,
-    /// Where jobs (model tests, conversions) keep their copies of an S3 registry's blobs.
-    /// Default: cache/blobs in the data directory.
-    #[arg(long, env = "MODELREG_CACHE_DIR", value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-    /// How large that cache may grow before the least recently used blobs leave: bytes, or
-    /// with K, M, G or T (powers of 1024). Default: 10G.
-    #[arg(long, env = "MODELREG_CACHE_SIZE", value_parser = parse_byte_size, value_name = "SIZE")]
-    cache_size: Option<u64>,
+    #[command(flatten)]
+    s3: S3Args,
     /// Address to listen on.
     #[arg(long, env = "MODELREG_BIND", default_value = DEFAULT_BIND)]
     bind: String,
@@ -274,25 +326,12 @@ struct ServeArgs {
     /// Per-key rate limit: REQUESTS_PER_SECOND or REQUESTS_PER_SECOND/BURST. Off by default.
     #[arg(long, env = "MODELREG_RATE_LIMIT")]
     rate_limit: Option<RateLimit>,
-    /// How long an emulated Paperspace machine takes to change state, in milliseconds.
-    /// Given twice, the last wins.
-    #[arg(long, env = "MODELREG_MACHINE_DELAY_MS", default_value_t = 3000, overrides_with = "machine_delay_ms")]
-    machine_delay_ms: u64,
-    /// Build execution environment images with this engine (`docker`); default: validate only.
-    #[arg(long, env = "MODELREG_IMAGE_BUILDER")]
-    image_builder: Option<String>,
-    /// How many compute jobs (environment and dependency builds, model tests) run at once.
-    #[arg(long, env = "MODELREG_COMPUTE_SLOTS", default_value_t = 2)]
-    compute_slots: usize,
-    /// The Python interpreter that runs models (it must have datarobot-drum); default: the
-    /// runtime `modelreg runtime install` put in the data directory.
-    #[arg(long, env = "MODELREG_PYTHON")]
-    python: Option<PathBuf>,
-    /// Allow local git repositories (remoteRepositories of sourceType `git`) under this folder.
-    /// Repeatable (in the environment: separated by commas); none by default, so team admins
-    /// can only register https repositories.
-    #[arg(long = "allow-git-path", env = "MODELREG_ALLOW_GIT_PATHS", value_delimiter = ',', value_name = "DIR")]
-    allow_git_paths: Vec<PathBuf>,
+    /// Run no jobs here (builds, model tests, conversions, machine state changes): leave them
+    /// to `modelreg worker` processes on the same --database, so compute stays off API servers.
+    #[arg(long, env = "MODELREG_NO_JOBS")]
+    no_jobs: bool,
+    #[command(flatten)]
+    jobs: JobArgs,
     /// The URL clients reach modelreg at, when it differs from what they send in Host (behind a
     /// TLS proxy: https://models.example.com). Used for every absolute URL modelreg returns.
     #[arg(long, env = "MODELREG_PUBLIC_URL", value_name = "URL")]
@@ -448,6 +487,10 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
             local_only("serve", server, server_from_env)?;
             serve(data_dir, args, cli.s3_url_style)
         }
+        Command::Worker(args) => {
+            local_only("worker", server, server_from_env)?;
+            worker(data_dir, args, cli.s3_url_style)
+        }
         Command::Init(store) => {
             local_only("init", server, server_from_env)?;
             crate::registry::storage::configure_s3(crate::registry::S3Options { url_style: cli.s3_url_style, ..Default::default() });
@@ -554,11 +597,8 @@ fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registr
     }
     crate::registry::storage::configure_s3(crate::registry::S3Options {
         public_endpoint: args.s3_public_endpoint.clone(),
-        url_style: s3_url_style,
         redirect_downloads: args.s3_redirect,
-        cache_dir: args.cache_dir.clone(),
-        cache_bytes: args.cache_size,
-        timeout: Some(args.s3_timeout),
+        ..args.s3.options(s3_url_style)
     });
     let prepared = Registry::prepare(&data_dir, args.store.blob_store.as_ref())?;
     announce_prepared(&prepared);
@@ -572,15 +612,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registr
     let _serving = crate::registry::operations::blob_migration::hold_serve_lock(&data_dir)?;
     crate::http::access_log::set_format(args.log_format);
     crate::http::metrics::set_scrape_token(read_metrics_token(args.metrics_token_file.as_deref())?);
-    let jobs = crate::jobs::JobSettings {
-        data_dir: data_dir.clone(),
-        machine_delay: Duration::from_millis(args.machine_delay_ms),
-        image_builder: args.image_builder,
-        compute_slots: args.compute_slots.max(1),
-        python: args.python,
-        git_paths: crate::registry::catalogue::repositories::GitPaths::Under(allowed_git_paths(&args.allow_git_paths)?),
-        pull_limit: args.max_upload_bytes,
-    };
+    let jobs = args.jobs.settings(&data_dir, args.max_upload_bytes)?;
     let options = ServerOptions {
         jobs,
         bind: args.bind,
@@ -600,12 +632,80 @@ fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registr
         signed_url_ttl: Duration::from_secs(args.signed_url_ttl_secs.max(1)),
         convert_on_upload: !args.no_convert_on_upload,
     };
-    crate::jobs::start(&options.jobs)?;
+    if args.no_jobs {
+        eprintln!("modelreg: running no jobs here (--no-jobs): `modelreg worker` processes on this database run them");
+    } else {
+        crate::jobs::start(&options.jobs)?;
+    }
     let database = crate::registry::database::describe(&data_dir)?;
     crate::http::serve(options, crate::server::router(), |addr| {
         // Tests and scripts wait for this line to know the port.
         eprintln!("modelreg: listening on http://{addr} (data directory {}, database {database}, blobs {store})", data_dir.display());
     })?;
+    Ok(0)
+}
+
+impl S3Args {
+    fn options(&self, url_style: Option<crate::registry::UrlStyle>) -> crate::registry::S3Options {
+        crate::registry::S3Options {
+            url_style,
+            cache_dir: self.cache_dir.clone(),
+            cache_bytes: self.cache_size,
+            timeout: Some(self.s3_timeout),
+            ..Default::default()
+        }
+    }
+}
+
+impl JobArgs {
+    fn settings(self, data_dir: &std::path::Path, pull_limit: u64) -> Result<crate::jobs::JobSettings, Error> {
+        if self.job_lease < Duration::from_secs(1) {
+            return Err(Error::invalid("job-lease", "must be at least 1s"));
+        }
+        Ok(crate::jobs::JobSettings {
+            data_dir: data_dir.to_path_buf(),
+            machine_delay: Duration::from_millis(self.machine_delay_ms),
+            image_builder: self.image_builder,
+            compute_slots: self.compute_slots.max(1),
+            python: self.python,
+            git_paths: crate::registry::catalogue::repositories::GitPaths::Under(allowed_git_paths(&self.allow_git_paths)?),
+            pull_limit,
+            lease: self.job_lease,
+        })
+    }
+}
+
+/// `modelreg worker`: the job lanes of `serve`, with no listener, until
+/// SIGTERM or SIGINT.
+fn worker(data_dir: PathBuf, args: WorkerArgs, s3_url_style: Option<crate::registry::UrlStyle>) -> Result<i32, Error> {
+    raise_open_file_limit();
+    // SAFETY: umask only sets the process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    crate::registry::storage::configure_s3(args.s3.options(s3_url_style));
+    let prepared = Registry::prepare(&data_dir, args.store.blob_store.as_ref())?;
+    announce_prepared(&prepared);
+    prepared.registry.check_blob_store()?;
+    let store = prepared.registry.blob_location()?;
+    drop(prepared);
+    let settings = args.jobs.settings(&data_dir, args.max_upload_bytes)?;
+    let slots = settings.compute_slots;
+    crate::jobs::start(&settings)?;
+    let database = crate::registry::database::describe(&data_dir)?;
+    // Scripts and tests wait for this line to know the worker is claiming.
+    eprintln!("modelreg: worker running jobs ({slots} compute slot(s); data directory {}, database {database}, blobs {store})", data_dir.display());
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stopping))
+            .map_err(|e| Error::Internal(format!("cannot install signal handler: {e}")))?;
+    }
+    while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(crate::process::POLL);
+    }
+    // The jobs it ran are queued again by the next runner to look (their
+    // owner is gone); their processes go with it.
+    crate::process::kill_all();
     Ok(0)
 }
 

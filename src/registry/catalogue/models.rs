@@ -594,7 +594,7 @@ impl Registry {
     /// snapshot and one WAL read lock. None inside a transaction already
     /// open on this connection, which gives both. Dropping it ends it (a
     /// rollback, which for a reader only releases the lock).
-    fn read_snapshot(&self) -> Result<Option<sql::Transaction<'_>>> {
+    pub(in crate::registry) fn read_snapshot(&self) -> Result<Option<sql::Transaction<'_>>> {
         if self.conn.in_transaction() {
             return Ok(None);
         }

@@ -529,9 +529,10 @@ mod tests {
     }
 
     fn ingest(registry: &Registry, id: &str) {
-        let job = registry.claim_job_about(&[INGEST_JOB], id).unwrap().expect("the ingest job was queued with the dataset");
+        let lease = crate::registry::compute::jobs::tests::lease("test");
+        let job = registry.claim_job_about(&[INGEST_JOB], id, &lease).unwrap().expect("the ingest job was queued with the dataset");
         let outcome = run_ingest(registry, &job);
-        registry.finish_job(&job.id, outcome).unwrap();
+        registry.finish_job(&job.id, &lease, outcome).unwrap();
     }
 
     #[test]

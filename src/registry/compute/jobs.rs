@@ -272,7 +272,16 @@ impl Registry {
 
     /// A job's whole log.
     pub fn job_log(&self, id: &str) -> Result<String> {
-        Ok(self.conn.prepare_cached("SELECT log FROM jobs WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?.unwrap_or_default())
+        // one snapshot, so a chunk appended meanwhile is read whole or not at all
+        let _snapshot = self.read_snapshot()?;
+        // what the job logged before logs were chunks (schema version 12)
+        let mut log: String =
+            self.conn.prepare_cached("SELECT log FROM jobs WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?.unwrap_or_default();
+        let mut chunks = self.conn.prepare_cached("SELECT text FROM job_log_chunks WHERE job_id = ?1 ORDER BY seq")?;
+        for chunk in chunks.query_map([id], |r| r.get::<_, String>(0))? {
+            log.push_str(&chunk?);
+        }
+        Ok(log)
     }
 
     /// The newest job about `subject_id`, if any.
@@ -283,20 +292,25 @@ impl Registry {
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE subject_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1"
             ))?
             .query_row([subject_id], job_from_row)
-            .optional()?)
+            .optional()?
+            .map(|mut job| -> Result<Job> {
+                job.log = self.job_log(&job.id)?;
+                Ok(job)
+            })
+            .transpose()?)
     }
 
-    /// Takes the next due job of one of `kinds` and marks it running. Two
-    /// workers can never take the same job: the select and the update share
-    /// one write transaction.
-    pub fn claim_job(&self, kinds: &[&str]) -> Result<Option<Job>> {
-        self.claim(kinds, None)
+    /// Takes the next due job of one of `kinds` and marks it running, held
+    /// by `lease` (see `Lease`). Two workers can never take the same job:
+    /// the select and the update share one write transaction.
+    pub fn claim_job(&self, kinds: &[&str], lease: &Lease) -> Result<Option<Job>> {
+        self.claim(kinds, None, lease)
     }
 
     /// Like `claim_job`, but only a job about `subject_id`: the offline CLI
     /// finishes the work it queued itself and leaves everyone else's alone.
-    pub fn claim_job_about(&self, kinds: &[&str], subject_id: &str) -> Result<Option<Job>> {
-        self.claim(kinds, Some(subject_id))
+    pub fn claim_job_about(&self, kinds: &[&str], subject_id: &str, lease: &Lease) -> Result<Option<Job>> {
+        self.claim(kinds, Some(subject_id), lease)
     }
 
     /// Fair across teams: among due jobs, the oldest of the team with the
@@ -307,7 +321,7 @@ impl Registry {
     /// queued jobs are found by skipping through `jobs_queue` (one seek per
     /// team) and each team's oldest due job is one more seek; the running
     /// jobs counted are at most the lanes' slots.
-    fn claim(&self, kinds: &[&str], subject_id: Option<&str>) -> Result<Option<Job>> {
+    fn claim(&self, kinds: &[&str], subject_id: Option<&str>, lease: &Lease) -> Result<Option<Job>> {
         let tx = self.write()?;
         let at = now();
         let chosen = match subject_id {
@@ -315,7 +329,10 @@ impl Registry {
             None => fairest_due(&tx, kinds, &at)?,
         };
         let Some(id) = chosen else { return Ok(None) };
-        tx.execute("UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1", params![id, at])?;
+        tx.execute(
+            "UPDATE jobs SET state = 'running', started_at = ?2, lease_owner = ?3, lease_expires_at = ?4 WHERE id = ?1",
+            params![id, at, lease.owner, lease.expiry()],
+        )?;
         let mut job = tx
             .prepare_cached(&format!("SELECT {JOB_COLUMNS_NO_LOG} FROM jobs WHERE id = ?1"))?
             .query_row([&id], job_from_row)?;
@@ -339,25 +356,42 @@ impl Registry {
         Ok(first)
     }
 
+    /// Appends to a job's log: one new chunk, the log's text is never
+    /// rewritten. Only the job's runner appends, so the next number cannot
+    /// be taken twice.
     pub fn append_job_log(&self, id: &str, text: &str) -> Result<()> {
-        self.conn.execute("UPDATE jobs SET log = log || ?2 WHERE id = ?1", params![id, text])?;
+        self.conn.execute(
+            "INSERT INTO job_log_chunks (job_id, seq, text)
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM job_log_chunks WHERE job_id = ?1), ?2)",
+            params![id, text],
+        )?;
         Ok(())
     }
 
-    /// Records a job's end. A job whose cancel was asked for ends
-    /// `cancelled`, whatever it returned.
-    pub fn finish_job(&self, id: &str, outcome: std::result::Result<Value, String>) -> Result<()> {
+    /// Records a job's end, if `lease` still holds it (a runner whose lease
+    /// ran out while it was cut off from the database finds its job taken
+    /// by another, and leaves that one's record alone). A job whose cancel
+    /// was asked for ends `cancelled`, whatever it returned.
+    pub fn finish_job(&self, id: &str, lease: &Lease, outcome: std::result::Result<Value, String>) -> Result<()> {
         let (state, result, error) = match outcome {
             Ok(result) => (JobState::Succeeded, Some(result.to_string()), None),
             Err(error) => (JobState::Failed, None, Some(error)),
         };
         self.conn.execute(
             "UPDATE jobs SET state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE ?2 END,
-                             result = ?3, error = ?4, finished_at = ?5
-             WHERE id = ?1 AND state = 'running'",
-            params![id, state.as_str(), result, error, now()],
+                             result = ?3, error = ?4, finished_at = ?5, lease_expires_at = NULL
+             WHERE id = ?1 AND state = 'running' AND lease_owner = ?6",
+            params![id, state.as_str(), result, error, now(), lease.owner],
         )?;
         Ok(())
+    }
+
+    /// Extends the leases of every job `lease`'s owner runs: its heartbeat.
+    pub fn renew_job_leases(&self, lease: &Lease) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE jobs SET lease_expires_at = ?2 WHERE state = 'running' AND lease_owner = ?1",
+            params![lease.owner, lease.expiry()],
+        )?)
     }
 
     /// Asks a job to stop. A queued job is cancelled at once; a running one
@@ -386,14 +420,62 @@ impl Registry {
             .unwrap_or(true))
     }
 
-    /// Jobs that were running when the process stopped go back to the queue;
-    /// those whose cancel was asked for end cancelled instead.
-    pub fn requeue_interrupted_jobs(&self) -> Result<usize> {
-        self.conn.execute(
-            "UPDATE jobs SET state = 'cancelled', finished_at = ?1 WHERE state = 'running' AND cancel_requested = 1",
-            [now()],
-        )?;
-        Ok(self.conn.execute("UPDATE jobs SET state = 'queued', started_at = NULL WHERE state = 'running'", [])?)
+    /// Running jobs whose runner is gone go back to the queue (those whose
+    /// cancel was asked for end cancelled instead): a job whose lease ran
+    /// out, one claimed before leases existed, and one whose owner
+    /// `owner_is_gone` knows to be dead (a process of this machine that
+    /// exited: no need to wait out its lease). A live runner's job is never
+    /// taken from it. Returns how many were queued again.
+    pub fn requeue_abandoned_jobs(&self, owner_is_gone: &dyn Fn(&str) -> bool) -> Result<usize> {
+        let at = now();
+        let tx = self.write()?;
+        let mut abandoned = Vec::new();
+        {
+            let mut running = tx.prepare_cached("SELECT id, lease_owner, lease_expires_at FROM jobs WHERE state = 'running'")?;
+            let rows = running.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)))?;
+            for row in rows {
+                let (id, owner, expires) = row?;
+                let gone = match (owner, expires) {
+                    (Some(owner), Some(expires)) => expires <= at || owner_is_gone(&owner),
+                    _ => true,
+                };
+                if gone {
+                    abandoned.push(id);
+                }
+            }
+        }
+        let mut requeued = 0;
+        for id in &abandoned {
+            tx.execute(
+                "UPDATE jobs SET state = 'cancelled', finished_at = ?2 WHERE id = ?1 AND state = 'running' AND cancel_requested = 1",
+                params![id, at],
+            )?;
+            requeued += tx.execute(
+                "UPDATE jobs SET state = 'queued', started_at = NULL, lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = ?1 AND state = 'running'",
+                [id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(requeued)
+    }
+}
+
+/// Who holds the jobs a runner claims, and for how long at a time: the
+/// runner's process (an opaque name the runner makes: see `jobs::Runner`)
+/// and the time a claim or a heartbeat holds a job before another runner
+/// may take it.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    pub owner: String,
+    pub length: std::time::Duration,
+}
+
+impl Lease {
+    /// When a lease taken or renewed now runs out.
+    fn expiry(&self) -> String {
+        let length = time::Duration::try_from(self.length).unwrap_or(time::Duration::MAX);
+        crate::registry::format_time(time::OffsetDateTime::now_utc().saturating_add(length))
     }
 }
 
@@ -455,8 +537,13 @@ fn oldest_due_about(conn: &sql::Connection, kinds: &[&str], subject: &str, now: 
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::registry) mod tests {
     use super::*;
+
+    /// A lease held by `owner` for a minute.
+    pub(in crate::registry) fn lease(owner: &str) -> Lease {
+        Lease { owner: owner.to_string(), length: std::time::Duration::from_secs(60) }
+    }
 
     fn registry() -> (tempfile::TempDir, Registry, Principal) {
         let dir = tempfile::tempdir().unwrap();
@@ -478,7 +565,7 @@ mod tests {
                 log.line(&line);
             }
         }
-        let stored: String = registry.conn.query_row("SELECT log FROM jobs WHERE id = ?1", [&job.id], |r| r.get(0)).unwrap();
+        let stored = registry.job_log(&job.id).unwrap();
         assert!(stored.len() <= MAX_JOB_LOG_BYTES + 200, "{} bytes", stored.len());
         assert!(stored.len() >= MAX_JOB_LOG_BYTES - 1024, "{} bytes", stored.len());
         assert!(stored.ends_with("later output was dropped]\n"), "{}", &stored[stored.len() - 200..]);
@@ -495,9 +582,9 @@ mod tests {
             registry.enqueue_job(&who.team_id, "work", None, Value::Null, None).unwrap();
         }
         registry.enqueue_job(&other.id, "work", None, Value::Null, None).unwrap();
-        let first = registry.claim_job(&["work"]).unwrap().unwrap();
+        let first = registry.claim_job(&["work"], &lease("a")).unwrap().unwrap();
         assert_eq!(first.team_id, who.team_id, "the oldest job goes first while nobody runs");
-        let second = registry.claim_job(&["work"]).unwrap().unwrap();
+        let second = registry.claim_job(&["work"], &lease("a")).unwrap().unwrap();
         assert_eq!(second.team_id, other.id, "then the team with nothing running, before A's backlog");
     }
 
@@ -507,14 +594,35 @@ mod tests {
         let queued = registry.enqueue_job(&who.team_id, "work", None, Value::Null, None).unwrap();
         Registry::request_cancel_in(&registry.conn, &queued.id).unwrap();
         assert_eq!(registry.get_job(&who, &queued.id).unwrap().state, JobState::Cancelled);
-        assert!(registry.claim_job(&["work"]).unwrap().is_none());
+        assert!(registry.claim_job(&["work"], &lease("a")).unwrap().is_none());
         let running = registry.enqueue_job(&who.team_id, "work", None, Value::Null, None).unwrap();
-        registry.claim_job(&["work"]).unwrap().unwrap();
+        registry.claim_job(&["work"], &lease("a")).unwrap().unwrap();
         assert!(!registry.job_cancel_requested(&running.id).unwrap());
         Registry::request_cancel_in(&registry.conn, &running.id).unwrap();
         assert!(registry.job_cancel_requested(&running.id).unwrap());
-        registry.finish_job(&running.id, Ok(Value::Null)).unwrap();
+        registry.finish_job(&running.id, &lease("a"), Ok(Value::Null)).unwrap();
         assert_eq!(registry.get_job(&who, &running.id).unwrap().state, JobState::Cancelled);
+    }
+
+    #[test]
+    fn a_job_goes_back_to_the_queue_only_when_its_runner_is_gone() {
+        let (_dir, registry, who) = registry();
+        let job = registry.enqueue_job(&who.team_id, "work", None, Value::Null, None).unwrap();
+        let alive = lease("alive");
+        registry.claim_job(&["work"], &alive).unwrap().unwrap();
+        assert_eq!(registry.requeue_abandoned_jobs(&|_| false).unwrap(), 0, "a live runner's lease holds");
+        assert_eq!(registry.requeue_abandoned_jobs(&|owner| owner == "alive").unwrap(), 1, "a runner known to be gone loses it");
+        let short = Lease { owner: "slow".into(), length: std::time::Duration::ZERO };
+        let claimed = registry.claim_job(&["work"], &short).unwrap().unwrap();
+        assert_eq!(claimed.id, job.id);
+        assert_eq!(registry.requeue_abandoned_jobs(&|_| false).unwrap(), 1, "a lease that ran out is taken back");
+        let taker = lease("taker");
+        registry.claim_job(&["work"], &taker).unwrap().unwrap();
+        registry.finish_job(&job.id, &short, Err("too late".into())).unwrap();
+        assert_eq!(registry.get_job(&who, &job.id).unwrap().state, JobState::Running, "the old runner's end is not recorded");
+        registry.renew_job_leases(&taker).unwrap();
+        registry.finish_job(&job.id, &taker, Ok(Value::Null)).unwrap();
+        assert_eq!(registry.get_job(&who, &job.id).unwrap().state, JobState::Succeeded);
     }
 
     #[test]

@@ -127,11 +127,6 @@ impl Connection {
         }
     }
 
-    /// Whether this is a PostgreSQL connection: backups and integrity
-    /// checks are the server's tools there, not this module's.
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.engine, Engine::Postgres(_))
-    }
 
     /// Opens the registry database at `path`, creating it (private) and
     /// bringing its schema up to `SCHEMA_VERSION`, with the settings every

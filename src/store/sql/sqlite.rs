@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0009_format_artifacts.sql"),
     include_str!("../../../migrations/0010_blob_store.sql"),
     include_str!("../../../migrations/0011_job_queue.sql"),
+    include_str!("../../../migrations/0012_job_leases.sql"),
 ];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
