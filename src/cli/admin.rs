@@ -269,6 +269,27 @@ pub fn backup(registry: &Registry, dest: &std::path::Path, with_blobs: bool, as_
     report_copy(&report, "backed up", started, as_json)
 }
 
+pub fn migrate_database(registry: &Registry, to: &str, as_json: bool) -> Result<i32, Error> {
+    let report = registry.migrate_database(to)?;
+    if as_json {
+        print_json(&json!(report));
+        return Ok(0);
+    }
+    println!("{:<24} {:>10}  sha256 of the rows", "table", "rows");
+    for table in &report.tables {
+        println!("{:<24} {:>10}  {}", table.table, table.rows, table.checksum);
+    }
+    println!("every table has the same rows in {} as here; the SQLite database is unchanged", report.to);
+    println!("to switch, give every modelreg command on this registry --database (or MODELREG_DATABASE_URL) with that URL");
+    if report.blob_store == "local" {
+        println!(
+            "the blobs stay in this data directory: servers on other machines cannot reach them; \
+             move them to a bucket first with `modelreg blobs migrate --to s3://BUCKET`"
+        );
+    }
+    Ok(0)
+}
+
 pub fn migrate_blobs(registry: &mut Registry, to: &crate::registry::BlobLocation, as_json: bool) -> Result<i32, Error> {
     let started = std::time::Instant::now();
     let bar = if as_json { None } else { super::models::byte_bar(0) };

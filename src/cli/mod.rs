@@ -57,6 +57,18 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+enum DbCommand {
+    /// Copy the data directory's SQLite database into an empty PostgreSQL database
+    /// (postgres://USER:PASSWORD@HOST:PORT/DB), compare every table's row count and checksum
+    /// there, and say how to switch. Stop the server on this data directory first; the SQLite
+    /// file is left as it was.
+    Migrate {
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum BlobsCommand {
     /// Copy every blob to another store (`s3://BUCKET[/PREFIX]`, or `local`), read each back
     /// there and check its sha256, then switch the registry to it. Interrupted, run it again:
@@ -152,6 +164,9 @@ enum Command {
     /// Where the registry keeps its bytes. Works on the data directory only (not with --server).
     #[command(subcommand)]
     Blobs(BlobsCommand),
+    /// Where the registry keeps its records. Works on the data directory only (not with --server).
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Restore a backup made by `modelreg backup` as the data directory (--data-dir), which
     /// must not exist or be empty. Stop the server first; not with --server.
     Restore {
@@ -513,6 +528,10 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
         Command::Blobs(BlobsCommand::Migrate { to }) => {
             local_only("blobs migrate", server, server_from_env)?;
             admin::migrate_blobs(&mut Registry::open_existing(&data_dir)?, &to, cli.json)
+        }
+        Command::Db(DbCommand::Migrate { to }) => {
+            local_only("db migrate", server, server_from_env)?;
+            admin::migrate_database(&Registry::open_existing(&data_dir)?, &to, cli.json)
         }
         Command::Restore { backup } => {
             local_only("restore", server, server_from_env)?;

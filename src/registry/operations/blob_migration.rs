@@ -42,7 +42,7 @@ pub fn hold_serve_lock(data_dir: &Path) -> std::io::Result<File> {
     Ok(lock)
 }
 
-fn serve_lock(data_dir: &Path) -> std::io::Result<File> {
+pub(super) fn serve_lock(data_dir: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).truncate(false).write(true).mode(PRIVATE_FILE).open(data_dir.join(SERVE_LOCK))
 }
 

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod blob_migration;
 pub mod data_dir;
+pub mod db_migration;
 pub mod maintenance;
 pub mod stats;
 

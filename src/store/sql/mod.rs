@@ -280,6 +280,14 @@ impl Statement<'_> {
         }
     }
 
+    /// The names of the columns the statement returns, in order.
+    pub fn column_names(&mut self) -> Result<Vec<String>> {
+        match &mut self.engine {
+            StatementEngine::Sqlite(stmt) => Ok(sqlite::column_names(stmt)),
+            StatementEngine::Postgres(stmt) => postgresql::column_names(stmt),
+        }
+    }
+
     /// Runs the query; its rows are read one at a time with `Rows::next`.
     pub fn query<P: Params>(&mut self, params: P) -> Result<Rows<'_>> {
         let engine = match &mut self.engine {
@@ -439,13 +447,15 @@ impl ValueRef<'_> {
 }
 
 /// An owned value: the parameters of a statement whose SQL is assembled at
-/// run time (filters, pages) are a `Vec<Value>` given to `params_from_iter`.
+/// run time (filters, pages) are a `Vec<Value>` given to `params_from_iter`,
+/// and a row copied between databases is read as them.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Null,
     Integer(i64),
     Real(f64),
     Text(String),
+    Blob(Vec<u8>),
 }
 
 impl From<String> for Value {
@@ -490,6 +500,7 @@ impl ToSql for Value {
             Value::Integer(n) => ValueRef::Integer(*n),
             Value::Real(x) => ValueRef::Real(*x),
             Value::Text(s) => ValueRef::Text(s.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
         })
     }
 }
@@ -570,6 +581,19 @@ impl<T: FromSql> FromSql for Option<T> {
             ValueRef::Null => Ok(None),
             value => T::from_sql(value).map(Some),
         }
+    }
+}
+
+/// Any column, as it is.
+impl FromSql for Value {
+    fn from_sql(value: ValueRef<'_>) -> std::result::Result<Self, String> {
+        Ok(match value {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(n) => Value::Integer(n),
+            ValueRef::Real(x) => Value::Real(x),
+            ValueRef::Text(bytes) => Value::Text(String::from_utf8(bytes.to_vec()).map_err(|e| e.utf8_error().to_string())?),
+            ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
+        })
     }
 }
 

@@ -421,6 +421,10 @@ fn run<T, P: Params>(
     }
 }
 
+pub(super) fn column_names(stmt: &mut Stmt<'_>) -> Result<Vec<String>> {
+    stmt.conn.with_client(|client| Ok(client.statement(&stmt.sql)?.columns().iter().map(|c| c.name().to_string()).collect()))
+}
+
 pub(super) fn execute<P: Params>(stmt: &mut Stmt<'_>, params: P) -> Result<usize> {
     run(stmt, params, |client, statement, refs| client.execute(statement, refs)).map(|n| n as usize)
 }

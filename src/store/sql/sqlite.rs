@@ -192,6 +192,10 @@ pub(super) fn prepare_cached<'c>(conn: &'c Connection, sql: &str) -> Result<Stmt
     Ok(Stmt::Cached(conn.prepare_cached(sql)?))
 }
 
+pub(super) fn column_names(stmt: &mut Stmt<'_>) -> Vec<String> {
+    stmt.statement().column_names().into_iter().map(String::from).collect()
+}
+
 /// `BEGIN IMMEDIATE` (`write`) or `BEGIN DEFERRED`, on a shared reference:
 /// registry code keeps reading through the connection while it is open.
 pub(super) fn begin(conn: &Connection, write: bool) -> Result<Transaction<'_>> {

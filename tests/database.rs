@@ -1,0 +1,91 @@
+//! The registry's records on PostgreSQL beyond what the suites compiled
+//! again as tests/pg_*.rs cover: moving a SQLite registry there
+//! (`modelreg db migrate`), and backing one up. A real PostgreSQL server,
+//! started by the tests (tests/common/postgres.rs).
+
+mod common;
+
+use std::process::Output;
+
+use common::{ok, Part, Server};
+use serde_json::{json, Value};
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// What a client sees of a registry: every model with its versions, and
+/// each version's bytes.
+fn everything(server: &Server) -> Vec<(Value, Vec<(Value, Vec<u8>)>)> {
+    let models = ok(&server.get("/api/v1/models?limit=100"), 200);
+    let mut all = Vec::new();
+    for model in models["models"].as_array().unwrap() {
+        let id = model["id"].as_str().unwrap();
+        let versions = ok(&server.get(&format!("/api/v1/models/{id}/versions")), 200);
+        let mut seen = Vec::new();
+        for version in versions["versions"].as_array().unwrap() {
+            let number = version["version"].as_i64().unwrap();
+            let download = server.get(&format!("/api/v1/models/{id}/versions/{number}/download"));
+            assert_eq!(download.status, 200, "{}", download.text());
+            seen.push((version.clone(), download.body));
+        }
+        all.push((model.clone(), seen));
+    }
+    all
+}
+
+#[test]
+fn db_migrate_moves_a_sqlite_registry_to_postgres_whole() {
+    let Some((_, url)) = common::postgres::fresh_database() else { return };
+    let server = Server::start();
+    for (name, sizes) in [("fraud", &[100_000usize, 3][..]), ("churn", &[70_000][..])] {
+        let model = ok(&server.post_json("/api/v1/models", &json!({"name": name, "framework": "pytorch"})), 201);
+        let id = model["id"].as_str().unwrap();
+        for (n, size) in sizes.iter().enumerate() {
+            let bytes = common::pseudo_random(n as u64 + 1, *size);
+            let reply = server.post_multipart(
+                &format!("/api/v1/models/{id}/versions/upload"),
+                &[Part::File { name: "file", filename: "model.pt", bytes: &bytes }],
+            );
+            ok(&reply, 201);
+        }
+    }
+    // a DataRobot model and a machine, so other tables and a job are copied too
+    ok(&server.post_json("/api/v2/customModels/", &json!({"name": "cm", "targetType": "Regression", "targetName": "y"})), 201);
+    let before = everything(&server);
+
+    let refused = server.cli(&["db", "migrate", "--to", &url]);
+    assert!(!refused.status.success() && stderr(&refused).contains("a server is running"), "{}", stderr(&refused));
+
+    let data = server.kill();
+    let cli = |args: &[&str]| std::process::Command::new(common::BIN).arg("--data-dir").arg(data.path()).args(args).output().unwrap();
+    let migrated = cli(&["--json", "db", "migrate", "--to", &url]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let report: Value = serde_json::from_slice(&migrated.stdout).unwrap();
+    let rows = |table: &str| report["tables"].as_array().unwrap().iter().find(|t| t["table"] == table).unwrap()["rows"].as_u64().unwrap();
+    assert_eq!((rows("models"), rows("model_versions"), rows("team_model_counts")), (3, 3, 1), "{report}");
+    let to = report["to"].as_str().unwrap();
+    assert!(to.starts_with("postgres://") && !url.starts_with(to), "the report names the target without its password: {to}");
+
+    let again = cli(&["db", "migrate", "--to", &url]);
+    assert!(!again.status.success() && stderr(&again).contains("already holds a registry"), "{}", stderr(&again));
+
+    // the same data directory (its blobs, its admin key) on the PostgreSQL database
+    let server = Server::start_in(data, &["--database", &url]);
+    assert!(server.log.lock().unwrap().contains("database postgres://"), "{}", server.log.lock().unwrap());
+    assert_eq!(everything(&server), before, "every model, version and byte reads back the same from PostgreSQL");
+    let listed = server.cli(&["--database", &url, "--json", "custom-models", "list"]);
+    assert!(stdout(&listed).contains("\"cm\""), "{}{}", stdout(&listed), stderr(&listed));
+    // and it takes new writes: numbering goes on from the copied versions
+    let fraud = before.iter().find(|(m, _)| m["name"] == "fraud").unwrap().0["id"].as_str().unwrap().to_string();
+    let bytes = common::pseudo_random(9, 10);
+    let next = ok(
+        &server.post_multipart(&format!("/api/v1/models/{fraud}/versions/upload"), &[Part::File { name: "file", filename: "model.pt", bytes: &bytes }]),
+        201,
+    );
+    assert_eq!(next["version"], 3, "{next}");
+}
