@@ -89,3 +89,50 @@ fn db_migrate_moves_a_sqlite_registry_to_postgres_whole() {
     );
     assert_eq!(next["version"], 3, "{next}");
 }
+
+#[test]
+fn a_postgres_registry_is_backed_up_with_pg_dump_and_restored_into_an_empty_database() {
+    let Some((_, url)) = common::postgres::fresh_database() else { return };
+    let server = Server::start_in(tempfile::tempdir().unwrap(), &["--database", &url]);
+    let model = ok(&server.post_json("/api/v1/models", &json!({"name": "fraud", "framework": "pytorch"})), 201);
+    let id = model["id"].as_str().unwrap();
+    for (seed, size) in [(1, 200_000usize), (2, 5)] {
+        let bytes = common::pseudo_random(seed, size);
+        ok(&server.post_multipart(&format!("/api/v1/models/{id}/versions/upload"), &[Part::File { name: "file", filename: "model.pt", bytes: &bytes }]), 201);
+    }
+    let before = everything(&server);
+
+    // online: the server keeps running
+    let backup = tempfile::tempdir().unwrap();
+    let dest = backup.path().join("b");
+    let out = server.cli(&["--database", &url, "--json", "backup", dest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["blobs"], 2, "{report}");
+    assert!(dest.join("modelreg.pgdump").is_file() && !dest.join("modelreg.db").exists());
+
+    let target = common::postgres::shared().unwrap().create_database(&format!("restored_{}", std::process::id()));
+    let restored = tempfile::tempdir().unwrap();
+    let data = restored.path().join("data");
+    let restore = |database: Option<&str>| {
+        let mut command = std::process::Command::new(common::BIN);
+        command.arg("--data-dir").arg(&data);
+        if let Some(url) = database {
+            command.args(["--database", url]);
+        }
+        command.arg("restore").arg(&dest).output().unwrap()
+    };
+    let refused = restore(None);
+    assert!(!refused.status.success() && stderr(&refused).contains("--database"), "{}", stderr(&refused));
+    let out = restore(Some(&target));
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(server);
+    let again = restore(Some(&target));
+    assert!(!again.status.success(), "a restore never mixes with a live registry");
+
+    let restored_dir = tempfile::TempDir::new_in(restored.path()).unwrap();
+    std::fs::remove_dir(restored_dir.path()).unwrap();
+    std::fs::rename(&data, restored_dir.path()).unwrap();
+    let server = Server::start_in(restored_dir, &["--database", &target]);
+    assert_eq!(everything(&server), before, "the restored registry reads back the same");
+}

@@ -60,3 +60,8 @@ pub(crate) fn open(data_dir: &Path) -> Result<Database> {
 pub fn describe(data_dir: &Path) -> Result<String> {
     Ok(open(data_dir)?.describe())
 }
+
+/// The PostgreSQL URL this process was given, if any.
+pub(crate) fn postgres_url() -> Option<String> {
+    CHOICE.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|choice| choice.url.clone())
+}

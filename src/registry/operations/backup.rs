@@ -17,6 +17,13 @@
 //!
 //! Uploads that commit after the snapshot are not in it; their blobs may or
 //! may not be copied, and an unreferenced copy is what gc sweeps anyway.
+//!
+//! A registry on PostgreSQL (`--database`) is backed up the same way, by
+//! PostgreSQL's own tool: inside one REPEATABLE READ transaction, pg_dump
+//! writes `modelreg.pgdump` from that transaction's exported snapshot and
+//! the blobs to copy are listed from it, so both are of one moment. Restore
+//! loads the archive into an empty database with pg_restore (`restore
+//! --database URL`) and copies the blobs into the new data directory.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -25,7 +32,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::registry::operations::data_dir::DB_FILE;
-use crate::registry::{storage, BlobLocation, Error, Registry, Result, FIRST_KEY_FILE};
+use crate::registry::{database, storage, BlobLocation, Error, Registry, Result, FIRST_KEY_FILE};
 use crate::store::blobs::{copy_private, create_private_dir, BlobStore, LocalBlobs, Materialise, Materialised};
 use crate::store::sql::{self, Connection};
 
@@ -52,6 +59,9 @@ impl Registry {
     /// backup wants) unless `with_blobs`, which copies them too and makes
     /// the backup a local registry of its own.
     pub fn backup(&self, dest: &Path, with_blobs: bool) -> Result<BackupReport> {
+        if database::is_external() {
+            return self.backup_postgres(dest, with_blobs);
+        }
         prepare_destination(dest)?;
         let part = dest.join(format!("{DB_FILE}.part"));
         let location = self.blob_location()?;
@@ -74,16 +84,59 @@ impl Registry {
                 BackupReport { destination: dest.to_path_buf(), blob_store: location.to_string(), ..Default::default() }
             }
         };
-        finish(&part, self.data_dir(), dest, &mut report)?;
+        finish(&part, self.data_dir(), dest, DB_FILE, &mut report)?;
+        Ok(report)
+    }
+
+    fn backup_postgres(&self, dest: &Path, with_blobs: bool) -> Result<BackupReport> {
+        let location = self.blob_location()?;
+        if with_blobs && location != BlobLocation::Local {
+            return Err(Error::invalid(
+                "with-blobs",
+                format!(
+                    "a PostgreSQL registry's backup cannot take its blobs out of {location}: the archive would still name \
+                     the bucket; copy the bucket with the store's own tools, or back up without --with-blobs"
+                ),
+            ));
+        }
+        prepare_destination(dest)?;
+        let part = dest.join(format!("{PG_DUMP_FILE}.part"));
+        let mut report = {
+            let _gc_waits = self.blobs.backup_guard()?;
+            let _snapshot = self.conn.begin_read()?;
+            self.conn.snapshot(&part)?;
+            super::wait_at_test_gate("MODELREG_TEST_BACKUP_GATE");
+            match location {
+                BlobLocation::Local => copy_blobs(&self.conn, self.blobs.as_ref(), dest)?,
+                remote => BackupReport { destination: dest.to_path_buf(), blob_store: remote.to_string(), ..Default::default() },
+            }
+        };
+        finish(&part, self.data_dir(), dest, PG_DUMP_FILE, &mut report)?;
         Ok(report)
     }
 }
+
+/// A PostgreSQL registry's records in a backup: pg_dump's custom format.
+pub const PG_DUMP_FILE: &str = "modelreg.pgdump";
 
 /// Restores the backup in `backup` as the data directory `data_dir`, which
 /// must not exist or be empty: a restore never mixes with a live registry.
 /// The restored database is migrated when the backup is older than this
 /// binary (the backup itself is left as it was).
 pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupReport> {
+    if backup.join(PG_DUMP_FILE).is_file() {
+        return restore_postgres(backup, data_dir);
+    }
+    if database::is_external() {
+        return Err(Error::invalid(
+            "backup",
+            format!(
+                "{} is a backup of a SQLite registry (it has {DB_FILE}); restore it without --database, then move it with \
+                 `modelreg db migrate --to …`",
+                backup.display()
+            ),
+        ));
+    }
     if !backup.join(DB_FILE).is_file() {
         return Err(Error::invalid(
             "backup",
@@ -102,12 +155,40 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupReport> {
         remote => BackupReport { destination: data_dir.to_path_buf(), blob_store: remote.to_string(), ..Default::default() },
     };
     drop(snapshot);
-    finish(&part, backup, data_dir, &mut report)?;
+    finish(&part, backup, data_dir, DB_FILE, &mut report)?;
     // Opening applies any migration this binary has and the backup lacks.
     Registry::open(data_dir)?;
     Ok(report)
 }
 
+/// A PostgreSQL backup into the empty database of `--database` and the
+/// new data directory `data_dir`.
+fn restore_postgres(backup: &Path, data_dir: &Path) -> Result<BackupReport> {
+    let Some(url) = database::postgres_url() else {
+        return Err(Error::invalid(
+            "backup",
+            format!(
+                "{} is a backup of a PostgreSQL registry: give the empty database to restore it into with --database",
+                backup.display()
+            ),
+        ));
+    };
+    prepare_destination(data_dir)?;
+    sql::restore_postgres(&url, &backup.join(PG_DUMP_FILE)).map_err(|e| Error::invalid("database", e.to_string()))?;
+    // Opening applies any migration this binary has and the backup lacks.
+    let registry = Registry::open(data_dir)?;
+    let mut report = match storage::recorded(&registry.conn)? {
+        BlobLocation::Local => copy_blobs(&registry.conn, &LocalBlobs::at(&backup.join("blobs")), data_dir)?,
+        remote => BackupReport { destination: data_dir.to_path_buf(), blob_store: remote.to_string(), ..Default::default() },
+    };
+    let key = backup.join(FIRST_KEY_FILE);
+    if key.is_file() {
+        copy_private(&key, &data_dir.join(FIRST_KEY_FILE), true)?;
+    }
+    sync_dir(data_dir)?;
+    report.database_bytes = fs::metadata(backup.join(PG_DUMP_FILE))?.len();
+    Ok(report)
+}
 
 fn prepare_destination(dest: &Path) -> Result<()> {
     let unusable = |why: String| Error::invalid("destination", format!("{}: {why}", dest.display()));
@@ -170,14 +251,14 @@ fn copy_blobs(snapshot: &Connection, source: &dyn BlobStore, dest: &Path) -> Res
     Ok(report)
 }
 
-/// Moves the snapshot into place, copies the first key, and makes the
-/// destination durable.
-fn finish(part: &Path, source_dir: &Path, dest: &Path, report: &mut BackupReport) -> Result<()> {
+/// Moves the snapshot into place as `name`, copies the first key, and
+/// makes the destination durable.
+fn finish(part: &Path, source_dir: &Path, dest: &Path, name: &str, report: &mut BackupReport) -> Result<()> {
     let key = source_dir.join(FIRST_KEY_FILE);
     if key.is_file() {
         copy_private(&key, &dest.join(FIRST_KEY_FILE), true)?;
     }
-    let db = dest.join(DB_FILE);
+    let db = dest.join(name);
     fs::rename(part, &db)?;
     sync_dir(dest)?;
     report.database_bytes = fs::metadata(&db)?.len();

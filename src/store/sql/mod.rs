@@ -106,6 +106,13 @@ impl Database {
     }
 }
 
+/// Loads a PostgreSQL registry's `snapshot` (a pg_dump archive) into the
+/// empty database at `url`, before anything opens it (opening would create
+/// the schema the archive brings).
+pub fn restore_postgres(url: &str, dump: &Path) -> Result<()> {
+    postgresql::restore(url, dump)
+}
+
 /// A connection to the registry's database. For SQLite, one per thread (there is no
 /// pool and no global lock); for PostgreSQL, a handle on the process's pool
 /// that holds a client only while a statement or a transaction runs.
@@ -211,13 +218,14 @@ impl Connection {
     }
 
     /// Writes a consistent copy of the database to `dest`, a new file
-    /// (private, fsynced), while writers carry on.
+    /// (private, fsynced), while writers carry on: SQLite's backup API
+    /// (a database file `open_snapshot` reads), or on PostgreSQL a pg_dump
+    /// archive of the snapshot of the read transaction open on this
+    /// connection (`restore_dump` loads it).
     pub fn snapshot(&self, dest: &Path) -> Result<()> {
         match &self.engine {
             Engine::Sqlite(conn) => sqlite::snapshot(conn, dest),
-            Engine::Postgres(_) => Err(Error::Other(
-                "a PostgreSQL registry's database is copied with pg_dump, not by modelreg (see docs/administration.md)".into(),
-            )),
+            Engine::Postgres(conn) => postgresql::dump(conn, dest),
         }
     }
 

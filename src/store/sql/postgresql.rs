@@ -59,6 +59,8 @@ const STATEMENT_CACHE: usize = 512;
 
 /// The clients of one database, at most `size` of them at once.
 pub struct Pool {
+    /// As given: pg_dump and pg_restore connect with it.
+    url: String,
     config: postgres::Config,
     /// The URL without its password, for messages.
     described: String,
@@ -89,6 +91,7 @@ impl Pool {
         config.tcp_user_timeout(TCP_USER_TIMEOUT);
         config.application_name("modelreg");
         let pool = Pool {
+            url: url.to_string(),
             described: describe(&config),
             config,
             size: size.max(1),
@@ -199,6 +202,54 @@ fn migrate(client: &mut postgres::Client) -> Result<()> {
     }
     tx.execute("UPDATE modelreg_schema SET version = $1", &[&super::SCHEMA_VERSION])?;
     Ok(tx.commit()?)
+}
+
+// Backups: the server's own tools.
+
+/// `pg_dump` (or `pg_restore`): `MODELREG_PG_BIN/<tool>` when set, else the
+/// one on PATH. Debian's wrapper on PATH runs the newest installed version,
+/// which reads any older server.
+fn tool(name: &str) -> std::process::Command {
+    match std::env::var_os("MODELREG_PG_BIN") {
+        Some(dir) => std::process::Command::new(std::path::Path::new(&dir).join(name)),
+        None => std::process::Command::new(name),
+    }
+}
+
+fn run_tool(mut command: std::process::Command, what: &str) -> Result<()> {
+    let output = command.stdin(std::process::Stdio::null()).output().map_err(|e| {
+        Error::Other(format!("cannot run {what} (install PostgreSQL's client programs, or set MODELREG_PG_BIN): {e}"))
+    })?;
+    if !output.status.success() {
+        return Err(Error::Other(format!("{what} failed: {}", String::from_utf8_lossy(&output.stderr).trim())));
+    }
+    Ok(())
+}
+
+/// Writes the database as of the open read transaction's snapshot to
+/// `dest` (pg_dump's custom format, private, fsynced): what else the
+/// transaction reads (the blobs to copy) is of the same moment.
+pub(super) fn dump(conn: &Connection, dest: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !conn.in_transaction() {
+        return Err(Error::Other("a dump is taken inside a read transaction".into()));
+    }
+    let snapshot: String = conn.with_client(|client| Ok(client.inner.query_one("SELECT pg_export_snapshot()", &[])?.get(0)))?;
+    let io = |e: std::io::Error| Error::Other(format!("{}: {e}", dest.display()));
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(crate::store::blobs::PRIVATE_FILE).open(dest).map_err(io)?;
+    let mut command = tool("pg_dump");
+    command.args(["--format=custom", "--no-owner", "--no-privileges", "--snapshot", &snapshot, "--file"]).arg(dest);
+    command.arg("--dbname").arg(&conn.pool.url);
+    run_tool(command, "pg_dump")?;
+    std::fs::File::open(dest).and_then(|f| f.sync_all()).map_err(io)
+}
+
+/// Loads a dump written by `dump` into the database at `url`, which must be
+/// empty, in one transaction.
+pub(super) fn restore(url: &str, dump: &std::path::Path) -> Result<()> {
+    let mut command = tool("pg_restore");
+    command.args(["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", "--dbname", url]).arg(dump);
+    run_tool(command, "pg_restore")
 }
 
 // Connections and transactions.
