@@ -50,7 +50,7 @@ const ONLY_FROM: &[(&str, &[&str])] = &[("store", &["registry"])];
 
 /// External crates that only one folder of `src/` may name: the database
 /// engines, behind the SQL seam in `src/store/sql/`.
-const ENGINE_CRATES: &[(&str, &str)] = &[("rusqlite", "store/")];
+const ENGINE_CRATES: &[(&str, &str)] = &[("rusqlite", "store/"), ("postgres", "store/sql/")];
 
 #[test]
 fn src_keeps_its_layers() {
@@ -120,8 +120,13 @@ fn only_the_store_names_the_database_engine() {
         ("registry/sqlite_ish.rs", "fn my_rusqlite_helper() {}\n"),
         ("store/sql/mod.rs", "mod sqlite;\n"),
         ("store/sql/sqlite.rs", "use rusqlite::Connection;\n"),
+        // a method and a URL of the engine's name are not the crate
+        ("registry/database.rs", "fn f() { Database::postgres(\"postgres://h/db\", 4); }\n"),
+        ("store/sql/postgresql.rs", "use postgres::NoTls;\n"),
+        ("store/blobs/mod.rs", "fn f(_: postgres::Client) {}\n"),
     ]));
-    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[2].contains("src/store/blobs/mod.rs:1") && problems[2].contains("only src/store/sql/"), "{}", problems[2]);
     assert!(problems[0].contains("src/registry/models.rs:2") && problems[0].contains("use rusqlite::{params, Row};"), "{}", problems[0]);
     assert!(problems[0].contains("and 1 more line") && problems[0].contains("store::sql"), "{}", problems[0]);
     assert!(problems[1].contains("src/registry/page.rs:3"), "{}", problems[1]);
@@ -249,8 +254,12 @@ fn lines_naming(code: &str, name: &str) -> Vec<usize> {
     let mut lines = Vec::new();
     for (offset, _) in code.match_indices(name) {
         let before = code[..offset].chars().next_back();
-        let after = code[offset + name.len()..].chars().next();
-        if !before.is_some_and(is_ident) && !after.is_some_and(is_ident) {
+        let rest = &code[offset + name.len()..];
+        // the crate as a path's first segment (`name::…`), or `use name;`: not
+        // a method or module of that name further down a path (`Database::postgres`),
+        // nor a word in a string (`"postgres://"`)
+        let as_path = rest.starts_with("::") || code[..offset].trim_end().ends_with("use") && rest.trim_start().starts_with(';');
+        if !before.is_some_and(|c| is_ident(c) || c == ':') && as_path {
             let line = code[..offset].matches('\n').count() + 1;
             if lines.last() != Some(&line) {
                 lines.push(line);

@@ -9,9 +9,11 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::registry::operations::data_dir::DB_FILE;
 use crate::registry::{Error, Result};
 use crate::store::sql::Database;
+
+/// The SQLite database file of a data directory.
+pub const DB_FILE: &str = "modelreg.db";
 
 /// The pool `--db-pool` gives when it is not set: enough for a server's
 /// request threads to rarely wait, few enough that ten servers fit in

@@ -31,7 +31,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::registry::operations::data_dir::DB_FILE;
+use crate::registry::database::DB_FILE;
 use crate::registry::{database, storage, BlobLocation, Error, Registry, Result, FIRST_KEY_FILE};
 use crate::store::blobs::{copy_private, create_private_dir, BlobStore, LocalBlobs, Materialise, Materialised};
 use crate::store::sql::{self, Connection};

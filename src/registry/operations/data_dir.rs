@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::registry::{BlobLocation, Error, Registry, Result};
 use crate::store::blobs::{create_private_dir, PRIVATE_DIR, PRIVATE_FILE};
 
-/// The database file of a data directory.
-pub const DB_FILE: &str = "modelreg.db";
+use crate::registry::database::DB_FILE;
 
 /// What `Registry::prepare` did to the data directory.
 pub struct Prepared {
