@@ -10,65 +10,61 @@
 //! ## Engines: an enum, not a trait
 //!
 //! Each public type holds a private enum with one variant per engine
-//! (today only `Sqlite`, in `sqlite.rs`), and each method matches on it.
-//! A trait was the other choice, and a worse one here: the methods the
-//! registry calls are generic (`query_row::<T, P, F>`, `Row::get::<I, T>`),
-//! so a `dyn Engine` could not carry them without erasing every closure and
-//! type, and a generic `Registry<E: Engine>` would put a type parameter on
-//! every registry signature and on the doors that hold a `Registry`. The
-//! set of engines is closed (SQLite, PostgreSQL) and chosen at run time from
-//! the data directory or a `--database` URL, which is what an enum is for;
-//! the one-variant `match`es cost nothing.
+//! (`Sqlite` in `sqlite.rs`, `Postgres` in `postgresql.rs`), and each
+//! method matches on it. A trait was the other choice, and a worse one
+//! here: the methods the registry calls are generic (`query_row::<T, P, F>`,
+//! `Row::get::<I, T>`), so a `dyn Engine` could not carry them without
+//! erasing every closure and type, and a generic `Registry<E: Engine>` would
+//! put a type parameter on every registry signature and on the doors that
+//! hold a `Registry`. The set of engines is closed and chosen at run time
+//! (`Database`: the data directory's file, or a `--database` URL), which is
+//! what an enum is for.
 //!
-//! ## Where a second engine plugs in
+//! ## What the engines share, and where they differ
 //!
-//! A PostgreSQL engine is a `postgres.rs` beside `sqlite.rs` and a
-//! `Postgres` variant in each enum below, with its arm in each `match`:
 //! - Values cross the seam as `ValueRef` (null, integer, real, text, blob)
 //!   and `Value`, never as an engine's own types: an engine binds them and
 //!   reads columns back into them, so `ToSql`/`FromSql` for Rust types are
-//!   written once. SQLite binds through `rusqlite::ToSql`. PostgreSQL's
-//!   prepared statement reports each parameter's and column's type, and its
-//!   engine converts by it (an integer binds to INT8, INT4 or a BOOLEAN
-//!   column, text to TEXT or JSONB; a BOOLEAN reads as the integer 0 or 1,
-//!   JSONB as its text), so registry code that stores flags as integers and
-//!   attributes as JSON text reads the same on both.
+//!   written once. PostgreSQL's prepared statement reports each parameter's
+//!   and column's type, and its engine converts by it (an integer binds to
+//!   BIGINT, INTEGER or BOOLEAN, text to TEXT or JSONB, a number to TEXT; a
+//!   BOOLEAN reads as 0 or 1, NUMERIC as an integer when it is one), so
+//!   registry code that stores flags as integers reads the same on both.
 //! - Registry SQL numbers its placeholders SQLite's way, `?1` or bare `?`.
-//!   The PostgreSQL engine rewrites them (outside string literals) to `$1…`
-//!   when it prepares a statement, and caches the prepared statement by its
-//!   SQL text, as `prepare_cached` does here, so the rewrite happens once
-//!   per statement text.
-//! - `begin_write` is `BEGIN IMMEDIATE` here: the write lock up front, so a
-//!   read-then-write sequence (next version number, state transitions)
+//!   The PostgreSQL engine rewrites them (outside literals and comments) to
+//!   `$1…`, and each pooled client keeps its prepared statements by text.
+//! - `begin_write` is SQLite's `BEGIN IMMEDIATE`: the write lock up front,
+//!   so a read-then-write sequence (next version number, state transitions)
 //!   cannot interleave with another writer. PostgreSQL keeps that promise
-//!   with `BEGIN` and a transaction-scoped advisory lock taken first
-//!   (`pg_advisory_xact_lock`), one writer at a time as here, across
-//!   servers too; SERIALIZABLE would need a retry around every write
-//!   transaction, which the registry does not have. `in_transaction` and a
-//!   deferred `begin_read` map directly. The writer-turn mutex in
-//!   `Registry::write` only orders this process's writers, and stays.
+//!   with `BEGIN` and a transaction-scoped advisory lock taken first, one
+//!   writer at a time across every server of the registry; SERIALIZABLE
+//!   would need a retry around every write transaction, which the registry
+//!   does not have. A read transaction is REPEATABLE READ there: one
+//!   snapshot, as SQLite's deferred transaction. The writer-turn mutex in
+//!   `Registry::write` orders this process's writers before either.
 //! - Methods take `&self`, as rusqlite's do, because registry code reads
-//!   through `&Connection` while a `Transaction` on it is open. A PostgreSQL
-//!   `Connection` holds a client (checked out of the process's pool for the
-//!   connection's life) behind a `RefCell`, and issues BEGIN and COMMIT on
-//!   it itself rather than borrowing it mutably for a `postgres::Transaction`.
-//! - The schema is versioned per engine: `schema.sql` and `migrations/` are
-//!   SQLite's, stamped with `PRAGMA user_version` and applied inside one
-//!   IMMEDIATE transaction (`sqlite::migrate`); PostgreSQL gets its own
-//!   files, a one-row version table and an advisory lock around the steps,
-//!   with the same `SCHEMA_VERSION` numbering.
-//! - Statements that are SQLite's own dialect stay in the registry's SQL
-//!   until that issue: `INSERT OR REPLACE` (PostgreSQL: `ON CONFLICT … DO
-//!   UPDATE`, which SQLite also accepts, so the statement can be rewritten
-//!   once for both), `json_each`/`json_extract`, `instr`, two-argument
-//!   `max()`, `rowid`. Where one text cannot serve both, the engine offers the
-//!   fragment (for example a `json_each` table expression) and the registry
-//!   asks for it, so the difference lives here and is named.
-//! - `snapshot`, `open_snapshot` and `integrity_problems` are SQLite's backup
-//!   API, a read-only open of the copy and `PRAGMA integrity_check`. A
-//!   PostgreSQL registry is backed up with `pg_dump` (issue 23), which is
-//!   not a database this module can open, so backup.rs will ask the engine
-//!   which kind of copy it makes; until then these stay SQLite's.
+//!   through `&Connection` while a `Transaction` on it is open. A SQLite
+//!   `Connection` is one per thread. A PostgreSQL `Connection` owns no
+//!   client: a statement borrows one from the process's pool (`--db-pool`)
+//!   for as long as it runs, a transaction holds one from BEGIN to the end,
+//!   so open HTTP connections cost no database session.
+//! - The schema is versioned per engine with one `SCHEMA_VERSION`:
+//!   `schema.sql` and `migrations/` are SQLite's (`PRAGMA user_version`,
+//!   one IMMEDIATE transaction); `migrations/postgres/` starts at version 11
+//!   and is applied under an advisory lock, so servers starting together
+//!   migrate once. A step added to one engine and not the other fails to
+//!   compile (`postgresql::MIGRATIONS`).
+//! - SQLite's dialect the registry still uses (`json_each` over an array,
+//!   `json_extract` of one key, `instr`) is provided on PostgreSQL by three
+//!   small SQL functions in its schema, and the `rowid` the registry orders
+//!   by is an identity column there, so those statements stay one text.
+//!   Statements that could not (`INSERT OR REPLACE`, two-argument `max()`,
+//!   `x IS ?`, a flag used as a condition) were rewritten in forms both
+//!   engines run.
+//! - `snapshot` is SQLite's backup API (a database file `open_snapshot`
+//!   reads) or, on PostgreSQL, pg_dump of the open read transaction's
+//!   snapshot (`restore_postgres` loads it). `integrity_problems` is
+//!   `PRAGMA integrity_check`; PostgreSQL checks its own pages.
 
 mod postgresql;
 mod sqlite;
