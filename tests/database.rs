@@ -105,7 +105,9 @@ fn a_postgres_registry_is_backed_up_with_pg_dump_and_restored_into_an_empty_data
     // online: the server keeps running
     let backup = tempfile::tempdir().unwrap();
     let dest = backup.path().join("b");
-    let out = server.cli(&["--database", &url, "--json", "backup", dest.to_str().unwrap()]);
+    // pg_dump and pg_restore of the cluster's own version, as an operator's PATH would have them
+    let pg_bin = common::postgres::bin_dir().unwrap();
+    let out = server.cli_command().env("MODELREG_PG_BIN", &pg_bin).args(["--database", &url, "--json", "backup"]).arg(&dest).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["blobs"], 2, "{report}");
@@ -116,7 +118,7 @@ fn a_postgres_registry_is_backed_up_with_pg_dump_and_restored_into_an_empty_data
     let data = restored.path().join("data");
     let restore = |database: Option<&str>| {
         let mut command = std::process::Command::new(common::BIN);
-        command.arg("--data-dir").arg(&data);
+        command.env("MODELREG_PG_BIN", &pg_bin).arg("--data-dir").arg(&data);
         if let Some(url) = database {
             command.args(["--database", url]);
         }

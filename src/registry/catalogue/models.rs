@@ -566,8 +566,9 @@ impl Registry {
     /// access check on a model the list had just filtered, and each statement
     /// took its own WAL read lock. Here the access rule is applied once, in
     /// the page query; the latest versions of the whole page come from one
-    /// query and their files from another, all in one read transaction (one
-    /// snapshot, so a version committed meanwhile cannot appear half-seen).
+    /// query and their files from another, in one read batch (a version and
+    /// its files commit together, and each read follows from the one
+    /// before, so a version committed meanwhile is never seen half).
     pub fn list_models_with_latest(&self, who: &Principal, q: &ModelQuery, with_creators: bool) -> Result<ModelsPage> {
         let _snapshot = self.read_snapshot()?;
         let page = self.list_models(who, q)?;
@@ -590,15 +591,15 @@ impl Registry {
         Ok(ModelsPage { page, latest, creators })
     }
 
-    /// A read transaction around several statements, so they share one
-    /// snapshot and one WAL read lock. None inside a transaction already
-    /// open on this connection, which gives both. Dropping it ends it (a
+    /// A read transaction around several statements where the engine makes
+    /// them cheaper that way (`Connection::begin_read_batch`). None inside a
+    /// transaction already open on this connection. Dropping it ends it (a
     /// rollback, which for a reader only releases the lock).
     pub(in crate::registry) fn read_snapshot(&self) -> Result<Option<sql::Transaction<'_>>> {
         if self.conn.in_transaction() {
             return Ok(None);
         }
-        Ok(Some(self.conn.begin_read()?))
+        Ok(self.conn.begin_read_batch()?)
     }
 
     /// Creates the next version of a model. `build` receives the files of the

@@ -322,6 +322,12 @@ impl Registry {
     /// team) and each team's oldest due job is one more seek; the running
     /// jobs counted are at most the lanes' slots.
     fn claim(&self, kinds: &[&str], subject_id: Option<&str>, lease: &Lease) -> Result<Option<Job>> {
+        // An idle runner asks twice a second: one index seek per kind
+        // without the writer's lock first, so that idle runners on every
+        // machine do not queue behind (and hold up) the registry's writes.
+        if subject_id.is_none() && self.next_job_due(kinds)?.is_none_or(|due| due > now()) {
+            return Ok(None);
+        }
         let tx = self.write()?;
         let at = now();
         let chosen = match subject_id {
