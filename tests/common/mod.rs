@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod cluster;
 pub mod datarobot;
 pub mod garage;
 pub mod postgres;
@@ -163,6 +164,26 @@ impl Server {
     }
 
     fn launch(data: tempfile::TempDir, env: &[(&str, &str)], args: &[&str], store: Option<(&garage::Garage, String)>) -> Server {
+        let database = test_database(data.path());
+        Server::launch_with(data, env, args, store, database, None)
+    }
+
+    /// One of several servers on the same records (tests/common/cluster.rs):
+    /// PostgreSQL database `database` and `bucket` of `garage`, whatever
+    /// `on_postgres` and `on_s3` say. `key` is the admin key when given: a
+    /// server on a database whose team exists writes no admin.key.
+    pub fn launch_on(data: tempfile::TempDir, database: &str, garage: &garage::Garage, bucket: &str, key: Option<&str>, args: &[&str]) -> Server {
+        Server::launch_with(data, &[], args, Some((garage, bucket.to_string())), Some(database.to_string()), key.map(str::to_string))
+    }
+
+    fn launch_with(
+        data: tempfile::TempDir,
+        env: &[(&str, &str)],
+        args: &[&str],
+        store: Option<(&garage::Garage, String)>,
+        database: Option<String>,
+        key: Option<String>,
+    ) -> Server {
         // a data directory that already records its store (a restart) keeps it
         let fresh = !data.path().join("admin.key").exists();
         let (blob_store, mut store_env): (_, Vec<(String, String)>) = match store {
@@ -172,7 +193,6 @@ impl Server {
             ),
             None => (None, Vec::new()),
         };
-        let database = test_database(data.path());
         if let Some(url) = &database {
             store_env.push(("MODELREG_DATABASE_URL".into(), url.clone()));
         }
@@ -221,7 +241,7 @@ impl Server {
         if database.is_some() {
             assert!(listening.contains("database postgres://"), "the server does not keep its records in PostgreSQL: {listening}");
         }
-        let key = std::fs::read_to_string(data.path().join("admin.key")).unwrap().trim().to_string();
+        let key = key.unwrap_or_else(|| std::fs::read_to_string(data.path().join("admin.key")).unwrap().trim().to_string());
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
         Server { child, addr, key, data, log, blob_store, store_env, database, agent }
     }
