@@ -264,7 +264,10 @@ fn a_job_of_a_killed_worker_is_finished_by_another() {
     // The servers take conversion requests only if their runtime has the
     // converters (they probe it), though a worker runs them.
     let Some(mut cluster) = Cluster::start(&database, &["--python", converters.to_str().unwrap()]) else { return };
-    let a = cluster.start_worker(&["--python", drum.to_str().unwrap(), "--job-lease", "3s", "--compute-slots", "1"]);
+    // A's lease is the default 30 s, longer than the rest of the test
+    // takes: the job can only come back to the queue at once because A's
+    // process is known to be gone on this host.
+    let a = cluster.start_worker(&["--python", drum.to_str().unwrap(), "--compute-slots", "1"]);
     let a_pid = cluster.worker(a).pid();
 
     // The environment build and the dataset ingest are A's too.
@@ -291,7 +294,12 @@ fn a_job_of_a_killed_worker_is_finished_by_another() {
     let (id, state, owner) = job_row(&cluster, "custom-model-test").unwrap();
     assert_eq!(id, job, "another job ran the test");
     assert_eq!((state.as_str(), owner), ("succeeded", Some(b_pid)), "the test's job did not end on worker B (pid {b_pid})");
-    assert!(cluster.worker(b).log().contains("job(s) whose runner is gone queued again"), "{}", cluster.worker(b).log());
+    // B queued it again as it started, before it claimed anything: A's
+    // lease had not run out, but A's process was gone.
+    let log = cluster.worker(b).log();
+    let requeued = log.find("1 job(s) whose runner is gone queued again");
+    let claiming = log.find("worker running jobs");
+    assert!(requeued.is_some() && requeued < claiming, "B did not queue A's job again as it started:\n{log}");
 
     // A format conversion, asked for through nginx, made by the worker.
     let work = tempfile::tempdir().unwrap();
