@@ -80,6 +80,7 @@ fn the_three_clients_work_through_nginx_on_two_servers() {
         let addr = &cluster.server_addrs[n];
         assert!(count_lines(&nginx, &format!("upstream={addr}")) > 0, "nginx sent nothing to server {n} ({addr}):\n{nginx}");
     }
+    assert_eq!(cluster.answers_500(), Vec::<String>::new(), "{}", cluster.logs());
 }
 
 // ----------------------------------------------------------------------------
@@ -222,6 +223,7 @@ fn concurrent_uploads_survive_a_server_killed_mid_traffic() {
         assert_eq!(download.status, 200, "{}", download.text());
         assert!(download.body == bytes, "version {number} ({tag}) downloads other bytes ({} of {})", download.body.len(), bytes.len());
     }
+    assert_eq!(cluster.answers_500(), Vec::<String>::new(), "{}", cluster.logs());
     let lost = outcomes.len() - by_number.len();
     eprintln!("{} of {} uploads acknowledged ({after_kill} after the kill), {lost} cut off; {} versions listed", by_number.len(), outcomes.len(), listed.len());
 }
@@ -328,6 +330,7 @@ fn a_job_of_a_killed_worker_is_finished_by_another() {
     assert_ne!(onnx.body, pickle);
     let (_, state, owner) = job_row(&cluster, "format-conversion").unwrap();
     assert_eq!((state.as_str(), owner), ("succeeded", Some(b_pid)), "the conversion's job was not the worker's");
+    assert_eq!(cluster.answers_500(), Vec::<String>::new(), "{}", cluster.logs());
 }
 
 // ----------------------------------------------------------------------------
@@ -433,6 +436,7 @@ fn postgres_restarted_mid_traffic_gives_503s_then_recovers() {
     for _ in 0..2 {
         assert_eq!(cluster.get(&format!("/api/v1/models/{id}")).status, 200);
     }
+    assert_eq!(cluster.answers_500(), Vec::<String>::new(), "{}", cluster.logs());
 }
 
 /// Sets its flag when dropped.

@@ -62,6 +62,8 @@ pub struct Cluster {
     servers: Vec<Option<Server>>,
     /// The addresses the servers listened on, killed ones included.
     pub server_addrs: Vec<String>,
+    /// What each killed server had printed.
+    killed_logs: Vec<String>,
     workers: Vec<Option<Worker>>,
     nginx: Nginx,
     client: Client,
@@ -99,6 +101,7 @@ impl Cluster {
             server_args,
             servers: vec![Some(first), Some(second)],
             server_addrs,
+            killed_logs: Vec::new(),
             workers: Vec::new(),
             nginx,
             client,
@@ -114,7 +117,9 @@ impl Cluster {
     /// nginx's upstream block, where it now refuses connections.
     pub fn kill_server(&mut self, n: usize) {
         let server = self.servers[n].take().unwrap_or_else(|| panic!("server {n} was already killed"));
+        let log = Arc::clone(&server.log);
         drop(server.kill());
+        self.killed_logs.push(log.lock().unwrap().clone());
     }
 
     /// Everything server `n` printed so far (its access log included).
@@ -156,6 +161,18 @@ impl Cluster {
     /// nginx's error log, for failure messages.
     pub fn nginx_errors(&self) -> String {
         std::fs::read_to_string(self.nginx.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// Every answer with status 500 that a server logged (killed servers
+    /// included) or nginx passed on: a server that cannot do something
+    /// says why with another status, never "internal error".
+    pub fn answers_500(&self) -> Vec<String> {
+        let live = self.servers.iter().flatten().map(|s| s.log.lock().unwrap().clone());
+        let servers: Vec<String> = self.killed_logs.iter().cloned().chain(live).collect();
+        let from_servers = servers.iter().flat_map(|log| log.lines().filter(|l| l.contains(" rid=") && l.contains("\" 500 ")).map(String::from).collect::<Vec<_>>());
+        let nginx = self.nginx_log();
+        let from_nginx = nginx.lines().filter(|l| l.contains(" 500 upstream=") || l.contains("upstream_status=500")).map(String::from).collect::<Vec<_>>();
+        from_servers.chain(from_nginx).collect()
     }
 
     /// Every server's and worker's log, for failure messages.
