@@ -345,14 +345,18 @@ struct Seen {
     wrong: Vec<String>,
 }
 
-/// A few clients list and create Octomil models through nginx while
-/// PostgreSQL is stopped (a fast shutdown: connections cut mid-use) and
-/// started again: every answer is 2xx or a 503 with the dialect's JSON
-/// error body, none hangs, and the servers serve again without a restart.
+/// A few clients list and create Octomil models and upload versions
+/// through nginx while PostgreSQL is stopped (a fast shutdown: connections
+/// cut mid-use) and started again: every answer is 2xx or a 503 with the
+/// dialect's JSON error body, none hangs, and the servers serve (reads,
+/// writes, uploads) again without a restart.
 #[test]
 fn postgres_restarted_mid_traffic_gives_503s_then_recovers() {
     let Some(mut pg) = Postgres::start() else { return };
     let Some(cluster) = Cluster::start(&pg.url(), &[]) else { return };
+    let model = cluster.post_json("/api/v1/models", &json!({"name": "uploaded-to", "framework": "pytorch"}));
+    assert_eq!(model.status, 201, "{}", model.text());
+    let upload_path = format!("/api/v1/models/{}/versions/upload", model.json()["id"].as_str().unwrap());
     const CLIENTS: usize = 4;
     /// A bound on each client's loop, whatever happens to the test.
     const MOST_REQUESTS: usize = 20_000;
@@ -362,16 +366,24 @@ fn postgres_restarted_mid_traffic_gives_503s_then_recovers() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let threads: Vec<_> = (0..CLIENTS)
         .map(|t| {
-            let (client, stop, seen) = (cluster.client(), stop.clone(), seen.clone());
+            let (client, stop, seen, upload_path) = (cluster.client(), stop.clone(), seen.clone(), upload_path.clone());
             std::thread::spawn(move || {
                 let mut n = 0;
                 while !stop.load(Ordering::SeqCst) && n < MOST_REQUESTS {
                     n += 1;
-                    let reply = if n % 2 == 0 {
-                        client.try_request("GET", "/api/v1/models?limit=5", &[], None)
-                    } else {
-                        let body = json!({"name": format!("c{t}-{n}"), "framework": "pytorch"}).to_string().into_bytes();
-                        client.try_request("POST", "/api/v1/models", &[("Content-Type", "application/json")], Some(body))
+                    // A read, a small write, and an upload (a blob in the
+                    // bucket, then its row), in turn.
+                    let reply = match n % 3 {
+                        0 => client.try_request("GET", "/api/v1/models?limit=5", &[], None),
+                        1 => {
+                            let body = json!({"name": format!("c{t}-{n}"), "framework": "pytorch"}).to_string().into_bytes();
+                            client.try_request("POST", "/api/v1/models", &[("Content-Type", "application/json")], Some(body))
+                        }
+                        _ => {
+                            let bytes = pseudo_random((t * MOST_REQUESTS + n) as u64, 100 * 1024);
+                            let (content_type, body) = multipart_body(&[Part::File { name: "file", filename: "w.pt", bytes: &bytes }]);
+                            client.try_request("POST", &upload_path, &[("Content-Type", &content_type)], Some(body))
+                        }
                     };
                     let mut seen = seen.lock().unwrap();
                     match reply {
@@ -435,6 +447,15 @@ fn postgres_restarted_mid_traffic_gives_503s_then_recovers() {
     let id = made.json()["id"].as_str().unwrap().to_string();
     for _ in 0..2 {
         assert_eq!(cluster.get(&format!("/api/v1/models/{id}")).status, 200);
+    }
+    // So is a version uploaded after it, on each server in turn.
+    for n in 0..2u64 {
+        let bytes = pseudo_random(1_000_000 + n, 100 * 1024);
+        let (content_type, body) = multipart_body(&[Part::File { name: "file", filename: "w.pt", bytes: &bytes }]);
+        let up = cluster.request("POST", &format!("/api/v1/models/{id}/versions/upload"), &[("Content-Type", &content_type)], Some(body));
+        assert_eq!(up.status, 201, "{}", up.text());
+        let number = up.json()["version"].as_i64().unwrap();
+        assert_eq!(cluster.get(&format!("/api/v1/models/{id}/versions/{number}/download")).body, bytes);
     }
     assert_eq!(cluster.answers_500(), Vec::<String>::new(), "{}", cluster.logs());
 }
