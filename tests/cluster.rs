@@ -240,6 +240,26 @@ fn job_row(cluster: &Cluster, kind: &str) -> Option<(String, String, Option<u32>
     (!id.is_empty()).then(|| (id.to_string(), state.to_string(), owner_pid(owner)))
 }
 
+/// The processes (but this one) whose command line mentions `needle`, as
+/// (pid, command line); zombies are gone already.
+fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            if stat.rsplit_once(')')?.1.split_whitespace().next() == Some("Z") {
+                return None;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(needle).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
 /// A sklearn pipeline pickle made by the converters runtime.
 fn sklearn_pickle(python: &Path, dir: &Path) -> Vec<u8> {
     let code = "import pickle, sys, numpy as np\n\
@@ -253,7 +273,8 @@ fn sklearn_pickle(python: &Path, dir: &Path) -> Vec<u8> {
 }
 
 /// Worker A takes a custom model test (a model that loads for seconds) and
-/// is killed with SIGKILL while it runs it; worker B, started next, queues
+/// is killed with SIGKILL while it runs it, and its model server dies with
+/// it; worker B, started next, queues
 /// it again (A's process is gone) and runs it to `succeeded`, recorded
 /// under B's lease. Then an Octomil format conversion asked for through
 /// nginx is made by a worker (the servers run none) and downloads.
@@ -282,10 +303,29 @@ fn a_job_of_a_killed_worker_is_finished_by_another() {
         other => Err(format!("{other:?}")),
     });
     assert_eq!(datarobot::get_test(server, &started.id)["overallStatus"], "in_progress");
+    // A's model server is up (it loads the model for seconds).
+    let a_jobs = format!("{}/", cluster.worker(a).data.path().join("jobs").display());
+    let a_children = poll("worker A's model server to start", Duration::from_secs(120), || {
+        let found = processes_mentioning(&a_jobs);
+        if found.iter().any(|(_, cmdline)| cmdline.contains("drum")) {
+            Ok(found)
+        } else {
+            Err(format!("{found:?}"))
+        }
+    });
     cluster.kill_worker(a);
     // Killed mid-run: the row still says A runs it.
     let (_, state, owner) = job_row(&cluster, "custom-model-test").unwrap();
     assert_eq!((state.as_str(), owner), ("running", Some(a_pid)), "the job was not A's when A died");
+    // A's model server died with it.
+    poll("worker A's processes to die with it", Duration::from_secs(30), || {
+        let left = processes_mentioning(&a_jobs);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("still running: {left:?} (of {a_children:?})"))
+        }
+    });
 
     let b = cluster.start_worker(&["--python", converters.to_str().unwrap(), "--job-lease", "3s", "--compute-slots", "1"]);
     let b_pid = cluster.worker(b).pid();
