@@ -273,10 +273,10 @@ fn sklearn_pickle(python: &Path, dir: &Path) -> Vec<u8> {
 }
 
 /// Worker A takes a custom model test (a model that loads for seconds) and
-/// is killed with SIGKILL while it runs it, and its model server dies with
-/// it; worker B, started next, queues
-/// it again (A's process is gone) and runs it to `succeeded`, recorded
-/// under B's lease. Then an Octomil format conversion asked for through
+/// is killed with SIGKILL while it runs it; its model server dies with it.
+/// Worker B, started next, queues the job again at once (A's process is
+/// gone, though its lease has not run out) and runs it to `succeeded`,
+/// recorded under B's lease. Then an Octomil format conversion asked for through
 /// nginx is made by a worker (the servers run none) and downloads.
 #[test]
 fn a_job_of_a_killed_worker_is_finished_by_another() {
