@@ -103,10 +103,11 @@ enum Outcome {
 }
 
 /// The bytes upload `(thread, n)` sends: some under the 64 KiB that are
-/// kept in the database, most above (the bucket).
+/// kept in the database, most above (one PUT to the bucket), and one in
+/// seven over 16 MiB (a multipart upload to the bucket, then a copy).
 fn upload_bytes(thread: usize, n: usize) -> Vec<u8> {
     let seed = (thread * 1000 + n) as u64 + 1;
-    let len = 1024 + (seed as usize * 7919) % (256 * 1024);
+    let len = if (thread + n) % 7 == 3 { 17 * 1024 * 1024 + seed as usize } else { 1024 + (seed as usize * 7919) % (256 * 1024) };
     pseudo_random(seed, len)
 }
 
