@@ -349,6 +349,18 @@ impl Nginx {
     /// balancing round-robin between `upstreams`; everything it writes
     /// goes under a temporary directory.
     fn start(binary: &Path, upstreams: &[String]) -> Nginx {
+        // The port is free when chosen and taken by nginx a moment later;
+        // another process can take it in between.
+        for _ in 0..4 {
+            if let Some(nginx) = Nginx::try_start(binary, upstreams) {
+                return nginx;
+            }
+        }
+        panic!("nginx found its port taken 4 times in a row");
+    }
+
+    /// None when nginx exited because its port was taken.
+    fn try_start(binary: &Path, upstreams: &[String]) -> Option<Nginx> {
         let dir = tempfile::tempdir().unwrap();
         let [port] = free_ports();
         let site = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/nginx.conf")).unwrap();
@@ -377,12 +389,15 @@ impl Nginx {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             let errors = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
             if let Ok(Some(status)) = child.try_wait() {
+                if errors.contains("Address already in use") {
+                    return None;
+                }
                 panic!("nginx exited ({status}):\n{errors}");
             }
             assert!(Instant::now() < until, "nginx did not listen on {port}:\n{errors}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Nginx { child, dir, port }
+        Some(Nginx { child, dir, port })
     }
 }
 
