@@ -45,6 +45,9 @@ pub struct JobSettings {
     /// How long a claimed job stays this process's without a heartbeat
     /// (`--job-lease`): after that, another runner may take it.
     pub lease: Duration,
+    /// False for `serve --no-jobs`: the jobs it queues run on workers, with
+    /// their runtimes, not this machine's.
+    pub runs_jobs: bool,
 }
 
 /// The lease `--job-lease` gives when it is not set: long enough that a
@@ -67,6 +70,7 @@ impl JobSettings {
             git_paths: GitPaths::Any,
             pull_limit: 0,
             lease: DEFAULT_LEASE,
+            runs_jobs: true,
         }
     }
 
@@ -81,6 +85,7 @@ impl JobSettings {
             data_dir: &self.data_dir,
             python: self.python.as_deref(),
             image_builder: self.image_builder.as_deref(),
+            runs_jobs: self.runs_jobs,
         }
     }
 }

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::{converters_python, owner_pid, Cluster, TAG_HEADER};
+use common::cluster::{owner_pid, Cluster, TAG_HEADER};
+use common::converters_python;
 use common::datarobot::{self, poll};
 use common::postgres::{self, Postgres};
 use common::{multipart_body, pseudo_random, sha256_hex, Part, Reply};
@@ -285,9 +286,9 @@ fn a_job_of_a_killed_worker_is_finished_by_another() {
     let drum = common::drum_python();
     let converters = converters_python();
     let Some((_, database)) = postgres::fresh_database() else { return };
-    // The servers take conversion requests only if their runtime has the
-    // converters (they probe it), though a worker runs them.
-    let Some(mut cluster) = Cluster::start(&database, &["--python", converters.to_str().unwrap()]) else { return };
+    // The servers have no runtime of their own (--python names none): with
+    // --no-jobs they take conversion requests for the workers to run.
+    let Some(mut cluster) = Cluster::start(&database, &["--python", "/nonexistent/python"]) else { return };
     // A's lease is the default 30 s, longer than the rest of the test
     // takes: the job can only come back to the queue at once because A's
     // process is known to be gone on this host.

@@ -76,7 +76,6 @@ fn db_migrate_moves_a_sqlite_registry_to_postgres_whole() {
 
     // the same data directory (its blobs, its admin key) on the PostgreSQL database
     let server = Server::start_in(data, &["--database", &url]);
-    assert!(server.log.lock().unwrap().contains("database postgres://"), "{}", server.log.lock().unwrap());
     assert_eq!(everything(&server), before, "every model, version and byte reads back the same from PostgreSQL");
     let listed = server.cli(&["--database", &url, "--json", "custom-models", "list"]);
     assert!(stdout(&listed).contains("\"cm\""), "{}{}", stdout(&listed), stderr(&listed));
@@ -88,6 +87,11 @@ fn db_migrate_moves_a_sqlite_registry_to_postgres_whole() {
         201,
     );
     assert_eq!(next["version"], 3, "{next}");
+    // the server wrote to PostgreSQL, not to the SQLite file it left behind
+    let postgres = common::postgres::shared().unwrap();
+    assert_eq!(postgres.try_psql(&url, "SELECT COUNT(*) FROM model_versions").unwrap(), "4");
+    let sqlite = rusqlite::Connection::open(server.data_dir().join("modelreg.db")).unwrap();
+    assert_eq!(sqlite.query_row("SELECT COUNT(*) FROM model_versions", [], |r| r.get::<_, i64>(0)).unwrap(), 3);
 }
 
 #[test]

@@ -5,53 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{ok, sha256_hex, user_key, Part, Reply, Server, BIN};
+use common::{converters_python, ok, sha256_hex, user_key, Part, Reply, Server};
 use serde_json::{json, Value};
-
-/// The runtime with the converters: installed once with `modelreg runtime
-/// install --with converters --with tensorflow` into a data directory under target/tmp and
-/// reused by later runs. A lock file serialises the install between test
-/// threads and binaries. Panics if it cannot be installed: these tests never
-/// skip.
-fn converters_python() -> PathBuf {
-    static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    READY
-        .get_or_init(|| {
-            let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("converters-runtime");
-            std::fs::create_dir_all(&root).unwrap();
-            let lock = std::fs::File::create(root.with_extension("lock")).unwrap();
-            // SAFETY: flock on a file we hold open; released when it closes.
-            assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
-            let ready = || {
-                let out = Command::new(BIN).arg("--data-dir").arg(&root).args(["--json", "runtime", "show"]).output().unwrap();
-                let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-                let python = PathBuf::from(shown["inUse"]["python"].as_str()?);
-                let modules = "skl2onnx onnxmltools onnxruntime onnx sklearn xgboost tensorflow tf2onnx";
-                let check = format!("import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in {:?}.split()))", modules);
-                let has = Command::new(&python)
-                    .args(["-c", &check])
-                    .status()
-                    .is_ok_and(|s| s.success());
-                has.then_some(python)
-            };
-            if let Some(python) = ready() {
-                return python;
-            }
-            let out = Command::new(BIN).arg("--data-dir").arg(&root).args(["runtime", "install", "--with", "converters", "--with", "tensorflow"]).output().unwrap();
-            assert!(
-                out.status.success(),
-                "modelreg runtime install --with converters --with tensorflow failed:\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            ready().expect("the runtime was installed but lacks the converters")
-        })
-        .clone()
-}
 
 /// The version of the package that provides the module `name` in the
 /// converters runtime, as its installed metadata says (not as modelreg

@@ -631,7 +631,7 @@ fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registr
     let _serving = crate::registry::operations::blob_migration::hold_serve_lock(&data_dir)?;
     crate::http::access_log::set_format(args.log_format);
     crate::http::metrics::set_scrape_token(read_metrics_token(args.metrics_token_file.as_deref())?);
-    let jobs = args.jobs.settings(&data_dir, args.max_upload_bytes)?;
+    let jobs = crate::jobs::JobSettings { runs_jobs: !args.no_jobs, ..args.jobs.settings(&data_dir, args.max_upload_bytes)? };
     let options = ServerOptions {
         jobs,
         bind: args.bind,
@@ -690,6 +690,7 @@ impl JobArgs {
             git_paths: crate::registry::catalogue::repositories::GitPaths::Under(allowed_git_paths(&self.allow_git_paths)?),
             pull_limit,
             lease: self.job_lease,
+            runs_jobs: true,
         })
     }
 }

@@ -38,6 +38,9 @@ pub struct Settings<'a> {
     pub python: Option<&'a Path>,
     /// `serve --image-builder`: run models in their environment's image.
     pub image_builder: Option<&'a str>,
+    /// Whether this process runs jobs (not `serve --no-jobs`): only then is
+    /// its own runtime the one a request's job will use, and worth asking.
+    pub runs_jobs: bool,
 }
 
 /// Where a version runs: on the runtime (in its dependency environment,

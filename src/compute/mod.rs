@@ -20,7 +20,10 @@ pub mod table;
 /// their environments' images; otherwise it needs the Python runtime. Err
 /// says the one command that makes it possible.
 pub fn available(settings: &jobs::Settings) -> Result<(), String> {
-    if settings.image_builder.is_some() {
+    // `serve --no-jobs`: the workers that run the work have runtimes of
+    // their own, which this server cannot see; one without fails the job
+    // saying so.
+    if settings.image_builder.is_some() || !settings.runs_jobs {
         return Ok(());
     }
     crate::runtime::locate(settings.data_dir, settings.python).map(|_| ())

@@ -730,3 +730,47 @@ pub fn under_ci() -> bool {
 pub fn host_note(test: &str, note: &str) {
     let _ = writeln!(std::io::stderr(), "NOTE {test}: {note}");
 }
+
+/// The runtime with the format converters (tests/formats.rs, tests/cluster.rs):
+/// installed once with `modelreg runtime install --with converters --with
+/// tensorflow` into a data directory under target/tmp and reused by later
+/// runs; it has DRUM too, as every runtime does. A lock file serialises the
+/// install between test threads and binaries. Panics if it cannot be
+/// installed: the tests that need it never skip.
+pub fn converters_python() -> PathBuf {
+    static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("converters-runtime");
+            std::fs::create_dir_all(&root).unwrap();
+            let lock = std::fs::File::create(root.with_extension("lock")).unwrap();
+            // SAFETY: flock on a file we hold open; released when it closes.
+            assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+            let ready = || {
+                let out = Command::new(BIN).arg("--data-dir").arg(&root).args(["--json", "runtime", "show"]).output().unwrap();
+                let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+                shown["inUse"]["facts"]["drum"].as_str()?;
+                let python = PathBuf::from(shown["inUse"]["python"].as_str()?);
+                let modules = "skl2onnx onnxmltools onnxruntime onnx sklearn xgboost tensorflow tf2onnx";
+                let check = format!("import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in {modules:?}.split()))");
+                Command::new(&python).args(["-c", &check]).status().is_ok_and(|s| s.success()).then_some(python)
+            };
+            if let Some(python) = ready() {
+                return python;
+            }
+            let out = Command::new(BIN)
+                .arg("--data-dir")
+                .arg(&root)
+                .args(["runtime", "install", "--with", "converters", "--with", "tensorflow"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "modelreg runtime install --with converters --with tensorflow failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            ready().expect("the runtime was installed but lacks the converters or DRUM")
+        })
+        .clone()
+}

@@ -68,6 +68,18 @@ fn settings<'a>(ctx: &Ctx<'a>) -> Settings<'a> {
     ctx.options.jobs.compute()
 }
 
+/// Whether this process's runtime has the converters `need` names, when it
+/// is the one that will convert. A server that runs no jobs (`--no-jobs`)
+/// cannot know a worker's runtime: it records the request, and a worker
+/// without the converters fails it saying which `runtime install` is missing.
+fn installed_where_jobs_run(settings: &Settings, need: Need, version: &Version, format: &str) -> std::result::Result<(), String> {
+    if !settings.runs_jobs {
+        return Ok(());
+    }
+    let from = convert::source_format(version);
+    convert::check_installed(settings, need, &format!("{from} into {format}"))
+}
+
 fn row_availability(row: FormatArtifact) -> Availability {
     match row.state.as_str() {
         "ready" => Availability::Ready(row),
@@ -86,8 +98,7 @@ pub(crate) fn availability(registry: &Registry, settings: &Settings, version: &V
     if let Some(row) = registry.format_artifact(version, format)? {
         return Ok(row_availability(row));
     }
-    let from = convert::source_format(version);
-    if let Err(reason) = convert::check_installed(settings, need, &format!("{from} into {format}")) {
+    if let Err(reason) = installed_where_jobs_run(settings, need, version, format) {
         return Ok(Availability::NotInstalled(reason));
     }
     Ok(if need == Need::Torch { Availability::NeedsShape } else { Availability::NotRequested })
@@ -120,8 +131,7 @@ pub(crate) fn request(
     if need == Need::Torch && !has_shape {
         return Ok(Availability::NeedsShape);
     }
-    let from = convert::source_format(version);
-    if let Err(reason) = convert::check_installed(settings, need, &format!("{from} into {format}")) {
+    if let Err(reason) = installed_where_jobs_run(settings, need, version, format) {
         return Ok(Availability::NotInstalled(reason));
     }
     let (row, job) = registry.request_format(who, version, format, input_shape, retry)?;
@@ -385,7 +395,7 @@ pub(crate) fn offline_artifact(
     number: i64,
     format: &str,
 ) -> Result<Option<(Version, crate::registry::Digest)>> {
-    let settings = Settings { data_dir: registry.data_dir(), python, image_builder: None };
+    let settings = Settings { data_dir: registry.data_dir(), python, image_builder: None, runs_jobs: true };
     let version = registry.get_version(who, model_id, number)?;
     let mut availability = request(registry, &settings, who, &version, format, None, Retry::Never)?;
     if let Availability::Pending(row) = &availability {
@@ -414,7 +424,7 @@ pub(crate) fn offline_convert(
     format: &str,
     input_shape: Option<&[i64]>,
 ) -> Result<Value> {
-    let settings = Settings { data_dir: registry.data_dir(), python, image_builder: None };
+    let settings = Settings { data_dir: registry.data_dir(), python, image_builder: None, runs_jobs: true };
     let (_, pending) = request_body(registry, &settings, who, model_id, number, format, input_shape)?;
     if let Some(row_id) = pending {
         let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.map(std::path::Path::to_path_buf));

@@ -127,7 +127,8 @@ impl Pool {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Busy(format!(
+                // load, not a fault: a 503 with Retry-After, as a store that is down
+                return Err(Error::Unavailable(format!(
                     "all {} connections to the database {} stayed in use for {} s (raise --db-pool?)",
                     self.size,
                     self.described,
