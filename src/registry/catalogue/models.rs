@@ -266,6 +266,15 @@ pub struct NewVersion {
 }
 
 const MODEL_COLUMNS: &str = "id, team_id, name, description, created_by, created_at, modified_at, attrs, origin";
+/// The position of a column selected after MODEL_COLUMNS.
+const MODEL_COLUMN_COUNT: usize = {
+    let (list, mut i, mut commas) = (MODEL_COLUMNS.as_bytes(), 0, 0);
+    while i < list.len() {
+        commas += (list[i] == b',') as usize;
+        i += 1;
+    }
+    commas + 1
+};
 
 fn model_from_row(r: &sql::Row) -> sql::Result<Model> {
     Ok(Model {
@@ -520,13 +529,11 @@ impl Registry {
         }));
         let unfiltered =
             q.attr_equals.is_empty() && q.search.is_none() && q.only_ids.is_none() && q.origin.is_none() && access_filter.is_empty();
-        let total = if q.count_total && unfiltered {
-            let counted: Option<i64> = self
-                .conn
-                .prepare_cached("SELECT models FROM team_model_counts WHERE team_id = ?1")?
-                .query_row([&who.team_id], |r| r.get(0))
-                .optional()?;
-            Some(counted.unwrap_or(0) as u64)
+        // An unfiltered page reads its team's count in the page query itself:
+        // one statement fewer, a round trip fewer on PostgreSQL.
+        let count_in_page = q.count_total && unfiltered;
+        let total = if count_in_page {
+            None // read with the page, below
         } else if q.count_total {
             let sql = format!("SELECT COUNT(*) FROM models WHERE {filter}");
             Some(self.conn.prepare_cached(&sql)?.query_row(params_from_iter(args.iter().map(sql_value)), |r| r.get::<_, i64>(0))? as u64)
@@ -537,6 +544,13 @@ impl Registry {
         // size sane whatever a caller passes.
         let limit = q.page.limit().min(10_000);
         let mut args: Vec<sql::Value> = args.iter().map(sql_value).collect();
+        let count_column = if count_in_page {
+            // its `?` comes first in the text, so its value goes first
+            args.insert(0, sql::Value::Text(who.team_id.clone()));
+            ", (SELECT models FROM team_model_counts WHERE team_id = ?)"
+        } else {
+            ""
+        };
         let column = q.order.column();
         let tail = match &q.page {
             PageRequest::After { after, .. } => keyset_tail(column, q.descending, after.as_ref(), limit, &mut args),
@@ -547,12 +561,30 @@ impl Registry {
                 tail
             }
         };
-        let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE {filter}{tail}");
+        let sql = format!("SELECT {MODEL_COLUMNS}{count_column} FROM models WHERE {filter}{tail}");
+        let mut counted: Option<i64> = None;
         let items = self
             .conn
             .prepare_cached(&sql)?
-            .query_map(params_from_iter(args.iter()), model_from_row)?
+            .query_map(params_from_iter(args.iter()), |r| {
+                if count_in_page {
+                    counted = r.get(MODEL_COLUMN_COUNT)?;
+                }
+                model_from_row(r)
+            })?
             .collect::<sql::Result<Vec<Model>>>()?;
+        let total = match (count_in_page, counted) {
+            (true, Some(n)) => Some(n as u64),
+            // no row to carry it (a page past the end, or no model yet)
+            (true, None) => Some(
+                self.conn
+                    .prepare_cached("SELECT models FROM team_model_counts WHERE team_id = ?1")?
+                    .query_row([&who.team_id], |r| r.get::<_, i64>(0))
+                    .optional()?
+                    .unwrap_or(0) as u64,
+            ),
+            (false, _) => total,
+        };
         let mut page = keyset_page(items, limit, |m| Cursor { key: q.order.key_of(m), id: m.id.clone() });
         page.total = total;
         Ok(page)
