@@ -30,7 +30,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sections import write_section  # noqa: E402
+from sections import targets_table, write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BENCH_MODELREG_BIN") or os.path.join(ROOT, "target/release/modelreg")
@@ -107,9 +107,7 @@ def main():
          f"{large:,.0f}/s", f"{small:,.0f}/s with {SMALL:,} queued", f"{ratio:.2f}×", "≥ 300/s, flat in the backlog",
          large >= 300 and ratio >= 0.8),
     ]
-    met = lambda m: "yes" if m else "**NO**"
-    table = ["| what | modelreg | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
-    table += [f"| {w} | {o} | {b} | {r} | {t} | {met(m)} |" for w, o, b, r, t, m in rows]
+    table = targets_table(rows)
     text = "\n".join([f"### Job claims (bench/claims.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {RUNS} rounds, SQLite)", "", *table])
     print(text)
     print("raw: " + repr(samples), file=sys.stderr)

@@ -34,7 +34,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sections import write_section  # noqa: E402
+from sections import targets_table, write_section  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BENCH_MODELREG_BIN") or os.path.join(ROOT, "target/release/modelreg")
@@ -283,9 +283,7 @@ def main():
          f"{ratio('two', 'one'):.2f}×", "(figure)", True),
         (f"db migrate of {MODELS:,} models into PostgreSQL", f"{med['migrate']:.1f} s", "", "", "(figure)", True),
     ]
-    met = lambda m: "yes" if m else "**NO**"
-    table = ["| what | modelreg | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
-    table += [f"| {w} | {o} | {b} | {r} | {t} | {met(m)} |" for w, o, b, r, t, m in rows]
+    table = targets_table(rows)
     cores = os.cpu_count()
     text = "\n".join([f"### PostgreSQL beside SQLite (bench/postgres.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
                       f"{RUNS} rounds, {cores} cores shared by PostgreSQL, the servers, nginx and wrk)", "", *table])

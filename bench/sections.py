@@ -14,3 +14,10 @@ def write_section(path, name, text):
         doc = doc.rstrip("\n") + "\n\n" + block + "\n"
     with open(path, "w") as f:
         f.write(doc)
+
+
+def targets_table(rows):
+    """Markdown lines for rows of (what, modelreg, baseline, ratio, target, met)."""
+    met = lambda m: "yes" if m else "**NO**"
+    table = ["| what | modelreg | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
+    return table + [f"| {w} | {o} | {b} | {r} | {t} | {met(m)} |" for w, o, b, r, t, m in rows]

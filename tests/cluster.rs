@@ -52,24 +52,7 @@ fn the_three_clients_work_through_nginx_on_two_servers() {
     cluster.start_worker(&["--job-lease", "3s"]);
     // The offline CLI on the first server's data directory writes into the
     // same database.
-    let out = cluster.server(0).cli(&["--json", "models", "create", "--name", "from-the-cli", "--framework", "sklearn"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let cli_model: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_cross_dialect.py");
-    let out = Command::new(python)
-        .arg(script)
-        .env("MODELREG_URL", cluster.url())
-        .env("MODELREG_TOKEN", &cluster.key)
-        .env("CLI_MODEL_ID", cli_model["id"].as_str().unwrap())
-        .output()
-        .expect("run the client script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("all calls succeeded"),
-        "client script failed through nginx\n--- stdout\n{stdout}\n--- stderr\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        cluster.logs()
-    );
+    common::run_every_client(&python, cluster.server(0), &cluster.url(), &cluster.key, &|| cluster.logs());
     // Both servers answered: each one's access log has requests of the
     // script (every one of its calls carries the admin key), and nginx
     // logged each as an upstream.

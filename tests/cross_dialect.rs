@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -16,24 +14,7 @@ fn every_client_reads_and_writes_models_made_through_every_door() {
     let Some(python) = common::client_python_or_skip() else { return };
     let server = common::Server::start();
     // The offline CLI writes into the data directory the server is using.
-    let out = server.cli(&["--json", "models", "create", "--name", "from-the-cli", "--framework", "sklearn"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let cli_model: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_cross_dialect.py");
-    let out = Command::new(python)
-        .arg(script)
-        .env("MODELREG_URL", format!("http://{}", server.addr))
-        .env("MODELREG_TOKEN", &server.key)
-        .env("CLI_MODEL_ID", cli_model["id"].as_str().unwrap())
-        .output()
-        .expect("run the client script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("all calls succeeded"),
-        "client script failed\n--- stdout\n{stdout}\n--- stderr\n{}\n--- server log\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log.lock().unwrap()
-    );
+    common::run_every_client(&python, &server, &format!("http://{}", server.addr), &server.key, &|| server.log.lock().unwrap().clone());
 }
 
 #[test]

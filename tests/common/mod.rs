@@ -774,3 +774,28 @@ pub fn converters_python() -> PathBuf {
         })
         .clone()
 }
+
+/// tests/python/test_cross_dialect.py, every door with its real client, at
+/// `url` with `key`: the offline CLI on `cli`'s data directory (and
+/// database) first makes the model the script starts from. Panics with what
+/// the script printed and `logs()` when it fails.
+pub fn run_every_client(python: &Path, cli: &Server, url: &str, key: &str, logs: &dyn Fn() -> String) {
+    let out = cli.cli(&["--json", "models", "create", "--name", "from-the-cli", "--framework", "sklearn"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli_model: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_cross_dialect.py");
+    let out = Command::new(python)
+        .arg(script)
+        .env("MODELREG_URL", url)
+        .env("MODELREG_TOKEN", key)
+        .env("CLI_MODEL_ID", cli_model["id"].as_str().unwrap())
+        .output()
+        .expect("run the client script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("all calls succeeded"),
+        "client script failed at {url}\n--- stdout\n{stdout}\n--- stderr\n{}\n--- logs\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+}
