@@ -607,28 +607,12 @@ pub(crate) fn target(data_dir: &std::path::Path, server: Option<&str>, token: Op
 }
 
 fn serve(data_dir: PathBuf, args: ServeArgs, s3_url_style: Option<crate::registry::UrlStyle>) -> Result<i32, Error> {
-    raise_open_file_limit();
-    // Whatever the server and its jobs create (job folders, runtimes, git
-    // caches) is the service's alone, like the database and blobs.
-    // SAFETY: umask only sets the process's file creation mask.
-    unsafe {
-        libc::umask(0o077);
-    }
-    crate::registry::storage::configure_s3(crate::registry::S3Options {
+    let s3 = crate::registry::S3Options {
         public_endpoint: args.s3_public_endpoint.clone(),
         redirect_downloads: args.s3_redirect,
         ..args.s3.options(s3_url_style)
-    });
-    let prepared = Registry::prepare(&data_dir, args.store.blob_store.as_ref())?;
-    announce_prepared(&prepared);
-    admin::announce_bootstrap(&prepared.registry)?;
-    // A bucket that is missing or refuses our credentials is a mistake to
-    // report now, not at the first upload.
-    prepared.registry.check_blob_store()?;
-    let store = prepared.registry.blob_location()?;
-    drop(prepared);
-    // `blobs migrate` does not switch the store under a running server.
-    let _serving = crate::registry::operations::blob_migration::hold_serve_lock(&data_dir)?;
+    };
+    let (store, _serving) = prepare_to_run(&data_dir, args.store.blob_store.as_ref(), s3, true)?;
     crate::http::access_log::set_format(args.log_format);
     crate::http::metrics::set_scrape_token(read_metrics_token(args.metrics_token_file.as_deref())?);
     let jobs = crate::jobs::JobSettings { runs_jobs: !args.no_jobs, ..args.jobs.settings(&data_dir, args.max_upload_bytes)? };
@@ -695,20 +679,42 @@ impl JobArgs {
     }
 }
 
-/// `modelreg worker`: the job lanes of `serve`, with no listener, until
-/// SIGTERM or SIGINT.
-fn worker(data_dir: PathBuf, args: WorkerArgs, s3_url_style: Option<crate::registry::UrlStyle>) -> Result<i32, Error> {
+/// What `serve` and `worker` do before they run: a private file creation
+/// mask, more open files, the S3 choices, the data directory prepared (and,
+/// for `serve`, the first team made), the blob store checked, and
+/// `serve.lock` held so that `blobs migrate` does not switch the store under
+/// them. Returns the store and the held lock.
+fn prepare_to_run(
+    data_dir: &std::path::Path,
+    blob_store: Option<&crate::registry::BlobLocation>,
+    s3: crate::registry::S3Options,
+    bootstrap: bool,
+) -> Result<(crate::registry::BlobLocation, std::fs::File), Error> {
     raise_open_file_limit();
+    // Whatever the process and its jobs create (job folders, runtimes, git
+    // caches) is the service's alone, like the database and blobs.
     // SAFETY: umask only sets the process's file creation mask.
     unsafe {
         libc::umask(0o077);
     }
-    crate::registry::storage::configure_s3(args.s3.options(s3_url_style));
-    let prepared = Registry::prepare(&data_dir, args.store.blob_store.as_ref())?;
+    crate::registry::storage::configure_s3(s3);
+    let prepared = Registry::prepare(data_dir, blob_store)?;
     announce_prepared(&prepared);
+    if bootstrap {
+        admin::announce_bootstrap(&prepared.registry)?;
+    }
+    // A bucket that is missing or refuses our credentials is a mistake to
+    // report now, not at the first upload.
     prepared.registry.check_blob_store()?;
     let store = prepared.registry.blob_location()?;
     drop(prepared);
+    Ok((store, crate::registry::operations::blob_migration::hold_serve_lock(data_dir)?))
+}
+
+/// `modelreg worker`: the job lanes of `serve`, with no listener, until
+/// SIGTERM or SIGINT.
+fn worker(data_dir: PathBuf, args: WorkerArgs, s3_url_style: Option<crate::registry::UrlStyle>) -> Result<i32, Error> {
+    let (store, _running) = prepare_to_run(&data_dir, args.store.blob_store.as_ref(), args.s3.options(s3_url_style), false)?;
     let settings = args.jobs.settings(&data_dir, args.max_upload_bytes)?;
     let slots = settings.compute_slots;
     crate::jobs::start(&settings)?;
