@@ -1005,36 +1005,35 @@ fn latest_versions_in(conn: &sql::Connection, model_ids: &[&str]) -> Result<Vec<
     }
     let ids = json_list(model_ids);
     // The correlated subquery is latest_version_in's query, run once per
-    // model on the (model_id, number) index.
+    // model on the (model_id, number) index. The files come in the same
+    // statement (a version's columns repeat on each of its files' rows): a
+    // statement is a round trip on PostgreSQL, and a list page waits for
+    // each one.
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT j.key, {VERSION_COLUMNS} FROM json_each(?1) j JOIN model_versions v ON v.id =
-            (SELECT id FROM model_versions WHERE model_id = j.value AND status <> 'deprecated' ORDER BY number DESC LIMIT 1)"
+        "SELECT j.key, {VERSION_COLUMNS}, f.id, f.path, f.sha256, f.size, f.created_at
+         FROM json_each(?1) j
+         JOIN model_versions v ON v.id =
+            (SELECT id FROM model_versions WHERE model_id = j.value AND status <> 'deprecated' ORDER BY number DESC LIMIT 1)
+         LEFT JOIN version_files f ON f.version_id = v.id
+         ORDER BY j.key, f.position"
     ))?;
+    const FILE_AT: usize = 11;
     let mut rows = stmt.query([&ids])?;
-    let mut at = std::collections::HashMap::new();
     while let Some(r) = rows.next()? {
         let index: usize = r.get(0)?;
-        let version = version_from_row(&r, 1)?;
-        at.insert(version.id.clone(), index);
-        if let Some(slot) = latest.get_mut(index) {
-            *slot = Some(version);
+        let Some(slot) = latest.get_mut(index) else { continue };
+        if slot.is_none() {
+            *slot = Some(version_from_row(&r, 1)?);
         }
-    }
-    if at.is_empty() {
-        return Ok(latest);
-    }
-    let version_ids: Vec<&str> = at.keys().map(String::as_str).collect();
-    let mut stmt = conn.prepare_cached(
-        "SELECT version_id, id, path, sha256, size, created_at FROM version_files
-         WHERE version_id IN (SELECT value FROM json_each(?1)) ORDER BY version_id, position",
-    )?;
-    let mut rows = stmt.query([json_list(&version_ids)])?;
-    while let Some(r) = rows.next()? {
-        let version_id: String = r.get(0)?;
-        let file = VersionFile { id: r.get(1)?, path: r.get(2)?, sha256: r.get(3)?, size: r.get::<_, i64>(4)? as u64, created_at: r.get(5)? };
-        if let Some(Some(version)) = at.get(&version_id).and_then(|&i| latest.get_mut(i)) {
-            version.files.push(file);
-        }
+        let Some(file_id) = r.get::<_, Option<String>>(FILE_AT)? else { continue };
+        let file = VersionFile {
+            id: file_id,
+            path: r.get(FILE_AT + 1)?,
+            sha256: r.get(FILE_AT + 2)?,
+            size: r.get::<_, i64>(FILE_AT + 3)? as u64,
+            created_at: r.get(FILE_AT + 4)?,
+        };
+        slot.as_mut().expect("set above").files.push(file);
     }
     Ok(latest)
 }
