@@ -30,7 +30,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sections import targets_table, write_section  # noqa: E402
+from sections import publish, targets_table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BENCH_MODELREG_BIN") or os.path.join(ROOT, "target/release/modelreg")
@@ -108,11 +108,8 @@ def main():
          large >= 300 and ratio >= 0.8),
     ]
     table = targets_table(rows)
-    text = "\n".join([f"### Job claims (bench/claims.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {RUNS} rounds, SQLite)", "", *table])
-    print(text)
-    print("raw: " + repr(samples), file=sys.stderr)
-    if not os.environ.get("BENCH_NO_WRITE"):
-        write_section(os.path.join(ROOT, "BENCHMARKS.md"), "claims", text)
+    heading = f"### Job claims (bench/claims.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {RUNS} rounds, SQLite)"
+    publish(ROOT, "claims", heading, table, samples)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sections import targets_table, write_section  # noqa: E402
+from sections import publish, targets_table  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BENCH_MODELREG_BIN") or os.path.join(ROOT, "target/release/modelreg")
@@ -285,12 +285,9 @@ def main():
     ]
     table = targets_table(rows)
     cores = os.cpu_count()
-    text = "\n".join([f"### PostgreSQL beside SQLite (bench/postgres.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-                      f"{RUNS} rounds, {cores} cores shared by PostgreSQL, the servers, nginx and wrk)", "", *table])
-    print(text)
-    print("raw: " + repr(s), file=sys.stderr)
-    if not os.environ.get("BENCH_NO_WRITE"):
-        write_section(os.path.join(ROOT, "BENCHMARKS.md"), "postgres", text)
+    heading = (f"### PostgreSQL beside SQLite (bench/postgres.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+               f"{RUNS} rounds, {cores} cores shared by PostgreSQL, the servers, nginx and wrk)")
+    publish(ROOT, "postgres", heading, table, s)
 
 
 if __name__ == "__main__":

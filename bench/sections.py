@@ -21,3 +21,15 @@ def targets_table(rows):
     met = lambda m: "yes" if m else "**NO**"
     table = ["| what | modelreg | baseline | ratio | target | met |", "|---|---|---|---|---|---|"]
     return table + [f"| {w} | {o} | {b} | {r} | {t} | {met(m)} |" for w, o, b, r, t, m in rows]
+
+
+def publish(root, name, heading, table, raw):
+    """Prints a benchmark's heading and table (its raw samples on stderr) and,
+    unless BENCH_NO_WRITE is set, rewrites its section of BENCHMARKS.md."""
+    import os
+    import sys
+    text = "\n".join([heading, "", *table])
+    print(text)
+    print("raw: " + repr(raw), file=sys.stderr)
+    if not os.environ.get("BENCH_NO_WRITE"):
+        write_section(os.path.join(root, "BENCHMARKS.md"), name, text)
