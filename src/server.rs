@@ -14,5 +14,6 @@ pub fn router() -> Router {
     crate::api::datarobot::routes(&mut router);
     crate::ui::routes(&mut router);
     crate::api::admin::routes(&mut router);
+    crate::api::modelreg_models::routes(&mut router);
     router
 }

@@ -5,5 +5,6 @@
 
 pub mod admin;
 pub mod datarobot;
+pub mod modelreg_models;
 pub mod octomil;
 pub mod paperspace;

@@ -64,9 +64,10 @@ pub enum VersionsCommand {
     List { model: String },
     /// Download a version's file, verifying its sha256 as it is written.
     Download {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
-        /// The version: its number (`3`), label (`1.0.0`, `2.1`) or id.
-        version: String,
+        /// The version: its number (`3`), label (`1.0.0`, `2.1`), id, `@alias` or `latest`.
+        version: Option<String>,
         /// Where to write it (default: model_v<N>.<ext> in the current directory).
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -233,10 +234,12 @@ impl Backend for Remote {
     }
 
     fn download(&self, model: &str, version: &str) -> Result<Download, Error> {
-        // The route takes a number or a client's label; anything else (an
-        // id, a DataRobot label) is looked up first.
+        // The route takes a number, a client's label, an alias or `latest`;
+        // anything else (an id, a DataRobot label) is looked up first.
         let version = if version.trim().bytes().all(|b| b.is_ascii_digit()) {
             version.trim().to_string()
+        } else if crate::registry::VersionRef::is_alias_or_latest(version.trim()) {
+            enc(version.trim())
         } else {
             super::version_handle::find_remote(self, &self.model_id(model)?, version)?.1.to_string()
         };
@@ -341,6 +344,10 @@ pub fn models(backend: &dyn Backend, cmd: ModelsCommand, as_json: bool) -> Resul
                 for key in ["id", "name", "description", "framework", "framework_version", "is_baseline", "created_at"] {
                     println!("{key:<18} {}", text(&m[key]));
                 }
+                if let Some(aliases) = m["aliases"].as_object().filter(|a| !a.is_empty()) {
+                    let list: Vec<String> = aliases.iter().map(|(name, v)| format!("@{name}=v{}", text(v))).collect();
+                    println!("{:<18} {}", "aliases", list.join(", "));
+                }
                 print_versions(m);
             });
         }
@@ -396,6 +403,7 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
             print(&m["versions"], as_json, |_| print_versions(&m));
         }
         VersionsCommand::Download { model, version, output, force, format, python } => {
+            let (model, version) = model_and_version(model, version)?;
             let converted = match format.as_deref() {
                 Some(format) => {
                     let number = version.trim().parse::<i64>().map_err(|_| {
@@ -422,6 +430,17 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
         }
     }
     Ok(0)
+}
+
+/// `MODEL VERSION`, or `MODEL@alias` alone: the model and the version handle.
+fn model_and_version(model: String, version: Option<String>) -> Result<(String, String), Error> {
+    if let Some(version) = version {
+        return Ok((model, version));
+    }
+    match model.rsplit_once('@') {
+        Some((name, alias)) if !name.is_empty() && !alias.is_empty() => Ok((name.to_string(), format!("@{alias}"))),
+        _ => Err(Error::invalid("version", "name a version: MODEL VERSION (a number, label, id, @alias or latest), or MODEL@alias")),
+    }
 }
 
 /// Writes a download next to `output`, hashing as it goes, and renames it

@@ -2,12 +2,14 @@
 //! number (`3`), its DataRobot label (`2.1`, also `v2.1`) or the label a
 //! client gave it (Octomil's `1.0.0`). `models`/`versions` took only numbers
 //! and `custom-models` only ids; both now take any of these (so the old
-//! spellings still work).
+//! spellings still work). An alias (`@champion`) and `latest` are resolved
+//! by the registry (`Registry::find_version`, `VersionRef::parse`), offline
+//! and, over HTTP, by the Octomil version route that shares it.
 
 use serde_json::Value;
 
 use super::remote::{enc, Remote};
-use crate::registry::{Error, Principal, Registry, Version};
+use crate::registry::{Error, Principal, Registry, Version, VersionRef};
 
 /// Whether `handle` names the version with these identities.
 fn names(handle: &str, id: &str, number: i64, major_minor: Option<(i64, i64)>, client_label: Option<&str>) -> bool {
@@ -28,6 +30,9 @@ fn not_found(handle: &str) -> Error {
 }
 
 pub(crate) fn find_local(registry: &Registry, who: &Principal, model_id: &str, handle: &str) -> Result<Version, Error> {
+    if VersionRef::is_alias_or_latest(handle.trim()) {
+        return registry.find_version(who, model_id, &VersionRef::parse(handle.trim()));
+    }
     let major_minor = |v: &Version| Some((v.attrs.get("versionMajor")?.as_i64()?, v.attrs.get("versionMinor")?.as_i64()?));
     registry
         .list_versions(who, model_id)?
@@ -40,6 +45,15 @@ pub(crate) fn find_local(registry: &Registry, who: &Principal, model_id: &str, h
 /// model's versions with id, number and both labels, whichever door made
 /// them. Returns (id, number).
 pub(crate) fn find_remote(remote: &Remote, model_id: &str, handle: &str) -> Result<(String, i64), Error> {
+    // An alias or `latest`: the server resolves it to a number first.
+    let resolved;
+    let handle = if VersionRef::is_alias_or_latest(handle.trim()) {
+        let version = remote.get_json(&format!("/api/v1/models/{}/versions/{}", enc(model_id), enc(handle.trim())))?;
+        resolved = version["version"].as_i64().ok_or_else(|| not_found(handle))?.to_string();
+        resolved.as_str()
+    } else {
+        handle
+    };
     let model = remote.get_json(&format!("/ui/api/models/{}", enc(model_id)))?;
     let major_minor = |v: &Value| {
         let (major, minor) = v["label"].as_str()?.split_once('.')?;

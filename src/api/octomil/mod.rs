@@ -261,11 +261,13 @@ fn update_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     Ok(Response::json(200, &model_detail(ctx.registry, &who, &model.id)?))
 }
 
-/// A model with its whole version history.
+/// A model with its whole version history and its aliases (`{"champion":
+/// 3}`: a field the seed does not have, which the SDK ignores).
 pub(crate) fn model_detail(registry: &Registry, who: &Principal, id: &str) -> Result<Value> {
     let model = registry.get_model(who, id)?;
     let versions = registry.list_versions(who, id)?;
     let mut body = render_model(&model, versions.last());
+    body["aliases"] = json!(registry.model_aliases(who, id)?);
     let mut summaries = Vec::with_capacity(versions.len());
     for v in &versions {
         let mut summary = render_version(&model.id, v);
@@ -339,19 +341,21 @@ fn download_version(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     download_response(ctx, req, &who, &version, &wanted)
 }
 
-/// What a route's `{version}` names: a positive number, or a label the
-/// client gave a version.
+/// What a route's `{version}` names, a version handle: a positive number,
+/// a label the client gave a version, an alias (`@champion`) or `latest`.
+/// The registry resolves it (`Registry::find_version`); an unknown alias is
+/// a 404 in this dialect's body.
 pub(super) fn version_param(req: &Request) -> Result<crate::registry::VersionRef> {
     let text = req.param("version");
     match crate::registry::VersionRef::parse(text) {
         crate::registry::VersionRef::Number(n) if n < 1 => {
-            Err(Error::invalid("version", format!("must be a positive number or a label, got {text:?}")))
+            Err(Error::invalid("version", format!("must be a positive number, a label, @alias or latest, got {text:?}")))
         }
         by => Ok(by),
     }
 }
 
-/// The number of the version a route's `{version}` names.
+/// The number of the version a route's `{version}` handle names.
 pub(super) fn version_number(registry: &Registry, who: &Principal, model_id: &str, req: &Request) -> Result<i64> {
     match version_param(req)? {
         crate::registry::VersionRef::Number(n) => Ok(n),

@@ -2,6 +2,7 @@
 //! custom model version rules and templates, the repositories versions are
 //! pulled from, and whole-model operations (copies, zips).
 
+pub mod aliases;
 pub mod bundles;
 pub mod custom_models;
 pub mod custom_template_rules;

@@ -206,20 +206,40 @@ impl VersionStatus {
     }
 }
 
-/// A version as a client names it: its number, or the label it was given.
+/// A version as a client names it (a version handle): its number, the
+/// label it was given, one of the model's aliases (`@champion`), or
+/// `latest` (the highest-numbered version not deprecated). Every door and
+/// the CLI parse a handle here and resolve it with `Registry::find_version`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VersionRef {
     Number(i64),
     Label(String),
+    /// An alias, without its `@`.
+    Alias(String),
+    Latest,
 }
 
 impl VersionRef {
-    /// All digits is a number; anything else names a label.
+    /// All digits is a number, `@name` an alias, `latest` the latest
+    /// version; anything else names a label (labels never start with `@`
+    /// nor are `latest`: `check_label`).
     pub fn parse(text: &str) -> VersionRef {
+        if let Some(alias) = text.strip_prefix('@') {
+            return VersionRef::Alias(alias.to_string());
+        }
+        if text == super::aliases::LATEST {
+            return VersionRef::Latest;
+        }
         match text.parse::<i64>() {
             Ok(n) => VersionRef::Number(n),
             Err(_) => VersionRef::Label(text.to_string()),
         }
+    }
+
+    /// Whether the text is an alias or `latest`, which only the registry
+    /// resolves (rather than a number, a label or an id).
+    pub fn is_alias_or_latest(text: &str) -> bool {
+        matches!(VersionRef::parse(text), VersionRef::Alias(_) | VersionRef::Latest)
     }
 }
 
@@ -228,6 +248,8 @@ impl std::fmt::Display for VersionRef {
         match self {
             VersionRef::Number(n) => write!(f, "{n}"),
             VersionRef::Label(l) => write!(f, "{l:?}"),
+            VersionRef::Alias(a) => write!(f, "@{a}"),
+            VersionRef::Latest => write!(f, "latest"),
         }
     }
 }
@@ -715,7 +737,7 @@ impl Registry {
         latest_version_in(&self.conn, model_id)
     }
 
-    /// A version by number or by label.
+    /// A version by its handle: number, label, alias or `latest`.
     pub fn find_version(&self, who: &Principal, model_id: &str, by: &VersionRef) -> Result<Version> {
         match by {
             VersionRef::Number(n) => self.get_version(who, model_id, *n),
@@ -729,6 +751,15 @@ impl Registry {
                     .ok_or_else(|| Error::NotFound(format!("model {model_id} has no version {label:?}")))?;
                 load_version(&self.conn, &id)
             }
+            VersionRef::Alias(alias) => {
+                self.get_model(who, model_id)?;
+                let id = super::aliases::alias_version_id(&self.conn, model_id, alias)?
+                    .ok_or_else(|| Error::NotFound(format!("model {model_id} has no alias {alias:?}")))?;
+                load_version(&self.conn, &id)
+            }
+            VersionRef::Latest => self
+                .latest_version(who, model_id)?
+                .ok_or_else(|| Error::NotFound(format!("model {model_id} has no version that is not deprecated"))),
         }
     }
 
@@ -966,6 +997,9 @@ pub fn unnamed(id: &str) -> String {
 fn check_label(tx: &sql::Connection, model_id: &str, label: &str, number: i64) -> Result<()> {
     if label.is_empty() || label.chars().count() > 64 || label.chars().any(|c| c.is_control() || c == '/') {
         return Err(Error::invalid("version", "must be 1 to 64 characters, without control characters or '/'"));
+    }
+    if label.starts_with('@') || label == super::aliases::LATEST {
+        return Err(Error::invalid("version", "must not start with '@' nor be \"latest\": those name an alias and the latest version"));
     }
     if let VersionRef::Number(n) = VersionRef::parse(label) {
         if n != number {

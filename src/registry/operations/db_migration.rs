@@ -32,6 +32,7 @@ const COPIED: &[&str] = &[
     "models",
     "model_versions",
     "version_files",
+    "model_aliases",
     "jobs",
     "job_log_chunks",
     "templates",

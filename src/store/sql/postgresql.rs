@@ -32,7 +32,10 @@ use super::{Column, Error, Params, Result, ValueRef};
 const SCHEMA: &str = include_str!("../../../migrations/postgres/0011_schema.sql");
 const SCHEMA_BASE: i64 = 11;
 /// Step i takes the schema from version SCHEMA_BASE + i to SCHEMA_BASE + i + 1.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/postgres/0012_job_leases.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/0012_job_leases.sql"),
+    include_str!("../../../migrations/postgres/0013_model_aliases.sql"),
+];
 const _: () = assert!(
     SCHEMA_BASE + MIGRATIONS.len() as i64 == super::SCHEMA_VERSION,
     "a schema step for SQLite (migrations/) needs its PostgreSQL step (migrations/postgres/)"

@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0010_blob_store.sql"),
     include_str!("../../../migrations/0011_job_queue.sql"),
     include_str!("../../../migrations/0012_job_leases.sql"),
+    include_str!("../../../migrations/0013_model_aliases.sql"),
 ];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
