@@ -826,10 +826,13 @@ fn a_version_that_is_not_a_positive_integer_is_400() {
     for version in ["0", "-1"] {
         expect_bad_request(&server.get(&download_path(&id, version)), "version");
     }
-    // Anything else names a label, which these versions do not have.
-    for version in ["latest", "1.5"] {
+    // Anything else names a label, which these versions do not have, or an
+    // alias the model does not have.
+    for version in ["1.0.0", "1.5", "@nobody"] {
         expect_error(&server.get(&download_path(&id, version)), 404, "not_found");
     }
+    // `latest` names the latest version (issue 24), no longer a label.
+    assert_eq!(server.get(&download_path(&id, "latest")).status, 200);
 }
 
 #[test]
