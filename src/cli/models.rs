@@ -489,3 +489,21 @@ fn umask() -> u32 {
         })
         .unwrap_or(0o022)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::model_and_version;
+
+    #[test]
+    fn a_model_argument_may_carry_its_alias() {
+        let split = |m: &str, v: Option<&str>| model_and_version(m.into(), v.map(String::from)).ok();
+        assert_eq!(split("mnist@champion", None), Some(("mnist".into(), "@champion".into())));
+        assert_eq!(split("a@b@prod", None), Some(("a@b".into(), "@prod".into())));
+        assert_eq!(split("mnist", Some("latest")), Some(("mnist".into(), "latest".into())));
+        // A version given beside it wins; the model's name is then taken whole.
+        assert_eq!(split("a@b", Some("3")), Some(("a@b".into(), "3".into())));
+        for bad in ["mnist", "mnist@", "@champion"] {
+            assert_eq!(split(bad, None), None, "{bad}");
+        }
+    }
+}
