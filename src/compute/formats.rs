@@ -194,8 +194,14 @@ pub fn probe(settings: &Settings) -> Result<Value, String> {
 }
 
 /// Ok when the runtime has what `need` installs; Err says which option of
-/// `runtime install` would.
+/// `runtime install` would. A server that runs no jobs (`serve --no-jobs`)
+/// cannot see its workers' runtimes, so it does not ask its own (as
+/// `compute::available`): a worker without the converters fails the job
+/// saying which `runtime install` is missing.
 pub fn check_installed(settings: &Settings, need: Need, what: &str) -> Result<(), String> {
+    if !settings.runs_jobs {
+        return Ok(());
+    }
     let facts = probe(settings).map_err(|e| {
         format!("this server cannot convert {what}: {e}. The converters come with `{}`", need.install_command())
     })?;

@@ -68,14 +68,9 @@ fn settings<'a>(ctx: &Ctx<'a>) -> Settings<'a> {
     ctx.options.jobs.compute()
 }
 
-/// Whether this process's runtime has the converters `need` names, when it
-/// is the one that will convert. A server that runs no jobs (`--no-jobs`)
-/// cannot know a worker's runtime: it records the request, and a worker
-/// without the converters fails it saying which `runtime install` is missing.
-fn installed_where_jobs_run(settings: &Settings, need: Need, version: &Version, format: &str) -> std::result::Result<(), String> {
-    if !settings.runs_jobs {
-        return Ok(());
-    }
+/// Whether the runtime that will convert has the converters `need` names
+/// (see `convert::check_installed`).
+fn converters_installed(settings: &Settings, need: Need, version: &Version, format: &str) -> std::result::Result<(), String> {
     let from = convert::source_format(version);
     convert::check_installed(settings, need, &format!("{from} into {format}"))
 }
@@ -98,7 +93,7 @@ pub(crate) fn availability(registry: &Registry, settings: &Settings, version: &V
     if let Some(row) = registry.format_artifact(version, format)? {
         return Ok(row_availability(row));
     }
-    if let Err(reason) = installed_where_jobs_run(settings, need, version, format) {
+    if let Err(reason) = converters_installed(settings, need, version, format) {
         return Ok(Availability::NotInstalled(reason));
     }
     Ok(if need == Need::Torch { Availability::NeedsShape } else { Availability::NotRequested })
@@ -131,7 +126,7 @@ pub(crate) fn request(
     if need == Need::Torch && !has_shape {
         return Ok(Availability::NeedsShape);
     }
-    if let Err(reason) = installed_where_jobs_run(settings, need, version, format) {
+    if let Err(reason) = converters_installed(settings, need, version, format) {
         return Ok(Availability::NotInstalled(reason));
     }
     let (row, job) = registry.request_format(who, version, format, input_shape, retry)?;
