@@ -1,8 +1,12 @@
-//! Aliases and `latest` (issue 24): `PUT/DELETE
-//! /api/modelreg/v1/models/{model}/aliases/{alias}` set, move and remove an
-//! alias; `@alias` and `latest` name a version in the Octomil door's
-//! `{version}` routes and in the CLI, offline and with `--server`. Each test
-//! speaks HTTP to the real binary.
+//! The registry workflow of issue 24, through modelreg's own API, the three
+//! doors and the CLI (offline and with `--server`):
+//! - aliases and `latest`: `PUT/DELETE /api/modelreg/v1/models/{model}/aliases/{alias}`
+//!   set, move and remove an alias; `@alias` and `latest` name a version in
+//!   the Octomil door's `{version}` routes, DataRobot's `{versionId}` and
+//!   the CLI;
+//! - tags on models and versions, and the model search by tag and text;
+//! - lineage and metrics, set and shown.
+//! Each test speaks HTTP to the real binary.
 
 mod common;
 
@@ -206,5 +210,546 @@ fn the_cli_downloads_by_alias_and_latest_offline_and_over_http() {
         assert!(run(remote, &["models", "show", "cli-model"]).contains("@champion=v2"), "remote: {remote}");
         let shown: Value = serde_json::from_str(&run(remote, &["--json", "models", "show", "cli-model"])).unwrap();
         assert_eq!(shown["aliases"], json!({"champion": 2}), "remote: {remote}");
+    }
+}
+
+const MODELREG: &str = "/api/modelreg/v1/models";
+
+fn put_tag(server: &Server, path: &str, value: &str) -> Reply {
+    server.send_json("PUT", path, &json!({"value": value}))
+}
+
+fn search(server: &Server, query: &str) -> Vec<String> {
+    let page = ok(&server.get(&format!("{MODELREG}?{query}")), 200);
+    page["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// modelreg's own error body: `{error, message}`, with the status.
+fn assert_modelreg_error(reply: &Reply, status: u16, mentions: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text());
+    let body = reply.json();
+    assert!(body["error"].is_string(), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains(mentions),
+        "{body}"
+    );
+}
+
+#[test]
+fn tags_are_set_replaced_removed_and_found_by_search() {
+    let s = Server::start();
+    model_with_versions(&s, "fraud-xgb", 2);
+    model_with_versions(&s, "fraud-lgbm", 1);
+    model_with_versions(&s, "churn", 1);
+    for (model, key, value) in [
+        ("fraud-xgb", "stage", "production"),
+        ("fraud-xgb", "owner", "risk"),
+        ("fraud-lgbm", "stage", "staging"),
+        ("churn", "stage", "production"),
+    ] {
+        ok(
+            &put_tag(&s, &format!("{MODELREG}/{model}/tags/{key}"), value),
+            200,
+        );
+    }
+    // Setting a key again replaces its value and answers every tag.
+    let replaced = ok(
+        &put_tag(
+            &s,
+            &format!("{MODELREG}/fraud-lgbm/tags/stage"),
+            "production",
+        ),
+        200,
+    );
+    assert_eq!(replaced, json!({"tags": {"stage": "production"}}));
+    let back = ok(
+        &put_tag(&s, &format!("{MODELREG}/fraud-lgbm/tags/stage"), "staging"),
+        200,
+    );
+    assert_eq!(back["tags"]["stage"], "staging");
+
+    // Newest first; every tag must match; a bare key matches any value; q narrows by name.
+    assert_eq!(search(&s, "tag=stage:production"), ["churn", "fraud-xgb"]);
+    assert_eq!(
+        search(&s, "tag=stage:production&tag=owner:risk"),
+        ["fraud-xgb"]
+    );
+    assert_eq!(
+        search(&s, "tag=stage"),
+        ["churn", "fraud-lgbm", "fraud-xgb"]
+    );
+    assert_eq!(search(&s, "tag=stage:production&q=FRAUD"), ["fraud-xgb"]);
+    assert_eq!(search(&s, "q=fraud"), ["fraud-lgbm", "fraud-xgb"]);
+    assert!(search(&s, "tag=stage:retired").is_empty());
+    // Each hit carries its tags and latest version.
+    let page = ok(&s.get(&format!("{MODELREG}?tag=owner:risk")), 200);
+    assert_eq!(
+        page["models"][0]["tags"],
+        json!({"owner": "risk", "stage": "production"})
+    );
+    assert_eq!(page["models"][0]["latest_version"], 2);
+
+    // Paged by cursor: one model a page, in order, then no next.
+    let mut seen = Vec::new();
+    let mut next = String::new();
+    loop {
+        let query = if next.is_empty() {
+            "tag=stage&limit=1".to_string()
+        } else {
+            format!("tag=stage&limit=1&after={next}")
+        };
+        let page = ok(&s.get(&format!("{MODELREG}?{query}")), 200);
+        seen.extend(
+            page["models"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["name"].as_str().unwrap().to_string()),
+        );
+        match page["next"].as_str() {
+            Some(cursor) => next = cursor.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["churn", "fraud-lgbm", "fraud-xgb"]);
+
+    // The Octomil list takes the same filters, and its model shows the tags.
+    let listed = ok(
+        &s.get(&format!("{MODELS}?tag=stage:production&tag=owner")),
+        200,
+    );
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert_eq!(listed["models"][0]["name"], "fraud-xgb");
+    assert_eq!(
+        ok(&s.get(&format!("{MODELS}/fraud-xgb")), 200)["tags"]["owner"],
+        "risk"
+    );
+
+    // Removing: the tags that remain; a second removal is a 404.
+    let removed = ok(&s.delete(&format!("{MODELREG}/fraud-xgb/tags/owner")), 200);
+    assert_eq!(removed, json!({"tags": {"stage": "production"}}));
+    assert_modelreg_error(
+        &s.delete(&format!("{MODELREG}/fraud-xgb/tags/owner")),
+        404,
+        "owner",
+    );
+    assert!(search(&s, "tag=owner").is_empty());
+
+    // Bad keys and values, and a bad filter, are 400s naming the problem.
+    assert_modelreg_error(
+        &put_tag(&s, &format!("{MODELREG}/churn/tags/a:b"), "x"),
+        400,
+        "key",
+    );
+    assert_modelreg_error(
+        &put_tag(&s, &format!("{MODELREG}/churn/tags/ok"), "line\nbreak"),
+        400,
+        "value",
+    );
+    assert_modelreg_error(
+        &s.send_json(
+            "PUT",
+            &format!("{MODELREG}/churn/tags/ok"),
+            &json!({"value": 3}),
+        ),
+        400,
+        "value",
+    );
+    assert_modelreg_error(&s.get(&format!("{MODELREG}?tag=:x")), 400, "tag");
+    let octomil = s.get(&format!("{MODELS}?tag=:x"));
+    assert_eq!(
+        (octomil.status, octomil.json()["error"].clone()),
+        (400, json!("bad_request"))
+    );
+
+    // Deleting a model deletes its tags.
+    ok(&s.delete(&format!("{MODELS}/churn")), 200);
+    assert_eq!(search(&s, "tag=stage:production"), ["fraud-xgb"]);
+}
+
+#[test]
+fn version_tags_show_on_the_version_and_its_model() {
+    let s = Server::start();
+    let id = model_with_versions(&s, "tagged", 2);
+    ok(&set_alias(&s, &id, "champion", 1), 200);
+    ok(
+        &put_tag(
+            &s,
+            &format!("{MODELREG}/tagged/versions/@champion/tags/validated"),
+            "yes",
+        ),
+        200,
+    );
+    ok(
+        &put_tag(
+            &s,
+            &format!("{MODELREG}/tagged/versions/2/tags/validated"),
+            "no",
+        ),
+        200,
+    );
+
+    let one = ok(&s.get(&format!("{MODELREG}/tagged/versions/1")), 200);
+    assert_eq!(
+        (one["tags"].clone(), one["aliases"].clone()),
+        (json!({"validated": "yes"}), json!(["champion"]))
+    );
+    let model = ok(&s.get(&format!("{MODELREG}/{id}")), 200);
+    let numbers: Vec<i64> = model["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [2, 1], "newest first");
+    assert_eq!(model["versions"][0]["tags"], json!({"validated": "no"}));
+    assert_eq!(model["aliases"], json!({"champion": 1}));
+    let octomil = ok(&s.get(&format!("{MODELS}/{id}")), 200);
+    assert_eq!(octomil["versions"][0]["tags"], json!({"validated": "yes"}));
+
+    assert_modelreg_error(
+        &put_tag(&s, &format!("{MODELREG}/tagged/versions/9/tags/x"), "y"),
+        404,
+        "9",
+    );
+    // Another team sees none of it and changes nothing.
+    assert!(s.cli(&["teams", "add", "others"]).status.success());
+    let eve = user_key(&s, "eve", Some("others"));
+    let path = format!("{MODELREG}/{id}/versions/1/tags/validated");
+    assert_eq!(
+        as_user(&s, &eve, "PUT", &path, Some(&json!({"value": "stolen"}))).status,
+        404
+    );
+    assert_eq!(
+        as_user(&s, &eve, "GET", &format!("{MODELREG}/{id}"), None).status,
+        404
+    );
+    let theirs = as_user(&s, &eve, "GET", &format!("{MODELREG}?tag=validated"), None);
+    assert_eq!(ok(&theirs, 200)["models"], json!([]));
+    assert_eq!(
+        ok(&s.get(&format!("{MODELREG}/tagged/versions/1")), 200)["tags"]["validated"],
+        "yes"
+    );
+}
+
+#[test]
+fn lineage_and_metrics_are_set_and_shown() {
+    let s = Server::start();
+    let base = model_with_versions(&s, "base-model", 1);
+    let id = model_with_versions(&s, "tuned", 2);
+    ok(&set_alias(&s, &base, "champion", 1), 200);
+    let patch = |version: &str, body: Value| {
+        s.send_json(
+            "PATCH",
+            &format!("{MODELREG}/tuned/versions/{version}"),
+            &body,
+        )
+    };
+
+    let updated = ok(
+        &patch(
+            "2",
+            json!({
+                "lineage": {"source_commit": "9fceb02d0ae598e95dc970b74767f19372d61af8", "dataset": "s3://data/churn-2026-11.csv",
+                            "run_url": "https://ci.example.com/runs/42", "parent_version": {"version": 1}},
+                "metrics": {"auc": 0.931, "f1": 0.71}
+            }),
+        ),
+        200,
+    );
+    let lineage = &updated["lineage"];
+    assert_eq!(
+        lineage["source_commit"],
+        "9fceb02d0ae598e95dc970b74767f19372d61af8"
+    );
+    assert_eq!(lineage["dataset"], "s3://data/churn-2026-11.csv");
+    assert_eq!(lineage["run_url"], "https://ci.example.com/runs/42");
+    assert_eq!(lineage["parent_version"]["model"], "tuned");
+    assert_eq!(lineage["parent_version"]["version"], 1);
+    assert_eq!(updated["metrics"], json!({"auc": 0.931, "f1": 0.71}));
+
+    // A parent in another model, by name and alias; null clears a field; metrics merge.
+    let moved = ok(
+        &patch(
+            "2",
+            json!({"lineage": {"parent_version": {"model": "base-model", "version": "@champion"}, "run_url": null},
+                                      "metrics": {"f1": null, "precision": 0.8}}),
+        ),
+        200,
+    );
+    assert_eq!(
+        moved["lineage"]["parent_version"],
+        json!({"id": moved["lineage"]["parent_version"]["id"], "model_id": base, "model": "base-model", "version": 1})
+    );
+    assert_eq!(moved["lineage"]["run_url"], Value::Null);
+    assert_eq!(
+        moved["lineage"]["dataset"], "s3://data/churn-2026-11.csv",
+        "untouched fields stay"
+    );
+    assert_eq!(moved["metrics"], json!({"auc": 0.931, "precision": 0.8}));
+
+    // The Octomil door shows the same, from the same place.
+    let octomil = ok(&s.get(&format!("{MODELS}/{id}")), 200);
+    assert_eq!(octomil["versions"][1]["lineage"], moved["lineage"]);
+    assert_eq!(octomil["versions"][1]["metrics"], moved["metrics"]);
+
+    // Refused, changing nothing: a run that is not a web URL, a version its own parent,
+    // an unknown field, a parent that does not exist, a field that is not ours to change.
+    for (body, field) in [
+        (
+            json!({"lineage": {"run_url": "javascript:alert(1)"}}),
+            "run_url",
+        ),
+        (
+            json!({"lineage": {"parent_version": {"version": 2}}}),
+            "parent",
+        ),
+        (json!({"lineage": {"sourceCommit": "x"}}), "sourceCommit"),
+        (
+            json!({"lineage": {"source_commit": "has spaces"}}),
+            "source_commit",
+        ),
+        (json!({"lineage": {"parent_version": {"version": 7}}}), "7"),
+        (json!({"lineage": "x"}), "lineage"),
+        (json!({"status": "gone"}), "status"),
+        (json!({"files": []}), "files"),
+    ] {
+        let reply = patch("2", body.clone());
+        assert!(
+            reply.status == 400 || reply.status == 404,
+            "{body}: {}",
+            reply.text()
+        );
+        assert!(reply.text().contains(field), "{body}: {}", reply.text());
+    }
+    assert_eq!(
+        ok(&s.get(&format!("{MODELREG}/tuned/versions/2")), 200)["lineage"],
+        moved["lineage"]
+    );
+
+    // A deleted parent is shown as such, not as an error.
+    ok(&s.delete(&format!("{MODELS}/base-model")), 200);
+    let orphan = ok(&s.get(&format!("{MODELREG}/tuned/versions/2")), 200);
+    assert_eq!(orphan["lineage"]["parent_version"]["deleted"], true);
+}
+
+#[test]
+fn datarobot_takes_an_alias_where_it_takes_a_version_id() {
+    let s = Server::start();
+    let id = model_with_versions(&s, "shared", 3);
+    ok(&set_alias(&s, &id, "champion", 2), 200);
+    let two = ok(&s.get(&format!("{MODELREG}/{id}/versions/2")), 200)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let got = ok(
+        &s.get(&format!("/api/v2/customModels/{id}/versions/@champion/")),
+        200,
+    );
+    assert_eq!(got["id"], two);
+    let latest = ok(
+        &s.get(&format!("/api/v2/customModels/{id}/versions/latest/")),
+        200,
+    );
+    assert_eq!(latest["isFrozen"].is_boolean(), true);
+    let zip = s.get(&format!(
+        "/api/v2/customModels/{id}/versions/@champion/download/"
+    ));
+    assert_eq!(zip.status, 200, "{}", zip.text());
+    // The custom model shows its aliases by version id, as its routes name versions.
+    let model = ok(&s.get(&format!("/api/v2/customModels/{id}/")), 200);
+    assert_eq!(model["aliases"], json!({"champion": two}));
+    // An unknown alias is DataRobot's 404 body.
+    let missing = s.get(&format!("/api/v2/customModels/{id}/versions/@nobody/"));
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("nobody"),
+        "{}",
+        missing.text()
+    );
+}
+
+#[test]
+fn a_filtered_datarobot_list_counts_only_its_matches() {
+    let s = Server::start();
+    model_with_versions(&s, "made-through-octomil", 1);
+    let created = s.post_json(
+        "/api/v2/customModels/",
+        &json!({"customModelType": "inference", "name": "prices", "targetType": "Regression", "targetName": "price"}),
+    );
+    ok(&created, 201);
+    // Models made through another door show as Unstructured.
+    let unstructured = ok(&s.get("/api/v2/customModels/?targetType=Unstructured"), 200);
+    assert_eq!(unstructured["data"].as_array().unwrap().len(), 1);
+    assert_eq!(unstructured["totalCount"], 1, "{unstructured}");
+    let everything = ok(&s.get("/api/v2/customModels/"), 200);
+    assert_eq!(everything["totalCount"], 2);
+}
+
+#[test]
+fn the_cli_sets_and_shows_aliases_tags_lineage_and_status() {
+    let s = Server::start();
+    model_with_versions(&s, "cli-flow", 4);
+    let run = |remote: bool, args: &[&str]| {
+        let out = if remote {
+            s.cli_remote(args)
+        } else {
+            s.cli(args)
+        };
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json_of = |remote: bool, args: &[&str]| -> Value {
+        let all: Vec<&str> = std::iter::once("--json")
+            .chain(args.iter().copied())
+            .collect();
+        serde_json::from_str(&run(remote, &all)).unwrap()
+    };
+    for remote in [false, true] {
+        let alias = if remote { "remote" } else { "offline" };
+        let at = format!("cli-flow@{alias}");
+        assert_eq!(
+            json_of(remote, &["versions", "alias", "cli-flow", alias, "2"])["version"],
+            2,
+            "remote: {remote}"
+        );
+        let tags = json_of(
+            remote,
+            &[
+                "models",
+                "tag",
+                "cli-flow",
+                &format!("via={alias}"),
+                "stage=prod",
+            ],
+        );
+        assert_eq!(tags["tags"]["via"], alias);
+        let version_tags = json_of(
+            remote,
+            &[
+                "versions",
+                "tag",
+                "cli-flow",
+                &format!("@{alias}"),
+                "checked=yes",
+            ],
+        );
+        assert_eq!(version_tags["tags"], json!({"checked": "yes"}));
+        let updated = json_of(
+            remote,
+            &[
+                "versions",
+                "update",
+                &at,
+                "--source-commit",
+                "abc123",
+                "--run-url",
+                "https://ci.example.com/1",
+                "--parent",
+                "1",
+                "--metric",
+                "auc=0.93",
+            ],
+        );
+        assert_eq!(
+            (
+                updated["number"].clone(),
+                updated["lineage"]["source_commit"].clone()
+            ),
+            (json!(2), json!("abc123"))
+        );
+        assert_eq!(updated["lineage"]["parent_version"]["version"], 1);
+        assert_eq!(updated["metrics"]["auc"], 0.93);
+
+        // What a person reads: the version with its metrics and lineage, the list with its aliases and metrics.
+        let shown = run(remote, &["versions", "show", &at]);
+        for expected in [
+            "abc123",
+            "https://ci.example.com/1",
+            "cli-flow@1",
+            "auc",
+            "0.93",
+            "checked=yes",
+            &format!("@{alias}"),
+        ] {
+            assert!(
+                shown.contains(expected),
+                "remote {remote}: {expected:?} missing from\n{shown}"
+            );
+        }
+        let listed = run(remote, &["versions", "list", "cli-flow"]);
+        let lines: Vec<&str> = listed.lines().collect();
+        assert!(lines[0].starts_with("VERSION"), "{listed}");
+        assert!(lines[1].starts_with('4'), "newest first:\n{listed}");
+        let two = lines.iter().find(|l| l.starts_with("2 ")).unwrap();
+        assert!(
+            two.contains(&format!("@{alias}")) && two.contains("auc=0.93"),
+            "{listed}"
+        );
+        assert!(run(
+            remote,
+            &["models", "list", "--tag", &format!("via:{alias}")]
+        )
+        .contains("cli-flow"));
+        assert!(!run(remote, &["models", "list", "--tag", "via:nobody"]).contains("cli-flow"));
+
+        // Lifecycle: deprecate and publish by alias; the alias moves off, then is removed.
+        assert_eq!(
+            json_of(remote, &["versions", "deprecate", &at])["status"],
+            "deprecated"
+        );
+        assert_eq!(
+            json_of(
+                remote,
+                &["versions", "publish", "cli-flow", &format!("@{alias}")]
+            )["status"],
+            "published"
+        );
+        json_of(
+            remote,
+            &["versions", "alias", "cli-flow", alias, "--remove"],
+        );
+        let gone = if remote {
+            s.cli_remote(&["versions", "show", &at])
+        } else {
+            s.cli(&["versions", "show", &at])
+        };
+        assert!(!gone.status.success());
+        assert!(String::from_utf8_lossy(&gone.stderr).contains(alias));
+        json_of(remote, &["models", "tag", "cli-flow", "--remove", "via"]);
+    }
+    // Deleting a version by number, then it is gone from the list.
+    run(false, &["versions", "delete", "cli-flow", "4"]);
+    run(true, &["versions", "delete", "cli-flow", "3"]);
+    let left: Vec<i64> = json_of(false, &["versions", "list", "cli-flow"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(left, [1, 2]);
+    // Each new command's help carries an example.
+    for command in [
+        &["models", "tag"][..],
+        &["versions", "alias"],
+        &["versions", "tag"],
+        &["versions", "update"],
+        &["versions", "show"],
+    ] {
+        let help = run(false, &[command, &["--help"]].concat());
+        assert!(help.contains("Example"), "{command:?}:\n{help}");
     }
 }

@@ -440,7 +440,7 @@ pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: boo
         CustomModelsCommand::Show { id } => {
             let model = match target {
                 Target::Local { registry, who } => {
-                    model_api::render_model(registry, who, &registry.get_model(who, &id)?)?
+                    model_api::render_model_detail(registry, who, &registry.get_model(who, &id)?)?
                 }
                 Target::Remote(remote) => remote.get_json(&model_path(&id))?,
             };

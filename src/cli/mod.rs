@@ -7,11 +7,14 @@ mod custom_templates;
 mod machines;
 mod datarobot;
 mod datasets;
+mod local;
 mod models;
 mod remote;
 mod repositories;
 mod runtime;
+mod table;
 mod version_handle;
+mod workflow;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -11,10 +11,14 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
+use super::local::Local;
 use super::remote::{enc, Download, Remote};
-use crate::api::octomil;
+use super::table::{cell, human_size, pairs, Table};
+use super::workflow::{self, Workflow};
+use crate::api::octomil::{self, ListFilters};
+use crate::registry::catalogue::tags::parse_tag_filter;
 use crate::registry::catalogue::weights;
-use crate::registry::{Error, Principal, Registry};
+use crate::registry::{Error, VersionStatus};
 use crate::registry::{copy_hashing, Digest, PutError};
 
 #[derive(Subcommand)]
@@ -34,6 +38,7 @@ pub enum ModelsCommand {
         baseline: bool,
     },
     /// List models, newest first.
+    #[command(after_help = "Examples:\n  modelreg models list --tag stage:production\n  modelreg models list --search fraud --limit 50")]
     List {
         #[arg(long, default_value_t = 20)]
         limit: i64,
@@ -41,11 +46,29 @@ pub enum ModelsCommand {
         offset: i64,
         #[arg(long)]
         framework: Option<String>,
+        /// Only models with this tag: KEY:VALUE, or KEY for any value (repeatable: all must match).
+        #[arg(long = "tag", value_name = "KEY[:VALUE]")]
+        tags: Vec<String>,
+        /// Only models whose name or description contains this text.
+        #[arg(long)]
+        search: Option<String>,
     },
-    /// Show a model and its versions.
+    /// Show a model, its tags, aliases and versions.
+    #[command(after_help = "Example:\n  modelreg models show fraud-xgb")]
     Show { model: String },
     /// Delete a model and its versions.
     Delete { model: String },
+    /// Set or remove a model's tags.
+    #[command(after_help = "Examples:\n  modelreg models tag fraud-xgb stage=production owner=risk\n  modelreg models tag fraud-xgb --remove stage")]
+    Tag {
+        model: String,
+        /// KEY=VALUE to set (a key of letters, digits, '_', '-', '.' or '/').
+        #[arg(value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// A key to remove (repeatable).
+        #[arg(long, value_name = "KEY")]
+        remove: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,8 +83,84 @@ pub enum VersionsCommand {
         #[arg(long)]
         description: Option<String>,
     },
-    /// List a model's versions.
+    /// List a model's versions, newest first, with their aliases and metrics.
+    #[command(after_help = "Example:\n  modelreg versions list fraud-xgb")]
     List { model: String },
+    /// Show one version: its metrics, lineage, tags, aliases and files.
+    #[command(after_help = "Examples:\n  modelreg versions show fraud-xgb 3\n  modelreg versions show fraud-xgb@champion")]
+    Show {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
+        model: String,
+        /// Its number, label, id, `@alias` or `latest`.
+        version: Option<String>,
+    },
+    /// Point an alias at a version (moving it if it exists), or remove it.
+    #[command(after_help = "Examples:\n  modelreg versions alias fraud-xgb champion 3\n  modelreg versions alias fraud-xgb champion --remove")]
+    Alias {
+        model: String,
+        /// A lowercase letter, then lowercase letters, digits, '_' or '-'.
+        alias: String,
+        /// The version it names (required unless --remove).
+        version: Option<String>,
+        #[arg(long, conflicts_with = "version")]
+        remove: bool,
+    },
+    /// Set or remove a version's tags.
+    #[command(after_help = "Examples:\n  modelreg versions tag fraud-xgb 3 validated=yes\n  modelreg versions tag fraud-xgb 3 --remove validated")]
+    Tag {
+        model: String,
+        version: String,
+        #[arg(value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[arg(long, value_name = "KEY")]
+        remove: Vec<String>,
+    },
+    /// Record where a version came from (lineage) and its metrics.
+    #[command(after_help = "Examples:\n  modelreg versions update fraud-xgb 3 --source-commit 9fceb02 --dataset s3://data/churn-2026-11.csv \\\n      --run-url https://ci.example.com/runs/42 --parent 2 --metric auc=0.931\n  modelreg versions update fraud-xgb@champion --parent base-model@3\n  modelreg versions update fraud-xgb 3 --clear run-url")]
+    Update {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
+        model: String,
+        version: Option<String>,
+        /// The commit it was built from.
+        #[arg(long)]
+        source_commit: Option<String>,
+        /// The dataset it was trained on (a name, id or URI).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// The http(s) URL of the run that made it.
+        #[arg(long)]
+        run_url: Option<String>,
+        /// The version it derives from: a version of this model, or MODEL@VERSION.
+        #[arg(long)]
+        parent: Option<String>,
+        /// A lineage field to clear: source-commit, dataset, run-url or parent (repeatable).
+        #[arg(long, value_name = "FIELD")]
+        clear: Vec<String>,
+        /// A metric to set, NAME=VALUE (repeatable).
+        #[arg(long = "metric", value_name = "NAME=VALUE")]
+        metrics: Vec<String>,
+    },
+    /// Mark a version published.
+    #[command(after_help = "Example:\n  modelreg versions publish fraud-xgb 3")]
+    Publish {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
+        model: String,
+        version: Option<String>,
+    },
+    /// Mark a version deprecated: still downloadable, never `latest`.
+    #[command(after_help = "Example:\n  modelreg versions deprecate fraud-xgb 2")]
+    Deprecate {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
+        model: String,
+        version: Option<String>,
+    },
+    /// Delete a version (its number is never given again).
+    #[command(after_help = "Example:\n  modelreg versions delete fraud-xgb 1")]
+    Delete {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
+        model: String,
+        version: Option<String>,
+    },
     /// Download a version's file, verifying its sha256 as it is written.
     Download {
         /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
@@ -100,9 +199,9 @@ pub enum VersionsCommand {
     },
 }
 
-pub trait Backend {
+pub trait Backend: Workflow {
     fn create_model(&self, body: Value) -> Result<Value, Error>;
-    fn list_models(&self, limit: i64, offset: i64, framework: Option<&str>) -> Result<Value, Error>;
+    fn list_models(&self, limit: i64, offset: i64, filters: &ListFilters) -> Result<Value, Error>;
     fn show_model(&self, id: &str) -> Result<Value, Error>;
     fn delete_model(&self, id: &str) -> Result<(), Error>;
     fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error>;
@@ -116,17 +215,8 @@ pub trait Backend {
 pub fn backend(data_dir: &Path, server: Option<&str>, token: Option<&str>) -> Result<Box<dyn Backend>, Error> {
     match server {
         Some(url) => Ok(Box::new(super::remote::connect(data_dir, url, token)?)),
-        None => {
-            let registry = Registry::open_existing(data_dir)?;
-            let who = registry.operator()?;
-            Ok(Box::new(Local { registry, who }))
-        }
+        None => Ok(Box::new(Local::open(data_dir)?)),
     }
-}
-
-struct Local {
-    registry: Registry,
-    who: Principal,
 }
 
 impl Backend for Local {
@@ -136,8 +226,8 @@ impl Backend for Local {
         octomil::model_detail(&self.registry, &self.who, &model.id)
     }
 
-    fn list_models(&self, limit: i64, offset: i64, framework: Option<&str>) -> Result<Value, Error> {
-        octomil::list_body(&self.registry, &self.who, limit, offset, framework, None)
+    fn list_models(&self, limit: i64, offset: i64, filters: &ListFilters) -> Result<Value, Error> {
+        octomil::list_body(&self.registry, &self.who, limit, offset, filters)
     }
 
     fn show_model(&self, handle: &str) -> Result<Value, Error> {
@@ -198,10 +288,20 @@ impl Backend for Remote {
         self.post_json("/api/v1/models", &body)
     }
 
-    fn list_models(&self, limit: i64, offset: i64, framework: Option<&str>) -> Result<Value, Error> {
+    fn list_models(&self, limit: i64, offset: i64, filters: &ListFilters) -> Result<Value, Error> {
         let mut path = format!("/api/v1/models?limit={limit}&offset={offset}");
-        if let Some(f) = framework {
-            path.push_str(&format!("&framework={f}"));
+        if let Some(f) = &filters.framework {
+            path.push_str(&format!("&framework={}", enc(f)));
+        }
+        for tag in &filters.tags {
+            let text = match &tag.value {
+                Some(value) => format!("{}:{value}", tag.key),
+                None => tag.key.clone(),
+            };
+            path.push_str(&format!("&tag={}", enc(&text)));
+        }
+        if let Some(q) = &filters.search {
+            path.push_str(&format!("&q={}", enc(q)));
         }
         self.get_json(&path)
     }
@@ -322,19 +422,21 @@ pub fn models(backend: &dyn Backend, cmd: ModelsCommand, as_json: bool) -> Resul
             let model = backend.create_model(body)?;
             print(&model, as_json, |m| println!("created model {}", text(&m["id"])));
         }
-        ModelsCommand::List { limit, offset, framework } => {
-            let page = backend.list_models(limit, offset, framework.as_deref())?;
+        ModelsCommand::List { limit, offset, framework, tags, search } => {
+            let filters = ListFilters {
+                framework,
+                is_baseline: None,
+                tags: tags.iter().map(|t| parse_tag_filter(t)).collect::<Result<_, _>>()?,
+                search,
+            };
+            let page = backend.list_models(limit, offset, &filters)?;
             print(&page, as_json, |p| {
+                let mut table = Table::new(&["NAME", "FRAMEWORK", "SIZE", "CREATED", "ID", "DESCRIPTION"]);
                 for m in p["models"].as_array().into_iter().flatten() {
-                    println!(
-                        "{}  {}  {:<10}  {}  {}",
-                        text(&m["id"]),
-                        text(&m["created_at"]),
-                        text(&m["framework"]),
-                        text(&m["name"]),
-                        text(&m["description"])
-                    );
+                    let size = m["model_size_bytes"].as_u64().map_or_else(|| "-".into(), human_size);
+                    table.row(vec![cell(&m["name"]), cell(&m["framework"]), size, cell(&m["created_at"]), cell(&m["id"]), cell(&m["description"])]);
                 }
+                table.print();
                 println!("{} of {} model(s)", p["models"].as_array().map_or(0, Vec::len), text(&p["total"]));
             });
         }
@@ -344,10 +446,12 @@ pub fn models(backend: &dyn Backend, cmd: ModelsCommand, as_json: bool) -> Resul
                 for key in ["id", "name", "description", "framework", "framework_version", "is_baseline", "created_at"] {
                     println!("{key:<18} {}", text(&m[key]));
                 }
+                println!("{:<18} {}", "tags", pairs(&m["tags"]));
                 if let Some(aliases) = m["aliases"].as_object().filter(|a| !a.is_empty()) {
                     let list: Vec<String> = aliases.iter().map(|(name, v)| format!("@{name}=v{}", text(v))).collect();
                     println!("{:<18} {}", "aliases", list.join(", "));
                 }
+                println!();
                 print_versions(m);
             });
         }
@@ -355,20 +459,40 @@ pub fn models(backend: &dyn Backend, cmd: ModelsCommand, as_json: bool) -> Resul
             backend.delete_model(&model)?;
             print(&json!({"id": model, "deleted": true}), as_json, |_| println!("deleted model {model}"));
         }
+        ModelsCommand::Tag { model, set, remove } => {
+            let tags = workflow::retag(backend, &model, None, &set, &remove)?;
+            print(&tags, as_json, |t| println!("{model}: {}", pairs(&t["tags"])));
+        }
     }
     Ok(0)
 }
 
+/// A model's versions (as the Octomil model view lists them), newest first,
+/// with the aliases that name each.
 fn print_versions(model: &Value) {
-    for v in model["versions"].as_array().into_iter().flatten() {
-        println!(
-            "v{:<4} {:<10} {:>12} bytes  {}  {}",
-            text(&v["version"]),
-            text(&v["format"]),
-            text(&v["model_size_bytes"]),
-            text(&v["model_hash"]),
-            text(&v["uploaded_at"])
-        );
+    let mut aliases: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+    for (alias, number) in model["aliases"].as_object().into_iter().flatten() {
+        aliases.entry(number.as_i64().unwrap_or_default()).or_default().push(format!("@{alias}"));
+    }
+    let mut table = Table::new(&["VERSION", "LABEL", "STATUS", "FORMAT", "SIZE", "ALIASES", "METRICS", "UPLOADED", "SHA256"]);
+    for v in model["versions"].as_array().into_iter().flatten().rev() {
+        let number = v["version"].as_i64().unwrap_or_default();
+        table.row(vec![
+            number.to_string(),
+            cell(&v["version_label"]),
+            cell(&v["status"]),
+            cell(&v["format"]),
+            v["model_size_bytes"].as_u64().map(human_size).unwrap_or_else(|| "-".into()),
+            aliases.get(&number).map_or_else(|| "-".into(), |a| a.join(" ")),
+            pairs(&v["metrics"]),
+            cell(&v["uploaded_at"]),
+            v["model_hash"].as_str().map_or_else(|| "-".into(), |h| h.trim_start_matches("sha256:").to_string()),
+        ]);
+    }
+    if table.is_empty() {
+        println!("no versions yet");
+    } else {
+        table.print();
     }
 }
 
@@ -401,6 +525,46 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
         VersionsCommand::List { model } => {
             let m = backend.show_model(&model)?;
             print(&m["versions"], as_json, |_| print_versions(&m));
+        }
+        VersionsCommand::Show { model, version } => {
+            let (model, version) = model_and_version(model, version)?;
+            print(&backend.version_detail(&model, &version)?, as_json, workflow::print_version);
+        }
+        VersionsCommand::Alias { model, alias, version, remove } => {
+            if remove {
+                backend.delete_alias(&model, &alias)?;
+                print(&json!({"alias": alias, "removed": true}), as_json, |_| println!("removed @{alias} from {model}"));
+            } else {
+                let version = version.ok_or_else(|| Error::invalid("version", "is required: the version the alias names (or --remove)"))?;
+                let set = backend.set_alias(&model, &alias, &version)?;
+                print(&set, as_json, |s| println!("@{alias} of {model} now names version {}", text(&s["version"])));
+            }
+        }
+        VersionsCommand::Tag { model, version, set, remove } => {
+            let tags = workflow::retag(backend, &model, Some(&version), &set, &remove)?;
+            print(&tags, as_json, |t| println!("{model} {version}: {}", pairs(&t["tags"])));
+        }
+        VersionsCommand::Update { model, version, source_commit, dataset, run_url, parent, clear, metrics } => {
+            let (model, version) = model_and_version(model, version)?;
+            let body = workflow::VersionUpdate { source_commit, dataset, run_url, parent, clear, metrics }.body()?;
+            print(&backend.update_version(&model, &version, body)?, as_json, workflow::print_version);
+        }
+        VersionsCommand::Publish { model, version } => {
+            let (model, version) = model_and_version(model, version)?;
+            let v = backend.update_version(&model, &version, workflow::status_body(VersionStatus::Published))?;
+            print(&v, as_json, |v| println!("version {} of {model} is published", text(&v["number"])));
+        }
+        VersionsCommand::Deprecate { model, version } => {
+            let (model, version) = model_and_version(model, version)?;
+            let v = backend.update_version(&model, &version, workflow::status_body(VersionStatus::Deprecated))?;
+            print(&v, as_json, |v| println!("version {} of {model} is deprecated", text(&v["number"])));
+        }
+        VersionsCommand::Delete { model, version } => {
+            let (model, version) = model_and_version(model, version)?;
+            backend.delete_version(&model, &version)?;
+            print(&json!({"model": model, "version": version, "deleted": true}), as_json, |_| {
+                println!("deleted version {version} of {model}")
+            });
         }
         VersionsCommand::Download { model, version, output, force, format, python } => {
             let (model, version) = model_and_version(model, version)?;

@@ -34,7 +34,7 @@ pub(crate) fn main_program_item(body: &Map<String, Value>) -> Result<String> {
 /// poll is the 303 to the conversion.
 fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = model_version_ids(req);
+    let (model, version) = model_version_ids(ctx, req)?;
     let item = main_program_item(&req.json_object()?)?;
     let (conversion, job) = crate::compute::convert::start(ctx.registry, &who, &model, &version, &item)?;
     crate::jobs::wake();
@@ -47,7 +47,7 @@ fn create(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// client's `get_latest` takes its first item).
 fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = model_version_ids(req);
+    let (model, version) = model_version_ids(ctx, req)?;
     let paging = paging(req)?;
     let base = req.base_url();
     if query_bool(req, "isLatest")? == Some(true) {
@@ -62,7 +62,7 @@ fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = model_version_ids(req);
+    let (model, version) = model_version_ids(ctx, req)?;
     let conversion = ctx.registry.get_conversion(&who, &model, &version, req.param("cid"))?;
     Ok(Response::json(200, &render(ctx.registry, &req.base_url(), &conversion)?))
 }
@@ -70,7 +70,7 @@ fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// Stops a running conversion: 204; 422 "not active" once it has ended.
 fn stop(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = model_version_ids(req);
+    let (model, version) = model_version_ids(ctx, req)?;
     ctx.registry.stop_conversion(&who, &model, &version, req.param("cid"))?;
     Ok(Response::empty(204))
 }
@@ -78,7 +78,7 @@ fn stop(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// The JAR of a succeeded conversion (modelreg's extension); 404 before.
 fn jar(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = model_version_ids(req);
+    let (model, version) = model_version_ids(ctx, req)?;
     let (conversion, jar, file) = open_jar(ctx.registry, &who, &model, &version, req.param("cid"))?;
     let response = req.file_answer(FileToSend { file, size: jar.size, sha256: jar.sha256, content_type: "application/java-archive".into() });
     Ok(response.with_header("Content-Disposition", attachment(&jar_name(&conversion))))

@@ -24,7 +24,7 @@ pub fn routes(router: &mut Router) {
 /// so the client's first poll sees `success`.
 fn start(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = model_version_ids(req);
+    let (model, version) = model_version_ids(ctx, req)?;
     crate::compute::available(&ctx.options.jobs.compute()).map_err(Error::unprocessable)?;
     let build = ctx.registry.start_dependency_build(&who, &model, &version)?;
     crate::jobs::wake();
@@ -35,14 +35,14 @@ fn start(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = model_version_ids(req);
+    let (model, version) = model_version_ids(ctx, req)?;
     let build = ctx.registry.get_dependency_build(&who, &model, &version)?;
     Ok(Response::json(200, &render(&req.base_url(), &model, &build)))
 }
 
 fn cancel(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = model_version_ids(req);
+    let (model, version) = model_version_ids(ctx, req)?;
     ctx.registry.cancel_dependency_build(&who, &model, &version)?;
     Ok(Response::empty(204))
 }
@@ -51,7 +51,7 @@ fn cancel(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// seed describes a JSON wrapper.
 fn log(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = model_version_ids(req);
+    let (model, version) = model_version_ids(ctx, req)?;
     let text = ctx.registry.dependency_build_log(&who, &model, &version)?;
     Ok(Response::bytes(200, "text/plain; charset=utf-8", text.into_bytes()))
 }

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{opt_str, status_location};
+use super::{model_version_ids, opt_str, status_location};
 use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::compute::insights::InsightKind;
 use crate::registry::{Error, Principal, Registry, Result};
@@ -30,7 +30,8 @@ fn image_version(registry: &Registry, who: &Principal, image: &str) -> Result<(S
 
 fn get_impact(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    impact_body(ctx.registry, &who, req.param("id"), req.param("vid"))
+    let (model, version) = model_version_ids(ctx, req)?;
+    impact_body(ctx.registry, &who, &model, &version)
 }
 
 fn get_image_impact(ctx: &Ctx, req: &mut Request) -> Result<Response> {
@@ -58,16 +59,16 @@ fn impact_body(registry: &Registry, who: &Principal, model: &str, version: &str)
 /// scoring request, the model server's output).
 fn impact_log(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (model, version) = (req.param("id"), req.param("vid"));
+    let (model, version) = model_version_ids(ctx, req)?;
     let insight = ctx
         .registry
-        .get_insight(&who, model, version, InsightKind::FeatureImpact)?
+        .get_insight(&who, &model, &version, InsightKind::FeatureImpact)?
         .ok_or_else(|| Error::NotFound(format!("no feature impact has been computed for version {version}")))?;
     Ok(Response::bytes(200, "text/plain; charset=utf-8", ctx.registry.job_log(&insight.job_id)?.into_bytes()))
 }
 
 fn start_impact(ctx: &Ctx, req: &mut Request) -> Result<Response> {
-    let (model, version) = (req.param("id").to_string(), req.param("vid").to_string());
+    let (model, version) = model_version_ids(ctx, req)?;
     start(ctx, req, &model, &version, InsightKind::FeatureImpact)
 }
 
@@ -78,7 +79,7 @@ fn start_image_impact(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 }
 
 fn start_explanations(ctx: &Ctx, req: &mut Request) -> Result<Response> {
-    let (model, version) = (req.param("id").to_string(), req.param("vid").to_string());
+    let (model, version) = model_version_ids(ctx, req)?;
     start(ctx, req, &model, &version, InsightKind::PredictionExplanations)
 }
 

@@ -55,9 +55,12 @@ pub(crate) fn status_location(req: &Request, job_id: &str) -> String {
     format!("{}/api/v2/status/{job_id}/", req.base_url())
 }
 
-/// The `{id}` and `{vid}` of a route under `customModels/{id}/versions/{vid}/`.
-pub(crate) fn model_version_ids(req: &Request) -> (String, String) {
-    (req.param("id").to_string(), req.param("vid").to_string())
+/// The `{id}` and `{vid}` of a route under `customModels/{id}/versions/{vid}/`,
+/// where `{vid}` may also be an alias (`@champion`) or `latest`.
+pub(crate) fn model_version_ids(ctx: &Ctx, req: &Request) -> Result<(String, String)> {
+    let model = req.param("id").to_string();
+    let version = ctx.registry.resolve_version_id(req.who()?, &model, req.param("vid"))?;
+    Ok((model, version))
 }
 
 /// Query parameters whose bad values are the seed's "400 Query parameters

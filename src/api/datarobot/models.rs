@@ -96,7 +96,7 @@ fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
     let id = model_id(req);
     let model = ctx.registry.get_model(&who, &id)?;
-    Ok(Response::json(200, &render_model(ctx.registry, &who, &model)?))
+    Ok(Response::json(200, &render_model_detail(ctx.registry, &who, &model)?))
 }
 
 fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
@@ -170,6 +170,16 @@ pub(crate) fn render_model(registry: &Registry, who: &Principal, model: &Model) 
     let created_by = registry.find_user(&who.team_id, &model.created_by).map(|u| u.username).unwrap_or_else(|_| model.created_by.clone());
     let latest = registry.latest_version(who, &model.id)?;
     Ok(render_model_as(model, created_by, latest.as_ref()))
+}
+
+/// A model as its GET shows it: `render_model` with modelreg's additions
+/// (issue 24), which the client ignores: its aliases, naming versions by id
+/// as every version route here does, and its tags.
+pub(crate) fn render_model_detail(registry: &Registry, who: &Principal, model: &Model) -> Result<Value> {
+    let mut body = render_model(registry, who, model)?;
+    body["aliases"] = json!(registry.model_alias_ids(who, &model.id)?);
+    body["tags"] = json!(registry.model_tags(who, &model.id)?);
+    Ok(body)
 }
 
 /// `render_model` with the creator's name and the latest version already

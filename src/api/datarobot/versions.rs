@@ -8,7 +8,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{opt_str, paging, page_of, pairs_list, query_bool, PartBudget, MAX_TEXT_BYTES};
+use super::{model_version_ids, opt_str, paging, page_of, pairs_list, query_bool, PartBudget, MAX_TEXT_BYTES};
 use crate::http::{Body, Ctx, Request, Response, Router};
 use crate::registry::access::roles::{Access, EntityKind};
 use crate::registry::catalogue::custom_versions::{commit_version, hide_forbidden, numbers, Upload, MAX_UPLOAD_PATHS, REPOSITORY_FILES};
@@ -38,7 +38,7 @@ fn list(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 fn get(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (id, vid) = (req.param("id").to_string(), req.param("vid").to_string());
+    let (id, vid) = model_version_ids(ctx, req)?;
     ctx.registry.access(&who, EntityKind::Model, &id)?;
     let version = ctx.registry.get_version_by_id(&who, &id, &vid)?;
     let mut body = render_version(&version, is_latest(ctx.registry, &who, &version)?);
@@ -55,7 +55,7 @@ fn is_latest(registry: &Registry, who: &Principal, v: &Version) -> Result<bool> 
 /// versions. No body at all (the client's `update()`) changes nothing.
 fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (id, vid) = (req.param("id").to_string(), req.param("vid").to_string());
+    let (id, vid) = model_version_ids(ctx, req)?;
     ctx.registry.require(&who, EntityKind::Model, &id, Access::Write).map_err(hide_forbidden)?;
     let body = req.json_object()?;
     let description = opt_str(&body, "description", 10_000)?.map(Some);
@@ -69,7 +69,7 @@ fn update(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 fn download(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?.clone();
-    let (id, vid) = (req.param("id").to_string(), req.param("vid").to_string());
+    let (id, vid) = model_version_ids(ctx, req)?;
     ctx.registry.access(&who, EntityKind::Model, &id)?;
     query_bool(req, "pps")?; // accepted, ignored: no install script is generated
     let version = ctx.registry.get_version_by_id(&who, &id, &vid)?;

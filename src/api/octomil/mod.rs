@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::params::{query_bool, query_int};
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
+use crate::registry::catalogue::models::TagFilter;
 use crate::registry::catalogue::weights::{check_description, download_file_name, version_format};
 use crate::registry::fields::{opt_bool, opt_number, opt_string};
 use crate::registry::is_uuid;
@@ -86,25 +87,38 @@ pub(super) fn resolve_model(registry: &Registry, who: &Principal, handle: &str) 
 fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let limit = query_int(req, "limit", 20, 1, 100)?;
     let offset = query_int(req, "offset", 0, 0, i64::MAX)?;
-    let framework = req.query("framework").map(str::to_string);
-    let baseline = query_bool(req, "is_baseline")?;
-    let page = list_page(ctx.registry, req.who()?, limit, offset, framework.as_deref(), baseline)?;
+    let page = list_page(ctx.registry, req.who()?, limit, offset, &ListFilters::from_query(req)?)?;
     // serialized straight from the rows: building a `Value` tree first (a
     // map per model) cost as much as the queries
     let body = serde_json::to_vec(&page.view()).map_err(|e| Error::Internal(format!("rendering the list failed: {e}")))?;
     Ok(Response::bytes(200, "application/json", body))
 }
 
+/// What `GET /api/v1/models` may filter on: seed 004's `framework` and
+/// `is_baseline`, and modelreg's tags (`tag=KEY:VALUE`, repeatable) and
+/// name search (`q`), as in modelreg's own model search.
+#[derive(Default)]
+pub(crate) struct ListFilters {
+    pub framework: Option<String>,
+    pub is_baseline: Option<bool>,
+    pub tags: Vec<TagFilter>,
+    pub search: Option<String>,
+}
+
+impl ListFilters {
+    fn from_query(req: &Request) -> Result<ListFilters> {
+        Ok(ListFilters {
+            framework: req.query("framework").map(str::to_string),
+            is_baseline: query_bool(req, "is_baseline")?,
+            tags: crate::api::modelreg_models::tag_filters(req)?,
+            search: req.query("q").filter(|q| !q.is_empty()).map(str::to_string),
+        })
+    }
+}
+
 /// `GET /api/v1/models` as JSON; the CLI's `models list` shares it.
-pub(crate) fn list_body(
-    registry: &Registry,
-    who: &Principal,
-    limit: i64,
-    offset: i64,
-    framework: Option<&str>,
-    is_baseline: Option<bool>,
-) -> Result<Value> {
-    let page = list_page(registry, who, limit, offset, framework, is_baseline)?;
+pub(crate) fn list_body(registry: &Registry, who: &Principal, limit: i64, offset: i64, filters: &ListFilters) -> Result<Value> {
+    let page = list_page(registry, who, limit, offset, filters)?;
     serde_json::to_value(page.view()).map_err(|e| Error::Internal(format!("rendering the list failed: {e}")))
 }
 
@@ -136,14 +150,7 @@ struct ListView<'a> {
     total: u64,
 }
 
-fn list_page(
-    registry: &Registry,
-    who: &Principal,
-    limit: i64,
-    offset: i64,
-    framework: Option<&str>,
-    is_baseline: Option<bool>,
-) -> Result<ListPage> {
+fn list_page(registry: &Registry, who: &Principal, limit: i64, offset: i64, filters: &ListFilters) -> Result<ListPage> {
     // The route checked these already; the CLI passes its flags unchecked.
     if !(1..=100).contains(&limit) {
         return Err(Error::invalid("limit", format!("must be an integer from 1 to 100, got {limit}")));
@@ -153,13 +160,15 @@ fn list_page(
     }
     let mut query = ModelQuery::newest_first(PageRequest::Offset { offset: offset as u64, limit: limit as u64 });
     query.count_total = true;
-    if let Some(framework) = framework {
+    if let Some(framework) = &filters.framework {
         check_framework(framework)?;
         query.attr_equals.push(("framework".into(), json!(framework)));
     }
-    if let Some(baseline) = is_baseline {
+    if let Some(baseline) = filters.is_baseline {
         query.attr_equals.push(("is_baseline".into(), json!(baseline)));
     }
+    query.tags = filters.tags.clone();
+    query.search = filters.search.clone();
     // one read transaction, the access rule applied once in the page query
     let listed = registry.list_models_with_latest(who, &query, false)?;
     Ok(ListPage { listed, limit, offset })
@@ -268,10 +277,14 @@ pub(crate) fn model_detail(registry: &Registry, who: &Principal, id: &str) -> Re
     let versions = registry.list_versions(who, id)?;
     let mut body = render_model(&model, versions.last());
     body["aliases"] = json!(registry.model_aliases(who, id)?);
+    body["tags"] = json!(registry.model_tags(who, id)?);
+    let mut version_tags = registry.version_tags_of_model(who, id)?;
     let mut summaries = Vec::with_capacity(versions.len());
     for v in &versions {
         let mut summary = render_version(&model.id, v);
         formats::add_fields(registry, v, &mut summary)?;
+        summary["tags"] = json!(version_tags.remove(&v.id).unwrap_or_default());
+        summary["lineage"] = registry.lineage_view(who, v)?;
         summaries.push(summary);
     }
     body["versions"] = Value::Array(summaries);

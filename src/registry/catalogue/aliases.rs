@@ -88,14 +88,24 @@ impl Registry {
 
     /// The model's aliases and the version number each names, by name.
     pub fn model_aliases(&self, who: &Principal, model_id: &str) -> Result<BTreeMap<String, i64>> {
+        Ok(self.aliased_versions(who, model_id)?.into_iter().map(|(alias, (number, _))| (alias, number)).collect())
+    }
+
+    /// The model's aliases and the id of the version each names, by name:
+    /// for the doors that name versions by id (DataRobot).
+    pub fn model_alias_ids(&self, who: &Principal, model_id: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self.aliased_versions(who, model_id)?.into_iter().map(|(alias, (_, id))| (alias, id)).collect())
+    }
+
+    fn aliased_versions(&self, who: &Principal, model_id: &str) -> Result<BTreeMap<String, (i64, String)>> {
         self.get_model(who, model_id)?;
         let rows = self
             .conn
             .prepare_cached(
-                "SELECT a.alias, v.number FROM model_aliases a JOIN model_versions v ON v.id = a.version_id
+                "SELECT a.alias, v.number, v.id FROM model_aliases a JOIN model_versions v ON v.id = a.version_id
                  WHERE a.model_id = ?1 ORDER BY a.alias",
             )?
-            .query_map([model_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .query_map([model_id], |r| Ok((r.get::<_, String>(0)?, (r.get::<_, i64>(1)?, r.get::<_, String>(2)?))))?
             .collect::<sql::Result<Vec<_>>>()?;
         Ok(rows.into_iter().collect())
     }

@@ -105,6 +105,14 @@ impl ModelOrder {
     }
 }
 
+/// One tag a model search asks for (`catalogue::tags::parse_tag_filter`):
+/// that value of the key, or any value when `value` is None.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TagFilter {
+    pub key: String,
+    pub value: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct ModelQuery {
     pub order: ModelOrder,
@@ -125,6 +133,8 @@ pub struct ModelQuery {
     pub count_total: bool,
     /// Keep models made through this door (the web UI's filter).
     pub origin: Option<Origin>,
+    /// Keep models that have every one of these tags.
+    pub tags: Vec<TagFilter>,
 }
 
 impl ModelQuery {
@@ -139,6 +149,7 @@ impl ModelQuery {
             only_ids: None,
             count_total: false,
             origin: None,
+            tags: Vec::new(),
         }
     }
 }
@@ -178,6 +189,35 @@ pub struct Version {
     pub label: Option<String>,
     /// Evaluation metrics reported for it.
     pub metrics: Attrs,
+    /// Where it came from (`catalogue::lineage`).
+    pub lineage: Lineage,
+}
+
+/// A version's lineage as stored (see `catalogue::lineage`, which changes it).
+/// `parent_version` is the parent's version id: a number or an alias could
+/// later name another version.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lineage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_version: Option<String>,
+}
+
+impl Lineage {
+    /// The stored column. A row written by a later modelreg with fields this
+    /// one does not know still reads: unknown keys are ignored.
+    pub(in crate::registry) fn from_column(text: &str) -> Lineage {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+
+    pub(in crate::registry) fn to_column(&self) -> String {
+        serde_json::to_string(self).expect("a struct of strings serializes")
+    }
 }
 
 /// A version's place in its lifecycle, shared by every door. A deprecated
@@ -536,6 +576,20 @@ impl Registry {
             filter.push_str(" AND origin = ?");
             args.push(Value::String(origin.as_str().into()));
         }
+        for tag in &q.tags {
+            // each an index seek on model_tags_lookup (key, value, model_id)
+            match &tag.value {
+                Some(value) => {
+                    filter.push_str(" AND EXISTS (SELECT 1 FROM model_tags t WHERE t.key = ? AND t.value = ? AND t.model_id = models.id)");
+                    args.push(Value::String(tag.key.clone()));
+                    args.push(Value::String(value.clone()));
+                }
+                None => {
+                    filter.push_str(" AND EXISTS (SELECT 1 FROM model_tags t WHERE t.model_id = models.id AND t.key = ?)");
+                    args.push(Value::String(tag.key.clone()));
+                }
+            }
+        }
         if let Some(ids) = &q.only_ids {
             filter.push_str(" AND id IN (SELECT value FROM json_each(?))");
             args.push(Value::String(Value::from(ids.clone()).to_string()));
@@ -549,8 +603,13 @@ impl Registry {
             sql::Value::Text(t) => Value::String(t),
             _ => Value::Null,
         }));
-        let unfiltered =
-            q.attr_equals.is_empty() && q.search.is_none() && q.only_ids.is_none() && q.origin.is_none() && access_filter.is_empty();
+        let unfiltered = q.attr_equals.is_empty()
+            && q.attr_equals_or_missing.is_empty()
+            && q.search.is_none()
+            && q.only_ids.is_none()
+            && q.origin.is_none()
+            && q.tags.is_empty()
+            && access_filter.is_empty();
         // An unfiltered page reads its team's count in the page query itself:
         // one statement fewer, a round trip fewer on PostgreSQL.
         let count_in_page = q.count_total && unfiltered;
@@ -763,6 +822,16 @@ impl Registry {
         }
     }
 
+    /// The version id a door that names versions by id was given: an id as
+    /// it is, or an alias or `latest` resolved to the id of the version it
+    /// names, so that `@champion` works wherever an id does.
+    pub fn resolve_version_id(&self, who: &Principal, model_id: &str, handle: &str) -> Result<String> {
+        if VersionRef::is_alias_or_latest(handle) {
+            return Ok(self.find_version(who, model_id, &VersionRef::parse(handle))?.id);
+        }
+        Ok(handle.to_string())
+    }
+
     /// Sets a version's lifecycle status; needs write access.
     pub fn set_version_status(&self, who: &Principal, model_id: &str, by: &VersionRef, status: VersionStatus) -> Result<Version> {
         let tx = self.write()?;
@@ -924,6 +993,7 @@ pub(in crate::registry) fn insert_version(tx: &sql::Connection, who: &Principal,
         status: VersionStatus::Active,
         label: new.label,
         metrics: Attrs::new(),
+        lineage: Lineage::default(),
         files: new
             .files
             .into_iter()
@@ -1051,7 +1121,7 @@ fn latest_versions_in(conn: &sql::Connection, model_ids: &[&str]) -> Result<Vec<
          LEFT JOIN version_files f ON f.version_id = v.id
          ORDER BY j.key, f.position"
     ))?;
-    const FILE_AT: usize = 11;
+    const FILE_AT: usize = 12;
     let mut rows = stmt.query([&ids])?;
     while let Some(r) = rows.next()? {
         let index: usize = r.get(0)?;
@@ -1076,7 +1146,8 @@ fn json_list(items: &[&str]) -> String {
     Value::from(items.iter().map(|s| Value::from(*s)).collect::<Vec<_>>()).to_string()
 }
 
-const VERSION_COLUMNS: &str = "v.id, v.model_id, v.number, v.description, v.created_by, v.created_at, v.attrs, v.status, v.label, v.metrics";
+const VERSION_COLUMNS: &str =
+    "v.id, v.model_id, v.number, v.description, v.created_by, v.created_at, v.attrs, v.status, v.label, v.metrics, v.lineage";
 
 /// A version's row from `VERSION_COLUMNS` starting at column `at`; its files are left empty.
 fn version_from_row(r: &sql::Row, at: usize) -> sql::Result<Version> {
@@ -1093,6 +1164,7 @@ fn version_from_row(r: &sql::Row, at: usize) -> sql::Result<Version> {
         status: VersionStatus::parse(&r.get::<_, String>(at + 7)?).unwrap_or_default(),
         label: r.get(at + 8)?,
         metrics: parse_attrs(&r.get::<_, String>(at + 9)?)?,
+        lineage: Lineage::from_column(&r.get::<_, String>(at + 10)?),
     })
 }
 

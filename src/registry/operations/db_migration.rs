@@ -33,6 +33,8 @@ const COPIED: &[&str] = &[
     "model_versions",
     "version_files",
     "model_aliases",
+    "model_tags",
+    "version_tags",
     "jobs",
     "job_log_chunks",
     "templates",

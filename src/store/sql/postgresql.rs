@@ -35,6 +35,7 @@ const SCHEMA_BASE: i64 = 11;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0012_job_leases.sql"),
     include_str!("../../../migrations/postgres/0013_model_aliases.sql"),
+    include_str!("../../../migrations/postgres/0014_tags_and_lineage.sql"),
 ];
 const _: () = assert!(
     SCHEMA_BASE + MIGRATIONS.len() as i64 == super::SCHEMA_VERSION,
