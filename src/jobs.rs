@@ -3,9 +3,9 @@
 //! function registered for their kind, on threads of its own, each with its
 //! own registry handle.
 //!
-//! Jobs run in two lanes with threads of their own, so that short
+//! Jobs run in three lanes with threads of their own, so that short
 //! bookkeeping (a machine's next state) never waits behind a build or a
-//! model run. The compute lane has `serve --compute-slots` threads, and
+//! model run, nor either behind a webhook receiver that does not answer. The compute lane has `serve --compute-slots` threads, and
 //! within a lane the team with the fewest running jobs goes first
 //! (`Registry::claim_job`).
 //!
@@ -48,6 +48,8 @@ pub struct JobSettings {
     /// False for `serve --no-jobs`: the jobs it queues run on workers, with
     /// their runtimes, not this machine's.
     pub runs_jobs: bool,
+    /// How webhook deliveries are sent and retried.
+    pub webhooks: crate::compute::webhooks::DeliverySettings,
 }
 
 /// The lease `--job-lease` gives when it is not set: long enough that a
@@ -71,6 +73,7 @@ impl JobSettings {
             pull_limit: 0,
             lease: DEFAULT_LEASE,
             runs_jobs: true,
+            webhooks: Default::default(),
         }
     }
 
@@ -104,10 +107,18 @@ pub enum Lane {
     Bookkeeping,
     /// Builds and model runs: seconds to minutes each, bounded in number.
     Compute,
+    /// Webhook deliveries: each waits on a receiver for up to
+    /// `--webhook-timeout`, so a dead receiver holds a thread of this lane
+    /// and never one of the others.
+    Deliveries,
 }
 
 /// Threads of the bookkeeping lane: its jobs take milliseconds.
 const BOOKKEEPING_THREADS: usize = 2;
+/// Threads of the deliveries lane. The claim takes the team with the
+/// fewest running jobs first, so a team whose receiver is dead holds at
+/// most its share of them while other teams' deliveries go out.
+const DELIVERY_THREADS: usize = 4;
 
 /// Every kind of job, its lane, and the function that runs it.
 const HANDLERS: &[(&str, Lane, JobFn)] = &[
@@ -122,6 +133,7 @@ const HANDLERS: &[(&str, Lane, JobFn)] = &[
     (crate::registry::catalogue::repositories::PULL_JOB, Lane::Compute, pull_from_repository),
     (crate::registry::compute::conversions::CONVERSION_JOB, Lane::Compute, convert),
     (crate::registry::compute::formats::FORMAT_JOB, Lane::Compute, convert_format),
+    (crate::registry::webhooks::DELIVERY_JOB, Lane::Deliveries, deliver_webhook),
 ];
 
 fn kinds_of(lane: Lane) -> Vec<&'static str> {
@@ -165,6 +177,10 @@ fn convert_format(ctx: &JobContext, job: &Job) -> Result<Value, String> {
     crate::compute::formats::run(ctx.registry, &ctx.options.compute(), job)
 }
 
+fn deliver_webhook(ctx: &JobContext, job: &Job) -> Result<Value, String> {
+    crate::compute::webhooks::run(ctx.registry, &ctx.options.webhooks, job)
+}
+
 /// How long an idle runner sleeps at most before looking again. Enqueuers
 /// call `wake`, so this only bounds the delay for jobs queued by another
 /// process (the offline CLI).
@@ -189,7 +205,12 @@ pub fn start(options: &JobSettings) -> crate::registry::Result<()> {
     let registry = Registry::open(&options.data_dir)?;
     let lease = options.lease();
     requeue_abandoned(&registry);
-    for (lane, threads) in [(Lane::Bookkeeping, BOOKKEEPING_THREADS), (Lane::Compute, options.compute_slots.max(1))] {
+    let lanes = [
+        (Lane::Bookkeeping, BOOKKEEPING_THREADS),
+        (Lane::Compute, options.compute_slots.max(1)),
+        (Lane::Deliveries, DELIVERY_THREADS),
+    ];
+    for (lane, threads) in lanes {
         let kinds = kinds_of(lane);
         for n in 0..threads {
             let registry = Registry::open(&options.data_dir)?;

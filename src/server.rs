@@ -15,5 +15,6 @@ pub fn router() -> Router {
     crate::ui::routes(&mut router);
     crate::api::admin::routes(&mut router);
     crate::api::modelreg_models::routes(&mut router);
+    crate::api::webhooks::routes(&mut router);
     router
 }

@@ -14,12 +14,11 @@ use common::datarobot::{add_version, id_of, python_environment, regression, API}
 use common::garage::{self, Garage};
 use common::{multipart_body, ok, Part, Server, BIN};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 const MODELS: &str = "/api/v1/models";
 
 fn sha256(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
+    common::sha256_hex(bytes)
 }
 
 /// Bytes that differ per `seed`.

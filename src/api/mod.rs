@@ -8,3 +8,4 @@ pub mod datarobot;
 pub mod modelreg_models;
 pub mod octomil;
 pub mod paperspace;
+pub mod webhooks;

@@ -14,6 +14,7 @@ mod repositories;
 mod runtime;
 mod table;
 mod version_handle;
+mod webhooks;
 mod workflow;
 
 use std::path::PathBuf;
@@ -149,6 +150,10 @@ enum Command {
     /// Manage API keys (with --server: a team admin's key manages its own team's keys).
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Send the team's events (new versions, alias moves, deletions, finished tests and
+    /// conversions) to a URL, signed (with --server: a team admin's key).
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
     /// Re-hash every blob, check that referenced blobs exist, and check the database.
     /// Works on the data directory only (not with --server).
     Verify,
@@ -273,6 +278,13 @@ struct JobArgs {
     /// job after this long. E.g. 30s, 2m.
     #[arg(long, env = "MODELREG_JOB_LEASE", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     job_lease: Duration,
+    /// The longest one webhook delivery attempt may take, connecting included.
+    #[arg(long, env = "MODELREG_WEBHOOK_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    webhook_timeout: Duration,
+    /// How long after a failed webhook delivery the next attempt comes; each later wait doubles
+    /// (at most an hour), for 24 hours after the event.
+    #[arg(long, env = "MODELREG_WEBHOOK_FIRST_RETRY", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    webhook_first_retry: Duration,
 }
 
 #[derive(clap::Args)]
@@ -520,6 +532,7 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
         Command::Teams(cmd) => admin::teams(&admin_target()?, cmd, cli.json),
         Command::Users(cmd) => admin::users(&admin_target()?, cmd, cli.json),
         Command::Keys(cmd) => admin::keys(&admin_target()?, cmd, cli.json),
+        Command::Webhooks(cmd) => webhooks::webhooks(&target(&data_dir, cli.server.as_deref(), cli.token.as_deref())?, cmd, cli.json),
         Command::Verify => {
             local_only("verify", server, server_from_env)?;
             admin::verify(&Registry::open_existing(&data_dir)?, cli.json)
@@ -678,6 +691,7 @@ impl JobArgs {
             pull_limit,
             lease: self.job_lease,
             runs_jobs: true,
+            webhooks: crate::compute::webhooks::DeliverySettings { timeout: self.webhook_timeout, first_retry: self.webhook_first_retry },
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod insights;
 pub mod jobs;
 pub mod requests;
 pub mod table;
+pub mod webhooks;
 
 /// Whether this server can run models: with an image builder it runs them in
 /// their environments' images; otherwise it needs the Python runtime. Err

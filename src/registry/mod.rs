@@ -15,6 +15,7 @@ pub mod fields;
 pub mod operations;
 mod page;
 pub mod storage;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 

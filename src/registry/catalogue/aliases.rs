@@ -12,6 +12,9 @@
 use std::collections::BTreeMap;
 
 use crate::registry::access::roles::Access;
+use serde_json::json;
+
+use crate::registry::webhooks::{emit, EventSubject};
 use crate::registry::{now, Error, Principal, Registry, Result};
 use crate::store::sql::{self, params, OptionalExtension};
 
@@ -64,6 +67,11 @@ impl Registry {
             .query_row(params![model_id, number], |r| r.get(0))
             .optional()?
             .ok_or_else(|| Error::NotFound(format!("model {model_id} has no version {number}")))?;
+        let previous = alias_version_id(&tx, model_id, alias)?;
+        if previous.as_deref() != Some(version_id.as_str()) {
+            let subject = EventSubject { team_id: &who.team_id, model_id, version_id: Some(&version_id) };
+            emit(&tx, "alias.moved", subject, json!({"alias": alias, "previous_version_id": previous}))?;
+        }
         tx.execute(
             "INSERT INTO model_aliases (model_id, alias, version_id, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (model_id, alias) DO UPDATE SET version_id = excluded.version_id, updated_at = excluded.updated_at",
@@ -78,10 +86,11 @@ impl Registry {
     pub fn delete_alias(&self, who: &Principal, model_id: &str, alias: &str) -> Result<()> {
         let tx = self.write()?;
         self.model_for(who, model_id, Access::Write)?;
-        let removed = tx.execute("DELETE FROM model_aliases WHERE model_id = ?1 AND alias = ?2", [model_id, alias])?;
-        if removed == 0 {
-            return Err(Error::NotFound(format!("model {model_id} has no alias {alias:?}")));
-        }
+        let previous = alias_version_id(&tx, model_id, alias)?
+            .ok_or_else(|| Error::NotFound(format!("model {model_id} has no alias {alias:?}")))?;
+        let subject = EventSubject { team_id: &who.team_id, model_id, version_id: None };
+        emit(&tx, "alias.moved", subject, json!({"alias": alias, "previous_version_id": previous, "removed": true}))?;
+        tx.execute("DELETE FROM model_aliases WHERE model_id = ?1 AND alias = ?2", [model_id, alias])?;
         tx.commit()?;
         Ok(())
     }

@@ -4,11 +4,12 @@
 //! one dialect knows. A version is an immutable, ordered set of files
 //! (path -> blob), numbered 1, 2, 3... per model.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::registry::access::roles::{check_rank, visible_sql, Access, EntityKind};
 use crate::registry::page::{clamp_i64, keyset_page, keyset_tail, Cursor, Page, PageRequest};
 use crate::registry::{new_id, now, parse_attrs, Error, Principal, Registry, Result};
+use crate::registry::webhooks::{emit, EventSubject};
 use crate::store::blobs::Digest;
 use crate::store::sql::{self, params, params_from_iter, OptionalExtension};
 
@@ -541,6 +542,7 @@ impl Registry {
         if self.model_under_test(id)? {
             return Err(Error::Conflict(format!("custom model {id} is being tested; cancel the test or wait for it")));
         }
+        emit(&tx, "model.deleted", EventSubject { team_id: &who.team_id, model_id: id, version_id: None }, json!({}))?;
         let changed = tx.execute("DELETE FROM models WHERE id = ?1 AND team_id = ?2", [id, &who.team_id])?;
         if changed == 0 {
             return Err(Error::not_found("model", id));
@@ -838,6 +840,10 @@ impl Registry {
         self.model_for(who, model_id, Access::Write)?;
         let version = self.find_version(who, model_id, by)?;
         tx.execute("UPDATE model_versions SET status = ?2 WHERE id = ?1", params![version.id, status.as_str()])?;
+        if status == VersionStatus::Deprecated && version.status != VersionStatus::Deprecated {
+            let subject = EventSubject { team_id: &who.team_id, model_id, version_id: Some(&version.id) };
+            emit(&tx, "version.deprecated", subject, json!({}))?;
+        }
         tx.execute("UPDATE models SET modified_at = ?2 WHERE id = ?1", params![model_id, now()])?;
         tx.commit()?;
         load_version(&self.conn, &version.id)
@@ -873,6 +879,8 @@ impl Registry {
         if self.model_under_test(model_id)? {
             return Err(Error::Conflict(format!("model {model_id} is being tested; cancel the test or wait for it")));
         }
+        let subject = EventSubject { team_id: &who.team_id, model_id, version_id: Some(&version.id) };
+        emit(&tx, "version.deleted", subject, json!({}))?;
         tx.execute("DELETE FROM model_versions WHERE id = ?1", [&version.id])?;
         // What the version alone held: its distinct blobs that no other row
         // references once it is gone.
@@ -1029,6 +1037,8 @@ pub(in crate::registry) fn insert_version(tx: &sql::Connection, who: &Principal,
         insert_blob.execute(params![file.sha256, file.size, at])?;
         insert_file.execute(params![file.id, version.id, position as i64, file.path, file.sha256, file.size, file.created_at])?;
     }
+    let subject = EventSubject { team_id: &who.team_id, model_id, version_id: Some(&version.id) };
+    emit(tx, "version.created", subject, json!({"files": version.files.len(), "size": version.total_size()}))?;
     Ok(version)
 }
 

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::registry::access::roles::Access;
 use crate::registry::compute::jobs::enqueue_job_in;
 use crate::registry::page::Page;
+use crate::registry::webhooks::{emit, EventSubject};
 use crate::registry::{new_id, now, Digest, Error, Job, Principal, Registry, Result};
 use crate::store::sql::{self, params, OptionalExtension};
 
@@ -202,6 +203,9 @@ impl Registry {
             // Rolled back: no blob row for a JAR nobody owns.
             return Ok(false);
         }
+        let conversion = self.conversion_by_id(id)?; // this connection: inside the transaction
+        let subject = EventSubject { team_id: &conversion.team_id, model_id: &conversion.model_id, version_id: Some(&conversion.version_id) };
+        emit(&tx, "conversion.finished", subject, json!({"conversion_id": id, "format": "jar", "state": conversion.state}))?;
         tx.commit()?;
         Ok(true)
     }

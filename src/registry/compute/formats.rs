@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::registry::access::roles::Access;
 use crate::registry::compute::jobs::enqueue_job_in;
+use crate::registry::webhooks::{emit, EventSubject};
 use crate::registry::{new_id, now, Digest, Error, Job, Principal, Registry, Result, Version};
 use crate::store::sql::{self, params, OptionalExtension};
 
@@ -198,6 +199,10 @@ impl Registry {
             // Rolled back: no blob row for an artifact nobody owns.
             return Ok(false);
         }
+        let artifact = self.format_artifact_by_id(id)?; // this connection: inside the transaction
+        let subject = EventSubject { team_id: &artifact.team_id, model_id: &artifact.model_id, version_id: Some(&artifact.version_id) };
+        let data = json!({"format": artifact.format, "state": artifact.state, "reason": artifact.reason});
+        emit(&tx, "conversion.finished", subject, data)?;
         tx.commit()?;
         Ok(true)
     }

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::registry::access::roles::Access;
 use crate::registry::compute::jobs::enqueue_job_in;
 use crate::registry::page::Page;
+use crate::registry::webhooks::{emit, EventSubject};
 use crate::registry::{new_id, now, Error, Principal, Registry, Result};
 use crate::store::sql::{self, params, OptionalExtension};
 
@@ -254,6 +255,8 @@ impl Registry {
             "UPDATE model_tests SET overall_status = ?2, checks = ?3, completed_at = ?4 WHERE id = ?1",
             params![id, overall, Value::Object(checks).to_string(), now()],
         )?;
+        let subject = EventSubject { team_id: &test.team_id, model_id: &test.model_id, version_id: Some(&test.version_id) };
+        emit(&tx, "test.finished", subject, json!({"test_id": id, "status": overall}))?;
         tx.commit()?;
         Ok(())
     }
@@ -278,6 +281,8 @@ impl Registry {
             params![id, Value::Object(checks).to_string(), now()],
         )?;
         Registry::request_cancel_in(&tx, &test.job_id)?;
+        let subject = EventSubject { team_id: &test.team_id, model_id: &test.model_id, version_id: Some(&test.version_id) };
+        emit(&tx, "test.finished", subject, json!({"test_id": id, "status": "canceled"}))?;
         tx.commit()?;
         Ok(())
     }
