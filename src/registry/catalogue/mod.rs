@@ -1,6 +1,7 @@
 //! What the registry holds: models, their versions and files, DataRobot's
 //! custom model version rules and templates, the repositories versions are
-//! pulled from, and whole-model operations (copies, zips).
+//! pulled from, whole-model operations (copies, zips), and what weights
+//! files of today's formats say about themselves.
 
 pub mod aliases;
 pub mod bundles;
@@ -14,4 +15,5 @@ pub mod overview;
 pub mod repositories;
 pub mod requirements;
 pub mod tags;
+pub mod weight_facts;
 pub mod weights;

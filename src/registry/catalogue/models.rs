@@ -732,8 +732,10 @@ impl Registry {
         self.model_for(who, model_id, Access::Write)?;
         // A derived version builds on the newest one, deprecated or not.
         let newest = newest_version_in(&tx, model_id)?;
-        let new = build(newest.as_ref())?;
+        let mut new = build(newest.as_ref())?;
         validate_version_paths(new.files.iter().map(|f| f.path.as_str()))?;
+        // Every door's versions get the facts of their weights files here.
+        self.record_weight_facts(&mut new, newest.as_ref())?;
         let last: i64 = tx.query_row("SELECT last_version_number FROM models WHERE id = ?1", [model_id], |r| r.get(0))?;
         let number = last.max(newest.as_ref().map_or(0, |v| v.number)) + 1;
         if let Some(label) = &new.label {
