@@ -32,6 +32,7 @@ use crate::http::{Ctx, Request, Response, Router};
 use crate::registry::catalogue::lineage::LineagePatch;
 use crate::registry::catalogue::models::TagFilter;
 use crate::registry::catalogue::tags::{parse_tag_filter, Tags};
+use crate::registry::catalogue::weight_facts;
 use crate::registry::{
     Cursor, Error, Model, ModelQuery, PageRequest, Principal, Registry, Result, Version,
     VersionRef, VersionStatus,
@@ -223,7 +224,11 @@ fn version_view(
     let files: Vec<Value> = version
         .files
         .iter()
-        .map(|f| json!({"path": f.path, "sha256": f.sha256, "size": f.size}))
+        .map(|f| {
+            // What a safetensors or GGUF file's header says; null for other files.
+            let facts = weight_facts::of_file(&version.attrs, &f.path);
+            json!({"path": f.path, "sha256": f.sha256, "size": f.size, "weight_facts": facts})
+        })
         .collect();
     Ok(json!({
         "id": version.id,

@@ -17,7 +17,7 @@ use super::table::{cell, human_size, pairs, Table};
 use super::workflow::{self, Workflow};
 use crate::api::octomil::{self, ListFilters};
 use crate::registry::catalogue::tags::parse_tag_filter;
-use crate::registry::catalogue::weights;
+use crate::registry::catalogue::{weight_facts, weights};
 use crate::registry::{Error, VersionStatus};
 use crate::registry::{copy_hashing, Digest, PutError};
 
@@ -77,7 +77,7 @@ pub enum VersionsCommand {
     Upload {
         model: String,
         file: PathBuf,
-        /// pytorch, tensorflow, onnx, sklearn or xgboost (default: from the file extension).
+        /// pytorch, tensorflow, onnx, sklearn, xgboost, safetensors or gguf (default: from the file extension).
         #[arg(long)]
         format: Option<String>,
         #[arg(long)]
@@ -492,6 +492,22 @@ fn print_versions(model: &Value) {
     if table.is_empty() {
         println!("no versions yet");
     } else {
+        table.print();
+        print_weight_facts(model);
+    }
+}
+
+/// What each safetensors or GGUF file's header says, a row per file under
+/// the versions (nothing when no version has such a file).
+fn print_weight_facts(model: &Value) {
+    let mut table = Table::new(&["VERSION", "FILE", "WEIGHTS"]);
+    for v in model["versions"].as_array().into_iter().flatten().rev() {
+        for (path, facts) in v["weight_facts"].as_object().into_iter().flatten() {
+            table.row(vec![cell(&v["version"]), path.clone(), weight_facts::summary(facts)]);
+        }
+    }
+    if !table.is_empty() {
+        println!();
         table.print();
     }
 }

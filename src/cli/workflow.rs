@@ -11,6 +11,7 @@ use super::remote::{enc, Remote};
 use super::table::{cell, human_size, pairs, Table};
 use super::version_handle;
 use crate::api::modelreg_models;
+use crate::registry::catalogue::weight_facts;
 use crate::registry::{Error, VersionRef, VersionStatus};
 
 pub trait Workflow {
@@ -380,12 +381,14 @@ pub fn print_version(v: &Value) {
         table.print();
     }
     println!();
-    let mut files = Table::new(&["FILE", "SIZE", "SHA256"]);
+    let mut files = Table::new(&["FILE", "SIZE", "SHA256", "WEIGHTS"]);
     for f in v["files"].as_array().into_iter().flatten() {
         files.row(vec![
             cell(&f["path"]),
             f["size"].as_u64().map(human_size).unwrap_or_default(),
             cell(&f["sha256"]),
+            // What a safetensors or GGUF file's header says.
+            if f["weight_facts"].is_object() { weight_facts::summary(&f["weight_facts"]) } else { "-".into() },
         ]);
     }
     files.print();

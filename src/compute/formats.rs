@@ -124,6 +124,14 @@ pub fn plan(registry: &Registry, version: &Version, target: &str) -> Plan {
         ("pytorch", "tflite") => Plan::Impossible(
             "modelreg does not make TFLite from PyTorch (that needs ai-edge-torch and the model's Python code); download it as ONNX from a TorchScript upload instead".into(),
         ),
+        ("safetensors", _) => Plan::Impossible(format!(
+            "a safetensors file holds tensors without the model's architecture, which lives in the Python code of the library that saved it, \
+             so modelreg cannot make {target} from it; export {target} from the model's code and upload that"
+        )),
+        ("gguf", _) => Plan::Impossible(format!(
+            "GGUF is llama.cpp's format and no maintained converter makes {target} from it; run it with llama.cpp (or another GGUF runtime), \
+             or convert the checkpoint it was made from"
+        )),
         _ => Plan::Impossible(format!("modelreg has no converter from {source} to {target}")),
     }
 }

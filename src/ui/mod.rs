@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::params::{query_bool, query_int};
 use crate::http::response::attachment;
+use crate::registry::catalogue::weight_facts;
 use crate::registry::is_uuid;
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
 use crate::registry::{Cursor, Error, Model, ModelQuery, Origin, PageRequest, Principal, Registry, Result, Version, VersionSummary};
@@ -193,8 +194,21 @@ fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 }
 
 fn render_version(v: &Version, names: &mut UserNames) -> Value {
-    let files: Vec<Value> =
-        v.files.iter().map(|f| json!({"id": f.id, "path": f.path, "size": f.size, "sha256": f.sha256})).collect();
+    let files: Vec<Value> = v
+        .files
+        .iter()
+        .map(|f| {
+            let facts = weight_facts::of_file(&v.attrs, &f.path);
+            json!({
+                "id": f.id,
+                "path": f.path,
+                "size": f.size,
+                "sha256": f.sha256,
+                "weightFacts": facts,
+                "weightFactsSummary": facts.map(weight_facts::summary),
+            })
+        })
+        .collect();
     json!({
         "id": v.id,
         "number": v.number,

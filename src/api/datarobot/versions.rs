@@ -12,6 +12,7 @@ use super::{model_version_ids, opt_str, paging, page_of, pairs_list, query_bool,
 use crate::http::{Body, Ctx, Request, Response, Router};
 use crate::registry::access::roles::{Access, EntityKind};
 use crate::registry::catalogue::custom_versions::{commit_version, hide_forbidden, numbers, Upload, MAX_UPLOAD_PATHS, REPOSITORY_FILES};
+use crate::registry::catalogue::weight_facts;
 use crate::registry::{Error, Principal, Registry, Result, Version};
 
 pub fn routes(router: &mut Router) {
@@ -167,7 +168,7 @@ pub(crate) fn render_version(v: &Version, latest: bool) -> Value {
             // A file pulled from a repository says which, at what commit.
             let origin = v.attrs.get(REPOSITORY_FILES).and_then(|m| m.get(&f.path));
             let from = |key: &str| origin.and_then(|o| o.get(key)).cloned().unwrap_or(Value::Null);
-            json!({
+            let mut item = json!({
                 "id": f.id,
                 "fileName": f.path.rsplit('/').next().unwrap_or(&f.path),
                 "filePath": f.path,
@@ -181,7 +182,13 @@ pub(crate) fn render_version(v: &Version, latest: bool) -> Value {
                 "repositoryFilePath": from("repositoryFilePath"),
                 "repositoryLocation": from("repositoryLocation"),
                 "repositoryName": from("repositoryName"),
-            })
+            });
+            // modelreg's: what a safetensors or GGUF file's header says (the
+            // client ignores keys it does not know).
+            if let Some(facts) = weight_facts::of_file(&v.attrs, &f.path) {
+                item["weightFacts"] = facts.clone();
+            }
+            item
         })
         .collect();
     json!({

@@ -18,7 +18,8 @@ use serde_json::{json, Map, Value};
 use crate::http::params::{query_bool, query_int};
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
 use crate::registry::catalogue::models::TagFilter;
-use crate::registry::catalogue::weights::{check_description, download_file_name, version_format};
+use crate::registry::catalogue::weight_facts::WEIGHT_FACTS;
+use crate::registry::catalogue::weights::{check_description, download_file_name, version_format, version_framework, FRAMEWORKS};
 use crate::registry::fields::{opt_bool, opt_number, opt_string};
 use crate::registry::is_uuid;
 use crate::registry::{Digest, Error, Model, ModelQuery, NewModel, Origin, PageRequest, Principal, Registry, Result, Version};
@@ -72,9 +73,10 @@ fn render_error(error: &Error) -> Response {
     Response::json(status, &json!({"error": code, "message": error.message()}))
 }
 
-pub(super) const FRAMEWORKS: [&str; 4] = ["pytorch", "tensorflow", "xgboost", "sklearn"];
-/// Formats a client may ask a download in (seed 004 lists converted ones).
-const DOWNLOAD_FORMATS: [&str; 8] = ["original", "pytorch", "tensorflow", "onnx", "sklearn", "xgboost", "tflite", "coreml"];
+/// Formats a client may ask a download in (seed 004 lists converted ones;
+/// a version's own format always serves its original).
+const DOWNLOAD_FORMATS: [&str; 10] =
+    ["original", "pytorch", "tensorflow", "onnx", "sklearn", "xgboost", "safetensors", "gguf", "tflite", "coreml"];
 
 /// The model a `{model_id}` names: by id, or else by name.
 pub(super) fn resolve_model(registry: &Registry, who: &Principal, handle: &str) -> Result<Model> {
@@ -446,6 +448,8 @@ pub(super) fn render_version(model_id: &str, v: &Version) -> Value {
         "file_count": v.files.len(),
         "description": v.description,
         "metrics": v.metrics,
+        // modelreg's: what its weights files' headers say, by path.
+        "weight_facts": v.attrs.get(WEIGHT_FACTS).cloned().unwrap_or_else(|| json!({})),
         "uploaded_at": v.created_at,
     })
 }
@@ -490,9 +494,9 @@ impl<'a> ModelView<'a> {
             created_at: &model.created_at,
             description: &model.description,
             // A model made through another door has no framework of its own:
-            // its latest version's format stands in when it names one.
+            // its latest version's weights stand in when they imply one.
             framework: model.attrs.get("framework").cloned().unwrap_or_else(|| {
-                latest.map(version_format).filter(|f| FRAMEWORKS.contains(&f.as_str())).map(Value::from).unwrap_or(Value::Null)
+                latest.and_then(version_framework).map(Value::from).unwrap_or(Value::Null)
             }),
             framework_version: attr("framework_version"),
             id: &model.id,

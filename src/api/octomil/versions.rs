@@ -217,8 +217,10 @@ fn confirm_upload(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             Err(Error::NotFound(_)) if !super::is_uuid(&grant.model_ref) => {
                 let mut attrs = Map::new();
                 let format = crate::registry::catalogue::weights::resolve_format(&grant.filename, None)?;
-                if super::FRAMEWORKS.contains(&format.as_str()) {
-                    attrs.insert("framework".into(), json!(format));
+                // A safetensors file's framework is in its header: the model
+                // then shows its latest version's (`version_framework`).
+                if let Some(framework) = crate::registry::catalogue::weights::format_framework(&format) {
+                    attrs.insert("framework".into(), json!(framework));
                 }
                 attrs.insert("is_baseline".into(), json!(false));
                 let new = crate::registry::NewModel {

@@ -7,10 +7,15 @@
 use serde_json::{json, Map, Value};
 
 use crate::registry::catalogue::models::{Model, NewFile, NewModel, NewVersion, Version};
+use crate::registry::catalogue::weight_facts;
 use crate::registry::{Digest, Error, Principal, Registry, Result};
 
-/// The formats a weights file may be uploaded as.
-pub const FORMATS: [&str; 5] = ["pytorch", "tensorflow", "onnx", "sklearn", "xgboost"];
+/// The formats a weights file may be uploaded as: seed 004's five, and
+/// the two most new weights ship in (whose headers the registry reads:
+/// `weight_facts`).
+pub const FORMATS: [&str; 7] = ["pytorch", "tensorflow", "onnx", "sklearn", "xgboost", "safetensors", "gguf"];
+/// Octomil's frameworks (seed 004's enum).
+pub const FRAMEWORKS: [&str; 4] = ["pytorch", "tensorflow", "xgboost", "sklearn"];
 /// The longest description a model or version made here may have.
 pub const MAX_DESCRIPTION: usize = 1000;
 
@@ -103,6 +108,8 @@ fn infer_format(filename: &str) -> Option<String> {
         "pkl" | "joblib" => "sklearn",
         "onnx" => "onnx",
         "json" | "ubj" => "xgboost",
+        "safetensors" => "safetensors",
+        "gguf" => "gguf",
         _ => return None,
     };
     Some(format.to_string())
@@ -115,6 +122,8 @@ fn default_extension(format: &str) -> &'static str {
         "sklearn" => "pkl",
         "onnx" => "onnx",
         "xgboost" => "json",
+        "safetensors" => "safetensors",
+        "gguf" => "gguf",
         _ => "bin",
     }
 }
@@ -161,3 +170,43 @@ pub fn version_format(version: &Version) -> String {
     }
 }
 
+
+/// The Octomil framework a version's weights imply, for a model that has
+/// none of its own (one made through another door, or by a push): the
+/// format's own framework where it has one of seed 004's four, else:
+///
+/// - GGUF: pytorch. GGUF files are made by llama.cpp's converters from
+///   PyTorch checkpoints (Hugging Face transformers models), and the
+///   architectures they name are those models'; of the four, PyTorch is the
+///   one the weights come from, so `?framework=pytorch` finds them with
+///   their kin.
+/// - safetensors: what the header says the file was saved from
+///   (`__metadata__.format`: "pt" pytorch, "tf" tensorflow), pytorch when it
+///   says nothing (safetensors is how the Hub keeps PyTorch weights), and
+///   none for a library outside the four (flax, numpy, mlx) or a file that
+///   is not safetensors after all.
+/// - onnx, original: none (ONNX is an exchange format, not a framework).
+pub fn version_framework(version: &Version) -> Option<&'static str> {
+    let format = version_format(version);
+    if format != "safetensors" {
+        return format_framework(&format);
+    }
+    let facts = version.files.first().and_then(|f| weight_facts::of_file(&version.attrs, &f.path))?;
+    if facts.get("error").is_some() {
+        return None;
+    }
+    match weight_facts::saved_from(facts) {
+        None | Some("pt" | "pytorch" | "torch") => Some("pytorch"),
+        Some("tf" | "tensorflow" | "keras") => Some("tensorflow"),
+        Some(_) => None,
+    }
+}
+
+/// The framework a format implies whatever the file says (see
+/// `version_framework`); none for safetensors, whose header decides.
+pub fn format_framework(format: &str) -> Option<&'static str> {
+    match format {
+        "gguf" => Some("pytorch"),
+        other => FRAMEWORKS.iter().copied().find(|f| *f == other),
+    }
+}

@@ -458,7 +458,9 @@ function fileRow(model, v, f) {
   const name = f.path.split('/').pop();
   const button = h('button', { type: 'button', class: 'download', 'data-file': f.id, 'aria-label': `Download ${f.path}` }, 'Download');
   button.addEventListener('click', () => download(model, v, f, name, button));
-  return h('tr', {}, h('td', {}, h('code', {}, f.path)), h('td', { class: 'num', title: `${f.size} bytes` }, bytes(f.size)),
+  // A safetensors or GGUF file's header, as the registry read it (or why it could not).
+  const facts = f.weightFactsSummary ? h('div', { class: f.weightFacts.error ? 'desc weights unreadable' : 'desc weights' }, f.weightFactsSummary) : null;
+  return h('tr', {}, h('td', {}, h('code', {}, f.path), facts), h('td', { class: 'num', title: `${f.size} bytes` }, bytes(f.size)),
     h('td', {}, h('code', { class: 'sha' }, f.sha256)), h('td', {}, button));
 }
 
