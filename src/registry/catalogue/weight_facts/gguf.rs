@@ -411,6 +411,7 @@ const FILE_TYPES: &[(u64, &str)] = &[
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::registry::catalogue::weight_facts::head;
 
     /// A GGUF file written by hand from the format's description.
     pub struct Gguf {
@@ -465,6 +466,16 @@ pub(super) mod tests {
         }
 
         pub fn bytes(&self) -> Vec<u8> {
+            self.layout(true)
+        }
+
+        /// The header only (every offset 0, then 4 KiB of zeros), for
+        /// tensors `bytes` could not lay out.
+        fn bytes_without_data(&self) -> Vec<u8> {
+            self.layout(false)
+        }
+
+        fn layout(&self, with_data: bool) -> Vec<u8> {
             let mut out = b"GGUF".to_vec();
             out.extend(self.version.to_le_bytes());
             out.extend((self.tensors.len() as u64).to_le_bytes());
@@ -474,21 +485,19 @@ pub(super) mod tests {
                 out.extend(value);
             }
             let mut offset = 0u64;
-            let mut sizes = Vec::new();
             for (name, dims, ty) in &self.tensors {
                 out.extend(gguf_string(name));
                 out.extend((dims.len() as u32).to_le_bytes());
-                for d in dims {
-                    out.extend(d.to_le_bytes());
-                }
+                dims.iter().for_each(|d| out.extend(d.to_le_bytes()));
                 out.extend(ty.to_le_bytes());
                 out.extend(offset.to_le_bytes());
-                let size = data_bytes(name, *ty, dims.iter().product()).unwrap().unwrap();
-                sizes.push(size);
-                offset += size.div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT;
+                if with_data {
+                    let size = data_bytes(name, *ty, dims.iter().product()).unwrap().unwrap();
+                    offset += size.div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT;
+                }
             }
             out.resize(out.len().div_ceil(32) * 32, 0);
-            out.resize(out.len() + offset as usize, 0);
+            out.resize(out.len() + if with_data { offset as usize } else { 4096 }, 0);
             out
         }
     }
@@ -498,10 +507,7 @@ pub(super) mod tests {
     }
 
     fn refusal(bytes: &[u8]) -> String {
-        match read(bytes, bytes.len() as u64) {
-            Err(Unreadable::Malformed(why)) => why,
-            other => panic!("expected a malformed file, got {other:?}"),
-        }
+        head::refusal(read(bytes, bytes.len() as u64))
     }
 
     #[test]
@@ -617,26 +623,5 @@ pub(super) mod tests {
         assert!(got.contains("past the end of the file (300 bytes)"), "{got}");
         let got = refusal(&whole[..100]);
         assert_eq!(got, "it claims 6 key-value pairs, more than its 100 bytes could hold");
-    }
-
-    impl Gguf {
-        /// The header only, for tensors `bytes` could not lay out.
-        fn bytes_without_data(&self) -> Vec<u8> {
-            let mut out = b"GGUF".to_vec();
-            out.extend(self.version.to_le_bytes());
-            out.extend((self.tensors.len() as u64).to_le_bytes());
-            out.extend(0u64.to_le_bytes());
-            for (name, dims, ty) in &self.tensors {
-                out.extend(gguf_string(name));
-                out.extend((dims.len() as u32).to_le_bytes());
-                for d in dims {
-                    out.extend(d.to_le_bytes());
-                }
-                out.extend(ty.to_le_bytes());
-                out.extend(0u64.to_le_bytes());
-            }
-            out.resize(out.len() + 4096, 0);
-            out
-        }
     }
 }

@@ -120,16 +120,18 @@ pub fn mebibytes(bytes: u64) -> String {
     format!("{} MiB", bytes >> 20)
 }
 
+/// Why a parser refused a file; panics when it did not.
+#[cfg(test)]
+pub fn refusal(parsed: Parsed<impl std::fmt::Debug>) -> String {
+    match parsed {
+        Err(Unreadable::Malformed(why)) => why,
+        other => panic!("expected a malformed file, got {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn message(result: Parsed<impl std::fmt::Debug>) -> String {
-        match result {
-            Err(Unreadable::Malformed(why)) => why,
-            other => panic!("expected a malformed file, got {other:?}"),
-        }
-    }
 
     #[test]
     fn reads_little_endian_and_counts_its_place() {
@@ -145,9 +147,9 @@ mod tests {
     fn a_length_past_the_file_or_the_cap_is_refused_before_it_is_read() {
         let bytes = [0u8; 16];
         let mut head = Head::new(&bytes[..], 16, 8, "header");
-        let why = message(head.bytes(u64::MAX));
+        let why = refusal(head.bytes(u64::MAX));
         assert!(why.contains("past the end of the file (16 bytes)"), "{why}");
-        let why = message(head.skip(12));
+        let why = refusal(head.skip(12));
         assert!(why.contains("runs past the first 0 MiB"), "{why}");
         assert_eq!(head.at(), 0, "nothing was read");
     }
