@@ -840,7 +840,7 @@ fn an_unknown_download_format_is_400() {
     let server = Server::start();
     let id = new_model(&server, "pytorch");
     upload_ok(&server, &id, "model.pt", b"x");
-    expect_bad_request(&server.get(&format!("{}?format=gguf", download_path(&id, 1))), "format");
+    expect_bad_request(&server.get(&format!("{}?format=tensorrt", download_path(&id, 1))), "format");
 }
 
 #[test]

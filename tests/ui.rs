@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::datarobot::{self as dr, API};
-use common::{ok, sha256_hex, Part, Server};
+use common::{ok, sha256_hex, weights, Part, Server};
 use serde_json::{json, Value};
 
 /// One Chromium at a time: the machine has two cores, and parallel
@@ -378,6 +378,28 @@ fn the_model_page_lists_versions_newest_first_and_its_download_matches_the_sha25
     b.wait_text("#files", "version 1's file", |t| t.contains("model-a.pt") && t.contains(&sha256_hex(&first)));
     let current = b.text(&b.find("#versions tr.current"));
     assert!(current.starts_with("v1"), "{current}");
+}
+
+#[test]
+fn a_weights_files_facts_show_under_its_path_and_an_impostors_note_as_text() {
+    let s = Server::start();
+    let model = octomil_model(&s, "llm", "today's formats");
+    for (filename, bytes) in [("fake.gguf", b"<img src=x onerror=alert(1)>".to_vec()), ("tiny.gguf", weights::gguf())] {
+        let parts = [Part::File { name: "file", filename, bytes: &bytes }];
+        ok(&s.post_multipart(&format!("/api/v1/models/{model}/versions/upload"), &parts), 201);
+    }
+    let b = Browser::start();
+    b.sign_in(&s, &s.key);
+    b.find("#models");
+    b.goto(&s.url(&format!("/#/models/{model}")));
+    let facts = b.wait_text("#files .weights", "the GGUF file's facts", |t| !t.is_empty());
+    assert_eq!(facts, weights::GGUF_SUMMARY);
+    b.goto(&s.url(&format!("/#/models/{model}/versions/1")));
+    let note = b.wait_text("#files .weights.unreadable", "the impostor's note", |t| t.contains("fake") || t.contains("not a readable"));
+    assert!(note.starts_with("not a readable gguf file: the file does not start with GGUF's magic bytes"), "{note}");
+    let injected = b.js("return document.querySelectorAll('main img').length", json!([]));
+    assert_eq!(injected, 0, "the file's bytes became elements");
+    assert!(!b.alert_open(), "a script ran");
 }
 
 #[test]

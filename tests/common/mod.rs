@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod datarobot;
 pub mod garage;
 pub mod postgres;
+pub mod weights;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
