@@ -170,7 +170,6 @@ pub fn version_format(version: &Version) -> String {
     }
 }
 
-
 /// The Octomil framework a version's weights imply, for a model that has
 /// none of its own (one made through another door, or by a push): the
 /// format's own framework where it has one of seed 004's four, else:
@@ -208,5 +207,54 @@ pub fn format_framework(format: &str) -> Option<&'static str> {
     match format {
         "gguf" => Some("pytorch"),
         other => FRAMEWORKS.iter().copied().find(|f| *f == other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::catalogue::models::{VersionFile, VersionStatus};
+    use crate::registry::catalogue::weight_facts::WEIGHT_FACTS;
+
+    fn version(path: &str, format: &str, facts: Option<Value>) -> Version {
+        let mut attrs = Map::new();
+        attrs.insert("format".into(), json!(format));
+        if let Some(facts) = facts {
+            attrs.insert(WEIGHT_FACTS.into(), json!({ path: facts }));
+        }
+        let file = VersionFile { id: "f".into(), path: path.into(), sha256: "0".repeat(64), size: 1, created_at: String::new() };
+        Version {
+            id: "v".into(),
+            model_id: "m".into(),
+            number: 1,
+            description: None,
+            created_by: "u".into(),
+            created_at: String::new(),
+            attrs,
+            files: vec![file],
+            status: VersionStatus::Active,
+            label: None,
+            metrics: Map::new(),
+            lineage: Default::default(),
+        }
+    }
+
+    #[test]
+    fn weights_imply_a_framework_of_seed_004s_four_or_none() {
+        let saved_from = |format: &str| json!({"format": "safetensors", "metadata": {"format": format}});
+        let cases = [
+            (version("m.gguf", "gguf", None), Some("pytorch")),
+            (version("m.pt", "pytorch", None), Some("pytorch")),
+            (version("m.onnx", "onnx", None), None),
+            (version("m.safetensors", "safetensors", Some(json!({"format": "safetensors", "tensor_count": 1}))), Some("pytorch")),
+            (version("m.safetensors", "safetensors", Some(saved_from("pt"))), Some("pytorch")),
+            (version("m.safetensors", "safetensors", Some(saved_from("tf"))), Some("tensorflow")),
+            (version("m.safetensors", "safetensors", Some(saved_from("flax"))), None),
+            (version("m.safetensors", "safetensors", Some(json!({"format": "safetensors", "error": "not one"}))), None),
+        ];
+        for (version, framework) in cases {
+            assert_eq!(version_framework(&version), framework, "{:?}", version.attrs);
+        }
+        assert_eq!((format_framework("safetensors"), format_framework("gguf")), (None, Some("pytorch")));
     }
 }
