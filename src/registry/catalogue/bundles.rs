@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::registry::access::roles::EntityKind;
+use crate::registry::catalogue::cards::copy_card;
 use crate::registry::catalogue::models::{insert_version, Model, NewFile, NewModel, NewVersion, Version};
 use crate::registry::{Blob, Digest, Error, Principal, Registry, Result};
 use crate::store::blobs::BlobStore;
@@ -15,7 +16,9 @@ impl Registry {
     /// blobs, so the copy holds an upload guard (gc must not sweep a blob
     /// between the read and the commit) and reads its source inside the
     /// write transaction (a version added or the model deleted meanwhile is
-    /// seen or refused, never half-copied). The caller owns the copy.
+    /// seen or refused, never half-copied). A card set through the API is
+    /// copied with its version: it describes the same files. The caller
+    /// owns the copy.
     pub fn copy_model(&self, who: &Principal, source_id: &str) -> Result<Model> {
         let _guard = self.upload_guard()?;
         let tx = self.write()?;
@@ -32,7 +35,9 @@ impl Registry {
                 .into_iter()
                 .map(|f| NewFile { path: f.path, digest: Digest { sha256: f.sha256, size: f.size } })
                 .collect();
-            insert_version(&tx, who, &copy.id, v.number, NewVersion { description: v.description, attrs: v.attrs, files, label: v.label })?;
+            let new = NewVersion { description: v.description, attrs: v.attrs, files, label: v.label };
+            let copied = insert_version(&tx, who, &copy.id, v.number, new)?;
+            copy_card(&tx, &v.id, &copied.id)?;
         }
         Registry::grant_owner_in(&tx, EntityKind::Model, &copy.id, &who.user_id)?;
         tx.commit()?;

@@ -5,6 +5,7 @@
 
 pub mod aliases;
 pub mod bundles;
+pub mod cards;
 pub mod custom_models;
 pub mod custom_template_rules;
 pub mod custom_templates;

@@ -38,6 +38,7 @@ const COPIED: &[&str] = &[
     "webhooks",
     "webhook_deliveries",
     "webhook_attempts",
+    "version_cards",
     "jobs",
     "job_log_chunks",
     "templates",

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/0013_model_aliases.sql"),
     include_str!("../../../migrations/postgres/0014_tags_and_lineage.sql"),
     include_str!("../../../migrations/postgres/0015_webhooks.sql"),
+    include_str!("../../../migrations/postgres/0016_model_cards.sql"),
 ];
 const _: () = assert!(
     SCHEMA_BASE + MIGRATIONS.len() as i64 == super::SCHEMA_VERSION,

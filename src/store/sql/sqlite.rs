@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0013_model_aliases.sql"),
     include_str!("../../../migrations/0014_tags_and_lineage.sql"),
     include_str!("../../../migrations/0015_webhooks.sql"),
+    include_str!("../../../migrations/0016_model_cards.sql"),
 ];
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
 
