@@ -16,5 +16,6 @@ pub fn router() -> Router {
     crate::api::admin::routes(&mut router);
     crate::api::modelreg_models::routes(&mut router);
     crate::api::webhooks::routes(&mut router);
+    crate::api::modelreg_cards::routes(&mut router);
     router
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod datarobot;
+pub mod modelreg_cards;
 pub mod modelreg_models;
 pub mod octomil;
 pub mod paperspace;
