@@ -6,9 +6,12 @@
 //! The page itself is public (the key is pasted into it); every JSON route
 //! needs the key, like any other route, and reads through `Registry`
 //! methods with the caller's `Principal`, so the UI sees exactly what its
-//! key may see. The page builds its DOM with `textContent` only; the
-//! Content-Security-Policy below is the second line of defence: no inline
-//! script, no script from anywhere but this server, no plugin or frame.
+//! key may see. The page builds its DOM with `textContent` only, but for a
+//! version's model card: HTML the registry rendered and sanitised
+//! (`registry::catalogue::cards`), parsed inert and moved into the page
+//! (`loadCard` in app.js). The Content-Security-Policy below is the second
+//! line of defence: no inline script, no script from anywhere but this
+//! server, no plugin or frame.
 
 use serde_json::{json, Map, Value};
 
@@ -311,8 +314,16 @@ mod tests {
     fn the_page_runs_under_a_policy_without_inline_code() {
         assert!(!CSP.contains("unsafe") && CSP.contains("script-src 'self'") && CSP.contains("default-src 'none'"));
         assert!(!INDEX_HTML.contains("<script>") && !INDEX_HTML.contains("style=") && !INDEX_HTML.contains(" on"));
-        for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", ".style.", "'style'"] {
+        let html_sinks =
+            ["innerHTML", "outerHTML", "insertAdjacentHTML", "createContextualFragment", "setHTMLUnsafe", "parseHTMLUnsafe", "srcdoc"];
+        for forbidden in html_sinks.into_iter().chain(["document.write", "eval(", "new Function", ".style.", "'style'"]) {
             assert!(!APP_JS.contains(forbidden), "app.js uses {forbidden}");
         }
+        // HTML from the server is parsed in one place, the model card's
+        // (its HTML sanitised by the registry), and nowhere else.
+        assert_eq!(APP_JS.matches("parseFromString(").count(), 1, "app.js parses HTML in more than the model card");
+        let card = &APP_JS[APP_JS.find("async function loadCard").expect("loadCard in app.js")..];
+        let card = &card[..card.find("\n}\n").unwrap()];
+        assert!(card.contains("new DOMParser().parseFromString("), "the model card is the one place HTML is parsed");
     }
 }
