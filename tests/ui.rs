@@ -424,6 +424,58 @@ fn a_hostile_model_name_renders_as_text_and_runs_no_script() {
     assert!(!b.alert_open(), "a script ran");
 }
 
+/// A card that, were any of it to run, would set `window.cardRan` and the
+/// page's title.
+const HOSTILE_CARD: &str = "# Card heading\n\nWhat this model is for.\n\n\
+    <script>window.cardRan = true; document.title = 'pwned'</script>\n\n\
+    <img src=x onerror=\"window.cardRan = true; document.title = 'pwned'\">\n\n\
+    [click me](javascript:window.cardRan=true)\n\n\
+    <a href=\"JaVaScRiPt:window.cardRan=true\">mixed case</a>\n\n\
+    <svg onload=\"window.cardRan = true\"><circle r=\"1\"/></svg>\n\n\
+    <iframe srcdoc=\"<script>parent.cardRan = true</script>\"></iframe>\n\n\
+    <div style=\"position:fixed;inset:0\" onmouseover=\"window.cardRan = true\">covering</div>\n";
+
+#[test]
+fn a_hostile_model_card_shows_its_heading_and_runs_no_script() {
+    let s = Server::start();
+    let model = octomil_model(&s, "carded", "a model with a card");
+    upload(&s, &model, "m.pt", b"weights");
+    let card = s.send_json("PUT", &format!("/api/modelreg/v1/models/{model}/versions/1/card"), &json!({"markdown": HOSTILE_CARD}));
+    ok(&card, 200);
+    let b = Browser::start();
+    b.sign_in(&s, &s.key);
+    b.find("#models");
+    // Anything the sanitiser let through would meet the page's policy, which
+    // reports what it blocks: record that from here on (the page stays the
+    // same document, as the UI routes in the URL's fragment).
+    b.js(
+        "window.violations = []; \
+         document.addEventListener('securitypolicyviolation', (e) => window.violations.push(`${e.violatedDirective} ${e.blockedURI}`))",
+        json!([]),
+    );
+    b.js("location.hash = arguments[0]", json!([format!("#/models/{model}/versions/1")]));
+    assert_eq!(b.wait_text("#card-body h1", "the card's heading", |t| !t.is_empty()), "Card heading");
+    assert_eq!(b.js("return document.querySelector('#card-body h1').checkVisibility()", json!([])), true);
+    b.wait_text("#card-body", "the text of stripped tags", |t| t.contains("mixed case") && t.contains("covering"));
+    b.screenshot("card");
+
+    // Nothing that could run reached the page: no element, attribute or URL of the tricks.
+    let kept = b.js(
+        "return [...document.querySelectorAll('#card script, #card img, #card svg, #card iframe, #card [style], \
+         #card [onerror], #card [onload], #card [onmouseover], #card a[href]')]\
+         .filter((e) => e.tagName !== 'A' || !/^https?:/.test(e.getAttribute('href'))).map((e) => e.outerHTML)",
+        json!([]),
+    );
+    assert_eq!(kept, json!([]), "the card kept elements that could run");
+    // And nothing ran: the global is unset, the title is the page's own,
+    // no alert is open, and the policy blocked nothing (the sanitiser held
+    // on its own).
+    assert_eq!(b.js("return typeof window.cardRan", json!([])), "undefined");
+    assert_eq!(b.js("return document.title", json!([])), "carded · modelreg");
+    assert!(!b.alert_open(), "a dialog opened");
+    assert_eq!(b.js("return window.violations", json!([])), json!([]));
+}
+
 #[test]
 fn a_wrong_key_shows_a_clear_message_and_a_new_registry_teaches_its_first_commands() {
     let s = Server::start();
