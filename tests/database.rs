@@ -56,6 +56,9 @@ fn db_migrate_moves_a_sqlite_registry_to_postgres_whole() {
     }
     // a DataRobot model and a machine, so other tables and a job are copied too
     ok(&server.post_json("/api/v2/customModels/", &json!({"name": "cm", "targetType": "Regression", "targetName": "y"})), 201);
+    // and a model card, the one row of its table
+    let card_path = "/api/modelreg/v1/models/fraud/versions/1/card";
+    let card = ok(&server.send_json("PUT", card_path, &json!({"markdown": "# Fraud\n\nScores card payments.\n"})), 200);
     let before = everything(&server);
 
     let refused = server.cli(&["db", "migrate", "--to", &url]);
@@ -67,7 +70,7 @@ fn db_migrate_moves_a_sqlite_registry_to_postgres_whole() {
     assert!(migrated.status.success(), "{}", stderr(&migrated));
     let report: Value = serde_json::from_slice(&migrated.stdout).unwrap();
     let rows = |table: &str| report["tables"].as_array().unwrap().iter().find(|t| t["table"] == table).unwrap()["rows"].as_u64().unwrap();
-    assert_eq!((rows("models"), rows("model_versions"), rows("team_model_counts")), (3, 3, 1), "{report}");
+    assert_eq!((rows("models"), rows("model_versions"), rows("team_model_counts"), rows("version_cards")), (3, 3, 1, 1), "{report}");
     let to = report["to"].as_str().unwrap();
     assert!(to.starts_with("postgres://") && !url.starts_with(to), "the report names the target without its password: {to}");
 
@@ -77,6 +80,7 @@ fn db_migrate_moves_a_sqlite_registry_to_postgres_whole() {
     // the same data directory (its blobs, its admin key) on the PostgreSQL database
     let server = Server::start_in(data, &["--database", &url]);
     assert_eq!(everything(&server), before, "every model, version and byte reads back the same from PostgreSQL");
+    assert_eq!(ok(&server.get(card_path), 200), card, "the model card reads back the same");
     let listed = server.cli(&["--database", &url, "--json", "custom-models", "list"]);
     assert!(stdout(&listed).contains("\"cm\""), "{}{}", stdout(&listed), stderr(&listed));
     // and it takes new writes: numbering goes on from the copied versions
