@@ -195,7 +195,7 @@ fn cards_need_write_access_and_a_size_under_the_cap() {
 }
 
 #[test]
-fn a_readme_over_the_cap_is_a_note_not_an_error() {
+fn a_readme_over_the_cap_or_not_utf8_comes_with_a_note_not_an_error() {
     let s = Server::start();
     let env = dr::python_environment(&s);
     let created = s.post_json(&format!("{API}/customModels/"), &json!({"name": "verbose", "targetType": "Regression", "targetName": "y"}));
@@ -208,4 +208,11 @@ fn a_readme_over_the_cap_is_a_note_not_an_error() {
     assert_eq!((card["markdown"].clone(), card["html"].clone()), (Value::Null, Value::Null));
     let note = card["note"].as_str().unwrap();
     assert!(note.contains("readme.MD") && note.contains(&long.len().to_string()) && note.contains(&MAX_CARD_BYTES.to_string()), "{note}");
+
+    // Latin-1, not UTF-8: shown, the odd byte replaced, and said so.
+    let files = [("custom.py".to_string(), b"x = 1\n".to_vec()), ("README.md".to_string(), b"# Caf\xe9 model\n".to_vec())];
+    dr::add_version(&s, &model, &env, &files, &[]);
+    let card = ok(&s.get(&card_path(&model, "2")), 200);
+    assert_eq!(card["html"], "<h1>Caf\u{FFFD} model</h1>\n");
+    assert!(card["note"].as_str().unwrap().contains("README.md is not UTF-8"), "{card}");
 }

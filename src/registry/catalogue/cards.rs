@@ -203,7 +203,7 @@ fn readme_of(files: &[VersionFile]) -> Option<&VersionFile> {
 
 /// Markdown to HTML that is safe to insert into a page: rendered, then
 /// sanitised (`sanitiser`). Markdown images become links (`images_as_links`).
-pub fn render(markdown: &str) -> String {
+fn render(markdown: &str) -> String {
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_FOOTNOTES | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS;
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
