@@ -15,7 +15,7 @@
 //!
 //! Rendering is pulldown-cmark (CommonMark with tables, strikethrough and
 //! footnotes; YAML front matter, which Hub cards start with, is left out)
-//! and then ammonia with the allow-list in `sanitiser`. It happens on every
+//! and then ammonia with the allow-list in `SANITISER`. It happens on every
 //! read rather than once when a card is set, so every card is served under
 //! today's policy, including cards set before it changed. Both libraries are
 //! linear in their input, so a card at the cap renders in milliseconds.
@@ -73,7 +73,7 @@ impl Registry {
     /// else its README. Needs read access; NotFound when it has neither.
     pub fn card(&self, who: &Principal, model_id: &str, by: &VersionRef) -> Result<Card> {
         let version = self.find_version(who, model_id, by)?;
-        if let Some(card) = self.api_card(&version)? {
+        if let Some(card) = self.stored_card(&version)? {
             return Ok(card);
         }
         let readme = readme_of(&version.files).ok_or_else(|| {
@@ -94,14 +94,15 @@ impl Registry {
         let tx = self.write()?;
         self.model_for(who, model_id, Access::Write)?;
         let version = self.find_version(who, model_id, by)?;
+        let at = now();
         tx.execute(
             "INSERT INTO version_cards (version_id, markdown, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (version_id) DO UPDATE SET markdown = excluded.markdown, updated_by = excluded.updated_by,
              updated_at = excluded.updated_at",
-            params![version.id, markdown, who.user_id, now()],
+            params![version.id, markdown, who.user_id, at],
         )?;
         tx.commit()?;
-        self.api_card(&version)?.ok_or_else(|| Error::Internal(format!("the card of version {} vanished as it was set", version.id)))
+        Ok(api_card(&version, markdown.to_string(), at, who.username.clone()))
     }
 
     /// Removes the card set through the API, so the version's README (if
@@ -118,7 +119,7 @@ impl Registry {
         Ok(())
     }
 
-    fn api_card(&self, version: &Version) -> Result<Option<Card>> {
+    fn stored_card(&self, version: &Version) -> Result<Option<Card>> {
         let row = self
             .conn
             .prepare_cached(
@@ -127,14 +128,7 @@ impl Registry {
             )?
             .query_row([&version.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
             .optional()?;
-        Ok(row.map(|(markdown, updated_at, updated_by)| Card {
-            model_id: version.model_id.clone(),
-            version: version.number,
-            source: CardSource::Api { updated_at, updated_by },
-            html: Some(render(&markdown)),
-            markdown: Some(markdown),
-            note: None,
-        }))
+        Ok(row.map(|(markdown, updated_at, updated_by)| api_card(version, markdown, updated_at, updated_by)))
     }
 
     fn readme_card(&self, version: &Version, readme: &VersionFile) -> Result<Card> {
@@ -166,6 +160,18 @@ impl Registry {
         card.html = Some(render(&markdown));
         card.markdown = Some(markdown);
         Ok(card)
+    }
+}
+
+/// The card set through the API for `version`, rendered.
+fn api_card(version: &Version, markdown: String, updated_at: String, updated_by: String) -> Card {
+    Card {
+        model_id: version.model_id.clone(),
+        version: version.number,
+        source: CardSource::Api { updated_at, updated_by },
+        html: Some(render(&markdown)),
+        markdown: Some(markdown),
+        note: None,
     }
 }
 
