@@ -294,3 +294,39 @@ fn the_cli_creates_lists_and_deletes_webhooks() {
         assert!(!run(&["webhooks", "list"]).contains(id));
     }
 }
+
+#[test]
+fn a_dead_receiver_holds_back_only_its_own_deliveries_which_arrive_in_order() {
+    // Attempts may take 60 s here, so a held delivery stays held for the whole test.
+    let s = Server::start_with(&["--webhook-first-retry", "200ms", "--webhook-timeout", "60s"]);
+    let (release, held) = channel();
+    let slow = receiver(vec![Answer::Hold(std::sync::Arc::new(std::sync::Mutex::new(held))), Answer::Status(200)]);
+    create_hook(&s, &slow.url, &["version.created"]);
+    let model = new_model(&s, "many-versions");
+    for n in 1..=10 {
+        upload(&s, &model, format!("version {n}").as_bytes());
+    }
+    let first = slow.next();
+    assert_eq!(first.json()["version"]["number"], 1);
+
+    // Another team's receiver gets its event while the first one still holds
+    // version 1 and nine more wait behind it: the held receiver ties up one
+    // sender, not the lane.
+    assert!(s.cli(&["teams", "add", "others"]).status.success());
+    assert!(s.cli(&["users", "add", "olga", "--team", "others", "--admin"]).status.success());
+    let key: Value = serde_json::from_slice(&s.cli(&["--json", "keys", "create", "--user", "olga"]).stdout).unwrap();
+    let olga = key["secret"].as_str().unwrap();
+    let fast = receiver(vec![Answer::Status(200)]);
+    let hook = as_user(&s, olga, "POST", HOOKS, Some(&json!({"url": fast.url, "secret": SECRET, "events": ["model.deleted"]})));
+    ok(&hook, 201);
+    let theirs = ok(&as_user(&s, olga, "POST", "/api/v1/models", Some(&json!({"name": "theirs"}))), 201);
+    ok(&as_user(&s, olga, "DELETE", &format!("/api/v1/models/{}", theirs["id"].as_str().unwrap()), None), 200);
+    let got = fast.requests.recv_timeout(Duration::from_secs(10)).expect("the other team's delivery waited behind the held one");
+    assert_eq!(got.json()["model"]["name"], "theirs");
+    assert!(slow.requests.try_recv().is_err(), "one delivery at a time per receiver");
+
+    // Once it answers, the rest arrive, in the order the versions were made.
+    release.send(()).unwrap();
+    let numbers: Vec<i64> = (2..=10).map(|_| slow.next().json()["version"]["number"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, (2..=10).collect::<Vec<_>>());
+}

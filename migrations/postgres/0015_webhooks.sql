@@ -6,7 +6,9 @@ CREATE TABLE webhooks (
     secret      TEXT COLLATE "C" NOT NULL,
     events      TEXT COLLATE "C" NOT NULL,
     created_by  TEXT COLLATE "C" NOT NULL REFERENCES users(id),
-    created_at  TEXT COLLATE "C" NOT NULL
+    created_at  TEXT COLLATE "C" NOT NULL,
+    sending_by    TEXT COLLATE "C",
+    sending_until TEXT COLLATE "C"
 );
 CREATE INDEX webhooks_team ON webhooks(team_id);
 
@@ -18,9 +20,11 @@ CREATE TABLE webhook_deliveries (
     payload      TEXT COLLATE "C" NOT NULL,
     state        TEXT COLLATE "C" NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
     created_at   TEXT COLLATE "C" NOT NULL,
-    delivered_at TEXT COLLATE "C"
+    delivered_at TEXT COLLATE "C",
+    next_attempt_at TEXT COLLATE "C"
 );
 CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id, created_at);
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(webhook_id, created_at) WHERE state = 'pending';
 
 CREATE TABLE webhook_attempts (
     delivery_id TEXT COLLATE "C" NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,

@@ -1,7 +1,8 @@
-//! Sends one webhook delivery (the `webhook.deliver` job): a POST of the
-//! event's JSON, signed, within `--webhook-timeout`, without following
-//! redirects. What an attempt means for the next one is the registry's
-//! rule (`Registry::record_attempt`); this is only the HTTP.
+//! Sends a webhook's deliveries (the `webhook.deliver` job): each a POST of
+//! the event's JSON, signed, within `--webhook-timeout`, without following
+//! redirects. Which delivery goes next, and what an attempt means for the
+//! next one, are the registry's rules (`registry::webhooks`); this is only
+//! the HTTP.
 //!
 //! A receiver on a link-local address (169.254.0.0/16, fe80::/10: cloud
 //! metadata services live there) is refused: a team admin chooses the URL,
@@ -32,14 +33,36 @@ impl Default for DeliverySettings {
     }
 }
 
-/// Runs a delivery job: one attempt, recorded.
+/// At most this many deliveries per job: then the webhook is let go and
+/// queued again, so that one busy receiver shares the lane with the rest.
+const DELIVERIES_PER_JOB: usize = 100;
+
+/// Runs a delivery job: takes the webhook, sends its due deliveries oldest
+/// first, one attempt each, and lets it go (see `registry::webhooks`).
 pub fn run(registry: &Registry, settings: &DeliverySettings, job: &Job) -> Result<Value, String> {
-    let id = job.subject_id.as_deref().ok_or("a delivery job names its delivery")?;
-    let Some(due) = registry.due_delivery(id).map_err(|e| e.to_string())? else {
-        return Ok(serde_json::json!({"skipped": "the delivery was sent, given up, or its webhook deleted"}));
-    };
-    let outcome = attempt(&due, settings.timeout);
-    registry.record_attempt(&due, &outcome, settings.first_retry).map_err(|e| e.to_string())
+    let webhook = job.subject_id.as_deref().ok_or("a delivery job names its webhook")?;
+    // The job holds the webhook, not the process: two threads never send
+    // one webhook's deliveries at once.
+    let holder = job.id.as_str();
+    // Long enough for one attempt and its bookkeeping; renewed before each.
+    let hold = || crate::registry::format_time(time::OffsetDateTime::now_utc() + settings.timeout + Duration::from_secs(30));
+    let error = |e: crate::registry::Error| e.to_string();
+    if !registry.take_webhook(webhook, holder, &hold()).map_err(error)? {
+        return Ok(serde_json::json!({"skipped": "another runner is sending this webhook's deliveries"}));
+    }
+    let mut attempts = Vec::new();
+    let sent = (|| {
+        while attempts.len() < DELIVERIES_PER_JOB {
+            let Some(due) = registry.next_due_delivery(webhook)? else { break };
+            registry.take_webhook(webhook, holder, &hold())?;
+            attempts.push(registry.record_attempt(&due, &attempt(&due, settings.timeout), settings.first_retry)?);
+        }
+        Ok(())
+    })();
+    // Let go whatever happened, so that the next job can take it at once.
+    registry.release_webhook(webhook, holder).map_err(error)?;
+    sent.map_err(error)?;
+    Ok(serde_json::json!({"attempts": attempts}))
 }
 
 fn attempt(due: &DueDelivery, timeout: Duration) -> AttemptOutcome {

@@ -4,12 +4,21 @@
 //!
 //! Events are recorded in the same write transaction as the change they
 //! announce (`emit`): one `webhook_deliveries` row per matching webhook and
-//! a job to send it, so an event is announced if and only if its change
-//! committed, and a receiver that is slow or down never delays the change.
-//! The job (`compute::webhooks`) sends it; `record_attempt` keeps every
-//! attempt and decides the next: retried with exponential backoff for 24
-//! hours after the event when the receiver could not take it (no answer,
-//! 408, 429 or 5xx), given up at once when it refused it (another 4xx).
+//! a job to send the webhook's deliveries, so an event is announced if and
+//! only if its change committed, and a receiver that is slow or down never
+//! delays the change.
+//!
+//! A webhook's deliveries go out one at a time, oldest first: a runner takes
+//! the webhook (`take_webhook`, a lease in its row), sends what is due
+//! (`next_due_delivery`, `compute::webhooks`), and lets it go
+//! (`release_webhook`), which queues the next job for when the oldest
+//! pending delivery is due again. So a receiver sees events in order, and a
+//! dead one holds at most one runner thread for one timeout per retry, never
+//! one per event. `record_attempt` keeps every attempt and decides the
+//! next: retried with exponential backoff for 24 hours after the event when
+//! the receiver could not take it (no answer, 408, 429 or 5xx), given up at
+//! once when it refused it (another 4xx); the deliveries behind a retried
+//! one wait for it.
 //!
 //! A delivery carries ids and names, never a secret or a key.
 
@@ -22,7 +31,8 @@ use super::compute::jobs::enqueue_job_in;
 use crate::registry::{format_time, new_id, now, Error, Principal, Registry, Result};
 use crate::store::sql::{self, params, OptionalExtension};
 
-/// The job kind that sends one delivery.
+/// The job kind that sends a webhook's due deliveries; its subject is the
+/// webhook.
 pub const DELIVERY_JOB: &str = "webhook.deliver";
 
 /// How long after its event a delivery is still retried.
@@ -83,7 +93,6 @@ pub struct Attempt {
 #[derive(Clone, Debug)]
 pub struct DueDelivery {
     pub id: String,
-    pub team_id: String,
     pub url: String,
     pub secret: String,
     pub event_id: String,
@@ -249,35 +258,76 @@ impl Registry {
         Ok(deliveries)
     }
 
-    /// The delivery a job is about to send; None once there is nothing to
-    /// send (its webhook was deleted, or it was delivered or given up).
-    pub fn due_delivery(&self, id: &str) -> Result<Option<DueDelivery>> {
-        Ok(self
+    /// Takes a webhook's deliveries for this runner until `until` (RFC 3339):
+    /// false when another runner holds them. Taking them again while holding
+    /// them renews the hold.
+    pub fn take_webhook(&self, webhook_id: &str, holder: &str, until: &str) -> Result<bool> {
+        let tx = self.write()?;
+        let taken = tx.execute(
+            "UPDATE webhooks SET sending_until = ?3, sending_by = ?2
+             WHERE id = ?1 AND (sending_until IS NULL OR sending_until < ?4 OR sending_by = ?2)",
+            params![webhook_id, holder, until, now()],
+        )?;
+        tx.commit()?;
+        Ok(taken == 1)
+    }
+
+    /// The webhook's oldest pending delivery, when it is due; None when there
+    /// is none, or the oldest waits for its next attempt (the ones behind it
+    /// wait with it, so that the receiver sees events in order).
+    pub fn next_due_delivery(&self, webhook_id: &str) -> Result<Option<DueDelivery>> {
+        let oldest = self
             .conn
             .prepare_cached(
-                "SELECT d.id, w.team_id, w.url, w.secret, d.event_id, d.event, d.payload, d.created_at,
-                        (SELECT COUNT(*) FROM webhook_attempts a WHERE a.delivery_id = d.id)
+                "SELECT d.id, w.url, w.secret, d.event_id, d.event, d.payload, d.created_at,
+                        (SELECT COUNT(*) FROM webhook_attempts a WHERE a.delivery_id = d.id), d.next_attempt_at
                  FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-                 WHERE d.id = ?1 AND d.state = 'pending'",
+                 WHERE d.webhook_id = ?1 AND d.state = 'pending' ORDER BY d.created_at, d.id LIMIT 1",
             )?
-            .query_row([id], |r| {
-                Ok(DueDelivery {
+            .query_row([webhook_id], |r| {
+                let due = DueDelivery {
                     id: r.get(0)?,
-                    team_id: r.get(1)?,
-                    url: r.get(2)?,
-                    secret: r.get(3)?,
-                    event_id: r.get(4)?,
-                    event: r.get(5)?,
-                    payload: r.get(6)?,
-                    created_at: r.get(7)?,
-                    attempts: r.get(8)?,
-                })
+                    url: r.get(1)?,
+                    secret: r.get(2)?,
+                    event_id: r.get(3)?,
+                    event: r.get(4)?,
+                    payload: r.get(5)?,
+                    created_at: r.get(6)?,
+                    attempts: r.get(7)?,
+                };
+                Ok((due, r.get::<_, Option<String>>(8)?))
             })
-            .optional()?)
+            .optional()?;
+        Ok(match oldest {
+            Some((_, Some(next))) if next > now() => None,
+            Some((due, _)) => Some(due),
+            None => None,
+        })
+    }
+
+    /// Lets a webhook's deliveries go, and queues the job that sends the
+    /// next one, for when it is due: in one write transaction with the check,
+    /// so that an event recorded meanwhile (`emit` writes under the same
+    /// lock) is never left without a job.
+    pub fn release_webhook(&self, webhook_id: &str, holder: &str) -> Result<()> {
+        let tx = self.write()?;
+        tx.execute("UPDATE webhooks SET sending_until = NULL, sending_by = NULL WHERE id = ?1 AND sending_by = ?2", [webhook_id, holder])?;
+        let next: Option<(String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT w.team_id, d.next_attempt_at FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                 WHERE d.webhook_id = ?1 AND d.state = 'pending' ORDER BY d.created_at, d.id LIMIT 1",
+            )?
+            .query_row([webhook_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((team_id, at)) = next {
+            enqueue_delivery_job(&tx, &team_id, webhook_id, at)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records an attempt and decides what follows: delivered on a 2xx;
-    /// retried after `first_retry`, doubling each time (at most an hour
+    /// tried again after `first_retry`, doubling each time (at most an hour
     /// apart), while the event is less than `RETRY_FOR` old and the receiver
     /// could not take it; else failed. Answers the attempt's summary.
     pub fn record_attempt(&self, due: &DueDelivery, outcome: &AttemptOutcome, first_retry: Duration) -> Result<Value> {
@@ -293,25 +343,39 @@ impl Registry {
             None => true,
             Some(status) => status == 408 || status == 429 || status >= 500,
         };
-        let backoff = first_retry.saturating_mul(1u32.checked_shl(attempt.clamp(1, 31) as u32 - 1).unwrap_or(u32::MAX)).min(MAX_BACKOFF);
+        let doublings = u32::try_from(attempt - 1).unwrap_or(u32::MAX).min(31);
+        let backoff = first_retry.saturating_mul(1 << doublings).min(MAX_BACKOFF);
         let created = time::OffsetDateTime::parse(&due.created_at, &time::format_description::well_known::Rfc3339)
             .map_err(|e| Error::Internal(format!("delivery {} has a bad created_at: {e}", due.id)))?;
         let next = time::OffsetDateTime::now_utc() + backoff;
-        let state = if delivered {
-            "delivered"
+        let (state, next_attempt_at) = if delivered {
+            ("delivered", None)
         } else if retryable && next < created + RETRY_FOR {
-            enqueue_job_in(&tx, &due.team_id, DELIVERY_JOB, Some(&due.id), json!({}), Some(format_time(next)))?;
-            "pending"
+            ("pending", Some(format_time(next)))
         } else {
-            "failed"
+            ("failed", None)
         };
         tx.execute(
-            "UPDATE webhook_deliveries SET state = ?2, delivered_at = ?3 WHERE id = ?1",
-            params![due.id, state, delivered.then_some(&at)],
+            "UPDATE webhook_deliveries SET state = ?2, delivered_at = ?3, next_attempt_at = ?4 WHERE id = ?1",
+            params![due.id, state, delivered.then_some(&at), next_attempt_at],
         )?;
         tx.commit()?;
-        Ok(json!({"attempt": attempt, "status": outcome.status, "state": state, "error": outcome.error}))
+        Ok(json!({"attempt": attempt, "status": outcome.status, "state": state, "next_attempt_at": next_attempt_at, "error": outcome.error}))
     }
+}
+
+/// Queues the job that sends a webhook's deliveries, to run at `at` (None:
+/// now), unless one is queued already that runs by then.
+fn enqueue_delivery_job(tx: &sql::Connection, team_id: &str, webhook_id: &str, at: Option<String>) -> Result<()> {
+    let at = at.unwrap_or_else(now);
+    let queued: Option<i64> = tx
+        .prepare_cached("SELECT 1 FROM jobs WHERE subject_id = ?1 AND kind = ?2 AND state = 'queued' AND run_after <= ?3 LIMIT 1")?
+        .query_row(params![webhook_id, DELIVERY_JOB, at], |r| r.get(0))
+        .optional()?;
+    if queued.is_none() {
+        enqueue_job_in(tx, team_id, DELIVERY_JOB, Some(webhook_id), json!({}), Some(at))?;
+    }
+    Ok(())
 }
 
 /// What an event is about: a model of a team, and maybe one of its versions.
@@ -368,7 +432,7 @@ pub(in crate::registry) fn emit(tx: &sql::Connection, event: &str, subject: Even
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)",
             params![delivery_id, webhook_id, event_id, event, payload, at],
         )?;
-        enqueue_job_in(tx, subject.team_id, DELIVERY_JOB, Some(&delivery_id), json!({}), None)?;
+        enqueue_delivery_job(tx, subject.team_id, &webhook_id, None)?;
     }
     Ok(())
 }
