@@ -162,27 +162,16 @@ impl Registry {
         who: &Principal,
         model_ids: &[&str],
     ) -> Result<HashMap<String, Tags>> {
-        let mut by_model: HashMap<String, Tags> = HashMap::new();
         if model_ids.is_empty() {
-            return Ok(by_model);
+            return Ok(HashMap::new());
         }
         let ids = serde_json::to_string(model_ids).expect("strings serialize");
         let mut stmt = self.conn.prepare_cached(
             "SELECT t.model_id, t.key, t.value FROM model_tags t JOIN models m ON m.id = t.model_id
              WHERE m.team_id = ?1 AND t.model_id IN (SELECT value FROM json_each(?2)) ORDER BY t.model_id, t.key",
         )?;
-        let rows = stmt.query_map(params![who.team_id, ids], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (model, key, value) = row?;
-            by_model.entry(model).or_default().insert(key, value);
-        }
-        Ok(by_model)
+        let by_model = grouped(stmt.query_map(params![who.team_id, ids], owner_key_value)?);
+        by_model
     }
 
     /// The tags of every version of a model, by version id (versions without
@@ -193,24 +182,27 @@ impl Registry {
         model_id: &str,
     ) -> Result<HashMap<String, Tags>> {
         self.get_model(who, model_id)?;
-        let mut by_version: HashMap<String, Tags> = HashMap::new();
         let mut stmt = self.conn.prepare_cached(
             "SELECT t.version_id, t.key, t.value FROM version_tags t JOIN model_versions v ON v.id = t.version_id
              WHERE v.model_id = ?1 ORDER BY t.version_id, t.key",
         )?;
-        let rows = stmt.query_map([model_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (version, key, value) = row?;
-            by_version.entry(version).or_default().insert(key, value);
-        }
-        Ok(by_version)
+        let by_version = grouped(stmt.query_map([model_id], owner_key_value)?);
+        by_version
     }
+}
+
+fn owner_key_value(r: &sql::Row) -> sql::Result<(String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+/// Rows of (owner id, key, value) as each owner's tags.
+fn grouped(rows: impl Iterator<Item = sql::Result<(String, String, String)>>) -> Result<HashMap<String, Tags>> {
+    let mut by_owner: HashMap<String, Tags> = HashMap::new();
+    for row in rows {
+        let (owner, key, value) = row?;
+        by_owner.entry(owner).or_default().insert(key, value);
+    }
+    Ok(by_owner)
 }
 
 fn set_tag(tx: &sql::Connection, subject: Subject, key: &str, value: &str) -> Result<Tags> {
