@@ -401,6 +401,18 @@ fn a_json_access_log_line_carries_request_id_key_user_and_status() {
     assert_eq!(deleted["audit"], true);
     let listed = line_of(&minted_id);
     assert_eq!((listed["status"].as_u64(), listed["audit"].as_bool()), (Some(200), Some(false)));
+
+    // Moving an alias is audited: who pointed production at which version.
+    let aliased = new_model(&server, "aliased");
+    let file = Part::File { name: "file", filename: "model.pt", bytes: b"weights" };
+    assert_eq!(server.post_multipart(&format!("/api/v1/models/{aliased}/versions/upload"), &[file]).status, 201);
+    let body = serde_json::to_vec(&json!({"version": 1})).unwrap();
+    let headers = [("X-Request-Id", "alias-7"), ("Content-Type", "application/json")];
+    let moved = server.request("PUT", &format!("/api/modelreg/v1/models/{aliased}/aliases/champion"), &headers, Some(body));
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    let line = line_of("alias-7");
+    assert_eq!((line["route"].as_str(), line["user"].as_str(), line["audit"].as_bool()),
+               (Some("/api/modelreg/v1/models/{model}/aliases/{alias}"), Some("admin"), Some(true)));
 }
 
 fn remote(server: &Server, key: &str, args: &[&str]) -> Output {
