@@ -784,6 +784,20 @@ pub fn run_every_client(python: &Path, cli: &Server, url: &str, key: &str, logs:
     let out = cli.cli(&["--json", "models", "create", "--name", "from-the-cli", "--framework", "sklearn"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cli_model: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The clients must read a model that carries the registry workflow's
+    // fields too (issue 24): a version with an alias, tags, metrics and lineage.
+    let weights = tempfile::Builder::new().suffix(".pkl").tempfile().unwrap();
+    std::fs::write(weights.path(), b"not really a pickle").unwrap();
+    for args in [
+        &["versions", "upload", "from-the-cli", weights.path().to_str().unwrap()][..],
+        &["versions", "alias", "from-the-cli", "champion", "1"],
+        &["models", "tag", "from-the-cli", "stage=production", "owner=clients"],
+        &["versions", "tag", "from-the-cli", "1", "validated=yes"],
+        &["versions", "update", "from-the-cli", "1", "--metric", "auc=0.9", "--source-commit", "9fceb02", "--run-url", "https://ci.example.com/1"],
+    ] {
+        let out = cli.cli(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/test_cross_dialect.py");
     let out = Command::new(python)
         .arg(script)
