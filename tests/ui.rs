@@ -204,6 +204,17 @@ impl Browser {
         found.iter().map(|e| self.text(e)).collect()
     }
 
+    fn attribute(&self, element: &str, name: &str) -> Value {
+        self.cmd("GET", &format!("/element/{element}/attribute/{name}"), None)
+    }
+
+    /// A phone's width must not make the page scroll sideways: wide tables
+    /// scroll inside their own box, long values wrap or are cut short.
+    fn assert_no_sideways_scroll(&self, what: &str) {
+        let overflow = self.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth", json!([]));
+        assert!(overflow.as_i64().unwrap() <= 0, "{what} is wider than the window: {overflow}");
+    }
+
     fn alert_open(&self) -> bool {
         self.call("GET", "/alert/text", None).is_ok()
     }
@@ -292,7 +303,7 @@ fn origins(b: &Browser) -> Vec<String> {
     let rows = b.find_all("#models tbody tr");
     let mut got: Vec<String> = rows
         .iter()
-        .map(|r| b.cmd("GET", &format!("/element/{r}/attribute/data-origin"), None).as_str().unwrap().to_string())
+        .map(|r| b.attribute(r, "data-origin").as_str().unwrap().to_string())
         .collect();
     got.sort();
     got
@@ -340,8 +351,7 @@ fn signing_in_lists_every_doors_models_and_search_and_filters_narrow_it() {
     b.set_size(390, 844);
     b.goto(&s.url("/#/"));
     b.wait_count("#models tbody tr", 3);
-    let overflow = b.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth", json!([]));
-    assert!(overflow.as_i64().unwrap() <= 0, "the list is wider than a phone: {overflow}");
+    b.assert_no_sideways_scroll("the list");
 }
 
 #[test]
@@ -474,6 +484,99 @@ fn a_hostile_model_card_shows_its_heading_and_runs_no_script() {
     assert_eq!(b.js("return document.title", json!([])), "carded · modelreg");
     assert!(!b.alert_open(), "a dialog opened");
     assert_eq!(b.js("return window.violations", json!([])), json!([]));
+}
+
+/// A tag value that, were it ever parsed as HTML, would set `window.pwned`.
+const HOSTILE_TAG: &str = "<img src=x onerror=window.pwned=1>";
+
+#[test]
+fn a_models_tags_aliases_metrics_and_lineage_show_as_text_and_links_lead_to_their_versions() {
+    let s = Server::start();
+    let model = octomil_model(&s, "fraud-xgb", "fraud scores");
+    upload(&s, &model, "v1.pt", b"first");
+    upload(&s, &model, "v2.pt", b"second");
+    let set = |method: &str, path: &str, body: Value| ok(&s.send_json(method, &format!("/api/modelreg/v1/models/{path}"), &body), 200);
+    let long_value = "a-very-long-owner-name-".repeat(20);
+    set("PUT", &format!("{model}/tags/stage"), json!({"value": "production"}));
+    set("PUT", &format!("{model}/tags/note"), json!({"value": HOSTILE_TAG}));
+    set("PUT", &format!("{model}/tags/owner"), json!({"value": long_value}));
+    set("PUT", &format!("{model}/versions/2/tags/validated"), json!({"value": "yes"}));
+    // The alias names the older version, so following it is not the page's default (the latest).
+    set("PUT", &format!("{model}/aliases/champion"), json!({"version": 1}));
+    set("PATCH", &format!("{model}/versions/1"), json!({"metrics": {"auc": 0.902, "f1": 0.66}}));
+    let run_url = "https://ci.example.com/runs/42?tab=metrics";
+    let dataset = "s3://data/<b>churn</b>.csv";
+    let lineage = json!({"source_commit": "9fceb02d0ae598e95dc970b74767f19372d61af8", "dataset": dataset, "run_url": run_url, "parent_version": {"version": 1}});
+    set("PATCH", &format!("{model}/versions/2"), json!({"metrics": {"auc": 0.931, "f1": 0.71}, "lineage": lineage}));
+    // Version 1 derives from another model's version, deleted since.
+    let scratch = octomil_model(&s, "scratch", "");
+    upload(&s, &scratch, "s.pt", b"scratch");
+    set("PATCH", &format!("{model}/versions/1"), json!({"lineage": {"parent_version": {"model": scratch, "version": 1}}}));
+    ok(&s.delete(&format!("/api/modelreg/v1/models/{scratch}/versions/1")), 204);
+
+    let b = Browser::start();
+    b.sign_in(&s, &s.key);
+    b.find("#models");
+    b.goto(&s.url(&format!("/#/models/{model}")));
+
+    // The model: its tags as chips, by key, and its alias with the version it names.
+    assert_eq!(b.wait_count("#model-tags li", 3), [format!("note: {HOSTILE_TAG}"), format!("owner: {long_value}"), "stage: production".into()]);
+    assert_eq!(b.text(&b.find("#model-aliases")), "@champion → v1");
+    // The versions table: each version's aliases, its metrics in short and its tags.
+    let v2 = b.text(&b.find("#versions tr[data-number='2']"));
+    assert!(v2.contains("auc 0.931 · f1 0.71") && v2.contains("validated: yes") && !v2.contains("@champion"), "{v2}");
+    let v1 = b.text(&b.find("#versions tr[data-number='1']"));
+    assert!(v1.contains("@champion") && v1.contains("auc 0.902 · f1 0.66"), "{v1}");
+
+    // The latest version's view: aliases, tags, metrics as a table, lineage.
+    assert_eq!(b.wait_text("#version-info-h", "the version's heading", |t| !t.is_empty()), "Version 2");
+    assert_eq!(b.text(&b.find("#version-tags")), "validated: yes");
+    assert_eq!(b.text(&b.find("#version-aliases")), "none");
+    assert_eq!(b.wait_count("#metrics tbody th", 2), ["auc", "f1"]);
+    assert_eq!(b.wait_count("#metrics tbody td", 2), ["0.931", "0.71"]);
+    b.wait_text("#lineage", "the lineage", |t| t.contains("Parent version"));
+    let fields = b.text(&b.find("#lineage-fields"));
+    assert!(fields.contains("9fceb02d0ae598e95dc970b74767f19372d61af8") && fields.contains(dataset), "{fields}");
+    let run = b.find("#lineage a.run-url");
+    assert_eq!((b.text(&run), b.attribute(&run, "href")), (run_url.to_string(), json!(run_url)));
+    // A run URL that is not http(s) would stay text, whatever the registry let through.
+    let kinds = b.js("return ['javascript:window.pwned=1', 'data:text/html,x', 'https://x/'].map((u) => runLink(u).tagName)", json!([]));
+    assert_eq!(kinds, json!(["SPAN", "SPAN", "A"]));
+    b.js("document.getElementById('versions-h').scrollIntoView()", json!([]));
+    b.screenshot("version");
+
+    // Nothing a client stored became markup or ran.
+    assert_eq!(b.js("return document.querySelectorAll('main img, main b').length", json!([])), 0, "registry text became elements");
+    assert_eq!(b.js("return typeof window.pwned", json!([])), "undefined");
+    assert!(!b.alert_open(), "a dialog opened");
+
+    // A phone: the long tag is cut short (whole in its title), nothing scrolls sideways.
+    b.set_size(390, 844);
+    b.wait_text("#lineage", "the lineage again", |t| t.contains("Parent version"));
+    b.assert_no_sideways_scroll("the version view");
+    let owner = b.find("#model-tags li[data-key='owner']");
+    assert_eq!(b.attribute(&owner, "title"), json!(format!("owner: {long_value}")));
+    b.screenshot("version-narrow");
+    b.set_size(1280, 800);
+
+    // The parent is a link to its version's view.
+    let parent = b.find("#parent-link");
+    assert_eq!(b.text(&parent), "v1");
+    b.click(&parent);
+    assert_eq!(b.wait_text("#version-info-h", "version 1's view", |t| t == "Version 1"), "Version 1");
+    assert_eq!(b.js("return location.hash", json!([])), format!("#/models/{model}/versions/1"));
+
+    // Back on the model's page, the alias leads to the version it names,
+    // whose own parent is gone.
+    b.goto(&s.url(&format!("/#/models/{model}")));
+    b.wait_text("#version-info-h", "the latest version's view", |t| t == "Version 2");
+    b.click(&b.find("#model-aliases a[data-alias='champion']"));
+    b.wait_text("#version-info-h", "the champion's view", |t| t == "Version 1");
+    assert_eq!(b.js("return location.hash", json!([])), format!("#/models/{model}/versions/1"));
+    assert_eq!(b.text(&b.find("#version-aliases")), "@champion");
+    assert_eq!(b.wait_count("#metrics tbody td", 2), ["0.902", "0.66"]);
+    assert_eq!(b.wait_text("#parent-deleted", "the deleted parent", |t| !t.is_empty()), "deleted");
+    assert_eq!(b.text(&b.find("#versions tr.current a[aria-current]")), "v1");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The web UI (issue 13): one HTML page, a script and a stylesheet compiled
-//! into the binary and served on the API's port, plus three read-only JSON
+//! into the binary and served on the API's port, plus four read-only JSON
 //! routes under `/ui/api/` for the views no dialect's route serves in one
 //! request (see ARCHITECTURE.md, "The web UI").
 //!
@@ -17,6 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::params::{query_bool, query_int};
 use crate::http::response::attachment;
+use crate::registry::catalogue::tags::Tags;
 use crate::registry::catalogue::weight_facts;
 use crate::registry::is_uuid;
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
@@ -169,18 +170,27 @@ fn model_id(req: &Request) -> Result<String> {
     Ok(id.to_string())
 }
 
-/// A model of any door with every version (newest first) and each
-/// version's files with their sha256: what the model page shows, in one
-/// request. The dialects' routes split this over several (DataRobot) or
-/// leave the files out (Octomil, Paperspace).
+/// A model of any door with its tags and aliases, and every version (newest
+/// first) with its files and their sha256, its tags and its metrics: what
+/// the model page shows, in one request. The dialects' routes split this
+/// over several (DataRobot) or leave the files out (Octomil, Paperspace);
+/// modelreg's own model route leaves out the file ids the downloads need
+/// and resolves every version's lineage parent, a query or two per
+/// version, where the page shows one version's (`loadLineage` in app.js
+/// reads it from modelreg's version route). Tags and aliases cost three
+/// queries whatever the number of versions.
 fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let id = model_id(req)?;
     let who = req.who()?;
     let model = ctx.registry.get_model(who, &id)?;
     let mut versions = ctx.registry.list_versions(who, &id)?;
     versions.reverse();
+    let mut version_tags = ctx.registry.version_tags_of_model(who, &id)?;
     let mut names = UserNames::new(ctx.registry, who);
-    let rendered: Vec<Value> = versions.iter().map(|v| render_version(v, &mut names)).collect();
+    let rendered: Vec<Value> = versions
+        .iter()
+        .map(|v| render_version(v, version_tags.remove(&v.id).unwrap_or_default(), &mut names))
+        .collect();
     Ok(json_ok(&json!({
         "model": {
             "id": model.id,
@@ -191,12 +201,15 @@ fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             "modified": model.modified_at,
             "createdBy": names.name(&model.created_by),
             "attrs": model.attrs,
+            "tags": ctx.registry.model_tags(who, &id)?,
+            // Alias name to version number; the page groups them by version.
+            "aliases": ctx.registry.model_aliases(who, &id)?,
         },
         "versions": rendered,
     })))
 }
 
-fn render_version(v: &Version, names: &mut UserNames) -> Value {
+fn render_version(v: &Version, tags: Tags, names: &mut UserNames) -> Value {
     let files: Vec<Value> = v
         .files
         .iter()
@@ -224,6 +237,8 @@ fn render_version(v: &Version, names: &mut UserNames) -> Value {
         "versionLabel": v.label,
         "size": v.total_size(),
         "files": files,
+        "tags": tags,
+        "metrics": v.metrics,
     })
 }
 

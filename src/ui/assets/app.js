@@ -389,25 +389,34 @@ async function renderModel(id, wantedVersion) {
     h('p', { class: 'crumbs' }, h('a', { href: '#/' }, '← Models')),
     h('h1', { id: 'model-name' }, model.name || '(unnamed)'),
     h('p', { class: 'lead' }, doorBadge(model.origin), ' ', model.description || ''),
-    fieldsPanel(model),
+    fieldsPanel(model, versions),
     h('h2', { id: 'versions-h' }, `Versions (${versions.length})`),
     versions.length ? versionsTable(model, versions, selected) : noVersions(model));
   if (wantedVersion && !versions.some((v) => String(v.number) === String(wantedVersion))) {
     page.append(h('p', { class: 'error', role: 'alert' }, `This model has no version ${wantedVersion}; showing the latest.`));
   }
-  if (selected) page.append(cardSection(model, selected), versionSection(model, selected));
+  if (selected) page.append(versionInfo(model, versions, selected), lineageSection(model, versions, selected), cardSection(model, selected), versionSection(model, selected));
   if (datarobot) page.append(...dataRobotSections(model, selected));
   main.replaceChildren(page);
 }
 
-function fieldsPanel(model) {
-  const rows = [['ID', h('code', {}, model.id)], ['Created', [when(model.created), ` by ${model.createdBy}`]], ['Modified', when(model.modified)]];
+function fieldsPanel(model, versions) {
+  const rows = [['Aliases', modelAliases(model, versions)], ['Tags', tagChips(model.tags, 'model-tags')],
+    ['ID', h('code', {}, model.id)], ['Created', [when(model.created), ` by ${model.createdBy}`]], ['Modified', when(model.modified)]];
   for (const [k, v] of Object.entries(model.attrs || {})) {
     if (v == null || v === '') continue;
     rows.push([k, typeof v === 'object' ? h('code', {}, JSON.stringify(v)) : String(v)]);
   }
-  return h('section', { class: 'panel', 'aria-label': 'Fields' },
-    h('dl', { class: 'fields' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])));
+  return h('section', { class: 'panel', 'aria-label': 'Fields' }, fieldList(rows));
+}
+
+// A definition list of [label, value] rows, the way every panel shows fields.
+function fieldList(rows, id) {
+  return h('dl', { class: 'fields', id }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+function versionHref(modelId, number) {
+  return `#/models/${encodeURIComponent(modelId)}/versions/${number}`;
 }
 
 function noVersions(model) {
@@ -421,7 +430,8 @@ function versionsTable(model, versions, selected) {
   return h('div', { class: 'table-wrap' }, h('table', { id: 'versions' },
     h('caption', { class: 'visually-hidden' }, 'Versions, newest first'),
     h('thead', {}, h('tr', {},
-      h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col', class: 'num' }, 'Size'),
+      h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col' }, 'Aliases'), h('th', { scope: 'col' }, 'Metrics'),
+      h('th', { scope: 'col', class: 'num' }, 'Size'),
       h('th', { scope: 'col' }, 'sha256'), h('th', { scope: 'col' }, 'Format / status'),
       h('th', { scope: 'col' }, 'By'), h('th', { scope: 'col' }, 'When'))),
     h('tbody', {}, versions.map((v) => {
@@ -429,8 +439,11 @@ function versionsTable(model, versions, selected) {
       const sha = v.files.length === 1 ? h('code', { class: 'sha', title: v.files[0].sha256 }, v.files[0].sha256.slice(0, 16) + '…')
         : h('span', { class: 'desc' }, `${v.files.length} files`);
       return h('tr', { class: current ? 'current' : null, 'data-number': v.number },
-        h('td', {}, h('a', { href: `#/models/${encodeURIComponent(model.id)}/versions/${v.number}`, 'aria-current': current ? 'true' : null }, `v${v.label}`),
-          v.description ? h('div', { class: 'desc' }, v.description) : null),
+        h('td', {}, h('a', { href: versionHref(model.id, v.number), 'aria-current': current ? 'true' : null }, `v${v.label}`),
+          v.description ? h('div', { class: 'desc' }, v.description) : null,
+          Object.keys(v.tags || {}).length ? tagChips(v.tags) : null),
+        h('td', { class: 'aliases' }, aliasBadges(aliasesOf(model, v.number))),
+        h('td', { class: 'metrics-cell', title: metricsSummary(v.metrics) || null }, metricsInShort(v.metrics)),
         h('td', { class: 'num', title: `${v.size} bytes` }, bytes(v.size)),
         h('td', {}, sha),
         h('td', {}, v.format || '', v.status && v.status !== 'active' ? [' ', statusBadge(v.status)] : null),
@@ -452,6 +465,122 @@ function versionSection(model, v) {
     h('h2', {}, 'Fetch this version'),
     snippets(model, v));
   return section;
+}
+
+// --- aliases, tags, metrics and lineage ---------------------------------------
+
+// The model's aliases that name version `number` (the route answers the
+// model's aliases once, by name).
+function aliasesOf(model, number) {
+  return Object.entries(model.aliases || {}).filter(([, n]) => n === number).map(([alias]) => alias);
+}
+
+function aliasBadges(aliases) {
+  return aliases.map((alias) => [badge(`@${alias}`, 'alias'), ' ']);
+}
+
+// `@champion → v3`, each a link to the version it names.
+function modelAliases(model, versions) {
+  const aliases = Object.entries(model.aliases || {});
+  if (!aliases.length) return h('span', { class: 'desc', id: 'model-aliases' }, 'none');
+  return h('ul', { class: 'chips', id: 'model-aliases' }, aliases.map(([alias, number]) => {
+    const v = versions.find((x) => x.number === number);
+    return h('li', {}, h('a', { href: versionHref(model.id, number), class: 'chip alias', 'data-alias': alias, title: `@${alias}` },
+      `@${alias} → v${v ? v.label : number}`));
+  }));
+}
+
+// Tags as chips `key: value`; a long one is cut short on screen (CSS) and
+// whole in its title, so a value of a thousand characters cannot widen the page.
+function tagChips(tags, id) {
+  const entries = Object.entries(tags || {});
+  if (!entries.length) return h('span', { class: 'desc', id }, 'none');
+  return h('ul', { class: 'chips', id }, entries.map(([k, v]) => h('li', { class: 'chip', 'data-key': k, title: `${k}: ${v}` }, `${k}: ${v}`)));
+}
+
+// A metric as text: numbers as the registry holds them, or to four
+// significant digits where the view is compact; anything else a client
+// stored (a string, a list) as its text.
+function metricText(value, compact) {
+  if (typeof value === 'number') return compact && !Number.isInteger(value) ? String(Number(value.toPrecision(4))) : String(value);
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  return compact && text.length > 24 ? `${text.slice(0, 23)}…` : text;
+}
+
+// `auc 0.931 · f1 0.71`, whole: a cell's title.
+function metricsSummary(metrics) {
+  return Object.entries(metrics || {}).map(([name, value]) => `${name} ${metricText(value, false)}`).join(' · ');
+}
+
+// The same in short, for the versions table; a line breaks between two
+// metrics, never inside one.
+function metricsInShort(metrics) {
+  return Object.entries(metrics || {}).map(([name, value], i) => [i ? ' · ' : null, h('span', { class: 'metric' }, `${name} ${metricText(value, true)}`)]);
+}
+
+function metricsTable(metrics) {
+  const entries = Object.entries(metrics || {});
+  if (!entries.length) return h('p', { class: 'desc', id: 'no-metrics' }, 'No metrics reported.');
+  return h('div', { class: 'table-wrap' }, h('table', { id: 'metrics' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col' }, 'Value'))),
+    h('tbody', {}, entries.map(([name, value]) => h('tr', {},
+      h('th', { scope: 'row' }, name), h('td', { class: typeof value === 'number' ? 'num' : null }, metricText(value, false)))))));
+}
+
+// The chosen version's aliases, tags and metrics, from the model's answer.
+function versionInfo(model, versions, v) {
+  const aliases = aliasesOf(model, v.number);
+  return h('section', { id: 'version-info', 'aria-labelledby': 'version-info-h', 'data-number': v.number },
+    h('h2', { id: 'version-info-h' }, `Version ${v.label}`),
+    fieldList([
+      ['Status', statusBadge(v.status)],
+      ['Aliases', aliases.length ? h('span', { id: 'version-aliases' }, aliasBadges(aliases)) : h('span', { class: 'desc', id: 'version-aliases' }, 'none')],
+      ['Tags', tagChips(v.tags, 'version-tags')],
+    ], 'version-fields'),
+    h('h3', {}, 'Metrics'),
+    metricsTable(v.metrics));
+}
+
+function lineageSection(model, versions, v) {
+  return part(`Lineage (v${v.label})`, 'lineage', () => loadLineage(model, versions, v));
+}
+
+// Lineage comes from modelreg's own version route: it resolves the parent
+// by the registry's rule (a version this key can see, else "deleted"), for
+// this one version rather than for every version of the model's answer.
+async function loadLineage(model, versions, v) {
+  const detail = await api(`/api/modelreg/v1/models/${encodeURIComponent(model.id)}/versions/${v.number}`);
+  const l = detail.lineage || {};
+  const rows = [
+    ['Source commit', l.source_commit && h('code', { class: 'sha' }, l.source_commit)],
+    ['Dataset', l.dataset],
+    ['Run', l.run_url && runLink(l.run_url)],
+    ['Parent version', l.parent_version && parentLink(model, versions, l.parent_version)],
+  ].filter(([, value]) => value);
+  if (!rows.length) {
+    return h('p', { class: 'desc', id: 'no-lineage' }, 'No lineage recorded. ',
+      h('code', {}, `modelreg versions update ${model.id} ${v.number} --source-commit … --dataset … --run-url … --parent …`), ' records it.');
+  }
+  return fieldList(rows, 'lineage-fields');
+}
+
+// A run's URL is a link only when it is http(s). The registry accepts no
+// other, but a link is where a javascript: URL would run, so the page
+// checks again rather than trust what it is given.
+function runLink(text) {
+  let url = null;
+  try { url = new URL(text); } catch (_) { /* not a URL: shown as text */ }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) return h('span', { class: 'run-url' }, text);
+  return h('a', { href: url.href, class: 'run-url', rel: 'noopener noreferrer' }, text);
+}
+
+// The parent as a link to its view, or "deleted": the registry answers a
+// parent this key can no longer see the same way, so nothing leaks.
+function parentLink(model, versions, parent) {
+  if (parent.deleted) return h('span', { class: 'desc', id: 'parent-deleted', title: 'Deleted, or not visible to this key' }, 'deleted');
+  const sibling = parent.model_id === model.id ? versions.find((x) => x.number === parent.version) : null;
+  const text = sibling ? `v${sibling.label}` : `${parent.model} v${parent.version}`;
+  return h('a', { href: versionHref(parent.model_id, parent.version), id: 'parent-link' }, text);
 }
 
 // --- model card ---------------------------------------------------------------
@@ -757,7 +886,7 @@ async function renderMachine(id) {
   main.replaceChildren(h('article', { id: 'machine' },
     h('p', { class: 'crumbs' }, h('a', { href: '#/machines' }, '← Machines')),
     h('h1', {}, m.name || m.id),
-    h('section', { class: 'panel', 'aria-label': 'Fields' }, h('dl', { class: 'fields' }, fields.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]))),
+    h('section', { class: 'panel', 'aria-label': 'Fields' }, fieldList(fields)),
     h('h2', {}, 'Events'),
     (events.items || []).length ? h('ol', { class: 'timeline', id: 'events' }, events.items.map((e) => h('li', {},
       h('strong', {}, e.name), ' ', statusBadge(e.state), ' ', when(e.dtCreated),
