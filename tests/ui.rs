@@ -736,6 +736,8 @@ fn a_datarobot_model_page_shows_test_badges_feature_impact_datasets_environment_
     assert!(["x1", "x2", "x3", "y"].iter().all(|c| datasets.contains(c)), "{datasets}");
     b.wait_text("#environment", "the build status", |t| t.contains("build: success"));
     b.wait_text("#access", "the access section", |t| !t.contains("Loading"));
+    // modelreg's own version route answers for a DataRobot version too.
+    b.wait_text("#lineage", "the version's (empty) lineage", |t| t.contains("No lineage recorded"));
     b.js("document.getElementById('tests').scrollIntoView()", json!([]));
     b.screenshot("datarobot-model");
 }
