@@ -171,14 +171,13 @@ fn model_id(req: &Request) -> Result<String> {
 }
 
 /// A model of any door with its tags and aliases, and every version (newest
-/// first) with its files and their sha256, its tags and its metrics: what
-/// the model page shows, in one request. The dialects' routes split this
-/// over several (DataRobot) or leave the files out (Octomil, Paperspace);
-/// modelreg's own model route leaves out the file ids the downloads need
-/// and resolves every version's lineage parent, a query or two per
-/// version, where the page shows one version's (`loadLineage` in app.js
-/// reads it from modelreg's version route). Tags and aliases cost three
-/// queries whatever the number of versions.
+/// first) with its files and their sha256, tags and metrics: what the model
+/// page shows, in one request. The dialects' routes split this over several
+/// (DataRobot) or leave the files out (Octomil, Paperspace). modelreg's own
+/// model route has no file ids (the downloads need them) and resolves every
+/// version's lineage parent, a query or more per version, where the page
+/// shows one version's lineage (app.js reads it from modelreg's version
+/// route). Tags and aliases cost three queries whatever the number of versions.
 fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let id = model_id(req)?;
     let who = req.who()?;

@@ -498,13 +498,18 @@ function tagChips(tags, id) {
   return h('ul', { class: 'chips', id }, entries.map(([k, v]) => h('li', { class: 'chip', 'data-key': k, title: `${k}: ${v}` }, `${k}: ${v}`)));
 }
 
+// At most `max` characters, an ellipsis marking a cut.
+function shorten(text, max) {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
 // A metric as text: numbers as the registry holds them, or to four
 // significant digits where the view is compact; anything else a client
 // stored (a string, a list) as its text.
 function metricText(value, compact) {
   if (typeof value === 'number') return compact && !Number.isInteger(value) ? String(Number(value.toPrecision(4))) : String(value);
   const text = typeof value === 'string' ? value : JSON.stringify(value);
-  return compact && text.length > 24 ? `${text.slice(0, 23)}…` : text;
+  return compact ? shorten(text, 24) : text;
 }
 
 // `auc 0.931 · f1 0.71`, whole: a cell's title.
@@ -512,10 +517,11 @@ function metricsSummary(metrics) {
   return Object.entries(metrics || {}).map(([name, value]) => `${name} ${metricText(value, false)}`).join(' · ');
 }
 
-// The same in short, for the versions table; a line breaks between two
-// metrics, never inside one.
+// The same in short, for the versions table (names and text values cut at
+// 24 characters); a line breaks between two metrics, never inside one.
 function metricsInShort(metrics) {
-  return Object.entries(metrics || {}).map(([name, value], i) => [i ? ' · ' : null, h('span', { class: 'metric' }, `${name} ${metricText(value, true)}`)]);
+  return Object.entries(metrics || {}).map(([name, value], i) =>
+    [i ? ' · ' : null, h('span', { class: 'metric' }, `${shorten(name, 24)} ${metricText(value, true)}`)]);
 }
 
 function metricsTable(metrics) {
@@ -778,7 +784,7 @@ function impactChart(rows) {
   rows.forEach((r, i) => {
     const y = i * rowH + 3;
     const value = Math.max(0, Math.min(1, Number(r.impactNormalized) || 0));
-    const name = r.featureName.length > 24 ? r.featureName.slice(0, 23) + '…' : r.featureName;
+    const name = shorten(r.featureName, 24);
     svg.append(
       s('text', { x: labelW - 8, y: y + 16, 'text-anchor': 'end' }, name),
       s('rect', { class: 'track', x: labelW, y, width: barW, height: rowH - 6, rx: 3 }),
