@@ -9,6 +9,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::remote::{enc, Remote};
+use super::table::{cell, human_size, Columns, Table};
 use crate::registry::{Error, NewUser, Registry};
 
 /// Where `teams`, `users` and `keys` act.
@@ -20,14 +21,19 @@ pub enum Admin {
 #[derive(Subcommand)]
 pub enum TeamsCommand {
     /// Create a team.
+    #[command(after_help = "Example:\n  modelreg teams add research")]
     Add { name: String },
     /// List teams.
+    #[command(after_help = "Example:\n  modelreg teams list")]
     List,
 }
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
     /// Create a user in a team (default: the first team).
+    #[command(after_help = "Examples:\n  \
+        modelreg users add alice --team research --email alice@example.com\n  \
+        modelreg users add bob --admin")]
     Add {
         username: String,
         #[arg(long)]
@@ -39,6 +45,7 @@ pub enum UsersCommand {
         admin: bool,
     },
     /// List the users of a team (default: the first team).
+    #[command(after_help = "Example:\n  modelreg users list --team research")]
     List {
         #[arg(long)]
         team: Option<String>,
@@ -48,6 +55,9 @@ pub enum UsersCommand {
 #[derive(Subcommand)]
 pub enum KeysCommand {
     /// Create an API key for a user and print its secret (shown once).
+    #[command(after_help = "Examples:\n  \
+        modelreg keys create --user alice --label laptop\n  \
+        modelreg --server https://models.example.com --token \"$ADMIN_KEY\" keys create --user ci")]
     Create {
         /// The user (id or username).
         #[arg(long)]
@@ -56,8 +66,10 @@ pub enum KeysCommand {
         label: String,
     },
     /// List API keys (never their secrets).
+    #[command(after_help = "Example:\n  modelreg keys list")]
     List,
     /// Revoke a key by id.
+    #[command(after_help = "Example:\n  modelreg keys revoke 0192f3c1-…")]
     Revoke { id: String },
 }
 
@@ -92,6 +104,32 @@ fn text(v: &serde_json::Value) -> &str {
     v.as_str().unwrap_or("")
 }
 
+const TEAMS: Columns = Columns { headers: &["NAME", "CREATED", "ID"], cells: |t| vec![cell(&t["name"]), cell(&t["created_at"]), cell(&t["id"])] };
+
+const USERS: Columns = Columns {
+    headers: &["USERNAME", "ADMIN", "EMAIL", "CREATED", "ID"],
+    cells: |u| {
+        let admin = if u["is_admin"] == true { "yes" } else { "no" };
+        vec![cell(&u["username"]), admin.into(), cell(&u["email"]), cell(&u["created_at"]), cell(&u["id"])]
+    },
+};
+
+/// Keys never show their secrets (the API has none to show).
+const KEYS: Columns = Columns {
+    headers: &["ID", "USER", "STATE", "CREATED", "LABEL"],
+    cells: |k| {
+        let state = k["revoked_at"].as_str().map_or_else(|| "active".into(), |t| format!("revoked {t}"));
+        vec![cell(&k["id"]), cell(&k["username"]), state, cell(&k["created_at"]), cell(&k["label"])]
+    },
+};
+
+/// The registry lists teams, users and keys oldest first (and `--json`
+/// keeps that order); people read the newest first, as every other list.
+fn newest_first(columns: &Columns, items: &serde_json::Value) -> Table {
+    let reversed: Vec<serde_json::Value> = items.as_array().into_iter().flatten().rev().cloned().collect();
+    columns.table(&serde_json::Value::Array(reversed))
+}
+
 pub fn teams(admin: &Admin, cmd: TeamsCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
         TeamsCommand::Add { name } => {
@@ -113,9 +151,7 @@ pub fn teams(admin: &Admin, cmd: TeamsCommand, as_json: bool) -> Result<i32, Err
             if as_json {
                 print_json(&teams);
             } else {
-                for t in teams.as_array().into_iter().flatten() {
-                    println!("{}  {}  {}", text(&t["id"]), text(&t["created_at"]), text(&t["name"]));
-                }
+                newest_first(&TEAMS, &teams).print();
             }
         }
     }
@@ -152,9 +188,7 @@ pub fn users(target: &Admin, cmd: UsersCommand, as_json: bool) -> Result<i32, Er
             if as_json {
                 print_json(&users);
             } else {
-                for u in users.as_array().into_iter().flatten() {
-                    println!("{}  {}{}", text(&u["id"]), text(&u["username"]), if u["is_admin"] == true { "  (admin)" } else { "" });
-                }
+                newest_first(&USERS, &users).print();
             }
         }
     }
@@ -191,10 +225,7 @@ pub fn keys(target: &Admin, cmd: KeysCommand, as_json: bool) -> Result<i32, Erro
             if as_json {
                 print_json(&keys);
             } else {
-                for k in keys.as_array().into_iter().flatten() {
-                    let state = k["revoked_at"].as_str().map(|t| format!("revoked {t}")).unwrap_or_else(|| "active".into());
-                    println!("{}  {}  {}  {}  {}", text(&k["id"]), text(&k["username"]), text(&k["created_at"]), state, text(&k["label"]));
-                }
+                newest_first(&KEYS, &keys).print();
             }
         }
         KeysCommand::Revoke { id } => {
@@ -247,17 +278,21 @@ pub fn gc(registry: &Registry, grace: Duration, dry_run: bool, as_json: bool) ->
             "bytes": report.bytes(),
         }));
     } else {
+        let mut table = Table::new(&["KIND", "SIZE", "NAME"]);
         for (sha, size) in &report.removed_blobs {
-            println!("{verb} blob {sha} ({size} bytes)");
+            table.row(vec!["blob".into(), human_size(*size), sha.clone()]);
         }
         for (path, size) in &report.removed_temp_files {
-            println!("{verb} temp file {path} ({size} bytes)");
+            table.row(vec!["temp file".into(), human_size(*size), path.clone()]);
+        }
+        if !table.is_empty() {
+            table.print();
         }
         println!(
-            "{verb} {} blob(s) and {} temp file(s), {} bytes",
+            "{verb} {} blob(s) and {} temp file(s), {}",
             report.removed_blobs.len(),
             report.removed_temp_files.len(),
-            report.bytes()
+            human_size(report.bytes())
         );
     }
     Ok(0)
@@ -275,10 +310,11 @@ pub fn migrate_database(registry: &Registry, to: &str, as_json: bool) -> Result<
         print_json(&json!(report));
         return Ok(0);
     }
-    println!("{:<24} {:>10}  sha256 of the rows", "table", "rows");
+    let mut tables = Table::new(&["TABLE", "ROWS", "SHA256 OF THE ROWS"]);
     for table in &report.tables {
-        println!("{:<24} {:>10}  {}", table.table, table.rows, table.checksum);
+        tables.row(vec![table.table.clone(), table.rows.to_string(), table.checksum.clone()]);
     }
+    tables.print();
     println!("every table has the same rows in {} as here; the SQLite database is unchanged", report.to);
     println!("to switch, give every modelreg command on this registry --database (or MODELREG_DATABASE_URL) with that URL");
     if report.blob_store == "local" {

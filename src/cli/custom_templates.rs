@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
-use super::datarobot::{deleted, folder_files, print};
+use super::datarobot::{deleted, folder_files};
 use super::models::progress;
 use super::remote::{enc, FormPart};
+use super::table::{cell, print, Columns};
 use super::Target;
 use crate::api::datarobot::templates::render_template;
 use crate::registry::catalogue::custom_template_rules::{TemplateFilter, MODEL_TEMPLATE_TYPE};
@@ -27,6 +28,9 @@ const MANIFEST: &str = "template.json";
 #[derive(Subcommand)]
 pub enum CustomTemplatesCommand {
     /// List the templates the team sees: the built-ins, then its own.
+    #[command(after_help = "Examples:\n  \
+        modelreg custom-templates list --template-sub-type Regression\n  \
+        modelreg custom-templates list --search sklearn")]
     List {
         /// Only templates of this type (customModel, …).
         #[arg(long)]
@@ -45,6 +49,7 @@ pub enum CustomTemplatesCommand {
         show_hidden: bool,
     },
     /// Show a template (its metadata and files).
+    #[command(after_help = "Example:\n  modelreg custom-templates show python3-regression")]
     Show { id: String },
     /// Add a template from every file under a folder (team admins only).
     ///
@@ -53,6 +58,7 @@ pub enum CustomTemplatesCommand {
     /// the built-ins under templates/ do; it is not one of the template's files. For a
     /// customModel template, templateMetadata.templateTypeSpecificResources describes the
     /// model (targetType, targetName, labels, language).
+    #[command(after_help = "Example:\n  modelreg custom-templates create templates/python3-binary --name \"Our binary starter\"")]
     Create {
         folder: PathBuf,
         /// Overrides the manifest's name.
@@ -69,14 +75,19 @@ pub enum CustomTemplatesCommand {
         template_sub_type: Option<String>,
     },
     /// Delete one of the team's templates (team admins only; built-ins are read-only).
+    #[command(after_help = "Example:\n  modelreg custom-templates delete 0192f3c1-…")]
     Delete { id: String },
 }
 
-fn template_line(t: &Value) -> String {
-    let kind = format!("{}/{}", t["templateType"].as_str().unwrap_or(""), t["templateSubType"].as_str().unwrap_or(""));
-    let origin = if t["isBuiltIn"] == true { "built-in" } else { "team" };
-    format!("{}  {kind}  {origin}  {}", t["id"].as_str().unwrap_or(""), t["name"].as_str().unwrap_or(""))
-}
+/// Custom templates: the built-ins, then the team's own.
+const TEMPLATES: Columns = Columns {
+    headers: &["ID", "TYPE", "SUB-TYPE", "ORIGIN", "FILES", "NAME"],
+    cells: |t| {
+        let origin = if t["isBuiltIn"] == true { "built-in" } else { "team" };
+        let files = t["items"].as_array().map_or_else(|| "-".into(), |items| items.len().to_string());
+        vec![cell(&t["id"]), cell(&t["templateType"]), cell(&t["templateSubType"]), origin.into(), files, cell(&t["name"])]
+    },
+};
 
 fn template_path(id: &str) -> String {
     format!("/api/v2/customTemplates/{}/", enc(id))
@@ -108,14 +119,14 @@ pub fn custom_templates(target: &Target, cmd: CustomTemplatesCommand, as_json: b
                     remote.get_json(&format!("/api/v2/customTemplates/?{}", query.join("&")))?["data"].take()
                 }
             };
-            print(&items, as_json, template_line);
+            print(&items, as_json, &TEMPLATES);
         }
         CustomTemplatesCommand::Show { id } => {
             let template = match target {
                 Target::Local { registry, who } => render_template(&registry.get_custom_template(who, &id)?),
                 Target::Remote(remote) => remote.get_json(&template_path(&id))?,
             };
-            print(&template, as_json, template_line);
+            print(&template, as_json, &TEMPLATES);
         }
         CustomTemplatesCommand::Create { folder, name, description, template_type, template_sub_type } => {
             let mut fields = manifest(&folder)?;
@@ -158,7 +169,7 @@ pub fn custom_templates(target: &Target, cmd: CustomTemplatesCommand, as_json: b
                     created
                 }
             };
-            print(&template, as_json, template_line);
+            print(&template, as_json, &TEMPLATES);
         }
         CustomTemplatesCommand::Delete { id } => {
             match target {

@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 
 use super::models::progress;
 use super::remote::{enc, Download, FormPart, Remote};
+use super::table::{cell, print, size, Columns};
 use super::Target;
 use crate::api::datarobot::{
     conversions as conversion_api, dependencies as deps_api, environments as env_api, model_tests as test_api,
@@ -39,6 +40,9 @@ pub enum CustomModelsCommand {
     /// --base-environment-id when given, else on the template's default environment or the
     /// team's newest python environment with a successful build. --resource-bundle-id and
     /// --secret-config-id are required then, as the route requires them (stored, not enforced).
+    #[command(after_help = "Examples:\n  \
+        modelreg custom-models create --name churn --target-type Binary --target-name churned --language python\n  \
+        modelreg custom-models create --from-template python3-binary --resource-bundle-id cpu.small --secret-config-id none")]
     Create {
         #[arg(long, required_unless_present = "from_template")]
         name: Option<String>,
@@ -64,22 +68,28 @@ pub enum CustomModelsCommand {
         base_environment_version_id: Option<String>,
     },
     /// List custom models, newest first.
+    #[command(after_help = "Example:\n  modelreg custom-models list --limit 20 --offset 20")]
     List {
         #[command(flatten)]
         page: ListPage,
     },
     /// Show a custom model (with its latest version).
+    #[command(after_help = "Example:\n  modelreg custom-models show churn")]
     Show { id: String },
     /// Delete a custom model and its versions.
+    #[command(after_help = "Example:\n  modelreg custom-models delete churn")]
     Delete { id: String },
     /// Versions of a custom model.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg custom-models versions list churn\n  \
+        modelreg custom-models versions download churn v1.2 -o ./churn")]
     Versions(VersionsCommand),
     /// Test a version on DRUM against a dataset, as DataRobot's custom model testing does.
     ///
     /// Prints each check as it ends and waits for the verdict; exits 1 unless the test
     /// succeeded or only warned. Offline the test runs in this process (on the runtime from
     /// `modelreg runtime install`, or --python); with --server the server runs it.
+    #[command(after_help = "Example:\n  modelreg custom-models test churn latest --dataset 0192f3c1-… --check nullValueImputation=fail")]
     Test {
         model: String,
         /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
@@ -99,6 +109,9 @@ pub enum CustomModelsCommand {
     ///
     /// The version needs training data (assigned to the model or the version). Offline the
     /// computation runs in this process; with --server the server runs it.
+    #[command(after_help = "Examples:\n  \
+        modelreg custom-models feature-impact churn 1.2 --row-count 1000\n  \
+        modelreg custom-models feature-impact churn @champion --existing")]
     FeatureImpact {
         model: String,
         /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
@@ -116,6 +129,7 @@ pub enum CustomModelsCommand {
     /// Build a version's dependencies (its requirements.txt) into the environment its tests use.
     ///
     /// Waits for the build; exits 1 if it failed, printing pip's log.
+    #[command(after_help = "Example:\n  modelreg custom-models build-deps churn latest")]
     BuildDeps {
         model: String,
         /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
@@ -125,7 +139,9 @@ pub enum CustomModelsCommand {
         python: Option<PathBuf>,
     },
     /// Conversions of a version's Java main program into a runnable JAR (with the host's JDK).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg custom-models conversions create scorer v1.0 --main 0192f3c1-…\n  \
+        modelreg custom-models conversions list scorer v1.0")]
     Conversions(ConversionsCommand),
 }
 
@@ -137,6 +153,7 @@ pub enum ConversionsCommand {
     /// Waits for the conversion; exits 1 if it failed, printing javac's output. Offline the
     /// conversion runs in this process; with --server the server runs it. A SAS program, or any
     /// program but Java, is refused: modelreg has no compiler for it.
+    #[command(after_help = "Example:\n  modelreg custom-models conversions create scorer v1.0 --main 0192f3c1-…")]
     Create {
         model: String,
         /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
@@ -146,6 +163,7 @@ pub enum ConversionsCommand {
         main: String,
     },
     /// List a version's conversions, newest first.
+    #[command(after_help = "Example:\n  modelreg custom-models conversions list scorer latest")]
     List {
         model: String,
         /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
@@ -154,15 +172,22 @@ pub enum ConversionsCommand {
         page: ListPage,
     },
     /// Show a conversion (its log is `logMessage` with --json).
+    #[command(after_help = "Example:\n  modelreg custom-models conversions show scorer v1.0 0192f3c1-…")]
     Show { model: String, version: String, id: String },
-    /// Write a succeeded conversion's JAR to FILE (never replacing it; size and sha256 checked).
+    /// Write a succeeded conversion's JAR to FILE (never replacing it unless --force; size and
+    /// sha256 checked).
+    #[command(after_help = "Example:\n  modelreg custom-models conversions download scorer v1.0 0192f3c1-… -o Main.jar")]
     Download {
         model: String,
         /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
         version: String,
         id: String,
+        /// The file to write; `-` writes to standard output (and what was written to stderr).
         #[arg(short, long)]
         output: PathBuf,
+        /// Replace FILE if it exists; with `-o -`, write binary to a terminal.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -175,6 +200,10 @@ pub enum VersionsCommand {
     /// From a repository, the files at --ref (default: its HEAD) under each --path (a file goes
     /// to the version's root, a folder's files relative to it; none: the whole tree) are pulled
     /// by a job: offline in this process, with --server by the server, whose status is polled.
+    #[command(after_help = "Examples:\n  \
+        modelreg custom-models versions create churn ./model --base-environment-id 0192f3c1-…\n  \
+        modelreg custom-models versions create churn ./fix --from-previous --minor\n  \
+        modelreg custom-models versions create churn --from-repository 0192f3c1-… --ref v2 --path churn/")]
     Create {
         model: String,
         #[arg(required_unless_present = "from_repository", conflicts_with = "from_repository")]
@@ -200,23 +229,34 @@ pub enum VersionsCommand {
         minor: bool,
     },
     /// List a custom model's versions, newest first.
+    #[command(after_help = "Example:\n  modelreg custom-models versions list churn")]
     List { model: String },
-    /// Write a version's files under a folder.
+    /// Write a version's files under a folder, or its zip to standard output (`-o -`).
     ///
     /// With --server the version is downloaded as a zip and unpacked; an entry whose path
     /// would leave the folder (absolute, `..`, backslashes) or that is a link is refused.
+    #[command(after_help = "Examples:\n  \
+        modelreg custom-models versions download churn v1.2 -o ./churn-1.2\n  \
+        modelreg custom-models versions download churn @champion -o - > churn.zip")]
     Download {
         model: String,
         /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
         version: String,
+        /// The folder to write under; `-` writes the version's zip to standard output (and
+        /// what was written to stderr).
         #[arg(short, long)]
         output: PathBuf,
+        /// With `-o -`, write the zip to a terminal.
+        #[arg(long)]
+        force: bool,
     },
 }
 
 #[derive(Subcommand)]
 pub enum EnvironmentsCommand {
     /// Create an execution environment.
+    #[command(after_help = "Example:\n  \
+        modelreg environments create --name py311 --programming-language python --description \"Python 3.11 with DRUM\"")]
     Create {
         #[arg(long)]
         name: String,
@@ -227,15 +267,19 @@ pub enum EnvironmentsCommand {
         programming_language: String,
     },
     /// List execution environments, newest first (the first 1000).
+    #[command(after_help = "Example:\n  modelreg environments list")]
     List,
     /// Show an environment.
+    #[command(after_help = "Example:\n  modelreg environments show 0192f3c1-…")]
     Show { id: String },
     /// Soft-delete an environment.
+    #[command(after_help = "Example:\n  modelreg environments delete 0192f3c1-…")]
     Delete { id: String },
     /// Add a version from a docker context (.tar.gz or .zip) and build it.
     ///
     /// Waits for the build (offline it runs in this process; with --server the command polls
     /// the version until its build succeeds or fails). Exits 1 if the build failed.
+    #[command(after_help = "Example:\n  modelreg environments add-version 0192f3c1-… context.tar.gz --label 3.11.7")]
     AddVersion {
         environment: String,
         context: PathBuf,
@@ -245,29 +289,24 @@ pub enum EnvironmentsCommand {
         description: String,
     },
     /// Print a version's build log (`{log, error}` with --json).
+    #[command(after_help = "Example:\n  modelreg environments build-log 0192f3c1-… 0192f3c2-…")]
     BuildLog { environment: String, version: String },
 }
 
-pub(super) fn print(value: &Value, as_json: bool, line: impl Fn(&Value) -> String) {
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
-    } else if let Some(items) = value.as_array() {
-        for item in items {
-            println!("{}", line(item));
-        }
-    } else {
-        println!("{}", line(value));
-    }
-}
+/// Custom models, as lists and single models print.
+const MODELS: Columns = Columns {
+    headers: &["NAME", "TARGET TYPE", "LATEST VERSION", "CREATED", "ID"],
+    cells: |m| vec![cell(&m["name"]), cell(&m["targetType"]), cell(&m["latestVersion"]["label"]), cell(&m["created"]), cell(&m["id"])],
+};
 
-fn model_line(m: &Value) -> String {
-    let latest = m["latestVersion"]["label"].as_str().unwrap_or("no versions");
-    format!("{}  {}  {}  {}", m["id"].as_str().unwrap_or(""), m["targetType"].as_str().unwrap_or(""), latest, m["name"].as_str().unwrap_or(""))
-}
-
-fn version_line(v: &Value) -> String {
-    format!("{}  {}  {} files", v["id"].as_str().unwrap_or(""), v["label"].as_str().unwrap_or(""), v["items"].as_array().map_or(0, Vec::len))
-}
+/// A custom model's versions.
+const VERSIONS: Columns = Columns {
+    headers: &["VERSION", "FILES", "CREATED", "ID", "DESCRIPTION"],
+    cells: |v| {
+        let files = v["items"].as_array().map_or(0, Vec::len).to_string();
+        vec![cell(&v["label"]), files, cell(&v["created"]), cell(&v["id"]), cell(&v["description"])]
+    },
+};
 
 /// One page of a DataRobot list, as `--limit` and `--offset`.
 #[derive(clap::Args)]
@@ -404,7 +443,7 @@ pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: boo
                     remote.get_json(&model_path(id))?
                 }
             };
-            print(&model, as_json, model_line);
+            print(&model, as_json, &MODELS);
         }
         CustomModelsCommand::Create { name, target_type, target_name, description, language, .. } => {
             let mut body = Map::new();
@@ -422,7 +461,7 @@ pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: boo
                 }
                 Target::Remote(remote) => remote.post_json("/api/v2/customModels/", &Value::Object(body))?,
             };
-            print(&model, as_json, model_line);
+            print(&model, as_json, &MODELS);
         }
         CustomModelsCommand::List { page } => {
             let (offset, limit) = page.offset_limit();
@@ -435,7 +474,7 @@ pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: boo
                 }
                 Target::Remote(remote) => remote.get_json(&format!("/api/v2/customModels/?offset={offset}&limit={limit}"))?["data"].take(),
             };
-            print(&items, as_json, model_line);
+            print(&items, as_json, &MODELS);
         }
         CustomModelsCommand::Show { id } => {
             let model = match target {
@@ -444,7 +483,7 @@ pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: boo
                 }
                 Target::Remote(remote) => remote.get_json(&model_path(&id))?,
             };
-            print(&model, as_json, model_line);
+            print(&model, as_json, &MODELS);
         }
         CustomModelsCommand::Delete { id } => {
             match target {
@@ -651,8 +690,9 @@ fn conversions_path(model: &str, version: &str) -> String {
     format!("{}versions/{}/conversions/", model_path(model), enc(version))
 }
 
-fn conversion_line(c: &Value) -> String {
-    let state = if c["conversionInProgress"] == true {
+/// A conversion's state in a word.
+fn conversion_state(c: &Value) -> &'static str {
+    if c["conversionInProgress"] == true {
         "running"
     } else if c["shouldStop"] == true {
         "stopped"
@@ -660,9 +700,14 @@ fn conversion_line(c: &Value) -> String {
         "succeeded"
     } else {
         "failed"
-    };
-    format!("{}  {state}  {}  {}", c["id"].as_str().unwrap_or(""), c["mainClass"].as_str().unwrap_or(""), c["created"].as_str().unwrap_or(""))
+    }
 }
+
+/// A version's conversions, newest first.
+const CONVERSIONS: Columns = Columns {
+    headers: &["ID", "STATE", "MAIN CLASS", "JAR SIZE", "CREATED"],
+    cells: |c| vec![cell(&c["id"]), conversion_state(c).into(), cell(&c["mainClass"]), size(&c["jarSize"]), cell(&c["created"])],
+};
 
 /// A conversion as the server answered it, its JAR's link as a path.
 fn remote_conversion(remote: &Remote, path: &str) -> Result<Value, Error> {
@@ -707,7 +752,7 @@ fn conversions(target: &Target, cmd: ConversionsCommand, as_json: bool) -> Resul
                 if !ok {
                     eprint!("{}", conversion["logMessage"].as_str().unwrap_or(""));
                 }
-                println!("{}", conversion_line(&conversion));
+                CONVERSIONS.table(&conversion).print();
             }
             return Ok(if ok { 0 } else { 1 });
         }
@@ -725,16 +770,16 @@ fn conversions(target: &Target, cmd: ConversionsCommand, as_json: bool) -> Resul
                     data
                 }
             };
-            print(&items, as_json, conversion_line);
+            print(&items, as_json, &CONVERSIONS);
         }
         ConversionsCommand::Show { model, version, id } => {
             let conversion = match target {
                 Target::Local { registry, who } => conversion_api::render(registry, "", &registry.get_conversion(who, &model, &version, &id)?)?,
                 Target::Remote(remote) => remote_conversion(remote, &format!("{}{}/", conversions_path(&model, &version), enc(&id)))?,
             };
-            print(&conversion, as_json, conversion_line);
+            print(&conversion, as_json, &CONVERSIONS);
         }
-        ConversionsCommand::Download { model, version, id, output } => {
+        ConversionsCommand::Download { model, version, id, output, force } => {
             let download = match target {
                 Target::Local { registry, who } => {
                     let (conversion, jar, file) = conversion_api::open_jar(registry, who, &model, &version, &id)?;
@@ -742,10 +787,7 @@ fn conversions(target: &Target, cmd: ConversionsCommand, as_json: bool) -> Resul
                 }
                 Target::Remote(remote) => remote.download(&format!("{}{}/jar/", conversions_path(&model, &version), enc(&id)))?,
             };
-            let (size, sha256) = super::models::write_verified(download, &output, false)?;
-            super::models::print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
-                println!("wrote {} ({size} bytes, sha256 {sha256})", output.display())
-            });
+            super::download::save(download, &output, force, as_json)?;
         }
     }
     Ok(0)
@@ -799,7 +841,7 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
                     }
                 }
                 let version = version_from_repository(target, &model, body, from_previous)?;
-                print(&version, as_json, version_line);
+                print(&version, as_json, &VERSIONS);
                 return Ok(0);
             }
             let folder = folder.ok_or_else(|| Error::invalid("folder", "is required (or --from-repository)"))?;
@@ -841,7 +883,7 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
                     remote.send_form(method, &format!("{}versions/", model_path(&model)), &parts, |r, len| progress(r, Some(len)))?
                 }
             };
-            print(&version, as_json, version_line);
+            print(&version, as_json, &VERSIONS);
         }
         VersionsCommand::List { model } => {
             let items = match target {
@@ -868,9 +910,21 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
                     Value::Array(items)
                 }
             };
-            print(&items, as_json, version_line);
+            print(&items, as_json, &VERSIONS);
         }
-        VersionsCommand::Download { model, version, output } => {
+        VersionsCommand::Download { model, version, output, force } if super::download::is_stdout(&output) => {
+            // The zip the route serves, made here offline the same way (stored entries, streamed).
+            let download = match target {
+                Target::Local { registry, who } => {
+                    registry.access(who, EntityKind::Model, &model)?;
+                    let (zip, len) = registry.version_zip(&registry.get_version_by_id(who, &model, &version)?)?;
+                    Download { reader: Box::new(zip), len: Some(len), sha256: None, file_name: None }
+                }
+                Target::Remote(remote) => remote.download(&version_zip_path(&model, &version))?,
+            };
+            super::download::save(download, &output, force, as_json)?;
+        }
+        VersionsCommand::Download { model, version, output, .. } => {
             let mut written = match target {
                 Target::Local { registry, who } => {
                     registry.access(who, EntityKind::Model, &model)?;
@@ -940,10 +994,14 @@ fn version_from_repository(target: &Target, model: &str, body: Value, from_previ
     }
 }
 
+fn version_zip_path(model: &str, version: &str) -> String {
+    format!("{}versions/{}/download/", model_path(model), enc(version))
+}
+
 /// Downloads a version's zip into an anonymous temp file under `output`
 /// (streamed, checked against its Content-Length) and unpacks it there.
 fn download_zip(remote: &Remote, model: &str, version: &str, output: &Path) -> Result<Vec<(String, u64)>, Error> {
-    let download = remote.download(&format!("{}versions/{}/download/", model_path(model), enc(version)))?;
+    let download = remote.download(&version_zip_path(model, version))?;
     fs::create_dir_all(output)?;
     let mut zip = tempfile::tempfile_in(output)
         .map_err(|e| Error::invalid("output", format!("cannot write in {}: {e}", output.display())))?;
@@ -1029,15 +1087,28 @@ fn relative_links(value: &mut Value) {
     }
 }
 
+/// Execution environments, newest first, with their latest version's build.
+const ENVIRONMENTS: Columns = Columns {
+    headers: &["NAME", "LANGUAGE", "LATEST BUILD", "CREATED", "ID"],
+    cells: |e| {
+        let latest = cell(&e["latestVersion"]["buildStatus"]);
+        vec![cell(&e["name"]), cell(&e["programmingLanguage"]), latest, cell(&e["created"]), cell(&e["id"])]
+    },
+};
+
+/// An environment's version and its build.
+const ENVIRONMENT_VERSIONS: Columns = Columns {
+    headers: &["VERSION", "BUILD", "CONTEXT SIZE", "CREATED", "ID", "IMAGE"],
+    cells: |v| {
+        vec![cell(&v["label"]), cell(&v["buildStatus"]), size(&v["dockerContextSize"]), cell(&v["created"]), cell(&v["id"]), cell(&v["imageId"])]
+    },
+};
+
 const BUILD_POLL: Duration = Duration::from_millis(250);
 /// How long `add-version --server` waits for a build to end.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub fn environments(target: &Target, cmd: EnvironmentsCommand, as_json: bool) -> Result<i32, Error> {
-    let env_line = |e: &Value| {
-        let latest = e["latestVersion"]["buildStatus"].as_str().unwrap_or("no versions");
-        format!("{}  {}  {}  {}", e["id"].as_str().unwrap_or(""), e["programmingLanguage"].as_str().unwrap_or(""), latest, e["name"].as_str().unwrap_or(""))
-    };
     let remote_env = |remote: &Remote, id: &str| -> Result<Value, Error> {
         let mut env = remote.get_json(&env_path(id))?;
         relative_links(&mut env);
@@ -1071,7 +1142,7 @@ pub fn environments(target: &Target, cmd: EnvironmentsCommand, as_json: bool) ->
                     remote_env(remote, id)?
                 }
             };
-            print(&env, as_json, env_line);
+            print(&env, as_json, &ENVIRONMENTS);
         }
         EnvironmentsCommand::List => {
             let items = match target {
@@ -1087,14 +1158,14 @@ pub fn environments(target: &Target, cmd: EnvironmentsCommand, as_json: bool) ->
                     data
                 }
             };
-            print(&items, as_json, env_line);
+            print(&items, as_json, &ENVIRONMENTS);
         }
         EnvironmentsCommand::Show { id } => {
             let env = match target {
                 Target::Local { registry, who } => env_api::render_environment(registry, "", &registry.get_environment(who, &id)?)?,
                 Target::Remote(remote) => remote_env(remote, &id)?,
             };
-            print(&env, as_json, env_line);
+            print(&env, as_json, &ENVIRONMENTS);
         }
         EnvironmentsCommand::Delete { id } => {
             match target {
@@ -1128,9 +1199,7 @@ pub fn environments(target: &Target, cmd: EnvironmentsCommand, as_json: bool) ->
                     }
                 }
             };
-            print(&version, as_json, |v| {
-                format!("{}  {}  {}", v["id"].as_str().unwrap_or(""), v["buildStatus"].as_str().unwrap_or(""), v["imageId"].as_str().unwrap_or(""))
-            });
+            print(&version, as_json, &ENVIRONMENT_VERSIONS);
             return Ok(if version["buildStatus"] == "success" { 0 } else { 1 });
         }
         EnvironmentsCommand::BuildLog { environment, version } => {

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::datarobot::{deleted, print, ListPage};
-use super::models::{open_with_progress, progress, write_verified};
+use super::datarobot::{deleted, ListPage};
+use super::models::{open_with_progress, progress};
 use super::remote::{enc, Download, FormPart};
+use super::table::{cell, print, size, Columns};
 use super::Target;
 use crate::api::datarobot::datasets::{dataset_patch, render_dataset};
 use crate::registry::compute::datasets::{DatasetQuery, DatasetState, NewDataset};
@@ -24,6 +25,7 @@ pub enum DatasetsCommand {
     /// Offline the ingest runs in this process; with --server the command polls the dataset
     /// until its processingState is COMPLETED or ERROR. Exits 1 if the ingest failed; the
     /// dataset's `error` says why.
+    #[command(after_help = "Example:\n  modelreg datasets upload houses.csv --name Houses")]
     Upload {
         file: PathBuf,
         /// The dataset's name (default: the file's name).
@@ -31,21 +33,31 @@ pub enum DatasetsCommand {
         name: Option<String>,
     },
     /// List datasets, newest first.
+    #[command(after_help = "Example:\n  modelreg datasets list --limit 20 --offset 20")]
     List {
         #[command(flatten)]
         page: ListPage,
     },
     /// Show a dataset.
+    #[command(after_help = "Example:\n  modelreg datasets show 0192f3c1-…")]
     Show { id: String },
     /// Write a dataset's original file to OUTPUT, checking its size (and, where known, its sha256).
     ///
-    /// An existing file is never replaced.
+    /// An existing file is never replaced (unless --force).
+    #[command(after_help = "Examples:\n  \
+        modelreg datasets download 0192f3c1-… -o houses.csv\n  \
+        modelreg datasets download 0192f3c1-… -o - | head")]
     Download {
         id: String,
+        /// The file to write; `-` writes to standard output (and what was written to stderr).
         #[arg(short, long)]
         output: PathBuf,
+        /// Replace OUTPUT if it exists; with `-o -`, write binary to a terminal.
+        #[arg(long)]
+        force: bool,
     },
     /// Delete a dataset (its creator or a team admin).
+    #[command(after_help = "Example:\n  modelreg datasets delete 0192f3c1-…")]
     Delete { id: String },
 }
 
@@ -53,19 +65,21 @@ fn dataset_path(id: &str) -> String {
     format!("/api/v2/datasets/{}/", enc(id))
 }
 
-fn dataset_line(d: &Value) -> String {
-    let shape = match (d["rowCount"].as_u64(), d["columnCount"].as_u64()) {
-        (Some(rows), Some(columns)) => format!("{rows} rows x {columns} columns"),
-        _ => "-".to_string(),
-    };
-    format!(
-        "{}  {}  {}  {}",
-        d["datasetId"].as_str().unwrap_or(""),
-        d["processingState"].as_str().unwrap_or(""),
-        shape,
-        d["name"].as_str().unwrap_or("")
-    )
-}
+/// Datasets, newest first: the shape their ingest found, and their file's size.
+const DATASETS: Columns = Columns {
+    headers: &["NAME", "STATE", "ROWS", "COLUMNS", "SIZE", "CREATED", "ID"],
+    cells: |d| {
+        vec![
+            cell(&d["name"]),
+            cell(&d["processingState"]),
+            cell(&d["rowCount"]),
+            cell(&d["columnCount"]),
+            size(&d["datasetSize"]),
+            cell(&d["creationDate"]),
+            cell(&d["datasetId"]),
+        ]
+    },
+};
 
 /// How often and how long `upload --server` polls an ingest.
 const INGEST_POLL: Duration = Duration::from_millis(250);
@@ -102,7 +116,7 @@ pub fn datasets(target: &Target, cmd: DatasetsCommand, as_json: bool) -> Result<
                     }
                 }
             };
-            print(&dataset, as_json, dataset_line);
+            print(&dataset, as_json, &DATASETS);
             if dataset["processingState"] == "COMPLETED" {
                 return Ok(0);
             }
@@ -120,16 +134,16 @@ pub fn datasets(target: &Target, cmd: DatasetsCommand, as_json: bool) -> Result<
                 }
                 Target::Remote(remote) => remote.get_json(&format!("/api/v2/datasets/?offset={offset}&limit={limit}"))?["data"].take(),
             };
-            print(&items, as_json, dataset_line);
+            print(&items, as_json, &DATASETS);
         }
         DatasetsCommand::Show { id } => {
             let dataset = match target {
                 Target::Local { registry, who } => render_dataset(&registry.get_dataset(who, &id)?),
                 Target::Remote(remote) => remote.get_json(&dataset_path(&id))?,
             };
-            print(&dataset, as_json, dataset_line);
+            print(&dataset, as_json, &DATASETS);
         }
-        DatasetsCommand::Download { id, output } => {
+        DatasetsCommand::Download { id, output, force } => {
             let download = match target {
                 Target::Local { registry, who } => {
                     let dataset = registry.get_dataset(who, &id)?;
@@ -142,10 +156,7 @@ pub fn datasets(target: &Target, cmd: DatasetsCommand, as_json: bool) -> Result<
                 }
                 Target::Remote(remote) => remote.download(&format!("{}file/", dataset_path(&id)))?,
             };
-            let (size, sha256) = write_verified(download, &output, false)?;
-            super::models::print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
-                println!("wrote {} ({size} bytes, sha256 {sha256})", output.display())
-            });
+            super::download::save(download, &output, force, as_json)?;
         }
         DatasetsCommand::Delete { id } => {
             match target {

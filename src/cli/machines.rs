@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::models::print;
 use super::remote::enc;
+use super::table::{cell, Columns};
 use super::Target;
 use crate::api::paperspace::{new_machine_from_json, render_event, render_machine, render_page, render_template};
 use crate::registry::{
@@ -36,6 +37,8 @@ pub enum MachinesCommand {
     ///
     /// Offline the machine is ready when the command returns; with --server it is
     /// `provisioning` until the server has run the change.
+    #[command(after_help = "Example:\n  \
+        modelreg machines create --name trainer --machine-type A4000 --template t0nspur5 --auto-shutdown-timeout 6")]
     Create {
         #[arg(long)]
         name: String,
@@ -58,6 +61,7 @@ pub enum MachinesCommand {
         user: Option<String>,
     },
     /// List machines, newest first: one page (`hasMore`, `items`, `nextPage`).
+    #[command(after_help = "Examples:\n  modelreg machines list --limit 50\n  modelreg machines list --after \"$NEXT_PAGE\"")]
     List {
         /// Page size, 1 to 120.
         #[arg(long, default_value_t = 20, value_parser = page_limit)]
@@ -67,8 +71,12 @@ pub enum MachinesCommand {
         after: Option<String>,
     },
     /// Show a machine and its events.
+    #[command(after_help = "Example:\n  modelreg machines show psuyxelq2vbf")]
     Show { id: String },
     /// Rename a machine or change its auto-shutdown.
+    #[command(after_help = "Examples:\n  \
+        modelreg machines update psuyxelq2vbf --name trainer-2 --auto-shutdown-timeout 3\n  \
+        modelreg machines update psuyxelq2vbf --no-auto-shutdown")]
     Update {
         id: String,
         #[arg(long)]
@@ -81,12 +89,16 @@ pub enum MachinesCommand {
         no_auto_shutdown: bool,
     },
     /// Start a machine that is off (with --server: returns it `starting`).
+    #[command(after_help = "Example:\n  modelreg machines start psuyxelq2vbf")]
     Start { id: String },
     /// Stop a machine that is ready (with --server: returns it `stopping`).
+    #[command(after_help = "Example:\n  modelreg machines stop psuyxelq2vbf")]
     Stop { id: String },
     /// Restart a machine that is ready (with --server: returns it `restarting`).
+    #[command(after_help = "Example:\n  modelreg machines restart psuyxelq2vbf")]
     Restart { id: String },
     /// Delete a machine.
+    #[command(after_help = "Example:\n  modelreg machines delete psuyxelq2vbf")]
     Delete { id: String },
 }
 
@@ -94,6 +106,7 @@ pub enum MachinesCommand {
 pub enum TemplatesCommand {
     /// List the team's custom templates, or the built-in OS templates: one page
     /// (`hasMore`, `items`, `nextPage`).
+    #[command(after_help = "Examples:\n  modelreg templates list --public\n  modelreg templates list --limit 10")]
     List {
         #[arg(long)]
         public: bool,
@@ -105,8 +118,12 @@ pub enum TemplatesCommand {
         after: Option<String>,
     },
     /// Show a template (OS or custom).
+    #[command(after_help = "Example:\n  modelreg templates show tz0ireoj")]
     Show { id: String },
     /// Create a custom template from a machine or from another template.
+    #[command(after_help = "Examples:\n  \
+        modelreg templates create --name golden --machine psuyxelq2vbf\n  \
+        modelreg templates create --name bigger --from t0nspur5 --size 200")]
     Create {
         #[arg(long)]
         name: String,
@@ -130,14 +147,31 @@ fn settle(registry: &Registry, machine_id: &str) -> Result<(), Error> {
     Ok(crate::jobs::run_jobs_about(registry, &crate::jobs::JobSettings::offline(registry.data_dir(), None), machine_id)?)
 }
 
-fn machine_line(m: &Value) {
-    let s = |k: &str| m[k].as_str().unwrap_or("-").to_string();
-    println!("{}  {:<12} {:<10} {:<18} {}  {}", s("id"), s("state"), s("machineType"), s("region"), s("os"), s("name"));
-}
+/// Machines, newest first.
+const MACHINES: Columns = Columns {
+    headers: &["NAME", "STATE", "TYPE", "REGION", "OS", "CREATED", "ID"],
+    cells: |m| vec![cell(&m["name"]), cell(&m["state"]), cell(&m["machineType"]), cell(&m["region"]), cell(&m["os"]), cell(&m["dtCreated"]), cell(&m["id"])],
+};
+
+/// A machine's events, newest first.
+const EVENTS: Columns = Columns {
+    headers: &["EVENT", "STATE", "CREATED"],
+    cells: |e| vec![cell(&e["name"]), cell(&e["state"]), cell(&e["dtCreated"])],
+};
+
+/// OS and custom templates.
+const TEMPLATES: Columns = Columns {
+    headers: &["ID", "NAME", "AGENT TYPE", "MACHINE TYPES", "DISK", "REGION"],
+    cells: |t| {
+        let types = t["availableMachineTypes"].as_array().map_or(0, Vec::len).to_string();
+        let disk = t["defaultSizeGb"].as_i64().map_or_else(|| "-".into(), |gb| format!("{gb} GB"));
+        vec![cell(&t["id"]), cell(&t["name"]), cell(&t["agentType"]), types, disk, cell(&t["region"])]
+    },
+};
 
 /// Prints a page's items, and how to get the next one.
-fn page_lines(page: &Value, line: impl Fn(&Value)) {
-    page["items"].as_array().into_iter().flatten().for_each(line);
+fn print_page(page: &Value, columns: &Columns) {
+    columns.table(&page["items"]).print();
     if let Some(next) = page["nextPage"].as_str().filter(|_| page["hasMore"] == true) {
         println!("more: --after {next}");
     }
@@ -193,7 +227,7 @@ pub fn machines(target: &Target, cmd: MachinesCommand, as_json: bool) -> Result<
                 }
                 Target::Remote(remote) => remote.post_json("/v1/machines", &body)?,
             };
-            print(&body, as_json, |b| machine_line(&b["data"]));
+            print(&body, as_json, |b| MACHINES.table(&b["data"]).print());
         }
         MachinesCommand::List { limit, after } => {
             let page = match target {
@@ -203,7 +237,7 @@ pub fn machines(target: &Target, cmd: MachinesCommand, as_json: bool) -> Result<
                 }
                 Target::Remote(remote) => remote.get_json(&format!("/v1/machines{}", list_query(limit, after.as_deref())))?,
             };
-            print(&page, as_json, |p| page_lines(p, machine_line));
+            print(&page, as_json, |p| print_page(p, &MACHINES));
         }
         MachinesCommand::Show { id } => {
             let body = match target {
@@ -221,10 +255,9 @@ pub fn machines(target: &Target, cmd: MachinesCommand, as_json: bool) -> Result<
                 }
             };
             print(&body, as_json, |m| {
-                machine_line(m);
-                for e in m["events"].as_array().into_iter().flatten() {
-                    println!("  {}  {:<8} {}", e["dtCreated"].as_str().unwrap_or("-"), e["name"].as_str().unwrap_or("-"), e["state"].as_str().unwrap_or("-"));
-                }
+                MACHINES.table(m).print();
+                println!();
+                EVENTS.table(&m["events"]).print();
             });
         }
         MachinesCommand::Update { id, name, auto_shutdown_timeout, no_auto_shutdown } => {
@@ -249,11 +282,11 @@ pub fn machines(target: &Target, cmd: MachinesCommand, as_json: bool) -> Result<
                     remote.put_json(&format!("/v1/machines/{}", enc(&id)), &body)?
                 }
             };
-            print(&body, as_json, machine_line);
+            print(&body, as_json, |m| MACHINES.table(m).print());
         }
-        MachinesCommand::Start { id } => print(&action(&id, MachineAction::Start)?, as_json, |b| machine_line(&b["data"])),
-        MachinesCommand::Stop { id } => print(&action(&id, MachineAction::Stop)?, as_json, |b| machine_line(&b["data"])),
-        MachinesCommand::Restart { id } => print(&action(&id, MachineAction::Restart)?, as_json, |b| machine_line(&b["data"])),
+        MachinesCommand::Start { id } => print(&action(&id, MachineAction::Start)?, as_json, |b| MACHINES.table(&b["data"]).print()),
+        MachinesCommand::Stop { id } => print(&action(&id, MachineAction::Stop)?, as_json, |b| MACHINES.table(&b["data"]).print()),
+        MachinesCommand::Restart { id } => print(&action(&id, MachineAction::Restart)?, as_json, |b| MACHINES.table(&b["data"]).print()),
         MachinesCommand::Delete { id } => {
             let body = match target {
                 Target::Local { registry, who } => render_machine(&registry.delete_machine(who, &id)?),
@@ -263,12 +296,6 @@ pub fn machines(target: &Target, cmd: MachinesCommand, as_json: bool) -> Result<
         }
     }
     Ok(0)
-}
-
-fn template_line(t: &Value) {
-    let s = |k: &str| t[k].as_str().unwrap_or("-").to_string();
-    let types = t["availableMachineTypes"].as_array().map_or(0, Vec::len);
-    println!("{}  {:<16} {:<24} {} machine types  {}", s("id"), s("agentType"), s("name"), types, s("region"));
 }
 
 pub fn templates(target: &Target, cmd: TemplatesCommand, as_json: bool) -> Result<i32, Error> {
@@ -284,14 +311,14 @@ pub fn templates(target: &Target, cmd: TemplatesCommand, as_json: bool) -> Resul
                     remote.get_json(&format!("{route}{}", list_query(limit, after.as_deref())))?
                 }
             };
-            print(&page, as_json, |p| page_lines(p, template_line));
+            print(&page, as_json, |p| print_page(p, &TEMPLATES));
         }
         TemplatesCommand::Show { id } => {
             let body = match target {
                 Target::Local { registry, who } => render_template(&registry.get_template(who, &id)?),
                 Target::Remote(remote) => remote.get_json(&format!("/v1/templates/{}", enc(&id)))?,
             };
-            print(&body, as_json, template_line);
+            print(&body, as_json, |t| TEMPLATES.table(t).print());
         }
         TemplatesCommand::Create { name, machine, from, region, size } => {
             let source = match (machine, from) {
@@ -318,7 +345,7 @@ pub fn templates(target: &Target, cmd: TemplatesCommand, as_json: bool) -> Resul
                     remote.post_json("/v1/templates", &body)?
                 }
             };
-            print(&body, as_json, template_line);
+            print(&body, as_json, |t| TEMPLATES.table(t).print());
         }
     }
     Ok(0)

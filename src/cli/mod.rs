@@ -7,6 +7,7 @@ mod custom_templates;
 mod machines;
 mod datarobot;
 mod datasets;
+mod download;
 mod local;
 mod models;
 mod remote;
@@ -31,6 +32,9 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8420";
 
 #[derive(Parser)]
 #[command(name = "modelreg", version, about = "A self-hosted model registry that speaks the Octomil, Paperspace and DataRobot APIs")]
+#[command(after_help = "Examples:\n  \
+    modelreg init && modelreg serve\n  \
+    modelreg --server https://models.example.com --token \"$MODELREG_KEY\" versions download fraud-xgb@champion -o model.json")]
 pub struct Cli {
     /// The data directory (database and blobs). Default: the platform's data directory for modelreg.
     #[arg(long, global = true, env = "MODELREG_DATA_DIR")]
@@ -66,6 +70,7 @@ enum DbCommand {
     /// (postgres://USER:PASSWORD@HOST:PORT/DB), compare every table's row count and checksum
     /// there, and say how to switch. Stop the server on this data directory first; the SQLite
     /// file is left as it was.
+    #[command(after_help = "Example:\n  modelreg db migrate --to postgres://modelreg:secret@db:5432/modelreg")]
     Migrate {
         #[arg(long, value_name = "URL")]
         to: String,
@@ -78,6 +83,7 @@ enum BlobsCommand {
     /// there and check its sha256, then switch the registry to it. Interrupted, run it again:
     /// what is already there is kept. It switches only when no server runs on the data
     /// directory; the old store is left as it was.
+    #[command(after_help = "Example:\n  modelreg blobs migrate --to s3://models/registry")]
     Migrate {
         #[arg(long, value_parser = crate::registry::BlobLocation::parse, value_name = "STORE")]
         to: crate::registry::BlobLocation,
@@ -133,33 +139,47 @@ fn parse_on_off(text: &str) -> Result<bool, String> {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server (creates the data directory if needed, and makes it private).
+    #[command(after_help = "Examples:\n  \
+        modelreg serve --data-dir /var/lib/modelreg --bind 0.0.0.0:8420\n  \
+        modelreg serve --blob-store s3://models/registry --database postgres://modelreg:secret@db:5432/modelreg --no-jobs")]
     Serve(ServeArgs),
     /// Run jobs only (builds, model tests, conversions, machine state changes), no HTTP: a
     /// compute machine of a registry whose --database and --blob-store several processes share.
+    #[command(after_help = "Example:\n  \
+        modelreg worker --database postgres://modelreg:secret@db:5432/modelreg --blob-store s3://models/registry --compute-slots 4")]
     Worker(WorkerArgs),
     /// Create the data directory, its first team, user and API key; on an existing one, make its
     /// files private again. Only `init` and `serve` create a data directory.
+    #[command(after_help = "Examples:\n  modelreg init --data-dir /var/lib/modelreg\n  modelreg init --blob-store s3://models/registry")]
     Init(StoreArgs),
     /// Manage teams (with --server: the /api/modelreg/v1/ admin routes; creating a team needs an
     /// admin key of the first team).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg teams add research\n  \
+        modelreg --server https://models.example.com teams list")]
     Teams(admin::TeamsCommand),
     /// Manage users (with --server: a team admin's key manages its own team).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg users add alice --team research --email alice@example.com --admin\n  \
+        modelreg users list --team research")]
     Users(admin::UsersCommand),
     /// Manage API keys (with --server: a team admin's key manages its own team's keys).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  modelreg keys create --user alice --label laptop\n  modelreg keys list")]
     Keys(admin::KeysCommand),
     /// Send the team's events (new versions, alias moves, deletions, finished tests and
     /// conversions) to a URL, signed (with --server: a team admin's key).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg webhooks create https://ci.example.com/hooks/modelreg --secret \"$HOOK_SECRET\" --event version.created\n  \
+        modelreg webhooks deliveries 0192f3c1-…")]
     Webhooks(webhooks::WebhooksCommand),
     /// Re-hash every blob, check that referenced blobs exist, and check the database.
     /// Works on the data directory only (not with --server).
+    #[command(after_help = "Examples:\n  modelreg verify\n  modelreg --json verify | jq .problems")]
     Verify,
     /// Copy the registry, while it runs, into DEST (a new or empty directory): the database
     /// through SQLite's backup API, then every blob it references (hard links when DEST is on
     /// the same file system). DEST is then a data directory of its own. Not with --server.
+    #[command(after_help = "Examples:\n  modelreg backup /backups/modelreg-$(date +%F)\n  modelreg backup /backups/modelreg --with-blobs")]
     Backup {
         /// Where to put the backup; must not exist, or be empty.
         dest: PathBuf,
@@ -170,19 +190,21 @@ enum Command {
         with_blobs: bool,
     },
     /// Where the registry keeps its bytes. Works on the data directory only (not with --server).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  modelreg blobs migrate --to s3://models/registry")]
     Blobs(BlobsCommand),
     /// Where the registry keeps its records. Works on the data directory only (not with --server).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  modelreg db migrate --to postgres://modelreg:secret@db:5432/modelreg")]
     Db(DbCommand),
     /// Restore a backup made by `modelreg backup` as the data directory (--data-dir), which
     /// must not exist or be empty. Stop the server first; not with --server.
+    #[command(after_help = "Example:\n  modelreg restore /backups/modelreg-2025-01-31 --data-dir /var/lib/modelreg")]
     Restore {
         /// The backup directory.
         backup: PathBuf,
     },
     /// Remove blobs no version references, and temp files left by crashes.
     /// Works on the data directory only (not with --server); waits for a running backup.
+    #[command(after_help = "Examples:\n  modelreg gc --dry-run\n  modelreg gc --grace-secs 0")]
     Gc {
         /// Only report what would be removed.
         #[arg(long)]
@@ -192,10 +214,12 @@ enum Command {
         grace_secs: u64,
     },
     /// Models in the registry.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  modelreg models list --search fraud\n  modelreg models show fraud-xgb")]
     Models(models::ModelsCommand),
     /// Versions of a model (their weight files).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg versions upload fraud-xgb model.json\n  \
+        modelreg versions download fraud-xgb@champion -o model.json")]
     Versions(models::VersionsCommand),
     /// Paperspace machines: records with an emulated lifecycle (no hardware is provisioned).
     ///
@@ -203,31 +227,43 @@ enum Command {
     /// returns. With --server the command returns what the server answers: the machine in its
     /// transitional state (provisioning, starting, stopping, restarting); the server finishes
     /// the change after its --machine-delay-ms.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg machines create --name trainer --machine-type A4000 --template t0nspur5\n  \
+        modelreg machines list")]
     Machines(machines::MachinesCommand),
     /// Paperspace machine templates: the built-in OS templates and the team's custom ones.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg templates list --public\n  \
+        modelreg templates create --name golden --machine psuyxelq2vbf")]
     Templates(machines::TemplatesCommand),
     /// DataRobot custom models and their versions (with --server: the /api/v2/customModels/ routes).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg custom-models create --name churn --target-type Binary --target-name churned\n  \
+        modelreg custom-models versions create churn ./model --base-environment-id 0192f3c1-…")]
     CustomModels(datarobot::CustomModelsCommand),
     /// DataRobot custom templates: the built-in catalogue and the team's own (with --server:
     /// the /api/v2/customTemplates/ routes). `custom-models create --from-template` uses them.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg custom-templates list --template-sub-type Binary\n  \
+        modelreg custom-models create --from-template python3-binary --resource-bundle-id cpu.small --secret-config-id none")]
     CustomTemplates(custom_templates::CustomTemplatesCommand),
     /// DataRobot execution environments (with --server: the /api/v2/executionEnvironments/ routes).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg environments create --name py311 --programming-language python\n  \
+        modelreg environments add-version 0192f3c1-… context.tar.gz --label 3.11")]
     Environments(datarobot::EnvironmentsCommand),
     /// DataRobot datasets: uploaded CSV files, ingested for their columns and row count
     /// (with --server: the /api/v2/datasets/ routes).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  modelreg datasets upload houses.csv --name Houses\n  modelreg datasets list")]
     Datasets(datasets::DatasetsCommand),
     /// Remote git repositories that custom model versions are pulled from
     /// (with --server: the /api/v2/remoteRepositories/ routes).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  \
+        modelreg repositories add --name models --location https://github.com/acme/models\n  \
+        modelreg custom-models versions create churn --from-repository 0192f3c1-… --ref main --path churn/")]
     Repositories(repositories::RepositoriesCommand),
     /// The Python runtime (DataRobot's DRUM) that runs custom model tests and dependency builds.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  modelreg runtime install --with scikit-learn\n  modelreg runtime show")]
     Runtime(runtime::RuntimeCommand),
     /// Internal: runs a model server in namespaces of its own (see src/compute/contain.rs).
     #[command(hide = true)]
@@ -820,5 +856,47 @@ fn raise_open_file_limit() {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The commands, their paths as typed (`custom-models versions list`),
+    /// whose help shows no example of themselves: an `after_help` starting
+    /// `Example:` or `Examples:`, then command lines indented two spaces, one
+    /// of which runs the command.
+    fn without_examples(command: &clap::Command, path: &str, seen: &mut Vec<String>, missing: &mut Vec<String>) {
+        seen.push(path.to_string());
+        let help = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+        let (head, examples) = help.split_once('\n').unwrap_or((help.as_str(), ""));
+        let lines: Vec<&str> = examples.lines().take_while(|l| l.starts_with("  ")).collect();
+        let runs_itself = lines.iter().any(|l| {
+            let l = l.trim_start();
+            l.starts_with("modelreg ") && (l.contains(&format!(" {path} ")) || l.ends_with(&format!(" {path}")) || path.is_empty())
+        });
+        if !matches!(head, "Example:" | "Examples:") || !runs_itself {
+            missing.push(format!("modelreg {path}").trim_end().to_string());
+        }
+        for sub in command.get_subcommands().filter(|c| !c.is_hide_set() && c.get_name() != "help") {
+            without_examples(sub, format!("{path} {}", sub.get_name()).trim_start(), seen, missing);
+        }
+    }
+
+    #[test]
+    fn every_command_shows_an_example() {
+        let (mut seen, mut missing) = (Vec::new(), Vec::new());
+        without_examples(&Cli::command(), "", &mut seen, &mut missing);
+        // The walk reaches the leaves three levels down.
+        assert!(seen.iter().any(|p| p == "custom-models conversions download"), "{seen:?}");
+        assert!(
+            missing.is_empty(),
+            "these commands' help shows no example of running them (give each an `after_help` of \
+             \"Example:\\n  modelreg …\"): {}",
+            missing.join(", ")
+        );
     }
 }

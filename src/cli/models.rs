@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -13,17 +12,19 @@ use serde_json::{json, Value};
 
 use super::local::Local;
 use super::remote::{enc, Download, Remote};
-use super::table::{cell, human_size, pairs, Table};
+use super::download;
+use super::table::{cell, pairs, size, Table};
+use super::version_handle::{self, model_and_version};
 use super::workflow::{self, Workflow};
 use crate::api::octomil::{self, ListFilters};
 use crate::registry::catalogue::tags::parse_tag_filter;
 use crate::registry::catalogue::{weight_facts, weights};
-use crate::registry::{Error, VersionStatus};
-use crate::registry::{copy_hashing, Digest, PutError};
+use crate::registry::{Error, VersionRef, VersionStatus};
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
     /// Register a model.
+    #[command(after_help = "Example:\n  modelreg models create --name fraud-xgb --framework xgboost --description \"Card fraud scorer\"")]
     Create {
         #[arg(long, default_value = "")]
         name: String,
@@ -57,6 +58,7 @@ pub enum ModelsCommand {
     #[command(after_help = "Example:\n  modelreg models show fraud-xgb")]
     Show { model: String },
     /// Delete a model and its versions.
+    #[command(after_help = "Example:\n  modelreg models delete fraud-xgb")]
     Delete { model: String },
     /// Set or remove a model's tags.
     #[command(after_help = "Examples:\n  modelreg models tag fraud-xgb stage=production owner=risk\n  modelreg models tag fraud-xgb --remove stage")]
@@ -74,6 +76,9 @@ pub enum ModelsCommand {
 #[derive(Subcommand)]
 pub enum VersionsCommand {
     /// Upload a weights file as the model's next version.
+    #[command(after_help = "Examples:\n  \
+        modelreg versions upload fraud-xgb model.json --description \"retrained on November's data\"\n  \
+        modelreg versions upload llama-7b llama-7b.Q4_K_M.gguf")]
     Upload {
         model: String,
         file: PathBuf,
@@ -162,12 +167,17 @@ pub enum VersionsCommand {
         version: Option<String>,
     },
     /// Download a version's file, verifying its sha256 as it is written.
+    #[command(after_help = "Examples:\n  \
+        modelreg versions download fraud-xgb@champion -o model.json\n  \
+        modelreg versions download fraud-xgb latest -o - | sha256sum\n  \
+        modelreg versions download mnist 3 --format onnx -o mnist.onnx")]
     Download {
         /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
         /// The version: its number (`3`), label (`1.0.0`, `2.1`), id, `@alias` or `latest`.
         version: Option<String>,
-        /// Where to write it (default: model_v<N>.<ext> in the current directory).
+        /// Where to write it (default: model_v<N>.<ext> in the current directory); `-` writes
+        /// it to standard output, and what was written to stderr.
         #[arg(short, long)]
         output: Option<PathBuf>,
         /// A converted format (onnx, tflite): offline it is converted here first when missing;
@@ -177,16 +187,22 @@ pub enum VersionsCommand {
         /// Offline: the Python that converts (default: the managed runtime).
         #[arg(long, env = "MODELREG_PYTHON")]
         python: Option<PathBuf>,
-        /// Replace the output file if it exists (without it, an existing file is never touched).
+        /// Replace the output file if it exists (without it, an existing file is never touched);
+        /// with `-o -`, write binary to a terminal.
         #[arg(long)]
         force: bool,
     },
     /// Convert a version into another format (onnx; tflite from TensorFlow), verified against
     /// the original; waits for the verdict and prints it with the converter's log. Asking again
     /// after a failure converts again.
+    #[command(after_help = "Examples:\n  \
+        modelreg versions convert mnist 3 --to onnx\n  \
+        modelreg versions convert resnet@champion --to onnx --input-shape 1,3,224,224")]
     Convert {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
-        version: i64,
+        /// Its number, label, id, `@alias` or `latest`.
+        version: Option<String>,
         /// The format to make: onnx or tflite.
         #[arg(long)]
         to: String,
@@ -206,6 +222,8 @@ pub trait Backend: Workflow {
     fn delete_model(&self, id: &str) -> Result<(), Error>;
     fn upload(&self, model: &str, file: &Path, format: Option<String>, description: Option<String>) -> Result<Value, Error>;
     fn download(&self, model: &str, version: &str) -> Result<Download, Error>;
+    /// The number of the version any handle names (conversions are kept by number).
+    fn version_number(&self, model: &str, version: &str) -> Result<i64, Error>;
     /// A converted format's artifact (None: the format is the stored one).
     fn download_format(&self, model: &str, version: i64, format: &str, python: Option<&Path>) -> Result<Option<Download>, Error>;
     /// Asks for a conversion and waits for its verdict.
@@ -254,7 +272,7 @@ impl Backend for Local {
 
     fn download(&self, handle: &str, version: &str) -> Result<Download, Error> {
         let model = self.registry.resolve_model(&self.who, handle)?;
-        let version = super::version_handle::find_local(&self.registry, &self.who, &model.id, version)?;
+        let version = version_handle::find_local(&self.registry, &self.who, &model.id, version)?;
         let file = version.files.first().ok_or_else(|| Error::Internal(format!("version {} has no file", version.id)))?;
         Ok(Download {
             reader: Box::new(self.registry.open_blob(&file.sha256)?),
@@ -262,6 +280,11 @@ impl Backend for Local {
             sha256: Some(file.sha256.clone()),
             file_name: Some(weights::download_file_name(&version)),
         })
+    }
+
+    fn version_number(&self, handle: &str, version: &str) -> Result<i64, Error> {
+        let model = self.registry.resolve_model(&self.who, handle)?;
+        Ok(version_handle::find_local(&self.registry, &self.who, &model.id, version)?.number)
     }
 
     fn download_format(&self, handle: &str, version: i64, format: &str, python: Option<&Path>) -> Result<Option<Download>, Error> {
@@ -338,12 +361,19 @@ impl Backend for Remote {
         // anything else (an id, a DataRobot label) is looked up first.
         let version = if version.trim().bytes().all(|b| b.is_ascii_digit()) {
             version.trim().to_string()
-        } else if crate::registry::VersionRef::is_alias_or_latest(version.trim()) {
+        } else if VersionRef::is_alias_or_latest(version.trim()) {
             enc(version.trim())
         } else {
-            super::version_handle::find_remote(self, &self.model_id(model)?, version)?.1.to_string()
+            version_handle::find_remote(self, &self.model_id(model)?, version)?.1.to_string()
         };
         Remote::download(self, &format!("/api/v1/models/{}/versions/{version}/download", enc(model)))
+    }
+
+    fn version_number(&self, model: &str, version: &str) -> Result<i64, Error> {
+        match VersionRef::parse(version.trim()) {
+            VersionRef::Number(n) => Ok(n),
+            _ => Ok(version_handle::find_remote(self, &self.model_id(model)?, version)?.1),
+        }
     }
 
     fn download_format(&self, model: &str, version: i64, format: &str, _python: Option<&Path>) -> Result<Option<Download>, Error> {
@@ -400,15 +430,6 @@ pub(super) fn print(value: &Value, as_json: bool, human: impl FnOnce(&Value)) {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) if s.is_empty() => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 pub fn models(backend: &dyn Backend, cmd: ModelsCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
         ModelsCommand::Create { name, description, framework, framework_version, baseline } => {
@@ -420,7 +441,7 @@ pub fn models(backend: &dyn Backend, cmd: ModelsCommand, as_json: bool) -> Resul
                 "is_baseline": baseline,
             });
             let model = backend.create_model(body)?;
-            print(&model, as_json, |m| println!("created model {}", text(&m["id"])));
+            print(&model, as_json, |m| println!("created model {}", cell(&m["id"])));
         }
         ModelsCommand::List { limit, offset, framework, tags, search } => {
             let filters = ListFilters {
@@ -433,22 +454,21 @@ pub fn models(backend: &dyn Backend, cmd: ModelsCommand, as_json: bool) -> Resul
             print(&page, as_json, |p| {
                 let mut table = Table::new(&["NAME", "FRAMEWORK", "SIZE", "CREATED", "ID", "DESCRIPTION"]);
                 for m in p["models"].as_array().into_iter().flatten() {
-                    let size = m["model_size_bytes"].as_u64().map_or_else(|| "-".into(), human_size);
-                    table.row(vec![cell(&m["name"]), cell(&m["framework"]), size, cell(&m["created_at"]), cell(&m["id"]), cell(&m["description"])]);
+                    table.row(vec![cell(&m["name"]), cell(&m["framework"]), size(&m["model_size_bytes"]), cell(&m["created_at"]), cell(&m["id"]), cell(&m["description"])]);
                 }
                 table.print();
-                println!("{} of {} model(s)", p["models"].as_array().map_or(0, Vec::len), text(&p["total"]));
+                println!("{} of {} model(s)", p["models"].as_array().map_or(0, Vec::len), cell(&p["total"]));
             });
         }
         ModelsCommand::Show { model } => {
             let m = backend.show_model(&model)?;
             print(&m, as_json, |m| {
                 for key in ["id", "name", "description", "framework", "framework_version", "is_baseline", "created_at"] {
-                    println!("{key:<18} {}", text(&m[key]));
+                    println!("{key:<18} {}", cell(&m[key]));
                 }
                 println!("{:<18} {}", "tags", pairs(&m["tags"]));
                 if let Some(aliases) = m["aliases"].as_object().filter(|a| !a.is_empty()) {
-                    let list: Vec<String> = aliases.iter().map(|(name, v)| format!("@{name}=v{}", text(v))).collect();
+                    let list: Vec<String> = aliases.iter().map(|(name, v)| format!("@{name}=v{}", cell(v))).collect();
                     println!("{:<18} {}", "aliases", list.join(", "));
                 }
                 println!();
@@ -482,7 +502,7 @@ fn print_versions(model: &Value) {
             cell(&v["version_label"]),
             cell(&v["status"]),
             cell(&v["format"]),
-            v["model_size_bytes"].as_u64().map(human_size).unwrap_or_else(|| "-".into()),
+            size(&v["model_size_bytes"]),
             aliases.get(&number).map_or_else(|| "-".into(), |a| a.join(" ")),
             pairs(&v["metrics"]),
             cell(&v["uploaded_at"]),
@@ -517,10 +537,12 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
         VersionsCommand::Upload { model, file, format, description } => {
             let v = backend.upload(&model, &file, format, description)?;
             print(&v, as_json, |v| {
-                println!("uploaded version {} ({} bytes, {})", text(&v["version"]), text(&v["model_size_bytes"]), text(&v["model_hash"]))
+                println!("uploaded version {} ({}, {})", cell(&v["version"]), size(&v["model_size_bytes"]), cell(&v["model_hash"]))
             });
         }
         VersionsCommand::Convert { model, version, to, input_shape, python } => {
+            let (model, version) = model_and_version(model, version)?;
+            let version = backend.version_number(&model, &version)?;
             let shape = input_shape.as_deref().map(crate::compute::formats::parse_shape).transpose().map_err(|e| Error::invalid("input-shape", e))?;
             let state = backend.convert(&model, version, &to.to_ascii_lowercase(), shape.as_deref(), python.as_deref())?;
             let failed = state["state"] != "ready" && state["state"] != "original";
@@ -529,9 +551,9 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
                     eprint!("{log}");
                 }
                 match s["state"].as_str() {
-                    Some("ready") => println!("version {version} is available as {to}: {} bytes, {}", text(&s["model_size_bytes"]), text(&s["model_hash"])),
+                    Some("ready") => println!("version {version} is available as {to}: {}, {}", size(&s["model_size_bytes"]), cell(&s["model_hash"])),
                     Some("original") => println!("version {version} is stored as {to}: nothing to convert"),
-                    other => println!("the {to} conversion of version {version} is {}: {}", other.unwrap_or("unknown"), text(&s["reason"])),
+                    other => println!("the {to} conversion of version {version} is {}: {}", other.unwrap_or("unknown"), cell(&s["reason"])),
                 }
             });
             if failed {
@@ -553,7 +575,7 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
             } else {
                 let version = version.ok_or_else(|| Error::invalid("version", "is required: the version the alias names (or --remove)"))?;
                 let set = backend.set_alias(&model, &alias, &version)?;
-                print(&set, as_json, |s| println!("@{alias} of {model} now names version {}", text(&s["version"])));
+                print(&set, as_json, |s| println!("@{alias} of {model} now names version {}", cell(&s["version"])));
             }
         }
         VersionsCommand::Tag { model, version, set, remove } => {
@@ -568,12 +590,12 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
         VersionsCommand::Publish { model, version } => {
             let (model, version) = model_and_version(model, version)?;
             let v = backend.update_version(&model, &version, workflow::status_body(VersionStatus::Published))?;
-            print(&v, as_json, |v| println!("version {} of {model} is published", text(&v["number"])));
+            print(&v, as_json, |v| println!("version {} of {model} is published", cell(&v["number"])));
         }
         VersionsCommand::Deprecate { model, version } => {
             let (model, version) = model_and_version(model, version)?;
             let v = backend.update_version(&model, &version, workflow::status_body(VersionStatus::Deprecated))?;
-            print(&v, as_json, |v| println!("version {} of {model} is deprecated", text(&v["number"])));
+            print(&v, as_json, |v| println!("version {} of {model} is deprecated", cell(&v["number"])));
         }
         VersionsCommand::Delete { model, version } => {
             let (model, version) = model_and_version(model, version)?;
@@ -586,9 +608,7 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
             let (model, version) = model_and_version(model, version)?;
             let converted = match format.as_deref() {
                 Some(format) => {
-                    let number = version.trim().parse::<i64>().map_err(|_| {
-                        Error::invalid("version", format!("with --format, name the version by its number, not {version:?}"))
-                    })?;
+                    let number = backend.version_number(&model, &version)?;
                     backend.download_format(&model, number, &format.to_ascii_lowercase(), python.as_deref())?
                 }
                 None => None,
@@ -600,90 +620,8 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
             let output = output.unwrap_or_else(|| {
                 PathBuf::from(download.file_name.clone().unwrap_or_else(|| format!("model_v{version}.bin")))
             });
-            let (size, sha256) = write_verified(download, &output, force).map_err(|e| match e {
-                Error::Conflict(m) => Error::Conflict(format!("{m}; pass --force to replace it")),
-                other => other,
-            })?;
-            print(&json!({"path": output, "size": size, "sha256": sha256}), as_json, |_| {
-                println!("wrote {} ({size} bytes, sha256 {sha256})", output.display())
-            });
+            download::save(download, &output, force, as_json)?;
         }
     }
     Ok(0)
-}
-
-/// `MODEL VERSION`, or `MODEL@alias` alone: the model and the version handle.
-fn model_and_version(model: String, version: Option<String>) -> Result<(String, String), Error> {
-    if let Some(version) = version {
-        return Ok((model, version));
-    }
-    match model.rsplit_once('@') {
-        Some((name, alias)) if !name.is_empty() && !alias.is_empty() => Ok((name.to_string(), format!("@{alias}"))),
-        _ => Err(Error::invalid("version", "name a version: MODEL VERSION (a number, label, id, @alias or latest), or MODEL@alias")),
-    }
-}
-
-/// Writes a download next to `output`, hashing as it goes, and renames it
-/// into place only when the hash matches the one the source announced: a
-/// corrupt or cut-short download never takes the output's name.
-pub(super) fn write_verified(download: Download, output: &Path, may_replace: bool) -> Result<(u64, String), Error> {
-    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| Error::invalid("output", format!("cannot write in {}: {e}", dir.display())))?;
-    let mut reader = progress(download.reader, download.len);
-    let Digest { sha256, size } = copy_hashing(&mut reader, temp.as_file_mut(), None).map_err(|e| match e {
-        PutError::Read(e) => Error::Internal(format!("the download was interrupted: {e}")),
-        other => Error::Internal(format!("cannot write the download: {other}")),
-    })?;
-    if let Some(expected) = &download.sha256 {
-        if *expected != sha256 {
-            return Err(Error::Internal(format!("the download is corrupt: sha256 {sha256}, expected {expected}; nothing was written")));
-        }
-    }
-    if let Some(len) = download.len {
-        if len != size {
-            return Err(Error::Internal(format!("the download was cut short: {size} of {len} bytes; nothing was written")));
-        }
-    }
-    // A temp file is created 0600; the download should get the mode any new
-    // file of the user gets (0644 under the usual umask), not a private one.
-    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))?;
-    temp.as_file().sync_all()?;
-    let persisted = if may_replace { temp.persist(output) } else { temp.persist_noclobber(output) };
-    persisted.map_err(|e| match e.error.kind() {
-        io::ErrorKind::AlreadyExists => {
-            Error::Conflict(format!("{} already exists; nothing was written", output.display()))
-        }
-        _ => Error::Internal(format!("cannot write {}: {}", output.display(), e.error)),
-    })?;
-    Ok((size, sha256))
-}
-
-/// The process's umask, read without changing it (umask(2) can only be read
-/// by setting it, which would race with other threads creating files).
-fn umask() -> u32 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|l| l.strip_prefix("Umask:").and_then(|m| u32::from_str_radix(m.trim(), 8).ok()))
-        })
-        .unwrap_or(0o022)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::model_and_version;
-
-    #[test]
-    fn a_model_argument_may_carry_its_alias() {
-        let split = |m: &str, v: Option<&str>| model_and_version(m.into(), v.map(String::from)).ok();
-        assert_eq!(split("mnist@champion", None), Some(("mnist".into(), "@champion".into())));
-        assert_eq!(split("a@b@prod", None), Some(("a@b".into(), "@prod".into())));
-        assert_eq!(split("mnist", Some("latest")), Some(("mnist".into(), "latest".into())));
-        // A version given beside it wins; the model's name is then taken whole.
-        assert_eq!(split("a@b", Some("3")), Some(("a@b".into(), "3".into())));
-        for bad in ["mnist", "mnist@", "@champion"] {
-            assert_eq!(split(bad, None), None, "{bad}");
-        }
-    }
 }

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
-use super::datarobot::{deleted, print, ListPage};
+use super::datarobot::{deleted, ListPage};
 use super::remote::enc;
+use super::table::{cell, print, Columns};
 use super::Target;
 use crate::api::datarobot::repositories::{new_repository, remove_repository, render_repository};
 use crate::registry::catalogue::repositories::GitPaths;
@@ -25,6 +26,9 @@ pub enum RepositoriesCommand {
     /// --location is an https:// URL (github, gitlab-cloud, bitbucket-server) or, for
     /// --source-type git, a local path or file:/// URL (a server allows those only under its
     /// --allow-git-path folders; offline, anywhere).
+    #[command(after_help = "Examples:\n  \
+        modelreg repositories add --name models --location https://github.com/acme/models --token-file ~/.github-token\n  \
+        modelreg repositories add --name local --location /srv/git/models.git")]
     Add {
         #[arg(long)]
         name: String,
@@ -42,13 +46,16 @@ pub enum RepositoriesCommand {
         token_file: Option<PathBuf>,
     },
     /// List the team's repositories, newest first.
+    #[command(after_help = "Example:\n  modelreg repositories list")]
     List {
         #[command(flatten)]
         page: ListPage,
     },
     /// Show a repository.
+    #[command(after_help = "Example:\n  modelreg repositories show 0192f3c1-…")]
     Show { id: String },
     /// Remove a repository (team admins). Versions pulled from it keep their files.
+    #[command(after_help = "Example:\n  modelreg repositories remove 0192f3c1-…")]
     Remove { id: String },
 }
 
@@ -56,15 +63,14 @@ fn repository_path(id: &str) -> String {
     format!("/api/v2/remoteRepositories/{}/", enc(id))
 }
 
-fn repository_line(r: &Value) -> String {
-    format!(
-        "{}  {}  {}  {}",
-        r["id"].as_str().unwrap_or(""),
-        r["sourceType"].as_str().unwrap_or(""),
-        r["location"].as_str().unwrap_or(""),
-        r["name"].as_str().unwrap_or("")
-    )
-}
+/// Remote repositories, newest first.
+const REPOSITORIES: Columns = Columns {
+    headers: &["NAME", "SOURCE", "LOCATION", "TOKEN", "CREATED", "ID"],
+    cells: |r| {
+        let token = if r["hasToken"] == true { "yes" } else { "no" };
+        vec![cell(&r["name"]), cell(&r["sourceType"]), cell(&r["location"]), token.into(), cell(&r["created"]), cell(&r["id"])]
+    },
+};
 
 /// The source type a location implies when none is given.
 fn infer_source_type(location: &str) -> Result<&'static str, Error> {
@@ -113,7 +119,7 @@ pub fn repositories(target: &Target, cmd: RepositoriesCommand, as_json: bool) ->
                 }
                 Target::Remote(remote) => remote.post_json("/api/v2/remoteRepositories/", &Value::Object(body))?,
             };
-            print(&repository, as_json, repository_line);
+            print(&repository, as_json, &REPOSITORIES);
         }
         RepositoriesCommand::List { page } => {
             let (offset, limit) = page.offset_limit();
@@ -123,14 +129,14 @@ pub fn repositories(target: &Target, cmd: RepositoriesCommand, as_json: bool) ->
                 }
                 Target::Remote(remote) => remote.get_json(&format!("/api/v2/remoteRepositories/?offset={offset}&limit={limit}"))?["data"].take(),
             };
-            print(&items, as_json, repository_line);
+            print(&items, as_json, &REPOSITORIES);
         }
         RepositoriesCommand::Show { id } => {
             let repository = match target {
                 Target::Local { registry, who } => render_repository(&registry.get_repository(who, &id)?),
                 Target::Remote(remote) => remote.get_json(&repository_path(&id))?,
             };
-            print(&repository, as_json, repository_line);
+            print(&repository, as_json, &REPOSITORIES);
         }
         RepositoriesCommand::Remove { id } => {
             match target {

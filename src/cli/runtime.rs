@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde_json::Value;
 
+use super::table::Table;
 use crate::registry::Error;
 use crate::runtime;
 
@@ -16,6 +17,9 @@ pub enum RuntimeCommand {
     /// Install the runtime: a virtual environment with datarobot-drum 1.18.1 under the data
     /// directory (about 500 MB and a minute or two). Installing again replaces it; a running
     /// server picks up the new one at its next job.
+    #[command(after_help = "Examples:\n  \
+        modelreg runtime install --with converters\n  \
+        modelreg runtime install --with scikit-learn --base-python python3.11")]
     Install {
         /// Extra packages for models that need them without a requirements.txt
         /// (e.g. --with scikit-learn). Repeatable. Three names stand for sets:
@@ -29,6 +33,7 @@ pub enum RuntimeCommand {
         base_python: String,
     },
     /// Show the runtime jobs would use, every installed one, and the dependency environments.
+    #[command(after_help = "Examples:\n  modelreg runtime show\n  modelreg runtime show --python /opt/venv/bin/python")]
     Show {
         /// Describe this interpreter instead of the managed runtime (as `serve --python`).
         #[arg(long, env = "MODELREG_PYTHON")]
@@ -73,13 +78,23 @@ pub fn runtime(data_dir: &Path, server: Option<&str>, cmd: RuntimeCommand, as_js
                         text(&in_use["facts"]["drum"])
                     ),
                 }
+                let mut installed = Table::new(&["CURRENT", "DRUM", "INSTALLED", "VENV", "EXTRAS"]);
                 for item in shown["installed"].as_array().into_iter().flatten() {
                     let m = &item["manifest"];
-                    let mark = if item["current"] == true { "*" } else { " " };
-                    println!("{mark} {}  drum {}  extras [{}]  {}", text(&m["venv"]), text(&m["drum"]), list(&m["extraPackages"]), text(&m["installedAt"]));
+                    let current = if item["current"] == true { "*" } else { "" };
+                    installed.row(vec![current.into(), text(&m["drum"]), text(&m["installedAt"]), text(&m["venv"]), list(&m["extraPackages"])]);
                 }
+                if !installed.is_empty() {
+                    println!();
+                    installed.print();
+                }
+                let mut environments = Table::new(&["DEPENDENCY ENVIRONMENT", "REQUIREMENTS"]);
                 for env in shown["dependencyEnvironments"].as_array().into_iter().flatten() {
-                    println!("  dependency environment {}: {}", text(&env["key"]), list(&env["requirements"]));
+                    environments.row(vec![text(&env["key"]), list(&env["requirements"])]);
+                }
+                if !environments.is_empty() {
+                    println!();
+                    environments.print();
                 }
             }
         }

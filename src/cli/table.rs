@@ -61,6 +61,43 @@ pub fn human_size(bytes: u64) -> String {
     indicatif::HumanBytes(bytes).to_string()
 }
 
+/// A byte count in a JSON value (a number, or a number in a string as
+/// Paperspace writes them) as a cell: `1.50 MiB`, or `-`.
+pub fn size(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.parse().map_or_else(|_| cell(v), human_size),
+        _ => v.as_u64().map_or_else(|| "-".into(), human_size),
+    }
+}
+
+/// How one kind of object prints as a table: its headers, and the cells of
+/// one object (as many as there are headers).
+pub struct Columns {
+    pub headers: &'static [&'static str],
+    pub cells: fn(&Value) -> Vec<String>,
+}
+
+impl Columns {
+    /// A row per item of `value` when it is a list, else one row for it.
+    pub fn table(&self, value: &Value) -> Table {
+        let mut table = Table::new(self.headers);
+        match value.as_array() {
+            Some(items) => items.iter().for_each(|item| table.row((self.cells)(item))),
+            None => table.row((self.cells)(value)),
+        }
+        table
+    }
+}
+
+/// `value` as JSON, or as a table of `columns`.
+pub fn print(value: &Value, as_json: bool, columns: &Columns) {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        columns.table(value).print();
+    }
+}
+
 /// A JSON value as a table cell: `-` for nothing, strings without quotes.
 pub fn cell(v: &Value) -> String {
     match v {
@@ -101,5 +138,15 @@ mod tests {
             "auc=0.9 f1=0.7"
         );
         assert_eq!(human_size(1536), "1.50 KiB");
+        assert_eq!((size(&serde_json::json!("1024")), size(&serde_json::json!(2048)), size(&Value::Null)), ("1.00 KiB".into(), "2.00 KiB".into(), "-".into()));
+    }
+
+    #[test]
+    fn one_object_is_a_table_of_one_row() {
+        const NAMES: Columns = Columns { headers: &["NAME", "SIZE"], cells: |v| vec![cell(&v["name"]), size(&v["size"])] };
+        let one = serde_json::json!({"name": "a", "size": 1});
+        assert_eq!(NAMES.table(&one).render(), "NAME  SIZE\na     1 B\n");
+        let list = serde_json::json!([{"name": "bb", "size": null}, one]);
+        assert_eq!(NAMES.table(&list).render(), "NAME  SIZE\nbb    -\na     1 B\n");
     }
 }

@@ -25,6 +25,30 @@ fn names(handle: &str, id: &str, number: i64, major_minor: Option<(i64, i64)>, c
         || client_label == Some(handle)
 }
 
+/// `MODEL@HANDLE`: a model and one of its versions in one argument, as in `versions download
+/// fraud@champion` and `--parent base-model@3`. After the last `@`, a number or `latest` is itself and
+/// anything else an alias (`fraud@champion` is `@champion`), as MLflow's `models:/fraud@champion` reads.
+/// None when either side is empty.
+pub(crate) fn split_model_at(text: &str) -> Option<(&str, String)> {
+    let (model, handle) = text.rsplit_once('@').filter(|(model, handle)| !model.is_empty() && !handle.is_empty())?;
+    let handle = match VersionRef::parse(handle) {
+        VersionRef::Number(_) | VersionRef::Latest | VersionRef::Alias(_) => handle.to_string(),
+        VersionRef::Label(_) => format!("@{handle}"),
+    };
+    Some((model, handle))
+}
+
+/// `MODEL VERSION`, or `MODEL@HANDLE` alone: the model and the version handle.
+pub(crate) fn model_and_version(model: String, version: Option<String>) -> Result<(String, String), Error> {
+    if let Some(version) = version {
+        return Ok((model, version));
+    }
+    match split_model_at(&model) {
+        Some((name, handle)) => Ok((name.to_string(), handle)),
+        None => Err(Error::invalid("version", "name a version: MODEL VERSION (a number, label, id, @alias or latest), or MODEL@alias")),
+    }
+}
+
 fn not_found(handle: &str) -> Error {
     Error::NotFound(format!("version {handle:?} not found (give its id, number or label)"))
 }
@@ -73,7 +97,23 @@ pub(crate) fn find_remote(remote: &Remote, model_id: &str, handle: &str) -> Resu
 
 #[cfg(test)]
 mod tests {
-    use super::names;
+    use super::{model_and_version, names};
+
+    #[test]
+    fn a_model_argument_may_carry_its_version() {
+        let split = |m: &str, v: Option<&str>| model_and_version(m.into(), v.map(String::from)).ok();
+        assert_eq!(split("mnist@champion", None), Some(("mnist".into(), "@champion".into())));
+        assert_eq!(split("a@b@prod", None), Some(("a@b".into(), "@prod".into())));
+        // A number and `latest` after the `@` are themselves, as `--parent MODEL@3` reads them.
+        assert_eq!(split("mnist@3", None), Some(("mnist".into(), "3".into())));
+        assert_eq!(split("mnist@latest", None), Some(("mnist".into(), "latest".into())));
+        assert_eq!(split("mnist", Some("latest")), Some(("mnist".into(), "latest".into())));
+        // A version given beside it wins; the model's name is then taken whole.
+        assert_eq!(split("a@b", Some("3")), Some(("a@b".into(), "3".into())));
+        for bad in ["mnist", "mnist@", "@champion"] {
+            assert_eq!(split(bad, None), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_version_answers_to_its_id_number_and_labels() {

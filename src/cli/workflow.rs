@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::local::Local;
 use super::remote::{enc, Remote};
-use super::table::{cell, human_size, pairs, Table};
+use super::table::{cell, pairs, size, Table};
 use super::version_handle;
 use crate::api::modelreg_models;
 use crate::registry::catalogue::weight_facts;
@@ -265,11 +265,8 @@ impl VersionUpdate {
             }
         }
         if let Some(parent) = self.parent {
-            let parent = match parent
-                .split_once('@')
-                .filter(|(model, _)| !model.is_empty())
-            {
-                Some((model, handle)) => json!({"model": model, "version": parent_handle(handle)}),
+            let parent = match version_handle::split_model_at(&parent) {
+                Some((model, handle)) => json!({"model": model, "version": handle}),
                 None => json!({"version": parent}),
             };
             lineage.insert("parent_version".into(), parent);
@@ -306,15 +303,6 @@ impl VersionUpdate {
             return Err(Error::invalid("lineage", "nothing to change: give --source-commit, --dataset, --run-url, --parent, --clear or --metric"));
         }
         Ok(body)
-    }
-}
-
-/// `MODEL@3` names version 3, `MODEL@champion` the alias: after the model's
-/// name, a number or `latest` is itself and anything else an alias.
-fn parent_handle(handle: &str) -> String {
-    match VersionRef::parse(handle) {
-        VersionRef::Number(_) | VersionRef::Latest | VersionRef::Alias(_) => handle.to_string(),
-        VersionRef::Label(_) => format!("@{handle}"),
     }
 }
 
@@ -357,13 +345,7 @@ pub fn print_version(v: &Value) {
         ("tags", pairs(&v["tags"])),
         ("description", cell(&v["description"])),
         ("created", cell(&v["created_at"])),
-        (
-            "size",
-            v["size"]
-                .as_u64()
-                .map(human_size)
-                .unwrap_or_else(|| "-".into()),
-        ),
+        ("size", size(&v["size"])),
         ("source commit", cell(&lineage["source_commit"])),
         ("dataset", cell(&lineage["dataset"])),
         ("run", cell(&lineage["run_url"])),
@@ -385,7 +367,7 @@ pub fn print_version(v: &Value) {
     for f in v["files"].as_array().into_iter().flatten() {
         files.row(vec![
             cell(&f["path"]),
-            f["size"].as_u64().map(human_size).unwrap_or_default(),
+            size(&f["size"]),
             cell(&f["sha256"]),
             // What a safetensors or GGUF file's header says.
             if f["weight_facts"].is_object() { weight_facts::summary(&f["weight_facts"]) } else { "-".into() },
@@ -416,6 +398,5 @@ mod tests {
         );
         assert_eq!(body["lineage"]["run_url"], Value::Null);
         assert_eq!(body["metrics"], json!({"auc": 0.93, "note": "good"}));
-        assert_eq!(parent_handle("3"), "3");
     }
 }
