@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 use super::models::progress;
 use super::remote::{enc, Download, FormPart, Remote};
 use super::table::{cell, print, size, Columns};
+use super::version_handle::model_and_version;
 use super::Target;
 use crate::api::datarobot::{
     conversions as conversion_api, dependencies as deps_api, environments as env_api, model_tests as test_api,
@@ -91,9 +92,10 @@ pub enum CustomModelsCommand {
     /// `modelreg runtime install`, or --python); with --server the server runs it.
     #[command(after_help = "Example:\n  modelreg custom-models test churn latest --dataset 0192f3c1-… --check nullValueImputation=fail")]
     Test {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
-        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
-        version: String,
+        /// The version: its id, number (`3`), label (`2.1`, `v2.1`), `@alias` or `latest`.
+        version: Option<String>,
         /// The dataset to score (required except for Unstructured models).
         #[arg(long)]
         dataset: Option<String>,
@@ -113,9 +115,10 @@ pub enum CustomModelsCommand {
         modelreg custom-models feature-impact churn 1.2 --row-count 1000\n  \
         modelreg custom-models feature-impact churn @champion --existing")]
     FeatureImpact {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
-        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
-        version: String,
+        /// The version: its id, number (`3`), label (`2.1`, `v2.1`), `@alias` or `latest`.
+        version: Option<String>,
         /// Rows of the training data to sample (10 to 100,000; default min(rows, 2,500)).
         #[arg(long)]
         row_count: Option<i64>,
@@ -131,9 +134,10 @@ pub enum CustomModelsCommand {
     /// Waits for the build; exits 1 if it failed, printing pip's log.
     #[command(after_help = "Example:\n  modelreg custom-models build-deps churn latest")]
     BuildDeps {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
-        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
-        version: String,
+        /// The version: its id, number (`3`), label (`2.1`, `v2.1`), `@alias` or `latest`.
+        version: Option<String>,
         /// The Python runtime to build over, offline (default: the managed runtime).
         #[arg(long, env = "MODELREG_PYTHON")]
         python: Option<PathBuf>,
@@ -155,9 +159,10 @@ pub enum ConversionsCommand {
     /// program but Java, is refused: modelreg has no compiler for it.
     #[command(after_help = "Example:\n  modelreg custom-models conversions create scorer v1.0 --main 0192f3c1-…")]
     Create {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
-        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
-        version: String,
+        /// The version: its id, number (`3`), label (`2.1`, `v2.1`), `@alias` or `latest`.
+        version: Option<String>,
         /// The item id of the main program (a .java file of the version).
         #[arg(long = "main", value_name = "ITEM_ID")]
         main: String,
@@ -165,9 +170,10 @@ pub enum ConversionsCommand {
     /// List a version's conversions, newest first.
     #[command(after_help = "Example:\n  modelreg custom-models conversions list scorer latest")]
     List {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
-        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
-        version: String,
+        /// The version: its id, number (`3`), label (`2.1`, `v2.1`), `@alias` or `latest`.
+        version: Option<String>,
         #[command(flatten)]
         page: ListPage,
     },
@@ -179,7 +185,7 @@ pub enum ConversionsCommand {
     #[command(after_help = "Example:\n  modelreg custom-models conversions download scorer v1.0 0192f3c1-… -o Main.jar")]
     Download {
         model: String,
-        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
+        /// The version: its id, number (`3`), label (`2.1`, `v2.1`), `@alias` or `latest`.
         version: String,
         id: String,
         /// The file to write; `-` writes to standard output (and what was written to stderr).
@@ -239,9 +245,10 @@ pub enum VersionsCommand {
         modelreg custom-models versions download churn v1.2 -o ./churn-1.2\n  \
         modelreg custom-models versions download churn @champion -o - > churn.zip")]
     Download {
+        /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
-        /// The version: its id, number (`3`) or label (`2.1`, `v2.1`).
-        version: String,
+        /// The version: its id, number (`3`), label (`2.1`, `v2.1`), `@alias` or `latest`.
+        version: Option<String>,
         /// The folder to write under; `-` writes the version's zip to standard output (and
         /// what was written to stderr).
         #[arg(short, long)]
@@ -361,16 +368,31 @@ impl CustomModelsCommand {
 }
 
 impl CustomModelsCommand {
-    /// The version this command is about, as the user typed it.
-    fn version_handle(&mut self) -> Option<(String, &mut String)> {
+    /// The model and version of a command whose VERSION may be left out
+    /// for a `MODEL@alias`.
+    fn optional_version(&mut self) -> Option<(&mut String, &mut Option<String>)> {
         match self {
             CustomModelsCommand::Test { model, version, .. }
             | CustomModelsCommand::FeatureImpact { model, version, .. }
             | CustomModelsCommand::BuildDeps { model, version, .. }
             | CustomModelsCommand::Versions(VersionsCommand::Download { model, version, .. })
+            | CustomModelsCommand::Conversions(ConversionsCommand::Create { model, version, .. } | ConversionsCommand::List { model, version, .. }) => {
+                Some((model, version))
+            }
+            _ => None,
+        }
+    }
+
+    /// The version this command is about, as the user typed it.
+    fn version_handle(&mut self) -> Option<(String, &mut String)> {
+        match self {
+            CustomModelsCommand::Test { model, version: Some(version), .. }
+            | CustomModelsCommand::FeatureImpact { model, version: Some(version), .. }
+            | CustomModelsCommand::BuildDeps { model, version: Some(version), .. }
+            | CustomModelsCommand::Versions(VersionsCommand::Download { model, version: Some(version), .. })
             | CustomModelsCommand::Conversions(
-                ConversionsCommand::Create { model, version, .. }
-                | ConversionsCommand::List { model, version, .. }
+                ConversionsCommand::Create { model, version: Some(version), .. }
+                | ConversionsCommand::List { model, version: Some(version), .. }
                 | ConversionsCommand::Show { model, version, .. }
                 | ConversionsCommand::Download { model, version, .. },
             ) => Some((model.clone(), version)),
@@ -379,7 +401,13 @@ impl CustomModelsCommand {
     }
 }
 
-/// A version's id from its id, number or label (`super::version_handle`).
+/// A VERSION that a `MODEL@alias` stood in for: `custom_models` fills it in
+/// before any command runs.
+fn resolved(version: Option<String>) -> String {
+    version.unwrap_or_default()
+}
+
+/// A version's id from its id, number, label, `@alias` or `latest` (`super::version_handle`).
 fn resolve_version_id(target: &Target, model_id: &str, handle: &str) -> Result<String, Error> {
     if crate::registry::is_uuid(handle) {
         return Ok(handle.to_string());
@@ -405,6 +433,10 @@ pub(crate) fn resolve_model_id(target: &Target, handle: &str) -> Result<String, 
 }
 
 pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: bool) -> Result<i32, Error> {
+    if let Some((model, version)) = cmd.optional_version() {
+        let (name, handle) = model_and_version(std::mem::take(model), version.take())?;
+        (*model, *version) = (name, Some(handle));
+    }
     if let Some(handle) = cmd.model_handle() {
         *handle = resolve_model_id(target, handle)?;
     }
@@ -499,11 +531,11 @@ pub fn custom_models(target: &Target, mut cmd: CustomModelsCommand, as_json: boo
         }
         CustomModelsCommand::Versions(cmd) => return versions(target, cmd, as_json),
         CustomModelsCommand::Test { model, version, dataset, checks, python } => {
-            return test(target, &model, &version, dataset, &checks, python, as_json)
+            return test(target, &model, &resolved(version), dataset, &checks, python, as_json)
         }
-        CustomModelsCommand::BuildDeps { model, version, python } => return build_deps(target, &model, &version, python, as_json),
+        CustomModelsCommand::BuildDeps { model, version, python } => return build_deps(target, &model, &resolved(version), python, as_json),
         CustomModelsCommand::FeatureImpact { model, version, row_count, existing, python } => {
-            return feature_impact(target, &model, &version, row_count, existing, python, as_json)
+            return feature_impact(target, &model, &resolved(version), row_count, existing, python, as_json)
         }
         CustomModelsCommand::Conversions(cmd) => return conversions(target, cmd, as_json),
     }
@@ -719,6 +751,7 @@ fn remote_conversion(remote: &Remote, path: &str) -> Result<Value, Error> {
 fn conversions(target: &Target, cmd: ConversionsCommand, as_json: bool) -> Result<i32, Error> {
     match cmd {
         ConversionsCommand::Create { model, version, main } => {
+            let version = resolved(version);
             let conversion = match target {
                 Target::Local { registry, who } => {
                     let (conversion, _) = crate::compute::convert::start(registry, who, &model, &version, &main)?;
@@ -757,6 +790,7 @@ fn conversions(target: &Target, cmd: ConversionsCommand, as_json: bool) -> Resul
             return Ok(if ok { 0 } else { 1 });
         }
         ConversionsCommand::List { model, version, page } => {
+            let version = resolved(version);
             let (offset, limit) = page.offset_limit();
             let items = match target {
                 Target::Local { registry, who } => {
@@ -913,6 +947,7 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
             print(&items, as_json, &VERSIONS);
         }
         VersionsCommand::Download { model, version, output, force } if super::download::is_stdout(&output) => {
+            let version = resolved(version);
             // The zip the route serves, made here offline the same way (stored entries, streamed).
             let download = match target {
                 Target::Local { registry, who } => {
@@ -925,6 +960,7 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
             super::download::save(download, &output, force, as_json)?;
         }
         VersionsCommand::Download { model, version, output, .. } => {
+            let version = resolved(version);
             let mut written = match target {
                 Target::Local { registry, who } => {
                     registry.access(who, EntityKind::Model, &model)?;
