@@ -107,6 +107,49 @@ fn without_ids(text: &str, ids: &[&str]) -> String {
     ids.iter().fold(text.to_string(), |t, id| t.replace(id, "<id>"))
 }
 
+/// Human output with ids and timestamps replaced: a table, compared
+/// between two registries that made the same things at other times.
+fn human(text: &str, ids: &[&str]) -> String {
+    without_times(&without_ids(text, ids))
+}
+
+/// `text` with every RFC 3339 UTC timestamp (`2025-01-31T09:00:00.123Z`)
+/// replaced by `<time>`.
+fn without_times(text: &str) -> String {
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:dd";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let fits = bytes.len() >= i + SHAPE.len()
+            && SHAPE.iter().zip(&bytes[i..]).all(|(shape, b)| if *shape == b'd' { b.is_ascii_digit() } else { shape == b });
+        if !fits {
+            let c = text[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+            continue;
+        }
+        let mut end = i + SHAPE.len();
+        if bytes.get(end) == Some(&b'.') {
+            end += 1;
+            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+        }
+        if bytes.get(end) == Some(&b'Z') {
+            end += 1;
+        }
+        out.push_str("<time>");
+        i = end;
+    }
+    out
+}
+
+#[test]
+fn timestamps_are_blanked_in_human_output() {
+    assert_eq!(without_times("a 2025-01-31T09:00:00.123Z b 2025-01-31T09:00:00Z é"), "a <time> b <time> é");
+}
+
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
@@ -166,7 +209,10 @@ fn machines_sequence(server: &Server, mode: Mode) -> Transcript {
     let second = json_ok(server, mode, &["machines", "list", "--limit", "1", "--after", str_of(&first, "nextPage")]);
     assert_eq!(second["items"][0]["id"], json!(id));
     t.record("list --after", &second);
-    t.note("list (human)", without_ids(&stdout(&run(server, mode, &["machines", "list"])), &ids));
+    let listed = human(&stdout(&run(server, mode, &["machines", "list"])), &ids);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(lines[0].starts_with("NAME ") && lines[1].starts_with("other ") && lines[2].starts_with("box "), "a table, newest first:\n{listed}");
+    t.note("list (human)", listed);
     t.note("list --limit 0", fails(server, mode, &["machines", "list", "--limit", "0"]));
 
     t.record("show", &json_ok(server, mode, &["machines", "show", &id]));
@@ -179,7 +225,9 @@ fn machines_sequence(server: &Server, mode: Mode) -> Transcript {
     let shown = json_ok(server, mode, &["machines", "show", &id]);
     assert_eq!(shown["events"].as_array().unwrap().len(), 4, "{shown}");
     t.record("show after changes", &shown);
-    t.note("show (human)", without_ids(stdout(&run(server, mode, &["machines", "show", &id])).lines().next().unwrap_or(""), &ids));
+    let shown = human(&stdout(&run(server, mode, &["machines", "show", &id])), &ids);
+    assert!(shown.contains("\nEVENT ") && shown.contains("\nrestart "), "the machine, then its events:\n{shown}");
+    t.note("show (human)", shown);
 
     let template = json_ok(server, mode, &["templates", "create", "--name", "golden", "--machine", &id]);
     t.record("templates create --machine", &template);
@@ -310,7 +358,7 @@ fn datarobot_sequence(server: &Server, mode: Mode) -> Transcript {
     t.note("add-version of a non-archive", fails(server, mode, &["environments", "add-version", &env_id, &w("plain.txt")]));
     t.record("environments show", &json_ok(server, mode, &["environments", "show", &env_id]));
     t.record("environments list", &json_ok(server, mode, &["environments", "list"]));
-    t.note("environments list (human)", without_ids(&stdout(&run(server, mode, &["environments", "list"])), &[&env_id]));
+    t.note("environments list (human)", human(&stdout(&run(server, mode, &["environments", "list"])), &[&env_id]));
 
     // Custom models and versions.
     let model = json_ok(server, mode, &["custom-models", "create", "--name", "reg", "--target-type", "Regression", "--target-name", "y", "--language", "python"]);
@@ -340,7 +388,7 @@ fn datarobot_sequence(server: &Server, mode: Mode) -> Transcript {
     t.record("versions list", &json_ok(server, mode, &["custom-models", "versions", "list", &model_id]));
     t.note(
         "versions list (human)",
-        without_ids(&stdout(&run(server, mode, &["custom-models", "versions", "list", &model_id])), &[str_of(&v1, "id"), str_of(&v2, "id"), str_of(&v3, "id")]),
+        human(&stdout(&run(server, mode, &["custom-models", "versions", "list", &model_id])), &[str_of(&v1, "id"), str_of(&v2, "id"), str_of(&v3, "id")]),
     );
     t.record("custom-models show", &json_ok(server, mode, &["custom-models", "show", &model_id]));
     t.record("custom-models list", &json_ok(server, mode, &["custom-models", "list"]));
@@ -363,6 +411,22 @@ fn datarobot_sequence(server: &Server, mode: Mode) -> Transcript {
     json_ok(server, mode, &["custom-models", "versions", "download", &model_id, str_of(&v3, "id"), "-o", out3.to_str().unwrap()]);
     assert_eq!(read_tree(&out3), many);
     t.note("versions download unknown", fails(server, mode, &["custom-models", "versions", "download", &model_id, "nope", "-o", out.to_str().unwrap()]));
+    // `-o -`: the version's zip on stdout, the same bytes offline (made here) and from the server; the summary on stderr.
+    let piped = run(server, mode, &["--json", "custom-models", "versions", "download", &model_id, "v1.1", "-o", "-"]);
+    assert!(piped.status.success(), "{mode:?}: {}", stderr(&piped));
+    let summary: Value = serde_json::from_str(&stderr(&piped)).unwrap_or_else(|e| panic!("{mode:?}: {e}: {}", stderr(&piped)));
+    assert_eq!((summary["path"].as_str(), summary["size"].as_u64()), (Some("-"), Some(piped.stdout.len() as u64)), "{summary}");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&piped.stdout)).unwrap();
+    let unzipped: Vec<(String, Vec<u8>)> = (0..zip.len())
+        .map(|i| {
+            let mut entry = zip.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            (entry.name().to_string(), bytes)
+        })
+        .collect();
+    assert_eq!(unzipped, expected, "{mode:?}");
+    t.record("versions download -o -", &json!({"sha256": summary["sha256"], "size": summary["size"]}));
 
     // Deletes, and what is left.
     t.record("custom-models delete", &json_ok(server, mode, &["custom-models", "delete", str_of(&binary, "id")]));
@@ -518,7 +582,7 @@ fn remote_version_upload_and_download_stream_under_a_memory_cap() {
     let model_id = str_of(&model, "id").to_string();
 
     // The CLI under `ulimit -v` (KiB): well under the file's size.
-    let capped = |args: &[&str]| -> Value {
+    let capped_command = |args: &[&str]| -> String {
         let url = format!("http://{}", server.addr);
         let mut command = format!(
             "ulimit -v 160000; exec '{}' --data-dir '{}' --server '{url}' --token '{}' --json",
@@ -529,7 +593,10 @@ fn remote_version_upload_and_download_stream_under_a_memory_cap() {
         for a in args {
             command.push_str(&format!(" '{a}'"));
         }
-        let out = std::process::Command::new("sh").args(["-c", &command]).output().unwrap();
+        command
+    };
+    let capped = |args: &[&str]| -> Value {
+        let out = std::process::Command::new("sh").args(["-c", &capped_command(args)]).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     };
@@ -541,6 +608,16 @@ fn remote_version_upload_and_download_stream_under_a_memory_cap() {
     let out = work.path().join("out");
     let report = capped(&["custom-models", "versions", "download", &model_id, str_of(&version, "id"), "-o", out.to_str().unwrap()]);
     assert_eq!(report["files"][1], json!({"path": "weights.bin", "size": SIZE}));
-    assert_eq!(common::hash_stream(std::fs::File::open(out.join("weights.bin")).unwrap()), (SIZE, zeros_sha));
+    assert_eq!(common::hash_stream(std::fs::File::open(out.join("weights.bin")).unwrap()), (SIZE, zeros_sha.clone()));
     assert_eq!(std::fs::read(out.join("custom.py")).unwrap(), b"print(1)\n");
+
+    // `-o -` streams the version's zip to stdout under the same cap, the summary to stderr.
+    let zip_path = work.path().join("big.zip");
+    let command = capped_command(&["custom-models", "versions", "download", &model_id, str_of(&version, "id"), "-o", "-"]);
+    let out = std::process::Command::new("sh").args(["-c", &format!("{command} > '{}'", zip_path.display())]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(summary["size"].as_u64(), Some(std::fs::metadata(&zip_path).unwrap().len()), "{summary}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    assert_eq!(common::hash_stream(zip.by_name("weights.bin").unwrap()), (SIZE, zeros_sha));
 }

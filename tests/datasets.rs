@@ -448,15 +448,26 @@ fn cli_sequence(s: &Server, remote: bool, work: &Path) -> Vec<Value> {
     let listed = cli_json(s, remote, &["datasets", "list", "--limit", "2"]);
     assert_eq!(listed.as_array().unwrap().len(), 2);
     printed.push(listed);
+    // A table, newest first: the failed ragged.csv twice, then Houses with its shape and size.
     let lines = String::from_utf8(cli(s, remote, &["datasets", "list"]).stdout).unwrap();
-    assert_eq!(lines.lines().count(), 3, "{lines}");
-    assert!(lines.lines().last().unwrap().contains("COMPLETED  4 rows x 5 columns  Houses"), "{lines}");
+    assert_eq!(lines.lines().count(), 4, "{lines}");
+    let header: Vec<&str> = lines.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATE", "ROWS", "COLUMNS", "SIZE", "CREATED", "ID"], "{lines}");
+    let houses = lines.lines().last().unwrap();
+    assert_eq!(houses.split_whitespace().take(4).collect::<Vec<_>>(), ["Houses", "COMPLETED", "4", "5"], "{lines}");
+    assert!(houses.contains(&format!("  {} B  ", fixture("houses.csv").len())), "the file's size: {lines}");
+    assert!(lines.lines().nth(1).unwrap().starts_with("ragged.csv  ERROR"), "{lines}");
     printed.push(cli_json(s, remote, &["datasets", "show", &id]));
 
     let out = work.join("copy.csv");
     let wrote = cli_json(s, remote, &["datasets", "download", &id, "-o", out.to_str().unwrap()]);
     assert_eq!(std::fs::read(&out).unwrap(), fixture("houses.csv"));
     assert_eq!(wrote["size"], fixture("houses.csv").len());
+    // `-o -`: the bytes on stdout, what was written on stderr.
+    let piped = cli(s, remote, &["datasets", "download", &id, "-o", "-"]);
+    assert!(piped.status.success(), "{}", String::from_utf8_lossy(&piped.stderr));
+    assert_eq!(piped.stdout, fixture("houses.csv"));
+    assert!(String::from_utf8_lossy(&piped.stderr).starts_with("wrote "), "{}", String::from_utf8_lossy(&piped.stderr));
     // An existing file is never replaced.
     std::fs::write(&out, b"mine").unwrap();
     let again = cli(s, remote, &["datasets", "download", &id, "-o", out.to_str().unwrap()]);

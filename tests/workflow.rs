@@ -206,10 +206,88 @@ fn the_cli_downloads_by_alias_and_latest_offline_and_over_http() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(!file.exists());
 
+        // `-o -`: the bytes on stdout, what was written on stderr; MODEL@N and MODEL@latest too.
+        for (handle, n) in [("cli-model@champion", 2), ("cli-model@1", 1), ("cli-model@latest", 3)] {
+            let piped = cli_either(&s, remote, &["versions", "download", handle, "-o", "-"]);
+            assert!(piped.status.success(), "{handle}: {}", String::from_utf8_lossy(&piped.stderr));
+            assert_eq!(piped.stdout, weights(n).as_bytes(), "remote: {remote}, {handle}");
+            let said = String::from_utf8_lossy(&piped.stderr);
+            assert!(said.starts_with(&format!("wrote {} B to standard output (sha256 ", weights(n).len())), "{said}");
+        }
+        let piped = cli_either(&s, remote, &["--json", "versions", "download", "cli-model", "@champion", "-o", "-"]);
+        let summary: Value = serde_json::from_slice(&piped.stderr).unwrap();
+        assert_eq!((summary["path"].as_str(), summary["size"].as_u64()), (Some("-"), Some(weights(2).len() as u64)), "{summary}");
+        assert_eq!(piped.stdout, weights(2).as_bytes());
+
+        // A conversion takes any handle too: it is asked for version 2, which cannot be converted.
+        let out = cli_either(&s, remote, &["versions", "convert", "cli-model@champion", "--to", "onnx"]);
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success() && said.contains("version 2"), "remote: {remote}: {said}");
+        let out = cli_either(&s, remote, &["versions", "download", "cli-model@nobody", "--format", "onnx", "-o", "-"]);
+        assert!(!out.status.success() && out.stdout.is_empty());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"), "{}", String::from_utf8_lossy(&out.stderr));
+
         // `models show` prints the aliases, as text and as JSON.
         assert!(run(remote, &["models", "show", "cli-model"]).contains("@champion=v2"), "remote: {remote}");
         let shown: Value = serde_json::from_str(&run(remote, &["--json", "models", "show", "cli-model"])).unwrap();
         assert_eq!(shown["aliases"], json!({"champion": 2}), "remote: {remote}");
+    }
+}
+
+/// The CLI offline, or with `--server`.
+fn cli_either(s: &Server, remote: bool, args: &[&str]) -> std::process::Output {
+    if remote {
+        s.cli_remote(args)
+    } else {
+        s.cli(args)
+    }
+}
+
+/// Runs the CLI with its stdout on a pseudo-terminal: its exit status,
+/// stderr, and what reached the terminal.
+fn on_a_terminal(s: &Server, args: &[&str]) -> (bool, String, Vec<u8>) {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (mut terminal, mut stdout) = (0, 0);
+    // SAFETY: openpty only writes the two descriptors it opens, which the Files below then own.
+    let opened = unsafe { libc::openpty(&mut terminal, &mut stdout, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    let (mut terminal, stdout) = unsafe { (std::fs::File::from_raw_fd(terminal), std::fs::File::from_raw_fd(stdout)) };
+    // The command and with it our copy of the terminal's other side are gone once it has run,
+    // so reading the terminal ends (EIO) after what it printed.
+    let out = s.cli_command().args(args).stdout(stdout).stderr(std::process::Stdio::piped()).output().unwrap();
+    let mut printed = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = terminal.read(&mut buf) {
+        printed.extend_from_slice(&buf[..n]);
+    }
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned(), printed)
+}
+
+#[test]
+fn binary_is_not_written_to_a_terminal_unless_forced() {
+    let s = Server::start();
+    let id = new_model(&s, "terminal");
+    assert_eq!(upload(&s, &id, b"text weights"), 1);
+    let binary = b"\x80\x02binary\x00weights";
+    assert_eq!(upload(&s, &id, binary), 2);
+    let url = s.url("");
+    for remote in [false, true] {
+        let server: &[&str] = if remote { &["--server", &url, "--token", &s.key] } else { &[] };
+        let args = |more: &[&'static str]| [server, &["versions", "download", "terminal"], more].concat();
+
+        let (ok, stderr, printed) = on_a_terminal(&s, &args(&["2", "-o", "-"]));
+        assert!(!ok && printed.is_empty(), "remote {remote}: {stderr}");
+        assert!(stderr.contains("binary and standard output is a terminal") && stderr.contains("--force"), "{stderr}");
+
+        let (ok, stderr, printed) = on_a_terminal(&s, &args(&["2", "-o", "-", "--force"]));
+        assert!(ok, "remote {remote}: {stderr}");
+        assert_eq!(printed, binary, "remote {remote}");
+
+        // Text needs no --force.
+        let (ok, stderr, printed) = on_a_terminal(&s, &args(&["1", "-o", "-"]));
+        assert!(ok, "remote {remote}: {stderr}");
+        assert_eq!(printed, b"text weights", "remote {remote}");
     }
 }
 
