@@ -14,7 +14,7 @@ use crate::registry::{Error, NewUser, Registry};
 
 /// Where `teams`, `users` and `keys` act.
 pub enum Admin {
-    Local(Registry),
+    Local(Box<Registry>),
     Remote(Remote),
 }
 

@@ -142,12 +142,12 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         modelreg serve --data-dir /var/lib/modelreg --bind 0.0.0.0:8420\n  \
         modelreg serve --blob-store s3://models/registry --database postgres://modelreg:secret@db:5432/modelreg --no-jobs")]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run jobs only (builds, model tests, conversions, machine state changes), no HTTP: a
     /// compute machine of a registry whose --database and --blob-store several processes share.
     #[command(after_help = "Example:\n  \
         modelreg worker --database postgres://modelreg:secret@db:5432/modelreg --blob-store s3://models/registry --compute-slots 4")]
-    Worker(WorkerArgs),
+    Worker(Box<WorkerArgs>),
     /// Create the data directory, its first team, user and API key; on an existing one, make its
     /// files private again. Only `init` and `serve` create a data directory.
     #[command(after_help = "Examples:\n  modelreg init --data-dir /var/lib/modelreg\n  modelreg init --blob-store s3://models/registry")]
@@ -545,17 +545,17 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
     let admin_target = || -> Result<admin::Admin, Error> {
         Ok(match server {
             Some(url) => admin::Admin::Remote(remote::connect(&data_dir, url, cli.token.as_deref())?),
-            None => admin::Admin::Local(Registry::open_existing(&data_dir)?),
+            None => admin::Admin::Local(Box::new(Registry::open_existing(&data_dir)?)),
         })
     };
     match cli.command {
         Command::Serve(args) => {
             local_only("serve", server, server_from_env)?;
-            serve(data_dir, args, cli.s3_url_style)
+            serve(data_dir, *args, cli.s3_url_style)
         }
         Command::Worker(args) => {
             local_only("worker", server, server_from_env)?;
-            worker(data_dir, args, cli.s3_url_style)
+            worker(data_dir, *args, cli.s3_url_style)
         }
         Command::Init(store) => {
             local_only("init", server, server_from_env)?;
@@ -643,7 +643,7 @@ fn run(cli: Cli, server_from_env: bool) -> Result<i32, Error> {
 /// Where a registry command runs: on the data directory as its first admin
 /// user, or against a server with `--server`.
 pub(crate) enum Target {
-    Local { registry: Registry, who: Principal },
+    Local { registry: Box<Registry>, who: Principal },
     Remote(remote::Remote),
 }
 
@@ -653,7 +653,7 @@ pub(crate) fn target(data_dir: &std::path::Path, server: Option<&str>, token: Op
         None => {
             let registry = Registry::open_existing(data_dir)?;
             let who = registry.operator()?;
-            Ok(Target::Local { registry, who })
+            Ok(Target::Local { registry: Box::new(registry), who })
         }
     }
 }
