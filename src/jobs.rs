@@ -50,6 +50,9 @@ pub struct JobSettings {
     pub runs_jobs: bool,
     /// How webhook deliveries are sent and retried.
     pub webhooks: crate::compute::webhooks::DeliverySettings,
+    /// False for `--no-coreml`: Core ML conversions, which are served
+    /// unverified, are refused (the offline CLI's operator: allowed).
+    pub coreml: bool,
 }
 
 /// The lease `--job-lease` gives when it is not set: long enough that a
@@ -74,6 +77,7 @@ impl JobSettings {
             lease: DEFAULT_LEASE,
             runs_jobs: true,
             webhooks: Default::default(),
+            coreml: true,
         }
     }
 
@@ -89,6 +93,7 @@ impl JobSettings {
             python: self.python.as_deref(),
             image_builder: self.image_builder.as_deref(),
             runs_jobs: self.runs_jobs,
+            coreml: self.coreml,
         }
     }
 }

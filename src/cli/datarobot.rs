@@ -817,7 +817,13 @@ fn conversions(target: &Target, cmd: ConversionsCommand, as_json: bool) -> Resul
             let download = match target {
                 Target::Local { registry, who } => {
                     let (conversion, jar, file) = conversion_api::open_jar(registry, who, &model, &version, &id)?;
-                    Download { reader: Box::new(file), len: Some(jar.size), sha256: Some(jar.sha256), file_name: Some(conversion_api::jar_name(&conversion)) }
+                    Download {
+                        reader: Box::new(file),
+                        len: Some(jar.size),
+                        sha256: Some(jar.sha256),
+                        file_name: Some(conversion_api::jar_name(&conversion)),
+                        verified: None,
+                    }
                 }
                 Target::Remote(remote) => remote.download(&format!("{}{}/jar/", conversions_path(&model, &version), enc(&id)))?,
             };
@@ -953,7 +959,7 @@ fn versions(target: &Target, cmd: VersionsCommand, as_json: bool) -> Result<i32,
                 Target::Local { registry, who } => {
                     registry.access(who, EntityKind::Model, &model)?;
                     let (zip, len) = registry.version_zip(&registry.get_version_by_id(who, &model, &version)?)?;
-                    Download { reader: Box::new(zip), len: Some(len), sha256: None, file_name: None }
+                    Download { reader: Box::new(zip), len: Some(len), sha256: None, file_name: None, verified: None }
                 }
                 Target::Remote(remote) => remote.download(&version_zip_path(&model, &version))?,
             };

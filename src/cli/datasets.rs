@@ -152,6 +152,7 @@ pub fn datasets(target: &Target, cmd: DatasetsCommand, as_json: bool) -> Result<
                         len: Some(dataset.size),
                         sha256: Some(dataset.sha256),
                         file_name: Some(dataset.file_name),
+                        verified: None,
                     }
                 }
                 Target::Remote(remote) => remote.download(&format!("{}file/", dataset_path(&id)))?,

@@ -28,14 +28,25 @@ pub(super) fn is_stdout(output: &Path) -> bool {
 /// terminal.
 pub(super) fn save(download: Download, output: &Path, force: bool, as_json: bool) -> Result<(), Error> {
     let to_stdout = is_stdout(output);
+    let verified = download.verified;
     let Digest { sha256, size } = if to_stdout { stream(download, force)? } else { write_verified(download, output, force)? };
-    let summary = json!({"path": output, "size": size, "sha256": sha256});
+    let mut summary = json!({"path": output, "size": size, "sha256": sha256});
+    if let Some(verified) = verified {
+        summary["verified"] = json!(verified);
+    }
+    // A conversion says whether it was checked against its original; the
+    // original itself needs no check.
+    let check = match verified {
+        Some(true) => "; verified against the original",
+        Some(false) => "; NOT verified against the original: modelreg cannot run this format to compare it",
+        None => "",
+    };
     let line = if as_json {
         serde_json::to_string_pretty(&summary).unwrap_or_default()
     } else if to_stdout {
-        format!("wrote {} to standard output (sha256 {sha256})", human_size(size))
+        format!("wrote {} to standard output (sha256 {sha256}){check}", human_size(size))
     } else {
-        format!("wrote {} ({}, sha256 {sha256})", output.display(), human_size(size))
+        format!("wrote {} ({}, sha256 {sha256}){check}", output.display(), human_size(size))
     };
     if to_stdout {
         eprintln!("{line}");

@@ -321,6 +321,12 @@ struct JobArgs {
     /// (at most an hour), for 24 hours after the event.
     #[arg(long, env = "MODELREG_WEBHOOK_FIRST_RETRY", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     webhook_first_retry: Duration,
+    /// Make and serve no Core ML conversions (Octomil's `?format=coreml`): nothing on Linux can
+    /// run a Core ML model, so modelreg serves one unverified, marked so. With it, asking for one
+    /// is a 403 saying the operator turned Core ML off, and a job that asks fails. Give servers
+    /// and workers of one database the same choice.
+    #[arg(long, env = "MODELREG_NO_COREML")]
+    no_coreml: bool,
 }
 
 #[derive(clap::Args)]
@@ -728,6 +734,7 @@ impl JobArgs {
             lease: self.job_lease,
             runs_jobs: true,
             webhooks: crate::compute::webhooks::DeliverySettings { timeout: self.webhook_timeout, first_retry: self.webhook_first_retry },
+            coreml: !self.no_coreml,
         })
     }
 }

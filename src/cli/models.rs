@@ -180,8 +180,9 @@ pub enum VersionsCommand {
         /// it to standard output, and what was written to stderr.
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// A converted format (onnx, tflite): offline it is converted here first when missing;
-        /// a server answers 404 saying whether its conversion is queued, running, failed or impossible.
+        /// A converted format (onnx, tflite, coreml): offline it is converted here first when
+        /// missing; a server answers 404 saying whether its conversion is queued, running, failed
+        /// or impossible. Core ML is served unverified (it cannot run on Linux), and says so.
         #[arg(long)]
         format: Option<String>,
         /// Offline: the Python that converts (default: the managed runtime).
@@ -193,17 +194,19 @@ pub enum VersionsCommand {
         force: bool,
     },
     /// Convert a version into another format (onnx; tflite from TensorFlow), verified against
-    /// the original; waits for the verdict and prints it with the converter's log. Asking again
-    /// after a failure converts again.
+    /// the original, or coreml (from scikit-learn, Keras or TorchScript), which cannot be run on
+    /// Linux and is marked unverified; waits for the verdict and prints it with the converter's
+    /// log. Asking again after a failure converts again.
     #[command(after_help = "Examples:\n  \
         modelreg versions convert mnist 3 --to onnx\n  \
-        modelreg versions convert resnet@champion --to onnx --input-shape 1,3,224,224")]
+        modelreg versions convert resnet@champion --to onnx --input-shape 1,3,224,224\n  \
+        modelreg versions convert churn 2 --to coreml")]
     Convert {
         /// The model's id or name; `MODEL@alias` names a version by its alias (then omit VERSION).
         model: String,
         /// Its number, label, id, `@alias` or `latest`.
         version: Option<String>,
-        /// The format to make: onnx or tflite.
+        /// The format to make: onnx, tflite or coreml.
         #[arg(long)]
         to: String,
         /// A TorchScript model's input shape, e.g. 1,3,224,224 (its export needs one).
@@ -241,7 +244,7 @@ impl Backend for Local {
     fn create_model(&self, body: Value) -> Result<Value, Error> {
         let body = body.as_object().cloned().unwrap_or_default();
         let (model, _) = self.registry.create_or_get_model(&self.who, octomil::new_model_from_json(&body)?)?;
-        octomil::model_detail(&self.registry, &self.who, &model.id)
+        octomil::model_detail(&self.registry, &octomil::formats::offline_settings(&self.registry, None), &self.who, &model.id)
     }
 
     fn list_models(&self, limit: i64, offset: i64, filters: &ListFilters) -> Result<Value, Error> {
@@ -250,7 +253,7 @@ impl Backend for Local {
 
     fn show_model(&self, handle: &str) -> Result<Value, Error> {
         let model = self.registry.resolve_model(&self.who, handle)?;
-        octomil::model_detail(&self.registry, &self.who, &model.id)
+        octomil::model_detail(&self.registry, &octomil::formats::offline_settings(&self.registry, None), &self.who, &model.id)
     }
 
     fn delete_model(&self, handle: &str) -> Result<(), Error> {
@@ -279,6 +282,7 @@ impl Backend for Local {
             len: Some(file.size),
             sha256: Some(file.sha256.clone()),
             file_name: Some(weights::download_file_name(&version)),
+            verified: None,
         })
     }
 
@@ -289,7 +293,8 @@ impl Backend for Local {
 
     fn download_format(&self, handle: &str, version: i64, format: &str, python: Option<&Path>) -> Result<Option<Download>, Error> {
         let model = &self.registry.resolve_model(&self.who, handle)?.id;
-        let Some((version, digest)) = octomil::formats::offline_artifact(&self.registry, python, &self.who, model, version, format)? else {
+        let Some((version, digest, verified)) = octomil::formats::offline_artifact(&self.registry, python, &self.who, model, version, format)?
+        else {
             return Ok(None);
         };
         Ok(Some(Download {
@@ -297,6 +302,7 @@ impl Backend for Local {
             len: Some(digest.size),
             sha256: Some(digest.sha256),
             file_name: Some(crate::compute::formats::file_name(version.number, format)),
+            verified: Some(verified),
         }))
     }
 
@@ -551,7 +557,15 @@ pub fn versions(backend: &dyn Backend, cmd: VersionsCommand, as_json: bool) -> R
                     eprint!("{log}");
                 }
                 match s["state"].as_str() {
-                    Some("ready") => println!("version {version} is available as {to}: {}, {}", size(&s["model_size_bytes"]), cell(&s["model_hash"])),
+                    Some("ready") => println!(
+                        "version {version} is available as {to}: {}, {}; {}",
+                        size(&s["model_size_bytes"]),
+                        cell(&s["model_hash"]),
+                        match s["unverified_reason"].as_str() {
+                            Some(why) => format!("NOT verified against the original: {why}"),
+                            None => "verified against the original".into(),
+                        }
+                    ),
                     Some("original") => println!("version {version} is stored as {to}: nothing to convert"),
                     other => println!("the {to} conversion of version {version} is {}: {}", other.unwrap_or("unknown"), cell(&s["reason"])),
                 }

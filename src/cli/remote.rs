@@ -29,6 +29,9 @@ pub struct Download {
     pub sha256: Option<String>,
     /// The file name the source suggests (a bare name, never a path).
     pub file_name: Option<String>,
+    /// For a converted format: whether it was verified against the
+    /// original (Octomil's `X-Modelreg-Verified`); None for anything else.
+    pub verified: Option<bool>,
 }
 
 /// One part of a multipart/form-data body.
@@ -298,8 +301,9 @@ impl Remote {
             .map(|h| h.trim_start_matches("sha256:").to_string())
             .or_else(|| header("ETag").and_then(|e| sha256_etag(&e)));
         let file_name = header("Content-Disposition").and_then(|v| disposition_file_name(&v));
+        let verified = header(crate::api::octomil::formats::VERIFIED_HEADER).map(|v| v == "true");
         let reader = Box::new(response.into_body().into_reader());
-        Ok(Download { reader, len, sha256, file_name })
+        Ok(Download { reader, len, sha256, file_name, verified })
     }
 }
 

@@ -10,6 +10,12 @@
 #       tolerance; otherwise the last stderr line says why (the largest
 #       difference included), prefixed "ERROR: ".
 #
+#       Core ML is the exception: nothing on Linux can run a Core ML model
+#       (coremltools predicts only on macOS), so the converted model is not
+#       run. The script checks what can be checked here, that the file
+#       parses as a Core ML model whose inputs, outputs and class labels are
+#       the original's, and modelreg records the artifact as unverified.
+#
 # Loading a pickle runs whatever code the uploader put in it: that is why the
 # job runs this contained (no network, the data directory hidden).
 
@@ -34,6 +40,7 @@ MODULES = {
     "tensorflow": "tensorflow",
     "tf2onnx": "tf2onnx",
     "torch": "torch",
+    "coremltools": "coremltools",
 }
 
 
@@ -328,11 +335,184 @@ def pytorch_to_onnx(source, out, shape):
     return {"converter": "torch.onnx.export", "converterVersion": torch.__version__, "checks": checks}
 
 
+# --- Core ML --------------------------------------------------------------
+
+
+def import_coremltools():
+    """coremltools, with its scikit-learn converter on.
+
+    coremltools turns that converter off when the installed scikit-learn is
+    newer than the newest it was tested with (9.0: 1.5.1, while the runtime
+    pins 1.9.1), and it reads the version once, when it is imported. The
+    converter only reads fitted attributes (coef_, tree_, classes_...), which
+    newer releases mostly keep, so scikit-learn shows a tested version while
+    coremltools imports. A model whose attributes did change fails with the
+    converter's own error, and the provenance records the gap (`tested_range`).
+    """
+    try:
+        import sklearn
+    except ImportError:  # then nothing is gated
+        sklearn = None
+    real = sklearn.__version__ if sklearn else None
+    try:
+        if sklearn:
+            sklearn.__version__ = "1.5.1"
+        import coremltools
+    except ImportError:
+        fail("the runtime has no coremltools: run `modelreg runtime install --with converters`")
+    finally:
+        if sklearn:
+            sklearn.__version__ = real
+    return coremltools
+
+
+def tested_range(coremltools):
+    """What coremltools says about the runtime's scikit-learn: None when it
+    is within the range coremltools was tested with, else a sentence."""
+    import sklearn
+    from packaging.version import Version
+
+    deps = coremltools._deps
+    low, high = getattr(deps, "_SKLEARN_MIN_VERSION", None), getattr(deps, "_SKLEARN_MAX_VERSION", None)
+    if low is None or high is None:
+        return None
+    release = Version(".".join(sklearn.__version__.split(".")[:2]))
+    if Version(low) <= release <= Version(high):
+        return None
+    return (
+        f"coremltools {coremltools.__version__} is tested with scikit-learn {low} to {high}; "
+        f"this model was converted with scikit-learn {sklearn.__version__}"
+    )
+
+
+def spec_class_labels(spec):
+    """The class labels a classifier's spec declares (a pipeline's: its last
+    model's), or None."""
+    kind = spec.WhichOneof("Type")
+    if kind in ("pipeline", "pipelineClassifier", "pipelineRegressor"):
+        return spec_class_labels(getattr(spec, kind).pipeline.models[-1])
+    model = getattr(spec, kind)
+    for field in ("int64ClassLabels", "stringClassLabels"):
+        if field in model.DESCRIPTOR.fields_by_name and model.HasField(field):
+            return [str(label) for label in getattr(model, field).vector]
+    return None
+
+
+def read_spec(coremltools, out):
+    """Loads the written file back as a Core ML specification (an .mlmodel
+    is a protobuf) and describes it."""
+    try:
+        spec = coremltools.utils.load_spec(out)
+    except Exception as e:
+        fail(f"the written file does not load back as a Core ML model: {type(e).__name__}: {e}")
+    inputs = []
+    for i in spec.description.input:
+        array = i.type.multiArrayType
+        inputs.append({"name": i.name, "shape": [int(d) for d in array.shape]})
+    described = {
+        "specificationVersion": int(spec.specificationVersion),
+        "type": spec.WhichOneof("Type"),
+        "inputs": inputs,
+        "outputs": [o.name for o in spec.description.output],
+        "classLabels": spec_class_labels(spec),
+    }
+    say(
+        f"Core ML specification {described['specificationVersion']}: {described['type']}, inputs "
+        f"{[i['name'] for i in inputs]}, outputs {described['outputs']}"
+    )
+    return spec, described
+
+
+def check_spec(described, what, expected):
+    """One structural check of the written model against the original."""
+    if described[what] != expected:
+        fail(f"the Core ML model's {what} are {described[what]}, the original's {expected}")
+    say(f"{what}: {expected} (as the original's)")
+
+
+def coreml_facts(coremltools, converter, described, **more):
+    return {"converter": converter, "converterVersion": coremltools.__version__, "spec": described, **more}
+
+
+def sklearn_to_coreml(source, out):
+    model = load_pickle(source)
+    say(f"Loaded {type(model).__module__}.{type(model).__name__}")
+    if is_xgboost(final_estimator(model)):
+        fail("coremltools' XGBoost converter reads xgboost 1.x models only; download this model as ONNX instead")
+    if not hasattr(model, "predict"):
+        fail(f"{type(model).__name__} is not a scikit-learn estimator (it has no predict), so coremltools cannot convert it")
+    coremltools = import_coremltools()
+    gap = tested_range(coremltools)
+    if gap:
+        say(f"Note: {gap}")
+    n = n_features(model)
+    try:
+        converted = coremltools.converters.sklearn.convert(model, "input")
+        coremltools.utils.save_spec(converted.get_spec(), out)
+    except Exception as e:
+        why = f"coremltools {coremltools.__version__} cannot convert {type(model).__name__}: {type(e).__name__}: {e}"
+        fail(f"{why} ({gap})" if gap else why)
+    _, described = read_spec(coremltools, out)
+    check_spec(described, "inputs", [{"name": "input", "shape": [n]}])
+    classes = getattr(final_estimator(model), "classes_", None)
+    if classes is not None:
+        check_spec(described, "classLabels", [str(c) for c in classes])
+    return coreml_facts(coremltools, "coremltools.converters.sklearn", described, scikitLearn=version_of("scikit-learn"), testedRange=gap)
+
+
+def tensorflow_to_coreml(source, out):
+    tf, model = keras_model(source)
+    coremltools = import_coremltools()
+    # As for tf2onnx: a traced function is what Keras 2 and 3 models give
+    # alike. The batch dimension stays free; the rest is the model's.
+    features = list(model.inputs[0].shape[1:])
+    spec = (tf.TensorSpec([None] + features, tf.float32, name="input"),)
+    function = tf.function(lambda x: model(x, training=False), input_signature=spec).get_concrete_function()
+    shape = coremltools.Shape(shape=[coremltools.RangeDim(1, -1)] + features)
+    try:
+        converted = coremltools.convert(
+            [function], source="tensorflow", inputs=[coremltools.TensorType(name="input", shape=shape)], convert_to="neuralnetwork"
+        )
+        coremltools.utils.save_spec(converted.get_spec(), out)
+    except Exception as e:
+        fail(f"coremltools {coremltools.__version__} cannot convert this model: {type(e).__name__}: {e}")
+    _, described = read_spec(coremltools, out)
+    check_spec(described, "inputs", [{"name": "input", "shape": [1] + features}])
+    if len(described["outputs"]) != len(model.outputs):
+        fail(f"the Core ML model has {len(described['outputs'])} outputs, the original {len(model.outputs)}")
+    return coreml_facts(coremltools, "coremltools.convert", described, tensorflow=tf.__version__)
+
+
+def pytorch_to_coreml(source, out, shape):
+    try:
+        import torch
+    except ImportError:
+        fail("the runtime has no PyTorch: run `modelreg runtime install --with converters --with torch`")
+    try:
+        model = torch.jit.load(source, map_location="cpu")
+    except Exception as e:
+        fail(f"cannot load the file as TorchScript (a state_dict or a pickled module cannot be converted): {type(e).__name__}: {e}")
+    model.eval()
+    coremltools = import_coremltools()
+    try:
+        converted = coremltools.convert(
+            model, source="pytorch", inputs=[coremltools.TensorType(name="input", shape=shape)], convert_to="neuralnetwork"
+        )
+        coremltools.utils.save_spec(converted.get_spec(), out)
+    except Exception as e:
+        fail(f"coremltools {coremltools.__version__} cannot convert this TorchScript model: {type(e).__name__}: {e}")
+    _, described = read_spec(coremltools, out)
+    check_spec(described, "inputs", [{"name": "input", "shape": list(shape)}])
+    return coreml_facts(coremltools, "coremltools.convert", described, torch=torch.__version__)
+
+
 CONVERTERS = {
     ("sklearn", "onnx"): sklearn_to_onnx,
     ("xgboost", "onnx"): xgboost_to_onnx,
     ("tensorflow", "onnx"): tensorflow_to_onnx,
     ("tensorflow", "tflite"): tensorflow_to_tflite,
+    ("sklearn", "coreml"): sklearn_to_coreml,
+    ("tensorflow", "coreml"): tensorflow_to_coreml,
 }
 
 
@@ -343,12 +523,16 @@ def main(argv):
         fail("usage: formats.py convert SOURCE_FORMAT TARGET SOURCE OUT RESULT [--input-shape N,N,...]")
     source_format, target, source, out, result = argv[1:6]
     started = time.monotonic()
-    say(f"Converting {source_format} to {target}; verifying on {ROWS} generated rows within {ATOL} + {RTOL}*|original|")
-    if (source_format, target) == ("pytorch", "onnx"):
+    runs = target != "coreml"
+    if runs:
+        say(f"Converting {source_format} to {target}; verifying on {ROWS} generated rows within {ATOL} + {RTOL}*|original|")
+    else:
+        say(f"Converting {source_format} to {target}; a Core ML model cannot run on Linux, so only its specification is checked")
+    if source_format == "pytorch" and target in ("onnx", "coreml"):
         shape = [int(n) for n in argv[7].split(",")] if argv[6:7] == ["--input-shape"] else None
         if not shape:
             fail("a TorchScript model needs an input shape to be exported")
-        facts = pytorch_to_onnx(source, out, shape)
+        facts = (pytorch_to_onnx if target == "onnx" else pytorch_to_coreml)(source, out, shape)
     elif (source_format, target) in CONVERTERS:
         facts = CONVERTERS[(source_format, target)](source, out)
     else:
@@ -356,16 +540,19 @@ def main(argv):
     facts.update(
         {
             "onnxruntime": version_of("onnxruntime") if target == "onnx" else None,
-            "rows": ROWS,
-            "seed": SEED,
-            "tolerance": {"absolute": ATOL, "relative": RTOL},
+            "rows": ROWS if runs else None,
+            "seed": SEED if runs else None,
+            "tolerance": {"absolute": ATOL, "relative": RTOL} if runs else None,
             "seconds": round(time.monotonic() - started, 3),
             "python": sys.version.split()[0],
         }
     )
     with open(result, "w") as f:
         json.dump(facts, f)
-    say(f"Verified: the {target} model agrees with the original within the tolerance.")
+    if runs:
+        say(f"Verified: the {target} model agrees with the original within the tolerance.")
+    else:
+        say(f"Not verified: the {target} model was written and its specification checked, but it was not run.")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 //! Format conversions: an Octomil version's weights converted into ONNX (or
 //! TFLite) by the converter its ecosystem uses, and verified against the
-//! original before the artifact is served.
+//! original before the artifact is served; or into Core ML, which nothing on
+//! Linux can run, so it is served unverified and says so (`unverifiable`),
+//! unless the operator turned it off (`turned_off`).
 //!
 //! - `plan` decides, from the version's format and its file alone, what a
 //!   target takes: which converter and which `runtime install --with`
@@ -14,9 +16,11 @@
 //!   the job's folder and the runtime), because loading a pickle runs the
 //!   uploader's code. The script converts, runs original and converted on
 //!   the same generated inputs, and exits non-zero with the largest
-//!   difference when they disagree beyond its stated tolerance. The artifact
-//!   is then stored as a blob the format row owns, under an upload guard
-//!   until the row commits.
+//!   difference when they disagree beyond its stated tolerance (a Core ML
+//!   model is only read back and compared with the original's inputs,
+//!   outputs and classes). The artifact is then stored as a blob the format
+//!   row owns, under an upload guard until the row commits, its provenance
+//!   saying whether it was verified.
 //!
 //! `MODELREG_FORMAT_TIMEOUT_SECS` overrides the deadline of one conversion.
 
@@ -42,7 +46,8 @@ const FORMAT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Formats a download may ask for that modelreg makes by converting.
 pub const TARGETS: [&str; 3] = ["onnx", "tflite", "coreml"];
 
-/// A `runtime install --with` option that brings converters.
+/// Packages a conversion needs, by the `runtime install --with` option that
+/// brings them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
     /// skl2onnx, onnxmltools, onnxruntime, scikit-learn, xgboost.
@@ -51,6 +56,9 @@ pub enum Need {
     TensorFlow,
     /// torch (CPU wheels), besides the converters.
     Torch,
+    /// coremltools, which `--with converters` brings since issue 24: a
+    /// runtime installed before lacks it, and still converts to ONNX.
+    CoreML,
 }
 
 impl Need {
@@ -60,17 +68,48 @@ impl Need {
             Need::Converters => &["skl2onnx", "onnxmltools", "onnxruntime", "onnx", "scikit-learn", "xgboost"],
             Need::TensorFlow => &["tensorflow", "tf2onnx", "onnxruntime", "onnx"],
             Need::Torch => &["torch", "onnxruntime", "onnx"],
+            Need::CoreML => &["coremltools"],
         }
     }
 
-    /// What to run to get them.
-    pub fn install_command(self) -> &'static str {
+    /// The `runtime install --with` option beyond `converters` it takes.
+    fn option(self) -> Option<&'static str> {
         match self {
-            Need::Converters => "modelreg runtime install --with converters",
-            Need::TensorFlow => "modelreg runtime install --with converters --with tensorflow",
-            Need::Torch => "modelreg runtime install --with converters --with torch",
+            Need::Converters | Need::CoreML => None,
+            Need::TensorFlow => Some("tensorflow"),
+            Need::Torch => Some("torch"),
         }
     }
+}
+
+/// What to run to get every package of `needs`.
+pub fn install_command(needs: &[Need]) -> String {
+    let mut command = "modelreg runtime install --with converters".to_string();
+    for option in needs.iter().filter_map(|n| n.option()) {
+        command.push_str(" --with ");
+        command.push_str(option);
+    }
+    command
+}
+
+/// Why artifacts of `target` are served unverified, for a target whose are.
+pub fn unverifiable(target: &str) -> Option<&'static str> {
+    (target == "coreml").then_some(
+        "a Core ML model runs only on Apple's platforms (coremltools cannot run one on Linux), so modelreg could not compare \
+         its outputs with the original's; it checked only that the file reads back as a Core ML model with the original's \
+         inputs, outputs and classes",
+    )
+}
+
+/// Why this process refuses `target`, when its operator turned it off
+/// (`serve --no-coreml`, `worker --no-coreml`, MODELREG_NO_COREML). The
+/// doors refuse to make or serve it, and a worker fails a job that asks it.
+pub fn turned_off(settings: &Settings, target: &str) -> Option<String> {
+    (target == "coreml" && !settings.coreml).then(|| {
+        "the operator of this server turned Core ML conversions off (--no-coreml), because a Core ML model cannot be \
+         checked against the original on Linux; download the version as ONNX, or ask the operator"
+            .to_string()
+    })
 }
 
 /// What it takes to make `target` from a version.
@@ -78,8 +117,8 @@ impl Need {
 pub enum Plan {
     /// The version is stored in that format: the original is served.
     Original,
-    /// `converter` makes it, with what `need` installs.
-    Convert { converter: &'static str, need: Need },
+    /// `converter` makes it, with the packages of `needs`.
+    Convert { converter: &'static str, needs: &'static [Need] },
     /// No honest conversion exists; the reason says why.
     Impossible(String),
 }
@@ -87,6 +126,12 @@ pub enum Plan {
 /// The format a version was uploaded as (Octomil's `format` attr).
 pub fn source_format(version: &Version) -> String {
     version.attrs.get("format").and_then(Value::as_str).unwrap_or("original").to_string()
+}
+
+/// Whether a conversion from what `needs` names needs the model's input
+/// shape: a TorchScript export does (to ONNX and Core ML alike).
+pub fn needs_input_shape(needs: &[Need]) -> bool {
+    needs.contains(&Need::Torch)
 }
 
 /// Decides how `target` is made from `version`. Reads the file only for
@@ -101,20 +146,33 @@ pub fn plan(registry: &Registry, version: &Version, target: &str) -> Plan {
             "modelreg does not convert into {target}: a version uploaded as {source} is served as {source} (or converted into ONNX where its converter exists)"
         ));
     }
-    if target == "coreml" {
-        return Plan::Impossible(format!(
-            "modelreg does not make CoreML models: a CoreML model cannot be run on Linux, so modelreg could not check it against the original {source} model, and it serves no conversion it has not checked"
-        ));
-    }
     match (source.as_str(), target) {
-        ("sklearn", "onnx") => Plan::Convert { converter: "skl2onnx", need: Need::Converters },
-        ("xgboost", "onnx") => Plan::Convert { converter: "onnxmltools", need: Need::Converters },
-        ("tensorflow", "onnx") => Plan::Convert { converter: "tf2onnx", need: Need::TensorFlow },
-        ("tensorflow", "tflite") => Plan::Convert { converter: "tf.lite.TFLiteConverter", need: Need::TensorFlow },
-        ("pytorch", "onnx") => match torchscript(registry, version) {
-            Ok(()) => Plan::Convert { converter: "torch.onnx.export", need: Need::Torch },
+        ("sklearn", "onnx") => Plan::Convert { converter: "skl2onnx", needs: &[Need::Converters] },
+        ("xgboost", "onnx") => Plan::Convert { converter: "onnxmltools", needs: &[Need::Converters] },
+        ("tensorflow", "onnx") => Plan::Convert { converter: "tf2onnx", needs: &[Need::TensorFlow] },
+        ("tensorflow", "tflite") => Plan::Convert { converter: "tf.lite.TFLiteConverter", needs: &[Need::TensorFlow] },
+        ("pytorch", "onnx") => match torchscript(registry, version, "ONNX") {
+            Ok(()) => Plan::Convert { converter: "torch.onnx.export", needs: &[Need::Torch] },
             Err(reason) => Plan::Impossible(reason),
         },
+        ("sklearn", "coreml") => {
+            Plan::Convert { converter: "coremltools.converters.sklearn", needs: &[Need::Converters, Need::CoreML] }
+        }
+        ("tensorflow", "coreml") => Plan::Convert { converter: "coremltools.convert", needs: &[Need::TensorFlow, Need::CoreML] },
+        ("pytorch", "coreml") => match torchscript(registry, version, "Core ML") {
+            Ok(()) => Plan::Convert { converter: "coremltools.convert", needs: &[Need::Torch, Need::CoreML] },
+            Err(reason) => Plan::Impossible(reason),
+        },
+        ("xgboost", "coreml") => Plan::Impossible(
+            "coremltools' XGBoost converter reads models of xgboost 1.x (it is tested up to 1.4.2), not those of the xgboost \
+             modelreg's runtime loads; download it as ONNX instead"
+                .into(),
+        ),
+        ("onnx", "coreml") => Plan::Impossible(
+            "no maintained converter makes Core ML from ONNX (coremltools dropped its ONNX converter in version 6, and \
+             onnx-coreml is archived); modelreg serves this version as ONNX only"
+                .into(),
+        ),
         ("sklearn" | "xgboost", "tflite") => Plan::Impossible(format!(
             "no maintained converter makes TFLite from a {source} model (TFLite runs TensorFlow graphs); download it as ONNX instead"
         )),
@@ -137,27 +195,31 @@ pub fn plan(registry: &Registry, version: &Version, target: &str) -> Plan {
 }
 
 /// Ok when the version's file is a TorchScript archive; Err says why it
-/// cannot be exported otherwise. `torch.jit.save` writes a zip with a
-/// `code/` folder (the model's compiled program); `torch.save` of a
-/// state_dict or of a module writes only pickled data, whose architecture is
-/// Python code modelreg does not have.
-fn torchscript(registry: &Registry, version: &Version) -> Result<(), String> {
-    const STATE_DICT: &str = "this PyTorch file is not TorchScript: a state_dict (or a pickled module) holds weights without the \
-        model's architecture, which lives in Python code that was not uploaded, so it cannot be exported to ONNX. Upload a \
-        TorchScript file (torch.jit.script or torch.jit.trace, then torch.jit.save) instead";
+/// cannot be exported (to `target`, as the reason names it) otherwise.
+/// `torch.jit.save` writes a zip with a `code/` folder (the model's compiled
+/// program); `torch.save` of a state_dict or of a module writes only pickled
+/// data, whose architecture is Python code modelreg does not have.
+fn torchscript(registry: &Registry, version: &Version, target: &str) -> Result<(), String> {
+    let state_dict = || {
+        format!(
+            "this PyTorch file is not TorchScript: a state_dict (or a pickled module) holds weights without the model's \
+             architecture, which lives in Python code that was not uploaded, so it cannot be exported to {target}. Upload a \
+             TorchScript file (torch.jit.script or torch.jit.trace, then torch.jit.save) instead"
+        )
+    };
     let file = version.files.first().ok_or("the version has no file")?;
     let mut blob = registry.open_blob(&file.sha256).map_err(|e| e.message())?;
     if !has_zip_end(&mut blob) {
-        return Err(STATE_DICT.into());
+        return Err(state_dict());
     }
     let Ok(archive) = zip::ZipArchive::new(blob) else {
-        return Err(STATE_DICT.into());
+        return Err(state_dict());
     };
     let scripted = archive.file_names().any(|name| name.split('/').nth(1) == Some("code"));
     if scripted {
         Ok(())
     } else {
-        Err(STATE_DICT.into())
+        Err(state_dict())
     }
 }
 
@@ -201,28 +263,30 @@ pub fn probe(settings: &Settings) -> Result<Value, String> {
     Ok(facts)
 }
 
-/// Ok when the runtime has what `need` installs; Err says which option of
-/// `runtime install` would. A server that runs no jobs (`serve --no-jobs`)
-/// cannot see its workers' runtimes, so it does not ask its own (as
-/// `compute::available`): a worker without the converters fails the job
+/// Ok when the runtime has every package of `needs`; Err says which option
+/// of `runtime install` would bring them. A server that runs no jobs (`serve
+/// --no-jobs`) cannot see its workers' runtimes, so it does not ask its own
+/// (as `compute::available`): a worker without the converters fails the job
 /// saying which `runtime install` is missing.
-pub fn check_installed(settings: &Settings, need: Need, what: &str) -> Result<(), String> {
+pub fn check_installed(settings: &Settings, needs: &[Need], what: &str) -> Result<(), String> {
     if !settings.runs_jobs {
         return Ok(());
     }
-    let facts = probe(settings).map_err(|e| {
-        format!("this server cannot convert {what}: {e}. The converters come with `{}`", need.install_command())
-    })?;
-    let missing: Vec<&str> = need.modules().iter().copied().filter(|m| facts[*m].is_null()).collect();
+    let command = install_command(needs);
+    let facts = probe(settings).map_err(|e| format!("this server cannot convert {what}: {e}. The converters come with `{command}`"))?;
+    let missing: Vec<&str> = needs.iter().flat_map(|n| n.modules().iter().copied()).filter(|m| facts[*m].is_null()).collect();
     if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "this server cannot convert {what}: its Python runtime lacks {}; `{}` installs them",
-            missing.join(", "),
-            need.install_command()
-        ))
+        return Ok(());
     }
+    // coremltools 9.0 publishes Linux wheels for x86_64 and CPython 3.10 to
+    // 3.13 only; elsewhere `runtime install` leaves it out (see
+    // `runtime::expand_options`), and running it again would not help.
+    let wheels = if missing.contains(&"coremltools") {
+        " (on Linux, coremltools has wheels for x86_64 and Python 3.10 to 3.13 only)"
+    } else {
+        ""
+    };
+    Err(format!("this server cannot convert {what}: its Python runtime lacks {}; `{command}` installs them{wheels}", missing.join(", ")))
 }
 
 /// Parses `1,3,224,224` (or `[1, 3, 224, 224]`): positive dimensions, at
@@ -236,9 +300,19 @@ pub fn parse_shape(text: &str) -> Result<Vec<i64>, String> {
     }
 }
 
+/// The extension of a file in `format`: a Core ML model is an `.mlmodel`
+/// (coremltools and Xcode go by it), the others are named as their format.
+fn extension(format: &str) -> &str {
+    if format == "coreml" {
+        "mlmodel"
+    } else {
+        format
+    }
+}
+
 /// The file name a converted artifact is offered under.
 pub fn file_name(number: i64, format: &str) -> String {
-    format!("model_v{number}.{format}")
+    format!("model_v{number}.{}", extension(format))
 }
 
 /// The job: converts, verifies, stores. A conversion that fails (the
@@ -297,10 +371,15 @@ fn convert(
     let version = registry.get_version_by_id(&who, &row.model_id, &row.version_id).map_err(|e| e.message())?;
     let source = version.files.first().ok_or("the version has no file")?;
     let from = source_format(&version);
-    let Plan::Convert { converter, need } = plan(registry, &version, &row.format) else {
+    let Plan::Convert { converter, needs } = plan(registry, &version, &row.format) else {
         return Err(format!("modelreg cannot convert {from} into {}", row.format));
     };
-    check_installed(settings, need, &format!("{from} into {}", row.format))?;
+    // A server that allows it may have queued what this worker's operator
+    // turned off.
+    if let Some(refusal) = turned_off(settings, &row.format) {
+        return Err(refusal);
+    }
+    check_installed(settings, needs, &format!("{from} into {}", row.format))?;
     let runtime = crate::runtime::locate(settings.data_dir, settings.python)?;
     let job_dir = std::path::absolute(job_dir).map_err(|e| format!("cannot resolve the job folder: {e}"))?;
     let home = job_dir.join("home");
@@ -310,7 +389,7 @@ fn convert(
     let base = source.path.rsplit('/').next().unwrap_or("model");
     let input = job_dir.join(format!("source-{base}"));
     registry.materialise_blob(&source.sha256, &input).map_err(|e| format!("cannot copy the original to {}: {e}", input.display()))?;
-    let output = job_dir.join(format!("converted.{}", row.format));
+    let output = job_dir.join(format!("converted.{}", extension(&row.format)));
     let result = job_dir.join("result.json");
     log(&format!(
         "Converting version {} ({from}, {} bytes, sha256 {}) into {} with {converter}, on {}.",
@@ -379,6 +458,10 @@ fn convert(
     facts["format"] = json!(row.format);
     facts["convertedAt"] = json!(crate::registry::now());
     facts["inputShape"] = json!(row.input_shape);
+    // Decided here, not by the script, which runs beside the uploader's code.
+    let unverified = unverifiable(&row.format);
+    facts["verified"] = json!(unverified.is_none());
+    facts["unverifiedReason"] = json!(unverified);
     Ok((output, facts))
 }
 

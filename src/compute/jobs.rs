@@ -41,6 +41,9 @@ pub struct Settings<'a> {
     /// Whether this process runs jobs (not `serve --no-jobs`): only then is
     /// its own runtime the one a request's job will use, and worth asking.
     pub runs_jobs: bool,
+    /// False for `--no-coreml`: Core ML is neither made nor served here
+    /// (`formats::turned_off`).
+    pub coreml: bool,
 }
 
 /// Where a version runs: on the runtime (in its dependency environment,

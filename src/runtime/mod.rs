@@ -106,6 +106,11 @@ print(json.dumps({"python": sys.version.split()[0], "executable": sys.executable
     }
 }
 
+/// The Core ML converter `--with converters` brings (issue 24), where it has
+/// a wheel.
+const COREMLTOOLS_REQUIREMENT: &str =
+    r#"coremltools==9.0; sys_platform == "linux" and platform_machine == "x86_64" and python_version >= "3.10" and python_version < "3.14""#;
+
 /// `runtime install --with` names that stand for a set of packages rather
 /// than one: the format converters (issue 16), pinned to the versions
 /// modelreg's tests verify conversions with, and the heavy frameworks that
@@ -116,10 +121,21 @@ pub fn expand_options(with: &[String]) -> Vec<String> {
     for name in with {
         match name.as_str() {
             // xgboost-cpu: the same xgboost without the 200 MB of NCCL the
-            // plain wheel pulls on Linux.
+            // plain wheel pulls on Linux. coremltools 9.0 publishes Linux
+            // wheels only for x86_64 and CPython 3.10 to 3.13 (and no
+            // source): the marker leaves it out elsewhere, so the other
+            // converters still install, and Core ML says what is missing.
             "converters" => packages.extend(
-                ["skl2onnx==1.20.0", "onnxmltools==1.16.0", "onnxruntime==1.32.0", "onnx==1.23.2", "scikit-learn==1.9.1", "xgboost-cpu==3.2.0"]
-                    .map(String::from),
+                [
+                    "skl2onnx==1.20.0",
+                    "onnxmltools==1.16.0",
+                    "onnxruntime==1.32.0",
+                    "onnx==1.23.2",
+                    "scikit-learn==1.9.1",
+                    "xgboost-cpu==3.2.0",
+                    COREMLTOOLS_REQUIREMENT,
+                ]
+                .map(String::from),
             ),
             // Keras 3 models go to ONNX through a traced function (formats.py);
             // these two are the pair that was verified together.

@@ -735,9 +735,12 @@ pub fn host_note(test: &str, note: &str) {
 /// The runtime with the format converters (tests/formats.rs, tests/cluster.rs):
 /// installed once with `modelreg runtime install --with converters --with
 /// tensorflow` into a data directory under target/tmp and reused by later
-/// runs; it has DRUM too, as every runtime does. A lock file serialises the
-/// install between test threads and binaries. Panics if it cannot be
-/// installed: the tests that need it never skip.
+/// runs; it has DRUM too, as every runtime does. One made before the
+/// converters grew a package (coremltools, issue 24) lacks a module below
+/// and is installed again; the venvs it replaces are removed, so that a
+/// machine whose CI keeps target/ does not gather a 2 GB venv per change. A
+/// lock file serialises the install between test threads and binaries.
+/// Panics if it cannot be installed: the tests that need it never skip.
 pub fn converters_python() -> PathBuf {
     static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     READY
@@ -752,7 +755,7 @@ pub fn converters_python() -> PathBuf {
                 let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
                 shown["inUse"]["facts"]["drum"].as_str()?;
                 let python = PathBuf::from(shown["inUse"]["python"].as_str()?);
-                let modules = "skl2onnx onnxmltools onnxruntime onnx sklearn xgboost tensorflow tf2onnx";
+                let modules = "skl2onnx onnxmltools onnxruntime onnx sklearn xgboost tensorflow tf2onnx coremltools";
                 let check = format!("import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in {modules:?}.split()))");
                 Command::new(&python).args(["-c", &check]).status().is_ok_and(|s| s.success()).then_some(python)
             };
@@ -771,7 +774,16 @@ pub fn converters_python() -> PathBuf {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            ready().expect("the runtime was installed but lacks the converters or DRUM")
+            let python = ready().expect("the runtime was installed but lacks the converters or DRUM");
+            // `runtime install` keeps the venvs it replaced for servers still
+            // using them; no server of this checkout uses them now.
+            let envs = root.join("runtime").join("envs");
+            for old in std::fs::read_dir(&envs).unwrap().map(|e| e.unwrap().path()) {
+                if !python.starts_with(&old) {
+                    std::fs::remove_dir_all(&old).unwrap_or_else(|e| panic!("cannot remove the replaced runtime {}: {e}", old.display()));
+                }
+            }
+            python
         })
         .clone()
 }

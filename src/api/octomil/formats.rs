@@ -14,7 +14,12 @@
 //! message says whether the conversion is queued, running, failed (with the
 //! reason), impossible (and why), or needs a runtime option or an input
 //! shape, and what to do. Never the body `{"detail":"Not Found"}`: the
-//! Octomil SDK retries that one as a cold start. The conversions themselves are `crate::compute::formats`.
+//! Octomil SDK retries that one as a cold start. A format the operator
+//! turned off (`--no-coreml`) is a 403 (`forbidden`) saying so, to a
+//! download and a POST alike. A served artifact says whether it was
+//! verified against the original: `X-Modelreg-Verified: true` (ONNX,
+//! TFLite) or `false` (Core ML), and `verified` in every JSON that shows
+//! it. The conversions themselves are `crate::compute::formats`.
 
 use serde_json::{json, Map, Value};
 
@@ -47,6 +52,8 @@ pub(crate) enum Availability {
     NeedsShape,
     /// Convertible here, not asked for yet.
     NotRequested,
+    /// The operator turned the format off here; says so.
+    TurnedOff(String),
 }
 
 impl Availability {
@@ -60,19 +67,26 @@ impl Availability {
             Availability::NotInstalled(_) => "not_installed",
             Availability::NeedsShape => "input_shape_required",
             Availability::NotRequested => "not_requested",
+            Availability::TurnedOff(_) => "disabled",
         }
     }
 }
 
-fn settings<'a>(ctx: &Ctx<'a>) -> Settings<'a> {
+pub(crate) fn settings<'a>(ctx: &Ctx<'a>) -> Settings<'a> {
     ctx.options.jobs.compute()
 }
 
-/// Whether the runtime that will convert has the converters `need` names
+/// The settings the offline CLI converts under: its own runtime (`python`,
+/// else the managed one), every format allowed (its user is the operator).
+pub(crate) fn offline_settings<'a>(registry: &'a Registry, python: Option<&'a std::path::Path>) -> Settings<'a> {
+    Settings { data_dir: registry.data_dir(), python, image_builder: None, runs_jobs: true, coreml: true }
+}
+
+/// Whether the runtime that will convert has the converters `needs` names
 /// (see `convert::check_installed`).
-fn converters_installed(settings: &Settings, need: Need, version: &Version, format: &str) -> std::result::Result<(), String> {
+fn converters_installed(settings: &Settings, needs: &[Need], version: &Version, format: &str) -> std::result::Result<(), String> {
     let from = convert::source_format(version);
-    convert::check_installed(settings, need, &format!("{from} into {format}"))
+    convert::check_installed(settings, needs, &format!("{from} into {format}"))
 }
 
 fn row_availability(row: FormatArtifact) -> Availability {
@@ -83,20 +97,33 @@ fn row_availability(row: FormatArtifact) -> Availability {
     }
 }
 
+/// What it takes to make `format` of `version` here: the packages, or
+/// where it stands without a conversion (the original, impossible, or
+/// turned off, which covers an artifact made before it was).
+fn plan_here(registry: &Registry, settings: &Settings, version: &Version, format: &str) -> std::result::Result<&'static [Need], Availability> {
+    match convert::plan(registry, version, format) {
+        Plan::Original => Err(Availability::Original),
+        Plan::Impossible(reason) => Err(Availability::Impossible(reason)),
+        Plan::Convert { needs, .. } => match convert::turned_off(settings, format) {
+            Some(refusal) => Err(Availability::TurnedOff(refusal)),
+            None => Ok(needs),
+        },
+    }
+}
+
 /// Where `format` of `version` stands, asking for nothing.
 pub(crate) fn availability(registry: &Registry, settings: &Settings, version: &Version, format: &str) -> Result<Availability> {
-    let need = match convert::plan(registry, version, format) {
-        Plan::Original => return Ok(Availability::Original),
-        Plan::Impossible(reason) => return Ok(Availability::Impossible(reason)),
-        Plan::Convert { need, .. } => need,
+    let needs = match plan_here(registry, settings, version, format) {
+        Ok(needs) => needs,
+        Err(availability) => return Ok(availability),
     };
     if let Some(row) = registry.format_artifact(version, format)? {
         return Ok(row_availability(row));
     }
-    if let Err(reason) = converters_installed(settings, need, version, format) {
+    if let Err(reason) = converters_installed(settings, needs, version, format) {
         return Ok(Availability::NotInstalled(reason));
     }
-    Ok(if need == Need::Torch { Availability::NeedsShape } else { Availability::NotRequested })
+    Ok(if convert::needs_input_shape(needs) { Availability::NeedsShape } else { Availability::NotRequested })
 }
 
 /// Asks for `format` of `version`: queues its conversion when it is
@@ -111,10 +138,9 @@ pub(crate) fn request(
     input_shape: Option<&[i64]>,
     retry: Retry,
 ) -> Result<Availability> {
-    let need = match convert::plan(registry, version, format) {
-        Plan::Original => return Ok(Availability::Original),
-        Plan::Impossible(reason) => return Ok(Availability::Impossible(reason)),
-        Plan::Convert { need, .. } => need,
+    let needs = match plan_here(registry, settings, version, format) {
+        Ok(needs) => needs,
+        Err(availability) => return Ok(availability),
     };
     let existing = registry.format_artifact(version, format)?;
     if let Some(row) = &existing {
@@ -123,10 +149,10 @@ pub(crate) fn request(
         }
     }
     let has_shape = input_shape.is_some() || existing.as_ref().is_some_and(|r| r.input_shape.is_some());
-    if need == Need::Torch && !has_shape {
+    if convert::needs_input_shape(needs) && !has_shape {
         return Ok(Availability::NeedsShape);
     }
-    if let Err(reason) = converters_installed(settings, need, version, format) {
+    if let Err(reason) = converters_installed(settings, needs, version, format) {
         return Ok(Availability::NotInstalled(reason));
     }
     let (row, job) = registry.request_format(who, version, format, input_shape, retry)?;
@@ -144,7 +170,7 @@ pub(super) fn after_upload(ctx: &Ctx, who: &Principal, model_id: &str, number: O
     }
     let Some(number) = number else { return };
     let Ok(version) = ctx.registry.get_version(who, model_id, number) else { return };
-    if !matches!(convert::plan(ctx.registry, &version, "onnx"), Plan::Convert { need: Need::Converters, .. }) {
+    if !matches!(convert::plan(ctx.registry, &version, "onnx"), Plan::Convert { needs: [Need::Converters], .. }) {
         return;
     }
     // Without the converters this is a quiet no-op: the download says
@@ -175,9 +201,13 @@ fn format_param(req: &Request) -> Result<String> {
 
 /// Octomil's 404 for a format that cannot be downloaded yet (or ever): the
 /// seed's error table has one code for a 404, so the message carries the
-/// state (`GET …/formats/{format}` has it as a field).
-fn not_available(version: &Version, format: &str, availability: &Availability) -> Response {
-    Response::json(404, &json!({"error": "not_found", "message": why(version, format, availability)}))
+/// state (`GET …/formats/{format}` has it as a field). A format the
+/// operator turned off is a refusal, not an absence: 403.
+fn not_available(version: &Version, format: &str, availability: &Availability) -> Result<Response> {
+    if let Availability::TurnedOff(refusal) = availability {
+        return Err(Error::Forbidden(refusal.clone()));
+    }
+    Ok(Response::json(404, &json!({"error": "not_found", "message": why(version, format, availability)})))
 }
 
 /// Why a format cannot be downloaded now, and what to do about it.
@@ -197,6 +227,7 @@ fn why(version: &Version, format: &str, availability: &Availability) -> String {
             row.reason.as_deref().unwrap_or("no reason was recorded")
         ),
         Availability::Impossible(reason) => format!("version {n} ({from}) cannot be converted into {format}: {reason}"),
+        Availability::TurnedOff(refusal) => refusal.clone(),
         Availability::NotInstalled(reason) => format!("no {format} artifact exists for version {n}: {reason}"),
         Availability::NeedsShape => format!(
             "version {n} is TorchScript, and exporting it to {format} needs its input shape: POST {status_path} with \
@@ -222,7 +253,7 @@ pub(super) fn download(ctx: &Ctx, req: &Request, who: &Principal, version: &Vers
     }
     let availability = request(ctx.registry, &settings(ctx), who, version, format, None, Retry::Never)?;
     let Availability::Ready(row) = &availability else {
-        return Ok(not_available(version, format, &availability));
+        return not_available(version, format, &availability);
     };
     let artifact = row.artifact.as_ref().ok_or_else(|| Error::Internal(format!("the {format} artifact is ready but has no file")))?;
     let response = req.file_answer(FileToSend {
@@ -233,8 +264,14 @@ pub(super) fn download(ctx: &Ctx, req: &Request, who: &Principal, version: &Vers
     });
     Ok(response
         .with_header("Content-Disposition", format!("attachment; filename=\"{}\"", convert::file_name(version.number, format)))
-        .with_header("X-Model-Hash", artifact.sha256.clone()))
+        .with_header("X-Model-Hash", artifact.sha256.clone())
+        .with_header(VERIFIED_HEADER, row.verified().unwrap_or(false).to_string()))
 }
+
+/// On the download of a converted artifact: `true` when it was run against
+/// the original and agreed (ONNX, TFLite), `false` when it could not be
+/// (Core ML). Absent on an original's download, which is not a conversion.
+pub(crate) const VERIFIED_HEADER: &str = "X-Modelreg-Verified";
 
 /// One format's state as JSON; `log` is the conversion's (tail).
 pub(crate) fn render(version: &Version, format: &str, availability: &Availability, log: Option<&str>) -> Value {
@@ -246,7 +283,7 @@ pub(crate) fn render(version: &Version, format: &str, availability: &Availabilit
     });
     let reason = match availability {
         Availability::Failed(row) => row.reason.clone(),
-        Availability::Impossible(r) | Availability::NotInstalled(r) => Some(r.clone()),
+        Availability::Impossible(r) | Availability::NotInstalled(r) | Availability::TurnedOff(r) => Some(r.clone()),
         Availability::NeedsShape => Some("a TorchScript export needs the model's input shape (input_shape)".into()),
         _ => None,
     };
@@ -261,6 +298,8 @@ pub(crate) fn render(version: &Version, format: &str, availability: &Availabilit
         Availability::Ready(row) | Availability::Pending(row) | Availability::Failed(row) => {
             body["model_hash"] = json!(row.artifact.as_ref().map(|a| format!("sha256:{}", a.sha256)));
             body["model_size_bytes"] = json!(row.artifact.as_ref().map(|a| a.size));
+            body["verified"] = json!(row.verified());
+            body["unverified_reason"] = json!(row.unverified_reason());
             body["provenance"] = row.provenance.clone();
             body["input_shape"] = json!(row.input_shape);
             body["requested_at"] = json!(row.created_at);
@@ -305,6 +344,7 @@ pub(crate) fn request_body(
     let version = registry.get_version(who, model_id, number)?;
     let availability = request(registry, settings, who, &version, format, input_shape, Retry::Failed)?;
     match &availability {
+        Availability::TurnedOff(refusal) => return Err(Error::Forbidden(refusal.clone())),
         Availability::Impossible(_) | Availability::NotInstalled(_) | Availability::NeedsShape => {
             return Err(Error::unprocessable(why(&version, format, &availability)));
         }
@@ -318,20 +358,28 @@ pub(crate) fn request_body(
 }
 
 /// The `available_formats` (downloadable now: the stored one, then every
-/// ready conversion) and `format_conversions` (every conversion asked for,
-/// by format) fields of a version in the model GET.
-pub(super) fn add_fields(registry: &Registry, version: &Version, summary: &mut Value) -> Result<()> {
+/// ready conversion not turned off) and `format_conversions` (every
+/// conversion asked for, by format, with whether it was verified) fields of
+/// a version in the model GET.
+pub(super) fn add_fields(registry: &Registry, settings: &Settings, version: &Version, summary: &mut Value) -> Result<()> {
     let mut available = vec![json!(convert::source_format(version))];
     let mut conversions = Map::new();
     for row in registry.format_artifacts(version)? {
-        if row.is_ready() {
+        let refusal = convert::turned_off(settings, &row.format);
+        if row.is_ready() && refusal.is_none() {
             available.push(json!(row.format));
         }
+        let (state, reason) = match refusal {
+            Some(refusal) => ("disabled", Some(refusal)),
+            None => (row.state.as_str(), row.reason.clone()),
+        };
         conversions.insert(
             row.format.clone(),
             json!({
-                "state": row.state,
-                "reason": row.reason,
+                "state": state,
+                "reason": reason,
+                "verified": row.verified(),
+                "unverified_reason": row.unverified_reason(),
                 "model_hash": row.artifact.as_ref().map(|a| format!("sha256:{}", a.sha256)),
                 "model_size_bytes": row.artifact.as_ref().map(|a| a.size),
             }),
@@ -381,7 +429,8 @@ fn request_format(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// conversion and, when that queued it, runs it in this process before
 /// answering (a server on the same data directory may have taken the job
 /// first; then the answer is that it is running). None for the stored
-/// format; NotFound with the download route's message otherwise.
+/// format; NotFound with the download route's message otherwise. With the
+/// file, whether it was verified.
 pub(crate) fn offline_artifact(
     registry: &Registry,
     python: Option<&std::path::Path>,
@@ -389,8 +438,8 @@ pub(crate) fn offline_artifact(
     model_id: &str,
     number: i64,
     format: &str,
-) -> Result<Option<(Version, crate::registry::Digest)>> {
-    let settings = Settings { data_dir: registry.data_dir(), python, image_builder: None, runs_jobs: true };
+) -> Result<Option<(Version, crate::registry::Digest, bool)>> {
+    let settings = offline_settings(registry, python);
     let version = registry.get_version(who, model_id, number)?;
     let mut availability = request(registry, &settings, who, &version, format, None, Retry::Never)?;
     if let Availability::Pending(row) = &availability {
@@ -401,8 +450,9 @@ pub(crate) fn offline_artifact(
     match availability {
         Availability::Original => Ok(None),
         Availability::Ready(row) => {
+            let verified = row.verified().unwrap_or(false);
             let digest = row.artifact.ok_or_else(|| Error::Internal(format!("the {format} artifact is ready but has no file")))?;
-            Ok(Some((version, digest)))
+            Ok(Some((version, digest, verified)))
         }
         other => Err(Error::NotFound(why(&version, format, &other))),
     }
@@ -419,7 +469,7 @@ pub(crate) fn offline_convert(
     format: &str,
     input_shape: Option<&[i64]>,
 ) -> Result<Value> {
-    let settings = Settings { data_dir: registry.data_dir(), python, image_builder: None, runs_jobs: true };
+    let settings = offline_settings(registry, python);
     let (_, pending) = request_body(registry, &settings, who, model_id, number, format, input_shape)?;
     if let Some(row_id) = pending {
         let options = crate::jobs::JobSettings::offline(registry.data_dir(), python.map(std::path::Path::to_path_buf));

@@ -15,6 +15,7 @@ pub(crate) mod formats;
 
 use serde_json::{json, Map, Value};
 
+use crate::compute::jobs::Settings;
 use crate::http::params::{query_bool, query_int};
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
 use crate::registry::catalogue::models::TagFilter;
@@ -227,7 +228,7 @@ pub(crate) fn new_model_from_json(body: &Map<String, Value>) -> Result<NewModel>
 
 fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let model = resolve_model(ctx.registry, req.who()?, req.param("model_id"))?;
-    Ok(Response::json(200, &model_detail(ctx.registry, req.who()?, &model.id)?))
+    Ok(Response::json(200, &model_detail(ctx.registry, &formats::settings(ctx), req.who()?, &model.id)?))
 }
 
 /// The SDK's `update_model`: name, description and the Octomil fields.
@@ -269,12 +270,13 @@ fn update_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         patch.attrs.insert("is_baseline".into(), json!(baseline));
     }
     ctx.registry.update_model(&who, &model.id, |_| Ok(patch))?;
-    Ok(Response::json(200, &model_detail(ctx.registry, &who, &model.id)?))
+    Ok(Response::json(200, &model_detail(ctx.registry, &formats::settings(ctx), &who, &model.id)?))
 }
 
 /// A model with its whole version history and its aliases (`{"champion":
-/// 3}`: a field the seed does not have, which the SDK ignores).
-pub(crate) fn model_detail(registry: &Registry, who: &Principal, id: &str) -> Result<Value> {
+/// 3}`: a field the seed does not have, which the SDK ignores); `settings`
+/// say which conversions this process serves.
+pub(crate) fn model_detail(registry: &Registry, settings: &Settings, who: &Principal, id: &str) -> Result<Value> {
     let model = registry.get_model(who, id)?;
     let versions = registry.list_versions(who, id)?;
     let mut body = render_model(&model, versions.last());
@@ -284,7 +286,7 @@ pub(crate) fn model_detail(registry: &Registry, who: &Principal, id: &str) -> Re
     let mut summaries = Vec::with_capacity(versions.len());
     for v in &versions {
         let mut summary = render_version(&model.id, v);
-        formats::add_fields(registry, v, &mut summary)?;
+        formats::add_fields(registry, settings, v, &mut summary)?;
         summary["tags"] = json!(version_tags.remove(&v.id).unwrap_or_default());
         summary["lineage"] = registry.lineage_view(who, v)?;
         summaries.push(summary);

@@ -1,6 +1,7 @@
 //! Format artifacts: a version's weights converted into another format
-//! (ONNX, TFLite) and verified against the original (the job is
-//! `crate::compute::formats::run`). One row per version and format, made
+//! (ONNX, TFLite) and verified against the original, or (Core ML) served
+//! unverified and saying so (the job is `crate::compute::formats::run`).
+//! One row per version and format, made
 //! when a conversion is first asked for (on upload, on a download of a
 //! missing format, or explicitly): queued → running → ready (the artifact is
 //! a blob the row owns; the version never changes) or failed (with a
@@ -45,6 +46,23 @@ pub struct FormatArtifact {
 impl FormatArtifact {
     pub fn is_ready(&self) -> bool {
         self.state == "ready"
+    }
+
+    /// Whether the artifact was checked against the original (the same
+    /// inputs gave the same outputs): None until it is ready. The job
+    /// records it in the provenance with the other facts of how the file
+    /// was made (nothing filters on it, so it needs no column); a ready row
+    /// without it predates Core ML, when every artifact served was checked.
+    pub fn verified(&self) -> Option<bool> {
+        self.is_ready().then(|| self.provenance.get("verified").and_then(Value::as_bool).unwrap_or(true))
+    }
+
+    /// Why a ready artifact was not verified.
+    pub fn unverified_reason(&self) -> Option<&str> {
+        match self.verified() {
+            Some(false) => self.provenance.get("unverifiedReason").and_then(Value::as_str),
+            _ => None,
+        }
     }
 }
 
