@@ -1,7 +1,9 @@
 //! Format conversions of Octomil versions (issue 16): the real binary, a
 //! real runtime with the converters (`modelreg runtime install --with
 //! converters`, installed once under target/tmp and shared), and the
-//! converted models run with onnxruntime against the originals.
+//! converted models run with onnxruntime against the originals. Core ML
+//! (issue 24) cannot run on Linux: its artifacts are read back with
+//! coremltools and must say they are unverified.
 
 mod common;
 
@@ -159,6 +161,7 @@ fn a_sklearn_pipeline_pickle_downloads_as_onnx_that_matches_the_original_on_100_
     assert_eq!(reply.header("Content-Disposition"), Some("attachment; filename=\"model_v1.onnx\""));
     assert_eq!(reply.header("Content-Length"), Some(onnx.len().to_string().as_str()));
     assert_eq!(reply.header("X-Model-Hash"), Some(sha256_hex(&onnx).as_str()));
+    assert_eq!(reply.header("X-Modelreg-Verified"), Some("true"), "ONNX is run against the original before it is served");
     assert_ne!(sha256_hex(&onnx), sha256_hex(&pickle));
     let etag = reply.header("ETag").unwrap().to_string();
     // Range and ETag as for originals.
@@ -179,6 +182,8 @@ fn a_sklearn_pipeline_pickle_downloads_as_onnx_that_matches_the_original_on_100_
     let v1 = &model["versions"][0];
     assert_eq!(v1["available_formats"], json!(["sklearn", "onnx"]));
     assert_eq!(v1["format_conversions"]["onnx"]["state"], "ready");
+    assert_eq!(v1["format_conversions"]["onnx"]["verified"], true);
+    assert_eq!(v1["format_conversions"]["onnx"]["unverified_reason"], Value::Null);
     assert_eq!(v1["format_conversions"]["onnx"]["model_hash"], format!("sha256:{}", sha256_hex(&onnx)));
     assert_eq!(v1["model_hash"], format!("sha256:{}", sha256_hex(&pickle)), "the seed's fields describe the original");
 
@@ -263,8 +268,6 @@ fn impossible_conversions_answer_404_with_the_reason() {
     upload(&s, &id, "pipeline.pkl", &std::fs::read(work.path().join("pipeline.pkl")).unwrap(), None);
     let tflite = s.get(&format!("/api/v1/models/{id}/versions/1/download?format=tflite"));
     assert_reasoned_404(&tflite, "impossible", "TFLite");
-    let coreml = s.get(&format!("/api/v1/models/{id}/versions/1/download?format=coreml"));
-    assert_reasoned_404(&coreml, "impossible", "cannot be run on Linux");
     let post = s.post_json(&format!("/api/v1/models/{id}/versions/1/formats/tflite"), &json!({}));
     assert_eq!(post.status, 400, "{}", String::from_utf8_lossy(&post.body));
     assert!(post.json()["message"].as_str().unwrap().contains("TFLite"));
@@ -282,6 +285,8 @@ fn impossible_conversions_answer_404_with_the_reason() {
     upload(&s, &torch_model, "weights.pt", &state_dict, None);
     let reply = s.get(&format!("/api/v1/models/{torch_model}/versions/1/download?format=onnx"));
     assert_reasoned_404(&reply, "impossible", "state_dict");
+    let reply = s.get(&format!("/api/v1/models/{torch_model}/versions/1/download?format=coreml"));
+    assert_reasoned_404(&reply, "impossible", "cannot be exported to Core ML");
 
     // TorchScript needs an input shape, and this runtime has no PyTorch:
     // the answer names the option that would install it.
@@ -295,13 +300,20 @@ fn impossible_conversions_answer_404_with_the_reason() {
     let post = s.post_json(&format!("/api/v1/models/{torch_model}/versions/2/formats/onnx"), &json!({"input_shape": [1, 3, 8, 8]}));
     assert_eq!(post.status, 400, "{}", String::from_utf8_lossy(&post.body));
     assert!(post.json()["message"].as_str().unwrap().contains("--with torch"), "{}", post.json());
+    // Core ML from TorchScript likewise.
+    let reply = s.get(&format!("/api/v1/models/{torch_model}/versions/2/download?format=coreml"));
+    assert_reasoned_404(&reply, "needs a shape", "input_shape");
+    let post = s.post_json(&format!("/api/v1/models/{torch_model}/versions/2/formats/coreml"), &json!({"input_shape": [1, 3, 8, 8]}));
+    assert_eq!(post.status, 400, "{}", String::from_utf8_lossy(&post.body));
+    assert!(post.json()["message"].as_str().unwrap().contains("--with converters --with torch"), "{}", post.json());
     let bad = s.post_json(&format!("/api/v1/models/{torch_model}/versions/2/formats/onnx"), &json!({"input_shape": [0, -1]}));
     assert_eq!(bad.status, 400);
     assert!(bad.json()["message"].as_str().unwrap().contains("input_shape"));
 
-
-    // An unknown format is a 400, as before.
-    assert_eq!(s.get(&format!("/api/v1/models/{id}/versions/1/download?format=gguf")).status, 400);
+    // An unknown format is a 400, as before; a weights format modelreg
+    // recognises but never converts into (GGUF, since issue 24) is impossible.
+    assert_eq!(s.get(&format!("/api/v1/models/{id}/versions/1/download?format=caffe")).status, 400);
+    assert_reasoned_404(&s.get(&format!("/api/v1/models/{id}/versions/1/download?format=gguf")), "impossible", "does not convert into gguf");
     // Nothing impossible was queued.
     for model in [&id, &torch_model] {
         let m = ok(&s.get(&format!("/api/v1/models/{model}")), 200);
@@ -495,6 +507,7 @@ fn a_keras_model_downloads_as_onnx_and_tflite_that_match_the_original() {
             let reply = download_when_done(&s, &path, None);
             assert_eq!(reply.status, 200, "{file} → {format}: {}", String::from_utf8_lossy(&reply.body));
             assert_eq!(reply.header("Content-Disposition"), Some(format!("attachment; filename=\"model_v{n}.{format}\"").as_str()));
+            assert_eq!(reply.header("X-Modelreg-Verified"), Some("true"), "{file} → {format}");
             let converted = work.path().join(format!("v{n}.{format}"));
             std::fs::write(&converted, &reply.body).unwrap();
             let compared = python(work.path(), COMPARE_KERAS, &[format, file, converted.to_str().unwrap()]);
@@ -507,8 +520,25 @@ fn a_keras_model_downloads_as_onnx_and_tflite_that_match_the_original() {
     }
     let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
     assert_eq!(model["versions"][1]["available_formats"], json!(["tensorflow", "onnx", "tflite"]));
-    // CoreML is never made (it cannot be checked on Linux).
-    assert_reasoned_404(&s.get(&format!("/api/v1/models/{id}/versions/1/download?format=coreml")), "impossible", "CoreML");
+    for v in model["versions"].as_array().unwrap() {
+        for format in ["onnx", "tflite"] {
+            assert_eq!(v["format_conversions"][format]["verified"], true, "{v}");
+        }
+    }
+
+    // Core ML is made, unverified: it cannot run here, so only read back.
+    let reply = download_when_done(&s, &format!("/api/v1/models/{id}/versions/1/download?format=coreml"), None);
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(reply.header("X-Modelreg-Verified"), Some("false"));
+    assert_eq!(reply.header("Content-Disposition"), Some("attachment; filename=\"model_v1.mlmodel\""));
+    let mlmodel = work.path().join("v1.mlmodel");
+    std::fs::write(&mlmodel, &reply.body).unwrap();
+    let spec = python(work.path(), READ_COREML, &[mlmodel.to_str().unwrap()]);
+    assert_eq!(spec["inputs"], json!(["input"]), "{spec}");
+    assert_eq!(spec["outputs"].as_array().unwrap().len(), 1, "{spec}");
+    let status = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats/coreml")), 200);
+    assert_eq!(status["verified"], false, "{status}");
+    assert_eq!(status["provenance"]["converter"], "coremltools.convert");
 }
 
 /// A pipeline whose answer cancels two terms of 1e8: exact enough in
@@ -544,4 +574,155 @@ fn a_conversion_that_disagrees_with_the_original_fails_with_the_largest_differen
     let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
     assert_eq!(model["versions"][0]["available_formats"], json!(["sklearn"]));
     assert_eq!(model["versions"][0]["format_conversions"]["onnx"]["model_hash"], Value::Null);
+}
+
+/// A scikit-learn model coremltools converts: a random forest behind a
+/// scaler, three classes.
+const MAKE_FOREST: &str = r#"
+import json, pickle, numpy as np
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.ensemble import RandomForestClassifier
+rng = np.random.default_rng(7)
+X = rng.normal(size=(400, 6))
+y = (X[:, 0] - 2 * X[:, 3] + 0.5 * X[:, 5] > 0).astype(int) + (X[:, 1] > 1)
+forest = make_pipeline(StandardScaler(), RandomForestClassifier(n_estimators=10, random_state=0)).fit(X, y)
+pickle.dump(forest, open("forest.pkl", "wb"))
+print(json.dumps({"classes": [str(c) for c in forest.classes_], "features": int(forest.n_features_in_)}))
+"#;
+
+/// What a Core ML file holds, read with coremltools (which reads the
+/// protobuf on Linux; it cannot run the model): the model type, input and
+/// output names, the inputs' shapes and the class labels a classifier
+/// declares.
+const READ_COREML: &str = r#"
+import json, sys, coremltools as ct
+def class_labels(spec):
+    kind = spec.WhichOneof("Type")
+    if kind == "pipelineClassifier":
+        return class_labels(spec.pipelineClassifier.pipeline.models[-1])
+    model = getattr(spec, kind)
+    if "int64ClassLabels" in model.DESCRIPTOR.fields_by_name and model.HasField("int64ClassLabels"):
+        return [str(label) for label in model.int64ClassLabels.vector]
+    return None
+model = ct.models.MLModel(sys.argv[1], skip_model_load=True)
+spec = ct.utils.load_spec(sys.argv[1])
+print(json.dumps({
+    "type": spec.WhichOneof("Type"),
+    "inputs": [i.name for i in spec.description.input],
+    "shapes": [list(i.type.multiArrayType.shape) for i in spec.description.input],
+    "outputs": [o.name for o in model.get_spec().description.output],
+    "classLabels": class_labels(spec),
+}))
+"#;
+
+#[test]
+fn a_sklearn_model_converts_to_core_ml_marked_unverified() {
+    let work = tempfile::tempdir().unwrap();
+    let made = python(work.path(), MAKE_FOREST, &[]);
+    let pickle = std::fs::read(work.path().join("forest.pkl")).unwrap();
+    let s = server(&["--no-convert-on-upload"]);
+    let id = create_model(&s, "forest", "sklearn");
+    upload(&s, &id, "forest.pkl", &pickle, None);
+
+    // The first download asks for the conversion; the artifact then comes
+    // with the header saying it was not verified.
+    let path = format!("/api/v1/models/{id}/versions/1/download?format=coreml");
+    assert!(is_pending(&s.get(&path)));
+    let reply = download_when_done(&s, &path, None);
+    assert_eq!(reply.status, 200, "{}\n{}", String::from_utf8_lossy(&reply.body), s.log.lock().unwrap());
+    let mlmodel = reply.body.clone();
+    assert_eq!(reply.header("X-Modelreg-Verified"), Some("false"));
+    assert_eq!(reply.header("Content-Disposition"), Some("attachment; filename=\"model_v1.mlmodel\""));
+    assert_eq!(reply.header("X-Model-Hash"), Some(sha256_hex(&mlmodel).as_str()));
+
+    // The bytes are a Core ML model of the original: coremltools reads
+    // them back with the original's inputs and classes.
+    let file = work.path().join("model.mlmodel");
+    std::fs::write(&file, &mlmodel).unwrap();
+    let spec = python(work.path(), READ_COREML, &[file.to_str().unwrap()]);
+    assert_eq!(spec["type"], "pipelineClassifier", "{spec}");
+    assert_eq!(spec["inputs"], json!(["input"]), "{spec}");
+    assert_eq!(spec["shapes"], json!([[made["features"]]]), "{spec}");
+    assert_eq!(spec["classLabels"], made["classes"], "{spec}");
+    assert_eq!(spec["outputs"], json!(["classLabel", "classProbability"]), "{spec}");
+
+    // Every JSON that shows the conversion says it is unverified, and why.
+    let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
+    let v1 = &model["versions"][0];
+    assert_eq!(v1["available_formats"], json!(["sklearn", "coreml"]));
+    let conversion = &v1["format_conversions"]["coreml"];
+    assert_eq!(conversion["state"], "ready", "{conversion}");
+    assert_eq!(conversion["verified"], false, "{conversion}");
+    assert!(conversion["unverified_reason"].as_str().unwrap().contains("runs only on Apple's platforms"), "{conversion}");
+    assert_eq!(conversion["model_hash"], format!("sha256:{}", sha256_hex(&mlmodel)));
+    let status = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats/coreml")), 200);
+    assert_eq!(status["verified"], false, "{status}");
+    assert_eq!(status["provenance"]["verified"], false, "{status}");
+    assert_eq!(status["provenance"]["converter"], "coremltools.converters.sklearn");
+    assert_eq!(status["provenance"]["converterVersion"], installed_version("coremltools"), "{status}");
+    assert_eq!(status["provenance"]["sourceSha256"], sha256_hex(&pickle));
+    assert!(status["log"].as_str().unwrap().contains("Not verified"), "{status}");
+    let listed = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats")), 200);
+    let coreml = listed["formats"].as_array().unwrap().iter().find(|f| f["format"] == "coreml").unwrap();
+    assert_eq!(coreml["verified"], false, "{listed}");
+
+    // The CLI says so too, over HTTP (from the header) and offline.
+    let remote_out = work.path().join("remote.mlmodel");
+    let out = s.cli_remote(&["--json", "versions", "download", &id, "1", "--format", "coreml", "-o", remote_out.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(written["verified"], false, "{written}");
+    assert_eq!(std::fs::read(&remote_out).unwrap(), mlmodel);
+    let out = s.cli(&["versions", "download", &id, "1", "--format", "coreml", "-o", work.path().join("local.mlmodel").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT verified against the original"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = s.cli_remote(&["versions", "convert", &id, "1", "--to", "coreml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT verified against the original: a Core ML model"), "{}", String::from_utf8_lossy(&out.stdout));
+    // The original's download is not a conversion: no such header.
+    assert_eq!(s.get(&format!("/api/v1/models/{id}/versions/1/download")).header("X-Modelreg-Verified"), None);
+}
+
+#[test]
+fn a_model_coremltools_cannot_convert_fails_with_its_reason() {
+    // The multinomial LogisticRegression of MAKE_MODELS: coremltools makes
+    // only one-vs-rest GLM classifiers, and reads an attribute scikit-learn
+    // 1.8 removed. Nothing is served in its place.
+    let work = tempfile::tempdir().unwrap();
+    python(work.path(), MAKE_MODELS, &[]);
+    let s = server(&["--no-convert-on-upload"]);
+    let id = create_model(&s, "logistic", "sklearn");
+    upload(&s, &id, "pipeline.pkl", &std::fs::read(work.path().join("pipeline.pkl")).unwrap(), None);
+    let reply = download_when_done(&s, &format!("/api/v1/models/{id}/versions/1/download?format=coreml"), None);
+    assert_reasoned_404(&reply, "failed", "cannot convert Pipeline");
+    let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
+    assert_eq!(model["versions"][0]["available_formats"], json!(["sklearn"]));
+    assert_eq!(model["versions"][0]["format_conversions"]["coreml"]["verified"], Value::Null);
+}
+
+#[test]
+fn with_core_ml_turned_off_asking_for_it_is_refused_in_octomil_s_error_body() {
+    let work = tempfile::tempdir().unwrap();
+    python(work.path(), MAKE_FOREST, &[]);
+    let s = server(&["--no-convert-on-upload", "--no-coreml"]);
+    let id = create_model(&s, "forest", "sklearn");
+    upload(&s, &id, "forest.pkl", &std::fs::read(work.path().join("forest.pkl")).unwrap(), None);
+    let refused = |reply: &Reply| {
+        assert_eq!(reply.status, 403, "{}", String::from_utf8_lossy(&reply.body));
+        let body = reply.json();
+        assert_eq!(body["error"], "forbidden", "{body}");
+        assert_eq!(body.as_object().unwrap().len(), 2, "Octomil's error body is {{error, message}}: {body}");
+        assert!(body["message"].as_str().unwrap().contains("operator of this server turned Core ML conversions off"), "{body}");
+    };
+    refused(&s.get(&format!("/api/v1/models/{id}/versions/1/download?format=coreml")));
+    refused(&s.post_json(&format!("/api/v1/models/{id}/versions/1/formats/coreml"), &json!({})));
+    let status = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats/coreml")), 200);
+    assert_eq!(status["state"], "disabled", "{status}");
+    // Nothing was queued; the other formats are not affected.
+    let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
+    assert_eq!(model["versions"][0]["format_conversions"], json!({}), "{model}");
+    let listed = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats")), 200);
+    let onnx = listed["formats"].as_array().unwrap().iter().find(|f| f["format"] == "onnx").unwrap();
+    assert_eq!(onnx["state"], "not_requested", "{listed}");
 }

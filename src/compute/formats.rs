@@ -492,6 +492,27 @@ mod tests {
     }
 
     #[test]
+    fn an_install_command_names_every_option_its_packages_need() {
+        assert_eq!(install_command(&[Need::Converters, Need::CoreML]), "modelreg runtime install --with converters");
+        assert_eq!(install_command(&[Need::TensorFlow, Need::CoreML]), "modelreg runtime install --with converters --with tensorflow");
+        assert_eq!(install_command(&[Need::Torch]), "modelreg runtime install --with converters --with torch");
+    }
+
+    #[test]
+    fn core_ml_is_an_mlmodel_unverified_and_the_operator_may_turn_it_off() {
+        assert_eq!(file_name(3, "coreml"), "model_v3.mlmodel");
+        assert_eq!(file_name(3, "onnx"), "model_v3.onnx");
+        assert!(unverifiable("coreml").is_some());
+        assert!(unverifiable("onnx").is_none() && unverifiable("tflite").is_none());
+        let dir = std::path::Path::new("/nonexistent");
+        let mut settings = Settings { data_dir: dir, python: None, image_builder: None, runs_jobs: true, coreml: true };
+        assert_eq!(turned_off(&settings, "coreml"), None);
+        settings.coreml = false;
+        assert!(turned_off(&settings, "coreml").is_some_and(|why| why.contains("--no-coreml")));
+        assert_eq!(turned_off(&settings, "onnx"), None);
+    }
+
+    #[test]
     fn a_log_tail_cuts_on_a_character_boundary() {
         assert_eq!(log_tail("abc", 10), "abc");
         assert_eq!(log_tail("aé", 1), "");

@@ -225,3 +225,40 @@ impl Registry {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(state: &str, provenance: Value) -> FormatArtifact {
+        FormatArtifact {
+            id: "a".into(),
+            team_id: "t".into(),
+            model_id: "m".into(),
+            version_id: "v".into(),
+            format: "onnx".into(),
+            state: state.into(),
+            source_sha256: "0".repeat(64),
+            input_shape: None,
+            reason: None,
+            job_id: "j".into(),
+            artifact: None,
+            provenance,
+            created_by: "u".into(),
+            created_at: now(),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn a_ready_artifact_is_verified_unless_its_provenance_says_otherwise() {
+        // Made before Core ML: every artifact served had been checked.
+        let older = row("ready", json!({"converter": "skl2onnx", "checks": []}));
+        assert_eq!((older.verified(), older.unverified_reason()), (Some(true), None));
+        let coreml = row("ready", json!({"verified": false, "unverifiedReason": "it cannot run on Linux"}));
+        assert_eq!((coreml.verified(), coreml.unverified_reason()), (Some(false), Some("it cannot run on Linux")));
+        let checked = row("ready", json!({"verified": true, "unverifiedReason": null}));
+        assert_eq!((checked.verified(), checked.unverified_reason()), (Some(true), None));
+        assert_eq!(row("running", Value::Null).verified(), None);
+    }
+}
