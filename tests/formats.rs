@@ -705,9 +705,18 @@ fn a_model_coremltools_cannot_convert_fails_with_its_reason() {
 fn with_core_ml_turned_off_asking_for_it_is_refused_in_octomil_s_error_body() {
     let work = tempfile::tempdir().unwrap();
     python(work.path(), MAKE_FOREST, &[]);
-    let s = server(&["--no-convert-on-upload", "--no-coreml"]);
+    let forest = std::fs::read(work.path().join("forest.pkl")).unwrap();
+    // A Core ML artifact made while the server allowed it…
+    let s = server(&["--no-convert-on-upload"]);
     let id = create_model(&s, "forest", "sklearn");
-    upload(&s, &id, "forest.pkl", &std::fs::read(work.path().join("forest.pkl")).unwrap(), None);
+    upload(&s, &id, "forest.pkl", &forest, None);
+    let made = download_when_done(&s, &format!("/api/v1/models/{id}/versions/1/download?format=coreml"), None);
+    assert_eq!(made.status, 200, "{}", String::from_utf8_lossy(&made.body));
+    // …is no longer served once the operator turns Core ML off, and nothing
+    // new is made.
+    let python = converters_python();
+    let s = Server::start_in(s.kill(), &["--python", python.to_str().unwrap(), "--no-convert-on-upload", "--no-coreml"]);
+    upload(&s, &id, "forest.pkl", &forest, None);
     let refused = |reply: &Reply| {
         assert_eq!(reply.status, 403, "{}", String::from_utf8_lossy(&reply.body));
         let body = reply.json();
@@ -715,14 +724,20 @@ fn with_core_ml_turned_off_asking_for_it_is_refused_in_octomil_s_error_body() {
         assert_eq!(body.as_object().unwrap().len(), 2, "Octomil's error body is {{error, message}}: {body}");
         assert!(body["message"].as_str().unwrap().contains("operator of this server turned Core ML conversions off"), "{body}");
     };
-    refused(&s.get(&format!("/api/v1/models/{id}/versions/1/download?format=coreml")));
-    refused(&s.post_json(&format!("/api/v1/models/{id}/versions/1/formats/coreml"), &json!({})));
-    let status = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats/coreml")), 200);
-    assert_eq!(status["state"], "disabled", "{status}");
-    // Nothing was queued; the other formats are not affected.
+    for n in [1, 2] {
+        refused(&s.get(&format!("/api/v1/models/{id}/versions/{n}/download?format=coreml")));
+        refused(&s.post_json(&format!("/api/v1/models/{id}/versions/{n}/formats/coreml"), &json!({})));
+        let status = ok(&s.get(&format!("/api/v1/models/{id}/versions/{n}/formats/coreml")), 200);
+        assert_eq!(status["state"], "disabled", "{status}");
+    }
     let model = ok(&s.get(&format!("/api/v1/models/{id}")), 200);
-    assert_eq!(model["versions"][0]["format_conversions"], json!({}), "{model}");
-    let listed = ok(&s.get(&format!("/api/v1/models/{id}/versions/1/formats")), 200);
+    let (v1, v2) = (&model["versions"][0], &model["versions"][1]);
+    assert_eq!(v1["available_formats"], json!(["sklearn"]), "{model}");
+    assert_eq!(v1["format_conversions"]["coreml"]["state"], "disabled", "{model}");
+    assert_eq!(v1["format_conversions"]["coreml"]["verified"], false, "the record of what was made stays: {model}");
+    assert_eq!(v2["format_conversions"], json!({}), "nothing was queued: {model}");
+    // The other formats are not affected.
+    let listed = ok(&s.get(&format!("/api/v1/models/{id}/versions/2/formats")), 200);
     let onnx = listed["formats"].as_array().unwrap().iter().find(|f| f["format"] == "onnx").unwrap();
     assert_eq!(onnx["state"], "not_requested", "{listed}");
 }

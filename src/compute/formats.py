@@ -306,7 +306,8 @@ def tensorflow_to_tflite(source, out):
     return {"converter": "tf.lite.TFLiteConverter", "converterVersion": tf.__version__, "checks": checks}
 
 
-def pytorch_to_onnx(source, out, shape):
+def torchscript_model(source):
+    """torch, and the TorchScript model in `source`, ready to run."""
     try:
         import torch
     except ImportError:
@@ -316,6 +317,11 @@ def pytorch_to_onnx(source, out, shape):
     except Exception as e:
         fail(f"cannot load the file as TorchScript (a state_dict or a pickled module cannot be exported): {type(e).__name__}: {e}")
     model.eval()
+    return torch, model
+
+
+def pytorch_to_onnx(source, out, shape):
+    torch, model = torchscript_model(source)
     x = torch.from_numpy(
         __import__("numpy").random.default_rng(SEED).normal(size=shape).astype("float32")
     )
@@ -484,15 +490,7 @@ def tensorflow_to_coreml(source, out):
 
 
 def pytorch_to_coreml(source, out, shape):
-    try:
-        import torch
-    except ImportError:
-        fail("the runtime has no PyTorch: run `modelreg runtime install --with converters --with torch`")
-    try:
-        model = torch.jit.load(source, map_location="cpu")
-    except Exception as e:
-        fail(f"cannot load the file as TorchScript (a state_dict or a pickled module cannot be converted): {type(e).__name__}: {e}")
-    model.eval()
+    torch, model = torchscript_model(source)
     coremltools = import_coremltools()
     try:
         converted = coremltools.convert(

@@ -145,7 +145,7 @@ impl Server {
 
     fn start_in_env(data: tempfile::TempDir, env: &[(&str, &str)], args: &[&str]) -> Server {
         let store = on_s3().then(garage::fresh_bucket).flatten();
-        Server::launch(data, env, args, store.map(|(garage, bucket)| (garage, bucket)))
+        Server::launch(data, env, args, store)
     }
 
     /// Starts a server on the local blob store, whatever `on_s3` says.

@@ -100,12 +100,12 @@ fn row_availability(row: FormatArtifact) -> Availability {
 /// What it takes to make `format` of `version` here: the packages, or
 /// where it stands without a conversion (the original, impossible, or
 /// turned off, which covers an artifact made before it was).
-fn plan_here(registry: &Registry, settings: &Settings, version: &Version, format: &str) -> std::result::Result<&'static [Need], Availability> {
+fn plan_here(registry: &Registry, settings: &Settings, version: &Version, format: &str) -> std::result::Result<&'static [Need], Box<Availability>> {
     match convert::plan(registry, version, format) {
-        Plan::Original => Err(Availability::Original),
-        Plan::Impossible(reason) => Err(Availability::Impossible(reason)),
+        Plan::Original => Err(Box::new(Availability::Original)),
+        Plan::Impossible(reason) => Err(Box::new(Availability::Impossible(reason))),
         Plan::Convert { needs, .. } => match convert::turned_off(settings, format) {
-            Some(refusal) => Err(Availability::TurnedOff(refusal)),
+            Some(refusal) => Err(Box::new(Availability::TurnedOff(refusal))),
             None => Ok(needs),
         },
     }
@@ -115,7 +115,7 @@ fn plan_here(registry: &Registry, settings: &Settings, version: &Version, format
 pub(crate) fn availability(registry: &Registry, settings: &Settings, version: &Version, format: &str) -> Result<Availability> {
     let needs = match plan_here(registry, settings, version, format) {
         Ok(needs) => needs,
-        Err(availability) => return Ok(availability),
+        Err(availability) => return Ok(*availability),
     };
     if let Some(row) = registry.format_artifact(version, format)? {
         return Ok(row_availability(row));
@@ -140,7 +140,7 @@ pub(crate) fn request(
 ) -> Result<Availability> {
     let needs = match plan_here(registry, settings, version, format) {
         Ok(needs) => needs,
-        Err(availability) => return Ok(availability),
+        Err(availability) => return Ok(*availability),
     };
     let existing = registry.format_artifact(version, format)?;
     if let Some(row) = &existing {
