@@ -219,7 +219,7 @@ impl Registry {
         }
         let artifact = self.format_artifact_by_id(id)?; // this connection: inside the transaction
         let subject = EventSubject { team_id: &artifact.team_id, model_id: &artifact.model_id, version_id: Some(&artifact.version_id) };
-        let data = json!({"format": artifact.format, "state": artifact.state, "reason": artifact.reason});
+        let data = json!({"format": artifact.format, "state": artifact.state, "reason": artifact.reason, "verified": artifact.verified()});
         emit(&tx, "conversion.finished", subject, data)?;
         tx.commit()?;
         Ok(true)
