@@ -328,7 +328,7 @@ pub fn migrate_database(registry: &Registry, to: &str, as_json: bool) -> Result<
 
 pub fn migrate_blobs(registry: &mut Registry, to: &crate::registry::BlobLocation, as_json: bool) -> Result<i32, Error> {
     let started = std::time::Instant::now();
-    let bar = if as_json { None } else { super::models::byte_bar(0) };
+    let bar = if as_json { None } else { super::progress::byte_bar(0) };
     let report = registry.migrate_blobs(to, &mut |done, total| {
         if let Some(bar) = &bar {
             bar.set_length(total);

@@ -11,7 +11,7 @@ use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
 use super::datarobot::{deleted, folder_files};
-use super::models::progress;
+use super::progress::progress;
 use super::remote::{enc, FormPart};
 use super::table::{cell, print, Columns};
 use super::Target;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 
-use super::models::progress;
+use super::progress::progress;
 use super::remote::{enc, Download, FormPart, Remote};
 use super::table::{cell, print, size, Columns};
 use super::version_handle::model_and_version;

@@ -10,7 +10,7 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::datarobot::{deleted, ListPage};
-use super::models::{open_with_progress, progress};
+use super::progress::{open_with_progress, progress};
 use super::remote::{enc, Download, FormPart};
 use super::table::{cell, print, size, Columns};
 use super::Target;

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::models::progress;
+use super::progress::progress;
 use super::remote::Download;
 use super::table::human_size;
 use crate::registry::Error;

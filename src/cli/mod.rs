@@ -10,6 +10,7 @@ mod datasets;
 mod download;
 mod local;
 mod models;
+mod progress;
 mod remote;
 mod repositories;
 mod runtime;
