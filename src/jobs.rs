@@ -120,10 +120,10 @@ pub enum Lane {
 
 /// Threads of the bookkeeping lane: its jobs take milliseconds.
 const BOOKKEEPING_THREADS: usize = 2;
-/// Threads of the deliveries lane. The claim takes the team with the
-/// fewest running jobs first, so a team whose receiver is dead holds at
-/// most its share of them while other teams' deliveries go out.
-const DELIVERY_THREADS: usize = 4;
+/// Threads of the deliveries lane. A team sends at most two webhooks at
+/// once (`registry::webhooks::take_webhook`), and each webhook one delivery
+/// at a time, so a team whose receivers are dead holds at most two of them.
+const DELIVERY_THREADS: usize = 8;
 
 /// Every kind of job, its lane, and the function that runs it.
 const HANDLERS: &[(&str, Lane, JobFn)] = &[

@@ -330,3 +330,46 @@ fn a_dead_receiver_holds_back_only_its_own_deliveries_which_arrive_in_order() {
     let numbers: Vec<i64> = (2..=10).map(|_| slow.next().json()["version"]["number"].as_i64().unwrap()).collect();
     assert_eq!(numbers, (2..=10).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_team_sends_two_webhooks_at_a_time_so_its_dead_receivers_leave_the_lane_to_others() {
+    let s = Server::start_with(&["--webhook-first-retry", "200ms", "--webhook-timeout", "60s"]);
+    let (release, held) = channel();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(held));
+    let dead: Vec<Receiver_> = (0..3).map(|_| receiver(vec![Answer::Hold(held.clone()), Answer::Status(200)])).collect();
+    for hook in &dead {
+        create_hook(&s, &hook.url, &["version.created"]);
+    }
+    let model = new_model(&s, "three-hooks");
+    upload(&s, &model, b"one event, three webhooks");
+    // Two of the three receivers get the event and hold it.
+    let mut got = [false; 3];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.iter().filter(|g| **g).count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "two deliveries did not start");
+        for (i, hook) in dead.iter().enumerate() {
+            if !got[i] && hook.requests.recv_timeout(Duration::from_millis(50)).is_ok() {
+                got[i] = true;
+            }
+        }
+    }
+    // Another team's event goes out meanwhile, and the third webhook of the
+    // first team is still waiting for its team's turn.
+    assert!(s.cli(&["teams", "add", "others"]).status.success());
+    assert!(s.cli(&["users", "add", "olga", "--team", "others", "--admin"]).status.success());
+    let key: Value = serde_json::from_slice(&s.cli(&["--json", "keys", "create", "--user", "olga"]).stdout).unwrap();
+    let olga = key["secret"].as_str().unwrap();
+    let fast = receiver(vec![Answer::Status(200)]);
+    ok(&as_user(&s, olga, "POST", HOOKS, Some(&json!({"url": fast.url, "secret": SECRET, "events": ["model.deleted"]}))), 201);
+    let theirs = ok(&as_user(&s, olga, "POST", "/api/v1/models", Some(&json!({"name": "theirs"}))), 201);
+    ok(&as_user(&s, olga, "DELETE", &format!("/api/v1/models/{}", theirs["id"].as_str().unwrap()), None), 200);
+    fast.requests.recv_timeout(Duration::from_secs(10)).expect("the other team's delivery waited");
+    let third = got.iter().position(|g| !g).unwrap();
+    assert!(dead[third].requests.try_recv().is_err(), "a third webhook of one team was sent while two held theirs");
+
+    // Once the two answer, the third gets its turn.
+    release.send(()).unwrap();
+    release.send(()).unwrap();
+    dead[third].next();
+    release.send(()).unwrap();
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::registry::webhooks::{signature, AttemptOutcome, DueDelivery};
+use crate::registry::webhooks::{signature, AttemptOutcome, DueDelivery, Take};
 use crate::registry::{Job, Registry};
 
 /// How deliveries are sent: `serve`/`worker --webhook-timeout` and
@@ -47,8 +47,9 @@ pub fn run(registry: &Registry, settings: &DeliverySettings, job: &Job) -> Resul
     // Long enough for one attempt and its bookkeeping; renewed before each.
     let hold = || crate::registry::format_time(time::OffsetDateTime::now_utc() + settings.timeout + Duration::from_secs(30));
     let error = |e: crate::registry::Error| e.to_string();
-    if !registry.take_webhook(webhook, holder, &hold()).map_err(error)? {
-        return Ok(serde_json::json!({"skipped": "another runner is sending this webhook's deliveries"}));
+    match registry.take_webhook(webhook, holder, &hold()).map_err(error)? {
+        Take::Taken => {}
+        not_taken => return Ok(serde_json::json!({"skipped": format!("{not_taken:?}")})),
     }
     let mut attempts = Vec::new();
     let sent = (|| {

@@ -52,6 +52,24 @@ pub const EVENTS: [&str; 7] = [
 ];
 
 const MAX_WEBHOOKS_PER_TEAM: i64 = 50;
+/// How many of a team's webhooks may be sent at once: fewer than the
+/// deliveries lane has threads (`jobs::DELIVERY_THREADS`, 8), so that one
+/// team's dead receivers leave threads for everyone else.
+const MAX_SENDING_PER_TEAM: i64 = 2;
+/// How soon a job refused for its team's turn asks again.
+const TEAM_BUSY_RETRY: Duration = Duration::from_secs(1);
+
+/// What `take_webhook` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    Taken,
+    /// Another runner is sending them; it sends what this job would have.
+    HeldElsewhere,
+    /// The team's share of the lane is in use; the job was queued again.
+    TeamBusy,
+    /// The webhook was deleted.
+    Gone,
+}
 
 /// A webhook as listed: never its secret.
 #[derive(Clone, Debug, Serialize)]
@@ -258,18 +276,39 @@ impl Registry {
         Ok(deliveries)
     }
 
-    /// Takes a webhook's deliveries for this runner until `until` (RFC 3339):
-    /// false when another runner holds them. Taking them again while holding
-    /// them renews the hold.
-    pub fn take_webhook(&self, webhook_id: &str, holder: &str, until: &str) -> Result<bool> {
+    /// Takes a webhook's deliveries for `holder` until `until` (RFC 3339).
+    /// Taking them again while holding them renews the hold. Refused while
+    /// another runner holds them (it sends them all before it lets go), or
+    /// while `MAX_SENDING_PER_TEAM` other webhooks of the team are being
+    /// sent: then the job is queued again a second later, so that a team's
+    /// dead receivers hold at most that many threads of the lane and other
+    /// teams' deliveries go on.
+    pub fn take_webhook(&self, webhook_id: &str, holder: &str, until: &str) -> Result<Take> {
         let tx = self.write()?;
-        let taken = tx.execute(
-            "UPDATE webhooks SET sending_until = ?3, sending_by = ?2
-             WHERE id = ?1 AND (sending_until IS NULL OR sending_until < ?4 OR sending_by = ?2)",
-            params![webhook_id, holder, until, now()],
-        )?;
+        let at = now();
+        let row: Option<(String, Option<String>, Option<String>)> = tx
+            .prepare_cached("SELECT team_id, sending_by, sending_until FROM webhooks WHERE id = ?1")?
+            .query_row([webhook_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((team_id, by, held_until)) = row else { return Ok(Take::Gone) };
+        let ours = by.as_deref() == Some(holder);
+        if !ours && held_until.is_some_and(|until| until >= at) {
+            return Ok(Take::HeldElsewhere);
+        }
+        if !ours {
+            let sending: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM webhooks WHERE team_id = ?1 AND id <> ?2 AND sending_until >= ?3")?
+                .query_row(params![team_id, webhook_id, at], |r| r.get(0))?;
+            if sending >= MAX_SENDING_PER_TEAM {
+                let later = format_time(time::OffsetDateTime::now_utc() + TEAM_BUSY_RETRY);
+                enqueue_delivery_job(&tx, &team_id, webhook_id, Some(later))?;
+                tx.commit()?;
+                return Ok(Take::TeamBusy);
+            }
+        }
+        tx.execute("UPDATE webhooks SET sending_until = ?3, sending_by = ?2 WHERE id = ?1", params![webhook_id, holder, until])?;
         tx.commit()?;
-        Ok(taken == 1)
+        Ok(Take::Taken)
     }
 
     /// The webhook's oldest pending delivery, when it is due; None when there
