@@ -373,3 +373,27 @@ fn a_team_sends_two_webhooks_at_a_time_so_its_dead_receivers_leave_the_lane_to_o
     dead[third].next();
     release.send(()).unwrap();
 }
+
+#[test]
+fn a_server_killed_while_sending_loses_no_delivery() {
+    let args = ["--webhook-first-retry", "200ms", "--webhook-timeout", "2s"];
+    let s = Server::start_with(&args);
+    let (release, held) = channel();
+    let hook = receiver(vec![Answer::Hold(std::sync::Arc::new(std::sync::Mutex::new(held))), Answer::Status(200)]);
+    create_hook(&s, &hook.url, &["version.created"]);
+    let model = new_model(&s, "interrupted");
+    for n in 1..=3 {
+        upload(&s, &model, format!("version {n}").as_bytes());
+    }
+    let first = hook.next();
+    // kill -9 while the first delivery is on the wire and two wait behind it.
+    let data = s.kill();
+    let s = Server::start_in(data, &args);
+    // The restarted server sends the interrupted one again, then the rest, in order.
+    let again = hook.next();
+    assert_eq!(again.headers["x-modelreg-event-id"], first.headers["x-modelreg-event-id"]);
+    let rest: Vec<i64> = (0..2).map(|_| hook.next().json()["version"]["number"].as_i64().unwrap()).collect();
+    assert_eq!((again.json()["version"]["number"].as_i64(), rest), (Some(1), vec![2, 3]));
+    drop(s);
+    release.send(()).unwrap();
+}

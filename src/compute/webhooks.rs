@@ -45,7 +45,8 @@ pub fn run(registry: &Registry, settings: &DeliverySettings, job: &Job) -> Resul
     // one webhook's deliveries at once.
     let holder = job.id.as_str();
     // Long enough for one attempt and its bookkeeping; renewed before each.
-    let hold = || crate::registry::format_time(time::OffsetDateTime::now_utc() + settings.timeout + Duration::from_secs(30));
+    // A runner that dies holding it delays the webhook's deliveries by this.
+    let hold = || crate::registry::format_time(time::OffsetDateTime::now_utc() + settings.timeout + Duration::from_secs(5));
     let error = |e: crate::registry::Error| e.to_string();
     match registry.take_webhook(webhook, holder, &hold()).map_err(error)? {
         Take::Taken => {}

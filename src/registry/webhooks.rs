@@ -63,7 +63,8 @@ const TEAM_BUSY_RETRY: Duration = Duration::from_secs(1);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Take {
     Taken,
-    /// Another runner is sending them; it sends what this job would have.
+    /// Another runner is sending them; it sends what this job would have (a
+    /// job was queued for when its hold runs out, in case it died).
     HeldElsewhere,
     /// The team's share of the lane is in use; the job was queued again.
     TeamBusy,
@@ -292,7 +293,11 @@ impl Registry {
             .optional()?;
         let Some((team_id, by, held_until)) = row else { return Ok(Take::Gone) };
         let ours = by.as_deref() == Some(holder);
-        if !ours && held_until.is_some_and(|until| until >= at) {
+        if let Some(held_until) = held_until.filter(|until| !ours && *until >= at) {
+            // Its holder sends what is due and queues the rest as it lets
+            // go; a job for when its hold runs out covers a holder that died.
+            enqueue_delivery_job(&tx, &team_id, webhook_id, Some(held_until))?;
+            tx.commit()?;
             return Ok(Take::HeldElsewhere);
         }
         if !ours {
