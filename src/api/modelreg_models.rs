@@ -255,10 +255,7 @@ pub(crate) fn version_detail(
     model: &Model,
     version: &Version,
 ) -> Result<Value> {
-    let tags = registry
-        .version_tags_of_model(who, &model.id)?
-        .remove(&version.id)
-        .unwrap_or_default();
+    let tags = registry.version_tags(who, &model.id, &version.id)?;
     let aliases = aliases_by_number(&registry.model_aliases(who, &model.id)?)
         .remove(&version.number)
         .unwrap_or_default();

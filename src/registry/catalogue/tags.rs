@@ -154,6 +154,20 @@ impl Registry {
         tags_of(&self.conn, Subject::Model(model_id))
     }
 
+    /// One version's tags (none when the version is not the model's).
+    pub fn version_tags(&self, who: &Principal, model_id: &str, version_id: &str) -> Result<Tags> {
+        self.get_model(who, model_id)?;
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT t.key, t.value FROM version_tags t JOIN model_versions v ON v.id = t.version_id
+                 WHERE v.model_id = ?1 AND t.version_id = ?2 ORDER BY t.key",
+            )?
+            .query_map([model_id, version_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<sql::Result<Vec<_>>>()?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The tags of each of these models (of the caller's team; ones without
     /// tags are absent), by model id: one query for a page of a list, whose
     /// query applied the access rule already.
