@@ -9,7 +9,7 @@
 //! key may see. The page builds its DOM with `textContent` only, but for a
 //! version's model card: HTML the registry rendered and sanitised
 //! (`registry::catalogue::cards`), parsed inert and moved into the page
-//! (`loadCard` in app.js). The Content-Security-Policy below is the second
+//! (`loadCard` in card.js). The Content-Security-Policy below is the second
 //! line of defence: no inline script, no script from anywhere but this
 //! server, no plugin or frame.
 
@@ -24,9 +24,26 @@ use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
 use crate::registry::{Cursor, Error, Model, ModelQuery, Origin, PageRequest, Principal, Registry, Result, Version, VersionSummary};
 
 static INDEX_HTML: &str = include_str!("assets/index.html");
-static APP_JS: &str = include_str!("assets/app.js");
-static APP_CSS: &str = include_str!("assets/app.css");
-static ICON_SVG: &str = include_str!("assets/icon.svg");
+
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file the page loads, served as `/ui/NAME`: the stylesheet, the
+/// icon, and the script's ES modules (app.js imports the rest; one module
+/// per view or concept, no build step).
+static ASSETS: &[(&str, &str, &str)] = &[
+    ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
+    ("icon.svg", "image/svg+xml", include_str!("assets/icon.svg")),
+    ("app.js", JS, include_str!("assets/app.js")),
+    ("core.js", JS, include_str!("assets/core.js")),
+    ("signin.js", JS, include_str!("assets/signin.js")),
+    ("list.js", JS, include_str!("assets/list.js")),
+    ("model.js", JS, include_str!("assets/model.js")),
+    ("facts.js", JS, include_str!("assets/facts.js")),
+    ("card.js", JS, include_str!("assets/card.js")),
+    ("files.js", JS, include_str!("assets/files.js")),
+    ("datarobot.js", JS, include_str!("assets/datarobot.js")),
+    ("machines.js", JS, include_str!("assets/machines.js")),
+];
 
 /// `connect-src 'self'` keeps a script, were one ever injected, from
 /// sending the key anywhere but here; `img-src` allows only our icon and
@@ -40,9 +57,7 @@ pub static UI: Dialect = Dialect { name: "ui", prefix: "/ui/", render_error, tra
 pub fn routes(router: &mut Router) {
     router.add_public(&UI, "GET", "/", index);
     router.add_public(&UI, "GET", "/ui/", index);
-    router.add_public(&UI, "GET", "/ui/app.js", script);
-    router.add_public(&UI, "GET", "/ui/app.css", stylesheet);
-    router.add_public(&UI, "GET", "/ui/icon.svg", icon);
+    router.add_public(&UI, "GET", "/ui/{asset}", asset);
     router.add(&UI, "GET", "/ui/api/models", list_models);
     router.add(&UI, "GET", "/ui/api/models/{id}", get_model);
     router.add(&UI, "GET", "/ui/api/models/{id}/versions/{number}/files/{file}", download_file);
@@ -66,24 +81,21 @@ fn render_error(error: &Error) -> Response {
 
 /// Assets change only with the binary; `no-cache` makes the browser
 /// revalidate, so an upgraded server never runs yesterday's script.
-fn asset(content_type: &str, body: &str) -> Response {
+fn static_file(content_type: &str, body: &str) -> Response {
     hardened(Response::bytes(200, content_type, body.as_bytes().to_vec()).with_header("Cache-Control", "no-cache"))
 }
 
 fn index(_: &Ctx, _: &mut Request) -> Result<Response> {
-    Ok(asset("text/html; charset=utf-8", INDEX_HTML))
+    Ok(static_file("text/html; charset=utf-8", INDEX_HTML))
 }
 
-fn script(_: &Ctx, _: &mut Request) -> Result<Response> {
-    Ok(asset("text/javascript; charset=utf-8", APP_JS))
-}
-
-fn stylesheet(_: &Ctx, _: &mut Request) -> Result<Response> {
-    Ok(asset("text/css; charset=utf-8", APP_CSS))
-}
-
-fn icon(_: &Ctx, _: &mut Request) -> Result<Response> {
-    Ok(asset("image/svg+xml", ICON_SVG))
+fn asset(_: &Ctx, req: &mut Request) -> Result<Response> {
+    let name = req.param("asset");
+    let (_, content_type, body) = ASSETS
+        .iter()
+        .find(|(known, _, _)| *known == name)
+        .ok_or_else(|| Error::NotFound(format!("the UI has no file {name:?}")))?;
+    Ok(static_file(content_type, body))
 }
 
 fn json_ok(value: &Value) -> Response {
@@ -176,7 +188,7 @@ fn model_id(req: &Request) -> Result<String> {
 /// (DataRobot) or leave the files out (Octomil, Paperspace). modelreg's own
 /// model route has no file ids (the downloads need them) and resolves every
 /// version's lineage parent, a query or more per version, where the page
-/// shows one version's lineage (app.js reads it from modelreg's version
+/// shows one version's lineage (facts.js reads it from modelreg's version
 /// route). Tags and aliases cost three queries whatever the number of versions.
 fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let id = model_id(req)?;
@@ -330,14 +342,37 @@ mod tests {
         assert!(!INDEX_HTML.contains("<script>") && !INDEX_HTML.contains("style=") && !INDEX_HTML.contains(" on"));
         let html_sinks =
             ["innerHTML", "outerHTML", "insertAdjacentHTML", "createContextualFragment", "setHTMLUnsafe", "parseHTMLUnsafe", "srcdoc"];
-        for forbidden in html_sinks.into_iter().chain(["document.write", "eval(", "new Function", ".style.", "'style'"]) {
-            assert!(!APP_JS.contains(forbidden), "app.js uses {forbidden}");
+        let scripts: Vec<(&str, &str)> =
+            ASSETS.iter().filter(|(name, _, _)| name.ends_with(".js")).map(|(name, _, body)| (*name, *body)).collect();
+        for (name, body) in &scripts {
+            for forbidden in html_sinks.into_iter().chain(["document.write", "eval(", "new Function", ".style.", "'style'"]) {
+                assert!(!body.contains(forbidden), "{name} uses {forbidden}");
+            }
         }
         // HTML from the server is parsed in one place, the model card's
         // (its HTML sanitised by the registry), and nowhere else.
-        assert_eq!(APP_JS.matches("parseFromString(").count(), 1, "app.js parses HTML in more than the model card");
-        let card = &APP_JS[APP_JS.find("async function loadCard").expect("loadCard in app.js")..];
+        let parsers: usize = scripts.iter().map(|(_, body)| body.matches("parseFromString(").count()).sum();
+        assert_eq!(parsers, 1, "the UI parses HTML in more than the model card");
+        let card_js = scripts.iter().find(|(name, _)| *name == "card.js").expect("card.js").1;
+        let card = &card_js[card_js.find("async function loadCard").expect("loadCard in card.js")..];
         let card = &card[..card.find("\n}\n").unwrap()];
         assert!(card.contains("new DOMParser().parseFromString("), "the model card is the one place HTML is parsed");
+    }
+
+    /// A module the page imports but the server does not list would fail
+    /// in the browser only; a file in assets/ nobody lists is dead weight.
+    #[test]
+    fn every_asset_is_served_and_every_import_names_one() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui/assets");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(name == "index.html" || ASSETS.iter().any(|(known, _, _)| *known == name), "src/ui/assets/{name} is not in ASSETS");
+        }
+        for (name, _, body) in ASSETS.iter().filter(|(name, _, _)| name.ends_with(".js")) {
+            for line in body.lines().filter(|l| l.starts_with("import ")) {
+                let target = line.rsplit("from './").next().and_then(|rest| rest.strip_suffix("';")).expect("import … from './x.js';");
+                assert!(ASSETS.iter().any(|(known, _, _)| *known == target), "{name} imports {target}, which is not served");
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod child;
 pub mod cluster;
 pub mod datarobot;
