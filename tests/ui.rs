@@ -73,12 +73,13 @@ fn signing_in_lists_every_doors_models_and_search_and_filters_narrow_it() {
     b.goto(&s.url("/#/?q=nothing-like-this"));
     b.wait_text("#no-match", "the no-match notice", |t| t.contains("No model matches"));
 
-    // A link names the model; following it by keyboard opens its page.
+    // A link names the model by its name (shareable); following it by keyboard opens its page.
     b.goto(&s.url("/#/"));
     let link = b.find(&format!("#models tr[data-id='{octo}'] a"));
     b.cmd("POST", &format!("/element/{link}/value"), Some(json!({"text": "\u{E007}"})));
     b.wait_text("#model-name", "the model's name", |t| t == "mnist-cnn");
-    assert_eq!(b.js("return location.hash", json!([])), format!("#/models/{octo}"));
+    assert_eq!(b.js("return location.hash", json!([])), "#/models/mnist-cnn");
+    assert_eq!(b.attribute(&b.find("#model"), "data-id"), json!(octo));
 
     // A phone's width: nothing overflows sideways.
     b.set_size(390, 844);
@@ -301,7 +302,7 @@ fn a_models_tags_aliases_metrics_and_lineage_show_as_text_and_links_lead_to_thei
     assert_eq!(b.text(&parent), "v1");
     b.click(&parent);
     assert_eq!(b.wait_text("#version-info-h", "version 1's view", |t| t == "Version 1"), "Version 1");
-    assert_eq!(b.js("return location.hash", json!([])), format!("#/models/{model}/versions/1"));
+    assert_eq!(b.js("return location.hash", json!([])), "#/models/fraud-xgb/versions/1");
 
     // Back on the model's page, the alias leads to the version it names,
     // whose own parent is gone.
@@ -309,7 +310,7 @@ fn a_models_tags_aliases_metrics_and_lineage_show_as_text_and_links_lead_to_thei
     b.wait_text("#version-info-h", "the latest version's view", |t| t == "Version 2");
     b.click(&b.find("#model-aliases a[data-alias='champion']"));
     b.wait_text("#version-info-h", "the champion's view", |t| t == "Version 1");
-    assert_eq!(b.js("return location.hash", json!([])), format!("#/models/{model}/versions/1"));
+    assert_eq!(b.js("return location.hash", json!([])), "#/models/fraud-xgb/versions/@champion");
     assert_eq!(b.text(&b.find("#version-aliases")), "@champion");
     assert_eq!(b.wait_count("#metrics tbody td", 2), ["0.902", "0.66"]);
     assert_eq!(b.wait_text("#parent-deleted", "the deleted parent", |t| !t.is_empty()), "deleted");
@@ -375,7 +376,8 @@ fn every_ui_response_is_hardened_and_the_ui_routes_check_their_input() {
         let r = checks(&format!("/ui/api/models?{bad}"), None);
         assert_eq!(r.status, 400, "{bad}: {}", String::from_utf8_lossy(&r.body));
     }
-    assert_eq!(checks("/ui/api/models/not-a-uuid", None).status, 400);
+    // A model is named by its id or its name: a name nobody has is not found.
+    assert_eq!(checks("/ui/api/models/not-a-uuid", None).status, 404);
     assert_eq!(checks("/ui/api/models/00000000-0000-4000-8000-000000000000", None).status, 404);
 
     // Keyset paging walks every model once, and another team sees none.

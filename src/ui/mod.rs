@@ -21,7 +21,9 @@ use crate::registry::catalogue::tags::Tags;
 use crate::registry::catalogue::weight_facts;
 use crate::registry::is_uuid;
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
-use crate::registry::{Cursor, Error, Model, ModelQuery, Origin, PageRequest, Principal, Registry, Result, Version, VersionSummary};
+use crate::registry::{
+    Cursor, Error, Model, ModelQuery, Origin, PageRequest, Principal, Registry, Result, Version, VersionRef, VersionSummary,
+};
 
 static INDEX_HTML: &str = include_str!("assets/index.html");
 
@@ -43,6 +45,9 @@ static ASSETS: &[(&str, &str, &str)] = &[
     ("files.js", JS, include_str!("assets/files.js")),
     ("datarobot.js", JS, include_str!("assets/datarobot.js")),
     ("machines.js", JS, include_str!("assets/machines.js")),
+    ("resolve.js", JS, include_str!("assets/resolve.js")),
+    ("chart.js", JS, include_str!("assets/chart.js")),
+    ("compare.js", JS, include_str!("assets/compare.js")),
 ];
 
 /// `connect-src 'self'` keeps a script, were one ever injected, from
@@ -190,22 +195,43 @@ fn model_id(req: &Request) -> Result<String> {
 /// version's lineage parent, a query or more per version, where the page
 /// shows one version's lineage (facts.js reads it from modelreg's version
 /// route). Tags and aliases cost three queries whatever the number of versions.
+///
+/// `{id}` is a model id or a name (`Registry::resolve_model`, the rule every
+/// door shares): a name two visible models share answers 409 with the
+/// candidates, so the page can offer a link to each. Each `version=HANDLE`
+/// (up to ten: a number, a label, `@alias` or `latest`) comes back in
+/// `handles` with the number it names or why none, so the page's URLs take
+/// whatever the API and the CLI take. `model.handle` is what links to the
+/// model should carry: its name when that names it alone, else its id.
 fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
-    let id = model_id(req)?;
     let who = req.who()?;
-    let model = ctx.registry.get_model(who, &id)?;
+    let asked = req.param("id");
+    let model = match ctx.registry.resolve_model(who, asked) {
+        Err(Error::Conflict(message)) => return ambiguous(ctx.registry, who, asked, &message),
+        other => other?,
+    };
+    let id = model.id.clone();
+    let wanted: Vec<&str> = req.query_pairs().iter().filter(|(n, _)| n == "version").map(|(_, v)| v.as_str()).collect();
+    if wanted.len() > 10 || wanted.iter().any(|h| h.is_empty() || h.chars().count() > 200) {
+        return Err(Error::invalid("version", "must be at most ten version handles (a number, a label, @alias or latest)"));
+    }
     let mut versions = ctx.registry.list_versions(who, &id)?;
     versions.reverse();
+    let handles: Vec<Value> = wanted.iter().map(|h| resolve_handle(ctx.registry, who, &id, &versions, h)).collect::<Result<_>>()?;
     let mut version_tags = ctx.registry.version_tags_of_model(who, &id)?;
     let mut names = UserNames::new(ctx.registry, who);
     let rendered: Vec<Value> = versions
         .iter()
         .map(|v| render_version(v, version_tags.remove(&v.id).unwrap_or_default(), &mut names))
         .collect();
+    let unique_name = !model.name.is_empty()
+        && !is_uuid(&model.name)
+        && ctx.registry.models_named(who, &model.name)?.iter().all(|m| m.id == model.id);
     Ok(json_ok(&json!({
         "model": {
             "id": model.id,
             "name": model.name,
+            "handle": if unique_name { &model.name } else { &model.id },
             "description": model.description,
             "origin": model.origin.as_str(),
             "created": model.created_at,
@@ -217,7 +243,40 @@ fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             "aliases": ctx.registry.model_aliases(who, &id)?,
         },
         "versions": rendered,
+        "handles": handles,
     })))
+}
+
+/// A name two visible models share: modelreg's error body, plus each
+/// candidate, so the page can link to each by its id.
+fn ambiguous(registry: &Registry, who: &Principal, name: &str, message: &str) -> Result<Response> {
+    let candidates: Vec<Value> = registry
+        .models_named(who, name)?
+        .iter()
+        .map(|m| json!({"id": m.id, "name": m.name, "origin": m.origin.as_str(), "description": m.description, "created": m.created_at}))
+        .collect();
+    Ok(hardened(Response::json(409, &json!({"error": "conflict", "message": message, "candidates": candidates}))))
+}
+
+/// The version a handle names, by the registry's rule (`VersionRef`, as
+/// modelreg's own routes parse `{version}`); a DataRobot version's
+/// major.minor ("2.1"), which only `label` below makes, is matched last.
+fn resolve_handle(registry: &Registry, who: &Principal, model_id: &str, versions: &[Version], handle: &str) -> Result<Value> {
+    let by = VersionRef::parse(handle);
+    match registry.find_version(who, model_id, &by) {
+        Ok(v) => Ok(json!({"handle": handle, "number": v.number})),
+        Err(Error::NotFound(message)) => {
+            let shown = match by {
+                VersionRef::Label(text) => versions.iter().find(|v| label(v.number, &v.attrs) == text),
+                _ => None,
+            };
+            Ok(match shown {
+                Some(v) => json!({"handle": handle, "number": v.number}),
+                None => json!({"handle": handle, "error": message}),
+            })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn render_version(v: &Version, tags: Tags, names: &mut UserNames) -> Value {

@@ -6,10 +6,12 @@ import { key, main, whenUnauthorized } from './core.js';
 import { afterSignIn, renderSignIn, signOut } from './signin.js';
 import { renderList } from './list.js';
 import { renderModel } from './model.js';
+import { renderCompare } from './compare.js';
 import { renderMachine, renderMachines } from './machines.js';
 
-// Shareable URLs live in the fragment: #/?q=…, #/models/<id>,
-// #/models/<id>/versions/<n>, #/machines, #/machines/<id>.
+// Shareable URLs live in the fragment: #/?q=…, #/models/<name or id>,
+// #/models/<name or id>/versions/<handle>, …/compare/<handle>/<handle> (a
+// handle: number, label, @alias or latest), #/machines, #/machines/<id>.
 function parseHash() {
   const raw = window.location.hash.replace(/^#/, '') || '/';
   const [path, query] = raw.split('?');
@@ -32,9 +34,12 @@ function route() {
   const view = parts.slice(0, 2).join('/');
   const moved = view !== lastView;
   lastView = view;
-  if (parts[0] === 'models' && parts[1]) {
+  if (parts[0] === 'models' && parts[1] && parts[2] === 'compare' && parts[3] && parts[4]) {
     navCurrent('models');
-    renderModel(parts[1], parts[2] === 'versions' ? parts[3] : null);
+    renderCompare(parts[1], parts[3], parts[4]);
+  } else if (parts[0] === 'models' && parts[1]) {
+    navCurrent('models');
+    renderModel(parts[1], parts[2] === 'versions' && parts[3] ? parts[3] : null);
   } else if (parts[0] === 'machines') {
     navCurrent('machines');
     if (parts[1]) renderMachine(parts[1]); else renderMachines();

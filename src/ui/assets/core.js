@@ -48,8 +48,9 @@ export function s(tag, attrs, ...kids) {
 
 export function announce(text) { live.textContent = text; }
 
+// `body` is the error's JSON when it was JSON (a 409 for a shared name lists its candidates).
 export class ApiError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  constructor(status, message, body) { super(message); this.status = status; this.body = body || null; }
 }
 
 // The message a dialect's error body carries, whichever dialect answered.
@@ -72,7 +73,9 @@ export async function request(path, useKey) {
   }
   if (!res.ok) {
     const text = await res.text();
-    throw new ApiError(res.status, messageOf(res.status, text));
+    let body = null;
+    try { body = JSON.parse(text); } catch (_) { /* not JSON */ }
+    throw new ApiError(res.status, messageOf(res.status, text), body);
   }
   return res;
 }
@@ -170,6 +173,14 @@ export function part(title, id, load) {
   return section;
 }
 
-export function versionHref(modelId, number) {
-  return `#/models/${encodeURIComponent(modelId)}/versions/${number}`;
-}
+// Links name a model by its `handle` (the UI route's: its name when that
+// names it alone, else its id) and a version by any handle the registry
+// takes (a number, a label, `@alias`, `latest`); `@` stays readable.
+// What the list and other models' links name a model by: its name, unless
+// it has none or it reads as an id (ids are looked up first).
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export function handleOf(m) { return m.name && !UUID.test(m.name) ? m.name : m.id; }
+export function segment(text) { return encodeURIComponent(String(text)).replace(/^%40/, '@'); }
+export function modelHref(handle) { return `#/models/${segment(handle)}`; }
+export function versionHref(handle, version) { return `${modelHref(handle)}/versions/${segment(version)}`; }
+export function compareHref(handle, a, b) { return `${modelHref(handle)}/compare/${segment(a)}/${segment(b)}`; }

@@ -1,6 +1,6 @@
 // A version's aliases, tags, metrics and lineage as the model page shows them.
 
-import { api, badge, fieldList, h, part, shorten, statusBadge, versionHref } from './core.js';
+import { api, badge, fieldList, h, handleOf, part, shorten, statusBadge, versionHref } from './core.js';
 
 // The model's aliases that name version `number` (the route answers the
 // model's aliases once, by name).
@@ -18,7 +18,7 @@ export function modelAliases(model, versions) {
   if (!aliases.length) return h('span', { class: 'desc', id: 'model-aliases' }, 'none');
   return h('ul', { class: 'chips', id: 'model-aliases' }, aliases.map(([alias, number]) => {
     const v = versions.find((x) => x.number === number);
-    return h('li', {}, h('a', { href: versionHref(model.id, number), class: 'chip alias', 'data-alias': alias, title: `@${alias}` },
+    return h('li', {}, h('a', { href: versionHref(model.handle, `@${alias}`), class: 'chip alias', 'data-alias': alias, title: `@${alias}` },
       `@${alias} → v${v ? v.label : number}`));
   }));
 }
@@ -113,5 +113,6 @@ function parentLink(model, versions, parent) {
   if (parent.deleted) return h('span', { class: 'desc', id: 'parent-deleted', title: 'Deleted, or not visible to this key' }, 'deleted');
   const sibling = parent.model_id === model.id ? versions.find((x) => x.number === parent.version) : null;
   const text = sibling ? `v${sibling.label}` : `${parent.model} v${parent.version}`;
-  return h('a', { href: versionHref(parent.model_id, parent.version), id: 'parent-link' }, text);
+  const handle = parent.model_id === model.id ? model.handle : handleOf({ id: parent.model_id, name: parent.model });
+  return h('a', { href: versionHref(handle, parent.version), id: 'parent-link' }, text);
 }

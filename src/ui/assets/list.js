@@ -1,6 +1,6 @@
 // The list of every door's models: search, filters and keyset pages.
 
-import { ORIGIN, announce, api, badge, doorBadge, errorBox, h, main, setTitle, snippet, when } from './core.js';
+import { ORIGIN, announce, api, badge, doorBadge, errorBox, h, handleOf, main, modelHref, setTitle, snippet, when } from './core.js';
 
 const TYPES = [
   ['Octomil framework', 'framework', ['pytorch', 'tensorflow', 'xgboost', 'sklearn']],
@@ -119,7 +119,7 @@ function listRow(m) {
   const latest = m.latestVersion;
   return h('tr', { 'data-id': m.id, 'data-origin': m.origin },
     h('td', { class: 'name-cell' },
-      h('a', { href: `#/models/${encodeURIComponent(m.id)}` }, m.name || '(unnamed)'),
+      h('a', { href: modelHref(handleOf(m)) }, m.name || '(unnamed)'),
       m.description ? h('div', { class: 'desc' }, m.description) : null),
     h('td', {}, doorBadge(m.origin), m.isPublic === true ? [' ', badge('public', 'st-unknown')] : null),
     h('td', {}, type),

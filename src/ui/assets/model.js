@@ -1,27 +1,24 @@
 // A model's page: its fields, its versions and the chosen version's facts,
 // card, files and (DataRobot) extras.
 
-import { ORIGIN, api, bytes, doorBadge, errorBox, fieldList, h, main, setTitle, snippet, statusBadge, versionHref, when } from './core.js';
+import { ORIGIN, bytes, doorBadge, fieldList, h, main, setTitle, snippet, statusBadge, versionHref, when } from './core.js';
 import { aliasBadges, aliasesOf, lineageSection, metricsInShort, metricsSummary, modelAliases, tagChips, versionInfo } from './facts.js';
 import { cardSection } from './card.js';
 import { fileRow, snippets } from './files.js';
 import { dataRobotSections } from './datarobot.js';
+import { metricCharts } from './chart.js';
+import { compareBar } from './compare.js';
+import { chosen, loadModel } from './resolve.js';
 
+// `id` is the model's id or name, `wantedVersion` any version handle (resolve.js).
 export async function renderModel(id, wantedVersion) {
   setTitle('Model');
   main.replaceChildren(h('p', { class: 'desc', 'aria-busy': 'true' }, 'Loading…'));
-  let data;
-  try {
-    data = await api(`/ui/api/models/${encodeURIComponent(id)}`);
-  } catch (e) {
-    if (e.status === 401) return;
-    main.replaceChildren(h('p', { class: 'crumbs' }, h('a', { href: '#/' }, '← Models')),
-      errorBox(e.status === 404 ? new Error(`No model ${id} is visible to this key: ${e.message}`) : e));
-    return;
-  }
+  const data = await loadModel(id, [wantedVersion]);
+  if (!data) return;
   const { model, versions } = data;
   setTitle(model.name || 'unnamed model');
-  const selected = versions.find((v) => String(v.number) === String(wantedVersion)) || versions[0];
+  const selected = (wantedVersion != null && chosen(data, 0)) || versions[0];
   const datarobot = model.origin === 'datarobot';
 
   const page = h('article', { id: 'model', 'data-id': model.id },
@@ -30,8 +27,9 @@ export async function renderModel(id, wantedVersion) {
     h('p', { class: 'lead' }, doorBadge(model.origin), ' ', model.description || ''),
     fieldsPanel(model, versions),
     h('h2', { id: 'versions-h' }, `Versions (${versions.length})`),
-    versions.length ? versionsTable(model, versions, selected) : noVersions(model));
-  if (wantedVersion && !versions.some((v) => String(v.number) === String(wantedVersion))) {
+    versions.length ? versionsTable(model, versions, selected) : noVersions(model),
+    compareBar(model, versions, selected), metricCharts(versions));
+  if (wantedVersion != null && !chosen(data, 0)) {
     page.append(h('p', { class: 'error', role: 'alert' }, `This model has no version ${wantedVersion}; showing the latest.`));
   }
   if (selected) page.append(versionInfo(model, versions, selected), lineageSection(model, versions, selected), cardSection(model, selected), versionSection(model, selected));
@@ -70,7 +68,7 @@ function versionsTable(model, versions, selected) {
       const sha = v.files.length === 1 ? h('code', { class: 'sha', title: v.files[0].sha256 }, v.files[0].sha256.slice(0, 16) + '…')
         : h('span', { class: 'desc' }, `${v.files.length} files`);
       return h('tr', { class: current ? 'current' : null, 'data-number': v.number },
-        h('td', {}, h('a', { href: versionHref(model.id, v.number), 'aria-current': current ? 'true' : null }, `v${v.label}`),
+        h('td', {}, h('a', { href: versionHref(model.handle, v.number), 'aria-current': current ? 'true' : null }, `v${v.label}`),
           v.description ? h('div', { class: 'desc' }, v.description) : null,
           Object.keys(v.tags || {}).length ? tagChips(v.tags) : null),
         h('td', { class: 'aliases' }, aliasBadges(aliasesOf(model, v.number))),
