@@ -38,13 +38,13 @@ export async function renderCompare(asked, handleA, handleB) {
     h('a', { href: modelHref(model.handle), id: 'compare-model' }, model.name || '(unnamed)'));
   const missing = data.handles.filter((r) => r.number == null);
   if (missing.length) {
-    main.replaceChildren(crumbs, missing.map((r) => h('p', { class: 'error', role: 'alert' }, `No version ${r.handle} to compare: ${r.error}`)));
+    main.replaceChildren(crumbs, ...missing.map((r) => h('p', { class: 'error', role: 'alert' }, `No version ${r.handle} to compare: ${r.error}`)));
     return;
   }
   const va = chosen(data, 0), vb = chosen(data, 1);
   setTitle(`${model.name || 'unnamed model'}: v${va.label} and v${vb.label}`);
-  const heads = (first) => h('tr', {}, h('th', { scope: 'col' }, first),
-    [va, vb].map((v, i) => h('th', { scope: 'col' }, h('a', { href: versionHref(model.handle, v.number), class: `side-${'ab'[i]}` }, `v${v.label}`))));
+  const heads = (first, cls) => h('tr', {}, h('th', { scope: 'col' }, first),
+    [va, vb].map((v, i) => h('th', { scope: 'col', class: cls }, h('a', { href: versionHref(model.handle, v.number), class: `side-${'ab'[i]}` }, `v${v.label}`))));
   main.replaceChildren(h('article', { id: 'compare', 'data-a': va.number, 'data-b': vb.number },
     crumbs,
     h('h1', { id: 'compare-h' }, h('span', { class: 'name' }, model.name || '(unnamed)'), `: v${va.label} and v${vb.label}`),
@@ -91,11 +91,12 @@ function metricsPart(va, vb, heads) {
     const [a, b] = [va.metrics[name], vb.metrics[name]];
     return typeof a === 'number' && typeof b === 'number' ? difference(a, b) : '';
   };
-  const head = heads('Metric');
+  const head = heads('Metric', 'num');
   head.append(h('th', { scope: 'col', class: 'num' }, `v${vb.label} − v${va.label}`));
   return [h('h2', {}, 'Metrics'), h('div', { class: 'table-wrap' }, h('table', { id: 'compare-metrics', class: 'compare' }, h('thead', {}, head),
     h('tbody', {}, names.map((name) => h('tr', { 'data-metric': name }, h('th', { scope: 'row' }, name),
-      h('td', { class: 'num' }, value(va, name)), h('td', { class: 'num' }, value(vb, name)), h('td', { class: 'num diff' }, diff(name)))))))];
+      [va, vb].map((v) => h('td', { class: has(v, name) && typeof v.metrics[name] !== 'number' ? null : 'num' }, value(v, name))),
+      h('td', { class: 'num diff' }, diff(name)))))))];
 }
 
 function copyButton(label, text) {
@@ -119,14 +120,12 @@ function fileCell(v, f) {
 function filesPart(va, vb, heads) {
   const paths = [...new Set([...va.files.map((f) => f.path), ...vb.files.map((f) => f.path)])].sort();
   if (!paths.length) return [h('h2', {}, 'Files'), h('p', { class: 'desc' }, 'Neither version holds files.')];
-  const head = heads('Path');
-  head.append(h('th', { scope: 'col' }, 'Same?'));
-  return [h('h2', {}, 'Files'), h('div', { class: 'table-wrap' }, h('table', { id: 'compare-files', class: 'compare' }, h('thead', {}, head),
+  return [h('h2', {}, 'Files'), h('div', { class: 'table-wrap' }, h('table', { id: 'compare-files', class: 'compare' }, h('thead', {}, heads('Path')),
     h('tbody', {}, paths.map((path) => {
       const fa = va.files.find((f) => f.path === path), fb = vb.files.find((f) => f.path === path);
       const same = !fa ? badge(`only in v${vb.label}`, 'only') : !fb ? badge(`only in v${va.label}`, 'only')
         : fa.sha256 === fb.sha256 ? badge('identical', 'same') : badge('changed', 'changed');
-      return h('tr', { 'data-path': path }, h('th', { scope: 'row' }, h('code', {}, path)), fileCell(va, fa), fileCell(vb, fb), h('td', {}, same));
+      return h('tr', { 'data-path': path }, h('th', { scope: 'row' }, h('code', {}, path), h('div', { class: 'same' }, same)), fileCell(va, fa), fileCell(vb, fb));
     }))))];
 }
 
