@@ -293,3 +293,31 @@ fn a_hostile_model_name_and_hostile_metrics_stay_text_in_the_chart_and_the_compa
     nothing_ran(&b);
     assert_eq!(ok(&s.get(&format!("/api/modelreg/v1/models/{model}")), 200)["name"], json!(name));
 }
+
+#[test]
+fn a_datarobot_versions_major_minor_label_names_it_in_the_url() {
+    let s = Server::start();
+    let env = common::datarobot::python_environment(&s);
+    let body = json!({"name": "house prices", "targetType": "Regression", "targetName": "y", "language": "python"});
+    let model = ok(&s.post_json(&format!("{API}/customModels/"), &body), 201)["id"].as_str().unwrap().to_string();
+    for n in 0..2 {
+        let files = [("custom.py".to_string(), format!("# version {n}\n").into_bytes())];
+        common::datarobot::add_version(&s, &model, &env, &files, &[]);
+    }
+    let page = ok(&s.get("/ui/api/models/house%20prices"), 200);
+    let first = page["versions"][1].clone();
+    let label = first["label"].as_str().unwrap().to_string();
+    assert!(label.contains('.') && first["number"] == 1, "{first}");
+    // The route resolves the label the page shows, and the handles the API takes.
+    let resolved = ok(&s.get(&format!("/ui/api/models/{model}?version={label}&version=latest&version=9")), 200)["handles"].clone();
+    assert_eq!(resolved[0], json!({"handle": label, "number": 1}));
+    assert_eq!(resolved[1], json!({"handle": "latest", "number": 2}));
+    assert!(resolved[2]["error"].as_str().unwrap().contains("no version 9"), "{resolved}");
+
+    let b = Browser::start();
+    b.sign_in(&s, &s.key);
+    b.find("#models");
+    open(&b, &s, &format!("#/models/house%20prices/versions/{label}"));
+    assert_eq!(b.wait_text("#version-info-h", "the labelled version", |t| !t.is_empty()), format!("Version {label}"));
+    assert_eq!(b.attribute(&b.find("#model"), "data-id"), json!(model));
+}
