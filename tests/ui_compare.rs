@@ -178,7 +178,7 @@ fn a_chart_shows_each_metric_two_versions_report_and_the_compare_view_shows_two_
     let table = b.js("return [...document.querySelectorAll('#metric-values tr')].map((r) => [...r.cells].map((c) => c.textContent))", json!([]));
     assert_eq!(table, json!([["Version", HOSTILE, "auc", "f1"], ["v1", "1.5", "0.902", "0.66"], ["v2", "2.5", "0.931", "0.71"]]));
     nothing_ran(&b);
-    b.js("document.getElementById('metric-charts').scrollIntoView()", json!([]));
+    b.js("document.getElementById('versions-h').scrollIntoView()", json!([]));
     b.screenshot("chart-1400");
 
     // From a version, "Compare with previous".
