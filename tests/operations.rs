@@ -431,7 +431,7 @@ fn bearer_status(server: &Server, key: &str) -> u16 {
 }
 
 #[test]
-fn a_team_admin_manages_keys_over_http_and_a_member_gets_403() {
+fn a_team_admin_manages_keys_over_http_and_a_member_only_their_own() {
     let server = Server::start();
     let op = server.key.clone();
     assert!(remote(&server, &op, &["teams", "add", "research"]).status.success());
@@ -459,16 +459,25 @@ fn a_team_admin_manages_keys_over_http_and_a_member_gets_403() {
     assert!(!remote(&server, &lead_key, &["teams", "add", "coup"]).status.success());
     assert_eq!(bearer_status(&server, &op), 200);
 
-    // A member's key is 403 for all of it.
+    // A member's key manages its own keys only: it lists and makes its own
+    // (the CLI as well), and is 403 for anyone else's and for users.
     let bob_key = stdout_json(&remote(&server, &lead_key, &["--json", "keys", "create", "--user", "bob"]))["secret"].as_str().unwrap().to_string();
-    for args in [vec!["--json", "keys", "create", "--user", "bob"], vec!["--json", "keys", "list"], vec!["--json", "users", "add", "eve"]] {
+    let own = stdout_json(&remote(&server, &bob_key, &["--json", "keys", "create", "--user", "bob", "--label", "own"]));
+    assert_eq!(bearer_status(&server, own["secret"].as_str().unwrap()), 200);
+    let listed = stdout_json(&remote(&server, &bob_key, &["--json", "keys", "list"]));
+    assert!(listed.as_array().unwrap().iter().all(|k| k["username"] == "bob"), "a member sees only their own keys: {listed}");
+    for args in [vec!["--json", "keys", "create", "--user", "lead"], vec!["--json", "users", "add", "eve"]] {
         let out = remote(&server, &bob_key, &args);
         assert!(!out.status.success(), "{args:?}");
         let error: Value = serde_json::from_str(stderr(&out).trim()).unwrap_or_else(|_| panic!("--json error is JSON: {}", stderr(&out)));
         assert_eq!(error["error"], "forbidden", "{args:?}: {error}");
     }
-    let reply = server.request("POST", "/api/modelreg/v1/keys", &[("Authorization", &format!("Bearer {bob_key}")), ("Content-Type", "application/json")], Some(br#"{"user":"bob"}"#.to_vec()));
+    let reply = server.request("POST", "/api/modelreg/v1/keys", &[("Authorization", &format!("Bearer {bob_key}")), ("Content-Type", "application/json")], Some(br#"{"user":"lead"}"#.to_vec()));
     assert_eq!(reply.status, 403);
+    let out = remote(&server, &bob_key, &["--json", "keys", "revoke", &admin_key_id]);
+    assert_eq!(serde_json::from_str::<Value>(stderr(&out).trim()).unwrap()["error"], "not_found");
+    assert!(remote(&server, &bob_key, &["keys", "revoke", own["id"].as_str().unwrap()]).status.success());
+    assert_eq!(bearer_status(&server, own["secret"].as_str().unwrap()), 401);
 }
 
 #[test]

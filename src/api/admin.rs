@@ -4,10 +4,12 @@
 //! `--server`, and print what it answers, which is what they print offline
 //! (the same `Team`, `User` and `ApiKey` rows).
 //!
-//! Who may do what is the registry's rule (`Registry::administered_team`):
-//! a team admin manages their own team's users and keys, an admin of the
-//! first team (an operator) every team's and creates teams; a member's key
-//! is 403 everywhere here.
+//! Who may do what is the registry's rule (`Registry::administered_team`,
+//! `keys_for`): a team admin manages their own team's users and keys, an
+//! admin of the first team (an operator) every team's and creates teams;
+//! anyone lists, creates and revokes their own keys (`POST keys` without
+//! `user` makes one for the caller), and a member's key is 403 for the rest.
+//! `GET me` says whose key it is.
 
 use serde_json::{json, Value};
 
@@ -19,6 +21,7 @@ pub static ADMIN: Dialect =
     Dialect { name: "admin", prefix: "/api/modelreg/", render_error: crate::http::generic::render_generic_error, trailing_slash_optional: false, retry_resends_no_body: false };
 
 pub fn routes(router: &mut Router) {
+    router.add(&ADMIN, "GET", "/api/modelreg/v1/me", me);
     router.add(&ADMIN, "GET", "/api/modelreg/v1/teams", list_teams);
     router.add(&ADMIN, "POST", "/api/modelreg/v1/teams", create_team);
     router.add(&ADMIN, "GET", "/api/modelreg/v1/users", list_users);
@@ -31,6 +34,18 @@ pub fn routes(router: &mut Router) {
     router.add_public(&crate::http::generic::GENERIC, "GET", "/metrics", crate::http::metrics::handler);
 }
 
+/// The caller: user, team and the key in use (no secret).
+fn me(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let me = ctx.registry.whoami(req.who()?)?;
+    Ok(Response::json(
+        200,
+        &json!({
+            "user": {"id": me.user.id, "username": me.user.username, "email": me.user.email, "admin": me.user.is_admin},
+            "team": {"id": me.team.id, "name": me.team.name},
+            "key": me.key.map(|k| json!({"id": k.id, "label": k.label, "created_at": k.created_at})),
+        }),
+    ))
+}
 
 fn list_teams(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     Ok(Response::json(200, &json!(ctx.registry.teams_for(req.who()?)?)))
@@ -65,9 +80,10 @@ fn list_keys(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 
 fn create_key(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let body = req.json_object()?;
-    let user = required_string(&body, "user")?;
+    // Without `user`, a key for the caller.
+    let user = opt_string(&body, "user")?.filter(|u| !u.trim().is_empty());
     let label = opt_string(&body, "label")?.unwrap_or_default();
-    let (key, secret) = ctx.registry.create_key_as(req.who()?, &user, &label)?;
+    let (key, secret) = ctx.registry.create_key_as(req.who()?, user.as_deref(), &label)?;
     Ok(Response::json(201, &key_created(&key, &secret)))
 }
 

@@ -59,9 +59,9 @@ pub enum KeysCommand {
         modelreg keys create --user alice --label laptop\n  \
         modelreg --server https://models.example.com --token \"$ADMIN_KEY\" keys create --user ci")]
     Create {
-        /// The user (id or username).
+        /// The user (id or username). With --server it may be left out: a key for the key's own user.
         #[arg(long)]
-        user: String,
+        user: Option<String>,
         #[arg(long, default_value = "")]
         label: String,
     },
@@ -200,11 +200,17 @@ pub fn keys(target: &Admin, cmd: KeysCommand, as_json: bool) -> Result<i32, Erro
         KeysCommand::Create { user, label } => {
             let created = match target {
                 Admin::Local(registry) => {
+                    let Some(user) = user else {
+                        return Err(Error::invalid("--user", "is needed on the data directory (with --server it defaults to the key's own user)"));
+                    };
                     let user = registry.find_user_anywhere(&user)?;
                     let (key, secret) = registry.create_key(&user.id, &label)?;
                     crate::api::admin::key_created(&key, &secret)
                 }
-                Admin::Remote(remote) => remote.post_json(&format!("{API}/keys"), &json!({"user": user, "label": label}))?,
+                Admin::Remote(remote) => match user {
+                    Some(user) => remote.post_json(&format!("{API}/keys"), &json!({"user": user, "label": label}))?,
+                    None => remote.post_json(&format!("{API}/keys"), &json!({"label": label}))?,
+                },
             };
             if as_json {
                 print_json(&created);

@@ -164,7 +164,7 @@ enum Command {
         modelreg users add alice --team research --email alice@example.com --admin\n  \
         modelreg users list --team research")]
     Users(admin::UsersCommand),
-    /// Manage API keys (with --server: a team admin's key manages its own team's keys).
+    /// Manage API keys (with --server: any key manages its own user's keys, a team admin's its team's).
     #[command(subcommand, after_help = "Examples:\n  modelreg keys create --user alice --label laptop\n  modelreg keys list")]
     Keys(admin::KeysCommand),
     /// Send the team's events (new versions, alias moves, deletions, finished tests and

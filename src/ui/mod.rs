@@ -1,7 +1,8 @@
 //! The web UI (issue 13): one HTML page, a script and a stylesheet compiled
-//! into the binary and served on the API's port, plus four read-only JSON
-//! routes under `/ui/api/` for the views no dialect's route serves in one
-//! request (see ARCHITECTURE.md, "The web UI").
+//! into the binary and served on the API's port, plus a few JSON routes
+//! under `/ui/api/` for the views no dialect's route serves in one request,
+//! and signed file downloads under `/ui/downloads/` (see ARCHITECTURE.md,
+//! "The web UI").
 //!
 //! The page itself is public (the key is pasted into it); every JSON route
 //! needs the key, like any other route, and reads through `Registry`
@@ -48,6 +49,7 @@ static ASSETS: &[(&str, &str, &str)] = &[
     ("resolve.js", JS, include_str!("assets/resolve.js")),
     ("chart.js", JS, include_str!("assets/chart.js")),
     ("compare.js", JS, include_str!("assets/compare.js")),
+    ("keys.js", JS, include_str!("assets/keys.js")),
 ];
 
 /// `connect-src 'self'` keeps a script, were one ever injected, from
@@ -65,7 +67,9 @@ pub fn routes(router: &mut Router) {
     router.add_public(&UI, "GET", "/ui/{asset}", asset);
     router.add(&UI, "GET", "/ui/api/models", list_models);
     router.add(&UI, "GET", "/ui/api/models/{id}", get_model);
-    router.add(&UI, "GET", "/ui/api/models/{id}/versions/{number}/files/{file}", download_file);
+    router.add(&UI, "POST", "/ui/api/models/{id}/versions/{number}/files/{file}/link", file_link);
+    // Public: the token in the URL is the credential (`sign_file_download`).
+    router.add_public(&UI, "GET", "/ui/downloads/{token}", signed_file);
     router.add(&UI, "GET", "/ui/api/datasets/{id}", get_dataset);
 }
 
@@ -334,10 +338,13 @@ impl<'a> UserNames<'a> {
     }
 }
 
-/// One file of a version, whatever door made it. The Octomil download
-/// serves single-file versions only and DataRobot's zips the whole version;
-/// the UI links each file.
-fn download_file(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+/// A short-lived link to one file of a version, whatever door made it (the
+/// Octomil download serves single-file versions only and DataRobot's zips
+/// the whole version). The page hands it to the browser, which streams the
+/// file to disk: no byte passes through the page's script, and the key never
+/// leaves the page (the link carries a token of its own, which dies with the
+/// key and after `--signed-url-ttl-secs`).
+fn file_link(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let id = model_id(req)?;
     let number = req
         .param("number")
@@ -345,21 +352,36 @@ fn download_file(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         .ok()
         .filter(|n| *n >= 1)
         .ok_or_else(|| Error::invalid("number", "must be a positive integer"))?;
-    let version = ctx.registry.get_version(req.who()?, &id, number)?;
-    let file_id = req.param("file");
-    let file = version
-        .files
-        .iter()
-        .find(|f| f.id == file_id)
-        .ok_or_else(|| Error::NotFound(format!("version {number} of model {id} has no file {file_id}")))?;
+    let file_id = req.param("file").to_string();
+    let (signed, file) = ctx.registry.sign_file_download(req.who()?, &id, number, &file_id, ctx.options.signed_url_ttl)?;
+    Ok(json_ok(&json!({
+        "url": format!("/ui/downloads/{}", signed.token),
+        "expiresAt": signed.expires_at,
+        "fileName": base_name(&file.path),
+        "sha256": file.sha256,
+        "size": file.size,
+    })))
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The file a `file_link` names, as an attachment; or, where the blob store
+/// has presigned URLs, a redirect to one (as Octomil's download-url does).
+fn signed_file(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let file = ctx.registry.redeem_file_download(req.param("token"))?;
+    let name = base_name(&file.path);
+    if let Some(url) = ctx.registry.presigned_blob_url(&file.sha256, name, ctx.options.signed_url_ttl) {
+        return Ok(hardened(Response::empty(302).with_header("Location", url).with_header("Cache-Control", "no-store")));
+    }
     let response = req.file_answer(FileToSend {
         file: ctx.registry.open_blob(&file.sha256)?,
         size: file.size,
         sha256: file.sha256.clone(),
         content_type: "application/octet-stream".into(),
     });
-    let base = file.path.rsplit('/').next().unwrap_or(&file.path);
-    Ok(hardened(response.with_header("Content-Disposition", attachment(base))))
+    Ok(hardened(response.with_header("Content-Disposition", attachment(name)).with_header("Cache-Control", "no-store")))
 }
 
 /// A dataset with its column names: DataRobot's dataset route gives only

@@ -50,6 +50,14 @@ pub struct ApiKey {
     pub revoked_at: Option<String>,
 }
 
+/// Who a request is (`Registry::whoami`).
+#[derive(Clone, Debug)]
+pub struct Me {
+    pub user: User,
+    pub team: Team,
+    pub key: Option<ApiKey>,
+}
+
 /// What `bootstrap` created on a new data directory.
 pub struct Bootstrap {
     pub team: Team,
@@ -231,6 +239,9 @@ impl Registry {
     /// Creates a key for `user_id`; returns it with its secret, which is not
     /// stored and cannot be shown again.
     pub fn create_key(&self, user_id: &str, label: &str) -> Result<(ApiKey, String)> {
+        if label.chars().count() > 200 || label.chars().any(char::is_control) {
+            return Err(Error::invalid("label", "must be at most 200 characters without control characters"));
+        }
         let tx = self.write()?;
         let (key, secret) = insert_key(&tx, user_id, label)?;
         tx.commit()?;
@@ -319,8 +330,12 @@ impl Registry {
         self.create_user(&team_id, new)
     }
 
-    /// Keys of the users `who` administers (never their secrets).
+    /// The keys `who` may see (never their secrets): a team admin's, every
+    /// key of their team (an operator's, every key); anyone else's, their own.
     pub fn keys_for(&self, who: &Principal) -> Result<Vec<ApiKey>> {
+        if !who.is_admin {
+            return Ok(self.list_keys()?.into_iter().filter(|k| k.user_id == who.user_id).collect());
+        }
         self.administered_team(who, None)?;
         let operator = self.is_operator(who)?;
         let team_of: std::collections::HashMap<String, String> =
@@ -332,29 +347,73 @@ impl Registry {
             .collect())
     }
 
-    /// A key for a user (id, username or email) of a team `who` administers.
-    pub fn create_key_as(&self, who: &Principal, user: &str, label: &str) -> Result<(ApiKey, String)> {
+    /// A key for a user (id, username or email): `who` themselves (None, or
+    /// naming themselves), or a user of a team `who` administers. A member
+    /// naming anyone else is refused (403), as before keys were their own.
+    pub fn create_key_as(&self, who: &Principal, user: Option<&str>, label: &str) -> Result<(ApiKey, String)> {
+        let Some(user) = user else { return self.create_key(&who.user_id, label) };
+        if !who.is_admin {
+            let found = self.find_user(&who.team_id, user).ok();
+            if found.is_some_and(|u| u.id == who.user_id) {
+                return self.create_key(&who.user_id, label);
+            }
+            return Err(Error::Forbidden("a member's key can create keys for its own user only; ask a team admin".into()));
+        }
         self.administered_team(who, None)?;
         let user = if self.is_operator(who)? { self.find_user_anywhere(user)? } else { self.find_user(&who.team_id, user)? };
         self.create_key(&user.id, label)
     }
 
+    /// Revokes a key `who` may see (`keys_for`); any other is 404, as if it
+    /// did not exist.
     pub fn revoke_key_as(&self, who: &Principal, key_id: &str) -> Result<()> {
-        self.administered_team(who, None)?;
         if !self.is_operator(who)? {
-            let team: Option<String> = self
+            let owner: Option<(String, String)> = self
                 .conn
                 .query_row(
-                    "SELECT u.team_id FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
+                    "SELECT u.team_id, u.id FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
                     [key_id],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            if team.as_deref() != Some(who.team_id.as_str()) {
+            let allowed = match owner {
+                Some((team, user)) => if who.is_admin { team == who.team_id } else { user == who.user_id },
+                None => false,
+            };
+            if !allowed {
                 return Err(Error::NotFound(format!("no active key with id {key_id}")));
             }
         }
         self.revoke_key(key_id)
+    }
+
+    /// Who a request is: its user, team and the key it presented (None
+    /// for the offline CLI), for the UI's header and `GET /me`.
+    pub fn whoami(&self, who: &Principal) -> Result<Me> {
+        let user = self.find_user(&who.team_id, &who.user_id)?;
+        let team = self.find_team(&who.team_id)?;
+        let key = match &who.key_id {
+            Some(id) => self
+                .conn
+                .query_row(
+                    "SELECT k.id, k.user_id, u.username, k.label, k.created_at, k.revoked_at
+                     FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
+                    [id],
+                    |r| {
+                        Ok(ApiKey {
+                            id: r.get(0)?,
+                            user_id: r.get(1)?,
+                            username: r.get(2)?,
+                            label: r.get(3)?,
+                            created_at: r.get(4)?,
+                            revoked_at: r.get(5)?,
+                        })
+                    },
+                )
+                .optional()?,
+            None => None,
+        };
+        Ok(Me { user, team, key })
     }
 
     fn list_all_users(&self) -> Result<Vec<User>> {

@@ -3,7 +3,8 @@
 // fragment (#/models/…) to a view.
 
 import { key, main, whenUnauthorized } from './core.js';
-import { afterSignIn, renderSignIn, signOut } from './signin.js';
+import { afterSignIn, renderSignIn, showWho, signOut } from './signin.js';
+import { renderKeys } from './keys.js';
 import { renderList } from './list.js';
 import { renderModel } from './model.js';
 import { renderCompare } from './compare.js';
@@ -11,7 +12,7 @@ import { renderMachine, renderMachines } from './machines.js';
 
 // Shareable URLs live in the fragment: #/?q=…, #/models/<name or id>,
 // #/models/<name or id>/versions/<handle>, …/compare/<handle>/<handle> (a
-// handle: number, label, @alias or latest), #/machines, #/machines/<id>.
+// handle: number, label, @alias or latest), #/machines, #/machines/<id>, #/keys.
 function parseHash() {
   const raw = window.location.hash.replace(/^#/, '') || '/';
   const [path, query] = raw.split('?');
@@ -19,7 +20,7 @@ function parseHash() {
 }
 
 function navCurrent(section) {
-  for (const [id, name] of [['nav-models', 'models'], ['nav-machines', 'machines']]) {
+  for (const [id, name] of [['nav-models', 'models'], ['nav-machines', 'machines'], ['nav-keys', 'keys']]) {
     const a = document.getElementById(id);
     if (name === section) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
@@ -29,7 +30,7 @@ let lastView = '';
 function route() {
   if (!key()) { renderSignIn(); return; }
   document.getElementById('sign-out').hidden = false;
-  document.getElementById('who').textContent = 'Signed in';
+  showWho();
   const { parts, params } = parseHash();
   const view = parts.slice(0, 2).join('/');
   const moved = view !== lastView;
@@ -40,6 +41,9 @@ function route() {
   } else if (parts[0] === 'models' && parts[1]) {
     navCurrent('models');
     renderModel(parts[1], parts[2] === 'versions' && parts[3] ? parts[3] : null);
+  } else if (parts[0] === 'keys') {
+    navCurrent('keys');
+    renderKeys();
   } else if (parts[0] === 'machines') {
     navCurrent('machines');
     if (parts[1]) renderMachine(parts[1]); else renderMachines();

@@ -95,6 +95,28 @@ export async function apiText(path) {
   return (await request(path)).text();
 }
 
+// A write with the signed-in key: `body` (if any) goes as JSON; the answer's
+// JSON, or null when it has none (204). A 401 signs out, as for `api`.
+export async function send(method, path, body) {
+  let res;
+  try {
+    res = await fetch(path, {
+      method, cache: 'no-store', credentials: 'omit',
+      headers: body === undefined ? { Authorization: `Bearer ${key()}` } : { Authorization: `Bearer ${key()}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, `The server did not answer (${e.message}). Is modelreg still running?`);
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    const e = new ApiError(res.status, messageOf(res.status, text));
+    if (e.status === 401) keyRejected(e);
+    throw e;
+  }
+  return text ? JSON.parse(text) : null;
+}
+
 // --- formatting ---------------------------------------------------------
 
 export function bytes(n) {

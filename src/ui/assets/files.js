@@ -1,49 +1,53 @@
 // A version's files, their downloads, and how to fetch them from a shell or a client.
 
-import { ORIGIN, bytes, errorBox, h, keyRejected, request, snippet } from './core.js';
+import { ORIGIN, bytes, errorBox, h, send, snippet } from './core.js';
 
 export function fileRow(model, v, f) {
   const name = f.path.split('/').pop();
-  const button = h('button', { type: 'button', class: 'download', 'data-file': f.id, 'aria-label': `Download ${f.path}` }, 'Download');
-  button.addEventListener('click', () => download(model, v, f, name, button));
+  const href = `/ui/api/models/${encodeURIComponent(model.id)}/versions/${v.number}/files/${encodeURIComponent(f.id)}/link`;
+  // A link the browser follows itself once the registry signed it: it
+  // streams the file to disk with its own progress, nothing in this page.
+  const link = h('a', { href: '#', class: 'download button', 'data-file': f.id, download: name, 'aria-label': `Download ${f.path}` }, 'Download');
+  link.addEventListener('click', (ev) => { ev.preventDefault(); download(href, f, name, link); });
   // A safetensors or GGUF file's header, as the registry read it (or why it could not).
   const facts = f.weightFactsSummary ? h('div', { class: f.weightFacts.error ? 'desc weights unreadable' : 'desc weights' }, f.weightFactsSummary) : null;
+  const check = h('button', { type: 'button', class: 'copy-check', title: checkCommand(f, name), 'aria-label': `Copy the sha256sum check of ${f.path}` }, 'Copy check');
+  check.addEventListener('click', async () => {
+    try { await navigator.clipboard.writeText(checkCommand(f, name)); check.textContent = 'Copied'; } catch (_) { showCheck(f, name); }
+    setTimeout(() => { check.textContent = 'Copy check'; }, 2000);
+  });
   return h('tr', {}, h('td', {}, h('code', {}, f.path), facts), h('td', { class: 'num', title: `${f.size} bytes` }, bytes(f.size)),
-    h('td', {}, h('code', { class: 'sha' }, f.sha256)), h('td', {}, button));
+    h('td', {}, h('code', { class: 'sha' }, f.sha256)), h('td', { class: 'file-actions' }, link, ' ', check));
 }
 
-async function sha256Hex(buffer) {
-  if (!crypto.subtle) return null;
-  const digest = await crypto.subtle.digest('SHA-256', buffer);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+function showCheck(f, name, intro) {
+  document.getElementById('download-status').replaceChildren(h('div', { class: 'notice', id: 'download-result', 'data-sha256': f.sha256 },
+    h('p', {}, intro || '', 'Expected sha256: ', h('code', { class: 'sha' }, f.sha256), '. Check the saved file in its folder:'),
+    snippet('Check the sha256', checkCommand(f, name))));
 }
 
-// Downloads need the Bearer header, which a plain link cannot send: fetch
-// the bytes, check their sha256 against the registry's, then hand them to
-// the browser as a blob URL.
-async function download(model, v, f, name, button) {
+// What checks a downloaded file against the registry's sha256 in a shell.
+function checkCommand(f, name) { return `echo "${f.sha256}  ${name}" | sha256sum -c`; }
+
+// Downloads need the key, which a plain link cannot send: the registry signs
+// a short-lived link to this one file, and the browser follows it as it would
+// any download (no byte of it passes through this script). The sha256 to
+// expect is shown beside it, with the command that checks it.
+async function download(href, f, name, link) {
   const status = document.getElementById('download-status');
-  button.disabled = true;
-  status.replaceChildren(h('p', { class: 'desc' }, `Downloading ${f.path}…`));
+  if (link.getAttribute('aria-disabled') === 'true') return;
+  link.setAttribute('aria-disabled', 'true');
   try {
-    const res = await request(`/ui/api/models/${encodeURIComponent(model.id)}/versions/${v.number}/files/${encodeURIComponent(f.id)}`);
-    const blob = await res.blob();
-    const digest = await sha256Hex(await blob.arrayBuffer());
-    const url = URL.createObjectURL(blob);
-    const a = h('a', { href: url, download: name, class: 'visually-hidden' }, name);
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
-    const verdict = digest == null ? 'sha256 not checked (this browser has no WebCrypto here)'
-      : digest === f.sha256 ? 'sha256 verified' : `sha256 MISMATCH: got ${digest}`;
-    status.replaceChildren(h('p', { class: digest && digest !== f.sha256 ? 'error' : 'notice', id: 'download-result', 'data-sha256': digest || '' },
-      `Downloaded ${name} (${bytes(blob.size)}): ${verdict}.`));
+    const signed = await send('POST', href);
+    const go = h('a', { href: signed.url, download: name, class: 'visually-hidden' }, name);
+    document.body.append(go);
+    go.click();
+    go.remove();
+    showCheck(f, name, `Your browser is downloading ${name} (${bytes(f.size)}); its downloads show the progress. `);
   } catch (e) {
-    if (e.status === 401) keyRejected(e);
-    else status.replaceChildren(errorBox(e));
+    if (e.status !== 401) status.replaceChildren(errorBox(e));
   } finally {
-    button.disabled = false;
+    link.removeAttribute('aria-disabled');
   }
 }
 

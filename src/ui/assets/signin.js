@@ -1,14 +1,36 @@
 // Signing in with a pasted API key, kept in this tab's sessionStorage.
 
-import { KEY_ITEM, h, main, request, setTitle } from './core.js';
+import { KEY_ITEM, api, h, key, main, request, setTitle } from './core.js';
 
 let next = () => {};
+
+// Who the signed-in key is (GET /api/modelreg/v1/me), fetched once per key.
+let me = null;
+export async function whoAmI() {
+  const k = key();
+  if (me && me.key === k) return me.answer;
+  const answer = await api('/api/modelreg/v1/me');
+  me = { key: k, answer };
+  return answer;
+}
+
+// The header's "USERNAME · TEAM" (and "admin" when so).
+export async function showWho() {
+  const who = document.getElementById('who');
+  try {
+    const m = await whoAmI();
+    if (!key()) return;
+    who.textContent = [m.user.username, m.team.name, m.user.admin ? 'admin' : null].filter(Boolean).join(' · ');
+    who.title = m.key ? `Key: ${m.key.label || m.key.id}` : '';
+  } catch (_) { /* a 401 already signed out; anything else leaves the header as it was */ }
+}
 
 // What a successful sign-in shows next (app.js: the current route).
 export function afterSignIn(f) { next = f; }
 
 export function signOut(message) {
   sessionStorage.removeItem(KEY_ITEM);
+  me = null;
   renderSignIn(message);
 }
 
@@ -38,7 +60,8 @@ export function renderSignIn(message) {
       return;
     }
     try {
-      await request('/ui/api/models?limit=1', k);
+      const answer = await (await request('/api/modelreg/v1/me', k)).json();
+      me = { key: k, answer };
     } catch (e) {
       const text = e.status === 401
         ? `This key was not accepted (401 Unauthorized): ${e.message}. Check that you pasted the whole key.`
