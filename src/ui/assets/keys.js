@@ -18,7 +18,7 @@ export async function renderKeys() {
     h('button', { type: 'submit', class: 'primary' }, 'Create key'));
   main.replaceChildren(h('h1', {}, 'API keys'),
     h('p', { class: 'lead' }, 'Keys act as you on every route: the UI, the CLI and the clients of each door. Create one per machine or tool, and revoke it when it is done.'),
-    h('section', { class: 'panel', 'aria-labelledby': 'create-h' }, h('h2', { id: 'create-h' }, 'Create a key'), form, formStatus, created),
+    h('section', { class: 'panel key-create', 'aria-labelledby': 'create-h' }, h('h2', { id: 'create-h' }, 'Create a key'), form, formStatus, created),
     h('h2', { id: 'keys-h' }, 'Keys'), list);
 
   let me;
@@ -68,7 +68,7 @@ function keysTable(keys, me, reload) {
       h('td', {}, k.label ? k.label : h('span', { class: 'desc' }, '(no label)'), k.id === mine ? [' ', h('span', { class: 'badge this-key' }, 'this tab')] : null,
         h('div', { class: 'desc' }, h('code', {}, k.id))),
       h('td', {}, k.username),
-      h('td', {}, when(k.created_at)),
+      h('td', { class: 'hide-narrow' }, when(k.created_at)),
       h('td', {}, revoked ? ['revoked ', when(k.revoked_at)] : 'active'),
       actions);
     if (!revoked) {
@@ -79,7 +79,7 @@ function keysTable(keys, me, reload) {
     return row;
   });
   return h('div', { class: 'table-wrap' }, h('table', { id: 'keys' },
-    h('thead', {}, h('tr', {}, ['Label', 'User', 'Created', 'State', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, ['Label', 'User', 'Created', 'State', ''].map((c) => h('th', { scope: 'col', class: c === 'Created' ? 'hide-narrow' : null }, c)))),
     h('tbody', {}, rows)));
 }
 
