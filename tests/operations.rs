@@ -464,6 +464,9 @@ fn a_team_admin_manages_keys_over_http_and_a_member_only_their_own() {
     let bob_key = stdout_json(&remote(&server, &lead_key, &["--json", "keys", "create", "--user", "bob"]))["secret"].as_str().unwrap().to_string();
     let own = stdout_json(&remote(&server, &bob_key, &["--json", "keys", "create", "--user", "bob", "--label", "own"]));
     assert_eq!(bearer_status(&server, own["secret"].as_str().unwrap()), 200);
+    let unnamed = stdout_json(&remote(&server, &bob_key, &["--json", "keys", "create", "--label", "no --user"]));
+    assert_eq!(unnamed["user"], "bob", "without --user, a key for the caller: {unnamed}");
+    assert!(!server.cli(&["keys", "create", "--label", "offline"]).status.success(), "offline, --user is needed");
     let listed = stdout_json(&remote(&server, &bob_key, &["--json", "keys", "list"]));
     assert!(listed.as_array().unwrap().iter().all(|k| k["username"] == "bob"), "a member sees only their own keys: {listed}");
     for args in [vec!["--json", "keys", "create", "--user", "lead"], vec!["--json", "users", "add", "eve"]] {

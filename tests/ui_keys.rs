@@ -155,6 +155,10 @@ fn a_signed_file_link_works_without_a_key_names_one_file_and_expires() {
     assert_eq!(got.header("content-disposition"), Some("attachment; filename=\"alpha.pt\""));
     assert!(got.header("content-security-policy").is_some_and(|c| c.contains("default-src 'none'")));
     assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
+    // The token is a credential: the access log names the route, not it.
+    let token = url.rsplit('/').next().unwrap();
+    wait_for("the download in the access log", || s.log.lock().unwrap().contains("/ui/downloads/{token}").then_some(()));
+    assert!(!s.log.lock().unwrap().contains(token), "the token reached the log");
 
     // A link names one file: another model's file under this model is 404,
     // a made-up token is 403, and the link is not an Octomil download token
@@ -162,7 +166,6 @@ fn a_signed_file_link_works_without_a_key_names_one_file_and_expires() {
     assert_eq!(link(&a, &fz).status, 404);
     assert_eq!(link(&a, "not-a-file").status, 404);
     assert_eq!(with_key(&s, None, "GET", "/ui/downloads/mr_forged", None).status, 403);
-    let token = url.rsplit('/').next().unwrap();
     assert_eq!(with_key(&s, None, "GET", &format!("/api/v1/downloads/{token}"), None).status, 403);
     let octomil = ok(&s.get(&format!("/api/v1/models/{a}/versions/1/download-url")), 200);
     let octomil_token = octomil["url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
