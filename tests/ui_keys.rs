@@ -230,6 +230,8 @@ fn a_1_gib_download_streams_to_disk_with_a_small_js_heap() {
     b.click(&b.find("#files a.download"));
     let result = b.wait_text("#download-result", "the expected sha256", |t| t.contains(&expected));
     assert!(result.contains("sha256sum -c"), "{result}");
+    b.js("document.getElementById('files').scrollIntoView()", json!([]));
+    b.screenshot("download");
     let mut peak = before;
     let deadline = started + Duration::from_secs(600);
     loop {
