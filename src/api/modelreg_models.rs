@@ -6,7 +6,9 @@
 //!   contains `q`, newest first, a keyset page (`next` is the cursor of the
 //!   following page, or null).
 //! - `GET …/models/{model}`: a model with its tags, aliases and versions
-//!   (newest first); `GET …/models/{model}/versions/{version}`: one version,
+//!   (newest first); `PATCH` with `{"description": "…"}` (or `null`)
+//!   changes its description, within the limit of the door that made it;
+//!   `GET …/models/{model}/versions/{version}`: one version,
 //!   with its metrics, lineage, tags and aliases.
 //! - `PATCH …/models/{model}/versions/{version}` with `{"lineage": {…},
 //!   "metrics": {…}, "status": "…"}` changes those fields (a `null` clears
@@ -33,14 +35,16 @@ use crate::registry::catalogue::lineage::LineagePatch;
 use crate::registry::catalogue::models::TagFilter;
 use crate::registry::catalogue::tags::{parse_tag_filter, Tags};
 use crate::registry::catalogue::weight_facts;
+use crate::registry::catalogue::weights::check_model_description;
 use crate::registry::{
-    Cursor, Error, Model, ModelQuery, PageRequest, Principal, Registry, Result, Version,
+    Cursor, Error, Model, ModelPatch, ModelQuery, PageRequest, Principal, Registry, Result, Version,
     VersionRef, VersionStatus,
 };
 
 pub fn routes(router: &mut Router) {
     router.add(&ADMIN, "GET", "/api/modelreg/v1/models", list_models);
     router.add(&ADMIN, "GET", "/api/modelreg/v1/models/{model}", get_model);
+    router.add(&ADMIN, "PATCH", "/api/modelreg/v1/models/{model}", update_model);
     router.add(
         &ADMIN,
         "GET",
@@ -177,6 +181,32 @@ fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     Ok(Response::json(
         200,
         &model_detail(ctx.registry, &who, &model)?,
+    ))
+}
+
+/// `{"description": "…"}` (a `null` clears it): what a model's PATCH may
+/// change here; its name and its door's own fields change through its door.
+fn update_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
+    let who = req.who()?.clone();
+    let model = ctx.registry.resolve_model(&who, req.param("model"))?;
+    let body = req.json_object()?;
+    if let Some(key) = body.keys().find(|k| k.as_str() != "description") {
+        return Err(Error::invalid(key, "cannot be changed here (description can)"));
+    }
+    let mut patch = ModelPatch::default();
+    match body.get("description") {
+        None => {}
+        Some(Value::Null) => patch.description = Some(None),
+        Some(Value::String(text)) => {
+            check_model_description(model.origin, Some(text))?;
+            patch.description = Some(Some(text.clone()));
+        }
+        Some(_) => return Err(Error::invalid("description", "must be a string or null")),
+    }
+    let updated = ctx.registry.update_model(&who, &model.id, |_| Ok(patch))?;
+    Ok(Response::json(
+        200,
+        &model_detail(ctx.registry, &who, &updated)?,
     ))
 }
 

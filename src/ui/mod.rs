@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::params::{query_bool, query_int};
 use crate::http::response::attachment;
+use crate::registry::access::roles::{Access, EntityKind};
 use crate::registry::catalogue::tags::Tags;
 use crate::registry::catalogue::weight_facts;
 use crate::registry::is_uuid;
@@ -50,6 +51,7 @@ static ASSETS: &[(&str, &str, &str)] = &[
     ("chart.js", JS, include_str!("assets/chart.js")),
     ("compare.js", JS, include_str!("assets/compare.js")),
     ("keys.js", JS, include_str!("assets/keys.js")),
+    ("actions.js", JS, include_str!("assets/actions.js")),
 ];
 
 /// `connect-src 'self'` keeps a script, were one ever injected, from
@@ -246,6 +248,7 @@ fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             // Alias name to version number; the page groups them by version.
             "aliases": ctx.registry.model_aliases(who, &id)?,
         },
+        "may": may(ctx.registry, who, &id)?,
         "versions": rendered,
         "handles": handles,
     })))
@@ -281,6 +284,16 @@ fn resolve_handle(registry: &Registry, who: &Principal, model_id: &str, versions
         }
         Err(e) => Err(e),
     }
+}
+
+/// What the key may do to the model, so that the page offers only that: by
+/// the registry's one access rule (`Registry::access`), `change` is write
+/// rank (description, aliases, tags, status, new versions) and `delete`
+/// owner rank (deleting a version). A CONSUMER of a shared DataRobot model
+/// reads only. The routes check again; this only hides what they would refuse.
+fn may(registry: &Registry, who: &Principal, id: &str) -> Result<Value> {
+    let access = registry.access(who, EntityKind::Model, id)?;
+    Ok(json!({"change": access >= Access::Write, "delete": access >= Access::Own}))
 }
 
 fn render_version(v: &Version, tags: Tags, names: &mut UserNames) -> Value {

@@ -11,6 +11,9 @@ use crate::registry::catalogue::custom_versions::apply_resource_fields;
 use crate::registry::fields::{insert_some, opt_bool_or_text, opt_str, opt_string_list};
 use crate::registry::{Error, Model, ModelPatch, NewModel, Origin, Principal, Registry, Result};
 
+/// The longest description a custom model may have (DataRobot's door, created or patched).
+pub const MAX_DESCRIPTION: usize = 10_000;
+
 /// The seed's enum plus Multilabel, which client 3.20 sends.
 pub const TARGET_TYPES: [&str; 11] = [
     "Binary", "Regression", "Multiclass", "Multilabel", "Anomaly", "Transform", "TextGeneration", "GeoPoint", "Unstructured",
@@ -61,7 +64,7 @@ pub fn new_model(body: &Map<String, Value>) -> Result<NewModel> {
     insert_some(&mut attrs, "calibratePredictions", opt_bool_or_text(body, "calibratePredictions")?.map(Value::from));
     insert_some(&mut attrs, "userProvidedId", opt_str(body, "userProvidedId", 100)?.map(Value::from));
     insert_some(&mut attrs, "playgroundId", opt_str(body, "playgroundId", 100)?.map(Value::from));
-    let description = opt_str(body, "description", 10_000)?;
+    let description = opt_str(body, "description", MAX_DESCRIPTION)?;
     Ok(NewModel { name, description, attrs, origin: Origin::DataRobot })
 }
 
@@ -122,7 +125,7 @@ fn model_patch(body: &Map<String, Value>, model: &Model) -> Result<ModelPatch> {
         Some(n) if n.trim().is_empty() => return Err(Error::invalid("name", "must not be empty")),
         other => other,
     };
-    let description = opt_str(body, "description", 10_000)?.map(Some);
+    let description = opt_str(body, "description", MAX_DESCRIPTION)?.map(Some);
     Ok(ModelPatch { name, description, attrs })
 }
 

@@ -6,7 +6,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::registry::catalogue::models::{Model, NewFile, NewModel, NewVersion, Version};
+use crate::registry::catalogue::custom_models;
+use crate::registry::catalogue::models::{Model, NewFile, NewModel, NewVersion, Origin, Version};
 use crate::registry::catalogue::weight_facts;
 use crate::registry::{Digest, Error, Principal, Registry, Result};
 
@@ -86,6 +87,21 @@ pub fn check_description(description: Option<&str>) -> Result<()> {
         return Err(Error::invalid("description", format!("must be at most {MAX_DESCRIPTION} characters")));
     }
     Ok(())
+}
+
+/// A description a model may be given by a door that is not the one that
+/// made it (modelreg's own PATCH, hence the web UI): the limit of the door
+/// that made it, so that its own clients never read back more than they
+/// could have written: a DataRobot custom model's (`custom_models`), else
+/// Octomil's (`check_description`, which Paperspace's models share).
+pub fn check_model_description(origin: Origin, description: Option<&str>) -> Result<()> {
+    match origin {
+        Origin::DataRobot if description.is_some_and(|d| d.chars().count() > custom_models::MAX_DESCRIPTION) => {
+            Err(Error::invalid("description", format!("must be at most {} characters", custom_models::MAX_DESCRIPTION)))
+        }
+        Origin::DataRobot => Ok(()),
+        _ => check_description(description),
+    }
 }
 
 /// The format a version is stored as: the one given, or else the one the

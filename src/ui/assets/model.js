@@ -9,6 +9,7 @@ import { dataRobotSections } from './datarobot.js';
 import { metricCharts } from './chart.js';
 import { compareBar } from './compare.js';
 import { chosen, loadModel } from './resolve.js';
+import { addActions } from './actions.js';
 
 // `id` is the model's id or name, `wantedVersion` any version handle (resolve.js).
 export async function renderModel(id, wantedVersion) {
@@ -34,6 +35,7 @@ export async function renderModel(id, wantedVersion) {
   }
   if (selected) page.append(versionInfo(model, versions, selected), lineageSection(model, versions, selected), cardSection(model, selected), versionSection(model, selected));
   if (datarobot) page.append(...dataRobotSections(model, selected));
+  addActions(page, data, selected, renderModel);
   main.replaceChildren(page);
 }
 
