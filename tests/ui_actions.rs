@@ -183,6 +183,7 @@ fn a_version_is_deprecated_published_and_deleted_after_a_confirmation() {
     b.click(&b.find("#delete-version"));
     let question = b.wait_text(".confirm", "the confirmation", |t| !t.is_empty());
     assert!(question.contains("Delete version v1 (1 file, 1000 B)?"), "{question}");
+    b.screenshot("actions-confirm");
     assert_eq!(version_of(&s, &model, 1)["number"], 1, "nothing is deleted before the confirmation");
     b.click(&b.find(".confirm .confirm-no"));
     assert!(b.find_all(".confirm").is_empty());
@@ -205,7 +206,8 @@ fn an_uploaded_version_streams_with_a_progress_bar_and_keeps_its_bytes() {
     upload(&s, &model, "first.pt", &[3u8; 4096]);
     ok(&s.send_json("PUT", &format!("{MODELREG}/{model}/tags/team"), &json!({"value": "vision"})), 200);
     ok(&s.send_json("PUT", &format!("{MODELREG}/{model}/aliases/champion"), &json!({"version": 1})), 200);
-    let bytes = common::pseudo_random(25, 5 * 1024 * 1024 + 123);
+    // Big enough that a copy in JavaScript would show in the heap.
+    let bytes = common::pseudo_random(25, 40 * 1024 * 1024 + 123);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("weights-v2.pt");
     std::fs::write(&file, &bytes).unwrap();
@@ -216,14 +218,21 @@ fn an_uploaded_version_streams_with_a_progress_bar_and_keeps_its_bytes() {
     b.find("#models");
     open(&b, &s, &model, None);
     b.type_into(&b.find("#upload input[type=file]"), file.to_str().unwrap());
+    // The JS heap, sampled while the browser sends the file: it streams it
+    // from disk, so the heap stays far below the file's 40 MiB.
+    b.js("window.heapPeak = 0; window.heapSampler = setInterval(() => { window.heapPeak = Math.max(window.heapPeak, performance.memory.usedJSHeapSize); }, 5)", json!([]));
     b.click(&b.find("#upload-start"));
     b.wait_count("#versions tbody tr", 2);
+    let peak = b.js("clearInterval(window.heapSampler); return window.heapPeak", json!([])).as_f64().unwrap();
+    eprintln!("JS heap peak during a {} byte upload: {peak} bytes", bytes.len());
+    assert!(peak > 0.0 && peak < 20e6, "the upload went through JavaScript memory: {peak} bytes of heap");
     assert_eq!(b.js("return location.hash", json!([])), format!("#/models/{model}/versions/2"));
     let status = b.wait_text("#upload-status", "the finished upload", |t| t.contains("uploaded"));
     assert!(status.starts_with("100% · "), "{status}");
     let progress = b.js("const p = document.getElementById('upload-progress'); return [p.value, p.max, Number(p.dataset.events)]", json!([]));
     assert_eq!((progress[0].as_f64(), progress[1].as_f64()), (Some(100.0), Some(100.0)), "{progress}");
     assert!(progress[2].as_i64().unwrap() >= 1, "the bar moved on the browser's progress events: {progress}");
+    eprintln!("progress events during the upload: {}", progress[2]);
     b.wait_text("#files", "the new file", |t| t.contains("weights-v2.pt"));
     let v2 = version_of(&s, &model, 2);
     assert_eq!(v2["files"][0]["size"], bytes.len() as i64);
@@ -237,6 +246,8 @@ fn an_uploaded_version_streams_with_a_progress_bar_and_keeps_its_bytes() {
     b.find("#upload-start");
     b.assert_no_sideways_scroll("the model page with its controls");
     b.screenshot("actions-390");
+    b.js("document.getElementById('upload').scrollIntoView()", json!([]));
+    b.screenshot("actions-390-upload");
     b.js("document.getElementById('version-info').scrollIntoView()", json!([]));
     b.screenshot("actions-390-version");
 }
