@@ -118,13 +118,13 @@ function descriptionEditor(ctx) {
 
 // --- tags and aliases ----------------------------------------------------------
 
-// A remove button on each chip of `list` and an add form after it; `which`
+// A remove button (its × drawn by CSS, so a chip's text stays the tag's) on each chip of `list` and an add form after it; `which`
 // ('model' or 'version') names the form's fields.
 function tagEditor(ctx, list, tagsPath, which) {
   const line = errorLine(`${which}-tag-error`);
   for (const chip of list.querySelectorAll('li.chip[data-key]')) {
     const name = chip.dataset.key;
-    const remove = h('button', { type: 'button', class: 'remove', 'data-key': name, 'aria-label': `Remove tag ${name}`, title: `Remove tag ${name}` }, '×');
+    const remove = h('button', { type: 'button', class: 'remove', 'data-key': name, 'aria-label': `Remove tag ${name}`, title: `Remove tag ${name}` });
     // Asked below the list: a chip cuts its text short, and would cut the question.
     remove.addEventListener('click', () => confirmInline(remove, `Remove tag ${name}?`, 'Remove', (yes) =>
       perform(ctx, yes, line, () => send('DELETE', `${tagsPath}/${encodeURIComponent(name)}`), `Tag ${name} removed`), list));
@@ -149,7 +149,7 @@ function tagEditor(ctx, list, tagsPath, which) {
 function aliasRemovers(ctx, list) {
   for (const link of list.querySelectorAll('a[data-alias]')) {
     const alias = link.dataset.alias;
-    const remove = h('button', { type: 'button', class: 'remove', 'data-alias': alias, 'aria-label': `Remove alias @${alias}`, title: `Remove alias @${alias}` }, '×');
+    const remove = h('button', { type: 'button', class: 'remove', 'data-alias': alias, 'aria-label': `Remove alias @${alias}`, title: `Remove alias @${alias}` });
     const line = errorLine(null);
     remove.addEventListener('click', () => confirmInline(remove, `Remove @${alias}? Clients that name it will fail.`, 'Remove', (yes) =>
       perform(ctx, yes, line, () => send('DELETE', `${ctx.base}/aliases/${encodeURIComponent(alias)}`), `Alias @${alias} removed`)));
