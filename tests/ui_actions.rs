@@ -94,6 +94,15 @@ fn the_description_tags_and_aliases_change_in_place() {
     b.wait_text("#model-tags", "no tags", |t| t == "none");
     assert_eq!(model_of(&s, &model)["tags"], json!({}));
 
+    // A key the registry refuses: its message, under the form.
+    fill(&b, "#model-tag-key", "no spaces");
+    fill(&b, "#model-tag-value", "x");
+    b.click(&b.find("#model-tag-add"));
+    let shown = b.wait_text("#model-tag-error", "the server's message", |t| !t.is_empty());
+    let refused = s.send_json("PUT", &format!("{MODELREG}/{model}/tags/no%20spaces"), &json!({"value": "x"}));
+    assert_eq!((refused.status, shown.as_str()), (400, refused.json()["message"].as_str().unwrap()));
+    assert_eq!(model_of(&s, &model)["tags"], json!({}));
+
     // A tag on the version shown (the latest, v2).
     fill(&b, "#version-tag-key", "reviewed");
     fill(&b, "#version-tag-value", "yes");

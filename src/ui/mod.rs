@@ -248,7 +248,7 @@ fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             // Alias name to version number; the page groups them by version.
             "aliases": ctx.registry.model_aliases(who, &id)?,
         },
-        "may": may(ctx.registry, who, &id)?,
+        "may": may(ctx.registry, who, &model.id)?,
         "versions": rendered,
         "handles": handles,
     })))
