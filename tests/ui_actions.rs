@@ -87,6 +87,8 @@ fn the_description_tags_and_aliases_change_in_place() {
     fill(&b, "#model-tag-value", "prod");
     b.click(&b.find("#model-tag-add"));
     b.wait_text("#model-tags", "the new tag", |t| t.contains("stage: prod"));
+    // The page drawn again keeps the keyboard in the form that was used.
+    assert_eq!(b.js("return document.activeElement.id", json!([])), "model-tag-key");
     assert_eq!(model_of(&s, &model)["tags"], json!({"stage": "prod"}));
     b.click(&b.find("#model-tags button.remove[data-key='stage']"));
     b.wait_text(".confirm", "the question", |t| t.contains("Remove tag stage?"));

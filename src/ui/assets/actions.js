@@ -45,11 +45,16 @@ export function addActions(page, data, selected, render) {
   if (fields) fields.after(versionActions(ctx, versionBase, may));
 }
 
-// Draws the page again showing `number` (null: the latest), where the reader was.
-async function redraw(ctx, number) {
+// Draws the page again showing `number` (null: the latest), where the
+// reader was: the same scroll, and the focus on the same form when it is
+// still there (a keyboard user adding tags stays in the tag form).
+async function redraw(ctx, number, formId) {
   const y = window.scrollY;
   await ctx.render(ctx.model.id, number);
   window.scrollTo(0, y);
+  const again = formId && document.getElementById(formId);
+  const field = again && again.querySelector('input, textarea');
+  if (field) field.focus({ preventScroll: true });
 }
 
 // Shows a version by its URL; when the URL already names it, draws it again.
@@ -63,12 +68,13 @@ function showError(line, e) { line.textContent = e.message || String(e); line.hi
 
 // Runs `act` with `button` disabled; a failure is shown in `line`, success redraws.
 async function perform(ctx, button, line, act, done) {
+  const form = button.closest('form[id]');
   button.disabled = true;
   if (line) line.hidden = true;
   try {
     const result = await act();
     announce(done);
-    await redraw(ctx, ctx.selected ? ctx.selected.number : null);
+    await redraw(ctx, ctx.selected ? ctx.selected.number : null, form && form.id);
     return result;
   } catch (e) {
     if (e.status !== 401 && line) showError(line, e);
