@@ -237,7 +237,8 @@ fn an_uploaded_version_streams_with_a_progress_bar_and_keeps_its_bytes() {
     let peak = b.js("clearInterval(window.heapSampler); return window.heapPeak", json!([])).as_f64().unwrap();
     eprintln!("JS heap peak during a {} byte upload: {peak} bytes", bytes.len());
     assert!(peak > 0.0 && peak < 20e6, "the upload went through JavaScript memory: {peak} bytes of heap");
-    assert_eq!(b.js("return location.hash", json!([])), format!("#/models/{model}/versions/2"));
+    // The new version's URL names the model as people do, by its name.
+    assert_eq!(b.js("return location.hash", json!([])), "#/models/resnet-upload/versions/2");
     let status = b.wait_text("#upload-status", "the finished upload", |t| t.contains("uploaded"));
     assert!(status.starts_with("100% · "), "{status}");
     let progress = b.js("const p = document.getElementById('upload-progress'); return [p.value, p.max, Number(p.dataset.events)]", json!([]));
