@@ -82,11 +82,11 @@ fn names_and_version_handles_in_urls_open_the_right_model_and_version_and_a_shar
 
     // An alias nobody set: the latest, and why.
     open(&b, &s, "#/models/fraud-xgb/versions/@nobody");
-    let error = b.wait_text("#model p.error", "the missing alias", |t| !t.is_empty());
+    let error = b.wait_text("#no-such-version", "the missing alias", |t| !t.is_empty());
     assert!(error.contains("no version @nobody"), "{error}");
     // A name nobody has: not found, said so.
     open(&b, &s, "#/models/no-such-model");
-    let error = b.wait_text("main p.error", "the missing name", |t| t.contains("No model"));
+    let error = b.wait_text("main p.error:not([hidden])", "the missing name", |t| t.contains("No model"));
     assert!(error.contains("No model no-such-model"), "{error}");
     assert_eq!(s.get("/ui/api/models/no-such-model").status, 404);
 
@@ -262,7 +262,7 @@ fn a_chart_shows_each_metric_two_versions_report_and_the_compare_view_shows_two_
     assert!(metrics.contains("0.902") && metrics.contains("only in v1"), "{metrics}");
     // A handle that names nothing says so.
     open(&b, &s, "#/models/fraud-xgb/compare/1/@nobody");
-    let error = b.wait_text("main p.error", "the missing version", |t| t.contains("@nobody"));
+    let error = b.wait_text("main p.error:not([hidden])", "the missing version", |t| t.contains("@nobody"));
     assert!(error.contains("@nobody"), "{error}");
 }
 

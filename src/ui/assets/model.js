@@ -31,7 +31,7 @@ export async function renderModel(id, wantedVersion) {
     versions.length ? versionsTable(model, versions, selected) : noVersions(model),
     compareBar(model, versions, selected), metricCharts(versions));
   if (wantedVersion != null && !chosen(data, 0)) {
-    page.append(h('p', { class: 'error', role: 'alert' }, `This model has no version ${wantedVersion}; showing the latest.`));
+    page.append(h('p', { class: 'error', role: 'alert', id: 'no-such-version' }, `This model has no version ${wantedVersion}; showing the latest.`));
   }
   if (selected) page.append(versionInfo(model, versions, selected), lineageSection(model, versions, selected), cardSection(model, selected), versionSection(model, selected));
   if (datarobot) page.append(...dataRobotSections(model, selected));
