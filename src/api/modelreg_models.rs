@@ -152,7 +152,7 @@ pub(crate) fn search_body(registry: &Registry, who: &Principal, search: Search) 
         .iter()
         .zip(&listed.latest)
         .map(|(model, latest)| {
-            let mut view = model_view(model, latest.as_ref().map(|v| v.number));
+            let mut view = model_view(model, latest.as_ref());
             view["tags"] = json!(tags.remove(&model.id).unwrap_or_default());
             view
         })
@@ -161,7 +161,9 @@ pub(crate) fn search_body(registry: &Registry, who: &Principal, search: Search) 
 }
 
 /// A model's fields, as every route here renders them.
-fn model_view(model: &Model, latest_version: Option<i64>) -> Value {
+/// `framework` is the registry's rule (`Model::framework`), as the Octomil
+/// door and the web UI show it.
+fn model_view(model: &Model, latest: Option<&Version>) -> Value {
     json!({
         "id": model.id,
         "name": model.name,
@@ -171,7 +173,8 @@ fn model_view(model: &Model, latest_version: Option<i64>) -> Value {
         "created_by": model.created_by,
         "created_at": model.created_at,
         "modified_at": model.modified_at,
-        "latest_version": latest_version,
+        "latest_version": latest.map(|v| v.number),
+        "framework": model.framework(latest),
     })
 }
 
@@ -228,7 +231,7 @@ pub(crate) fn model_detail(registry: &Registry, who: &Principal, model: &Model) 
             by_number.get(&version.number).cloned().unwrap_or_default(),
         )?);
     }
-    let mut view = model_view(model, latest.map(|v| v.number));
+    let mut view = model_view(model, latest.as_ref());
     view["tags"] = json!(registry.model_tags(who, &model.id)?);
     view["aliases"] = json!(aliases);
     view["versions"] = Value::Array(views);

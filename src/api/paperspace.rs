@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::http::params::{query_bool, query_int};
 use crate::registry::fields::{opt_bool, opt_string, parse_bool};
+use crate::registry::catalogue::models::MAX_MODEL_NAME;
 use crate::http::{Ctx, Dialect, Request, Response, Router};
 use crate::registry::{
     machine_type, Assignee, Cursor, Error, Machine, MachineAction, MachineEvent, MachineOrder, MachinePatch, Model,
@@ -201,8 +202,8 @@ fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
 /// required: seed 000 clients never send `isPublic`. Unknown keys are ignored.
 pub(crate) fn new_model_from_json(body: &Map<String, Value>) -> Result<NewModel> {
     let name = required_string(body, "name")?;
-    if name.trim().is_empty() || name.chars().count() > 255 {
-        return Err(Error::invalid("name", "must be 1 to 255 characters"));
+    if name.trim().is_empty() || name.chars().count() > MAX_MODEL_NAME {
+        return Err(Error::invalid("name", format!("must be 1 to {MAX_MODEL_NAME} characters")));
     }
     let description = match body.get("description") {
         // The CLI's spec types description as `{} | string | null`.

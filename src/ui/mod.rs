@@ -52,6 +52,7 @@ static ASSETS: &[(&str, &str, &str)] = &[
     ("compare.js", JS, include_str!("assets/compare.js")),
     ("keys.js", JS, include_str!("assets/keys.js")),
     ("actions.js", JS, include_str!("assets/actions.js")),
+    ("labels.js", JS, include_str!("assets/labels.js")),
 ];
 
 /// `connect-src 'self'` keeps a script, were one ever injected, from
@@ -136,7 +137,10 @@ fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             Error::invalid("origin", format!("must be octomil, datarobot or paperspace, got {origin:?}"))
         })?);
     }
-    for attr in ["framework", "targetType", "modelType"] {
+    // The framework by the registry's rule (`Model::framework`), the one the
+    // list shows and the Octomil door answers.
+    query.framework = text_param(req, "framework", 100)?;
+    for attr in ["targetType", "modelType"] {
         if let Some(value) = text_param(req, attr, 100)? {
             query.attr_equals.push((attr.into(), json!(value)));
         }
@@ -147,7 +151,9 @@ fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let who = req.who()?;
     let page = ctx.registry.list_models(who, &query)?;
     let summaries = ctx.registry.version_summaries(who, &page.items)?;
-    let items: Vec<Value> = page.items.iter().zip(&summaries).map(|(m, s)| list_item(m, s.as_ref())).collect();
+    let frameworks = ctx.registry.frameworks_of(who, &page.items)?;
+    let items: Vec<Value> =
+        page.items.iter().zip(&summaries).zip(frameworks).map(|((m, s), f)| list_item(m, s.as_ref(), f)).collect();
     Ok(json_ok(&json!({
         "items": items,
         "hasMore": page.has_more,
@@ -155,14 +161,14 @@ fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     })))
 }
 
-fn list_item(model: &Model, summary: Option<&VersionSummary>) -> Value {
+fn list_item(model: &Model, summary: Option<&VersionSummary>, framework: Option<String>) -> Value {
     let attr = |key: &str| model.attrs.get(key).cloned().unwrap_or(Value::Null);
     json!({
         "id": model.id,
         "name": model.name,
         "description": model.description,
         "origin": model.origin.as_str(),
-        "framework": attr("framework"),
+        "framework": framework,
         "targetType": attr("targetType"),
         "modelType": attr("modelType"),
         "isPublic": attr("isPublic"),
@@ -244,6 +250,7 @@ fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
             "modified": model.modified_at,
             "createdBy": names.name(&model.created_by),
             "attrs": model.attrs,
+            "framework": ctx.registry.frameworks_of(who, std::slice::from_ref(&model))?.pop().flatten(),
             "tags": ctx.registry.model_tags(who, &id)?,
             // Alias name to version number; the page groups them by version.
             "aliases": ctx.registry.model_aliases(who, &id)?,

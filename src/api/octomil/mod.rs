@@ -18,9 +18,9 @@ use serde_json::{json, Map, Value};
 use crate::compute::jobs::Settings;
 use crate::http::params::{query_bool, query_int};
 use crate::http::{Ctx, Dialect, FileToSend, Request, Response, Router};
-use crate::registry::catalogue::models::TagFilter;
+use crate::registry::catalogue::models::{TagFilter, MAX_MODEL_NAME};
 use crate::registry::catalogue::weight_facts::WEIGHT_FACTS;
-use crate::registry::catalogue::weights::{check_description, download_file_name, version_format, version_framework, FRAMEWORKS};
+use crate::registry::catalogue::weights::{check_description, download_file_name, version_format, FRAMEWORKS};
 use crate::registry::fields::{opt_bool, opt_number, opt_string};
 use crate::registry::is_uuid;
 use crate::registry::{Digest, Error, Model, ModelQuery, NewModel, Origin, PageRequest, Principal, Registry, Result, Version};
@@ -165,7 +165,8 @@ fn list_page(registry: &Registry, who: &Principal, limit: i64, offset: i64, filt
     query.count_total = true;
     if let Some(framework) = &filters.framework {
         check_framework(framework)?;
-        query.attr_equals.push(("framework".into(), json!(framework)));
+        // The registry's rule, as each model is rendered: its own, else its weights'.
+        query.framework = Some(framework.clone());
     }
     if let Some(baseline) = filters.is_baseline {
         query.attr_equals.push(("is_baseline".into(), json!(baseline)));
@@ -239,8 +240,8 @@ fn update_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let body = req.json_object()?;
     let mut patch = crate::registry::ModelPatch::default();
     if let Some(name) = opt_string(&body, "name")? {
-        if name.trim().is_empty() || name.chars().count() > 255 {
-            return Err(Error::invalid("name", "must be 1 to 255 characters"));
+        if name.trim().is_empty() || name.chars().count() > MAX_MODEL_NAME {
+            return Err(Error::invalid("name", format!("must be 1 to {MAX_MODEL_NAME} characters")));
         }
         if name != model.name && !ctx.registry.models_named(&who, &name)?.is_empty() {
             return Err(Error::Conflict(format!("a model named {name:?} already exists")));
@@ -497,9 +498,7 @@ impl<'a> ModelView<'a> {
             description: &model.description,
             // A model made through another door has no framework of its own:
             // its latest version's weights stand in when they imply one.
-            framework: model.attrs.get("framework").cloned().unwrap_or_else(|| {
-                latest.and_then(version_framework).map(Value::from).unwrap_or(Value::Null)
-            }),
+            framework: model.framework(latest).map(Value::from).unwrap_or(Value::Null),
             framework_version: attr("framework_version"),
             id: &model.id,
             is_baseline: model.attrs.get("is_baseline").and_then(Value::as_bool).unwrap_or(false),

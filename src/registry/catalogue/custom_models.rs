@@ -8,6 +8,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::registry::catalogue::custom_versions::apply_resource_fields;
+use crate::registry::catalogue::models::MAX_MODEL_NAME;
 use crate::registry::fields::{insert_some, opt_bool_or_text, opt_str, opt_string_list};
 use crate::registry::{Error, Model, ModelPatch, NewModel, Origin, Principal, Registry, Result};
 
@@ -25,7 +26,7 @@ const NEEDS_TARGET_NAME: [&str; 6] = ["Binary", "Multiclass", "Multilabel", "Reg
 
 /// Validates `CustomModelCreate` (seed 002) into a shared model.
 pub fn new_model(body: &Map<String, Value>) -> Result<NewModel> {
-    let name = opt_str(body, "name", 255)?.filter(|n| !n.trim().is_empty()).ok_or_else(|| Error::invalid("name", "is required"))?;
+    let name = opt_str(body, "name", MAX_MODEL_NAME)?.filter(|n| !n.trim().is_empty()).ok_or_else(|| Error::invalid("name", "is required"))?;
     match opt_str(body, "customModelType", 20)?.as_deref() {
         None | Some("inference") => {}
         Some("training") => return Err(Error::invalid("customModelType", "training custom models are not supported by modelreg")),
@@ -121,7 +122,7 @@ fn model_patch(body: &Map<String, Value>, model: &Model) -> Result<ModelPatch> {
         }
         attrs.insert("isTrainingDataForVersionsPermanentlyEnabled".into(), json!(enabled));
     }
-    let name = match opt_str(body, "name", 255)? {
+    let name = match opt_str(body, "name", MAX_MODEL_NAME)? {
         Some(n) if n.trim().is_empty() => return Err(Error::invalid("name", "must not be empty")),
         other => other,
     };

@@ -10,6 +10,7 @@ pub mod custom_models;
 pub mod custom_template_rules;
 pub mod custom_templates;
 pub mod custom_versions;
+pub mod frameworks;
 pub mod lineage;
 pub mod models;
 pub mod overview;

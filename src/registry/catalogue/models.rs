@@ -28,6 +28,23 @@ pub struct Model {
     pub origin: Origin,
 }
 
+/// The longest name a model may be given, in characters, through any door:
+/// DataRobot documents `name` as `maxLength: 255` for a custom model (seed
+/// 002), and Octomil's and Paperspace's routes already held their renames to
+/// it. Checked once here, on create and on rename, so every door answers the
+/// same 4xx in its own error body; a longer name stored before the rule
+/// stays as it is (it is shown clamped, never refused on read).
+pub const MAX_MODEL_NAME: usize = 255;
+
+/// Fails unless `name` is a name a model may be given (see `MAX_MODEL_NAME`).
+pub fn check_model_name(name: &str) -> Result<()> {
+    let n = name.chars().count();
+    if n > MAX_MODEL_NAME {
+        return Err(Error::invalid("name", format!("must be at most {MAX_MODEL_NAME} characters, got {n}")));
+    }
+    Ok(())
+}
+
 impl Model {
     /// The model's DataRobot target type. One made through another door has
     /// none of its own, and is shown as `Unstructured`, the type DataRobot
@@ -97,7 +114,7 @@ impl ModelOrder {
         }
     }
 
-    fn key_of(self, m: &Model) -> String {
+    pub(in crate::registry) fn key_of(self, m: &Model) -> String {
         match self {
             ModelOrder::Created => m.created_at.clone(),
             ModelOrder::Modified => m.modified_at.clone(),
@@ -136,6 +153,10 @@ pub struct ModelQuery {
     pub origin: Option<Origin>,
     /// Keep models that have every one of these tags.
     pub tags: Vec<TagFilter>,
+    /// Keep models whose framework is this one by the registry's rule
+    /// (`Model::framework`: its own, else what its latest version's weights
+    /// imply), the rule every door shows it by.
+    pub framework: Option<String>,
 }
 
 impl ModelQuery {
@@ -151,6 +172,7 @@ impl ModelQuery {
             count_total: false,
             origin: None,
             tags: Vec::new(),
+            framework: None,
         }
     }
 }
@@ -437,6 +459,7 @@ impl Registry {
     }
 
     pub(in crate::registry) fn insert_model(&self, conn: &sql::Connection, who: &Principal, new: NewModel) -> Result<Model> {
+        check_model_name(&new.name)?;
         let at = now();
         let id = new_id();
         let model = Model {
@@ -517,6 +540,7 @@ impl Registry {
         let mut model = self.model_for(who, id, Access::Write)?;
         let patch = build(&model)?;
         if let Some(name) = patch.name {
+            check_model_name(&name)?;
             model.name = name;
         }
         if let Some(description) = patch.description {
@@ -552,6 +576,16 @@ impl Registry {
     }
 
     pub fn list_models(&self, who: &Principal, q: &ModelQuery) -> Result<Page<Model>> {
+        match &q.framework {
+            Some(framework) => self.list_models_of_framework(who, q, framework),
+            None => self.list_models_sql(who, q),
+        }
+    }
+
+    /// `list_models` for every filter but `framework`, which needs the
+    /// latest version of models that have none of their own
+    /// (`frameworks::list_models_of_framework` walks this).
+    pub(in crate::registry) fn list_models_sql(&self, who: &Principal, q: &ModelQuery) -> Result<Page<Model>> {
         let mut filter = String::from("team_id = ?");
         let mut args: Vec<Value> = vec![Value::String(who.team_id.clone())];
         let filters = q.attr_equals.iter().map(|f| (f, false)).chain(q.attr_equals_or_missing.iter().map(|f| (f, true)));
@@ -1114,7 +1148,7 @@ fn latest_version_in(conn: &sql::Connection, model_id: &str) -> Result<Option<Ve
 /// in the same order: one query for the versions and one for their files,
 /// whatever the number of models. No access check: callers pass models they
 /// were allowed to list.
-fn latest_versions_in(conn: &sql::Connection, model_ids: &[&str]) -> Result<Vec<Option<Version>>> {
+pub(in crate::registry) fn latest_versions_in(conn: &sql::Connection, model_ids: &[&str]) -> Result<Vec<Option<Version>>> {
     let mut latest: Vec<Option<Version>> = model_ids.iter().map(|_| None).collect();
     if model_ids.is_empty() {
         return Ok(latest);

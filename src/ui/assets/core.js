@@ -39,6 +39,13 @@ export function append(parent, kids) {
   return parent;
 }
 
+// replaceChildren, but skipping null/false as h() does: the DOM's own
+// replaceChildren and append turn a null into the text "null".
+export function fill(parent, ...kids) {
+  parent.replaceChildren();
+  return append(parent, kids);
+}
+
 export const SVG = 'http://www.w3.org/2000/svg';
 export function s(tag, attrs, ...kids) {
   const e = document.createElementNS(SVG, tag);
@@ -143,16 +150,16 @@ export function statusBadge(status, label) {
   return badge(label ? `${label}: ${st}` : st, `st-${st.replace(/[^A-Za-z_]/g, '')}`);
 }
 
-export function snippet(label, code) {
-  const pre = h('pre', { tabindex: '0' }, h('code', {}, code));
-  const button = h('button', { type: 'button', 'aria-label': `Copy ${label}` }, 'Copy');
+// Copies `text`, or else selects `target` for Ctrl+C; the button says which.
+export function copyButton(label, text, target) {
+  const button = h('button', { type: 'button', class: 'copy', 'aria-label': `Copy ${label}` }, 'Copy');
   button.addEventListener('click', async () => {
     try {
-      await navigator.clipboard.writeText(code);
+      await navigator.clipboard.writeText(text);
       button.textContent = 'Copied';
     } catch (_) {
       const range = document.createRange();
-      range.selectNodeContents(pre);
+      range.selectNodeContents(target);
       const sel = window.getSelection();
       sel.removeAllRanges();
       sel.addRange(range);
@@ -160,7 +167,32 @@ export function snippet(label, code) {
     }
     setTimeout(() => { button.textContent = 'Copy'; }, 2000);
   });
-  return h('div', { class: 'snippet' }, h('h3', {}, label), pre, button);
+  return button;
+}
+
+// A heading, its Copy button beside it (never over it), and the code below.
+export function snippet(label, code) {
+  const pre = h('pre', { tabindex: '0' }, h('code', {}, code));
+  return h('div', { class: 'snippet' }, h('div', { class: 'snippet-head' }, h('h3', {}, label), copyButton(label, code, pre)), pre);
+}
+
+// A sha256 (or any long hash) cut short on one line, whole in its title and
+// in the DOM (selecting it copies all of it), with a Copy button.
+export function hash(text, label) {
+  const code = h('code', { class: 'sha', title: text }, text);
+  return h('span', { class: 'hash' }, code, copyButton(label || 'sha256', text, code));
+}
+
+// Marks a table to become stacked cards on a phone (app.css, `table.stack`):
+// each cell is given its column's name to show beside it. Call again after
+// adding rows.
+export function stacked(table) {
+  table.classList.add('stack');
+  const names = [...table.querySelectorAll('thead th')].map((th) => (th.querySelector('.visually-hidden') ? '' : th.textContent.trim()));
+  for (const row of table.querySelectorAll('tbody tr')) {
+    [...row.children].forEach((cell, i) => { if (!cell.hasAttribute('data-label')) cell.setAttribute('data-label', names[i] || ''); });
+  }
+  return table;
 }
 
 export function errorBox(e) {
@@ -189,7 +221,7 @@ export function shorten(text, max) {
 export function part(title, id, load) {
   const body = h('div', { 'aria-busy': 'true' }, h('p', { class: 'desc' }, 'Loading…'));
   const section = h('section', { id, 'aria-labelledby': `${id}-h` }, h('h2', { id: `${id}-h` }, title), body);
-  load().then((content) => { body.replaceChildren(...[content].flat()); })
+  load().then((content) => { fill(body, content); })
     .catch((e) => { if (e.status !== 401) body.replaceChildren(h('p', { class: 'desc' }, e.message)); })
     .finally(() => body.removeAttribute('aria-busy'));
   return section;

@@ -1,14 +1,15 @@
 // The DataRobot model page's extras: tests, feature impact, environment,
 // datasets and access roles. Each part loads on its own.
 
-import { ORIGIN, api, apiText, bytes, h, part, s, shorten, statusBadge, when } from './core.js';
+import { ORIGIN, api, apiText, bytes, h, part, s, shorten, snippet, statusBadge, when } from './core.js';
+import { label } from './labels.js';
 
 export function dataRobotSections(model, v) {
   const base = `/api/v2/customModels/${encodeURIComponent(model.id)}`;
   const out = [];
   out.push(part('Custom model tests', 'tests', () => loadTests(model)));
   if (v) {
-    out.push(part(`Feature impact (v${v.label})`, 'impact', () => loadImpact(base, v)));
+    out.push(part(`Feature impact (v${v.label})`, 'impact', () => loadImpact(model, base, v)));
     const drVersion = api(`${base}/versions/${encodeURIComponent(v.id)}/`);
     out.push(part('Execution environment', 'environment', () => loadEnvironment(drVersion)));
     out.push(part('Datasets', 'datasets', () => loadDatasets(model, drVersion)));
@@ -21,11 +22,12 @@ async function loadTests(model) {
   const page = await api(`/api/v2/customModelTests/?customModelId=${encodeURIComponent(model.id)}&limit=20`);
   const tests = page.data || [];
   if (!tests.length) {
-    return h('p', { class: 'desc' }, 'No tests yet. ', h('code', {}, `POST ${ORIGIN}/api/v2/customModelTests/`), ' with the model, a version and a dataset runs one on DRUM.');
+    return [h('p', { class: 'desc', id: 'no-tests' }, 'No tests yet. A test starts the model in its environment, scores a dataset and checks how it copes with missing values and odd input. Run one:'),
+      snippet('Test this model', `modelreg --server ${ORIGIN} custom-models test ${model.id} latest --dataset DATASET_ID`)];
   }
   return tests.map((t) => {
     const checks = Object.entries(t.testingStatus || {}).map(([name, c]) => {
-      const b = statusBadge(c && c.status, name);
+      const b = statusBadge(c && c.status, label(name));
       b.classList.add('check');
       b.setAttribute('data-check', name);
       if (c && c.message) b.title = c.message;
@@ -48,12 +50,27 @@ async function loadTests(model) {
   });
 }
 
-async function loadImpact(base, v) {
+// Before a run, while one runs, after one failed: what feature impact is and
+// how to get it, in words for a person (the route's message is for clients).
+async function loadImpact(model, base, v) {
   let body;
   try {
     body = await api(`${base}/versions/${encodeURIComponent(v.id)}/featureImpact/`);
   } catch (e) {
-    if (e.status === 404 || e.status === 422) return h('p', { class: 'desc' }, e.message);
+    const run = snippet('Compute feature impact', `modelreg --server ${ORIGIN} custom-models feature-impact ${model.id} ${v.label}`);
+    if (e.status === 422) {
+      return h('p', { class: 'desc', id: 'impact-running' }, 'Feature impact is being computed for this version. Reload the page in a minute to see it.');
+    }
+    if (e.status === 404 && /failed/.test(e.message)) {
+      return [h('p', { class: 'error', id: 'impact-failed' }, `The last run failed: ${e.message.replace(/^.*?failed:\s*/, '') || 'no reason given'}`),
+        h('p', { class: 'desc' }, 'Fix the cause (often: no training data, or a model that does not start), then run it again:'), run];
+    }
+    if (e.status === 404) {
+      return [h('p', { class: 'desc', id: 'no-impact' },
+        'Feature impact shows which input columns this version relies on most: each column of its training data is shuffled in turn, ',
+        'and the more the predictions change, the more that column matters. It has not been computed for this version yet. ',
+        'It needs training data assigned to the model or the version; then run:'), run];
+    }
     throw e;
   }
   const rows = (body.featureImpacts || []).slice().sort((a, b) => (b.impactNormalized || 0) - (a.impactNormalized || 0));
@@ -115,7 +132,10 @@ async function loadDatasets(model, drVersionPromise) {
   add(model.attrs && model.attrs.trainingDatasetId, 'training data (model)');
   add(dv.trainingData && dv.trainingData.datasetId, 'training data (version)');
   add(dv.holdoutData && dv.holdoutData.datasetId, 'holdout data');
-  if (!ids.length) return h('p', { class: 'desc' }, 'No training data assigned. PATCH trainingData/ with a dataset id assigns some.');
+  if (!ids.length) {
+    return h('p', { class: 'desc', id: 'no-datasets' }, 'No training data assigned yet. Tests and feature impact need it: assign a dataset to the model with ',
+      h('code', {}, `PATCH ${ORIGIN}/api/v2/customModels/${model.id}/trainingData/`), ' and {"datasetId": "…"}.');
+  }
   return Promise.all(ids.map(async ({ id, role }) => {
     try {
       const d = await api(`/ui/api/datasets/${encodeURIComponent(id)}`);
@@ -134,7 +154,7 @@ async function loadAccess(base) {
   const page = await api(`${base}/accessControl/`);
   const rows = page.data || [];
   if (!rows.length) return h('p', { class: 'desc' }, 'No roles: the whole team reads it, and its creator owns it.');
-  return h('table', { id: 'access' },
+  return h('div', { class: 'table-wrap' }, h('table', { id: 'access' },
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'User'), h('th', { scope: 'col' }, 'Role'), h('th', { scope: 'col' }, 'Can share'))),
-    h('tbody', {}, rows.map((r) => h('tr', {}, h('td', {}, r.username || r.userId), h('td', {}, r.role), h('td', {}, r.canShare ? 'yes' : 'no')))));
+    h('tbody', {}, rows.map((r) => h('tr', {}, h('td', {}, r.username || r.userId), h('td', {}, r.role), h('td', {}, r.canShare ? 'yes' : 'no'))))));
 }

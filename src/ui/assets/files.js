@@ -1,6 +1,6 @@
 // A version's files, their downloads, and how to fetch them from a shell or a client.
 
-import { ORIGIN, bytes, errorBox, h, send, snippet } from './core.js';
+import { ORIGIN, bytes, errorBox, h, hash, send, snippet } from './core.js';
 
 export function fileRow(model, v, f) {
   const name = f.path.split('/').pop();
@@ -17,7 +17,7 @@ export function fileRow(model, v, f) {
     setTimeout(() => { check.textContent = 'Copy check'; }, 2000);
   });
   return h('tr', {}, h('td', {}, h('code', {}, f.path), facts), h('td', { class: 'num', title: `${f.size} bytes` }, bytes(f.size)),
-    h('td', {}, h('code', { class: 'sha' }, f.sha256)), h('td', { class: 'file-actions' }, link, ' ', check));
+    h('td', {}, hash(f.sha256, `sha256 of ${f.path}`)), h('td', { class: 'file-actions' }, link, ' ', check));
 }
 
 function showCheck(f, name, intro) {

@@ -1,6 +1,6 @@
 // The list of every door's models: search, filters and keyset pages.
 
-import { ORIGIN, announce, api, badge, doorBadge, errorBox, h, handleOf, main, modelHref, setTitle, snippet, when } from './core.js';
+import { ORIGIN, announce, api, badge, doorBadge, errorBox, h, handleOf, main, modelHref, setTitle, snippet, stacked, when } from './core.js';
 
 const TYPES = [
   ['Octomil framework', 'framework', ['pytorch', 'tensorflow', 'xgboost', 'sklearn']],
@@ -84,7 +84,7 @@ async function loadList(results, params) {
     const table = h('table', { id: 'models' },
       h('caption', { class: 'visually-hidden' }, 'Models, newest first'),
       h('thead', {}, h('tr', {},
-        h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Door'),
+        h('th', { scope: 'col', class: 'name-col' }, 'Name'), h('th', { scope: 'col' }, 'Door'),
         h('th', { scope: 'col' }, 'Framework / type'), h('th', { scope: 'col', class: 'num' }, 'Versions'),
         h('th', { scope: 'col' }, 'Latest'), h('th', { scope: 'col', class: 'hide-narrow' }, 'Created'))),
       body);
@@ -93,6 +93,7 @@ async function loadList(results, params) {
     let shown = 0;
     const add = (p) => {
       for (const m of p.items) body.append(listRow(m));
+      stacked(table);
       shown += p.items.length;
       count.textContent = `${shown} model${shown === 1 ? '' : 's'} shown${p.hasMore ? '; more below' : ''}`;
       more.replaceChildren();
@@ -119,8 +120,9 @@ function listRow(m) {
   const latest = m.latestVersion;
   return h('tr', { 'data-id': m.id, 'data-origin': m.origin },
     h('td', { class: 'name-cell' },
-      h('a', { href: modelHref(handleOf(m)) }, m.name || '(unnamed)'),
-      m.description ? h('div', { class: 'desc' }, m.description) : null),
+      // Long names and descriptions are clamped on screen (app.css, .clamp), whole in the title.
+      h('a', { href: modelHref(handleOf(m)), class: 'clamp', title: m.name }, m.name || '(unnamed)'),
+      m.description ? h('div', { class: 'desc clamp', title: m.description }, m.description) : null),
     h('td', {}, doorBadge(m.origin), m.isPublic === true ? [' ', badge('public', 'st-unknown')] : null),
     h('td', {}, type),
     h('td', { class: 'num' }, String(m.versionCount)),

@@ -1,6 +1,6 @@
 // Paperspace machines and their event timelines.
 
-import { ORIGIN, api, bytes, errorBox, fieldList, h, main, setTitle, snippet, statusBadge, when } from './core.js';
+import { ORIGIN, api, bytes, errorBox, fieldList, fill, h, main, setTitle, snippet, stacked, statusBadge, when } from './core.js';
 
 export async function renderMachines() {
   setTitle('Machines');
@@ -14,12 +14,12 @@ export async function renderMachines() {
       snippet('Create a machine', `modelreg --server ${ORIGIN} machines create --name my-machine --machine-type P4000 --template tz0ireoj`)));
     return;
   }
-  results.replaceChildren(h('div', { class: 'table-wrap' }, h('table', { id: 'machines' },
+  fill(results, h('div', { class: 'table-wrap' }, stacked(h('table', { id: 'machines' },
     h('thead', {}, h('tr', {}, ['Name', 'State', 'Type', 'Region', 'Template', 'Created'].map((c) => h('th', { scope: 'col' }, c)))),
     h('tbody', {}, page.items.map((m) => h('tr', {},
       h('td', {}, h('a', { href: `#/machines/${encodeURIComponent(m.id)}` }, m.name || m.id)),
       h('td', {}, statusBadge(m.state)), h('td', {}, m.machineType), h('td', {}, m.region), h('td', {}, h('code', {}, m.templateId || '')),
-      h('td', {}, when(m.dtCreated))))))),
+      h('td', {}, when(m.dtCreated)))))))),
   page.hasMore ? h('p', { class: 'desc' }, 'The first 120 machines are shown.') : null);
 }
 

@@ -1,7 +1,7 @@
 // A model's page: its fields, its versions and the chosen version's facts,
 // card, files and (DataRobot) extras.
 
-import { ORIGIN, bytes, doorBadge, fieldList, h, main, setTitle, snippet, statusBadge, versionHref, when } from './core.js';
+import { ORIGIN, api, bytes, doorBadge, fieldList, h, main, setTitle, snippet, stacked, statusBadge, versionHref, when } from './core.js';
 import { aliasBadges, aliasesOf, lineageSection, metricsInShort, metricsSummary, modelAliases, tagChips, versionInfo } from './facts.js';
 import { cardSection } from './card.js';
 import { fileRow, snippets } from './files.js';
@@ -10,6 +10,7 @@ import { metricCharts } from './chart.js';
 import { compareBar } from './compare.js';
 import { chosen, loadModel } from './resolve.js';
 import { addActions } from './actions.js';
+import { label, valueText } from './labels.js';
 
 // `id` is the model's id or name, `wantedVersion` any version handle (resolve.js).
 export async function renderModel(id, wantedVersion) {
@@ -42,9 +43,11 @@ export async function renderModel(id, wantedVersion) {
 function fieldsPanel(model, versions) {
   const rows = [['Aliases', modelAliases(model, versions)], ['Tags', tagChips(model.tags, 'model-tags')],
     ['ID', h('code', {}, model.id)], ['Created', [when(model.created), ` by ${model.createdBy}`]], ['Modified', when(model.modified)]];
+  // The framework by the registry's rule (its own, else its latest weights'), as the API and the list show it.
+  if (model.framework) rows.push([label('framework'), h('span', { id: 'model-framework' }, model.framework)]);
   for (const [k, v] of Object.entries(model.attrs || {})) {
-    if (v == null || v === '') continue;
-    rows.push([k, typeof v === 'object' ? h('code', {}, JSON.stringify(v)) : String(v)]);
+    if (v == null || v === '' || k === 'framework') continue;
+    rows.push([label(k), v !== null && typeof v === 'object' && !Array.isArray(v) ? h('code', {}, valueText(v)) : valueText(v)]);
   }
   return h('section', { class: 'panel', 'aria-label': 'Fields' }, fieldList(rows));
 }
@@ -58,7 +61,7 @@ function noVersions(model) {
 }
 
 function versionsTable(model, versions, selected) {
-  return h('div', { class: 'table-wrap' }, h('table', { id: 'versions' },
+  return h('div', { class: 'table-wrap' }, stacked(h('table', { id: 'versions' },
     h('caption', { class: 'visually-hidden' }, 'Versions, newest first'),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col' }, 'Aliases'), h('th', { scope: 'col' }, 'Metrics'),
@@ -80,7 +83,7 @@ function versionsTable(model, versions, selected) {
         h('td', {}, v.format || '', v.status && v.status !== 'active' ? [' ', statusBadge(v.status)] : null),
         h('td', {}, v.createdBy),
         h('td', {}, when(v.created)));
-    }))));
+    })))));
 }
 
 function versionSection(model, v) {
@@ -88,10 +91,10 @@ function versionSection(model, v) {
   const section = h('section', { id: 'version', 'aria-labelledby': 'version-h', 'data-number': v.number },
     h('h2', { id: 'version-h' }, `Version ${v.label}: files`),
     v.files.length === 0 ? h('p', { class: 'desc' }, 'This version holds no files.') :
-      h('div', { class: 'table-wrap' }, h('table', { id: 'files' },
+      h('div', { class: 'table-wrap' }, stacked(h('table', { id: 'files' },
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Path'), h('th', { scope: 'col', class: 'num' }, 'Size'),
           h('th', { scope: 'col' }, 'sha256'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Download')))),
-        files)),
+        files))),
     h('div', { id: 'download-status', role: 'status' }),
     h('h2', {}, 'Fetch this version'),
     snippets(model, v));
