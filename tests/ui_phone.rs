@@ -206,6 +206,7 @@ fn at_390_px_no_page_scrolls_sideways_and_nothing_overlaps() {
     let sha = b.js("const c = document.querySelector('#files .hash code'); return [c.getBoundingClientRect().height, c.textContent.length, c.scrollWidth > c.clientWidth]", json!([]));
     assert!(sha[0].as_f64().unwrap() < 24.0 && sha[1] == 64, "{sha}");
     assert_eq!(b.find_all("#files .hash button.copy").len(), 1);
+    b.js("document.getElementById('version').scrollIntoView()", json!([]));
     b.screenshot("model-390");
     b.goto(&s.url(&format!("/#/models/{octo}/versions/1")));
     b.wait_text("#version-h", "version 1's files", |t| t.contains("Version 1"));
@@ -225,6 +226,7 @@ fn at_390_px_no_page_scrolls_sideways_and_nothing_overlaps() {
         assert!(right.as_f64().unwrap() <= PHONE.0 as f64, "a Download button is cut off: {rights}");
     }
     assert_eq!(overlaps(&b), json!([]), "a DataRobot model page at 390 px");
+    b.js("document.getElementById('version').scrollIntoView()", json!([]));
     b.screenshot("datarobot-390");
     b.goto(&s.url("/#/machines"));
     b.wait_count("#machines tbody tr", 1);
