@@ -104,6 +104,9 @@ fn a_framework_from_another_door_is_shown_and_filtered_as_the_api_says() {
     let listed = ok(&s.get("/api/v1/models?framework=sklearn"), 200);
     let ids: Vec<&str> = listed["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!((ids, &listed["total"]), (vec![paper.as_str()], &json!(1)), "{listed}");
+    let own = ok(&s.get("/api/modelreg/v1/models?framework=sklearn"), 200);
+    let ids: Vec<&str> = own["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [paper.as_str()], "modelreg's own filter: {own}");
 
     let b = Browser::start();
     b.sign_in(&s, &s.key);

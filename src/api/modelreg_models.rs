@@ -105,6 +105,8 @@ pub fn routes(router: &mut Router) {
 pub(crate) struct Search {
     pub tags: Vec<TagFilter>,
     pub text: Option<String>,
+    /// The framework by the registry's rule (`Model::framework`).
+    pub framework: Option<String>,
     pub limit: u64,
     pub after: Option<Cursor>,
 }
@@ -123,6 +125,7 @@ fn list_models(ctx: &Ctx, req: &mut Request) -> Result<Response> {
     let search = Search {
         tags: tag_filters(req)?,
         text: req.query("q").filter(|q| !q.is_empty()).map(str::to_string),
+        framework: req.query("framework").filter(|f| !f.is_empty()).map(str::to_string),
         limit: query_int(req, "limit", 20, 1, 100)? as u64,
         after: req
             .query("after")
@@ -143,6 +146,7 @@ pub(crate) fn search_body(registry: &Registry, who: &Principal, search: Search) 
     });
     query.tags = search.tags;
     query.search = search.text;
+    query.framework = search.framework;
     let listed = registry.list_models_with_latest(who, &query, false)?;
     let ids: Vec<&str> = listed.page.items.iter().map(|m| m.id.as_str()).collect();
     let mut tags = registry.tags_of_models(who, &ids)?;
