@@ -142,6 +142,11 @@ fn datarobot_model(s: &Server) -> (String, String) {
 fn a_datarobot_model_page_labels_every_field_and_explains_feature_impact() {
     let s = Server::start();
     let (model, _) = datarobot_model(&s);
+    // Training data assigned: the model gains trainingDatasetId and trainingDatasetVersionId.
+    let dataset = dr::dataset_as(&s, None, "tenure,churned\n1,no\n24,yes\n");
+    ok(&s.send_json("PATCH", &format!("{API}/customModels/{model}/trainingData/"), &json!({"datasetId": dataset})), 202);
+    let attrs = ok(&s.get(&format!("/ui/api/models/{model}")), 200)["model"]["attrs"].clone();
+    assert!(attrs["trainingDatasetVersionId"].is_string(), "{attrs}");
     let b = Browser::start();
     b.set_size(DESKTOP.0, DESKTOP.1);
     b.sign_in(&s, &s.key);
@@ -150,7 +155,9 @@ fn a_datarobot_model_page_labels_every_field_and_explains_feature_impact() {
     // Every field's label is words, never a wire key (camelCase, snake_case).
     let labels = b.js("return [...document.querySelectorAll('dl.fields dt')].map(d => d.textContent)", json!([]));
     let labels: Vec<String> = serde_json::from_value(labels).unwrap();
-    assert!(labels.iter().any(|l| l == "Target type") && labels.iter().any(|l| l == "Positive class"), "{labels:?}");
+    for wanted in ["Target type", "Positive class", "Training dataset version"] {
+        assert!(labels.iter().any(|l| l == wanted), "{wanted:?} in {labels:?}");
+    }
     for l in &labels {
         assert!(!l.contains('_') && !l.chars().zip(l.chars().skip(1)).any(|(a, c)| a.is_lowercase() && c.is_uppercase()), "a raw key: {l:?} in {labels:?}");
     }
