@@ -166,6 +166,7 @@ fn a_datarobot_model_page_labels_every_field_and_explains_feature_impact() {
     assert!(impact.contains("shuffled") && impact.contains("custom-models feature-impact"), "{impact}");
     assert!(!impact.contains("POST"), "written for a person, not a client: {impact}");
     assert_eq!(overlaps(&b), json!([]));
+    b.screenshot("datarobot-1400");
 }
 
 #[test]
