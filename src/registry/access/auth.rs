@@ -80,6 +80,21 @@ pub(in crate::registry) fn new_secret() -> String {
     format!("mr_{}{}", a.simple(), b.simple())
 }
 
+/// An API key with its user's name, as `key_from_row` reads it.
+const SELECT_KEYS: &str = "SELECT k.id, k.user_id, u.username, k.label, k.created_at, k.revoked_at
+                           FROM api_keys k JOIN users u ON u.id = k.user_id";
+
+fn key_from_row(r: &sql::Row) -> sql::Result<ApiKey> {
+    Ok(ApiKey {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        username: r.get(2)?,
+        label: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
 fn user_from_row(r: &sql::Row) -> sql::Result<User> {
     Ok(User {
         id: r.get("id")?,
@@ -249,20 +264,8 @@ impl Registry {
     }
 
     pub fn list_keys(&self) -> Result<Vec<ApiKey>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT k.id, k.user_id, u.username, k.label, k.created_at, k.revoked_at
-             FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.created_at, k.id",
-        )?;
-        let keys = stmt.query_map([], |r| {
-            Ok(ApiKey {
-                id: r.get(0)?,
-                user_id: r.get(1)?,
-                username: r.get(2)?,
-                label: r.get(3)?,
-                created_at: r.get(4)?,
-                revoked_at: r.get(5)?,
-            })
-        })?;
+        let mut stmt = self.conn.prepare(&format!("{SELECT_KEYS} ORDER BY k.created_at, k.id"))?;
+        let keys = stmt.query_map([], key_from_row)?;
         Ok(keys.collect::<sql::Result<_>>()?)
     }
 
@@ -393,24 +396,7 @@ impl Registry {
         let user = self.find_user(&who.team_id, &who.user_id)?;
         let team = self.find_team(&who.team_id)?;
         let key = match &who.key_id {
-            Some(id) => self
-                .conn
-                .query_row(
-                    "SELECT k.id, k.user_id, u.username, k.label, k.created_at, k.revoked_at
-                     FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id = ?1",
-                    [id],
-                    |r| {
-                        Ok(ApiKey {
-                            id: r.get(0)?,
-                            user_id: r.get(1)?,
-                            username: r.get(2)?,
-                            label: r.get(3)?,
-                            created_at: r.get(4)?,
-                            revoked_at: r.get(5)?,
-                        })
-                    },
-                )
-                .optional()?,
+            Some(id) => self.conn.query_row(&format!("{SELECT_KEYS} WHERE k.id = ?1"), [id], key_from_row).optional()?,
             None => None,
         };
         Ok(Me { user, team, key })
