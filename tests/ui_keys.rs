@@ -93,6 +93,8 @@ fn the_header_names_the_user_and_a_member_creates_lists_and_revokes_their_own_ke
     b.screenshot("keys-1400");
     b.set_size(390, 844);
     b.assert_no_sideways_scroll("the keys page");
+    // A phone still says who is signed in (WebDriver's text of a hidden element is empty).
+    assert_eq!(b.text(&b.find("#who")), "mia · default");
     b.screenshot("keys-390");
     b.set_size(1280, 800);
 
