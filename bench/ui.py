@@ -12,8 +12,9 @@ and worst of:
   page's own clock: performance.now() when the list rendered);
 - list_ms: the list's request to its rendered rows (what the UI records);
 - api_ms: the /ui/api/models request alone, from Python (no browser);
-- api_search_miss_ms, api_door_miss_ms: a search and a door filter that
-  match nothing, the worst case (a walk over every model).
+- api_search_miss_ms, api_door_miss_ms, api_framework_miss_ms: a search, a
+  door filter and a framework filter that match nothing, the worst case (a
+  walk over every model).
 
 Needs chromium and chromedriver (Debian: chromium, chromium-driver). Uses
 loopback ports 18440 (modelreg) and 18441 (chromedriver). Not part of
@@ -94,7 +95,8 @@ def main():
         # The worst cases, for the record: a search or a door that matches
         # nothing walks every model of the team (no full-text index).
         worst = {}
-        for name, query in [("api_search_miss_ms", "q=no-such-text"), ("api_door_miss_ms", "origin=datarobot")]:
+        for name, query in [("api_search_miss_ms", "q=no-such-text"), ("api_door_miss_ms", "origin=datarobot"),
+                            ("api_framework_miss_ms", "framework=onnx")]:
             times = []
             for _ in range(3):
                 t = time.perf_counter()
