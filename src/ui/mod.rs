@@ -98,7 +98,20 @@ fn static_file(content_type: &str, body: &str) -> Response {
 }
 
 fn index(_: &Ctx, _: &mut Request) -> Result<Response> {
-    Ok(static_file("text/html; charset=utf-8", INDEX_HTML))
+    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    Ok(static_file("text/html; charset=utf-8", PAGE.get_or_init(page_with_preloads)))
+}
+
+/// The page, telling the browser every module up front: without it the
+/// browser learns of model.js only once app.js has arrived and of
+/// actions.js once model.js has, one round trip per level of imports.
+fn page_with_preloads() -> String {
+    let preloads: String = ASSETS
+        .iter()
+        .filter(|(name, _, _)| name.ends_with(".js") && *name != "app.js")
+        .map(|(name, _, _)| format!("<link rel=\"modulepreload\" href=\"/ui/{name}\">\n"))
+        .collect();
+    INDEX_HTML.replacen("<!-- modulepreload -->\n", &preloads, 1)
 }
 
 fn asset(_: &Ctx, req: &mut Request) -> Result<Response> {
@@ -441,6 +454,8 @@ mod tests {
     fn the_page_runs_under_a_policy_without_inline_code() {
         assert!(!CSP.contains("unsafe") && CSP.contains("script-src 'self'") && CSP.contains("default-src 'none'"));
         assert!(!INDEX_HTML.contains("<script>") && !INDEX_HTML.contains("style=") && !INDEX_HTML.contains(" on"));
+        let page = page_with_preloads();
+        assert!(!page.contains("<!-- modulepreload -->") && page.contains("<link rel=\"modulepreload\" href=\"/ui/core.js\">"));
         let html_sinks =
             ["innerHTML", "outerHTML", "insertAdjacentHTML", "createContextualFragment", "setHTMLUnsafe", "parseHTMLUnsafe", "srcdoc"];
         let scripts: Vec<(&str, &str)> =
