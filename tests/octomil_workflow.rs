@@ -234,7 +234,7 @@ fn absolute_urls_follow_a_trusted_proxy_and_ignore_anyone_else() {
     let (url, next) = ask(&trusting);
     assert!(url.starts_with("https://models.example.com/api/v1/downloads/"), "{url}");
     assert!(next.unwrap().starts_with("https://models.example.com/api/v2/customModels/"));
-    assert!(trusting.log.lock().unwrap().contains(" 203.0.113.9 "), "the access log names the client behind the proxy");
+    trusting.wait_for_log(" 203.0.113.9 ", "the access log names the client behind the proxy");
 
     let stranger = Server::start();
     let (url, _) = ask(&stranger);

@@ -248,6 +248,17 @@ impl Server {
         Server { child, addr, key, data, log, blob_store, store_env, database, agent }
     }
 
+    /// Waits (up to 20 s) until the server's stderr holds `needle`: the
+    /// access log line of a request is written after its answer is sent, so
+    /// a client that has its answer may look before the line is there.
+    pub fn wait_for_log(&self, needle: &str, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !self.log.lock().unwrap().contains(needle) {
+            assert!(std::time::Instant::now() < deadline, "{what}: {needle:?} never reached the log:\n{}", self.log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
