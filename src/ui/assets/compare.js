@@ -3,7 +3,7 @@
 // metric of either with B − A for numbers (which way is better is the
 // reader's to say); files by path with sizes and hashes; lineage.
 
-import { api, badge, bytes, compareHref, h, handleOf, main, modelHref, part, setTitle, statusBadge, versionHref, when } from './core.js';
+import { api, badge, bytes, compareHref, copyButton, h, handleOf, main, modelHref, part, setTitle, statusBadge, versionHref, when } from './core.js';
 import { aliasBadges, aliasesOf, metricText, runLink, tagChips } from './facts.js';
 import { chosen, loadModel } from './resolve.js';
 
@@ -99,21 +99,15 @@ function metricsPart(va, vb, heads) {
       h('td', { class: 'num diff' }, diff(name)))))))];
 }
 
-function copyButton(label, text) {
-  const button = h('button', { type: 'button', class: 'copy', 'aria-label': `Copy ${label}` }, 'Copy');
-  button.addEventListener('click', async () => {
-    try { await navigator.clipboard.writeText(text); button.textContent = 'Copied'; } catch (_) { button.textContent = 'Copy failed'; }
-    setTimeout(() => { button.textContent = 'Copy'; }, 2000);
-  });
-  return button;
-}
-
 function fileCell(v, f) {
   if (!f) return h('td', { class: 'absent' }, h('span', { class: 'desc' }, 'absent'));
+  // Where the browser has no clipboard (plain http off localhost), Copy
+  // selects the whole hash, kept off screen, for Ctrl+C.
+  const full = h('code', { class: 'visually-hidden' }, f.sha256);
   return h('td', { 'data-sha256': f.sha256 },
     h('span', { class: 'size', title: `${f.size} bytes` }, bytes(f.size)), ' ',
     h('code', { class: 'sha-short', title: f.sha256 }, `${f.sha256.slice(0, 12)}…`), ' ',
-    copyButton(`the sha256 of ${f.path} in v${v.label}`, f.sha256),
+    copyButton(`the sha256 of ${f.path} in v${v.label}`, f.sha256, full), full,
     f.weightFactsSummary ? h('div', { class: f.weightFacts && f.weightFacts.error ? 'desc weights unreadable' : 'desc weights' }, f.weightFactsSummary) : null);
 }
 
