@@ -249,9 +249,11 @@ fn get_model(ctx: &Ctx, req: &mut Request) -> Result<Response> {
         .iter()
         .map(|v| render_version(v, version_tags.remove(&v.id).unwrap_or_default(), &mut names))
         .collect();
+    // Asked by its name, the model was resolved by it, which already
+    // refused a name two models share: no second lookup.
     let unique_name = !model.name.is_empty()
         && !is_uuid(&model.name)
-        && ctx.registry.models_named(who, &model.name)?.iter().all(|m| m.id == model.id);
+        && (asked == model.name || ctx.registry.models_named(who, &model.name)?.iter().all(|m| m.id == model.id));
     Ok(json_ok(&json!({
         "model": {
             "id": model.id,
